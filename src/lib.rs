@@ -1,1 +1,22 @@
-//! rel
+//! rel: a GitOps release toolkit.
+//!
+//! The binary (`src/main.rs`) is a shim over [`commands::run`]. Each command in [`commands`] is a
+//! thin function over the library modules below, which take typed values and return typed
+//! results; they never print. See `ARCHITECTURE.md` for the map.
+
+pub mod atomic_write;
+pub mod build_output;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod env_vars;
+pub mod error;
+pub mod gate;
+pub mod lockfile;
+pub mod project;
+pub mod releases;
+pub mod report;
+pub mod source_error;
+pub mod version;
+
+pub use error::{Error, Exit};

@@ -38,9 +38,18 @@ pub enum ImageRefError {
 }
 
 impl ImageRef {
-    /// A reference from parts that are already known to be valid names.
-    pub fn new(registry: &str, repository: &str) -> Result<Self, ImageRefError> {
-        format!("{registry}/{repository}").parse()
+    /// The image name `prefix/repository` (no tag, no digest); `prefix` is a registry host with
+    /// an optional path, e.g. `registry.example.com/platform`.
+    pub fn new(prefix: &str, repository: &str) -> Result<Self, ImageRefError> {
+        let input = format!("{prefix}/{repository}");
+        let r: ImageRef = input.parse()?;
+        if let Some(tag) = r.tag() {
+            return Err(ImageRefError::BadTag { input, tag: tag.to_owned() });
+        }
+        if r.digest().is_some() {
+            return Err(ImageRefError::BadComponent { input, component: "@".to_owned() });
+        }
+        Ok(r)
     }
 
     /// The registry host, with port when given (`docker.io`, `localhost:5000`).

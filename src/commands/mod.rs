@@ -1,0 +1,110 @@
+//! The commands: thin functions over the library that render results and pick exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, GateCommand, GateOutput};
+use crate::config::Config;
+use crate::report::Report;
+use crate::{Error, Exit, env_vars};
+
+mod gate;
+mod lock;
+
+/// Run a parsed command line and return the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing();
+    let ctx = match Context::new(cli.project_dir) {
+        Ok(ctx) => ctx,
+        Err(e) => return report_error(e),
+    };
+    let result = match cli.command {
+        Command::Lock(args) => lock::run(&ctx, args),
+        Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => report_error(e),
+    }
+}
+
+fn report_error(e: Error) -> ExitCode {
+    let exit = e.exit();
+    let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(e));
+    exit.into()
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !env_vars::no_color())
+        .with_target(false)
+        .try_init();
+}
+
+/// Where the command runs: the working directory and, when given, the project directory.
+pub struct Context {
+    pub cwd: PathBuf,
+    pub project_dir: Option<PathBuf>,
+}
+
+impl Context {
+    fn new(project_dir: Option<PathBuf>) -> Result<Context, Error> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
+        let project_dir = project_dir.map(|d| if d.is_absolute() { d } else { cwd.join(d) });
+        if let Some(d) = &project_dir
+            && !d.join(crate::config::FILE_NAME).is_file()
+        {
+            return Err(Error::usage(
+                format!("{} has no {}", d.display(), crate::config::FILE_NAME),
+                "point -C / REL_PROJECT_DIR at the directory that holds rel.toml",
+            ));
+        }
+        Ok(Context { cwd, project_dir })
+    }
+
+    /// The project configuration; an error when there is none.
+    pub fn project(&self) -> Result<Config, Error> {
+        crate::project::load(self.project_dir.as_deref().unwrap_or(&self.cwd))
+    }
+
+    /// The project whose directory holds `path`, or the `-C` project.
+    pub fn project_of(&self, path: &Path) -> Result<Option<Config>, Error> {
+        if let Some(d) = &self.project_dir {
+            return Config::load(&d.join(crate::config::FILE_NAME)).map(Some);
+        }
+        let abs = if path.is_absolute() { path.to_path_buf() } else { self.cwd.join(path) };
+        let start = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| self.cwd.clone());
+        crate::project::load_optional(&start)
+    }
+
+    /// A path as the user should see it: relative to the working directory when inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd).unwrap_or(path).display().to_string()
+    }
+}
+
+/// Write to stdout; a closed pipe (`rel ... | head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Print a gate's report in the requested format, write JUnit and annotations, and pick the exit.
+pub fn emit_report(report: &Report, output: &GateOutput) -> Result<Exit, Error> {
+    let tty = std::io::stdout().is_terminal();
+    print_stdout(&report.render(output.format, tty, tty && !env_vars::no_color()));
+    if let Some(path) = &output.junit {
+        crate::atomic_write::write(path, report.to_junit().as_bytes())
+            .map_err(|e| Error::io("write the JUnit report", path, e))?;
+    }
+    if env_vars::github_actions() {
+        let _ = std::io::stderr().write_all(report.to_github_annotations().as_bytes());
+    }
+    Ok(if report.passed() { Exit::Ok } else { Exit::Failed })
+}

@@ -1,0 +1,350 @@
+//! `rel.toml`: the project configuration, parsed into typed values with errors at file:line.
+//!
+//! ```toml
+//! registry = "registry.example.com/platform"   # image repository prefix
+//! repo = "example-org/platform"                 # source repository of built components
+//!
+//! [components.identity]                         # a built component: three lines
+//! crate = "identity"
+//! bin = "identity"                              # default: the component name
+//! features = []                                 # cargo features of this role
+//!
+//! [components.console]                          # an external component
+//! repo = "example-org/console"
+//! built-against-engine = true                   # the lockfile must carry builtAgainstEngine
+//!
+//! [environments.staging]
+//! overlay = "overlays/staging"
+//! promotes-to = "prod"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use image_ref::ImageRef;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::source_error::SourceError;
+
+/// The file name rel looks for.
+pub const FILE_NAME: &str = "rel.toml";
+
+/// The parsed, validated project configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory holding `rel.toml`; relative paths in it are relative to this.
+    pub root: PathBuf,
+    /// Default image repository prefix, e.g. `registry.example.com/platform`.
+    pub registry: String,
+    /// Source repository of built components (`org/name`), written to lockfiles as `repo`.
+    pub repo: Option<String>,
+    pub components: BTreeMap<String, Component>,
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// One deployable image.
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub name: String,
+    pub source: ComponentSource,
+    /// The image name (no tag, no digest): `registry/name` unless `image` overrides it.
+    pub image: ImageRef,
+    /// Whether the lockfile entry must carry `builtAgainstEngine` equal to `engineVersion`.
+    pub built_against_engine: bool,
+}
+
+/// Where a component's image comes from.
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// Built from a crate of this workspace.
+    Built {
+        krate: String,
+        bin: String,
+        features: Vec<String>,
+        /// A base image (registry reference or OCI layout path) whose layers come first.
+        base: Option<String>,
+    },
+    /// Built elsewhere and pinned by digest.
+    External { repo: String },
+}
+
+impl Component {
+    pub fn is_built(&self) -> bool {
+        matches!(self.source, ComponentSource::Built { .. })
+    }
+}
+
+/// A deployment environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    /// The kustomize overlay directory, relative to the project root.
+    pub overlay: PathBuf,
+    /// The environment a validated release of this one is promoted into.
+    pub promotes_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    registry: Spanned<String>,
+    repo: Option<String>,
+    #[serde(default)]
+    components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
+    #[serde(default)]
+    environments: BTreeMap<Spanned<String>, RawEnvironment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawComponent {
+    #[serde(rename = "crate")]
+    krate: Option<String>,
+    bin: Option<String>,
+    #[serde(default)]
+    features: Vec<String>,
+    base: Option<String>,
+    repo: Option<String>,
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    built_against_engine: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEnvironment {
+    overlay: Option<String>,
+    promotes_to: Option<Spanned<String>>,
+}
+
+/// Component and environment names: lowercase letters, digits and `-`, starting with a letter.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && name.len() <= 63
+}
+
+impl Config {
+    /// Read and validate `path` (a `rel.toml`).
+    pub fn load(path: &Path) -> Result<Config, crate::Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+            action: "read the project configuration",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Config::parse(path, &text, root)?)
+    }
+
+    /// Parse configuration text; `path` is used in error messages, `root` anchors relative paths.
+    pub fn parse(path: &Path, text: &str, root: PathBuf) -> Result<Config, SourceError> {
+        let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
+            SourceError::at_offset(path, text, span.start, span.end - span.start, msg).with_help(help.to_owned())
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            err(
+                span,
+                e.message().trim().to_owned(),
+                "see the schema at the top of src/config.rs, or `rel.toml` in the rel repository",
+            )
+        })?;
+
+        let registry = raw.registry.get_ref().trim_end_matches('/').to_owned();
+        if ImageRef::new(&registry, "probe").is_err() {
+            return Err(err(
+                raw.registry.span(),
+                format!("`registry = \"{registry}\"` is not a valid image repository prefix"),
+                "use a registry host and optional path, e.g. `registry.example.com/platform` or `localhost:5000/platform`",
+            ));
+        }
+
+        let mut components = BTreeMap::new();
+        for (name, raw_component) in raw.components {
+            let span = name.span();
+            let name = name.into_inner();
+            if !valid_name(&name) {
+                return Err(err(
+                    span,
+                    format!("component name `{name}` is invalid"),
+                    "use lowercase letters, digits and `-`, starting with a letter (it becomes an image name)",
+                ));
+            }
+            let body_span = raw_component.span();
+            let c = raw_component.into_inner();
+            let source = match (c.krate, c.repo) {
+                (Some(krate), None) => ComponentSource::Built {
+                    bin: c.bin.unwrap_or_else(|| name.clone()),
+                    krate,
+                    features: c.features,
+                    base: c.base,
+                },
+                (None, Some(repo)) => {
+                    if c.bin.is_some() || !c.features.is_empty() || c.base.is_some() {
+                        return Err(err(
+                            body_span,
+                            format!("component `{name}` is external (`repo`) but also sets `bin`, `features` or `base`"),
+                            "external components are pinned by digest only; drop the build settings or use `crate` instead of `repo`",
+                        ));
+                    }
+                    ComponentSource::External { repo }
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        body_span,
+                        format!("component `{name}` sets both `crate` and `repo`"),
+                        "a component is either built from a workspace crate (`crate = ...`) or external (`repo = \"org/name\"`), not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(err(
+                        body_span,
+                        format!("component `{name}` sets neither `crate` nor `repo`"),
+                        "add `crate = \"<workspace crate>\"` for a built component, or `repo = \"org/name\"` for an external one",
+                    ));
+                }
+            };
+            let image = match &c.image {
+                Some(image) => image.get_ref().parse::<ImageRef>().ok().filter(|r| r.tag().is_none() && r.digest().is_none()).ok_or_else(|| {
+                    err(
+                        image.span(),
+                        format!("`image = \"{}\"` of component `{name}` is not an image name", image.get_ref()),
+                        "give the image repository without tag or digest, e.g. `ghcr.io/org/console`",
+                    )
+                })?,
+                None => ImageRef::new(&registry, &name).map_err(|e| {
+                    err(span.clone(), format!("component `{name}`: {e}"), "component names must be valid image path components")
+                })?,
+            };
+            components.insert(
+                name.clone(),
+                Component { name, source, image, built_against_engine: c.built_against_engine },
+            );
+        }
+
+        let mut environments = BTreeMap::new();
+        let env_names: Vec<String> = raw.environments.keys().map(|k| k.get_ref().clone()).collect();
+        for (name, e) in raw.environments {
+            let span = name.span();
+            let name = name.into_inner();
+            if !valid_name(&name) {
+                return Err(err(span, format!("environment name `{name}` is invalid"), "use lowercase letters, digits and `-`"));
+            }
+            if let Some(target) = &e.promotes_to
+                && !env_names.contains(target.get_ref())
+            {
+                return Err(err(
+                    target.span(),
+                    format!("environment `{name}` promotes to `{}`, which is not defined", target.get_ref()),
+                    &format!("define it with `[environments.{}]`, or fix the name (known: {})", target.get_ref(), env_names.join(", ")),
+                ));
+            }
+            let overlay = PathBuf::from(e.overlay.unwrap_or_else(|| format!("overlays/{name}")));
+            environments.insert(
+                name.clone(),
+                Environment { name, overlay, promotes_to: e.promotes_to.map(Spanned::into_inner) },
+            );
+        }
+
+        Ok(Config { root, registry, repo: raw.repo, components, environments })
+    }
+
+    /// The environment named `name`, or an error listing the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, crate::Error> {
+        self.environments.get(name).ok_or_else(|| crate::Error::UnknownEnvironment {
+            name: name.to_owned(),
+            known: self.environments.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The environment that promotes into `target` (its source), if any.
+    pub fn promotes_from(&self, target: &str) -> Option<&Environment> {
+        self.environments.values().find(|e| e.promotes_to.as_deref() == Some(target))
+    }
+
+    /// Absolute path of an environment's overlay directory.
+    pub fn overlay_dir(&self, env: &Environment) -> PathBuf {
+        self.root.join(&env.overlay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, SourceError> {
+        Config::parse(Path::new("rel.toml"), text, PathBuf::from("/p"))
+    }
+
+    const GOOD: &str = r#"
+registry = "registry.example.com/platform"
+repo = "example-org/platform"
+
+[components.identity]
+crate = "identity"
+
+[components.gateway]
+crate = "node"
+bin = "gateway"
+features = ["gateway"]
+
+[components.console]
+repo = "example-org/console"
+built-against-engine = true
+
+[environments.staging]
+overlay = "overlays/staging"
+promotes-to = "prod"
+
+[environments.prod]
+overlay = "overlays/prod"
+"#;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.registry, "registry.example.com/platform");
+        let id = &c.components["identity"];
+        assert!(matches!(&id.source, ComponentSource::Built { krate, bin, .. } if krate == "identity" && bin == "identity"));
+        assert_eq!(id.image.to_string(), "registry.example.com/platform/identity");
+        assert!(!id.built_against_engine);
+        let gw = &c.components["gateway"];
+        assert!(matches!(&gw.source, ComponentSource::Built { features, .. } if features == &["gateway"]));
+        assert!(c.components["console"].built_against_engine);
+        assert_eq!(c.environments["staging"].promotes_to.as_deref(), Some("prod"));
+        assert_eq!(c.promotes_from("prod").unwrap().name, "staging");
+        assert_eq!(c.overlay_dir(&c.environments["prod"]), PathBuf::from("/p/overlays/prod"));
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let cases = [
+            ("registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nfeatures = \"x\"\n", 4, "invalid type"),
+            ("registry = \"r.io/p\"\n[components.a]\ncrat = \"a\"\n", 3, "unknown field `crat`"),
+            ("registry = \"r.io/p\"\n[components.a]\nbin = \"a\"\n", 2, "neither `crate` nor `repo`"),
+            ("registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nrepo = \"o/a\"\n", 2, "both `crate` and `repo`"),
+            ("registry = \"r.io/p\"\n[components.Bad]\ncrate = \"a\"\n", 2, "component name `Bad` is invalid"),
+            ("registry = \"r.io/p\"\n\n[environments.staging]\npromotes-to = \"prd\"\n", 4, "`prd`, which is not defined"),
+            ("registry = \"HTTP://x\"\n", 1, "not a valid image repository prefix"),
+            ("[components.a]\ncrate = \"a\"\n", 1, "missing field `registry`"),
+            ("registry = \"r.io/p\"\n[components.a\n", 2, ""),
+        ];
+        for (text, line, want) in cases {
+            let e = parse(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.to_string().contains(want), "{text:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("rel.toml:{line}:")), "{e}");
+            assert!(e.help.is_some());
+        }
+    }
+
+    #[test]
+    fn adding_a_component_is_three_lines() {
+        let text = format!("{GOOD}\n[components.worker]\ncrate = \"node\"\nfeatures = [\"worker\"]\n");
+        let c = parse(&text).unwrap();
+        assert!(matches!(&c.components["worker"].source, ComponentSource::Built { bin, .. } if bin == "worker"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The top-level error type and the exit codes it maps to.
+//!
+//! Domain modules return their own typed errors; this enum wraps them so `main` has one reporter
+//! (miette) and one mapping to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::source_error::SourceError;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything passed.
+    Ok = 0,
+    /// A gate or check failed, or rel refused an unsafe move.
+    Failed = 1,
+    /// Usage, input or environment error: rel could not do its job.
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Source(#[from] SourceError),
+
+    #[error("could not {action}: {}: {source}", path.display())]
+    #[diagnostic(help("check that the path exists and is readable/writable by this user"))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no {} found in {} or any parent directory", crate::config::FILE_NAME, start.display())]
+    #[diagnostic(help("run rel inside a rel project, or point at one with `-C DIR` (env REL_PROJECT_DIR)"))]
+    NoProject { start: PathBuf },
+
+    #[error("unknown environment `{name}`")]
+    #[diagnostic(help("environments defined in rel.toml: {known}"))]
+    UnknownEnvironment { name: String, known: String },
+
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Usage { message: String, help: String },
+
+    /// rel refused to do something unsafe (exit 1): it checked and said no.
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Refused { message: String, help: String },
+
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Invalid { message: String, help: String },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage { message: message.into(), help: help.into() }
+    }
+
+    pub fn refused(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Refused { message: message.into(), help: help.into() }
+    }
+
+    pub fn invalid(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Invalid { message: message.into(), help: help.into() }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+
+    /// The exit code this error maps to.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Refused { .. } => Exit::Failed,
+            _ => Exit::Error,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The deploy gates. Each takes typed inputs and returns a [`crate::report::Report`].
+
+pub mod coherence;

@@ -1,0 +1,292 @@
+//! Release lockfiles, `releases/<version>.yaml`: every component pinned by digest.
+//!
+//! Reading takes the seed's format unchanged (`version`, `engineVersion`,
+//! `components.<name>.repo`, `.digest`, `.builtAgainstEngine`) plus our optional fields (`image`,
+//! `tag`, `sourceCommit`, `crate`). A file is first parsed into [`RawLockfile`], which keeps
+//! positions and tolerates wrong values so the coherence gate can report each one; [`Lockfile`] is
+//! the validated form the rest of rel uses. Writing is canonical (fixed key order) and atomic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use image_ref::{Digest, ImageRef};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::source_error::SourceError;
+use crate::version::Version;
+
+/// A lockfile as written, with positions, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawLockfile {
+    pub version: Option<Spanned<String>>,
+    pub engine_version: Option<Spanned<String>>,
+    pub components: Option<Spanned<BTreeMap<String, Spanned<RawComponent>>>>,
+}
+
+/// One component entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawComponent {
+    pub repo: Option<String>,
+    pub digest: Option<Spanned<String>>,
+    pub built_against_engine: Option<Spanned<String>>,
+    pub image: Option<Spanned<String>>,
+    pub tag: Option<String>,
+    pub source_commit: Option<String>,
+    #[serde(rename = "crate")]
+    pub krate: Option<String>,
+}
+
+/// A raw lockfile with the text and path it came from.
+#[derive(Debug)]
+pub struct LoadedRaw {
+    pub path: PathBuf,
+    pub text: String,
+    pub raw: RawLockfile,
+}
+
+impl LoadedRaw {
+    /// `path:line:col` of a spanned value.
+    pub fn at<T>(&self, s: &Spanned<T>) -> String {
+        format!("{}:{}:{}", self.path.display(), s.referenced.line(), s.referenced.column())
+    }
+}
+
+/// Parse lockfile text. A YAML error is a [`SourceError`] at its line and column.
+pub fn parse_raw(path: &Path, text: &str) -> Result<LoadedRaw, SourceError> {
+    let raw: RawLockfile = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+        let message = e.to_string();
+        // serde-saphyr appends its own position; keep the message, we print ours in front.
+        let message = message.lines().next().unwrap_or("invalid YAML").to_owned();
+        SourceError::at_line_col(path, text, line, column, format!("invalid release lockfile: {message}"))
+            .with_help("a lockfile is YAML: `version`, `engineVersion` and `components.<name>.digest: sha256:<64 hex>`; see releases/ for an example")
+    })?;
+    Ok(LoadedRaw { path: path.to_path_buf(), text: text.to_owned(), raw })
+}
+
+/// Read and parse a lockfile from disk.
+pub fn read_raw(path: &Path) -> Result<LoadedRaw, crate::Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io("read the release lockfile", path, e))?;
+    Ok(parse_raw(path, &text)?)
+}
+
+/// A validated release lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockfile {
+    pub version: Version,
+    pub engine_version: Version,
+    pub components: BTreeMap<String, LockedComponent>,
+}
+
+/// One component pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedComponent {
+    /// Source repository (`org/name`).
+    pub repo: Option<String>,
+    /// Image repository, without tag or digest.
+    pub image: Option<ImageRef>,
+    /// The tag pushed with the image: a label, never the authority.
+    pub tag: Option<String>,
+    pub digest: Digest,
+    pub built_against_engine: Option<Version>,
+    pub source_commit: Option<String>,
+    pub krate: Option<String>,
+}
+
+impl LockedComponent {
+    /// The pinned reference `image@digest`, when the image name is known.
+    pub fn pinned_ref(&self) -> Option<ImageRef> {
+        self.image.as_ref().map(|i| i.without_version().with_digest(self.digest.clone()))
+    }
+}
+
+impl Lockfile {
+    /// Read, parse and validate a lockfile. Any failed intrinsic coherence check is an error
+    /// naming each problem.
+    pub fn load(path: &Path) -> Result<Lockfile, crate::Error> {
+        let loaded = read_raw(path)?;
+        Lockfile::from_raw(&loaded)
+    }
+
+    /// Validate a parsed lockfile (the intrinsic checks of the coherence gate).
+    pub fn from_raw(loaded: &LoadedRaw) -> Result<Lockfile, crate::Error> {
+        let report = crate::gate::coherence::check(loaded, None);
+        if !report.passed() {
+            let problems: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::report::Status::Fail)
+                .map(|c| format!("  - {}: {}", c.name, c.detail))
+                .collect();
+            return Err(crate::Error::invalid(
+                format!("{} is not a valid release lockfile:\n{}", loaded.path.display(), problems.join("\n")),
+                format!("run `rel gate coherence {}` for the full report", loaded.path.display()),
+            ));
+        }
+        // The checks above passed, so every value below parses.
+        let raw = &loaded.raw;
+        let parse_version = |s: &Option<Spanned<String>>| -> Result<Version, crate::Error> {
+            let text = s.as_ref().map(|s| s.value.as_str()).unwrap_or_default();
+            text.parse().map_err(|e: crate::version::VersionError| crate::Error::invalid(e.to_string(), "fix the lockfile"))
+        };
+        let version = parse_version(&raw.version)?;
+        let engine_version = parse_version(&raw.engine_version)?;
+        let mut components = BTreeMap::new();
+        if let Some(map) = &raw.components {
+            for (name, c) in &map.value {
+                let c = &c.value;
+                let digest_text = c.digest.as_ref().map(|d| d.value.as_str()).unwrap_or_default();
+                let digest: Digest = digest_text
+                    .parse()
+                    .map_err(|e: image_ref::DigestError| crate::Error::invalid(e.to_string(), "fix the lockfile"))?;
+                let image = match &c.image {
+                    Some(i) => Some(
+                        i.value
+                            .parse::<ImageRef>()
+                            .map_err(|e| crate::Error::invalid(e.to_string(), "fix the lockfile"))?
+                            .without_version(),
+                    ),
+                    None => None,
+                };
+                let built_against_engine = match &c.built_against_engine {
+                    Some(b) => Some(
+                        b.value
+                            .parse::<Version>()
+                            .map_err(|e| crate::Error::invalid(e.to_string(), "fix the lockfile"))?,
+                    ),
+                    None => None,
+                };
+                components.insert(
+                    name.clone(),
+                    LockedComponent {
+                        repo: c.repo.clone(),
+                        image,
+                        tag: c.tag.clone(),
+                        digest,
+                        built_against_engine,
+                        source_commit: c.source_commit.clone(),
+                        krate: c.krate.clone(),
+                    },
+                );
+            }
+        }
+        Ok(Lockfile { version, engine_version, components })
+    }
+
+    /// The canonical YAML text: fixed key order, components sorted by name.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# Release lockfile written by `rel lock`: every component pinned by digest.\n");
+        let _ = writeln!(out, "version: {}", quote(&self.version.to_string()));
+        let _ = writeln!(out, "engineVersion: {}", quote(&self.engine_version.to_string()));
+        out.push_str("components:\n");
+        for (name, c) in &self.components {
+            let _ = writeln!(out, "  {}:", scalar(name));
+            if let Some(repo) = &c.repo {
+                let _ = writeln!(out, "    repo: {}", scalar(repo));
+            }
+            if let Some(image) = &c.image {
+                let _ = writeln!(out, "    image: {}", scalar(&image.to_string()));
+            }
+            if let Some(tag) = &c.tag {
+                let _ = writeln!(out, "    tag: {}", quote(tag));
+            }
+            let _ = writeln!(out, "    digest: {}", c.digest);
+            if let Some(b) = &c.built_against_engine {
+                let _ = writeln!(out, "    builtAgainstEngine: {}", quote(&b.to_string()));
+            }
+            if let Some(commit) = &c.source_commit {
+                let _ = writeln!(out, "    sourceCommit: {}", quote(commit));
+            }
+            if let Some(k) = &c.krate {
+                let _ = writeln!(out, "    crate: {}", scalar(k));
+            }
+        }
+        out
+    }
+}
+
+/// A double-quoted YAML string.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A plain scalar when it is unambiguous, else quoted.
+fn scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':' | '@'))
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n")
+        && !s.contains(": ");
+    if plain { s.to_owned() } else { quote(s) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX_A: &str = "3d3eae79e9f97b2bc334410b07f340b6e279bb13b750401e5f11da8469313003";
+
+    #[test]
+    fn canonical_round_trip() {
+        let lock = Lockfile {
+            version: "0.4.0".parse().unwrap(),
+            engine_version: "0.4.0".parse().unwrap(),
+            components: BTreeMap::from([(
+                "gateway".to_owned(),
+                LockedComponent {
+                    repo: Some("example-org/platform".into()),
+                    image: Some("registry.example.com/platform/gateway".parse().unwrap()),
+                    tag: Some("0.4.0".into()),
+                    digest: format!("sha256:{HEX_A}").parse().unwrap(),
+                    built_against_engine: None,
+                    source_commit: Some("0123abc".into()),
+                    krate: Some("node".into()),
+                },
+            )]),
+        };
+        let text = lock.to_yaml();
+        assert!(text.contains("version: \"0.4.0\"\nengineVersion: \"0.4.0\"\ncomponents:\n  gateway:\n    repo: example-org/platform\n"));
+        let back = Lockfile::from_raw(&parse_raw(Path::new("releases/0.4.0.yaml"), &text).unwrap()).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.to_yaml(), text);
+        assert_eq!(
+            back.components["gateway"].pinned_ref().unwrap().to_string(),
+            format!("registry.example.com/platform/gateway@sha256:{HEX_A}")
+        );
+    }
+
+    #[test]
+    fn yaml_errors_have_line_and_column() {
+        let text = "version: \"0.4.0\"\ncomponents:\n  a:\n    digest: [unclosed\n";
+        let e = parse_raw(Path::new("releases/0.4.0.yaml"), text).unwrap_err();
+        assert!(e.to_string().starts_with("releases/0.4.0.yaml:"), "{e}");
+        assert!(e.line >= 4, "{e}");
+    }
+
+    #[test]
+    fn scalars_quote_when_ambiguous() {
+        assert_eq!(scalar("example-org/x"), "example-org/x");
+        assert_eq!(scalar("yes"), "\"yes\"");
+        assert_eq!(scalar("1abc"), "\"1abc\"");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+    }
+}

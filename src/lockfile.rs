@@ -61,7 +61,7 @@ pub fn parse_raw(path: &Path, text: &str) -> Result<LoadedRaw, SourceError> {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
         let message = e.to_string();
         // serde-saphyr appends its own position; keep the message, we print ours in front.
-        let message = message.lines().next().unwrap_or("invalid YAML").to_owned();
+        let message = strip_position(message.lines().next().unwrap_or("invalid YAML"));
         SourceError::at_line_col(path, text, line, column, format!("invalid release lockfile: {message}"))
             .with_help("a lockfile is YAML: `version`, `engineVersion` and `components.<name>.digest: sha256:<64 hex>`; see releases/ for an example")
     })?;
@@ -210,6 +210,15 @@ impl Lockfile {
     }
 }
 
+/// serde-saphyr's message without its own `error: line N column M: ` prefix.
+fn strip_position(message: &str) -> String {
+    let m = message.strip_prefix("error: ").unwrap_or(message);
+    match m.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((_, tail)) => tail.to_owned(),
+        None => m.to_owned(),
+    }
+}
+
 /// A double-quoted YAML string.
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -280,6 +289,7 @@ mod tests {
         let e = parse_raw(Path::new("releases/0.4.0.yaml"), text).unwrap_err();
         assert!(e.to_string().starts_with("releases/0.4.0.yaml:"), "{e}");
         assert!(e.line >= 4, "{e}");
+        assert!(!e.message.contains("line 4"), "position is ours, not repeated: {e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod lock;
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
+    init_error_reporter();
     let ctx = match Context::new(cli.project_dir) {
         Ok(ctx) => ctx,
         Err(e) => return report_error(e),
@@ -33,6 +34,21 @@ fn report_error(e: Error) -> ExitCode {
     let exit = e.exit();
     let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(e));
     exit.into()
+}
+
+/// miette's reporter without line wrapping (CI logs and grep want whole lines), and without
+/// colour when `NO_COLOR` is set or stderr is not a terminal.
+fn init_error_reporter() {
+    let color = std::io::stderr().is_terminal() && !env_vars::no_color();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .wrap_lines(false)
+                .color(color)
+                .unicode(color)
+                .build(),
+        )
+    }));
 }
 
 fn init_tracing() {

@@ -1,1 +1,5 @@
+//! Integration tests: drive the `rel` binary against real files, repositories and services.
 
+mod coherence;
+mod lock;
+mod support;

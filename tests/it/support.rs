@@ -1,0 +1,124 @@
+//! Fixture builder: a temporary project and a way to run `rel` in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+pub const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+/// The repository root (where the real rel.toml and fixtures live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
+
+/// A temporary project directory.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn empty() -> Project {
+        Project { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    /// A project with the given rel.toml.
+    pub fn with_config(config: &str) -> Project {
+        let p = Project::empty();
+        p.write("rel.toml", config);
+        p
+    }
+
+    /// A copy of a fixture directory.
+    pub fn from_fixture(name: &str) -> Project {
+        let p = Project::empty();
+        copy_dir(&fixture(name), p.path());
+        p
+    }
+
+    /// The three-component project of this repository's rel.toml.
+    pub fn platform() -> Project {
+        Project::with_config(&std::fs::read_to_string(repo_root().join("rel.toml")).unwrap())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Run `rel ARGS` in the project directory.
+    pub fn rel(&self, args: &[&str]) -> Run {
+        rel_in(self.path(), args)
+    }
+}
+
+/// Run `rel` in `dir` with a clean environment for the variables rel reads.
+pub fn rel_in(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("REL_PROJECT_DIR")
+        .env_remove("REL_FORMAT")
+        .env_remove("GITHUB_ACTIONS")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rel");
+    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+}
+
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// Assert the exit code, showing both streams on mismatch.
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "rel {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! results; they never print. See `ARCHITECTURE.md` for the map.
 
 pub mod atomic_write;
+pub mod build;
 pub mod build_output;
 pub mod cli;
 pub mod commands;

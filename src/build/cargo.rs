@@ -1,0 +1,110 @@
+//! Compiling a component's binary with cargo: release, locked, static, reproducible paths.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The target we build images for. `+crt-static` on the gnu target gives a static binary that runs
+/// `FROM scratch` (the musl target is not assumed to be installed).
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// One binary to compile.
+#[derive(Debug, Clone)]
+pub struct CompileRequest<'a> {
+    /// The workspace root (holds `Cargo.toml` and `Cargo.lock`).
+    pub workspace: &'a Path,
+    pub krate: &'a str,
+    pub bin: &'a str,
+    pub features: &'a [String],
+    /// Where cargo puts its output; kept apart from the dev target dir so the release flags do not
+    /// invalidate everyday builds.
+    pub target_dir: &'a Path,
+    /// Show cargo's progress (a terminal) or capture it and show it only on failure (CI).
+    pub show_progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("could not start cargo: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("cargo build of `{krate}` (bin `{bin}`, features [{features}]) failed with {status}\n{output}")]
+    Failed { krate: String, bin: String, features: String, status: std::process::ExitStatus, output: String },
+    #[error("cargo reported success but the binary is not at {}", .0.display())]
+    Missing(PathBuf),
+}
+
+/// Build the RUSTFLAGS that make the binary static and free of build-machine paths.
+pub fn rustflags(workspace: &Path) -> Vec<String> {
+    let mut flags = vec!["-C".to_owned(), "target-feature=+crt-static".to_owned()];
+    flags.push(format!("--remap-path-prefix={}=/build", workspace.display()));
+    if let Some(home) = cargo_home() {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        // rustup's toolchain sources live under $HOME/.rustup.
+        flags.push(format!("--remap-path-prefix={}/.rustup=/rustup", PathBuf::from(home).display()));
+    }
+    flags
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
+/// Compile one binary; returns its path.
+pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(req.workspace)
+        .args(["build", "--release", "--locked", "--target", TARGET])
+        .arg("--package")
+        .arg(req.krate)
+        .arg("--bin")
+        .arg(req.bin)
+        .arg("--target-dir")
+        .arg(req.target_dir);
+    if !req.features.is_empty() {
+        cmd.arg("--features").arg(req.features.join(","));
+    }
+    // CARGO_ENCODED_RUSTFLAGS keeps paths with spaces intact; it wins over RUSTFLAGS.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags(req.workspace).join("\x1f"));
+    cmd.env_remove("RUSTFLAGS");
+    // Binaries embed no build-time timestamps of their own; keep cargo from varying either.
+    cmd.env("CARGO_INCREMENTAL", "0");
+    let output = if req.show_progress {
+        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        let status = cmd.status().map_err(CompileError::Spawn)?;
+        (status, String::new())
+    } else {
+        cmd.arg("--quiet");
+        let out = cmd.output().map_err(CompileError::Spawn)?;
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    if !output.0.success() {
+        return Err(CompileError::Failed {
+            krate: req.krate.to_owned(),
+            bin: req.bin.to_owned(),
+            features: req.features.join(", "),
+            status: output.0,
+            output: output.1,
+        });
+    }
+    let path = req.target_dir.join(TARGET).join("release").join(req.bin);
+    if !path.is_file() {
+        return Err(CompileError::Missing(path));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_static_and_remap_the_workspace() {
+        let f = rustflags(Path::new("/src/my ws"));
+        assert_eq!(&f[..2], ["-C", "target-feature=+crt-static"]);
+        assert!(f.contains(&"--remap-path-prefix=/src/my ws=/build".to_owned()));
+    }
+}

@@ -17,7 +17,9 @@ use std::time::UNIX_EPOCH;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::{SecretName, SecretStore, StoreError, StoredSecret, VersionId, VersionInfo, check_value};
+use crate::{
+    SecretName, SecretStore, StoreError, StoredSecret, VersionId, VersionInfo, check_value,
+};
 
 const VERSION_DIGITS: usize = 20;
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -36,7 +38,11 @@ impl FileStore {
             .recursive(true)
             .mode(0o700)
             .create(&root)
-            .map_err(|source| StoreError::Io { op: "create store directory", path: root.clone(), source })?;
+            .map_err(|source| StoreError::Io {
+                op: "create store directory",
+                path: root.clone(),
+                source,
+            })?;
         Ok(Self { root })
     }
 
@@ -54,13 +60,25 @@ impl FileStore {
         let read = match fs::read_dir(&dir) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StoreError::Io { op: "list", path: dir, source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: "list",
+                    path: dir,
+                    source,
+                });
+            }
         };
         let mut out = Vec::new();
         for entry in read {
-            let entry = entry.map_err(|source| StoreError::Io { op: "list", path: dir.clone(), source })?;
+            let entry = entry.map_err(|source| StoreError::Io {
+                op: "list",
+                path: dir.clone(),
+                source,
+            })?;
             let file_name = entry.file_name();
-            let Some(s) = file_name.to_str() else { continue };
+            let Some(s) = file_name.to_str() else {
+                continue;
+            };
             if s.len() == VERSION_DIGITS && s.bytes().all(|b| b.is_ascii_digit()) {
                 if let Ok(n) = s.parse::<u64>() {
                     out.push(n);
@@ -79,7 +97,11 @@ fn version_name(n: u64) -> String {
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| StoreError::Io { op: "sync directory", path: dir.to_owned(), source })
+        .map_err(|source| StoreError::Io {
+            op: "sync directory",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 impl SecretStore for FileStore {
@@ -90,20 +112,32 @@ impl SecretStore for FileStore {
             .recursive(true)
             .mode(0o700)
             .create(&dir)
-            .map_err(|source| StoreError::Io { op: "create secret directory", path: dir.clone(), source })?;
+            .map_err(|source| StoreError::Io {
+                op: "create secret directory",
+                path: dir.clone(),
+                source,
+            })?;
         let temp = dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
             f.write_all(value.expose_secret().as_bytes())?;
             f.sync_all()
         };
         if let Err(source) = write() {
             let _ = fs::remove_file(&temp);
-            return Err(StoreError::Io { op: "write", path: temp, source });
+            return Err(StoreError::Io {
+                op: "write",
+                path: temp,
+                source,
+            });
         }
         // Claim the next free version name; a concurrent writer that got there first makes the
         // link fail with AlreadyExists, and we take the number after it.
@@ -113,7 +147,13 @@ impl SecretStore for FileStore {
             match fs::hard_link(&temp, &target) {
                 Ok(()) => break Ok(next),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => next += 1,
-                Err(source) => break Err(StoreError::Io { op: "link new version", path: target, source }),
+                Err(source) => {
+                    break Err(StoreError::Io {
+                        op: "link new version",
+                        path: target,
+                        source,
+                    });
+                }
             }
         };
         let _ = fs::remove_file(&temp);
@@ -123,8 +163,16 @@ impl SecretStore for FileStore {
         Ok(VersionId(version_name(n)))
     }
 
-    fn get(&self, name: &SecretName, version: Option<&VersionId>) -> Result<StoredSecret, StoreError> {
-        let not_found = || StoreError::NotFound { name: name.clone(), version: version.cloned(), location: self.location() };
+    fn get(
+        &self,
+        name: &SecretName,
+        version: Option<&VersionId>,
+    ) -> Result<StoredSecret, StoreError> {
+        let not_found = || StoreError::NotFound {
+            name: name.clone(),
+            version: version.cloned(),
+            location: self.location(),
+        };
         let n = match version {
             Some(v) => {
                 let s = v.as_str();
@@ -139,14 +187,31 @@ impl SecretStore for FileStore {
         let mut f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
-            Err(source) => return Err(StoreError::Io { op: "open", path, source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: "open",
+                    path,
+                    source,
+                });
+            }
         };
         let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
         let mut bytes = Zeroizing::new(Vec::with_capacity(len + 1));
-        f.read_to_end(&mut bytes).map_err(|source| StoreError::Io { op: "read", path, source })?;
+        f.read_to_end(&mut bytes).map_err(|source| StoreError::Io {
+            op: "read",
+            path,
+            source,
+        })?;
         let version = VersionId(version_name(n));
-        let text = std::str::from_utf8(&bytes).map_err(|_| StoreError::NotUtf8 { name: name.clone(), version: version.clone() })?;
-        Ok(StoredSecret { name: name.clone(), version, value: SecretString::from(text.to_owned()) })
+        let text = std::str::from_utf8(&bytes).map_err(|_| StoreError::NotUtf8 {
+            name: name.clone(),
+            version: version.clone(),
+        })?;
+        Ok(StoredSecret {
+            name: name.clone(),
+            version,
+            value: SecretString::from(text.to_owned()),
+        })
     }
 
     fn versions(&self, name: &SecretName) -> Result<Vec<VersionInfo>, StoreError> {
@@ -160,7 +225,11 @@ impl SecretStore for FileStore {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map(|d| d.as_secs());
-                Ok(VersionInfo { version: VersionId(version_name(n)), created, enabled: None })
+                Ok(VersionInfo {
+                    version: VersionId(version_name(n)),
+                    created,
+                    enabled: None,
+                })
             })
             .collect()
     }

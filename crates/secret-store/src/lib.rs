@@ -36,7 +36,13 @@ impl SecretName {
         if ok {
             Ok(Self(name.to_owned()))
         } else {
-            Err(StoreError::InvalidName { name: name.chars().take(MAX_NAME_LEN + 1).flat_map(char::escape_debug).collect() })
+            Err(StoreError::InvalidName {
+                name: name
+                    .chars()
+                    .take(MAX_NAME_LEN + 1)
+                    .flat_map(char::escape_debug)
+                    .collect(),
+            })
         }
     }
 
@@ -75,7 +81,9 @@ impl VersionId {
         if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             Ok(Self(id.to_owned()))
         } else {
-            Err(StoreError::InvalidVersion { version: id.chars().take(65).flat_map(char::escape_debug).collect() })
+            Err(StoreError::InvalidVersion {
+                version: id.chars().take(65).flat_map(char::escape_debug).collect(),
+            })
         }
     }
 
@@ -119,7 +127,11 @@ pub trait SecretStore {
     /// Store `value` as a new version of `name`; returns the new version's id.
     fn put(&self, name: &SecretName, value: &SecretString) -> Result<VersionId, StoreError>;
     /// Read the latest version (`None`) or the given version of `name`.
-    fn get(&self, name: &SecretName, version: Option<&VersionId>) -> Result<StoredSecret, StoreError>;
+    fn get(
+        &self,
+        name: &SecretName,
+        version: Option<&VersionId>,
+    ) -> Result<StoredSecret, StoreError>;
     /// All versions of `name`, oldest first. Empty when the secret does not exist.
     fn versions(&self, name: &SecretName) -> Result<Vec<VersionInfo>, StoreError>;
     /// Where the store is, for messages (a directory or a vault URL).
@@ -130,7 +142,11 @@ pub trait SecretStore {
 pub fn check_value(name: &SecretName, value: &SecretString) -> Result<(), StoreError> {
     let len = value.expose_secret().len();
     if len > MAX_VALUE_LEN {
-        return Err(StoreError::ValueTooLarge { name: name.clone(), len, max: MAX_VALUE_LEN });
+        return Err(StoreError::ValueTooLarge {
+            name: name.clone(),
+            len,
+            max: MAX_VALUE_LEN,
+        });
     }
     Ok(())
 }
@@ -141,23 +157,44 @@ pub enum StoreError {
     #[error("`{name}` is not a valid secret name")]
     #[diagnostic(
         code(secret_store::invalid_name),
-        help("secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `rel-genesis-staging`")
+        help(
+            "secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `rel-genesis-staging`"
+        )
     )]
     InvalidName { name: String },
     #[error("the value for `{name}` is {len} bytes; the limit is {max} bytes (25 KB)")]
     #[diagnostic(
         code(secret_store::value_too_large),
-        help("Key Vault holds at most 25 KB per secret: move large, non-secret config out of the envelope")
+        help(
+            "Key Vault holds at most 25 KB per secret: move large, non-secret config out of the envelope"
+        )
     )]
-    ValueTooLarge { name: SecretName, len: usize, max: usize },
+    ValueTooLarge {
+        name: SecretName,
+        len: usize,
+        max: usize,
+    },
     #[error("`{version}` is not a valid version id")]
-    #[diagnostic(code(secret_store::invalid_version), help("list the versions with `rel secrets versions NAME`"))]
+    #[diagnostic(
+        code(secret_store::invalid_version),
+        help("list the versions with `rel secrets versions NAME`")
+    )]
     InvalidVersion { version: String },
     #[error("secret `{name}`{} not found in {location}", version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default())]
-    #[diagnostic(code(secret_store::not_found), help("push it first with `rel secrets push`, or check the name and version"))]
-    NotFound { name: SecretName, version: Option<VersionId>, location: String },
+    #[diagnostic(
+        code(secret_store::not_found),
+        help("push it first with `rel secrets push`, or check the name and version")
+    )]
+    NotFound {
+        name: SecretName,
+        version: Option<VersionId>,
+        location: String,
+    },
     #[error("{op} {}: {source}", path.display())]
-    #[diagnostic(code(secret_store::io), help("check that the store directory exists and is writable by this user"))]
+    #[diagnostic(
+        code(secret_store::io),
+        help("check that the store directory exists and is writable by this user")
+    )]
     Io {
         op: &'static str,
         path: std::path::PathBuf,
@@ -165,8 +202,14 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("the stored value of `{name}` version {version} is not UTF-8")]
-    #[diagnostic(code(secret_store::not_utf8), help("the file was changed outside rel; push the secret again"))]
-    NotUtf8 { name: SecretName, version: VersionId },
+    #[diagnostic(
+        code(secret_store::not_utf8),
+        help("the file was changed outside rel; push the secret again")
+    )]
+    NotUtf8 {
+        name: SecretName,
+        version: VersionId,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Azure(#[from] AzureError),

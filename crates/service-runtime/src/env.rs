@@ -36,3 +36,5 @@ pub const WORKER_ID: &str = "WORKER_ID";
 pub const WORKER_MAX_DELAY_MS: &str = "WORKER_MAX_DELAY_MS";
 /// Set by Kubernetes to the pod name.
 pub const HOSTNAME: &str = "HOSTNAME";
+/// gateway: per-attempt timeout of a call to the worker, in milliseconds.
+pub const WORKER_TIMEOUT_MS: &str = "WORKER_TIMEOUT_MS";

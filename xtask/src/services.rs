@@ -19,7 +19,10 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { base_port: 8081, check: false };
+    let mut options = Options {
+        base_port: 8081,
+        check: false,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -32,7 +35,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .filter(|p: &u16| *p > 0 && *p < u16::MAX - 2)
                     .ok_or_else(|| format!("--base-port: `{value}` is not a port number"))?;
             }
-            other => return Err(format!("unknown argument `{other}` (expected --base-port N or --check)")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (expected --base-port N or --check)"
+                ));
+            }
         }
     }
     Ok(options)
@@ -56,7 +63,10 @@ pub fn run_services(args: &[String]) -> ExitCode {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn run(options: &Options) -> Result<(), String> {
@@ -74,7 +84,8 @@ fn run(options: &Options) -> Result<(), String> {
             hex(&random_bytes::<16>())
         )
     })?;
-    let seed = std::fs::read_to_string(&seed_file).map_err(|e| format!("read {}: {e}", seed_file.display()))?;
+    let seed = std::fs::read_to_string(&seed_file)
+        .map_err(|e| format!("read {}: {e}", seed_file.display()))?;
 
     let db = state.join("platform.db");
     let database_url = format!("sqlite://{}", db.display());
@@ -104,8 +115,14 @@ fn run(options: &Options) -> Result<(), String> {
     };
     let mut children = Vec::new();
     let mut identity_env = common(port(0));
-    identity_env.push(("IDENTITY_SIGNING_KEY_B64".to_owned(), seed.trim().to_owned()));
-    identity_env.push(("IDENTITY_CLIENTS_FILE".to_owned(), clients_file.display().to_string()));
+    identity_env.push((
+        "IDENTITY_SIGNING_KEY_B64".to_owned(),
+        seed.trim().to_owned(),
+    ));
+    identity_env.push((
+        "IDENTITY_CLIENTS_FILE".to_owned(),
+        clients_file.display().to_string(),
+    ));
     children.push(start("identity", &bin_dir.join("identity"), &identity_env)?);
     wait_ready("identity", &identity_url, &mut children)?;
     let mut worker_env = common(port(1));
@@ -113,12 +130,18 @@ fn run(options: &Options) -> Result<(), String> {
     children.push(start("worker", &bin_dir.join("worker"), &worker_env)?);
     wait_ready("worker", &worker_url, &mut children)?;
     let mut gateway_env = common(port(2));
-    gateway_env.push(("IDENTITY_JWKS_URL".to_owned(), format!("{identity_url}/.well-known/jwks.json")));
+    gateway_env.push((
+        "IDENTITY_JWKS_URL".to_owned(),
+        format!("{identity_url}/.well-known/jwks.json"),
+    ));
     gateway_env.push(("WORKER_URL".to_owned(), worker_url.clone()));
     children.push(start("gateway", &bin_dir.join("gateway"), &gateway_env)?);
     wait_ready("gateway", &gateway_url, &mut children)?;
 
-    let secret_cmd = format!("$(sed -n 's/^local:service_account://p' {})", clients_file.display());
+    let secret_cmd = format!(
+        "$(sed -n 's/^local:service_account://p' {})",
+        clients_file.display()
+    );
     println!(
         "\
 identity  {identity_url}
@@ -182,17 +205,37 @@ fn build(root: &Path) -> Result<PathBuf, String> {
             return Err(format!("cargo build {} failed", args.join(" ")));
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     Ok(target.join("debug"))
 }
 
-fn start(name: &'static str, bin: &Path, envs: &[(String, String)]) -> Result<(&'static str, Child), String> {
+fn start(
+    name: &'static str,
+    bin: &Path,
+    envs: &[(String, String)],
+) -> Result<(&'static str, Child), String> {
     let mut cmd = Command::new(bin);
-    cmd.envs(envs.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("start {}: {e}", bin.display()))?;
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
+    cmd.envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", bin.display()))?;
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -226,7 +269,9 @@ fn wait_ready(name: &str, url: &str, children: &mut [(&'static str, Child)]) -> 
 
 fn stop(children: &mut [(&'static str, Child)]) {
     for (_, child) in children.iter() {
-        let _ = Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &child.id().to_string()])
+            .status();
     }
     for (name, child) in children.iter_mut() {
         match child.wait() {
@@ -255,37 +300,63 @@ fn check(identity_url: &str, gateway_url: &str, clients_file: &Path) -> Result<(
     let (status, body) = http(
         "POST",
         &format!("{gateway_url}/api/query"),
-        &[("content-type", "application/json"), ("authorization", &format!("Bearer {token}"))],
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
         r#"{"query":"count the nodes"}"#,
     )?;
     if status != 200 || json_string(&body, "worker_id").is_none() {
-        return Err(format!("POST {gateway_url}/api/query: HTTP {status}: {body}"));
+        return Err(format!(
+            "POST {gateway_url}/api/query: HTTP {status}: {body}"
+        ));
     }
     println!("\n# check: {body}");
     Ok(())
 }
 
 /// A minimal HTTP/1.1 client for loopback (xtask stays dependency-free).
-fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// is supported"))?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// is supported"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host).map_err(|e| format!("{url}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{url}: {e}"))?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("{url}: {e}"))?;
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("{url}: {e}"))?;
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{url}: not an HTTP response"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Ok((status, body))
 }
 
@@ -307,9 +378,11 @@ fn ensure_secret_file(path: &Path, make: impl FnOnce() -> String) -> Result<(), 
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    file.write_all(make().as_bytes()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    file.write_all(make().as_bytes())
+        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
     file.sync_all().map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| format!("rename to {}: {e}", path.display()))
 }
 
@@ -329,7 +402,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -348,7 +425,13 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
         assert_eq!(base64(&[0u8; 32]).len(), 44);

@@ -24,9 +24,18 @@ impl BuildInfo {
         let git_commit = compiled_commit
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
-            .or_else(|| std::env::var(crate::env::REL_GIT_COMMIT).ok().filter(|c| !c.is_empty()))
+            .or_else(|| {
+                std::env::var(crate::env::REL_GIT_COMMIT)
+                    .ok()
+                    .filter(|c| !c.is_empty())
+            })
             .unwrap_or_else(|| "unknown".to_owned());
-        Self { component, version, git_commit, role }
+        Self {
+            component,
+            version,
+            git_commit,
+            role,
+        }
     }
 }
 

@@ -45,7 +45,9 @@ impl FromStr for DatabaseUrl {
         if path.is_empty() {
             return Err(DatabaseUrlError::Empty);
         }
-        Ok(Self { path: PathBuf::from(path) })
+        Ok(Self {
+            path: PathBuf::from(path),
+        })
     }
 }
 
@@ -60,9 +62,15 @@ pub enum DatabaseError {
     #[error("database {path} does not exist yet; run `identity migrate` against it")]
     Missing { path: PathBuf },
     #[error("cannot open database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create the directory for database {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl DatabaseUrl {
@@ -77,8 +85,10 @@ impl DatabaseUrl {
     /// Opens read-write, creating the file (and its directory) if needed. For `identity migrate`.
     pub fn open_or_create(&self) -> Result<Connection, DatabaseError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| DatabaseError::CreateDir { path: self.path.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| DatabaseError::CreateDir {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         self.open(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
     }
@@ -100,16 +110,25 @@ impl DatabaseUrl {
         if self.path.exists() {
             Ok(())
         } else {
-            Err(DatabaseError::Missing { path: self.path.clone() })
+            Err(DatabaseError::Missing {
+                path: self.path.clone(),
+            })
         }
     }
 
     fn open(&self, flags: OpenFlags) -> Result<Connection, DatabaseError> {
         let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(&self.path, flags)
-            .map_err(|source| DatabaseError::Open { path: self.path.clone(), source })?;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|source| {
+            DatabaseError::Open {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
         conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|source| DatabaseError::Open { path: self.path.clone(), source })?;
+            .map_err(|source| DatabaseError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
         Ok(conn)
     }
 }
@@ -138,14 +157,20 @@ mod tests {
             "postgres://u@h/db".parse::<DatabaseUrl>(),
             Err(DatabaseUrlError::UnsupportedScheme(s)) if s == "postgres"
         ));
-        assert!(matches!("sqlite://".parse::<DatabaseUrl>(), Err(DatabaseUrlError::Empty)));
+        assert!(matches!(
+            "sqlite://".parse::<DatabaseUrl>(),
+            Err(DatabaseUrlError::Empty)
+        ));
     }
 
     #[test]
     fn read_only_open_does_not_create_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::from_path(dir.path().join("absent.db"));
-        assert!(matches!(url.open_read_only(), Err(DatabaseError::Missing { .. })));
+        assert!(matches!(
+            url.open_read_only(),
+            Err(DatabaseError::Missing { .. })
+        ));
         assert!(!url.path().exists());
     }
 }

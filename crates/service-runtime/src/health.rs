@@ -78,7 +78,10 @@ impl Health {
 
     /// Wraps a finished router so every request is counted while in flight.
     pub fn track(&self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn_with_state(self.clone(), track_in_flight))
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            track_in_flight,
+        ))
     }
 
     /// The `/readyz` assertion, for callers outside HTTP (and tests).
@@ -108,7 +111,11 @@ async fn track_in_flight(State(health): State<Health>, request: Request, next: N
 
 async fn healthz(State(health): State<Health>) -> Response {
     if health.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response()
     } else {
         (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
     }
@@ -119,7 +126,10 @@ async fn readyz(State(health): State<Health>) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(reason) => {
             tracing::debug!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": reason})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not ready", "reason": reason})),
+            )
                 .into_response()
         }
     }

@@ -62,9 +62,16 @@ pub enum SchemaError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
     #[error("SQLite error while {doing}: {source}")]
-    Sqlite { doing: &'static str, source: rusqlite::Error },
+    Sqlite {
+        doing: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration { version: i64, name: &'static str, source: rusqlite::Error },
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("schema incomplete: missing table(s) {}; run `identity migrate`", missing.join(", "))]
     MissingTables { missing: Vec<String> },
     #[error(
@@ -109,25 +116,43 @@ pub fn migrate_connection(conn: &mut Connection) -> Result<MigrationReport, Sche
     )
     .map_err(sql("creating schema_migrations"))?;
     let found: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(sql("reading schema_migrations"))?;
     if found > latest_version() {
-        return Err(SchemaError::Newer { found, known: latest_version() });
+        return Err(SchemaError::Newer {
+            found,
+            known: latest_version(),
+        });
     }
     let now = unix_now();
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| m.version > found) {
         tx.execute_batch(m.sql)
-            .map_err(|source| SchemaError::Migration { version: m.version, name: m.name, source })?;
+            .map_err(|source| SchemaError::Migration {
+                version: m.version,
+                name: m.name,
+                source,
+            })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![m.version, m.name, now],
         )
-        .map_err(|source| SchemaError::Migration { version: m.version, name: m.name, source })?;
+        .map_err(|source| SchemaError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        })?;
         applied.push(m.version);
     }
     tx.commit().map_err(sql("committing migrations"))?;
-    Ok(MigrationReport { applied, version: found.max(latest_version()) })
+    Ok(MigrationReport {
+        applied,
+        version: found.max(latest_version()),
+    })
 }
 
 /// What one service needs of the schema: tables that must exist.
@@ -159,10 +184,17 @@ impl SchemaRequirement {
             return Err(SchemaError::MissingTables { missing });
         }
         let found: i64 = conn
-            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
             .map_err(sql("reading schema_migrations"))?;
         if found < latest_version() {
-            return Err(SchemaError::Outdated { found, needed: latest_version() });
+            return Err(SchemaError::Outdated {
+                found,
+                needed: latest_version(),
+            });
         }
         Ok(())
     }
@@ -178,13 +210,18 @@ pub(crate) fn unix_now() -> i64 {
 mod tests {
     use super::*;
 
-    const ALL: SchemaRequirement = SchemaRequirement { tables: &[ISSUED_TOKENS, QUERY_AUDIT] };
+    const ALL: SchemaRequirement = SchemaRequirement {
+        tables: &[ISSUED_TOKENS, QUERY_AUDIT],
+    };
 
     #[test]
     fn migrate_applies_once_and_the_check_passes_after() {
         let dir = tempfile::tempdir().unwrap();
         let db = DatabaseUrl::from_path(dir.path().join("sub/rel.db"));
-        assert!(matches!(ALL.check(&db), Err(SchemaError::Database(DatabaseError::Missing { .. }))));
+        assert!(matches!(
+            ALL.check(&db),
+            Err(SchemaError::Database(DatabaseError::Missing { .. }))
+        ));
 
         let first = migrate(&db).unwrap();
         assert_eq!(first.applied, vec![1, 2]);
@@ -210,7 +247,10 @@ mod tests {
             other => panic!("expected missing tables, got {other:?}"),
         }
         let only_base = SchemaRequirement { tables: &[] };
-        assert!(matches!(only_base.check(&db), Err(SchemaError::Outdated { found: 0, .. })));
+        assert!(matches!(
+            only_base.check(&db),
+            Err(SchemaError::Outdated { found: 0, .. })
+        ));
     }
 
     #[test]
@@ -220,8 +260,14 @@ mod tests {
         migrate(&db).unwrap();
         db.open_existing()
             .unwrap()
-            .execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)", [])
+            .execute(
+                "INSERT INTO schema_migrations VALUES (999, 'future', 0)",
+                [],
+            )
             .unwrap();
-        assert!(matches!(migrate(&db), Err(SchemaError::Newer { found: 999, .. })));
+        assert!(matches!(
+            migrate(&db),
+            Err(SchemaError::Newer { found: 999, .. })
+        ));
     }
 }

@@ -21,7 +21,10 @@ use crate::config::DrainArgs;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(std::io::Error),
     #[error("server failed: {0}")]
@@ -34,7 +37,9 @@ pub enum ServeError {
 
 /// Binds the listen address.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Serves `app` until SIGTERM or SIGINT, then drains (see the module docs).

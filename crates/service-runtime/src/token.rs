@@ -104,7 +104,9 @@ pub struct Jwks {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("IDENTITY_SIGNING_KEY_B64 is not valid base64; it must be a 32-byte seed in standard base64")]
+    #[error(
+        "IDENTITY_SIGNING_KEY_B64 is not valid base64; it must be a 32-byte seed in standard base64"
+    )]
     Base64,
     #[error(
         "IDENTITY_SIGNING_KEY_B64 decodes to {0} bytes; it must be a 32-byte Ed25519 seed (`head -c 32 /dev/urandom | base64`)"
@@ -120,7 +122,9 @@ pub struct Signer {
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,7 +137,10 @@ impl Signer {
                 .decode(trimmed)
                 .map_err(|_| KeyError::Base64)?,
         );
-        let seed: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Length(bytes.len()))?;
+        let seed: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::Length(bytes.len()))?;
         Ok(Self::from_seed(seed))
     }
 
@@ -156,17 +163,27 @@ impl Signer {
     }
 
     pub fn jwks(&self) -> Jwks {
-        Jwks { keys: vec![self.jwk()] }
+        Jwks {
+            keys: vec![self.jwk()],
+        }
     }
 
     /// The compact JWS of `claims`.
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = Header { alg: ALG.to_owned(), typ: Some("JWT".to_owned()), kid: Some(self.kid.clone()) };
-        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header serialises"));
+        let header = Header {
+            alg: ALG.to_owned(),
+            typ: Some("JWT".to_owned()),
+            kid: Some(self.kid.clone()),
+        };
+        let header =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header serialises"));
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
         let signing_input = format!("{header}.{payload}");
         let signature = self.key.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
     }
 }
 
@@ -218,20 +235,29 @@ struct Parts<'a> {
 }
 
 fn split(token: &str) -> Result<Parts<'_>, TokenError> {
-    let (signing_input, signature_b64) =
-        token.rsplit_once('.').ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
-    let (header_b64, payload_b64) =
-        signing_input.split_once('.').ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
+    let (signing_input, signature_b64) = token
+        .rsplit_once('.')
+        .ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
+    let (header_b64, payload_b64) = signing_input
+        .split_once('.')
+        .ok_or(TokenError::Malformed("expected three dot-separated parts"))?;
     if payload_b64.contains('.') {
         return Err(TokenError::Malformed("expected three dot-separated parts"));
     }
-    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| TokenError::Malformed("header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed("header is not a JWS header"))?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed("header is not base64url"))?;
+    let header: Header = serde_json::from_slice(&header_json)
+        .map_err(|_| TokenError::Malformed("header is not a JWS header"))?;
     if header.alg != ALG {
         return Err(TokenError::Algorithm(header.alg));
     }
-    Ok(Parts { header, signing_input, payload_b64, signature_b64 })
+    Ok(Parts {
+        header,
+        signing_input,
+        payload_b64,
+        signature_b64,
+    })
 }
 
 /// The `kid` a token names (after checking its shape and algorithm), to pick the key.
@@ -240,19 +266,27 @@ pub fn key_id(token: &str) -> Result<String, TokenError> {
 }
 
 /// Verifies signature, expiry and issuer; returns the claims.
-pub fn verify(token: &str, key: &VerifyingKey, issuer: &str, now: i64) -> Result<Claims, TokenError> {
+pub fn verify(
+    token: &str,
+    key: &VerifyingKey,
+    issuer: &str,
+    now: i64,
+) -> Result<Claims, TokenError> {
     let parts = split(token)?;
     let sig_bytes = URL_SAFE_NO_PAD
         .decode(parts.signature_b64)
         .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
     let sig_bytes: [u8; 64] = sig_bytes.try_into().map_err(|_| TokenError::Signature)?;
-    key.verify_strict(parts.signing_input.as_bytes(), &Signature::from_bytes(&sig_bytes))
-        .map_err(|_| TokenError::Signature)?;
+    key.verify_strict(
+        parts.signing_input.as_bytes(),
+        &Signature::from_bytes(&sig_bytes),
+    )
+    .map_err(|_| TokenError::Signature)?;
     let payload = URL_SAFE_NO_PAD
         .decode(parts.payload_b64)
         .map_err(|_| TokenError::Malformed("payload is not base64url"))?;
-    let claims: Claims =
-        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed("payload is not a platform claim set"))?;
+    let claims: Claims = serde_json::from_slice(&payload)
+        .map_err(|_| TokenError::Malformed("payload is not a platform claim set"))?;
     if claims.exp + LEEWAY_SECS <= now {
         return Err(TokenError::Expired);
     }
@@ -260,7 +294,10 @@ pub fn verify(token: &str, key: &VerifyingKey, issuer: &str, now: i64) -> Result
         return Err(TokenError::NotYetValid);
     }
     if claims.iss != issuer {
-        return Err(TokenError::Issuer { found: claims.iss, expected: issuer.to_owned() });
+        return Err(TokenError::Issuer {
+            found: claims.iss,
+            expected: issuer.to_owned(),
+        });
     }
     Ok(claims)
 }
@@ -334,9 +371,14 @@ mod tests {
     #[test]
     fn rfc8037_test_key_has_the_published_thumbprint() {
         // RFC 8037 appendix A.1/A.3: the Ed25519 example key and its RFC 7638 thumbprint.
-        let seed = URL_SAFE_NO_PAD.decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+        let seed = URL_SAFE_NO_PAD
+            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
+            .unwrap();
         let signer = Signer::from_seed(&seed.try_into().unwrap());
-        assert_eq!(signer.jwk().x.as_deref(), Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));
+        assert_eq!(
+            signer.jwk().x.as_deref(),
+            Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+        );
         assert_eq!(signer.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
     }
 
@@ -356,17 +398,32 @@ mod tests {
         let other = Signer::from_seed(&[2; 32]);
         let token = signer.sign(&claims(1_000));
         let vk = signer.verifying_key();
-        assert_eq!(verify(&token, &other.verifying_key(), "rel-identity", 1_000), Err(TokenError::Signature));
+        assert_eq!(
+            verify(&token, &other.verifying_key(), "rel-identity", 1_000),
+            Err(TokenError::Signature)
+        );
         let forged = other.sign(&claims(1_000));
-        assert_eq!(verify(&forged, &vk, "rel-identity", 1_000), Err(TokenError::Signature));
+        assert_eq!(
+            verify(&forged, &vk, "rel-identity", 1_000),
+            Err(TokenError::Signature)
+        );
         let mut parts: Vec<&str> = token.split('.').collect();
         let mut c = claims(1_000);
         c.class = TokenClass::Node;
         let tampered_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
         parts[1] = &tampered_payload;
-        assert_eq!(verify(&parts.join("."), &vk, "rel-identity", 1_000), Err(TokenError::Signature));
-        assert_eq!(verify(&token, &vk, "rel-identity", 1_000 + 60 + LEEWAY_SECS), Err(TokenError::Expired));
-        assert!(matches!(verify(&token, &vk, "someone-else", 1_000), Err(TokenError::Issuer { .. })));
+        assert_eq!(
+            verify(&parts.join("."), &vk, "rel-identity", 1_000),
+            Err(TokenError::Signature)
+        );
+        assert_eq!(
+            verify(&token, &vk, "rel-identity", 1_000 + 60 + LEEWAY_SECS),
+            Err(TokenError::Expired)
+        );
+        assert!(matches!(
+            verify(&token, &vk, "someone-else", 1_000),
+            Err(TokenError::Issuer { .. })
+        ));
     }
 
     #[test]
@@ -386,7 +443,10 @@ mod tests {
         let err = Signer::from_seed_b64("c2hvcnQ=").unwrap_err().to_string();
         assert!(err.contains("5 bytes"), "{err}");
         assert!(!err.contains("c2hvcnQ"));
-        assert!(matches!(Signer::from_seed_b64("!!!"), Err(KeyError::Base64)));
+        assert!(matches!(
+            Signer::from_seed_b64("!!!"),
+            Err(KeyError::Base64)
+        ));
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(state.signer.jwks())).into_response()
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(state.signer.jwks()),
+    )
+        .into_response()
 }
 
 /// `POST /token` body: form-encoded (OAuth2 client credentials) or JSON.
@@ -54,7 +58,11 @@ impl Drop for TokenRequest {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -80,16 +88,27 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
             );
         }
     };
-    if let Some(grant) = request.grant_type.as_deref().filter(|g| *g != "client_credentials") {
+    if let Some(grant) = request
+        .grant_type
+        .as_deref()
+        .filter(|g| *g != "client_credentials")
+    {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             &format!("grant_type `{grant}` is not supported; use client_credentials"),
         );
     }
-    let Some(client) = state.clients.authenticate(&request.client_id, &request.client_secret) else {
+    let Some(client) = state
+        .clients
+        .authenticate(&request.client_id, &request.client_secret)
+    else {
         tracing::warn!(client_id = %request.client_id, "token refused: unknown client or wrong secret");
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret",
+        );
     };
     let now = unix_now();
     let claims = Claims {
@@ -124,8 +143,13 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
 
 async fn record_issue(db: &DatabaseUrl, claims: &Claims) -> Result<(), String> {
     let db = db.clone();
-    let (jti, sub, class, iat, exp) =
-        (claims.jti.clone(), claims.sub.clone(), claims.class.as_str(), claims.iat, claims.exp);
+    let (jti, sub, class, iat, exp) = (
+        claims.jti.clone(),
+        claims.sub.clone(),
+        claims.class.as_str(),
+        claims.iat,
+        claims.exp,
+    );
     tokio::task::spawn_blocking(move || {
         let conn = db.open_existing().map_err(|e| e.to_string())?;
         conn.execute(

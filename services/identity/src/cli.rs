@@ -130,7 +130,10 @@ fn migrate(cmd: &MigrateCommand) -> Result<(), IdentityError> {
     tracing::info!(database = %db, "migrating");
     let report = service_runtime::schema::migrate(db)?;
     if report.applied.is_empty() {
-        tracing::info!(version = report.version, "schema already current; nothing applied");
+        tracing::info!(
+            version = report.version,
+            "schema already current; nothing applied"
+        );
     } else {
         tracing::info!(applied = ?report.applied, version = report.version, "migrations applied");
     }
@@ -139,7 +142,8 @@ fn migrate(cmd: &MigrateCommand) -> Result<(), IdentityError> {
 
 fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
     let seed = Zeroizing::new(
-        std::env::var(env::IDENTITY_SIGNING_KEY_B64).map_err(|_| IdentityError::MissingSigningKey)?,
+        std::env::var(env::IDENTITY_SIGNING_KEY_B64)
+            .map_err(|_| IdentityError::MissingSigningKey)?,
     );
     let signer = Signer::from_seed_b64(&seed)?;
     drop(seed);

@@ -23,7 +23,10 @@ pub struct Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("id", &self.id).field("class", &self.class).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("class", &self.class)
+            .finish_non_exhaustive()
     }
 }
 
@@ -34,9 +37,16 @@ pub enum ClientsError {
     )]
     Shape { source_name: String, entry: usize },
     #[error("{source_name} entry {entry}: {reason}")]
-    Invalid { source_name: String, entry: usize, reason: String },
+    Invalid {
+        source_name: String,
+        entry: usize,
+        reason: String,
+    },
     #[error("cannot read clients file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The configured clients by id.
@@ -59,17 +69,28 @@ impl ClientRegistry {
             .filter(|e| !e.is_empty());
         for (index, entry) in entries.enumerate() {
             let entry_no = index + 1;
-            let shape = || ClientsError::Shape { source_name: source_name.to_owned(), entry: entry_no };
+            let shape = || ClientsError::Shape {
+                source_name: source_name.to_owned(),
+                entry: entry_no,
+            };
             let mut parts = entry.splitn(3, ':');
-            let (Some(id), Some(class), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(id), Some(class), Some(secret)) = (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(shape());
             };
             if id.is_empty() || secret.is_empty() {
                 return Err(shape());
             }
-            let class: TokenClass = class.parse().map_err(|e: service_runtime::token::UnknownClass| {
-                ClientsError::Invalid { source_name: source_name.to_owned(), entry: entry_no, reason: e.to_string() }
-            })?;
+            let class: TokenClass =
+                class
+                    .parse()
+                    .map_err(
+                        |e: service_runtime::token::UnknownClass| ClientsError::Invalid {
+                            source_name: source_name.to_owned(),
+                            entry: entry_no,
+                            reason: e.to_string(),
+                        },
+                    )?;
             if clients.contains_key(id) {
                 return Err(ClientsError::Invalid {
                     source_name: source_name.to_owned(),
@@ -77,16 +98,24 @@ impl ClientRegistry {
                     reason: format!("client `{id}` is configured twice"),
                 });
             }
-            let client = Client { id: id.to_owned(), class, secret_sha256: Sha256::digest(secret.as_bytes()).into() };
+            let client = Client {
+                id: id.to_owned(),
+                class,
+                secret_sha256: Sha256::digest(secret.as_bytes()).into(),
+            };
             clients.insert(id.to_owned(), client);
         }
         Ok(Self { clients })
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ClientsError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| ClientsError::Read { path: path.to_owned(), source })?,
-        );
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| ClientsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -124,10 +153,20 @@ mod tests {
 
     #[test]
     fn parses_inline_and_file_forms() {
-        let reg = ClientRegistry::parse("smoke:service_account:s3cr:et, node-a:node:n0de", "IDENTITY_CLIENTS").unwrap();
+        let reg = ClientRegistry::parse(
+            "smoke:service_account:s3cr:et, node-a:node:n0de",
+            "IDENTITY_CLIENTS",
+        )
+        .unwrap();
         assert_eq!(reg.ids(), vec!["node-a", "smoke"]);
-        assert_eq!(reg.authenticate("smoke", "s3cr:et").unwrap().class, TokenClass::ServiceAccount);
-        assert_eq!(reg.authenticate("node-a", "n0de").unwrap().class, TokenClass::Node);
+        assert_eq!(
+            reg.authenticate("smoke", "s3cr:et").unwrap().class,
+            TokenClass::ServiceAccount
+        );
+        assert_eq!(
+            reg.authenticate("node-a", "n0de").unwrap().class,
+            TokenClass::Node
+        );
         assert!(reg.authenticate("smoke", "wrong").is_none());
         assert!(reg.authenticate("nobody", "n0de").is_none());
 
@@ -137,10 +176,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_entry_not_the_secret() {
-        let err = ClientRegistry::parse("ok:node:x, bad:admin:topsecret", "IDENTITY_CLIENTS").unwrap_err().to_string();
+        let err = ClientRegistry::parse("ok:node:x, bad:admin:topsecret", "IDENTITY_CLIENTS")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("entry 2") && err.contains("admin"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
-        let err = ClientRegistry::parse("nocolon", "IDENTITY_CLIENTS").unwrap_err().to_string();
+        let err = ClientRegistry::parse("nocolon", "IDENTITY_CLIENTS")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("id:class:secret"), "{err}");
         assert!(ClientRegistry::parse("a:node:x,a:node:y", "X").is_err());
     }

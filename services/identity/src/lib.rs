@@ -15,4 +15,6 @@ pub use cli::{Cli, Command};
 use service_runtime::schema::{ISSUED_TOKENS, SchemaRequirement};
 
 /// What identity's `/readyz` asserts.
-pub const SCHEMA: SchemaRequirement = SchemaRequirement { tables: &[ISSUED_TOKENS] };
+pub const SCHEMA: SchemaRequirement = SchemaRequirement {
+    tables: &[ISSUED_TOKENS],
+};

@@ -14,7 +14,13 @@ const CLIENT_SECRET: &str = "ci-secret-5b0e";
 
 fn identity() -> Command {
     let mut cmd = Command::new(BIN);
-    for key in ["DATABASE_URL", "IDENTITY_SIGNING_KEY_B64", "IDENTITY_CLIENTS", "IDENTITY_CLIENTS_FILE", "LISTEN_ADDR"] {
+    for key in [
+        "DATABASE_URL",
+        "IDENTITY_SIGNING_KEY_B64",
+        "IDENTITY_CLIENTS",
+        "IDENTITY_CLIENTS_FILE",
+        "LISTEN_ADDR",
+    ] {
         cmd.env_remove(key);
     }
     cmd.stdin(Stdio::null());
@@ -22,13 +28,23 @@ fn identity() -> Command {
 }
 
 fn migrate(db: &Path) -> Output {
-    identity().arg("migrate").arg("--database-url").arg(db).output().unwrap()
+    identity()
+        .arg("migrate")
+        .arg("--database-url")
+        .arg(db)
+        .output()
+        .unwrap()
 }
 
 fn table_names(db: &Path) -> Vec<String> {
     let conn = DatabaseUrl::from_path(db).open_read_only().unwrap();
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -55,18 +71,28 @@ fn two_migrations_at_once_both_succeed_and_leave_one_schema() {
         let (mut a, mut b) = (spawn(), spawn());
         if let Some(holder) = holder {
             std::thread::sleep(Duration::from_millis(500));
-            assert!(a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none(), "migrate must wait for the lock");
+            assert!(
+                a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none(),
+                "migrate must wait for the lock"
+            );
             holder.execute_batch("COMMIT").unwrap();
         }
         let mut applied_counts = Vec::new();
         for (name, child) in [("first", a), ("second", b)] {
             let out = child.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(out.status.success(), "round {round}: {name} migrate failed: {stderr}");
+            assert!(
+                out.status.success(),
+                "round {round}: {name} migrate failed: {stderr}"
+            );
             applied_counts.push(stderr.contains("migrations applied"));
         }
         applied_counts.sort();
-        assert_eq!(applied_counts, vec![false, true], "round {round}: exactly one run applies the migrations");
+        assert_eq!(
+            applied_counts,
+            vec![false, true],
+            "round {round}: exactly one run applies the migrations"
+        );
         let conn = DatabaseUrl::from_path(&db).open_read_only().unwrap();
         let versions: Vec<i64> = conn
             .prepare("SELECT version FROM schema_migrations ORDER BY version")
@@ -75,10 +101,19 @@ fn two_migrations_at_once_both_succeed_and_leave_one_schema() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>(), "round {round}");
+        assert_eq!(
+            versions,
+            MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>(),
+            "round {round}"
+        );
         assert_eq!(
             table_names(&db),
-            vec!["issued_tokens", "query_audit", "schema_migrations", "sqlite_sequence"],
+            vec![
+                "issued_tokens",
+                "query_audit",
+                "schema_migrations",
+                "sqlite_sequence"
+            ],
             "round {round}"
         );
     }
@@ -94,13 +129,19 @@ fn migrate_again_is_a_no_op() {
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing applied"));
     assert_eq!(table_names(&db), before);
-    identity::SCHEMA.check(&DatabaseUrl::from_path(&db)).unwrap();
+    identity::SCHEMA
+        .check(&DatabaseUrl::from_path(&db))
+        .unwrap();
     assert_eq!(schema::latest_version(), MIGRATIONS.last().unwrap().version);
 }
 
 #[test]
 fn serve_refuses_to_start_without_a_key_or_clients_and_says_why() {
-    let out = identity().env("IDENTITY_CLIENTS", "a:node:b").env("LISTEN_ADDR", "127.0.0.1:0").output().unwrap();
+    let out = identity()
+        .env("IDENTITY_CLIENTS", "a:node:b")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("IDENTITY_SIGNING_KEY_B64 is not set"));
 
@@ -112,10 +153,17 @@ fn serve_refuses_to_start_without_a_key_or_clients_and_says_why() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no clients configured"));
 
-    let out = identity().env("IDENTITY_SIGNING_KEY_B64", "dG9vIHNob3J0").env("IDENTITY_CLIENTS", "a:node:b").output().unwrap();
+    let out = identity()
+        .env("IDENTITY_SIGNING_KEY_B64", "dG9vIHNob3J0")
+        .env("IDENTITY_CLIENTS", "a:node:b")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("9 bytes") && !stderr.contains("dG9vIHNob3J0"), "{stderr}");
+    assert!(
+        stderr.contains("9 bytes") && !stderr.contains("dG9vIHNob3J0"),
+        "{stderr}"
+    );
 }
 
 struct Running {
@@ -132,10 +180,19 @@ impl Drop for Running {
 }
 
 fn serve(dir: &Path, db: &Path, seed: &[u8; 32]) -> Running {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let clients = dir.join(format!("clients-{port}.txt"));
-    std::fs::write(&clients, format!("# test clients\nci:service_account:{CLIENT_SECRET}\nnode-b:node:{CLIENT_SECRET}\n"))
-        .unwrap();
+    std::fs::write(
+        &clients,
+        format!(
+            "# test clients\nci:service_account:{CLIENT_SECRET}\nnode-b:node:{CLIENT_SECRET}\n"
+        ),
+    )
+    .unwrap();
     let log = dir.join(format!("identity-{port}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = identity()
@@ -152,14 +209,26 @@ fn serve(dir: &Path, db: &Path, seed: &[u8; 32]) -> Running {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "identity did not listen: {}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "identity did not listen: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Running { child, url: format!("http://127.0.0.1:{port}"), log }
+    Running {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    }
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,13 +242,28 @@ async fn replicas_with_one_seed_serve_one_jwks_and_tokens_carry_class_and_expiry
 
     let jwks = |r: &Running| {
         let url = format!("{}/.well-known/jwks.json", r.url);
-        async move { http().get(url).send().await.unwrap().json::<Jwks>().await.unwrap() }
+        async move {
+            http()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Jwks>()
+                .await
+                .unwrap()
+        }
     };
     let (ja, jb, jo) = (jwks(&a).await, jwks(&b).await, jwks(&other).await);
-    assert_eq!(ja, jb, "two replicas with one seed must serve the same JWKS");
+    assert_eq!(
+        ja, jb,
+        "two replicas with one seed must serve the same JWKS"
+    );
     assert_eq!(ja.keys.len(), 1);
     let key = &ja.keys[0];
-    assert_eq!((key.kty.as_str(), key.crv.as_deref(), key.alg.as_deref()), ("OKP", Some("Ed25519"), Some("EdDSA")));
+    assert_eq!(
+        (key.kty.as_str(), key.crv.as_deref(), key.alg.as_deref()),
+        ("OKP", Some("Ed25519"), Some("EdDSA"))
+    );
     assert_ne!(ja.keys[0].kid, jo.keys[0].kid);
 
     // JSON body, service account; a token from replica b verifies with replica a's JWKS.
@@ -197,9 +281,15 @@ async fn replicas_with_one_seed_serve_one_jwks_and_tokens_carry_class_and_expiry
     let access = body["access_token"].as_str().unwrap();
     let keys = KeySet::from_jwks(&ja);
     let kid = token::key_id(access).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let claims = token::verify(access, keys.get(&kid).unwrap(), "rel-identity", now).unwrap();
-    assert_eq!((claims.sub.as_str(), claims.class), ("ci", TokenClass::ServiceAccount));
+    assert_eq!(
+        (claims.sub.as_str(), claims.class),
+        ("ci", TokenClass::ServiceAccount)
+    );
     assert_eq!(claims.exp - claims.iat, 120);
     // The other key's JWKS does not verify it.
     assert!(KeySet::from_jwks(&jo).get(&kid).is_none());
@@ -207,7 +297,11 @@ async fn replicas_with_one_seed_serve_one_jwks_and_tokens_carry_class_and_expiry
     // Form body, node class.
     let resp = http()
         .post(format!("{}/token", a.url))
-        .form(&[("grant_type", "client_credentials"), ("client_id", "node-b"), ("client_secret", CLIENT_SECRET)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "node-b"),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap();
@@ -217,19 +311,45 @@ async fn replicas_with_one_seed_serve_one_jwks_and_tokens_carry_class_and_expiry
     // Refusals: wrong secret, unknown client, wrong grant, no body.
     let post = |form: Vec<(&'static str, &'static str)>| {
         let url = format!("{}/token", a.url);
-        async move { http().post(url).form(&form).send().await.unwrap().status().as_u16() }
+        async move {
+            http()
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
-    assert_eq!(post(vec![("client_id", "ci"), ("client_secret", "nope")]).await, 401);
-    assert_eq!(post(vec![("client_id", "ghost"), ("client_secret", CLIENT_SECRET)]).await, 401);
     assert_eq!(
-        post(vec![("grant_type", "password"), ("client_id", "ci"), ("client_secret", CLIENT_SECRET)]).await,
+        post(vec![("client_id", "ci"), ("client_secret", "nope")]).await,
+        401
+    );
+    assert_eq!(
+        post(vec![
+            ("client_id", "ghost"),
+            ("client_secret", CLIENT_SECRET)
+        ])
+        .await,
+        401
+    );
+    assert_eq!(
+        post(vec![
+            ("grant_type", "password"),
+            ("client_id", "ci"),
+            ("client_secret", CLIENT_SECRET)
+        ])
+        .await,
         400
     );
     assert_eq!(post(vec![]).await, 400);
 
     // Issued tokens are recorded (by jti, never the token), and no secret reached the logs.
     let conn = DatabaseUrl::from_path(&db).open_read_only().unwrap();
-    let issued: i64 = conn.query_row("SELECT COUNT(*) FROM issued_tokens", [], |r| r.get(0)).unwrap();
+    let issued: i64 = conn
+        .query_row("SELECT COUNT(*) FROM issued_tokens", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(issued, 2);
     for running in [&a, &b, &other] {
         let log = std::fs::read_to_string(&running.log).unwrap();
@@ -251,6 +371,14 @@ async fn token_is_refused_with_503_when_the_schema_is_missing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
-    assert_eq!(http().get(format!("{}/readyz", running.url)).send().await.unwrap().status(), 503);
+    assert_eq!(
+        http()
+            .get(format!("{}/readyz", running.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     assert!(!db.exists(), "serving must not create the database");
 }

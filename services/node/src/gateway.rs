@@ -26,7 +26,9 @@ use tokio::sync::{Mutex, RwLock};
 use crate::protocol::{MAX_QUERY_BYTES, QueryRequest, QueryResponse, WorkRequest, WorkResponse};
 
 /// What the gateway's `/readyz` asserts.
-pub const SCHEMA: SchemaRequirement = SchemaRequirement { tables: &[QUERY_AUDIT] };
+pub const SCHEMA: SchemaRequirement = SchemaRequirement {
+    tables: &[QUERY_AUDIT],
+};
 /// The JWKS is refreshed on an unknown `kid` at most this often.
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(2);
 /// Attempts per upstream call (identity's JWKS, the worker).
@@ -34,7 +36,11 @@ pub const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version, about = "The platform's front door: POST /api/query, bearer JWT from identity")]
+#[command(
+    name = "gateway",
+    version,
+    about = "The platform's front door: POST /api/query, bearer JWT from identity"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -92,7 +98,12 @@ pub enum AuthError {
 
 impl JwksCache {
     pub fn new(http: reqwest::Client, url: reqwest::Url) -> Self {
-        Self { http, url, keys: RwLock::new(KeySet::default()), last_fetch: Mutex::new(None) }
+        Self {
+            http,
+            url,
+            keys: RwLock::new(KeySet::default()),
+            last_fetch: Mutex::new(None),
+        }
     }
 
     /// Verifies `token`: picks the key by `kid`, refreshing the JWKS once when the `kid` is unknown.
@@ -102,9 +113,13 @@ impl JwksCache {
         if let Some(key) = self.keys.read().await.get(&kid) {
             return token::verify(token, key, issuer, now).map_err(AuthError::Invalid);
         }
-        self.refresh_for(&kid).await.map_err(AuthError::KeysUnavailable)?;
+        self.refresh_for(&kid)
+            .await
+            .map_err(AuthError::KeysUnavailable)?;
         let keys = self.keys.read().await;
-        let key = keys.get(&kid).ok_or_else(|| AuthError::Invalid(TokenError::UnknownKey(kid.clone())))?;
+        let key = keys
+            .get(&kid)
+            .ok_or_else(|| AuthError::Invalid(TokenError::UnknownKey(kid.clone())))?;
         token::verify(token, key, issuer, now).map_err(AuthError::Invalid)
     }
 
@@ -134,7 +149,10 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
 {
-    let fail = |reason: String| UpstreamError { endpoint: endpoint.to_string(), reason };
+    let fail = |reason: String| UpstreamError {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
     let mut backoff = BACKOFF;
     let mut last_reason = String::new();
     for attempt in 1..=ATTEMPTS {
@@ -144,14 +162,21 @@ where
         }
         match send().await {
             Ok(resp) if resp.status().is_success() => {
-                return resp.json::<T>().await.map_err(|e| fail(format!("unexpected response body: {e}")));
+                return resp
+                    .json::<T>()
+                    .await
+                    .map_err(|e| fail(format!("unexpected response body: {e}")));
             }
             Ok(resp) if resp.status().is_server_error() => {
                 last_reason = format!("HTTP {}", resp.status());
             }
             Ok(resp) => return Err(fail(format!("HTTP {}", resp.status()))),
             Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                last_reason = if e.is_timeout() { "timed out".to_owned() } else { format!("{e}") };
+                last_reason = if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    format!("{e}")
+                };
             }
             Err(e) => return Err(fail(e.to_string())),
         }
@@ -177,7 +202,9 @@ pub fn router(
     issuer: &str,
     db: DatabaseUrl,
 ) -> Router {
-    let work_url = worker_url.join("work").expect("a base URL joins a relative path");
+    let work_url = worker_url
+        .join("work")
+        .expect("a base URL joins a relative path");
     let state = AppState {
         jwks: Arc::new(JwksCache::new(http.clone(), jwks_url)),
         http,
@@ -185,15 +212,22 @@ pub fn router(
         issuer: Arc::from(issuer),
         db,
     };
-    Router::new().route("/api/query", post(query)).with_state(state)
+    Router::new()
+        .route("/api/query", post(query))
+        .with_state(state)
 }
 
 fn unauthorized(error: &str, description: &str) -> Response {
     let challenge = format!(r#"Bearer error="{error}", error_description="{description}""#);
-    let mut response =
-        (StatusCode::UNAUTHORIZED, Json(json!({"error": error, "error_description": description}))).into_response();
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -201,10 +235,17 @@ fn unauthorized(error: &str, description: &str) -> Response {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
-async fn query(State(state): State<AppState>, headers: HeaderMap, Json(request): Json<QueryRequest>) -> Response {
+async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<QueryRequest>,
+) -> Response {
     let claims = match bearer(&headers) {
         None => Err(AuthError::Missing),
         Some(token) => state.jwks.verify(token, &state.issuer).await,
@@ -212,7 +253,10 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, Json(request):
     let claims = match claims {
         Ok(claims) => claims,
         Err(AuthError::Missing) => {
-            return unauthorized("invalid_request", "send Authorization: Bearer <token from identity>");
+            return unauthorized(
+                "invalid_request",
+                "send Authorization: Bearer <token from identity>",
+            );
         }
         Err(AuthError::Invalid(reason)) => {
             tracing::info!(%reason, "query refused");
@@ -234,29 +278,43 @@ async fn query(State(state): State<AppState>, headers: HeaderMap, Json(request):
         )
             .into_response();
     }
-    let work = WorkRequest { query: request.query, delay_ms: request.delay_ms };
-    let answer: WorkResponse =
-        match with_retries(&state.work_url, || state.http.post(state.work_url.clone()).json(&work).send()).await {
-            Ok(answer) => answer,
-            Err(error) => {
-                tracing::error!(%error, "worker call failed");
-                return (
-                    StatusCode::BAD_GATEWAY,
-                    Json(json!({"error": "worker unavailable", "detail": error.to_string()})),
-                )
-                    .into_response();
-            }
-        };
+    let work = WorkRequest {
+        query: request.query,
+        delay_ms: request.delay_ms,
+    };
+    let answer: WorkResponse = match with_retries(&state.work_url, || {
+        state.http.post(state.work_url.clone()).json(&work).send()
+    })
+    .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(%error, "worker call failed");
+            return (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": "worker unavailable", "detail": error.to_string()})),
+            )
+                .into_response();
+        }
+    };
     if let Err(reason) = record_query(&state.db, &claims, &answer.worker_id).await {
         tracing::warn!(%reason, "cannot record the query in query_audit");
     }
     tracing::info!(subject = %claims.sub, class = %claims.class, worker_id = %answer.worker_id, "query answered");
-    Json(QueryResponse { answer: answer.answer, worker_id: answer.worker_id }).into_response()
+    Json(QueryResponse {
+        answer: answer.answer,
+        worker_id: answer.worker_id,
+    })
+    .into_response()
 }
 
 async fn record_query(db: &DatabaseUrl, claims: &Claims, worker_id: &str) -> Result<(), String> {
     let db = db.clone();
-    let (subject, class, worker_id) = (claims.sub.clone(), claims.class.as_str(), worker_id.to_owned());
+    let (subject, class, worker_id) = (
+        claims.sub.clone(),
+        claims.class.as_str(),
+        worker_id.to_owned(),
+    );
     tokio::task::spawn_blocking(move || {
         let conn = db.open_existing().map_err(|e| e.to_string())?;
         conn.execute(
@@ -285,7 +343,11 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
         .build()
         .map_err(GatewayError::Client)?;
     let db = cli.serve.database.database_url.clone();
-    let health = service_runtime::Health::new(service_runtime::build_info!("gateway", "gateway"), db.clone(), SCHEMA);
+    let health = service_runtime::Health::new(
+        service_runtime::build_info!("gateway", "gateway"),
+        db.clone(),
+        SCHEMA,
+    );
     tracing::info!(
         identity_jwks_url = %cli.identity_jwks_url,
         worker_url = %cli.worker_url,
@@ -293,8 +355,18 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
         listen = %cli.serve.listen_addr,
         "gateway starting"
     );
-    let app = router(http, cli.identity_jwks_url, &cli.worker_url, &cli.issuer, db).merge(health.routes());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(GatewayError::Runtime)?;
+    let app = router(
+        http,
+        cli.identity_jwks_url,
+        &cli.worker_url,
+        &cli.issuer,
+        db,
+    )
+    .merge(health.routes());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
         service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;

@@ -20,7 +20,11 @@ use crate::protocol::{MAX_QUERY_BYTES, WorkRequest, WorkResponse, answer};
 pub const SCHEMA: SchemaRequirement = SchemaRequirement { tables: &[] };
 
 #[derive(Debug, Parser)]
-#[command(name = "worker", version, about = "The platform's worker role: answers POST /work")]
+#[command(
+    name = "worker",
+    version,
+    about = "The platform's worker role: answers POST /work"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -52,7 +56,10 @@ struct AppState {
 pub fn router(worker_id: &str, max_delay: Duration) -> Router {
     Router::new()
         .route("/work", post(work))
-        .with_state(AppState { worker_id: Arc::from(worker_id), max_delay })
+        .with_state(AppState {
+            worker_id: Arc::from(worker_id),
+            max_delay,
+        })
 }
 
 async fn work(State(state): State<AppState>, Json(request): Json<WorkRequest>) -> Response {
@@ -67,7 +74,10 @@ async fn work(State(state): State<AppState>, Json(request): Json<WorkRequest>) -
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = WorkResponse { answer: answer(&request.query), worker_id: state.worker_id.to_string() };
+    let response = WorkResponse {
+        answer: answer(&request.query),
+        worker_id: state.worker_id.to_string(),
+    };
     tracing::debug!(delay_ms = delay.as_millis() as u64, "work answered");
     Json(response).into_response()
 }
@@ -81,12 +91,22 @@ fn default_worker_id() -> String {
 
 /// Runs the worker. Call after `service_runtime::startup::bootstrap_process`.
 pub fn run(cli: Cli) -> Result<(), WorkerError> {
-    let worker_id = cli.worker_id.filter(|w| !w.is_empty()).unwrap_or_else(default_worker_id);
+    let worker_id = cli
+        .worker_id
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(default_worker_id);
     let db = cli.serve.database.database_url.clone();
-    let health = service_runtime::Health::new(service_runtime::build_info!("worker", "worker"), db.clone(), SCHEMA);
+    let health = service_runtime::Health::new(
+        service_runtime::build_info!("worker", "worker"),
+        db.clone(),
+        SCHEMA,
+    );
     tracing::info!(%worker_id, database = %db, listen = %cli.serve.listen_addr, "worker starting");
     let app = router(&worker_id, Duration::from_millis(cli.max_delay_ms)).merge(health.routes());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(WorkerError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(WorkerError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
         service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;

@@ -1,7 +1,9 @@
 //! The `gateway` binary: `cargo build -p node --bin gateway --features gateway`.
 
 #[cfg(not(feature = "gateway"))]
-compile_error!("the `gateway` binary is the gateway role: build it with `cargo build -p node --bin gateway --features gateway`");
+compile_error!(
+    "the `gateway` binary is the gateway role: build it with `cargo build -p node --bin gateway --features gateway`"
+);
 
 #[cfg(feature = "gateway")]
 fn main() -> std::process::ExitCode {

@@ -1,7 +1,9 @@
 //! The `worker` binary: `cargo build -p node --bin worker --features worker`.
 
 #[cfg(not(feature = "worker"))]
-compile_error!("the `worker` binary is the worker role: build it with `cargo build -p node --bin worker --features worker`");
+compile_error!(
+    "the `worker` binary is the worker role: build it with `cargo build -p node --bin worker --features worker`"
+);
 
 #[cfg(feature = "worker")]
 fn main() -> std::process::ExitCode {

@@ -34,7 +34,11 @@ pub fn bins() -> &'static Bins {
             Some(dir) => PathBuf::from(dir),
             None => build_all(),
         };
-        let bins = Bins { identity: dir.join("identity"), gateway: dir.join("gateway"), worker: dir.join("worker") };
+        let bins = Bins {
+            identity: dir.join("identity"),
+            gateway: dir.join("gateway"),
+            worker: dir.join("worker"),
+        };
         for path in [&bins.identity, &bins.gateway, &bins.worker] {
             assert!(path.is_file(), "missing service binary {}", path.display());
         }
@@ -46,9 +50,17 @@ pub fn bins() -> &'static Bins {
 fn build_all() -> PathBuf {
     // <target>/<profile>/deps/<this test>
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_owned();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_owned();
     let target_dir = profile_dir.parent().expect("target dir").to_owned();
-    let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile dir name").to_owned();
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile dir name")
+        .to_owned();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let builds: [&[&str]; 3] = [
         &["-p", "identity", "--bin", "identity"],
@@ -57,7 +69,11 @@ fn build_all() -> PathBuf {
     ];
     for args in builds {
         let mut cmd = Command::new(&cargo);
-        cmd.arg("build").arg("--quiet").args(args).arg("--target-dir").arg(&target_dir);
+        cmd.arg("build")
+            .arg("--quiet")
+            .args(args)
+            .arg("--target-dir")
+            .arg(&target_dir);
         if profile != "debug" {
             cmd.args(["--profile", &profile]);
         }
@@ -69,7 +85,11 @@ fn build_all() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One running service; killed on drop if still running.
@@ -96,7 +116,12 @@ impl Service {
             cmd.env(key, value);
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let service = Service { name, url: format!("http://127.0.0.1:{port}"), child, log };
+        let service = Service {
+            name,
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
         service.wait_listening();
         service
     }
@@ -110,7 +135,11 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} did not listen on {addr}; log:\n{}", self.name, self.log());
+        panic!(
+            "{} did not listen on {addr}; log:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     pub fn pid(&self) -> u32 {
@@ -122,7 +151,10 @@ impl Service {
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-s", "TERM", &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-s", "TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill -TERM {}", self.pid());
     }
 
@@ -133,7 +165,12 @@ impl Service {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not exit within {timeout:?}; log:\n{}", self.name, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -150,9 +187,22 @@ impl Drop for Service {
 
 fn clean_env(cmd: &mut Command) {
     for key in [
-        "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-        "DATABASE_URL", "LISTEN_ADDR", "IDENTITY_SIGNING_KEY_B64", "IDENTITY_CLIENTS", "IDENTITY_CLIENTS_FILE",
-        "IDENTITY_JWKS_URL", "WORKER_URL", "WORKER_ID", "DRAIN_DELAY_MS", "SHUTDOWN_BUDGET_MS",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "DATABASE_URL",
+        "LISTEN_ADDR",
+        "IDENTITY_SIGNING_KEY_B64",
+        "IDENTITY_CLIENTS",
+        "IDENTITY_CLIENTS_FILE",
+        "IDENTITY_JWKS_URL",
+        "WORKER_URL",
+        "WORKER_ID",
+        "DRAIN_DELAY_MS",
+        "SHUTDOWN_BUDGET_MS",
     ] {
         cmd.env_remove(key);
     }
@@ -162,7 +212,10 @@ fn clean_env(cmd: &mut Command) {
 pub fn migrate(db: &Path) -> std::process::Output {
     let mut cmd = Command::new(&bins().identity);
     clean_env(&mut cmd);
-    cmd.arg("migrate").env("DATABASE_URL", format!("sqlite://{}", db.display())).output().unwrap()
+    cmd.arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap()
 }
 
 /// identity, a worker and a gateway sharing one database under a temp dir.
@@ -184,7 +237,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { migrate_first: true, drain_delay_ms: 200, shutdown_budget_ms: 5_000, worker_max_delay_ms: 0 }
+        Self {
+            migrate_first: true,
+            drain_delay_ms: 200,
+            shutdown_budget_ms: 5_000,
+            worker_max_delay_ms: 0,
+        }
     }
 }
 
@@ -199,7 +257,11 @@ impl Platform {
         let db = dir.path().join("data/platform.db");
         if options.migrate_first {
             let out = migrate(&db);
-            assert!(out.status.success(), "identity migrate: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "identity migrate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let database_url = format!("sqlite://{}", db.display());
         let common = |extra: Vec<(&'static str, String)>| {
@@ -219,7 +281,9 @@ impl Platform {
                 ("IDENTITY_SIGNING_KEY_B64", seed_b64()),
                 (
                     "IDENTITY_CLIENTS",
-                    format!("{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"),
+                    format!(
+                        "{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"
+                    ),
                 ),
                 ("IDENTITY_ISSUER", ISSUER.to_owned()),
             ]),
@@ -230,7 +294,10 @@ impl Platform {
             dir.path(),
             &common(vec![
                 ("WORKER_ID", "worker-test-1".to_owned()),
-                ("WORKER_MAX_DELAY_MS", options.worker_max_delay_ms.to_string()),
+                (
+                    "WORKER_MAX_DELAY_MS",
+                    options.worker_max_delay_ms.to_string(),
+                ),
             ]),
         );
         let gateway = Service::start(
@@ -238,12 +305,21 @@ impl Platform {
             &bins.gateway,
             dir.path(),
             &common(vec![
-                ("IDENTITY_JWKS_URL", format!("{}/.well-known/jwks.json", identity.url)),
+                (
+                    "IDENTITY_JWKS_URL",
+                    format!("{}/.well-known/jwks.json", identity.url),
+                ),
                 ("WORKER_URL", worker.url.clone()),
                 ("IDENTITY_ISSUER", ISSUER.to_owned()),
             ]),
         );
-        Platform { _dir: dir, db, identity, worker, gateway }
+        Platform {
+            _dir: dir,
+            db,
+            identity,
+            worker,
+            gateway,
+        }
     }
 
     pub fn services(&self) -> [&Service; 3] {
@@ -252,14 +328,22 @@ impl Platform {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 /// A token from identity for `client`.
 pub async fn token(identity: &Service, client: &str, secret: &str) -> String {
     let resp = http()
         .post(format!("{}/token", identity.url))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client), ("client_secret", secret)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+        ])
         .send()
         .await
         .unwrap();
@@ -269,5 +353,10 @@ pub async fn token(identity: &Service, client: &str, secret: &str) -> String {
 }
 
 pub async fn status(url: &str) -> u16 {
-    http().get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    http()
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
 }

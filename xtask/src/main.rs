@@ -1,21 +1,34 @@
-//! Developer tasks: `cargo xtask <task>`.
-//!
-//! - `test`: install what the tests need (Debian packages when root) and run the whole suite.
+//! `cargo xtask <task>`: developer tasks for this workspace.
 
 use std::process::ExitCode;
 
 mod provision;
+mod services;
 mod test;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test [ARGS]
+      install what the tests need (Debian packages with apt-get when root, otherwise named) and
+      run every test of the workspace; ARGS go to cargo-nextest (or cargo test).
+  run-services [--base-port N] [--check]
+      build identity, gateway and worker, migrate a local SQLite database, start all three on
+      127.0.0.1 (ports N, N+1, N+2; default 8081) and print curl commands to query them.
+      --check: query once through the gateway, stop the services (SIGTERM) and exit.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            print_help();
+        Some("run-services") => return services::run_services(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown task `{other}`; run `cargo xtask help`")),
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -24,13 +37,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn print_help() {
-    println!(
-        "cargo xtask <task>\n\n\
-         tasks:\n  \
-         test [ARGS]   install what the tests need (Debian packages when root) and run every test;\n                \
-         ARGS go to cargo-nextest (or cargo test)\n"
-    );
 }

@@ -30,11 +30,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build each component's binary with cargo and assemble a reproducible OCI image
+    Build(BuildArgs),
     /// Write the release lockfile releases/<version>.yaml from build results and pinned digests
     Lock(LockArgs),
     /// Run a deploy gate; prints one row per check and exits 0 pass, 1 fail, 2 cannot run
     #[command(subcommand)]
     Gate(GateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build only this component (repeatable) [default: every built component of rel.toml]
+    #[arg(long = "component", value_name = "NAME")]
+    pub components: Vec<String>,
+
+    /// Image repository prefix [default: rel.toml's `registry`]
+    #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
+    pub registry: Option<String>,
+
+    /// Tag to publish with each image (a label; the digest is the authority) [default: git-<commit>]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
+    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

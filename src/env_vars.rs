@@ -7,6 +7,10 @@
 pub const PROJECT_DIR: &str = "REL_PROJECT_DIR";
 /// Output format of gates and reports (`auto`, `table`, `plain`, `json`).
 pub const FORMAT: &str = "REL_FORMAT";
+/// Image repository prefix for `rel build`, overriding rel.toml's `registry`.
+pub const REGISTRY: &str = "REL_REGISTRY";
+/// Fixed timestamp (seconds since 1970) for reproducible images; default: the commit time.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// Who is acting, for commit trailers and records; default: git's `user.email`, then `$USER`.
 pub const ACTOR: &str = "REL_ACTOR";
 /// When set (to anything), no colour in output (<https://no-color.org>).

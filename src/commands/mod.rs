@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::report::Report;
 use crate::{Error, Exit, env_vars};
 
+mod build;
 mod gate;
 mod lock;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => return report_error(e),
     };
     let result = match cli.command {
+        Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
     };

@@ -46,6 +46,7 @@ impl ImageRule {
             digest = s.digest.clone();
         } else if !s.tag_suffix.is_empty() {
             tag.push_str(&s.tag_suffix);
+            digest.clear();
         }
         if !tag.is_empty() {
             name = format!("{name}:{tag}");
@@ -85,6 +86,13 @@ pub fn split(image: &str) -> (String, String, String) {
     }
 }
 
+const BUILTIN_PATHS: [&str; 4] = [
+    "spec/containers[]/image",
+    "spec/initContainers[]/image",
+    "spec/template/spec/containers[]/image",
+    "spec/template/spec/initContainers[]/image",
+];
+
 /// Applies every entry, in order, to every image field.
 pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec]) {
     if rules.is_empty() {
@@ -105,6 +113,12 @@ pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec])
             continue;
         }
         walk_containers(&mut r.value, rewrite);
+        // kustomize runs its built-in field specs after the walk above, so the pod-spec paths
+        // they name are rewritten a second time (visible with `tagSuffix`).
+        for path in BUILTIN_PATHS {
+            let path: Vec<String> = path.split('/').map(str::to_string).collect();
+            visit(&mut r.value, &path, false, Leaf::Scalar, rewrite);
+        }
         for fs in extra_specs {
             if fs.selects(&gvk) {
                 visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, rewrite);

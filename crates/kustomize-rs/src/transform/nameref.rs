@@ -126,6 +126,7 @@ struct Candidate {
     gvk: Gvk,
     name: String,
     namespace: String,
+    org_namespace: String,
     cluster_scoped: bool,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
@@ -146,6 +147,7 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
             gvk,
             name: r.name().to_string(),
             namespace: r.namespace().to_string(),
+            org_namespace: r.org_id.namespace.clone(),
             prefixes: r.prefixes.clone(),
             suffixes: r.suffixes.clone(),
         });
@@ -183,21 +185,31 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                 let Some(list) = by_old_name.get(&(rule.target_kind.to_string(), old.to_string())) else {
                     return Ok(None);
                 };
-                let mut found: Vec<&Candidate> = list
-                    .iter()
-                    .map(|&i| &cands[i])
-                    .filter(|c| rule.target_group.is_empty() || c.gvk.group == rule.target_group || rule.target_kind != c.gvk.kind)
+                let mut found: Vec<&Candidate> = list.iter().map(|&i| &cands[i]).collect();
+                if let Some(ns) = ns_filter {
+                    // A map with a namespace field: candidates from that original namespace,
+                    // else from that current namespace.
+                    let by_org: Vec<&Candidate> = found.iter().copied().filter(|c| c.org_namespace == ns).collect();
+                    found = if by_org.is_empty() {
+                        found.into_iter().filter(|c| c.namespace == ns).collect()
+                    } else {
+                        by_org
+                    };
+                }
+                let mut found: Vec<&Candidate> = found
+                    .into_iter()
+                    .filter(|c| rule.target_group.is_empty() || c.gvk.group == rule.target_group)
                     .filter(|c| !is_role_ref || referrer.role_ref_kind.as_deref().is_none_or(|k| k == c.gvk.kind))
-                    .filter(|c| match ns_filter {
-                        Some(ns) => ns_eq(&c.namespace, ns),
-                        None => {
-                            referrer.cluster_scoped
-                                || c.cluster_scoped
-                                || c.gvk.kind == "ServiceAccount"
-                                || ns_eq(&referrer.namespace, &c.namespace)
-                        }
+                    .filter(|c| {
+                        referrer.cluster_scoped
+                            || c.cluster_scoped
+                            || c.gvk.kind == "ServiceAccount"
+                            || ns_eq(&referrer.namespace, &c.namespace)
                     })
                     .collect();
+                if found.len() == 1 {
+                    return Ok(Some((found[0].name.clone(), found[0].namespace.clone())));
+                }
                 if found.len() > 1 {
                     found.retain(|c| {
                         affixes_match(&c.prefixes, &referrer.prefixes) && affixes_match(&c.suffixes, &referrer.suffixes)
@@ -252,18 +264,17 @@ fn fix_scalar(s: &mut Value, select: &SelectFn<'_>, error: &mut Option<String>) 
 type SelectFn<'a> = dyn Fn(&str, Option<&str>) -> std::result::Result<Option<(String, String)>, String> + 'a;
 
 fn fix_mapping(v: &mut Value, target_kind: &str, select: &SelectFn<'_>, error: &mut Option<String>) {
+    let _ = target_kind;
     let Value::Map(m) = v else { return };
-    if let Some(kind) = m.get("kind").and_then(Value::as_str) {
-        if kind != target_kind {
-            return;
-        }
-    }
     let Some(old) = m.get("name").and_then(Value::as_str).map(str::to_string) else { return };
     let ns = m.get("namespace").and_then(Value::as_str).map(str::to_string);
     match select(&old, ns.as_deref()) {
         Ok(Some((new, new_ns))) => {
+            if new == old && new_ns.is_empty() {
+                return;
+            }
             m.insert("name", Value::Str(new));
-            if ns.is_some() {
+            if !new_ns.is_empty() {
                 m.insert("namespace", Value::Str(new_ns));
             }
         }

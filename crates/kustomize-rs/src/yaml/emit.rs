@@ -190,8 +190,23 @@ impl Emitter<'_> {
         self.put('\'');
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
+        let mut breaks = false;
         for i in 0..chars.len() {
             let c = chars[i];
+            if is_break(c) {
+                if !breaks && c == '\n' {
+                    self.newline();
+                }
+                self.out.push(c);
+                self.column = 0;
+                breaks = true;
+                continue;
+            }
+            if breaks && c != ' ' {
+                while self.column < indent {
+                    self.put(' ');
+                }
+            }
             if c == ' ' {
                 if allow_breaks
                     && !spaces
@@ -212,6 +227,7 @@ impl Emitter<'_> {
                 }
                 self.put(c);
                 spaces = false;
+                breaks = false;
             }
         }
         self.put('\'');
@@ -224,10 +240,13 @@ impl Emitter<'_> {
         // Byte positions matter for the `i < len-1` test (libyaml works on bytes).
         let byte_len = s.len();
         let mut byte_pos = 0;
+        // libyaml's BOM test looks at the start of the string, not at the current character:
+        // a string that starts with a BOM has every character escaped.
+        let starts_with_bom = s.starts_with('\u{FEFF}');
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
-            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            if starts_with_bom || !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 match c {
                     '\0' => self.put('0'),

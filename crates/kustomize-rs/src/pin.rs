@@ -123,7 +123,13 @@ impl<'a> TreeBuilder<'a> {
         let start = self.b(span.start.index());
         let line = span.start.line();
         match ev {
-            Event::Scalar(v, style, _, _) => Ok(Node::Scalar { value: v.to_string(), style, start, end: self.b(span.end.index()), line }),
+            Event::Scalar(v, style, _, _) => {
+                let end = match style {
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => quoted_end(self.text, start),
+                    _ => self.b(span.end.index()),
+                };
+                Ok(Node::Scalar { value: v.to_string(), style, start, end, line })
+            }
             Event::SequenceStart(..) => {
                 let flow = self.text[start..].starts_with('[');
                 let mut items = Vec::new();
@@ -176,6 +182,33 @@ fn parse_tree(text: &str) -> Result<Option<Node>, PinError> {
         }
     }
     Ok(root)
+}
+
+/// End (exclusive) of the quoted scalar starting at `start` (its opening quote).
+fn quoted_end(text: &str, start: usize) -> usize {
+    let b = text.as_bytes();
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() {
+        if q == b'\'' && b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        if q == b'"' {
+            if b[i] == b'\\' {
+                i += 2;
+                continue;
+            }
+            if b[i] == b'"' {
+                return i + 1;
+            }
+        }
+        i += 1;
+    }
+    text.len()
 }
 
 fn valid_digest(d: &str) -> bool {
@@ -232,8 +265,8 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
     let images = root_map.and_then(|r| r.get("images"));
     // Style hints for appended entries.
     let mut key_order: Vec<&str> = vec!["name", "newName", "digest"];
-    let mut name_style = ScalarStyle::Plain;
-    let mut digest_style = ScalarStyle::Plain;
+    let mut name_style: Option<ScalarStyle> = None;
+    let mut digest_style: Option<ScalarStyle> = None;
     match images {
         Some((_, Node::Seq { items, flow: false, .. })) => {
             if let Some(Node::Map { entries, .. }) = items.first() {
@@ -250,10 +283,10 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                     return Err(PinError::Layout { line: *line, message: "an images entry has no name".into() });
                 };
                 if let Some((_, Node::Scalar { style, .. })) = item.get("name") {
-                    name_style = *style;
+                    name_style.get_or_insert(*style);
                 }
                 if let Some((_, Node::Scalar { style, .. })) = item.get("digest") {
-                    digest_style = *style;
+                    digest_style.get_or_insert(*style);
                 }
                 let Some(pi) = pins.iter().position(|p| p.name == name) else {
                     unmatched.push(name.to_string());
@@ -302,7 +335,7 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                         // Keep the file's key order: insert newName before digest when both are new.
                         inserts.sort_by_key(|(k, _)| key_order.iter().position(|o| o == k));
                         for (k, v) in &inserts {
-                            let style = if *k == "digest" { digest_style } else { name_style };
+                            let style = if *k == "digest" { digest_style } else { name_style }.unwrap_or(ScalarStyle::Plain);
                             s.push_str(&format!("{}{k}: {}\n", " ".repeat(indent), restyle(style, v)));
                         }
                         edits.push(Edit { start: at, end: at, text: s });
@@ -317,6 +350,8 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
         Some((k, _)) => return Err(PinError::Layout { line: k.line(), message: "`images` is not a block list".into() }),
         None => {}
     }
+    let name_style = name_style.unwrap_or(ScalarStyle::Plain);
+    let digest_style = digest_style.unwrap_or(ScalarStyle::Plain);
     // Append missing entries.
     let missing: Vec<&Pin> = pins.iter().zip(&matched_pins).filter(|(_, m)| !**m).map(|(p, _)| p).collect();
     if !missing.is_empty() {
@@ -449,4 +484,130 @@ pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
         .context_radius(3)
         .header(&format!("a/{path}"), &format!("b/{path}"))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+    fn p(name: &str, digest: &str) -> Pin {
+        Pin { name: name.into(), new_name: None, digest: digest.into() }
+    }
+
+    const OVERLAY: &str = "# prod overlay: pins are the image authority
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../base   # shared base
+images:
+  # the API server
+  - name: shop/api
+    newName: registry.example.com/shop/api   # mirrored
+    digest: \"sha256:1111111111111111111111111111111111111111111111111111111111111111\" # 0.4.0
+  - name: shop/web
+    newName: registry.example.com/shop/web
+    newTag: '1.2'
+  - name: legacy/worker
+    digest: sha256:1111111111111111111111111111111111111111111111111111111111111111
+namespace: shop   # trailing comment
+";
+
+    #[test]
+    fn only_digest_values_change() {
+        let out = pin(OVERLAY, &[p("shop/api", D2), p("legacy/worker", D3)]).unwrap();
+        let expected = OVERLAY
+            .replacen(&format!("\"{D1}\" # 0.4.0"), &format!("\"{D2}\" # 0.4.0"), 1)
+            .replacen(&format!("digest: {D1}\nnamespace"), &format!("digest: {D3}\nnamespace"), 1);
+        assert_eq!(out.text, expected);
+        assert_eq!(out.changed, vec!["shop/api", "legacy/worker"]);
+        assert_eq!(out.unmatched, vec!["shop/web"]);
+        assert!(out.appended.is_empty());
+    }
+
+    #[test]
+    fn missing_digest_key_is_inserted_under_the_entry() {
+        let out = pin(OVERLAY, &[p("shop/web", D2)]).unwrap();
+        assert!(out.text.contains(&format!(
+            "  - name: shop/web\n    newName: registry.example.com/shop/web\n    newTag: '1.2'\n    digest: \"{D2}\"\n  - name: legacy/worker"
+        )), "{}", out.text);
+        assert_eq!(out.changed, vec!["shop/web"]);
+    }
+
+    #[test]
+    fn missing_entry_is_appended_in_the_file_style() {
+        let out = pin(OVERLAY, &[Pin { name: "shop/new".into(), new_name: Some("registry.example.com/shop/new".into()), digest: D2.into() }])
+            .unwrap();
+        assert!(
+            out.text.contains(&format!(
+                "    digest: {D1}\n  - name: shop/new\n    newName: registry.example.com/shop/new\n    digest: \"{D2}\"\nnamespace: shop"
+            )),
+            "{}",
+            out.text
+        );
+        assert_eq!(out.appended, vec!["shop/new"]);
+        assert_eq!(out.unmatched.len(), 3);
+    }
+
+    #[test]
+    fn images_section_is_created_when_absent() {
+        let text = "resources:\n- base\n# end\n";
+        let out = pin(text, &[p("a/b", D1)]).unwrap();
+        assert_eq!(out.text, format!("resources:\n- base\n# end\nimages:\n- name: a/b\n  digest: {D1}\n"));
+    }
+
+    #[test]
+    fn unchanged_pins_leave_text_identical() {
+        let out = pin(OVERLAY, &[p("shop/api", D1)]).unwrap();
+        assert_eq!(out.text, OVERLAY);
+        assert!(out.changed.is_empty());
+    }
+
+    #[test]
+    fn new_name_is_updated_in_place() {
+        let out = pin(OVERLAY, &[Pin { name: "shop/api".into(), new_name: Some("mirror.example.com/api".into()), digest: D1.into() }])
+            .unwrap();
+        assert!(out.text.contains("    newName: mirror.example.com/api   # mirrored\n"));
+        assert_eq!(out.text.lines().count(), OVERLAY.lines().count());
+    }
+
+    #[test]
+    fn flow_style_entries_are_edited_in_place() {
+        let text = "images:\n- {name: a, digest: 'sha256:1111111111111111111111111111111111111111111111111111111111111111'}\n- {name: b}\n";
+        let out = pin(text, &[p("a", D2), p("b", D3)]).unwrap();
+        assert_eq!(out.text, format!("images:\n- {{name: a, digest: '{D2}'}}\n- {{name: b, digest: {D3}}}\n"));
+    }
+
+    #[test]
+    fn bad_digest_is_refused() {
+        let err = pin(OVERLAY, &[p("shop/api", "sha256:nothex")]).unwrap_err();
+        assert!(matches!(err, PinError::BadDigest { .. }));
+    }
+
+    #[test]
+    fn verification_refuses_other_changes() {
+        let after = OVERLAY.replace("namespace: shop", "namespace: other");
+        let err = verify(OVERLAY, &after, &[]).unwrap_err();
+        assert!(matches!(err, PinError::Verify(_)));
+        assert!(verify(OVERLAY, OVERLAY, &[]).is_ok());
+    }
+
+    #[test]
+    fn invalid_yaml_is_reported_with_its_line() {
+        let err = pin("images:\n- name: [x\n", &[p("x", D1)]).unwrap_err();
+        assert!(matches!(err, PinError::Yaml { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unified_diff_shows_the_changed_line() {
+        let out = pin(OVERLAY, &[p("legacy/worker", D3)]).unwrap();
+        let d = unified_diff(OVERLAY, &out.text, "overlays/prod/kustomization.yaml");
+        assert!(d.contains("--- a/overlays/prod/kustomization.yaml"));
+        assert!(d.contains(&format!("-    digest: {D1}")));
+        assert!(d.contains(&format!("+    digest: {D3}")));
+        assert_eq!(d.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count(), 1);
+    }
 }

@@ -1,6 +1,5 @@
 //! Resources, their ids, and the ordered, indexed collection transformers work on.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::yaml::{Map, Value};
@@ -139,10 +138,6 @@ impl Resource {
         r.org_id = r.cur_id();
         r
     }
-    /// The object's fields.
-    pub fn map(&self) -> &Map {
-        self.value.as_map().expect("resources are mappings")
-    }
     /// The object's fields, mutably.
     pub fn map_mut(&mut self) -> &mut Map {
         self.value.as_map_mut().expect("resources are mappings")
@@ -212,10 +207,6 @@ pub struct ResMap {
 }
 
 impl ResMap {
-    /// An index from current id to position (call after names changed).
-    pub fn index(&self) -> HashMap<(Gvk, String, String), usize> {
-        self.list.iter().enumerate().map(|(i, r)| (r.cur_id().key(), i)).collect()
-    }
     /// Positions of resources whose current or earlier id is `id`.
     pub fn find_by_any_id(&self, id: &ResId) -> Vec<usize> {
         (0..self.list.len()).filter(|&i| self.list[i].has_any_id(id)).collect()

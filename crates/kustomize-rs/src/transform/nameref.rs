@@ -122,7 +122,6 @@ fn rules() -> Vec<Rule> {
 }
 
 struct Candidate {
-    idx: usize,
     gvk: Gvk,
     name: String,
     namespace: String,
@@ -142,7 +141,6 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
     for (i, r) in m.list.iter().enumerate() {
         let gvk = r.gvk();
         cands.push(Candidate {
-            idx: i,
             cluster_scoped: gvk.is_cluster_scoped(),
             gvk,
             name: r.name().to_string(),

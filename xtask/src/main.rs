@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+mod bench_render;
+mod kustomize;
 mod provision;
 mod services;
 mod test;
@@ -16,13 +18,26 @@ tasks:
   run-services [--base-port N] [--check]
       build identity, gateway and worker, migrate a local SQLite database, start all three on
       127.0.0.1 (ports N, N+1, N+2; default 8081) and print curl commands to query them.
-      --check: query once through the gateway, stop the services (SIGTERM) and exit.";
+      --check: query once through the gateway, stop the services (SIGTERM) and exit.
+  kustomize-oracle [CASE...]
+      regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
+  bench render [--sizes 500,1000,2000]
+      rel's renderer against `kubectl kustomize` on generated overlays, side by side.";
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(1))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("run-services") => return services::run_services(&args[1..]),
+        Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("render") => return code(bench_render::run(&args[2..])),
+            _ => Err(format!("usage: cargo xtask bench <render> [args]\n\n{USAGE}")),
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -5,6 +5,7 @@
 //! results; they never print. See `ARCHITECTURE.md` for the map.
 
 pub mod atomic_write;
+pub mod audit;
 pub mod build_output;
 pub mod cli;
 pub mod commands;
@@ -12,11 +13,15 @@ pub mod config;
 pub mod env_vars;
 pub mod error;
 pub mod gate;
+pub mod git_repo;
+pub mod hold;
 pub mod lockfile;
 pub mod project;
+pub mod record;
 pub mod releases;
 pub mod report;
 pub mod source_error;
+pub mod trailers;
 pub mod version;
 
 pub use error::{Error, Exit};

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod env_vars;
+pub mod forge;
 pub mod error;
 pub mod gate;
 pub mod git_repo;

@@ -9,8 +9,11 @@ use crate::config::Config;
 use crate::report::Report;
 use crate::{Error, Exit, env_vars};
 
+mod audit;
 mod gate;
+mod hold;
 mod lock;
+mod record;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -23,6 +26,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+        Command::Record(args) => record::run(&ctx, args),
+        Command::Hold(cmd) => hold::run(&ctx, cmd),
+        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Promote(_) | Command::Rollback(_) | Command::Status(_) => Err(Error::usage("not wired yet", "")),
     };
     match result {
         Ok(exit) => exit.into(),

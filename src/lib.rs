@@ -17,6 +17,7 @@ pub mod gate;
 pub mod git_repo;
 pub mod hold;
 pub mod lockfile;
+pub mod overlay_pin;
 pub mod project;
 pub mod record;
 pub mod releases;

@@ -19,10 +19,12 @@ pub mod hold;
 pub mod lockfile;
 pub mod overlay_pin;
 pub mod project;
+pub mod promote;
 pub mod record;
 pub mod releases;
 pub mod report;
 pub mod source_error;
+pub mod status;
 pub mod trailers;
 pub mod version;
 

@@ -13,7 +13,9 @@ mod audit;
 mod gate;
 mod hold;
 mod lock;
+mod promote;
 mod record;
+mod status;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -29,7 +31,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Record(args) => record::run(&ctx, args),
         Command::Hold(cmd) => hold::run(&ctx, cmd),
         Command::Audit(args) => audit::run(&ctx, args),
-        Command::Promote(_) | Command::Rollback(_) | Command::Status(_) => Err(Error::usage("not wired yet", "")),
+        Command::Promote(args) => promote::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
     };
     match result {
         Ok(exit) => exit.into(),

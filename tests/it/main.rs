@@ -3,6 +3,7 @@
 mod audit;
 mod coherence;
 mod lock;
+mod promote;
 mod promote_record;
 mod promote_support;
 mod support;

@@ -351,3 +351,39 @@ fn route(kind: Kind, req: &Request, prs: &Mutex<Vec<Pr>>, port: u16) -> (&'stati
         _ => ("404 Not Found", r#"{"message":"Not Found"}"#.into()),
     }
 }
+
+impl GitProject {
+    /// The fixture with a `[forge]` section pointing at `forge`, committed and pushed.
+    pub fn with_forge(kind: Kind, forge: &FakeForge) -> GitProject {
+        let p = GitProject::new();
+        let kind = match kind {
+            Kind::Github => "github",
+            Kind::Gitea => "gitea",
+            Kind::Gitlab => "gitlab",
+        };
+        let mut config = p.work.read("rel.toml");
+        config.push_str(&format!("\n[forge]\nkind = \"{kind}\"\napi-url = \"{}\"\nrepo = \"org/gitops\"\n", forge.url));
+        p.work.write("rel.toml", &config);
+        p.git(&["commit", "--quiet", "-am", "forge"]);
+        p.git(&["push", "--quiet", "origin", "main"]);
+        p
+    }
+
+    /// 0.3.0 = what the overlays pin now (D1, D2, D3), locked and committed; 0.4.0 validated in staging.
+    pub fn with_releases(self) -> GitProject {
+        self.lock("0.3.0", [D1, D2, D3]);
+        self.git(&["add", "releases/0.3.0.yaml"]);
+        self.git(&["commit", "--quiet", "-m", "release 0.3.0"]);
+        self.validated("0.4.0", [D4, D5, D6]);
+        self
+    }
+}
+
+/// The prod overlay of the fixture with the 0.3.0 digests replaced by `digests`.
+pub fn prod_overlay_with(digests: [&str; 3]) -> String {
+    std::fs::read_to_string(fixture("promote/overlays/prod/kustomization.yaml"))
+        .unwrap()
+        .replace(&D1["sha256:".len()..], &digests[0]["sha256:".len()..])
+        .replace(&D2["sha256:".len()..], &digests[1]["sha256:".len()..])
+        .replace(&D3["sha256:".len()..], &digests[2]["sha256:".len()..])
+}

@@ -4,6 +4,7 @@ mod audit;
 mod coherence;
 mod lock;
 mod promote;
+mod promote_forge;
 mod promote_record;
 mod promote_support;
 mod support;

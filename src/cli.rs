@@ -37,6 +37,147 @@ pub enum Command {
     /// Run a deploy gate; prints one row per check and exits 0 pass, 1 fail, 2 cannot run
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Record that a version passed the deep gate in an environment (releases/<v>.<env>.validation.yaml)
+    Record(RecordArgs),
+    /// Promote a validated version into an environment: one commit pinning every digest, on a branch, as a PR
+    Promote(PromoteArgs),
+    /// Roll an environment back to the previous validated version (git revert) and hold the bad one
+    Rollback(RollbackArgs),
+    /// Versions on hold (set by rollback): list them, or clear one so it can be promoted again
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Who did what, when, to which version: rel's actions read back from the commit trailers
+    Audit(AuditArgs),
+    /// Per environment: the digests its overlay pins, the release they match, validated or held
+    Status(StatusArgs),
+}
+
+/// Output format of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// A table.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The validated version
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The environment the deep gate ran in
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The deep gate's JSON report (`rel gate smoke --profile deep --format json`)
+    #[arg(long, value_name = "FILE")]
+    pub evidence: PathBuf,
+
+    /// Write the record but do not commit it (by default rel commits the record and the lockfile)
+    #[arg(long)]
+    pub no_commit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The version to promote (must be validated in the source environment)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The target environment
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The source environment [default: the one whose `promotes-to` is ENV]
+    #[arg(long, value_name = "ENV")]
+    pub from: Option<String>,
+
+    /// Push the branch (with a lease: a branch that moved is never overwritten)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Open the pull request, or update the open one (implies --push); token from GITHUB_TOKEN, GITEA_TOKEN or GITLAB_TOKEN
+    #[arg(long)]
+    pub open_pr: bool,
+
+    /// Print the diff and the pull request text; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format of the result
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// Roll back to this version or commit [default: the previous validated version ENV ran]
+    #[arg(long, value_name = "VERSION|COMMIT")]
+    pub to: Option<String>,
+
+    /// Push the rollback commit to the current branch's upstream (with a lease)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Put the rollback on a branch and open a pull request instead (implies --push)
+    #[arg(long)]
+    pub open_pr: bool,
+
+    /// Print what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask before pushing (required to push without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// List the versions on hold
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Release a version from hold (commits releases/holds.yaml with trailers)
+    Clear {
+        /// The version to release
+        #[arg(value_name = "VERSION")]
+        version: Version,
+        /// Write releases/holds.yaml but do not commit it
+        #[arg(long)]
+        no_commit: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only actions on this environment (as target or source)
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Only actions at or after this date (YYYY-MM-DD, UTC) or time (RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Read the history of this revision [default: HEAD]
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub rev: String,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,12 @@ pub const ACTOR: &str = "REL_ACTOR";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `true` inside GitHub Actions: gates also print workflow annotations.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// Token for GitHub's REST API (`--open-pr`); read from the environment only, never printed.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// Token for a Gitea or Forgejo API (`--open-pr`); read from the environment only, never printed.
+pub const GITEA_TOKEN: &str = "GITEA_TOKEN";
+/// Token for GitLab's API (`--open-pr`); read from the environment only, never printed.
+pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 

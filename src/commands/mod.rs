@@ -10,8 +10,13 @@ use crate::report::Report;
 use crate::{Error, Exit, env_vars};
 
 mod build;
+mod audit;
 mod gate;
+mod hold;
 mod lock;
+mod promote;
+mod record;
+mod status;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -25,6 +30,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+        Command::Record(args) => record::run(&ctx, args),
+        Command::Hold(cmd) => hold::run(&ctx, cmd),
+        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Promote(args) => promote::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
     };
     match result {
         Ok(exit) => exit.into(),

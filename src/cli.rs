@@ -34,6 +34,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Write the release lockfile releases/<version>.yaml from build results and pinned digests
     Lock(LockArgs),
+    /// Render a kustomize overlay exactly as `kubectl kustomize` would
+    Render(RenderArgs),
+    /// Set an overlay's image digests from a release lockfile, changing nothing else in the file
+    Pin(PinArgs),
     /// Run a deploy gate; prints one row per check and exits 0 pass, 1 fail, 2 cannot run
     #[command(subcommand)]
     Gate(GateCommand),
@@ -197,6 +201,44 @@ pub struct BuildArgs {
     /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
     #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The kustomization directory to render
+    #[arg(value_name = "DIR", conflicts_with = "env", required_unless_present = "env")]
+    pub dir: Option<PathBuf>,
+
+    /// Render this environment's overlay (rel.toml `environments.<ENV>.overlay`)
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Write one file per object into DIR instead of printing the stream
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The environment whose overlay to pin
+    #[arg(long, value_name = "ENV", required_unless_present = "overlay", conflicts_with = "overlay")]
+    pub env: Option<String>,
+
+    /// The release whose lockfile gives the digests (releases/<VERSION>.yaml)
+    #[arg(long, value_name = "VERSION", required_unless_present = "lockfile", conflicts_with = "lockfile")]
+    pub version: Option<Version>,
+
+    /// The overlay directory to pin (instead of --env)
+    #[arg(long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+
+    /// The lockfile to pin from (instead of --version)
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Option<PathBuf>,
+
+    /// Print the unified diff and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,8 @@ mod audit;
 mod gate;
 mod hold;
 mod lock;
+mod pin;
+mod render;
 mod promote;
 mod record;
 mod status;
@@ -29,6 +31,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
+        Command::Render(args) => render::run(&ctx, args),
+        Command::Pin(args) => pin::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
         Command::Record(args) => record::run(&ctx, args),
         Command::Hold(cmd) => hold::run(&ctx, cmd),

@@ -30,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Cut a release: build → lock → gate coherence → pin the first environment → render it
+    Release(ReleaseArgs),
     /// Build each component's binary with cargo and assemble a reproducible OCI image
     Build(BuildArgs),
     /// Write the release lockfile releases/<version>.yaml from build results and pinned digests
@@ -182,6 +184,25 @@ pub struct AuditArgs {
 pub struct StatusArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The release version [default: 0.0.0-dev.g<commit>, a development version that may be rebuilt]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    /// The environment to pin and render [default: the first of the promotion chain, e.g. staging]
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Image repository prefix [default: rel.toml's `registry`]
+    #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
+    pub registry: Option<String>,
+
+    /// Tag to publish with each image [default: git-<commit>]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,24 @@ use crate::{Error, Exit, env_vars};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
-    let components = select(&config, &args.components)?;
+    let (output, path) = execute(ctx, &config, &args)?;
+    match args.format {
+        Format::Json => print_stdout(&output.to_json()),
+        _ => {
+            let mut text = String::new();
+            for c in &output.components {
+                text.push_str(&format!("{:<12} {}:{}@{}\n", c.component, c.image, c.tag.as_deref().unwrap_or(""), c.digest));
+            }
+            text.push_str(&format!("wrote {}\n", ctx.display(&path)));
+            print_stdout(&text);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Build, publish and record; returns the build result and where it was written.
+pub fn execute(ctx: &Context, config: &crate::config::Config, args: &BuildArgs) -> Result<(BuildOutput, std::path::PathBuf), Error> {
+    let components = select(config, &args.components)?;
     let sde = std::env::var(env_vars::SOURCE_DATE_EPOCH).ok();
     let source = build::source::inspect(&config.root, sde.as_deref())
         .map_err(|e| Error::usage(e, "unset it or give whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)"))?;
@@ -25,7 +42,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
         .and_then(|r| r.with_tag(&tag))
         .map_err(|e| Error::usage(format!("--registry/--tag: {e}"), "give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`"))?;
     let tty = std::io::stderr().is_terminal();
-    let plan = BuildPlan { config: &config, components, registry, tag: tag.clone(), source: source.clone(), show_cargo_progress: tty };
+    let plan = BuildPlan { config, components, registry, tag: tag.clone(), source: source.clone(), show_cargo_progress: tty };
 
     let mut stderr = std::io::stderr();
     let assembled = build::assemble_all(&plan, |p| {
@@ -53,19 +70,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
 
     let path = config.root.join(build_output::DEFAULT_PATH);
     crate::atomic_write::write(&path, output.to_json().as_bytes()).map_err(|e| Error::io("write the build result", &path, e))?;
-
-    match args.format {
-        Format::Json => print_stdout(&output.to_json()),
-        _ => {
-            let mut text = String::new();
-            for c in &output.components {
-                text.push_str(&format!("{:<12} {}:{}@{}\n", c.component, c.image, tag, c.digest));
-            }
-            text.push_str(&format!("wrote {}\n", ctx.display(&path)));
-            print_stdout(&text);
-        }
-    }
-    Ok(Exit::Ok)
+    Ok((output, path))
 }
 
 /// The components to build: the named ones, or every built component.

@@ -15,6 +15,7 @@ mod gate;
 mod hold;
 mod lock;
 mod pin;
+mod release;
 mod render;
 mod promote;
 mod record;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => return report_error(e),
     };
     let result = match cli.command {
+        Command::Release(args) => release::run(&ctx, args),
         Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Render(args) => render::run(&ctx, args),

@@ -44,7 +44,7 @@ pub fn render(ctx: &Context, dir: &Path) -> Result<kustomize::Rendered, Error> {
 }
 
 /// One file per object: `<kind>-<name>.yaml` (`<namespace>-` first when namespaced), lowercase.
-fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
+pub fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
     let mut seen = std::collections::BTreeSet::new();
     for o in &rendered.objects {
         let mut stem = if o.namespace.is_empty() {

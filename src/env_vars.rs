@@ -9,6 +9,8 @@ pub const PROJECT_DIR: &str = "REL_PROJECT_DIR";
 pub const FORMAT: &str = "REL_FORMAT";
 /// Image repository prefix for `rel build`, overriding rel.toml's `registry`.
 pub const REGISTRY: &str = "REL_REGISTRY";
+/// Cargo target directory for `rel build`'s release builds (default: target/rel/cargo).
+pub const CARGO_TARGET_DIR: &str = "REL_CARGO_TARGET_DIR";
 /// Fixed timestamp (seconds since 1970) for reproducible images; default: the commit time.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// Who is acting, for commit trailers and records; default: git's `user.email`, then `$USER`.

@@ -30,6 +30,9 @@ pub struct BuildPlan<'a> {
     pub tag: String,
     pub source: source::SourceInfo,
     pub show_cargo_progress: bool,
+    /// Cargo's target directory for release builds [default: target/rel/cargo]. Sharing one between
+    /// checkouts reuses compiled dependencies; the remapped paths keep the output identical.
+    pub cargo_target_dir: Option<PathBuf>,
 }
 
 /// Progress events, so the command can show progress without the library printing.
@@ -118,7 +121,7 @@ pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)
     let root = &plan.config.root;
     let out = root.join(OUT_DIR);
     let cache = oci::LayerCache::new(out.join("cache"));
-    let target_dir = out.join("cargo");
+    let target_dir = plan.cargo_target_dir.clone().unwrap_or_else(|| out.join("cargo"));
     let mut results = Vec::new();
     for component in &plan.components {
         let name = component.name.as_str();

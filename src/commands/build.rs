@@ -42,7 +42,7 @@ pub fn execute(ctx: &Context, config: &crate::config::Config, args: &BuildArgs) 
         .and_then(|r| r.with_tag(&tag))
         .map_err(|e| Error::usage(format!("--registry/--tag: {e}"), "give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`"))?;
     let tty = std::io::stderr().is_terminal();
-    let plan = BuildPlan { config, components, registry, tag: tag.clone(), source: source.clone(), show_cargo_progress: tty };
+    let plan = BuildPlan { config, components, registry, tag: tag.clone(), source: source.clone(), show_cargo_progress: tty, cargo_target_dir: std::env::var_os(env_vars::CARGO_TARGET_DIR).map(std::path::PathBuf::from) };
 
     let mut stderr = std::io::stderr();
     let assembled = build::assemble_all(&plan, |p| {

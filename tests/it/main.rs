@@ -3,6 +3,8 @@
 mod audit;
 mod coherence;
 mod lock;
+mod pin;
+mod render;
 mod promote;
 mod promote_forge;
 mod promote_record;

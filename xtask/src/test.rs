@@ -4,9 +4,25 @@ use std::process::Command;
 
 use crate::provision;
 
+/// The service binaries the tests start as real processes. The two roles of `node` cannot be built
+/// in one cargo invocation (their features exclude each other), so they are built here, once,
+/// instead of by each test binary.
+const SERVICE_BUILDS: [&[&str]; 3] = [
+    &["-p", "identity", "--bin", "identity"],
+    &["-p", "node", "--bin", "gateway", "--features", "gateway"],
+    &["-p", "node", "--bin", "worker", "--features", "worker"],
+];
+
 pub fn run(extra: &[String]) -> Result<(), String> {
     provision::ensure_tools()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    for args in SERVICE_BUILDS {
+        provision::run(Command::new(&cargo).args(["build", "--locked", "--quiet"]).args(args))?;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    // SAFETY: single-threaded here; the variable is inherited by the test processes.
+    unsafe { std::env::set_var("REL_SERVICES_BIN_DIR", target.join("debug")) };
     let nextest = Command::new(&cargo)
         .args(["nextest", "--version"])
         .output()

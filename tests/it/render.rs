@@ -1,0 +1,63 @@
+//! `rel render` against the oracle: `kubectl kustomize` on the same directories.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn kubectl_kustomize(dir: &std::path::Path) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl is needed as the rendering oracle (it carries kustomize v5.5); install kubectl");
+    assert!(out.status.success(), "kubectl kustomize {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn project_overlays_and_templates_render_byte_identical_to_kubectl() {
+    let root = repo_root();
+    for env in ["staging", "prod"] {
+        let run = rel_in(&root, &["render", "--env", env]);
+        run.expect(0);
+        assert_eq!(run.stdout(), kubectl_kustomize(&root.join("overlays").join(env)), "overlay {env}");
+    }
+    for dir in ["templates/base", "templates/argocd", "templates/external-secrets"] {
+        let run = rel_in(&root, &["render", dir]);
+        run.expect(0);
+        assert_eq!(run.stdout(), kubectl_kustomize(&root.join(dir)), "{dir}");
+    }
+}
+
+#[test]
+fn output_dir_gets_one_file_per_object() {
+    let root = repo_root();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("staging");
+    let run = rel_in(&root, &["render", "--env", "staging", "-o", target.to_str().unwrap()]);
+    run.expect(0);
+    let stream = rel_in(&root, &["render", "--env", "staging"]).stdout();
+    let documents = stream.split("\n---\n").count();
+    let mut files: Vec<_> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files.len(), documents, "{files:?}");
+    assert!(files.contains(&"platform-staging-deployment-identity.yaml".to_owned()), "{files:?}");
+    let identity = std::fs::read_to_string(target.join("platform-staging-deployment-identity.yaml")).unwrap();
+    assert!(stream.contains(&identity));
+}
+
+#[test]
+fn render_errors_name_the_file() {
+    let p = Project::empty();
+    p.write("k/kustomization.yaml", "resources:\n  - missing.yaml\n");
+    let run = p.rel(&["render", "k"]);
+    run.expect(2);
+    assert!(run.stderr().contains("missing.yaml"), "{}", run.stderr());
+    p.write("u/kustomization.yaml", "resourcez:\n  - a.yaml\n");
+    let run = p.rel(&["render", "u"]);
+    run.expect(2);
+    assert!(run.stderr().contains("resourcez"), "{}", run.stderr());
+    let run = p.rel(&["render", "--env", "staging"]);
+    run.expect(2);
+    assert!(run.stderr().contains("no rel.toml"), "{}", run.stderr());
+}

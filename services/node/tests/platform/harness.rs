@@ -46,16 +46,24 @@ pub fn bins() -> &'static Bins {
     })
 }
 
-/// Builds the binaries into the target directory this test runs from; returns the profile dir.
-fn build_all() -> PathBuf {
-    // <target>/<profile>/deps/<this test>
+/// The profile directory this test runs from: `<target>/<profile>/deps/<this test>`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps")
-        .to_owned();
-    let target_dir = profile_dir.parent().expect("target dir").to_owned();
+        .to_owned()
+}
+
+/// The target directory this test was built into.
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_owned()
+}
+
+/// Builds the binaries into the target directory this test runs from; returns the profile dir.
+fn build_all() -> PathBuf {
+    let profile_dir = profile_dir();
+    let target_dir = target_dir();
     let profile = profile_dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -102,7 +110,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(name: &'static str, bin: &Path, dir: &Path, envs: &[(&str, String)]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), name, bin, dir, envs)
+    }
+
+    pub fn start_on(
+        port: u16,
+        name: &'static str,
+        bin: &Path,
+        dir: &Path,
+        envs: &[(&str, String)],
+    ) -> Self {
         let log = dir.join(format!("{name}-{port}.log"));
         let out = File::create(&log).unwrap();
         let mut cmd = Command::new(bin);
@@ -140,6 +157,16 @@ impl Service {
             self.name,
             self.log()
         );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {
@@ -226,8 +253,10 @@ pub struct Platform {
     pub identity: Service,
     pub worker: Service,
     pub gateway: Service,
+    options: Options,
 }
 
+#[derive(Clone, Copy)]
 pub struct Options {
     pub migrate_first: bool,
     pub drain_delay_ms: u64,
@@ -244,6 +273,22 @@ impl Default for Options {
             worker_max_delay_ms: 0,
         }
     }
+}
+
+fn identity_env(seed: &[u8; 32]) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "IDENTITY_SIGNING_KEY_B64",
+            service_runtime::token::encode_seed(seed),
+        ),
+        (
+            "IDENTITY_CLIENTS",
+            format!(
+                "{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"
+            ),
+        ),
+        ("IDENTITY_ISSUER", ISSUER.to_owned()),
+    ]
 }
 
 pub fn seed_b64() -> String {
@@ -277,16 +322,7 @@ impl Platform {
             "identity",
             &bins.identity,
             dir.path(),
-            &common(vec![
-                ("IDENTITY_SIGNING_KEY_B64", seed_b64()),
-                (
-                    "IDENTITY_CLIENTS",
-                    format!(
-                        "{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"
-                    ),
-                ),
-                ("IDENTITY_ISSUER", ISSUER.to_owned()),
-            ]),
+            &common(identity_env(&SEED)),
         );
         let worker = Service::start(
             "worker",
@@ -319,7 +355,25 @@ impl Platform {
             identity,
             worker,
             gateway,
+            options,
         }
+    }
+
+    /// Replaces identity with one signing with `seed`, on the same port (a key rotation).
+    pub fn restart_identity(&mut self, seed: &[u8; 32]) {
+        let port = self.identity.port();
+        self.identity.kill();
+        let mut envs = vec![
+            ("DATABASE_URL", format!("sqlite://{}", self.db.display())),
+            ("DRAIN_DELAY_MS", self.options.drain_delay_ms.to_string()),
+            (
+                "SHUTDOWN_BUDGET_MS",
+                self.options.shutdown_budget_ms.to_string(),
+            ),
+        ];
+        envs.extend(identity_env(seed));
+        self.identity =
+            Service::start_on(port, "identity", &bins().identity, self._dir.path(), &envs);
     }
 
     pub fn services(&self) -> [&Service; 3] {

@@ -1,6 +1,7 @@
 //! The platform end to end: identity, the gateway and the worker as real processes.
 
 mod harness;
+mod roles;
 
 use std::time::{Duration, Instant};
 
@@ -150,6 +151,34 @@ async fn no_token_a_foreign_key_or_a_bad_token_is_refused() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_refreshes_the_jwks_on_an_unknown_kid_after_a_key_rotation() {
+    let mut platform = Platform::start(Options::default());
+    let old = token(&platform.identity, SMOKE_CLIENT, SMOKE_SECRET).await;
+    assert_eq!(query(&platform, Some(&old), "before").await.status(), 200);
+
+    // Rotate: identity comes back on the same address with a new seed, so a new kid. Wait out
+    // the refresh rate limit so the first new-kid token triggers a refresh.
+    platform.restart_identity(&[0x77; 32]);
+    // node::gateway::JWKS_MIN_REFRESH is 2 s (the gateway module is not built without its feature).
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let new = token(&platform.identity, SMOKE_CLIENT, SMOKE_SECRET).await;
+    assert_ne!(
+        service_runtime::token::key_id(&new).unwrap(),
+        service_runtime::token::key_id(&old).unwrap()
+    );
+    let resp = query(&platform, Some(&new), "after").await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "gateway log:\n{}",
+        platform.gateway.log()
+    );
+    assert!(platform.gateway.log().matches("JWKS refreshed").count() >= 2);
+    // The rotated-out key no longer verifies.
+    assert_eq!(query(&platform, Some(&old), "stale").await.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread")]

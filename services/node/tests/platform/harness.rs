@@ -46,6 +46,32 @@ pub fn bins() -> &'static Bins {
     })
 }
 
+/// A `cargo` command without the variables cargo sets for the test process itself
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...): some build scripts (ring's) track them, and
+/// inheriting them would make every nested build recompile those crates, and the next outer one.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let set_for_test = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_test {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// The profile directory this test runs from: `<target>/<profile>/deps/<this test>`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -69,14 +95,13 @@ fn build_all() -> PathBuf {
         .and_then(|n| n.to_str())
         .expect("profile dir name")
         .to_owned();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let builds: [&[&str]; 3] = [
         &["-p", "identity", "--bin", "identity"],
         &["-p", "node", "--bin", "gateway", "--features", "gateway"],
         &["-p", "node", "--bin", "worker", "--features", "worker"],
     ];
     for args in builds {
-        let mut cmd = Command::new(&cargo);
+        let mut cmd = cargo();
         cmd.arg("build")
             .arg("--quiet")
             .args(args)

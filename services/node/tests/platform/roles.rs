@@ -1,11 +1,8 @@
 //! The role features are exclusive, and a role binary needs its feature: each mistake is refused
 //! with a message that says how to build it right.
 
-use std::process::Command;
-
 fn cargo_build(args: &[&str]) -> (bool, String) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let out = crate::harness::cargo()
         .arg("build")
         .args(args)
         .arg("--target-dir")

@@ -26,21 +26,39 @@ Logging: RUST_LOG (default info).";
     name = "identity",
     version,
     about = "Issues platform JWTs, serves the JWKS, owns the schema",
-    after_help = ENV_HELP,
-    args_conflicts_with_subcommands = true
+    after_help = ENV_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
+}
 
-    /// With no subcommand, identity serves with these flags.
-    #[command(flatten)]
-    pub serve: ServeCommand,
+impl Cli {
+    /// Parses the process arguments; with no subcommand, `serve` is meant (`identity` and
+    /// `identity --listen-addr ...` serve). Only the chosen subcommand's flags and environment
+    /// are read, so `identity migrate` does not trip over serve-only settings.
+    pub fn parse_or_serve() -> Self {
+        Self::parse_from(with_default_subcommand(std::env::args_os().collect()))
+    }
+}
+
+fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let explicit = args.get(1).and_then(|a| a.to_str()).is_some_and(|first| {
+        matches!(
+            first,
+            "serve" | "migrate" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
+    if !explicit {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    args
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve /token, the JWKS and the probes (the default).
+    #[command(after_help = ENV_HELP)]
     Serve(ServeCommand),
     /// Apply the database migrations once; idempotent, safe to run concurrently.
     Migrate(MigrateCommand),
@@ -108,9 +126,8 @@ impl IdentityError {
 /// Runs the parsed command. Call after `service_runtime::startup::bootstrap_process`.
 pub fn run(cli: Cli) -> Result<(), IdentityError> {
     match cli.command {
-        Some(Command::Migrate(cmd)) => migrate(&cmd),
-        Some(Command::Serve(cmd)) => serve(cmd),
-        None => serve(cli.serve),
+        Command::Migrate(cmd) => migrate(&cmd),
+        Command::Serve(cmd) => serve(cmd),
     }
 }
 
@@ -190,4 +207,29 @@ fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
         service_runtime::serve::serve(listener, app, health, cmd.serve.drain).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(with_default_subcommand(
+            args.iter().map(Into::into).collect(),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_migrate_ignores_serve_flags() {
+        assert!(matches!(parse(&["identity"]).command, Command::Serve(_)));
+        match parse(&["identity", "--listen-addr", "127.0.0.1:9"]).command {
+            Command::Serve(cmd) => assert_eq!(cmd.serve.listen_addr.port(), 9),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["identity", "migrate"]).command,
+            Command::Migrate(_)
+        ));
+    }
 }

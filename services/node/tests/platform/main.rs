@@ -236,7 +236,7 @@ async fn sigterm_drains_healthz_503_while_an_in_flight_query_completes() {
     let mut platform = Platform::start(Options {
         drain_delay_ms: 1_500,
         shutdown_budget_ms: 5_000,
-        worker_max_delay_ms: 3_000,
+        worker_max_delay_ms: 4_000,
         ..Options::default()
     });
     let token = token(&platform.identity, SMOKE_CLIENT, SMOKE_SECRET).await;
@@ -245,7 +245,7 @@ async fn sigterm_drains_healthz_503_while_an_in_flight_query_completes() {
         http()
             .post(format!("{gateway_url}/api/query"))
             .bearer_auth(token)
-            .json(&serde_json::json!({"query": "slow one", "delay_ms": 2_500}))
+            .json(&serde_json::json!({"query": "slow one", "delay_ms": 3_000}))
             .send()
             .await
     });
@@ -275,6 +275,19 @@ async fn sigterm_drains_healthz_503_while_an_in_flight_query_completes() {
         200
     );
 
+    // After the drain delay the listener is closed (new connections refused) while the
+    // in-flight query is still being served.
+    tokio::time::sleep_until((signalled + Duration::from_millis(2_000)).into()).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the slow query finished too early for this check"
+    );
+    assert_eq!(
+        status(&format!("{}/healthz", platform.gateway.url)).await,
+        0,
+        "gateway still accepting after the drain delay"
+    );
+
     let resp = in_flight
         .await
         .unwrap()
@@ -298,9 +311,9 @@ async fn sigterm_drains_healthz_503_while_an_in_flight_query_completes() {
             service.log()
         );
     }
-    // It waited for the request (2.5 s from start) rather than for the drain delay alone.
+    // It waited for the request (3 s from start) rather than for the drain delay alone.
     assert!(
-        signalled.elapsed() >= Duration::from_millis(2_000),
+        signalled.elapsed() >= Duration::from_millis(2_500),
         "exited after {:?}",
         signalled.elapsed()
     );

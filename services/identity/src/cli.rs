@@ -91,6 +91,8 @@ pub struct MigrateCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
+    #[error(transparent)]
+    Tls(#[from] service_runtime::tls::TlsError),
     #[error("IDENTITY_SIGNING_KEY_B64 is not set; give identity its 32-byte Ed25519 seed (base64)")]
     MissingSigningKey,
     #[error(transparent)]
@@ -117,7 +119,8 @@ impl IdentityError {
             | IdentityError::SigningKey(_)
             | IdentityError::Clients(_)
             | IdentityError::NoClients
-            | IdentityError::TokenTtl(_) => 2,
+            | IdentityError::TokenTtl(_)
+            | IdentityError::Tls(_) => 2,
             _ => 1,
         }
     }
@@ -198,13 +201,14 @@ fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
         db,
     };
     let app = router(state).merge(health.routes());
+    let tls = cmd.serve.tls.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(IdentityError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cmd.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cmd.serve.drain).await?;
+        service_runtime::serve::serve(listener, app, health, cmd.serve.drain, tls).await?;
         Ok(())
     })
 }

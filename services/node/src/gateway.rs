@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, env = "IDENTITY_ISSUER", default_value = "rel-identity")]
     pub issuer: String,
 
+    /// Extra PEM CA certificates to trust for https identity and worker URLs (besides the
+    /// built-in web PKI roots), e.g. a cluster-internal CA.
+    #[arg(long, env = "UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<std::path::PathBuf>,
+
     /// Per-attempt timeout of a call to the worker, in milliseconds.
     #[arg(long, env = "WORKER_TIMEOUT_MS", default_value_t = 10_000)]
     pub worker_timeout_ms: u64,
@@ -67,8 +72,15 @@ pub struct Cli {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error(transparent)]
+    Tls(#[from] service_runtime::tls::TlsError),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error("UPSTREAM_CA_FILE {path}: {reason}")]
+    CaFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
     #[error("cannot start the async runtime: {0}")]
@@ -376,12 +388,26 @@ fn unix_now() -> i64 {
 
 /// Runs the gateway. Call after `service_runtime::startup::bootstrap_process`.
 pub fn run(cli: Cli) -> Result<(), GatewayError> {
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_millis(cli.worker_timeout_ms.max(1)))
-        .user_agent(concat!("rel-gateway/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(GatewayError::Client)?;
+        .user_agent(concat!("rel-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &cli.upstream_ca_file {
+        let ca_err = |reason: String| GatewayError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no PEM certificate in the file".to_owned()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder.build().map_err(GatewayError::Client)?;
     let db = cli.serve.database.database_url.clone();
     let health = service_runtime::Health::new(
         service_runtime::build_info!("gateway", "gateway"),
@@ -403,13 +429,14 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
         db,
     )
     .merge(health.routes());
+    let tls = cli.serve.tls.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(GatewayError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;
+        service_runtime::serve::serve(listener, app, health, cli.serve.drain, tls).await?;
         Ok(())
     })
 }

@@ -158,9 +158,14 @@ impl Service {
             cmd.env(key, value);
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let tls = envs.iter().any(|(key, _)| *key == "TLS_CERT_FILE");
         let service = Service {
             name,
-            url: format!("http://127.0.0.1:{port}"),
+            url: if tls {
+                format!("https://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
             child,
             log,
         };
@@ -169,7 +174,7 @@ impl Service {
     }
 
     fn wait_listening(&self) {
-        let addr = self.url.trim_start_matches("http://").to_owned();
+        let addr = format!("127.0.0.1:{}", self.port());
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(&addr).is_ok() {
@@ -255,6 +260,9 @@ fn clean_env(cmd: &mut Command) {
         "WORKER_ID",
         "DRAIN_DELAY_MS",
         "SHUTDOWN_BUDGET_MS",
+        "TLS_CERT_FILE",
+        "TLS_KEY_FILE",
+        "UPSTREAM_CA_FILE",
     ] {
         cmd.env_remove(key);
     }
@@ -287,6 +295,8 @@ pub struct Options {
     pub drain_delay_ms: u64,
     pub shutdown_budget_ms: u64,
     pub worker_max_delay_ms: u64,
+    /// Serve HTTPS with the test certificate (and have the gateway trust it upstream).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -296,6 +306,7 @@ impl Default for Options {
             drain_delay_ms: 200,
             shutdown_budget_ms: 5_000,
             worker_max_delay_ms: 0,
+            tls: false,
         }
     }
 }
@@ -340,6 +351,9 @@ impl Platform {
                 ("DRAIN_DELAY_MS", options.drain_delay_ms.to_string()),
                 ("SHUTDOWN_BUDGET_MS", options.shutdown_budget_ms.to_string()),
             ];
+            if options.tls {
+                envs.extend(tls_env());
+            }
             envs.extend(extra);
             envs
         };
@@ -396,6 +410,9 @@ impl Platform {
                 self.options.shutdown_budget_ms.to_string(),
             ),
         ];
+        if self.options.tls {
+            envs.extend(tls_env());
+        }
         envs.extend(identity_env(seed));
         self.identity =
             Service::start_on(port, "identity", &bins().identity, self._dir.path(), &envs);
@@ -406,8 +423,23 @@ impl Platform {
     }
 }
 
+/// The self-signed test certificate (for `localhost` and 127.0.0.1) and its key.
+pub const TLS_CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert.pem");
+pub const TLS_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/key.pem");
+
+fn tls_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("TLS_CERT_FILE", TLS_CERT.to_owned()),
+        ("TLS_KEY_FILE", TLS_KEY.to_owned()),
+        ("UPSTREAM_CA_FILE", TLS_CERT.to_owned()),
+    ]
+}
+
+/// A client that trusts the test certificate.
 pub fn http() -> reqwest::Client {
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(TLS_CERT).unwrap()).unwrap();
     reqwest::Client::builder()
+        .add_root_certificate(cert)
         .no_proxy()
         .timeout(Duration::from_secs(20))
         .build()

@@ -76,6 +76,55 @@ async fn a_token_from_identity_gets_the_workers_answer_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn over_https_the_whole_path_works_and_plain_http_is_refused() {
+    let mut platform = Platform::start(Options {
+        tls: true,
+        drain_delay_ms: 1_000,
+        ..Options::default()
+    });
+    assert!(platform.gateway.url.starts_with("https://"));
+    let token = token(&platform.identity, SMOKE_CLIENT, SMOKE_SECRET).await;
+    // gateway -> identity's JWKS and gateway -> worker both over https, trusting UPSTREAM_CA_FILE.
+    let resp = query(&platform, Some(&token), "over tls").await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "gateway log:\n{}",
+        platform.gateway.log()
+    );
+    let body: QueryResponse = resp.json().await.unwrap();
+    assert_eq!(body.answer, answer("over tls"));
+    for service in platform.services() {
+        assert_eq!(
+            status(&format!("{}/readyz", service.url)).await,
+            200,
+            "{}",
+            service.name
+        );
+        let plain = service.url.replacen("https://", "http://", 1);
+        assert_eq!(
+            status(&format!("{plain}/healthz")).await,
+            0,
+            "{} answered plain HTTP",
+            service.name
+        );
+    }
+    // The drain sequence is the same over TLS.
+    platform.worker.sigterm();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        status(&format!("{}/healthz", platform.worker.url)).await,
+        503
+    );
+    assert_eq!(
+        platform.worker.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        platform.worker.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn no_token_a_foreign_key_or_a_bad_token_is_refused() {
     let platform = Platform::start(Options::default());
 

@@ -194,7 +194,25 @@ fn build(root: &Path) -> Result<PathBuf, String> {
         &["-p", "node", "--bin", "worker", "--features", "worker"],
     ] {
         eprintln!("xtask: cargo build {}", args.join(" "));
-        let status = Command::new(&cargo)
+        let mut cmd = Command::new(&cargo);
+        // `cargo run` set these for xtask itself; some build scripts (ring's) track them, so
+        // passing them on would rebuild those crates here and again in the next plain build.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || matches!(
+                    key.as_str(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "OUT_DIR"
+                )
+            {
+                cmd.env_remove(key);
+            }
+        }
+        let status = cmd
             .arg("build")
             .args(args)
             .env("REL_GIT_COMMIT", &commit)

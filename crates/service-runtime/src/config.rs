@@ -1,6 +1,7 @@
 //! The serve flags every service takes. Each has an environment fallback, shown in `--help`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::database::DatabaseUrl;
@@ -17,6 +18,31 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub drain: DrainArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// Optional HTTPS: both files, or neither (plain HTTP).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain; with --tls-key-file, the service speaks HTTPS only.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of the certificate.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Loads the certificate and key when configured.
+    pub fn load(&self) -> Result<Option<crate::tls::TlsConfig>, crate::tls::TlsError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => crate::tls::TlsConfig::from_pem_files(cert, key).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Where the SQLite database is.

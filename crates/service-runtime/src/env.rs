@@ -11,6 +11,10 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const DRAIN_DELAY_MS: &str = "DRAIN_DELAY_MS";
 /// Milliseconds allowed for in-flight requests to finish once the listener is closed.
 pub const SHUTDOWN_BUDGET_MS: &str = "SHUTDOWN_BUDGET_MS";
+/// PEM certificate chain; with `TLS_KEY_FILE`, the service speaks HTTPS only.
+pub const TLS_CERT_FILE: &str = "TLS_CERT_FILE";
+/// PEM private key for `TLS_CERT_FILE`.
+pub const TLS_KEY_FILE: &str = "TLS_KEY_FILE";
 /// Git commit reported by `/version`; read at compile time (set by the build) and at run time.
 pub const REL_GIT_COMMIT: &str = "REL_GIT_COMMIT";
 
@@ -27,6 +31,8 @@ pub const IDENTITY_ISSUER: &str = "IDENTITY_ISSUER";
 
 /// gateway: where identity's JWKS is served.
 pub const IDENTITY_JWKS_URL: &str = "IDENTITY_JWKS_URL";
+/// gateway: extra PEM CA certificates trusted for https identity and worker URLs.
+pub const UPSTREAM_CA_FILE: &str = "UPSTREAM_CA_FILE";
 /// gateway: the worker's base URL.
 pub const WORKER_URL: &str = "WORKER_URL";
 

@@ -8,7 +8,8 @@
 //! - [`schema`]: the migrations (applied only by `identity migrate`) and the schema assertion behind
 //!   `/readyz` (which never migrates).
 //! - [`health`]: `/healthz`, `/readyz`, `/version` and the draining flag.
-//! - [`serve`]: the HTTP server loop with the SIGTERM drain sequence.
+//! - [`serve`]: the HTTP(S) server loop with the SIGTERM drain sequence.
+//! - [`tls`]: optional HTTPS from a PEM certificate and key (rustls with ring).
 //! - [`token`]: the EdDSA JWT format and JWKS shared by the issuer (identity) and verifiers (gateway).
 //!
 //! This crate never prints; it logs through `tracing` and never logs a secret value.
@@ -21,6 +22,7 @@ pub mod health;
 pub mod schema;
 pub mod serve;
 pub mod startup;
+pub mod tls;
 pub mod token;
 
 pub use build_info::BuildInfo;

@@ -9,6 +9,7 @@
 //! The manifests' `terminationGracePeriodSeconds` must exceed preStop + drain delay + budget.
 
 use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +18,10 @@ use tokio::sync::watch;
 
 use crate::Health;
 use crate::config::DrainArgs;
+use crate::tls::TlsConfig;
+
+/// A TLS handshake that takes longer than this is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -42,15 +47,17 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError>
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves `app` until SIGTERM or SIGINT, then drains (see the module docs).
+/// Serves `app` (over HTTPS when `tls` is given) until SIGTERM or SIGINT, then drains (see the
+/// module docs).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     health: Health,
     drain: DrainArgs,
+    tls: Option<TlsConfig>,
 ) -> Result<(), ServeError> {
     let signal = shutdown_signal()?;
-    serve_until(listener, app, health, drain, signal).await
+    serve_until(listener, app, health, drain, tls, signal).await
 }
 
 /// As [`serve`], with the shutdown trigger given by the caller.
@@ -59,6 +66,7 @@ pub async fn serve_until(
     app: Router,
     health: Health,
     drain: DrainArgs,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -83,11 +91,16 @@ pub async fn serve_until(
     let mut stop_for_server = stop_rx.clone();
     let mut stop_for_budget = stop_rx;
     let app = health.track(app);
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop_for_server.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+    let server: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_for_server.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        ),
+        Some(tls) => Box::pin(serve_tls(listener, app, tls, stop_for_server)),
+    };
     let budget = drain.shutdown_budget();
     let budget_timer = async move {
         if stop_for_budget.wait_for(|stop| *stop).await.is_err() {
@@ -104,6 +117,60 @@ pub async fn serve_until(
         }
         () = budget_timer => Err(ServeError::BudgetExceeded { budget, in_flight: health.in_flight() }),
     }
+}
+
+/// The HTTPS accept loop: like `axum::serve` with graceful shutdown, behind a TLS handshake.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: TlsConfig,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = async { let _ = stop.wait_for(|stop| *stop).await; } => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT. The handlers are installed now, so a signal that

@@ -26,21 +26,39 @@ Logging: RUST_LOG (default info).";
     name = "identity",
     version,
     about = "Issues platform JWTs, serves the JWKS, owns the schema",
-    after_help = ENV_HELP,
-    args_conflicts_with_subcommands = true
+    after_help = ENV_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
+}
 
-    /// With no subcommand, identity serves with these flags.
-    #[command(flatten)]
-    pub serve: ServeCommand,
+impl Cli {
+    /// Parses the process arguments; with no subcommand, `serve` is meant (`identity` and
+    /// `identity --listen-addr ...` serve). Only the chosen subcommand's flags and environment
+    /// are read, so `identity migrate` does not trip over serve-only settings.
+    pub fn parse_or_serve() -> Self {
+        Self::parse_from(with_default_subcommand(std::env::args_os().collect()))
+    }
+}
+
+fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let explicit = args.get(1).and_then(|a| a.to_str()).is_some_and(|first| {
+        matches!(
+            first,
+            "serve" | "migrate" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
+    if !explicit {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    args
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve /token, the JWKS and the probes (the default).
+    #[command(after_help = ENV_HELP)]
     Serve(ServeCommand),
     /// Apply the database migrations once; idempotent, safe to run concurrently.
     Migrate(MigrateCommand),
@@ -73,6 +91,8 @@ pub struct MigrateCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
+    #[error(transparent)]
+    Tls(#[from] service_runtime::tls::TlsError),
     #[error("IDENTITY_SIGNING_KEY_B64 is not set; give identity its 32-byte Ed25519 seed (base64)")]
     MissingSigningKey,
     #[error(transparent)]
@@ -99,7 +119,8 @@ impl IdentityError {
             | IdentityError::SigningKey(_)
             | IdentityError::Clients(_)
             | IdentityError::NoClients
-            | IdentityError::TokenTtl(_) => 2,
+            | IdentityError::TokenTtl(_)
+            | IdentityError::Tls(_) => 2,
             _ => 1,
         }
     }
@@ -108,9 +129,8 @@ impl IdentityError {
 /// Runs the parsed command. Call after `service_runtime::startup::bootstrap_process`.
 pub fn run(cli: Cli) -> Result<(), IdentityError> {
     match cli.command {
-        Some(Command::Migrate(cmd)) => migrate(&cmd),
-        Some(Command::Serve(cmd)) => serve(cmd),
-        None => serve(cli.serve),
+        Command::Migrate(cmd) => migrate(&cmd),
+        Command::Serve(cmd) => serve(cmd),
     }
 }
 
@@ -181,13 +201,39 @@ fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
         db,
     };
     let app = router(state).merge(health.routes());
+    let tls = cmd.serve.tls.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(IdentityError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cmd.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cmd.serve.drain).await?;
+        service_runtime::serve::serve(listener, app, health, cmd.serve.drain, tls).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(with_default_subcommand(
+            args.iter().map(Into::into).collect(),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_migrate_ignores_serve_flags() {
+        assert!(matches!(parse(&["identity"]).command, Command::Serve(_)));
+        match parse(&["identity", "--listen-addr", "127.0.0.1:9"]).command {
+            Command::Serve(cmd) => assert_eq!(cmd.serve.listen_addr.port(), 9),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["identity", "migrate"]).command,
+            Command::Migrate(_)
+        ));
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! The JWKS is fetched on first use and cached; a token naming a `kid` the cache does not know
 //! triggers one refresh (at most one per [`JWKS_MIN_REFRESH`], so tokens signed by a stranger
-//! cannot make the gateway hammer identity). Calls to identity and to the worker have timeouts
-//! and bounded retries with backoff, and a failure names the endpoint.
+//! cannot make the gateway hammer identity), and keys older than [`JWKS_MAX_AGE`] are refreshed.
+//! Calls to identity and to the worker have timeouts and bounded retries with backoff, and a
+//! failure names the endpoint.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub const SCHEMA: SchemaRequirement = SchemaRequirement {
 };
 /// The JWKS is refreshed on an unknown `kid` at most this often.
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(2);
+/// Cached keys older than this are refreshed on the next request.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Attempts per upstream call (identity's JWKS, the worker).
 pub const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -57,6 +60,11 @@ pub struct Cli {
     #[arg(long, env = "IDENTITY_ISSUER", default_value = "rel-identity")]
     pub issuer: String,
 
+    /// Extra PEM CA certificates to trust for https identity and worker URLs (besides the
+    /// built-in web PKI roots), e.g. a cluster-internal CA.
+    #[arg(long, env = "UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<std::path::PathBuf>,
+
     /// Per-attempt timeout of a call to the worker, in milliseconds.
     #[arg(long, env = "WORKER_TIMEOUT_MS", default_value_t = 10_000)]
     pub worker_timeout_ms: u64,
@@ -64,8 +72,15 @@ pub struct Cli {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error(transparent)]
+    Tls(#[from] service_runtime::tls::TlsError),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error("UPSTREAM_CA_FILE {path}: {reason}")]
+    CaFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
     #[error("cannot start the async runtime: {0}")]
@@ -84,8 +99,17 @@ pub struct UpstreamError {
 pub struct JwksCache {
     http: reqwest::Client,
     url: reqwest::Url,
-    keys: RwLock<KeySet>,
-    last_fetch: Mutex<Option<Instant>>,
+    cache: RwLock<Cached>,
+    refresh: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Cached {
+    keys: KeySet,
+    /// When the keys were last fetched successfully.
+    fetched: Option<Instant>,
+    /// When a fetch was last attempted (successful or not).
+    attempted: Option<Instant>,
 }
 
 /// Why a request's token was not accepted.
@@ -101,42 +125,70 @@ impl JwksCache {
         Self {
             http,
             url,
-            keys: RwLock::new(KeySet::default()),
-            last_fetch: Mutex::new(None),
+            cache: RwLock::new(Cached::default()),
+            refresh: Mutex::new(()),
         }
     }
 
-    /// Verifies `token`: picks the key by `kid`, refreshing the JWKS once when the `kid` is unknown.
+    /// Verifies `token`: picks the key by `kid`, refreshing the JWKS once when the `kid` is
+    /// unknown, and in passing when the cached keys are older than [`JWKS_MAX_AGE`] (so a
+    /// rotated-out key stops verifying; if identity cannot be reached then, the cached keys stay).
     pub async fn verify(&self, token: &str, issuer: &str) -> Result<Claims, AuthError> {
         let kid = token::key_id(token).map_err(AuthError::Invalid)?;
-        let now = unix_now();
-        if let Some(key) = self.keys.read().await.get(&kid) {
-            return token::verify(token, key, issuer, now).map_err(AuthError::Invalid);
+        let (known, stale) = {
+            let cache = self.cache.read().await;
+            (
+                cache.keys.get(&kid).is_some(),
+                cache.fetched.is_some_and(|at| at.elapsed() > JWKS_MAX_AGE),
+            )
+        };
+        if stale {
+            if let Err(error) = self.refresh(&kid, true).await {
+                tracing::warn!(%error, "JWKS refresh failed; keeping the cached keys");
+            }
+        } else if !known {
+            self.refresh(&kid, false)
+                .await
+                .map_err(AuthError::KeysUnavailable)?;
         }
-        self.refresh_for(&kid)
-            .await
-            .map_err(AuthError::KeysUnavailable)?;
-        let keys = self.keys.read().await;
-        let key = keys
+        let cache = self.cache.read().await;
+        let key = cache
+            .keys
             .get(&kid)
             .ok_or_else(|| AuthError::Invalid(TokenError::UnknownKey(kid.clone())))?;
-        token::verify(token, key, issuer, now).map_err(AuthError::Invalid)
+        token::verify(token, key, issuer, unix_now()).map_err(AuthError::Invalid)
     }
 
-    async fn refresh_for(&self, kid: &str) -> Result<(), UpstreamError> {
-        let mut last = self.last_fetch.lock().await;
-        // Another request may have refreshed while this one waited for the lock.
-        if self.keys.read().await.get(kid).is_some() {
-            return Ok(());
+    /// Fetches the JWKS unless another request just did (at most one attempt per
+    /// [`JWKS_MIN_REFRESH`]) or, when not `force`d, `kid` is known by now.
+    async fn refresh(&self, kid: &str, force: bool) -> Result<(), UpstreamError> {
+        let _one_at_a_time = self.refresh.lock().await;
+        {
+            let cache = self.cache.read().await;
+            if !force && cache.keys.get(kid).is_some() {
+                return Ok(());
+            }
+            if cache
+                .attempted
+                .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
+            {
+                return match cache.fetched {
+                    Some(_) => Ok(()),
+                    None => Err(UpstreamError {
+                        endpoint: self.url.to_string(),
+                        reason: "JWKS not fetched yet (the last attempt failed); retrying shortly"
+                            .to_owned(),
+                    }),
+                };
+            }
         }
-        if last.is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH) {
-            return Ok(());
-        }
+        self.cache.write().await.attempted = Some(Instant::now());
         let jwks: Jwks = with_retries(&self.url, || self.http.get(self.url.clone()).send()).await?;
         let keys = KeySet::from_jwks(&jwks);
         tracing::info!(endpoint = %self.url, keys = keys.len(), "JWKS refreshed");
-        *self.keys.write().await = keys;
-        *last = Some(Instant::now());
+        let mut cache = self.cache.write().await;
+        cache.keys = keys;
+        cache.fetched = Some(Instant::now());
         Ok(())
     }
 }
@@ -336,12 +388,26 @@ fn unix_now() -> i64 {
 
 /// Runs the gateway. Call after `service_runtime::startup::bootstrap_process`.
 pub fn run(cli: Cli) -> Result<(), GatewayError> {
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_millis(cli.worker_timeout_ms.max(1)))
-        .user_agent(concat!("rel-gateway/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(GatewayError::Client)?;
+        .user_agent(concat!("rel-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &cli.upstream_ca_file {
+        let ca_err = |reason: String| GatewayError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no PEM certificate in the file".to_owned()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder.build().map_err(GatewayError::Client)?;
     let db = cli.serve.database.database_url.clone();
     let health = service_runtime::Health::new(
         service_runtime::build_info!("gateway", "gateway"),
@@ -363,13 +429,14 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
         db,
     )
     .merge(health.routes());
+    let tls = cli.serve.tls.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(GatewayError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;
+        service_runtime::serve::serve(listener, app, health, cli.serve.drain, tls).await?;
         Ok(())
     })
 }

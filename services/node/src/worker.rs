@@ -41,6 +41,8 @@ pub struct Cli {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
+    Tls(#[from] service_runtime::tls::TlsError),
+    #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -103,13 +105,14 @@ pub fn run(cli: Cli) -> Result<(), WorkerError> {
     );
     tracing::info!(%worker_id, database = %db, listen = %cli.serve.listen_addr, "worker starting");
     let app = router(&worker_id, Duration::from_millis(cli.max_delay_ms)).merge(health.routes());
+    let tls = cli.serve.tls.load()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(WorkerError::Runtime)?;
     runtime.block_on(async move {
         let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;
+        service_runtime::serve::serve(listener, app, health, cli.serve.drain, tls).await?;
         Ok(())
     })
 }

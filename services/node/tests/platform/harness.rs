@@ -46,29 +46,62 @@ pub fn bins() -> &'static Bins {
     })
 }
 
-/// Builds the binaries into the target directory this test runs from; returns the profile dir.
-fn build_all() -> PathBuf {
-    // <target>/<profile>/deps/<this test>
+/// A `cargo` command without the variables cargo sets for the test process itself
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...): some build scripts (ring's) track them, and
+/// inheriting them would make every nested build recompile those crates, and the next outer one.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let set_for_test = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_test {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// The profile directory this test runs from: `<target>/<profile>/deps/<this test>`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps")
-        .to_owned();
-    let target_dir = profile_dir.parent().expect("target dir").to_owned();
+        .to_owned()
+}
+
+/// The target directory this test was built into.
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_owned()
+}
+
+/// Builds the binaries into the target directory this test runs from; returns the profile dir.
+fn build_all() -> PathBuf {
+    let profile_dir = profile_dir();
+    let target_dir = target_dir();
     let profile = profile_dir
         .file_name()
         .and_then(|n| n.to_str())
         .expect("profile dir name")
         .to_owned();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let builds: [&[&str]; 3] = [
         &["-p", "identity", "--bin", "identity"],
         &["-p", "node", "--bin", "gateway", "--features", "gateway"],
         &["-p", "node", "--bin", "worker", "--features", "worker"],
     ];
     for args in builds {
-        let mut cmd = Command::new(&cargo);
+        let mut cmd = cargo();
         cmd.arg("build")
             .arg("--quiet")
             .args(args)
@@ -102,7 +135,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(name: &'static str, bin: &Path, dir: &Path, envs: &[(&str, String)]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), name, bin, dir, envs)
+    }
+
+    pub fn start_on(
+        port: u16,
+        name: &'static str,
+        bin: &Path,
+        dir: &Path,
+        envs: &[(&str, String)],
+    ) -> Self {
         let log = dir.join(format!("{name}-{port}.log"));
         let out = File::create(&log).unwrap();
         let mut cmd = Command::new(bin);
@@ -116,9 +158,14 @@ impl Service {
             cmd.env(key, value);
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let tls = envs.iter().any(|(key, _)| *key == "TLS_CERT_FILE");
         let service = Service {
             name,
-            url: format!("http://127.0.0.1:{port}"),
+            url: if tls {
+                format!("https://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            },
             child,
             log,
         };
@@ -127,7 +174,7 @@ impl Service {
     }
 
     fn wait_listening(&self) {
-        let addr = self.url.trim_start_matches("http://").to_owned();
+        let addr = format!("127.0.0.1:{}", self.port());
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(&addr).is_ok() {
@@ -140,6 +187,16 @@ impl Service {
             self.name,
             self.log()
         );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {
@@ -203,6 +260,9 @@ fn clean_env(cmd: &mut Command) {
         "WORKER_ID",
         "DRAIN_DELAY_MS",
         "SHUTDOWN_BUDGET_MS",
+        "TLS_CERT_FILE",
+        "TLS_KEY_FILE",
+        "UPSTREAM_CA_FILE",
     ] {
         cmd.env_remove(key);
     }
@@ -226,13 +286,17 @@ pub struct Platform {
     pub identity: Service,
     pub worker: Service,
     pub gateway: Service,
+    options: Options,
 }
 
+#[derive(Clone, Copy)]
 pub struct Options {
     pub migrate_first: bool,
     pub drain_delay_ms: u64,
     pub shutdown_budget_ms: u64,
     pub worker_max_delay_ms: u64,
+    /// Serve HTTPS with the test certificate (and have the gateway trust it upstream).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -242,8 +306,25 @@ impl Default for Options {
             drain_delay_ms: 200,
             shutdown_budget_ms: 5_000,
             worker_max_delay_ms: 0,
+            tls: false,
         }
     }
+}
+
+fn identity_env(seed: &[u8; 32]) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "IDENTITY_SIGNING_KEY_B64",
+            service_runtime::token::encode_seed(seed),
+        ),
+        (
+            "IDENTITY_CLIENTS",
+            format!(
+                "{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"
+            ),
+        ),
+        ("IDENTITY_ISSUER", ISSUER.to_owned()),
+    ]
 }
 
 pub fn seed_b64() -> String {
@@ -270,6 +351,9 @@ impl Platform {
                 ("DRAIN_DELAY_MS", options.drain_delay_ms.to_string()),
                 ("SHUTDOWN_BUDGET_MS", options.shutdown_budget_ms.to_string()),
             ];
+            if options.tls {
+                envs.extend(tls_env());
+            }
             envs.extend(extra);
             envs
         };
@@ -277,16 +361,7 @@ impl Platform {
             "identity",
             &bins.identity,
             dir.path(),
-            &common(vec![
-                ("IDENTITY_SIGNING_KEY_B64", seed_b64()),
-                (
-                    "IDENTITY_CLIENTS",
-                    format!(
-                        "{SMOKE_CLIENT}:service_account:{SMOKE_SECRET},{NODE_CLIENT}:node:{NODE_SECRET}"
-                    ),
-                ),
-                ("IDENTITY_ISSUER", ISSUER.to_owned()),
-            ]),
+            &common(identity_env(&SEED)),
         );
         let worker = Service::start(
             "worker",
@@ -319,7 +394,28 @@ impl Platform {
             identity,
             worker,
             gateway,
+            options,
         }
+    }
+
+    /// Replaces identity with one signing with `seed`, on the same port (a key rotation).
+    pub fn restart_identity(&mut self, seed: &[u8; 32]) {
+        let port = self.identity.port();
+        self.identity.kill();
+        let mut envs = vec![
+            ("DATABASE_URL", format!("sqlite://{}", self.db.display())),
+            ("DRAIN_DELAY_MS", self.options.drain_delay_ms.to_string()),
+            (
+                "SHUTDOWN_BUDGET_MS",
+                self.options.shutdown_budget_ms.to_string(),
+            ),
+        ];
+        if self.options.tls {
+            envs.extend(tls_env());
+        }
+        envs.extend(identity_env(seed));
+        self.identity =
+            Service::start_on(port, "identity", &bins().identity, self._dir.path(), &envs);
     }
 
     pub fn services(&self) -> [&Service; 3] {
@@ -327,8 +423,23 @@ impl Platform {
     }
 }
 
+/// The self-signed test certificate (for `localhost` and 127.0.0.1) and its key.
+pub const TLS_CERT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/cert.pem");
+pub const TLS_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/key.pem");
+
+fn tls_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("TLS_CERT_FILE", TLS_CERT.to_owned()),
+        ("TLS_KEY_FILE", TLS_KEY.to_owned()),
+        ("UPSTREAM_CA_FILE", TLS_CERT.to_owned()),
+    ]
+}
+
+/// A client that trusts the test certificate.
 pub fn http() -> reqwest::Client {
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(TLS_CERT).unwrap()).unwrap();
     reqwest::Client::builder()
+        .add_root_certificate(cert)
         .no_proxy()
         .timeout(Duration::from_secs(20))
         .build()

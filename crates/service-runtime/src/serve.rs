@@ -1,0 +1,121 @@
+//! The HTTP serve loop and its shutdown sequence (seed 001 §4.3):
+//!
+//! 1. SIGTERM (or SIGINT) arrives: flip to draining, so `/healthz` and `/readyz` answer 503.
+//! 2. Keep serving, new requests included, for the drain delay: the load balancer and the
+//!    EndpointSlice controller need that long to stop routing here.
+//! 3. Close the listener; requests in flight get the shutdown budget to finish.
+//! 4. Return `Ok` (exit 0) when they have, or [`ServeError::BudgetExceeded`] when they have not.
+//!
+//! The manifests' `terminationGracePeriodSeconds` must exceed preStop + drain delay + budget.
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Health;
+use crate::config::DrainArgs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install the SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+    #[error("server failed: {0}")]
+    Io(std::io::Error),
+    #[error(
+        "shutdown budget of {budget:?} ran out with {in_flight} request(s) still in flight; raise SHUTDOWN_BUDGET_MS (and terminationGracePeriodSeconds with it)"
+    )]
+    BudgetExceeded { budget: Duration, in_flight: usize },
+}
+
+/// Binds the listen address.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves `app` until SIGTERM or SIGINT, then drains (see the module docs).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    health: Health,
+    drain: DrainArgs,
+) -> Result<(), ServeError> {
+    let signal = shutdown_signal()?;
+    serve_until(listener, app, health, drain, signal).await
+}
+
+/// As [`serve`], with the shutdown trigger given by the caller.
+pub async fn serve_until(
+    listener: TcpListener,
+    app: Router,
+    health: Health,
+    drain: DrainArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sequence_health = health.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        sequence_health.start_draining();
+        tracing::info!(
+            drain_delay_ms = drain.drain_delay_ms,
+            in_flight = sequence_health.in_flight(),
+            "shutdown requested: draining (healthz now 503)"
+        );
+        tokio::time::sleep(drain.drain_delay()).await;
+        tracing::info!(
+            shutdown_budget_ms = drain.shutdown_budget_ms,
+            in_flight = sequence_health.in_flight(),
+            "drain delay over: closing the listener, finishing in-flight requests"
+        );
+        let _ = stop_tx.send(true);
+    });
+
+    let mut stop_for_server = stop_rx.clone();
+    let mut stop_for_budget = stop_rx;
+    let app = health.track(app);
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop_for_server.wait_for(|stop| *stop).await;
+        })
+        .into_future();
+    let budget = drain.shutdown_budget();
+    let budget_timer = async move {
+        if stop_for_budget.wait_for(|stop| *stop).await.is_err() {
+            // The sequence task ended without stopping: never time out.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(budget).await;
+    };
+    tokio::select! {
+        result = server => {
+            result.map_err(ServeError::Io)?;
+            tracing::info!("drained: exiting");
+            Ok(())
+        }
+        () = budget_timer => Err(ServeError::BudgetExceeded { budget, in_flight: health.in_flight() }),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed now, so a signal that
+/// arrives before the future is polled is not lost (nor does it kill the process).
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

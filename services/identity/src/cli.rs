@@ -1,0 +1,193 @@
+//! identity's command line. Secrets never travel as flags: the signing seed and inline client
+//! credentials are read from the environment only (or the clients from a file).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use service_runtime::config::{DatabaseArgs, ServeArgs};
+use service_runtime::env;
+use service_runtime::token::{KeyError, Signer};
+use zeroize::Zeroizing;
+
+use crate::app::{AppState, router};
+use crate::clients::{ClientRegistry, ClientsError};
+
+const ENV_HELP: &str = "\
+Secrets are read from the environment only, never from flags:
+  IDENTITY_SIGNING_KEY_B64  32-byte Ed25519 seed, standard base64 (required for `serve`)
+  IDENTITY_CLIENTS          client credentials `id:class:secret`, comma-separated,
+                            class = service_account | node (or use --clients-file)
+Logging: RUST_LOG (default info).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "identity",
+    version,
+    about = "Issues platform JWTs, serves the JWKS, owns the schema",
+    after_help = ENV_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// With no subcommand, identity serves with these flags.
+    #[command(flatten)]
+    pub serve: ServeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve /token, the JWKS and the probes (the default).
+    Serve(ServeCommand),
+    /// Apply the database migrations once; idempotent, safe to run concurrently.
+    Migrate(MigrateCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// File of client credentials: one `id:class:secret` a line, `#` starts a comment.
+    /// Used together with IDENTITY_CLIENTS if both are set.
+    #[arg(long, env = "IDENTITY_CLIENTS_FILE")]
+    pub clients_file: Option<PathBuf>,
+
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "IDENTITY_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub token_ttl_secs: u64,
+
+    /// The `iss` claim of issued tokens (the gateway checks it).
+    #[arg(long, env = "IDENTITY_ISSUER", default_value = "rel-identity")]
+    pub issuer: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateCommand {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("IDENTITY_SIGNING_KEY_B64 is not set; give identity its 32-byte Ed25519 seed (base64)")]
+    MissingSigningKey,
+    #[error(transparent)]
+    SigningKey(#[from] KeyError),
+    #[error(transparent)]
+    Clients(#[from] ClientsError),
+    #[error("no clients configured: set IDENTITY_CLIENTS or IDENTITY_CLIENTS_FILE")]
+    NoClients,
+    #[error("token lifetime must be between 1 and 86400 seconds, got {0}")]
+    TokenTtl(u64),
+    #[error(transparent)]
+    Schema(#[from] service_runtime::schema::SchemaError),
+    #[error(transparent)]
+    Serve(#[from] service_runtime::serve::ServeError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl IdentityError {
+    /// 2 for configuration errors, 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            IdentityError::MissingSigningKey
+            | IdentityError::SigningKey(_)
+            | IdentityError::Clients(_)
+            | IdentityError::NoClients
+            | IdentityError::TokenTtl(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the parsed command. Call after `service_runtime::startup::bootstrap_process`.
+pub fn run(cli: Cli) -> Result<(), IdentityError> {
+    match cli.command {
+        Some(Command::Migrate(cmd)) => migrate(&cmd),
+        Some(Command::Serve(cmd)) => serve(cmd),
+        None => serve(cli.serve),
+    }
+}
+
+/// The process entry point shared by `main` and nothing else.
+pub fn main_exit_code(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "identity failed");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn migrate(cmd: &MigrateCommand) -> Result<(), IdentityError> {
+    let db = &cmd.database.database_url;
+    tracing::info!(database = %db, "migrating");
+    let report = service_runtime::schema::migrate(db)?;
+    if report.applied.is_empty() {
+        tracing::info!(
+            version = report.version,
+            "schema already current; nothing applied"
+        );
+    } else {
+        tracing::info!(applied = ?report.applied, version = report.version, "migrations applied");
+    }
+    Ok(())
+}
+
+fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
+    let seed = Zeroizing::new(
+        std::env::var(env::IDENTITY_SIGNING_KEY_B64)
+            .map_err(|_| IdentityError::MissingSigningKey)?,
+    );
+    let signer = Signer::from_seed_b64(&seed)?;
+    drop(seed);
+
+    let mut clients = ClientRegistry::default();
+    if let Ok(inline) = std::env::var(env::IDENTITY_CLIENTS) {
+        let inline = Zeroizing::new(inline);
+        clients.extend(ClientRegistry::parse(&inline, env::IDENTITY_CLIENTS)?);
+    }
+    if let Some(path) = &cmd.clients_file {
+        clients.extend(ClientRegistry::from_file(path)?);
+    }
+    if clients.is_empty() {
+        return Err(IdentityError::NoClients);
+    }
+    if !(1..=86_400).contains(&cmd.token_ttl_secs) {
+        return Err(IdentityError::TokenTtl(cmd.token_ttl_secs));
+    }
+
+    let build = service_runtime::build_info!("identity", "identity");
+    let db = cmd.serve.database.database_url.clone();
+    let health = service_runtime::Health::new(build, db.clone(), crate::SCHEMA);
+    tracing::info!(
+        kid = signer.kid(),
+        clients = ?clients.ids(),
+        database = %db,
+        listen = %cmd.serve.listen_addr,
+        "identity starting"
+    );
+    let state = AppState {
+        signer: Arc::new(signer),
+        clients: Arc::new(clients),
+        token_ttl_secs: cmd.token_ttl_secs as i64,
+        issuer: Arc::from(cmd.issuer.as_str()),
+        db,
+    };
+    let app = router(state).merge(health.routes());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(IdentityError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = service_runtime::serve::bind(cmd.serve.listen_addr).await?;
+        service_runtime::serve::serve(listener, app, health, cmd.serve.drain).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,386 @@
+//! The gateway role, the front door: `POST /api/query` with a bearer JWT from identity, verified
+//! against identity's JWKS, forwarded to a worker over HTTP.
+//!
+//! The JWKS is fetched on first use and cached; a token naming a `kid` the cache does not know
+//! triggers one refresh (at most one per [`JWKS_MIN_REFRESH`], so tokens signed by a stranger
+//! cannot make the gateway hammer identity). Calls to identity and to the worker have timeouts
+//! and bounded retries with backoff, and a failure names the endpoint.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use clap::Parser;
+use serde_json::json;
+use service_runtime::config::ServeArgs;
+use service_runtime::database::{DatabaseUrl, rusqlite};
+use service_runtime::schema::{QUERY_AUDIT, SchemaRequirement};
+use service_runtime::token::{self, Claims, Jwks, KeySet, TokenError};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::protocol::{MAX_QUERY_BYTES, QueryRequest, QueryResponse, WorkRequest, WorkResponse};
+
+/// What the gateway's `/readyz` asserts.
+pub const SCHEMA: SchemaRequirement = SchemaRequirement {
+    tables: &[QUERY_AUDIT],
+};
+/// The JWKS is refreshed on an unknown `kid` at most this often.
+pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(2);
+/// Attempts per upstream call (identity's JWKS, the worker).
+pub const ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The platform's front door: POST /api/query, bearer JWT from identity"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// identity's JWKS, e.g. http://identity:8080/.well-known/jwks.json
+    #[arg(long, env = "IDENTITY_JWKS_URL")]
+    pub identity_jwks_url: reqwest::Url,
+
+    /// The worker's base URL, e.g. http://worker:8080
+    #[arg(long, env = "WORKER_URL")]
+    pub worker_url: reqwest::Url,
+
+    /// The `iss` claim tokens must carry.
+    #[arg(long, env = "IDENTITY_ISSUER", default_value = "rel-identity")]
+    pub issuer: String,
+
+    /// Per-attempt timeout of a call to the worker, in milliseconds.
+    #[arg(long, env = "WORKER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub worker_timeout_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error(transparent)]
+    Serve(#[from] service_runtime::serve::ServeError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// An upstream call that failed after its retries; names the endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("{endpoint}: {reason}")]
+pub struct UpstreamError {
+    pub endpoint: String,
+    pub reason: String,
+}
+
+/// identity's keys, fetched on demand and cached.
+pub struct JwksCache {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    keys: RwLock<KeySet>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+/// Why a request's token was not accepted.
+#[derive(Debug)]
+pub enum AuthError {
+    Missing,
+    Invalid(TokenError),
+    KeysUnavailable(UpstreamError),
+}
+
+impl JwksCache {
+    pub fn new(http: reqwest::Client, url: reqwest::Url) -> Self {
+        Self {
+            http,
+            url,
+            keys: RwLock::new(KeySet::default()),
+            last_fetch: Mutex::new(None),
+        }
+    }
+
+    /// Verifies `token`: picks the key by `kid`, refreshing the JWKS once when the `kid` is unknown.
+    pub async fn verify(&self, token: &str, issuer: &str) -> Result<Claims, AuthError> {
+        let kid = token::key_id(token).map_err(AuthError::Invalid)?;
+        let now = unix_now();
+        if let Some(key) = self.keys.read().await.get(&kid) {
+            return token::verify(token, key, issuer, now).map_err(AuthError::Invalid);
+        }
+        self.refresh_for(&kid)
+            .await
+            .map_err(AuthError::KeysUnavailable)?;
+        let keys = self.keys.read().await;
+        let key = keys
+            .get(&kid)
+            .ok_or_else(|| AuthError::Invalid(TokenError::UnknownKey(kid.clone())))?;
+        token::verify(token, key, issuer, now).map_err(AuthError::Invalid)
+    }
+
+    async fn refresh_for(&self, kid: &str) -> Result<(), UpstreamError> {
+        let mut last = self.last_fetch.lock().await;
+        // Another request may have refreshed while this one waited for the lock.
+        if self.keys.read().await.get(kid).is_some() {
+            return Ok(());
+        }
+        if last.is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH) {
+            return Ok(());
+        }
+        let jwks: Jwks = with_retries(&self.url, || self.http.get(self.url.clone()).send()).await?;
+        let keys = KeySet::from_jwks(&jwks);
+        tracing::info!(endpoint = %self.url, keys = keys.len(), "JWKS refreshed");
+        *self.keys.write().await = keys;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+}
+
+/// Sends (via `send`) up to [`ATTEMPTS`] times with doubling backoff, retrying connection
+/// failures, timeouts and 5xx; decodes a 2xx JSON body.
+async fn with_retries<T, F, Fut>(endpoint: &reqwest::Url, send: F) -> Result<T, UpstreamError>
+where
+    T: serde::de::DeserializeOwned,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let fail = |reason: String| UpstreamError {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let mut backoff = BACKOFF;
+    let mut last_reason = String::new();
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+        match send().await {
+            Ok(resp) if resp.status().is_success() => {
+                return resp
+                    .json::<T>()
+                    .await
+                    .map_err(|e| fail(format!("unexpected response body: {e}")));
+            }
+            Ok(resp) if resp.status().is_server_error() => {
+                last_reason = format!("HTTP {}", resp.status());
+            }
+            Ok(resp) => return Err(fail(format!("HTTP {}", resp.status()))),
+            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                last_reason = if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    format!("{e}")
+                };
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+        tracing::warn!(%endpoint, attempt, reason = %last_reason, "upstream call failed");
+    }
+    Err(fail(format!("{last_reason} (after {ATTEMPTS} attempts)")))
+}
+
+#[derive(Clone)]
+struct AppState {
+    jwks: Arc<JwksCache>,
+    http: reqwest::Client,
+    work_url: reqwest::Url,
+    issuer: Arc<str>,
+    db: DatabaseUrl,
+}
+
+/// The gateway's routes (without the probes).
+pub fn router(
+    http: reqwest::Client,
+    jwks_url: reqwest::Url,
+    worker_url: &reqwest::Url,
+    issuer: &str,
+    db: DatabaseUrl,
+) -> Router {
+    let work_url = worker_url
+        .join("work")
+        .expect("a base URL joins a relative path");
+    let state = AppState {
+        jwks: Arc::new(JwksCache::new(http.clone(), jwks_url)),
+        http,
+        work_url,
+        issuer: Arc::from(issuer),
+        db,
+    };
+    Router::new()
+        .route("/api/query", post(query))
+        .with_state(state)
+}
+
+fn unauthorized(error: &str, description: &str) -> Response {
+    let challenge = format!(r#"Bearer error="{error}", error_description="{description}""#);
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<QueryRequest>,
+) -> Response {
+    let claims = match bearer(&headers) {
+        None => Err(AuthError::Missing),
+        Some(token) => state.jwks.verify(token, &state.issuer).await,
+    };
+    let claims = match claims {
+        Ok(claims) => claims,
+        Err(AuthError::Missing) => {
+            return unauthorized(
+                "invalid_request",
+                "send Authorization: Bearer <token from identity>",
+            );
+        }
+        Err(AuthError::Invalid(reason)) => {
+            tracing::info!(%reason, "query refused");
+            return unauthorized("invalid_token", &reason.to_string());
+        }
+        Err(AuthError::KeysUnavailable(error)) => {
+            tracing::error!(%error, "cannot fetch identity's JWKS");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "identity unavailable", "detail": error.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    if request.query.trim().is_empty() || request.query.len() > MAX_QUERY_BYTES {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": format!("query must be 1 to {MAX_QUERY_BYTES} bytes and not blank")})),
+        )
+            .into_response();
+    }
+    let work = WorkRequest {
+        query: request.query,
+        delay_ms: request.delay_ms,
+    };
+    let answer: WorkResponse = match with_retries(&state.work_url, || {
+        state.http.post(state.work_url.clone()).json(&work).send()
+    })
+    .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(%error, "worker call failed");
+            return (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": "worker unavailable", "detail": error.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    if let Err(reason) = record_query(&state.db, &claims, &answer.worker_id).await {
+        tracing::warn!(%reason, "cannot record the query in query_audit");
+    }
+    tracing::info!(subject = %claims.sub, class = %claims.class, worker_id = %answer.worker_id, "query answered");
+    Json(QueryResponse {
+        answer: answer.answer,
+        worker_id: answer.worker_id,
+    })
+    .into_response()
+}
+
+async fn record_query(db: &DatabaseUrl, claims: &Claims, worker_id: &str) -> Result<(), String> {
+    let db = db.clone();
+    let (subject, class, worker_id) = (
+        claims.sub.clone(),
+        claims.class.as_str(),
+        worker_id.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let conn = db.open_existing().map_err(|e| e.to_string())?;
+        conn.execute(
+            "INSERT INTO query_audit (subject, class, worker_id, answered_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![subject, class, worker_id, unix_now()],
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs the gateway. Call after `service_runtime::startup::bootstrap_process`.
+pub fn run(cli: Cli) -> Result<(), GatewayError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_millis(cli.worker_timeout_ms.max(1)))
+        .user_agent(concat!("rel-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(GatewayError::Client)?;
+    let db = cli.serve.database.database_url.clone();
+    let health = service_runtime::Health::new(
+        service_runtime::build_info!("gateway", "gateway"),
+        db.clone(),
+        SCHEMA,
+    );
+    tracing::info!(
+        identity_jwks_url = %cli.identity_jwks_url,
+        worker_url = %cli.worker_url,
+        database = %db,
+        listen = %cli.serve.listen_addr,
+        "gateway starting"
+    );
+    let app = router(
+        http,
+        cli.identity_jwks_url,
+        &cli.worker_url,
+        &cli.issuer,
+        db,
+    )
+    .merge(health.routes());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
+        service_runtime::serve::serve(listener, app, health, cli.serve.drain).await?;
+        Ok(())
+    })
+}
+
+/// `main` of the `gateway` binary.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "gateway failed");
+            ExitCode::FAILURE
+        }
+    }
+}

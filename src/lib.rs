@@ -17,6 +17,7 @@ pub mod lockfile;
 pub mod project;
 pub mod releases;
 pub mod report;
+pub mod secrets;
 pub mod source_error;
 pub mod version;
 

@@ -11,6 +11,7 @@ use crate::{Error, Exit, env_vars};
 
 mod gate;
 mod lock;
+mod secrets;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -23,6 +24,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+        Command::Keygen(args) => secrets::keygen(&ctx, args),
+        Command::Seal(args) => secrets::seal(&ctx, args),
+        Command::Unseal(args) => secrets::unseal(&ctx, args),
+        Command::Reseal(args) => secrets::reseal(&ctx, args),
+        Command::Secrets(command) => secrets::secrets(&ctx, command),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -2,4 +2,5 @@
 
 mod coherence;
 mod lock;
+mod secrets;
 mod support;

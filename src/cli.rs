@@ -41,10 +41,21 @@ pub enum Command {
     /// Write a new genesis master key to FILE (mode 0600; never overwrites)
     Keygen(KeygenArgs),
     /// Seal a dotenv source into a genesis envelope; `--check` one; `seal diff` against a source
+    #[command(
+        long_about = "Seal a dotenv-style source (NAME=value lines; keep it gitignored, never commit it) into a \
+genesis envelope for one environment, written to -o OUT or standard output.\n\n\
+`rel seal --check ENVELOPE --env E` verifies that an envelope opens with the key for E (exit 1 if not).\n\
+`rel seal diff --env E --from FILE ENVELOPE` shows what sealing FILE would add, remove or change."
+    )]
     Seal(SealArgs),
     /// List an envelope's entry names, environment, key id and seal time; values only with --reveal
     Unseal(UnsealArgs),
     /// Re-wrap envelopes under a new master key (same values); atomic per file
+    #[command(
+        long_about = "Re-wrap envelopes under a new master key: the values stay the same (to change a value, edit the source and \
+`rel seal` again). Envelopes already under the new key are skipped, so an interrupted run can be repeated. Every \
+envelope is opened first; if any fails, nothing is written. Each file is then replaced atomically."
+    )]
     Reseal(ResealArgs),
     /// Push, pull and list sealed envelopes in the secret store (file store or Azure Key Vault)
     #[command(subcommand)]
@@ -82,11 +93,7 @@ pub struct KeygenArgs {
 #[command(
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = KEY_HELP,
-    long_about = "Seal a dotenv-style source (NAME=value lines; keep it gitignored, never commit it) into a \
-genesis envelope for one environment, written to -o OUT or standard output.\n\n\
-`rel seal --check ENVELOPE --env E` verifies that an envelope opens with the key for E (exit 1 if not).\n\
-`rel seal diff --env E --from FILE ENVELOPE` shows what sealing FILE would add, remove or change."
+    after_help = KEY_HELP
 )]
 pub struct SealArgs {
     #[command(subcommand)]
@@ -170,10 +177,7 @@ pub struct UnsealArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The current (old) key comes from REL_MASTER_KEY, --key-file FILE or --key-stdin; the new key from --new-key FILE.",
-    long_about = "Re-wrap envelopes under a new master key: the values stay the same (to change a value, edit the source and \
-`rel seal` again). Envelopes already under the new key are skipped, so an interrupted run can be repeated. Every \
-envelope is opened first; if any fails, nothing is written. Each file is then replaced atomically."
+    after_help = "The current (old) key comes from REL_MASTER_KEY, --key-file FILE or --key-stdin; the new key from --new-key FILE."
 )]
 pub struct ResealArgs {
     /// The new master key file (from `rel keygen`)

@@ -788,6 +788,7 @@ impl Identity {
             std::thread::sleep(Duration::from_millis(25));
         }
         let _ = child.kill();
+        let _ = child.wait();
         Err(format!("identity did not listen:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
     }
 

@@ -233,8 +233,13 @@ pub struct SecretsPushArgs {
     pub store: StoreArgs,
 
     /// The sealed envelope (`-` for standard input) [default: `[secrets] envelope`, .rel/genesis/<env>.b64]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "master_key")]
     pub envelope: Option<PathBuf>,
+
+    /// Push the master key itself (from REL_MASTER_KEY, --key-file or --key-stdin) as
+    /// `rel-master-key`, for the External Secrets template, instead of the envelope
+    #[arg(long)]
+    pub master_key: bool,
 
     #[command(flatten)]
     pub key: KeyArgs,
@@ -258,6 +263,10 @@ pub struct SecretsPullArgs {
 pub struct SecretsVersionsArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// List the versions of `rel-master-key` instead of the envelope's
+    #[arg(long)]
+    pub master_key: bool,
 }
 
 #[derive(Debug, Args)]

@@ -283,6 +283,22 @@ pub fn genesis_secret_name() -> SecretName {
     SecretName::new(GENESIS_SECRET).expect("a valid secret name")
 }
 
+/// The master key secret's name.
+pub fn master_key_secret_name() -> SecretName {
+    SecretName::new(MASTER_KEY_SECRET).expect("a valid secret name")
+}
+
+/// Standard input can feed one thing: refuse `-` for a file when the key comes from stdin too.
+pub fn one_stdin(file: Option<&Path>, key: &KeySource) -> Result<(), Error> {
+    if file == Some(Path::new("-")) && *key == KeySource::Stdin {
+        return Err(Error::usage(
+            "both the envelope and the master key would be read from standard input",
+            "give the key with --key-file FILE or REL_MASTER_KEY, or the envelope as a file",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

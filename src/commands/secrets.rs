@@ -88,6 +88,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// `rel seal --check`: exit 0 when the envelope opens for `env`, 1 when it does not, 2 when the
 /// check cannot run (no key, unreadable file).
 fn seal_check(ctx: &Context, envelope: &Path, env: &EnvName, source: &KeySource) -> Result<Exit, Error> {
+    secrets::one_stdin(Some(envelope), source)?;
     let text = secrets::read_envelope(envelope)?;
     let key = secrets::load_key(source)?;
     let shown = ctx.display(envelope);
@@ -115,6 +116,7 @@ fn open_error(ctx: &Context, path: &Path, e: &OpenError) -> Error {
 }
 
 fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
+    secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
     let text = secrets::read_envelope(&args.envelope)?;
     let source = secrets::read_source(&args.from)?;
     let key = secrets::load_key(&args.key.source())?;
@@ -162,6 +164,7 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     } else {
         None
     };
+    secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
     let text = secrets::read_envelope(&args.envelope)?;
     let key = secrets::load_key(&args.key.source())?;
     let opened = match &args.env {
@@ -316,7 +319,11 @@ fn target(ctx: &Context, args: &StoreArgs) -> Result<(StoreTarget, SecretsConfig
 
 fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
     let (target, config, base) = target(ctx, &args.store)?;
+    if args.master_key {
+        return push_master_key(&target, &args);
+    }
     let env = &args.store.env;
+    secrets::one_stdin(args.envelope.as_deref(), &args.key.source())?;
     let path = args.envelope.clone().unwrap_or_else(|| base.join(config.envelope_path(env.as_str())));
     let shown = ctx.display(&path);
     let text = secrets::read_envelope(&path)?;
@@ -343,6 +350,17 @@ fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
         header.key_id,
         store.location()
     ));
+    Ok(Exit::Ok)
+}
+
+/// `rel secrets push --master-key`: the key itself, as `rel-master-key` (the External Secrets
+/// template syncs it next to the envelope). Printed: its key id, never the key.
+fn push_master_key(target: &StoreTarget, args: &SecretsPushArgs) -> Result<Exit, Error> {
+    let key = secrets::load_key(&args.key.source())?;
+    let store = target.open()?;
+    let name = secrets::master_key_secret_name();
+    let version = store.put(&name, &key.to_base64()).map_err(|e| store_error("push the master key", e))?;
+    print_stdout(&format!("pushed master key id {} to {} as {name} version {version}\n", key.key_id(), store.location()));
     Ok(Exit::Ok)
 }
 
@@ -382,7 +400,7 @@ fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
 fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
     let (target, _, _) = target(ctx, &args.store)?;
     let store = target.open()?;
-    let name = secrets::genesis_secret_name();
+    let name = if args.master_key { secrets::master_key_secret_name() } else { secrets::genesis_secret_name() };
     let versions = store.versions(&name).map_err(|e| store_error("list the versions", e))?;
     if versions.is_empty() {
         return Err(Error::invalid(

@@ -462,6 +462,22 @@ fn file_store_push_pull_and_versions() {
     // Still two versions: nothing was stored by a refused push.
     assert_eq!(std::fs::read_dir(fx.path(".rel/secrets/staging/rel-genesis-b64")).unwrap().count(), 2);
 
+    // The master key, for the External Secrets template: stored as rel-master-key, shown by id only.
+    let pushed_key = fx.run(&["secrets", "push", "--env", "staging", "--master-key", "--key-file", "master.key"], Opts::default());
+    pushed_key.expect(0);
+    assert!(pushed_key.stdout().contains("pushed master key id ") && pushed_key.stdout().contains("as rel-master-key version 00000000000000000001"), "{}", pushed_key.stdout());
+    let key_file = fx.path(".rel/secrets/staging/rel-master-key/00000000000000000001");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), fx.key);
+    assert_eq!(mode(&key_file), 0o600);
+    let key_versions = fx.run(&["secrets", "versions", "--env", "staging", "--master-key"], Opts::default());
+    key_versions.expect(0);
+    assert_eq!(key_versions.stdout().lines().count(), 2, "{}", key_versions.stdout());
+    fx.run(&["secrets", "push", "--env", "staging", "--master-key"], Opts::default()).expect(2);
+    // Standard input feeds one thing only.
+    let two = fx.run(&["secrets", "push", "--env", "staging", "--envelope", "-", "--key-stdin"], Opts { stdin: Some(second.clone().into_bytes()), ..Opts::default() });
+    two.expect(2);
+    assert!(two.stderr().contains("both the envelope and the master key would be read from standard input"), "{}", two.stderr());
+
     // rel.toml's [secrets] moves the store.
     let config = format!("{}\n[secrets]\ndir = \"vault-files\"\n", fx.project.read("rel.toml"));
     fx.project.write("rel.toml", &config);
@@ -472,7 +488,8 @@ fn file_store_push_pull_and_versions() {
 /// A minimal Key Vault: the 401 challenge, a client-secret token endpoint, PUT, GET, versions.
 struct Vault {
     url: String,
-    secrets: Arc<Mutex<Vec<(String, String)>>>,
+    /// (name, version, value), oldest first.
+    secrets: Arc<Mutex<Vec<(String, String, String)>>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
@@ -519,7 +536,7 @@ impl Vault {
     fn start() -> Vault {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let secrets: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let secrets: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let (s, r, base) = (secrets.clone(), requests.clone(), url.clone());
         std::thread::spawn(move || {
@@ -533,7 +550,7 @@ impl Vault {
         Vault { url, secrets, requests }
     }
 
-    fn handle(base: &str, secrets: &Mutex<Vec<(String, String)>>, stream: &mut TcpStream, req: Request) {
+    fn handle(base: &str, secrets: &Mutex<Vec<(String, String, String)>>, stream: &mut TcpStream, req: Request) {
         let path = req.path.split('?').next().unwrap_or("").to_owned();
         if req.method == "POST" && path == "/tenant-1/oauth2/v2.0/token" {
             let form = String::from_utf8_lossy(&req.body).into_owned();
@@ -565,19 +582,19 @@ impl Vault {
                 let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
                 let value = body["value"].as_str().unwrap().to_owned();
                 let version = format!("{:032x}", 0xa000 + store.len());
-                store.push((version.clone(), value.clone()));
+                store.push((name.to_string(), version.clone(), value.clone()));
                 respond(stream, "200 OK", "", &bundle(name, &version, Some(&value)).to_string());
             }
             ("GET", ["secrets", name, "versions"]) => {
-                let items: Vec<_> = store.iter().rev().map(|(v, _)| bundle(name, v, None)).collect();
+                let items: Vec<_> = store.iter().rev().filter(|(n, _, _)| n == name).map(|(_, v, _)| bundle(name, v, None)).collect();
                 respond(stream, "200 OK", "", &serde_json::json!({"value": items, "nextLink": null}).to_string());
             }
-            ("GET", ["secrets", name]) | ("GET", ["secrets", name, ""]) => match store.last() {
-                Some((v, value)) => respond(stream, "200 OK", "", &bundle(name, v, Some(value)).to_string()),
+            ("GET", ["secrets", name]) => match store.iter().rev().find(|(n, _, _)| n == name) {
+                Some((_, v, value)) => respond(stream, "200 OK", "", &bundle(name, v, Some(value)).to_string()),
                 None => respond(stream, "404 Not Found", "", r#"{"error":{"code":"SecretNotFound","message":"not found"}}"#),
             },
-            ("GET", ["secrets", name, version]) => match store.iter().find(|(v, _)| v == version) {
-                Some((v, value)) => respond(stream, "200 OK", "", &bundle(name, v, Some(value)).to_string()),
+            ("GET", ["secrets", name, version]) => match store.iter().find(|(n, v, _)| n == name && v == version) {
+                Some((_, v, value)) => respond(stream, "200 OK", "", &bundle(name, v, Some(value)).to_string()),
                 None => respond(stream, "404 Not Found", "", r#"{"error":{"code":"SecretNotFound","message":"not found"}}"#),
             },
             _ => respond(stream, "400 Bad Request", "", r#"{"error":{"code":"BadRequest","message":"?"}}"#),
@@ -603,7 +620,7 @@ fn azure_push_pull_and_versions_through_the_key_vault_rest_shape() {
     let push = fx.run(&["secrets", "push", "--env", "staging", "--store", "azure", "--vault", &vault.url, "--envelope", "staging.b64"], azure(AZURE_CLIENT_SECRET));
     push.expect(0);
     assert!(push.stdout().contains(&format!("to Key Vault {} as rel-genesis-b64 version 0000000000000000000000000000a000", vault.url)), "{}", push.stdout());
-    assert_eq!(vault.secrets.lock().unwrap()[0].1, sealed.trim(), "the vault holds the sealed envelope, as is");
+    assert_eq!(vault.secrets.lock().unwrap()[0].2, sealed.trim(), "the vault holds the sealed envelope, as is");
     let requests = vault.requests.lock().unwrap().clone();
     assert!(requests[0].starts_with("PUT /secrets/rel-genesis-b64?api-version=2025-07-01"), "{requests:?}");
     assert!(requests.iter().any(|r| r.starts_with("POST /tenant-1/oauth2/v2.0/token")), "{requests:?}");
@@ -618,6 +635,16 @@ fn azure_push_pull_and_versions_through_the_key_vault_rest_shape() {
     let pull = fx.run(&["secrets", "pull", "--env", "staging", "--store", "azure", "--vault", &vault.url, "--version", "0000000000000000000000000000a000", "-o", "from-kv.b64"], azure(AZURE_CLIENT_SECRET));
     pull.expect(0);
     assert_eq!(fx.project.read("from-kv.b64"), sealed);
+
+    // The master key goes to the same vault under its own name; the envelope stays the latest
+    // `rel-genesis-b64`.
+    let mut with_key = azure(AZURE_CLIENT_SECRET);
+    with_key.env.push(("REL_MASTER_KEY", fx.key.clone()));
+    fx.run(&["secrets", "push", "--env", "staging", "--store", "azure", "--vault", &vault.url, "--master-key"], with_key).expect(0);
+    assert!(vault.secrets.lock().unwrap().iter().any(|(n, _, v)| n == "rel-master-key" && *v == fx.key));
+    let latest = fx.run(&["secrets", "pull", "--env", "staging", "--store", "azure", "--vault", &vault.url], azure(AZURE_CLIENT_SECRET));
+    latest.expect(0);
+    assert_eq!(latest.stdout(), sealed);
 
     // A wrong client secret is a clear token error that shows no secret.
     let denied = fx.run(&["secrets", "pull", "--env", "staging", "--store", "azure", "--vault", &vault.url], azure("wrong-secret-x"));
@@ -682,6 +709,9 @@ fn no_command_prints_a_secret_even_with_trace_logging() {
         (vec!["secrets", "push", "--env", "staging", "--store", "azure", "--vault", url, "--envelope", "s.b64"], azure.clone()),
         (vec!["secrets", "pull", "--env", "staging", "--store", "azure", "--vault", url], azure.clone()),
         (vec!["secrets", "versions", "--env", "staging", "--store", "azure", "--vault", url], azure.clone()),
+        (vec!["secrets", "push", "--env", "staging", "--master-key"], key.clone()),
+        (vec!["secrets", "push", "--env", "staging", "--store", "azure", "--vault", url, "--master-key"], azure.clone()),
+        (vec!["unseal", "-", "--key-stdin"], Opts { stdin: Some(fx.key.clone().into_bytes()), ..none.clone() }),
         (vec!["reseal", "--new-key", "new.key", "--dry-run", "s.b64"], key.clone()),
         (vec!["reseal", "--new-key", "new.key", "s.b64", "staging.env.source"], key.clone()),
         (vec!["reseal", "--new-key", "new.key", "s.b64"], key.clone()),
@@ -690,7 +720,7 @@ fn no_command_prints_a_secret_even_with_trace_logging() {
     for (args, opts) in runs {
         codes.push(fx.run(&args, opts).code());
     }
-    assert_eq!(codes, [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2, 0, 2, 0, 0, 0, 0, 0, 0, 2, 0]);
+    assert_eq!(codes, [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0]);
     // The revealed file is the one place values may be.
     assert!(fx.project.read("r.env").contains(DB_PASSWORD));
 }

@@ -149,6 +149,13 @@ fn keygen_writes_a_0600_key_and_never_overwrites() {
     again.expect(1);
     assert!(again.stderr().contains("already exists; rel keygen never replaces a key"), "{}", again.stderr());
     assert_eq!(fx.project.read("master.key").trim(), fx.key, "the key was changed");
+    // A key file others can read still works, with a warning.
+    use std::os::unix::fs::PermissionsExt;
+    fx.keygen("shared.key");
+    std::fs::set_permissions(fx.path("shared.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let shared = fx.run(&["seal", "--env", "staging", "--from", "staging.env.source", "--key-file", "shared.key"], Opts::default());
+    shared.expect(0);
+    assert!(shared.stderr().contains("is readable by other users (mode 644); run `chmod 600 shared.key`"), "{}", shared.stderr());
     // Two keys differ; a key is never a flag value.
     assert_ne!(fx.keygen("second.key"), fx.key);
     fx.run(&["seal", "--env", "staging", "--from", "staging.env.source", "--key", "x"], Opts::default()).expect(2);

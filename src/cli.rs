@@ -33,11 +33,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Cut a release: build → lock → gate coherence → pin the first environment → render it
+    Release(ReleaseArgs),
+    /// Build each component's binary with cargo and assemble a reproducible OCI image
+    Build(BuildArgs),
     /// Write the release lockfile releases/<version>.yaml from build results and pinned digests
     Lock(LockArgs),
+    /// Render a kustomize overlay exactly as `kubectl kustomize` would
+    Render(RenderArgs),
+    /// Set an overlay's image digests from a release lockfile, changing nothing else in the file
+    Pin(PinArgs),
     /// Run a deploy gate; prints one row per check and exits 0 pass, 1 fail, 2 cannot run
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Record that a version passed the deep gate in an environment (releases/<v>.<env>.validation.yaml)
+    Record(RecordArgs),
+    /// Promote a validated version into an environment: one commit pinning every digest, on a branch, as a PR
+    Promote(PromoteArgs),
+    /// Roll an environment back to the previous validated version (git revert) and hold the bad one
+    Rollback(RollbackArgs),
+    /// Versions on hold (set by rollback): list them, or clear one so it can be promoted again
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Who did what, when, to which version: rel's actions read back from the commit trailers
+    Audit(AuditArgs),
+    /// Per environment: the digests its overlay pins, the release they match, validated or held
+    Status(StatusArgs),
     /// Write a new genesis master key to FILE (mode 0600; never overwrites)
     Keygen(KeygenArgs),
     /// Seal a dotenv source into a genesis envelope; `--check` one; `seal diff` against a source
@@ -60,6 +81,269 @@ envelope is opened first; if any fails, nothing is written. Each file is then re
     /// Push, pull and list sealed envelopes in the secret store (file store or Azure Key Vault)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+}
+
+/// Output format of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// A table.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The validated version
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The environment the deep gate ran in
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The deep gate's JSON report (`rel gate smoke --profile deep --format json`)
+    #[arg(long, value_name = "FILE")]
+    pub evidence: PathBuf,
+
+    /// Write the record but do not commit it (by default rel commits the record and the lockfile)
+    #[arg(long)]
+    pub no_commit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The version to promote (must be validated in the source environment)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The target environment
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The source environment [default: the one whose `promotes-to` is ENV]
+    #[arg(long, value_name = "ENV")]
+    pub from: Option<String>,
+
+    /// Push the branch (with a lease: a branch that moved is never overwritten)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Open the pull request, or update the open one (implies --push); token from GITHUB_TOKEN, GITEA_TOKEN or GITLAB_TOKEN
+    #[arg(long)]
+    pub open_pr: bool,
+
+    /// Print the diff and the pull request text; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format of the result
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// Roll back to this version or commit [default: the previous validated version ENV ran]
+    #[arg(long, value_name = "VERSION|COMMIT")]
+    pub to: Option<String>,
+
+    /// Push the rollback commit to the current branch's upstream (with a lease)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Put the rollback on a branch and open a pull request instead (implies --push)
+    #[arg(long)]
+    pub open_pr: bool,
+
+    /// Print what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask before pushing (required to push without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// List the versions on hold
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Release a version from hold (commits releases/holds.yaml with trailers)
+    Clear {
+        /// The version to release
+        #[arg(value_name = "VERSION")]
+        version: Version,
+        /// Write releases/holds.yaml but do not commit it
+        #[arg(long)]
+        no_commit: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only actions on this environment (as target or source)
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Only actions at or after this date (YYYY-MM-DD, UTC) or time (RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Read the history of this revision [default: HEAD]
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub rev: String,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The release version [default: 0.0.0-dev.g<commit>, a development version that may be rebuilt]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    /// The environment to pin and render [default: the first of the promotion chain, e.g. staging]
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Image repository prefix [default: rel.toml's `registry`]
+    #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
+    pub registry: Option<String>,
+
+    /// Tag to publish with each image [default: git-<commit>]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build only this component (repeatable) [default: every built component of rel.toml]
+    #[arg(long = "component", value_name = "NAME")]
+    pub components: Vec<String>,
+
+    /// Image repository prefix [default: rel.toml's `registry`]
+    #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
+    pub registry: Option<String>,
+
+    /// Tag to publish with each image (a label; the digest is the authority) [default: git-<commit>]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
+    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The kustomization directory to render
+    #[arg(value_name = "DIR", conflicts_with = "env", required_unless_present = "env")]
+    pub dir: Option<PathBuf>,
+
+    /// Render this environment's overlay (rel.toml `environments.<ENV>.overlay`)
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Write one file per object into DIR instead of printing the stream
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The environment whose overlay to pin
+    #[arg(long, value_name = "ENV", required_unless_present = "overlay", conflicts_with = "overlay")]
+    pub env: Option<String>,
+
+    /// The release whose lockfile gives the digests (releases/<VERSION>.yaml)
+    #[arg(long, value_name = "VERSION", required_unless_present = "lockfile", conflicts_with = "lockfile")]
+    pub version: Option<Version>,
+
+    /// The overlay directory to pin (instead of --env)
+    #[arg(long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+
+    /// The lockfile to pin from (instead of --version)
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Option<PathBuf>,
+
+    /// Print the unified diff and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The release version (semver), e.g. 0.4.0
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The engine version the release carries [default: the release version]
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<Version>,
+
+    /// Build result to lock [default: target/rel/build.json when no --digest is given]
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+
+    /// Pin a component by digest (repeatable); overrides the build result for that component
+    #[arg(long = "digest", value_name = "NAME=sha256:HEX")]
+    pub digests: Vec<String>,
+
+    /// Engine version an external component was built against (repeatable)
+    #[arg(long = "built-against", value_name = "NAME=VERSION")]
+    pub built_against: Vec<String>,
+
+    /// Replace an existing lockfile with different content (refused once the version is validated)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Check a release lockfile: complete, digest-pinned, engine-coherent
+    Coherence(CoherenceArgs),
+}
+
+/// Output flags shared by every gate.
+#[derive(Debug, Clone, Args)]
+pub struct GateOutput {
+    /// Output format: a table on a terminal, plain lines otherwise, or one JSON document
+    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
+    pub format: Format,
+
+    /// Also write the checks as JUnit XML to FILE
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CoherenceArgs {
+    /// The lockfile to check
+    #[arg(value_name = "LOCKFILE", conflicts_with = "version", required_unless_present = "version")]
+    pub lockfile: Option<PathBuf>,
+
+    /// Check releases/<VERSION>.yaml of the project instead
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    #[command(flatten)]
+    pub output: GateOutput,
 }
 
 const KEY_HELP: &str = "The master key comes from REL_MASTER_KEY, --key-file FILE or --key-stdin; never from a flag value.";
@@ -267,63 +551,4 @@ pub struct SecretsVersionsArgs {
     /// List the versions of `rel-master-key` instead of the envelope's
     #[arg(long)]
     pub master_key: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct LockArgs {
-    /// The release version (semver), e.g. 0.4.0
-    #[arg(long, value_name = "VERSION")]
-    pub version: Version,
-
-    /// The engine version the release carries [default: the release version]
-    #[arg(long, value_name = "VERSION")]
-    pub engine_version: Option<Version>,
-
-    /// Build result to lock [default: target/rel/build.json when no --digest is given]
-    #[arg(long, value_name = "FILE")]
-    pub from: Option<PathBuf>,
-
-    /// Pin a component by digest (repeatable); overrides the build result for that component
-    #[arg(long = "digest", value_name = "NAME=sha256:HEX")]
-    pub digests: Vec<String>,
-
-    /// Engine version an external component was built against (repeatable)
-    #[arg(long = "built-against", value_name = "NAME=VERSION")]
-    pub built_against: Vec<String>,
-
-    /// Replace an existing lockfile with different content (refused once the version is validated)
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GateCommand {
-    /// Check a release lockfile: complete, digest-pinned, engine-coherent
-    Coherence(CoherenceArgs),
-}
-
-/// Output flags shared by every gate.
-#[derive(Debug, Clone, Args)]
-pub struct GateOutput {
-    /// Output format: a table on a terminal, plain lines otherwise, or one JSON document
-    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
-    pub format: Format,
-
-    /// Also write the checks as JUnit XML to FILE
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct CoherenceArgs {
-    /// The lockfile to check
-    #[arg(value_name = "LOCKFILE", conflicts_with = "version", required_unless_present = "version")]
-    pub lockfile: Option<PathBuf>,
-
-    /// Check releases/<VERSION>.yaml of the project instead
-    #[arg(long, value_name = "VERSION")]
-    pub version: Option<Version>,
-
-    #[command(flatten)]
-    pub output: GateOutput,
 }

@@ -24,6 +24,13 @@
 //!
 //! [secrets.vaults]                              # Azure Key Vault: one vault per environment
 //! staging = "https://kv-rel-staging.vault.azure.net"
+//!
+//! [forge]                                       # optional: where `--open-pr` opens pull requests
+//! kind = "github"                               # github | gitea | gitlab (default: from the remote URL)
+//! api-url = "https://api.github.com"            # default: from the kind and the remote's host
+//! repo = "example-org/gitops"                   # default: from the remote URL
+//! base = "main"                                 # the branch pull requests target
+//! remote = "origin"                             # the git remote rel pushes to
 //! ```
 
 use std::collections::BTreeMap;
@@ -51,6 +58,30 @@ pub struct Config {
     pub environments: BTreeMap<String, Environment>,
     /// Where genesis envelopes are kept (`[secrets]`).
     pub secrets: SecretsConfig,
+    /// Where pull requests go; `None` when rel.toml has no `[forge]` (detected from the remote).
+    pub forge: Option<ForgeConfig>,
+}
+
+/// The `[forge]` section: every field optional, the rest is detected from the git remote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgeConfig {
+    pub kind: Option<ForgeKind>,
+    pub api_url: Option<String>,
+    pub repo: Option<String>,
+    pub base: Option<String>,
+    pub remote: Option<String>,
+}
+
+/// The forges rel opens pull requests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// GitHub and GitHub Enterprise (REST v3).
+    Github,
+    /// Gitea and Forgejo (API v1).
+    Gitea,
+    /// GitLab (REST v4 merge requests).
+    Gitlab,
 }
 
 /// Which secret store `rel secrets` uses.
@@ -151,6 +182,7 @@ struct RawConfig {
     #[serde(default)]
     environments: BTreeMap<Spanned<String>, RawEnvironment>,
     secrets: Option<RawSecrets>,
+    forge: Option<RawForge>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +193,16 @@ struct RawSecrets {
     envelope: Option<Spanned<String>>,
     #[serde(default)]
     vaults: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawForge {
+    kind: Option<ForgeKind>,
+    api_url: Option<Spanned<String>>,
+    repo: Option<Spanned<String>>,
+    base: Option<String>,
+    remote: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -360,7 +402,34 @@ impl Config {
             }
         };
 
-        Ok(Config { root, registry, repo: raw.repo, components, environments, secrets })
+        let forge = match raw.forge {
+            None => None,
+            Some(f) => {
+                if let Some(url) = &f.api_url
+                    && !(url.get_ref().starts_with("https://") || url.get_ref().starts_with("http://"))
+                {
+                    return Err(err(
+                        url.span(),
+                        format!("`api-url = \"{}\"` is not an http(s) URL", url.get_ref()),
+                        "give the API base, e.g. `https://api.github.com`, `https://gitea.example.com/api/v1` or `https://gitlab.example.com/api/v4`",
+                    ));
+                }
+                if let Some(repo) = &f.repo
+                    && !repo.get_ref().contains('/')
+                {
+                    return Err(err(repo.span(), format!("`repo = \"{}\"` is not `owner/name`", repo.get_ref()), "write the repository as `owner/name` (GitLab: `group/subgroup/name`)"));
+                }
+                Some(ForgeConfig {
+                    kind: f.kind,
+                    api_url: f.api_url.map(|u| u.into_inner().trim_end_matches('/').to_owned()),
+                    repo: f.repo.map(Spanned::into_inner),
+                    base: f.base,
+                    remote: f.remote,
+                })
+            }
+        };
+
+        Ok(Config { root, registry, repo: raw.repo, components, environments, secrets, forge })
     }
 
     /// The environment named `name`, or an error listing the known ones.
@@ -482,6 +551,31 @@ overlay = "overlays/prod"
             let e = parse(&text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.to_string().contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn forge_section_is_optional_and_checked() {
+        assert_eq!(parse(GOOD).unwrap().forge, None);
+        let c = parse(&format!("{GOOD}\n[forge]\nkind = \"gitea\"\napi-url = \"http://127.0.0.1:3000/api/v1/\"\nrepo = \"org/gitops\"\nbase = \"trunk\"\n")).unwrap();
+        assert_eq!(
+            c.forge,
+            Some(ForgeConfig {
+                kind: Some(ForgeKind::Gitea),
+                api_url: Some("http://127.0.0.1:3000/api/v1".into()),
+                repo: Some("org/gitops".into()),
+                base: Some("trunk".into()),
+                remote: None,
+            })
+        );
+        for (extra, want) in [
+            ("[forge]\nkind = \"bitbucket\"\n", "unknown variant `bitbucket`"),
+            ("[forge]\napi-url = \"ftp://x\"\n", "is not an http(s) URL"),
+            ("[forge]\nrepo = \"gitops\"\n", "is not `owner/name`"),
+            ("[forge]\ntoken = \"x\"\n", "unknown field `token`"),
+        ] {
+            let e = parse(&format!("{GOOD}\n{extra}")).unwrap_err();
+            assert!(e.to_string().contains(want), "{extra}: {e}");
         }
     }
 

@@ -7,12 +7,22 @@
 pub const PROJECT_DIR: &str = "REL_PROJECT_DIR";
 /// Output format of gates and reports (`auto`, `table`, `plain`, `json`).
 pub const FORMAT: &str = "REL_FORMAT";
+/// Image repository prefix for `rel build`, overriding rel.toml's `registry`.
+pub const REGISTRY: &str = "REL_REGISTRY";
+/// Fixed timestamp (seconds since 1970) for reproducible images; default: the commit time.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// Who is acting, for commit trailers and records; default: git's `user.email`, then `$USER`.
 pub const ACTOR: &str = "REL_ACTOR";
 /// When set (to anything), no colour in output (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `true` inside GitHub Actions: gates also print workflow annotations.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// Token for GitHub's REST API (`--open-pr`); read from the environment only, never printed.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// Token for a Gitea or Forgejo API (`--open-pr`); read from the environment only, never printed.
+pub const GITEA_TOKEN: &str = "GITEA_TOKEN";
+/// Token for GitLab's API (`--open-pr`); read from the environment only, never printed.
+pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 

@@ -6,19 +6,28 @@
 
 pub mod atomic_write;
 pub mod build;
+pub mod audit;
 pub mod build_output;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod env_vars;
+pub mod forge;
 pub mod error;
 pub mod gate;
+pub mod git_repo;
+pub mod hold;
 pub mod lockfile;
+pub mod overlay_pin;
 pub mod project;
+pub mod promote;
+pub mod record;
 pub mod releases;
 pub mod report;
 pub mod secrets;
 pub mod source_error;
+pub mod status;
+pub mod trailers;
 pub mod version;
 
 pub use error::{Error, Exit};

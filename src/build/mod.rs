@@ -1,4 +1,201 @@
-//! `rel build`: compile each built component and assemble its OCI image.
+//! `rel build`: compile each built component with cargo and assemble its OCI image.
+//!
+//! The image digest is a pure function of the source: the binary is built with fixed flags and
+//! remapped paths ([`cargo`]), every timestamp is the commit time or `SOURCE_DATE_EPOCH`
+//! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
+//! binary hits the layer cache and is neither re-tarred nor re-gzipped.
 
 pub mod cargo;
 pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use image_ref::ImageRef;
+
+use crate::build_output::BuiltImage;
+use crate::config::{Component, ComponentSource, Config};
+
+/// Where build products go, under the project root.
+pub const OUT_DIR: &str = "target/rel";
+
+/// What to build, and how.
+#[derive(Debug, Clone)]
+pub struct BuildPlan<'a> {
+    pub config: &'a Config,
+    /// The components to build, in order.
+    pub components: Vec<&'a Component>,
+    /// The image repository prefix (rel.toml's `registry` unless `--registry` overrides it).
+    pub registry: String,
+    /// The tag pushed with each image: a label, never the authority.
+    pub tag: String,
+    pub source: source::SourceInfo,
+    pub show_cargo_progress: bool,
+}
+
+/// Progress events, so the command can show progress without the library printing.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    Compiling { component: &'a str },
+    Compiled { component: &'a str, binary: &'a Path },
+    Layer { component: &'a str, cached: bool },
+    Assembled { component: &'a str, digest: &'a image_ref::Digest },
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    #[error("component `{component}`: {source}")]
+    #[diagnostic(help("run the cargo command by hand to see the whole output: cargo build --release --locked -p <crate> --bin <bin> --features <features>"))]
+    Compile {
+        component: String,
+        #[source]
+        source: cargo::CompileError,
+    },
+    #[error("component `{component}`: could not build its image layer: {source}")]
+    #[diagnostic(help("check that the binary exists and target/rel/cache is writable"))]
+    Layer {
+        component: String,
+        #[source]
+        source: oci::LayerError,
+    },
+    #[error("component `{component}`: base image `{base}`: {message}")]
+    #[diagnostic(help("a base image is an OCI image layout directory, written `oci:PATH` or `oci:PATH:TAG` (e.g. from `skopeo copy docker://gcr.io/distroless/static oci:base:static`)"))]
+    Base { component: String, base: String, message: String },
+    #[error("component `{component}`: could not assemble the image: {source}")]
+    Assemble {
+        component: String,
+        #[source]
+        source: oci::ImageError,
+    },
+    #[error("component `{component}`: could not write the OCI layout: {source}")]
+    #[diagnostic(help("check that target/rel/oci is writable"))]
+    Layout {
+        component: String,
+        #[source]
+        source: oci::LayoutError,
+    },
+    #[error("component `{component}` is external: rel does not build it")]
+    #[diagnostic(help("pin external components with `rel lock --digest NAME=sha256:...`"))]
+    External { component: String },
+    #[error("image name for `{component}` under `{registry}` is invalid: {source}")]
+    Name {
+        component: String,
+        registry: String,
+        #[source]
+        source: image_ref::ImageRefError,
+    },
+}
+
+/// One assembled image, before it is published.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    pub component: String,
+    pub image_name: ImageRef,
+    pub image: oci::Image,
+    pub krate: String,
+    pub bin: String,
+    pub features: Vec<String>,
+}
+
+impl Assembled {
+    /// The build result entry for this image, published at `published`.
+    pub fn record(&self, tag: &str, commit: Option<&str>, published: String) -> BuiltImage {
+        BuiltImage {
+            component: self.component.clone(),
+            image: self.image_name.clone(),
+            tag: Some(tag.to_owned()),
+            digest: self.image.manifest_digest.clone(),
+            source_commit: commit.map(str::to_owned),
+            krate: self.krate.clone(),
+            bin: self.bin.clone(),
+            features: self.features.clone(),
+            published: Some(published),
+        }
+    }
+}
+
+/// Compile and assemble every component of the plan.
+pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)) -> Result<Vec<Assembled>, BuildError> {
+    let root = &plan.config.root;
+    let out = root.join(OUT_DIR);
+    let cache = oci::LayerCache::new(out.join("cache"));
+    let target_dir = out.join("cargo");
+    let mut results = Vec::new();
+    for component in &plan.components {
+        let name = component.name.as_str();
+        let ComponentSource::Built { krate, bin, features, base } = &component.source else {
+            return Err(BuildError::External { component: name.to_owned() });
+        };
+        progress(Progress::Compiling { component: name });
+        let binary = cargo::compile(&cargo::CompileRequest {
+            workspace: root,
+            krate,
+            bin,
+            features,
+            target_dir: &target_dir,
+            show_progress: plan.show_cargo_progress,
+        })
+        .map_err(|source| BuildError::Compile { component: name.to_owned(), source })?;
+        progress(Progress::Compiled { component: name, binary: &binary });
+
+        let epoch = u64::try_from(plan.source.epoch).unwrap_or(0);
+        let (layer, outcome) = cache
+            .layer(&oci::LayerSpec::binary(&binary, bin, epoch))
+            .map_err(|source| BuildError::Layer { component: name.to_owned(), source })?;
+        progress(Progress::Layer { component: name, cached: matches!(outcome, oci::CacheOutcome::Hit) });
+
+        let base_image = match base {
+            Some(base) => Some(read_base(root, name, base)?),
+            None => None,
+        };
+        let mut spec = oci::ImageSpec::new(vec![format!("/app/{bin}")], epoch);
+        spec.source = plan.config.repo.as_ref().map(|r| if r.contains("://") { r.clone() } else { format!("https://github.com/{r}") });
+        spec.revision = plan.source.commit.clone();
+        spec.version = Some(plan.tag.clone());
+        spec.labels.insert("dev.rel.component".to_owned(), name.to_owned());
+        let image = oci::assemble(base_image.as_ref(), &[layer], &spec)
+            .map_err(|source| BuildError::Assemble { component: name.to_owned(), source })?;
+        progress(Progress::Assembled { component: name, digest: &image.manifest_digest });
+
+        let image_name = ImageRef::new(&plan.registry, name).map_err(|source| BuildError::Name {
+            component: name.to_owned(),
+            registry: plan.registry.clone(),
+            source,
+        })?;
+        results.push(Assembled {
+            component: name.to_owned(),
+            image_name,
+            image,
+            krate: krate.clone(),
+            bin: bin.clone(),
+            features: features.clone(),
+        });
+    }
+    Ok(results)
+}
+
+/// `oci:PATH[:TAG]` → the base image's layers and settings.
+fn read_base(root: &Path, component: &str, base: &str) -> Result<oci::BaseImage, BuildError> {
+    let err = |message: String| BuildError::Base { component: component.to_owned(), base: base.to_owned(), message };
+    let Some(rest) = base.strip_prefix("oci:") else {
+        return Err(err("only OCI layout bases are supported; copy the registry image into a layout first".to_owned()));
+    };
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, Some(t)),
+        _ => (rest, None),
+    };
+    let dir = if Path::new(path).is_absolute() { PathBuf::from(path) } else { root.join(path) };
+    oci::read_base(&dir, tag).map_err(|e| err(e.to_string()))
+}
+
+/// The OCI layout directory a component's image is written to (the embedded default registry).
+pub fn layout_dir(root: &Path, component: &str) -> PathBuf {
+    root.join(OUT_DIR).join("oci").join(component)
+}
+
+/// The default tag: `git-<12 hex of the commit>` (`-dirty` with uncommitted changes), or `dev`.
+pub fn default_tag(source: &source::SourceInfo) -> String {
+    match &source.commit {
+        Some(c) => format!("git-{}{}", &c[..12.min(c.len())], if source.dirty { "-dirty" } else { "" }),
+        None => "dev".to_owned(),
+    }
+}

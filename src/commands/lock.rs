@@ -12,16 +12,39 @@ use crate::lockfile::{LockedComponent, Lockfile};
 use crate::version::Version;
 use crate::{Error, Exit};
 
+/// What `rel lock` did.
+pub enum Locked {
+    Wrote { path: String, lockfile: Lockfile },
+    UpToDate { path: String, lockfile: Lockfile },
+}
+
 pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
-    let lockfile = compose(ctx, &config, &args)?;
+    match execute(ctx, &config, &args)? {
+        Locked::UpToDate { path, lockfile } => {
+            print_stdout(&format!("{path} is up to date ({} components)\n", lockfile.components.len()));
+        }
+        Locked::Wrote { path, lockfile } => {
+            let mut out = format!("wrote {path}: release {} with {} components\n", lockfile.version, lockfile.components.len());
+            for (name, c) in &lockfile.components {
+                out.push_str(&format!("  {name:<20} {}\n", c.digest));
+            }
+            print_stdout(&out);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Compose, check and write the lockfile.
+pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked, Error> {
+    let lockfile = compose(ctx, config, args)?;
     let text = lockfile.to_yaml();
 
     // Check our own output with the same gate CI will run.
     let path = crate::releases::lockfile_path(&config.root, &args.version);
     let shown = ctx.display(&path);
     let loaded = crate::lockfile::parse_raw(shown.as_ref(), &text)?;
-    let report = crate::gate::coherence::check(&loaded, Some(&config));
+    let report = crate::gate::coherence::check(&loaded, Some(config));
     if !report.passed() {
         return Err(Error::invalid(
             format!("the lockfile rel would write is not coherent:\n{}", report.to_plain()),
@@ -30,10 +53,7 @@ pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
     }
 
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => {
-            print_stdout(&format!("{shown} is up to date ({} components)\n", lockfile.components.len()));
-            return Ok(Exit::Ok);
-        }
+        Ok(existing) if existing == text => return Ok(Locked::UpToDate { path: shown, lockfile }),
         Ok(existing) => {
             let changed = describe_changes(&existing, &lockfile);
             if !args.force {
@@ -49,13 +69,7 @@ pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
         Err(e) => return Err(Error::io("read the existing lockfile", &path, e)),
     }
     crate::atomic_write::write(&path, text.as_bytes()).map_err(|e| Error::io("write the lockfile", &path, e))?;
-
-    let mut out = format!("wrote {shown}: release {} with {} components\n", lockfile.version, lockfile.components.len());
-    for (name, c) in &lockfile.components {
-        out.push_str(&format!("  {name:<20} {}\n", c.digest));
-    }
-    print_stdout(&out);
-    Ok(Exit::Ok)
+    Ok(Locked::Wrote { path: shown, lockfile })
 }
 
 fn parse_pairs(flag: &str, values: &[String]) -> Result<Vec<(String, String)>, Error> {

@@ -9,8 +9,17 @@ use crate::config::Config;
 use crate::report::Report;
 use crate::{Error, Exit, env_vars};
 
+mod build;
+mod audit;
 mod gate;
+mod hold;
 mod lock;
+mod pin;
+mod release;
+mod render;
+mod promote;
+mod record;
+mod status;
 mod secrets;
 
 /// Run a parsed command line and return the process exit code.
@@ -22,8 +31,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => return report_error(e),
     };
     let result = match cli.command {
+        Command::Release(args) => release::run(&ctx, args),
+        Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
+        Command::Render(args) => render::run(&ctx, args),
+        Command::Pin(args) => pin::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+        Command::Record(args) => record::run(&ctx, args),
+        Command::Hold(cmd) => hold::run(&ctx, cmd),
+        Command::Audit(args) => audit::run(&ctx, args),
+        Command::Promote(args) => promote::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
         Command::Keygen(args) => secrets::keygen(&ctx, args),
         Command::Seal(args) => secrets::seal(&ctx, args),
         Command::Unseal(args) => secrets::unseal(&ctx, args),

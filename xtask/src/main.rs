@@ -1,24 +1,49 @@
-//! Developer tasks: `cargo xtask <task>`.
-//!
-//! - `test`: install what the tests need (Debian packages when root) and run the whole suite.
-//! - `run-services`: build, migrate and start the three services locally.
+//! `cargo xtask <task>`: developer tasks for this workspace.
 
 use std::process::ExitCode;
 
+mod bench_render;
+mod kustomize;
 mod provision;
 mod services;
 mod test;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test [ARGS]
+      install what the tests need (Debian packages with apt-get when root, otherwise named) and
+      run every test of the workspace; ARGS go to cargo-nextest (or cargo test).
+  run-services [--base-port N] [--check]
+      build identity, gateway and worker, migrate a local SQLite database, start all three on
+      127.0.0.1 (ports N, N+1, N+2; default 8081) and print curl commands to query them.
+      --check: query once through the gateway, stop the services (SIGTERM) and exit.
+  kustomize-oracle [CASE...]
+      regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
+  bench render [--sizes 500,1000,2000]
+      rel's renderer against `kubectl kustomize` on generated overlays, side by side.";
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(1))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("run-services") => return services::run_services(&args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            print_help();
+        Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("render") => return code(bench_render::run(&args[2..])),
+            _ => Err(format!("usage: cargo xtask bench <render> [args]\n\n{USAGE}")),
+        },
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown task `{other}`; run `cargo xtask help`")),
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,17 +52,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn print_help() {
-    println!(
-        "cargo xtask <task>\n\n\
-         tasks:\n  \
-         test [ARGS]   install what the tests need (Debian packages when root) and run every test;\n                \
-         ARGS go to cargo-nextest (or cargo test)\n  \
-         run-services [--base-port N] [--check]\n                \
-         build identity, gateway and worker, migrate a local SQLite database, start all three on\n                \
-         127.0.0.1 (ports N, N+1, N+2; default 8081) and print curl commands to query them.\n                \
-         --check: query once through the gateway, stop the services (SIGTERM) and exit.\n"
-    );
 }

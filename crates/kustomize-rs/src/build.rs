@@ -1,0 +1,448 @@
+//! Accumulation: resources depth first, generators, components, then the transformers in
+//! kustomize's fixed order (kustomize's `KustTarget`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Location, Result};
+use crate::fieldspec::FieldSpec;
+use crate::kustomization::{self, Kustomization, PatchSpec};
+use crate::loader;
+use crate::resource::{Behavior, ResMap, Resource};
+use crate::transform::{generate, images, meta, patch_json, patch_sm, select};
+use crate::yaml::{parse_documents_with, Typing, Value};
+
+/// Resources plus the transformer configuration that travels with them.
+#[derive(Default)]
+pub struct Accumulator {
+    /// The resources.
+    pub resources: ResMap,
+    /// Current ids, for the duplicate check.
+    ids: HashSet<(crate::resource::Gvk, String, String)>,
+    /// Extra image field specs from `configurations`.
+    pub image_specs: Vec<FieldSpec>,
+}
+
+impl Accumulator {
+    fn rebuild_ids(&mut self) {
+        self.ids = self.resources.list.iter().map(|r| r.cur_id().key()).collect();
+    }
+
+    fn append(&mut self, r: Resource, at: &Location) -> Result<()> {
+        let id = r.cur_id();
+        if !self.ids.insert(id.key()) {
+            return Err(Error::DuplicateId { at: at.clone(), id: id.to_string() });
+        }
+        self.resources.list.push(r);
+        Ok(())
+    }
+}
+
+/// Walks kustomizations, remembering the chain to detect cycles.
+pub struct Builder {
+    stack: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// A builder.
+    pub fn new() -> Self {
+        Builder { stack: Vec::new() }
+    }
+
+    /// Builds the kustomization in `dir` into an accumulator (no hash, no name references).
+    pub fn accumulate_dir(&mut self, dir: &Path, at: Option<&Location>) -> Result<(Kustomization, Accumulator)> {
+        let real = std::fs::canonicalize(dir).map_err(|source| match at {
+            Some(at) => Error::NotFound { at: at.clone(), entry: dir.display().to_string() },
+            None => Error::Read { at: Location::file(dir), source },
+        })?;
+        if self.stack.contains(&real) {
+            let mut chain: Vec<String> = self.stack.iter().map(|p| p.display().to_string()).collect();
+            chain.push(real.display().to_string());
+            return Err(Error::Cycle {
+                at: at.cloned().unwrap_or_else(|| Location::file(&real)),
+                chain: chain.join(" -> "),
+            });
+        }
+        let k = kustomization::load(&real)?;
+        if k.is_component {
+            if let Some(at) = at {
+                return Err(Error::Invalid {
+                    at: at.clone(),
+                    message: format!("'{}' is a Component; list it under 'components', not 'resources'", dir.display()),
+                });
+            }
+        }
+        self.stack.push(real);
+        let mut acc = Accumulator::default();
+        let r = self.run(&k, &mut acc);
+        self.stack.pop();
+        r?;
+        Ok((k, acc))
+    }
+
+    fn run(&mut self, k: &Kustomization, acc: &mut Accumulator) -> Result<()> {
+        // 1. resources, depth first
+        for e in &k.resources {
+            let at = k.at(e.line);
+            if e.text.contains("://") || e.text.starts_with("github.com/") || e.text.starts_with("git@") {
+                return Err(Error::Unsupported { at, what: format!("remote resource '{}'", e.text) });
+            }
+            let joined = k.dir.join(&e.text);
+            if joined.is_dir() {
+                let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
+                for spec in sub.image_specs {
+                    if !acc.image_specs.contains(&spec) {
+                        acc.image_specs.push(spec);
+                    }
+                }
+                for r in sub.resources.list {
+                    acc.append(r, &at)?;
+                }
+            } else {
+                let (path, text) = loader::read_text(&k.dir, &e.text, &at)?;
+                for r in parse_resources(&text, &path)? {
+                    acc.append(r, &at)?;
+                }
+            }
+        }
+        // 2. configurations
+        for e in &k.configurations {
+            let at = k.at(e.line);
+            let (path, text) = loader::read_text(&k.dir, &e.text, &at)?;
+            load_configuration(&text, &path, acc)?;
+        }
+        if !k.crds.is_empty() {
+            return Err(Error::Unsupported { at: k.at(k.crds[0].line), what: "the `crds` field".into() });
+        }
+        // 3. generators
+        for g in &k.config_maps {
+            self.generate(k, g, generate::GenKind::ConfigMap, acc)?;
+        }
+        for g in &k.secrets {
+            self.generate(k, g, generate::GenKind::Secret, acc)?;
+        }
+        // 4. components, on this accumulator
+        for e in &k.components {
+            let at = k.at(e.line);
+            let dir = k.dir.join(&e.text);
+            if !dir.is_dir() {
+                return Err(Error::NotFound { at, entry: e.text.clone() });
+            }
+            let real = std::fs::canonicalize(&dir).map_err(|source| Error::Read { at: at.clone(), source })?;
+            if self.stack.contains(&real) {
+                return Err(Error::Cycle { at, chain: format!("{} includes itself", real.display()) });
+            }
+            let ck = kustomization::load(&real)?;
+            if !ck.is_component {
+                return Err(Error::Invalid {
+                    at,
+                    message: format!("'{}' is not a Component (kind: Component)", e.text),
+                });
+            }
+            self.stack.push(real);
+            let r = self.run(&ck, acc);
+            self.stack.pop();
+            r?;
+        }
+        // 5. transformers
+        self.transform(k, acc)
+    }
+
+    fn generate(&mut self, k: &Kustomization, g: &crate::kustomization::GeneratorSpec, kind: generate::GenKind, acc: &mut Accumulator) -> Result<()> {
+        let at = k.at(g.line);
+        let (r, behavior) = generate::generate(k, g, kind)?;
+        let id = r.cur_id();
+        match behavior {
+            Behavior::Create => acc.append(r, &at),
+            Behavior::Merge | Behavior::Replace => {
+                let found = acc.resources.find_by_any_id(&id);
+                if found.len() != 1 {
+                    return Err(Error::Transform {
+                        at,
+                        message: format!(
+                            "id {id} does not exist; cannot merge or replace (found {} matches)",
+                            found.len()
+                        ),
+                    });
+                }
+                let old = &mut acc.resources.list[found[0]];
+                let name = old.name().to_string();
+                let ns = old.namespace().to_string();
+                let keep_hash = old.needs_hash && r.needs_hash;
+                if behavior == Behavior::Merge {
+                    let new = r.value;
+                    let om = old.map_mut();
+                    for field in ["data", "binaryData"] {
+                        if let Some(Value::Map(nd)) = new.get(field) {
+                            let od = om.entry_map(field);
+                            for (k, v) in nd.iter() {
+                                od.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    for field in ["labels", "annotations"] {
+                        if let Some(Value::Map(nd)) = new.path(&["metadata", field]) {
+                            let od = om.entry_map("metadata").entry_map(field);
+                            for (k, v) in nd.iter() {
+                                od.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    if let Some(v) = new.get("immutable") {
+                        om.insert("immutable", v.clone());
+                    }
+                } else {
+                    old.value = r.value;
+                    let meta = old.map_mut().entry_map("metadata");
+                    meta.insert("name", Value::Str(name));
+                    if !ns.is_empty() {
+                        meta.insert("namespace", Value::Str(ns));
+                    }
+                }
+                old.needs_hash = keep_hash;
+                Ok(())
+            }
+        }
+    }
+
+    fn transform(&mut self, k: &Kustomization, acc: &mut Accumulator) -> Result<()> {
+        for p in &k.patches_sm {
+            self.patch(k, p, acc, true)?;
+        }
+        for p in &k.patches {
+            self.patch(k, p, acc, false)?;
+        }
+        if let Some(ns) = &k.namespace {
+            if !ns.is_empty() {
+                meta::namespace(&mut acc.resources, ns);
+            }
+        }
+        if k.name_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, k.name_prefix.as_deref().unwrap_or(""), "");
+        }
+        if k.name_suffix.as_deref().is_some_and(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, "", k.name_suffix.as_deref().unwrap_or(""));
+        }
+        for l in &k.labels {
+            let specs = meta::label_specs(l.include_selectors, l.include_templates, &l.fields);
+            meta::add_map_entries(&mut acc.resources, &l.pairs, &specs);
+        }
+        if !k.common_labels.is_empty() {
+            let specs = meta::label_specs(true, true, &[]);
+            meta::add_map_entries(&mut acc.resources, &k.common_labels, &specs);
+        }
+        if !k.common_annotations.is_empty() {
+            meta::add_map_entries(&mut acc.resources, &k.common_annotations, &meta::annotation_specs());
+        }
+        for p in &k.patches_json {
+            self.patch(k, p, acc, false)?;
+        }
+        for (name, count, line) in &k.replicas {
+            if !meta::replicas(&mut acc.resources, name, *count) {
+                return Err(Error::Transform {
+                    at: k.at(*line),
+                    message: format!("replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named '{name}'"),
+                });
+            }
+        }
+        if !k.images.is_empty() {
+            let rules: Vec<images::ImageRule> = k.images.iter().map(|(s, _)| images::ImageRule::new(s.clone())).collect();
+            images::transform(&mut acc.resources, &rules, &acc.image_specs);
+        }
+        acc.rebuild_ids();
+        Ok(())
+    }
+
+    fn patch(&mut self, k: &Kustomization, p: &PatchSpec, acc: &mut Accumulator, legacy_sm: bool) -> Result<()> {
+        let at = k.at(p.line);
+        let (text, source) = match (&p.path, &p.patch) {
+            (Some(path), _) => {
+                let (real, text) = loader::read_text(&k.dir, path, &at)?;
+                (text, Location::file(real))
+            }
+            (None, Some(inline)) => (inline.clone(), at.clone()),
+            (None, None) => return Err(Error::Invalid { at, message: "empty patch".into() }),
+        };
+        let yaml_err = |e: crate::yaml::SyntaxError| Error::Yaml {
+            at: Location::at(&source.path, if source.line.is_some() { source.line.unwrap_or(0) + e.line } else { e.line }),
+            message: e.message,
+        };
+        let docs = parse_documents_with(&text, Typing::V3).map_err(yaml_err)?;
+        let docs: Vec<Value> = docs.into_iter().map(|d| d.value).filter(|v| *v != Value::Null).collect();
+        let is_json = !legacy_sm && docs.len() == 1 && matches!(docs[0], Value::Seq(_));
+        if is_json {
+            let v2 = parse_documents_with(&text, Typing::V2).map_err(yaml_err)?;
+            let ops = patch_json::parse_ops(&v2[0].value).map_err(|message| Error::Transform { at: at.clone(), message })?;
+            let Some(target) = &p.target else {
+                return Err(Error::Transform { at, message: "must specify a target for JSON 6902 patch".into() });
+            };
+            let t = select::Target::new(target).map_err(|message| Error::Transform { at: at.clone(), message })?;
+            for r in acc.resources.list.iter_mut() {
+                if !t.selects(r) {
+                    continue;
+                }
+                patch_json::apply(&mut r.value, &ops)
+                    .map_err(|e| Error::Transform { at: at.clone(), message: format!("patch failed on {}: {e}", r.cur_id()) })?;
+            }
+            acc.rebuild_ids();
+            return Ok(());
+        }
+        for doc in docs {
+            if !matches!(doc, Value::Map(_)) {
+                return Err(Error::Transform { at, message: "a strategic-merge patch must be a mapping".into() });
+            }
+            let mut delete = Vec::new();
+            match &p.target {
+                None => {
+                    let pr = Resource::new(doc.clone());
+                    let id = pr.cur_id();
+                    let found = acc.resources.find_by_any_id(&id);
+                    if found.is_empty() {
+                        return Err(Error::Transform {
+                            at: at.clone(),
+                            message: format!("no resource matches strategic merge patch \"{id}\""),
+                        });
+                    }
+                    if found.len() > 1 {
+                        return Err(Error::Transform {
+                            at: at.clone(),
+                            message: format!("multiple resources match strategic merge patch \"{id}\""),
+                        });
+                    }
+                    let r = &mut acc.resources.list[found[0]];
+                    let gvk = r.gvk();
+                    let mut patch = doc;
+                    // The patch names the object by an id it may have had; keep the current one.
+                    if let Some(m) = patch.get_mut("metadata").and_then(Value::as_map_mut) {
+                        m.insert("name", Value::Str(r.name().to_string()));
+                        if !r.namespace().is_empty() {
+                            m.insert("namespace", Value::Str(r.namespace().to_string()));
+                        }
+                    }
+                    if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk) {
+                        delete.push(found[0]);
+                    }
+                }
+                Some(target) => {
+                    let t = select::Target::new(target).map_err(|message| Error::Transform { at: at.clone(), message })?;
+                    for (i, r) in acc.resources.list.iter_mut().enumerate() {
+                        if !t.selects(r) {
+                            continue;
+                        }
+                        let gvk = r.gvk();
+                        let mut patch = doc.clone();
+                        if let Some(pm) = patch.as_map_mut() {
+                            if !p.allow_kind_change {
+                                if pm.contains_key("kind") {
+                                    pm.insert("kind", Value::Str(gvk.kind.clone()));
+                                }
+                                if pm.contains_key("apiVersion") {
+                                    pm.insert("apiVersion", Value::Str(gvk.api_version()));
+                                }
+                            }
+                            if let Some(Value::Map(meta)) = pm.get_mut("metadata") {
+                                if !p.allow_name_change && meta.contains_key("name") {
+                                    meta.insert("name", Value::Str(r.name().to_string()));
+                                }
+                                if meta.contains_key("namespace") {
+                                    meta.insert("namespace", Value::Str(r.namespace().to_string()));
+                                }
+                            }
+                        }
+                        if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk) {
+                            delete.push(i);
+                        }
+                    }
+                }
+            }
+            for i in delete.into_iter().rev() {
+                acc.resources.list.remove(i);
+            }
+            acc.rebuild_ids();
+        }
+        Ok(())
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Parses a resource file: every non-empty document, `List` kinds expanded.
+pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
+    let docs = parse_documents_with(text, Typing::V3)
+        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
+    let mut out = Vec::new();
+    for d in docs {
+        match d.value {
+            Value::Null => {}
+            Value::Map(m) => {
+                let kind = m.get("kind").and_then(Value::as_str).unwrap_or("");
+                if kind.ends_with("List") && m.get("items").is_some() {
+                    if let Some(Value::Seq(items)) = m.get("items") {
+                        for item in items {
+                            out.push(check_resource(item.clone(), path, d.line)?);
+                        }
+                    }
+                    continue;
+                }
+                out.push(check_resource(Value::Map(m), path, d.line)?);
+            }
+            _ => {
+                return Err(Error::Invalid {
+                    at: Location::at(path, d.line),
+                    message: "a resource document must be a mapping".into(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_resource(v: Value, path: &Path, line: usize) -> Result<Resource> {
+    let at = Location::at(path, line);
+    if v.path_str(&["kind"]).is_none_or(str::is_empty) {
+        return Err(Error::Invalid { at, message: "missing kind in resource".into() });
+    }
+    if v.path_str(&["metadata", "name"]).is_none_or(str::is_empty) {
+        return Err(Error::Invalid { at, message: "missing metadata.name in resource".into() });
+    }
+    Ok(Resource::new(v))
+}
+
+fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<()> {
+    let docs = parse_documents_with(text, Typing::Raw)
+        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
+    for d in docs {
+        let Value::Map(m) = d.value else { continue };
+        for (key, v) in m.iter() {
+            let line = d.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
+            if key != "images" {
+                return Err(Error::Unsupported { at: Location::at(path, line), what: format!("`{key}` in configurations") });
+            }
+            let Value::Seq(items) = v else { continue };
+            for item in items {
+                let get = |f: &str| item.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+                let fs = FieldSpec::new(&get("group"), &get("version"), &get("kind"), &get("path"), get("create") == "true");
+                let builtin = [
+                    "spec/containers[]/image",
+                    "spec/initContainers[]/image",
+                    "spec/template/spec/containers[]/image",
+                    "spec/template/spec/initContainers[]/image",
+                ];
+                if builtin.contains(&get("path").as_str()) && fs.kind.is_empty() && fs.group.is_empty() && fs.version.is_empty() {
+                    return Err(Error::Invalid {
+                        at: Location::at(path, line),
+                        message: format!("conflicting fieldspecs: '{}' is built in", get("path")),
+                    });
+                }
+                if !acc.image_specs.contains(&fs) {
+                    acc.image_specs.push(fs);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The renderer's errors. Each names the file it is about and, where there is one, the line.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A file and an optional 1-based line in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+}
+
+impl Location {
+    /// A location without a line.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Location { path: path.into(), line: None }
+    }
+    /// A location with a line (0 means unknown).
+    pub fn at(path: impl Into<PathBuf>, line: usize) -> Self {
+        Location { path: path.into(), line: (line > 0).then_some(line) }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}", self.path.display(), l),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// Why a kustomization could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read.
+    #[error("{at}: cannot read: {source}")]
+    Read {
+        /// What could not be read.
+        at: Location,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML.
+    #[error("{at}: invalid YAML: {message}")]
+    Yaml {
+        /// Where.
+        at: Location,
+        /// The parser's message.
+        message: String,
+    },
+    /// A directory has no kustomization file.
+    #[error("{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')")]
+    NoKustomization {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A directory has more than one kustomization file.
+    #[error("{dir}: found multiple kustomization files; keep only one of {names}")]
+    MultipleKustomizations {
+        /// The directory.
+        dir: PathBuf,
+        /// The file names found.
+        names: String,
+    },
+    /// A kustomization has a field kustomize does not know.
+    #[error("{at}: invalid kustomization: unknown field `{field}`")]
+    UnknownField {
+        /// Where the field is.
+        at: Location,
+        /// The field name.
+        field: String,
+    },
+    /// A kustomization field has the wrong shape or value.
+    #[error("{at}: invalid kustomization: {message}")]
+    Invalid {
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// A resource, component, patch or generator source does not exist.
+    #[error("{at}: '{entry}' not found: no such file or directory")]
+    NotFound {
+        /// The entry in the kustomization.
+        at: Location,
+        /// The entry's text.
+        entry: String,
+    },
+    /// A file load escapes the kustomization root (kustomize's default load restrictor).
+    #[error("{at}: security; file '{file}' is not in or below '{root}'")]
+    OutsideRoot {
+        /// The entry in the kustomization.
+        at: Location,
+        /// The file that was refused.
+        file: PathBuf,
+        /// The kustomization root.
+        root: PathBuf,
+    },
+    /// Kustomizations include each other in a cycle.
+    #[error("{at}: cycle detected: {chain}")]
+    Cycle {
+        /// The entry that closes the cycle.
+        at: Location,
+        /// The directories in the cycle.
+        chain: String,
+    },
+    /// Two resources have the same id.
+    #[error("{at}: may not add resource with an already registered id: {id}")]
+    DuplicateId {
+        /// The kustomization (and entry) that added the second one.
+        at: Location,
+        /// The id.
+        id: String,
+    },
+    /// A transformer, patch or generator failed.
+    #[error("{at}: {message}")]
+    Transform {
+        /// The kustomization and its entry.
+        at: Location,
+        /// What failed.
+        message: String,
+    },
+    /// A feature kustomize has that this renderer does not implement.
+    #[error("{at}: not supported by rel's renderer: {what}")]
+    Unsupported {
+        /// Where it is used.
+        at: Location,
+        /// The feature.
+        what: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,492 @@
+//! The `kustomization.yaml` file: read, checked for unknown fields, and parsed into types.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Location, Result};
+use crate::yaml::{parse_documents_with, Map, Typing, Value};
+
+/// The file names kustomize accepts, in its order.
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+const KNOWN_FIELDS: &[&str] = &[
+    "apiVersion", "kind", "metadata", "openapi", "namePrefix", "nameSuffix", "namespace", "commonLabels",
+    "labels", "commonAnnotations", "patchesStrategicMerge", "patchesJson6902", "patches", "images",
+    "imageTags", "replacements", "replicas", "vars", "sortOptions", "resources", "components", "crds", "bases",
+    "configMapGenerator", "secretGenerator", "helmGlobals", "helmCharts", "helmChartInflationGenerator",
+    "generatorOptions", "configurations", "generators", "transformers", "validators", "buildMetadata",
+];
+
+/// A string entry and the line it is on.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The text.
+    pub text: String,
+    /// 1-based line in the kustomization (0 if unknown).
+    pub line: usize,
+}
+
+/// One `labels:` entry.
+#[derive(Debug, Clone, Default)]
+pub struct LabelSpec {
+    /// The labels.
+    pub pairs: Vec<(String, String)>,
+    /// Also selectors (and templates).
+    pub include_selectors: bool,
+    /// Also pod templates.
+    pub include_templates: bool,
+    /// Extra field specs.
+    pub fields: Vec<crate::fieldspec::FieldSpec>,
+}
+
+/// A patch target selector.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    /// Group regex.
+    pub group: String,
+    /// Version regex.
+    pub version: String,
+    /// Kind regex.
+    pub kind: String,
+    /// Name regex.
+    pub name: String,
+    /// Namespace regex.
+    pub namespace: String,
+    /// Label selector.
+    pub label_selector: String,
+    /// Annotation selector.
+    pub annotation_selector: String,
+}
+
+/// One `patches:` (or `patchesJson6902:`/`patchesStrategicMerge:`) entry.
+#[derive(Debug, Clone)]
+pub struct PatchSpec {
+    /// A file holding the patch.
+    pub path: Option<String>,
+    /// An inline patch.
+    pub patch: Option<String>,
+    /// Which resources it applies to.
+    pub target: Option<Selector>,
+    /// `options.allowNameChange`.
+    pub allow_name_change: bool,
+    /// `options.allowKindChange`.
+    pub allow_kind_change: bool,
+    /// Line of the entry.
+    pub line: usize,
+}
+
+/// One `images:` entry.
+#[derive(Debug, Clone, Default)]
+pub struct ImageSpec {
+    /// The image name to match.
+    pub name: String,
+    /// Replacement name.
+    pub new_name: String,
+    /// Replacement tag.
+    pub new_tag: String,
+    /// Replacement digest.
+    pub digest: String,
+    /// Suffix appended to the tag.
+    pub tag_suffix: String,
+}
+
+/// Options shared by generators.
+#[derive(Debug, Clone, Default)]
+pub struct GenOptions {
+    /// Labels added to generated objects.
+    pub labels: Vec<(String, String)>,
+    /// Annotations added to generated objects.
+    pub annotations: Vec<(String, String)>,
+    /// `disableNameSuffixHash`.
+    pub disable_hash: Option<bool>,
+    /// `immutable`.
+    pub immutable: Option<bool>,
+}
+
+/// One `configMapGenerator:` or `secretGenerator:` entry.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratorSpec {
+    /// Object name.
+    pub name: String,
+    /// Object namespace.
+    pub namespace: String,
+    /// create, merge or replace.
+    pub behavior: String,
+    /// `key=value` literals.
+    pub literals: Vec<String>,
+    /// Files (`path` or `key=path`).
+    pub files: Vec<String>,
+    /// Env files.
+    pub envs: Vec<String>,
+    /// Secret type.
+    pub kind_type: String,
+    /// Per-generator options.
+    pub options: GenOptions,
+    /// Line of the entry.
+    pub line: usize,
+}
+
+/// A parsed kustomization.
+#[derive(Debug, Clone, Default)]
+pub struct Kustomization {
+    /// The file.
+    pub path: PathBuf,
+    /// Its directory (the root for the load restrictor).
+    pub dir: PathBuf,
+    /// `kind: Component`.
+    pub is_component: bool,
+    /// `resources` (and the deprecated `bases`).
+    pub resources: Vec<Entry>,
+    /// `components`.
+    pub components: Vec<Entry>,
+    /// `crds`.
+    pub crds: Vec<Entry>,
+    /// `configurations`.
+    pub configurations: Vec<Entry>,
+    /// `namespace`.
+    pub namespace: Option<String>,
+    /// `namePrefix`.
+    pub name_prefix: Option<String>,
+    /// `nameSuffix`.
+    pub name_suffix: Option<String>,
+    /// `commonLabels`.
+    pub common_labels: Vec<(String, String)>,
+    /// `labels`.
+    pub labels: Vec<LabelSpec>,
+    /// `commonAnnotations`.
+    pub common_annotations: Vec<(String, String)>,
+    /// `patchesStrategicMerge`.
+    pub patches_sm: Vec<PatchSpec>,
+    /// `patchesJson6902`.
+    pub patches_json: Vec<PatchSpec>,
+    /// `patches`.
+    pub patches: Vec<PatchSpec>,
+    /// `images`.
+    pub images: Vec<(ImageSpec, usize)>,
+    /// `replicas`.
+    pub replicas: Vec<(String, i128, usize)>,
+    /// `configMapGenerator`.
+    pub config_maps: Vec<GeneratorSpec>,
+    /// `secretGenerator`.
+    pub secrets: Vec<GeneratorSpec>,
+    /// `generatorOptions`.
+    pub generator_options: Option<GenOptions>,
+    /// `sortOptions.order: fifo`.
+    pub fifo: bool,
+}
+
+impl Kustomization {
+    /// A location in this kustomization.
+    pub fn at(&self, line: usize) -> Location {
+        Location::at(&self.path, line)
+    }
+}
+
+/// Finds the kustomization file in `dir`.
+pub fn find_file(dir: &Path) -> Result<PathBuf> {
+    let found: Vec<&str> = FILE_NAMES.iter().copied().filter(|n| dir.join(n).is_file()).collect();
+    match found.len() {
+        0 => Err(Error::NoKustomization { dir: dir.to_path_buf() }),
+        1 => Ok(dir.join(found[0])),
+        _ => Err(Error::MultipleKustomizations { dir: dir.to_path_buf(), names: found.join(", ") }),
+    }
+}
+
+/// Reads and parses the kustomization in `dir`.
+pub fn load(dir: &Path) -> Result<Kustomization> {
+    let path = find_file(dir)?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { at: Location::file(&path), source })?;
+    parse(&text, &path, dir)
+}
+
+/// Parses kustomization text.
+pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
+    let docs = parse_documents_with(text, Typing::Raw)
+        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
+    let mut k = Kustomization { path: path.to_path_buf(), dir: dir.to_path_buf(), ..Default::default() };
+    let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
+        return Ok(k);
+    };
+    let Value::Map(map) = &doc.value else {
+        return Err(Error::Invalid { at: Location::at(path, doc.line), message: "a kustomization must be a mapping".into() });
+    };
+    let line_of = |key: &str| doc.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
+    let mut p = FieldParser { path, line: 0 };
+    for (key, value) in map.iter() {
+        p.line = line_of(key);
+        if !KNOWN_FIELDS.contains(&key.as_str()) {
+            return Err(Error::UnknownField { at: Location::at(path, p.line), field: key.clone() });
+        }
+        if matches!(value, Value::Null) {
+            continue;
+        }
+        match key.as_str() {
+            "apiVersion" | "metadata" | "buildMetadata" => {}
+            "kind" => {
+                let kind = p.string(value, key)?;
+                match kind.as_str() {
+                    "Kustomization" | "" => {}
+                    "Component" => k.is_component = true,
+                    other => return Err(p.invalid(format!("kind must be Kustomization or Component, not {other:?}"))),
+                }
+            }
+            "resources" | "bases" => k.resources.extend(p.entries(value, key)?),
+            "components" => k.components = p.entries(value, key)?,
+            "crds" => k.crds = p.entries(value, key)?,
+            "configurations" => k.configurations = p.entries(value, key)?,
+            "namespace" => k.namespace = Some(p.string(value, key)?),
+            "namePrefix" => k.name_prefix = Some(p.string(value, key)?),
+            "nameSuffix" => k.name_suffix = Some(p.string(value, key)?),
+            "commonLabels" => k.common_labels = p.pairs(value, key)?,
+            "commonAnnotations" => k.common_annotations = p.pairs(value, key)?,
+            "labels" => {
+                for item in p.seq(value, key)? {
+                    let m = p.map(item, "labels[]")?;
+                    let mut spec = LabelSpec::default();
+                    for (f, v) in m.iter() {
+                        match f.as_str() {
+                            "pairs" => spec.pairs = p.pairs(v, "pairs")?,
+                            "includeSelectors" => spec.include_selectors = p.boolean(v, f)?,
+                            "includeTemplates" => spec.include_templates = p.boolean(v, f)?,
+                            "fields" => {
+                                for fs in p.seq(v, f)? {
+                                    spec.fields.push(p.field_spec(fs)?);
+                                }
+                            }
+                            other => return Err(p.unknown(other)),
+                        }
+                    }
+                    k.labels.push(spec);
+                }
+            }
+            "patchesStrategicMerge" => {
+                for item in p.seq(value, key)? {
+                    let text = p.string(item, key)?;
+                    let inline = text.contains('\n') || text.contains(": ");
+                    k.patches_sm.push(PatchSpec {
+                        path: (!inline).then(|| text.clone()),
+                        patch: inline.then_some(text),
+                        target: None,
+                        allow_name_change: false,
+                        allow_kind_change: false,
+                        line: p.line,
+                    });
+                }
+            }
+            "patchesJson6902" | "patches" => {
+                for item in p.seq(value, key)? {
+                    let m = p.map(item, key)?;
+                    let mut spec = PatchSpec {
+                        path: None,
+                        patch: None,
+                        target: None,
+                        allow_name_change: false,
+                        allow_kind_change: false,
+                        line: p.line,
+                    };
+                    for (f, v) in m.iter() {
+                        match f.as_str() {
+                            "path" => spec.path = Some(p.string(v, f)?),
+                            "patch" => spec.patch = Some(p.string(v, f)?),
+                            "target" => spec.target = Some(p.selector(v)?),
+                            "options" => {
+                                for (o, ov) in p.map(v, f)?.iter() {
+                                    match o.as_str() {
+                                        "allowNameChange" => spec.allow_name_change = p.boolean(ov, o)?,
+                                        "allowKindChange" => spec.allow_kind_change = p.boolean(ov, o)?,
+                                        other => return Err(p.unknown(other)),
+                                    }
+                                }
+                            }
+                            other => return Err(p.unknown(other)),
+                        }
+                    }
+                    if spec.path.is_some() && spec.patch.is_some() {
+                        return Err(p.invalid("a patch may set only one of 'path' and 'patch'".into()));
+                    }
+                    if spec.path.is_none() && spec.patch.is_none() {
+                        return Err(p.invalid("a patch needs 'path' or 'patch'".into()));
+                    }
+                    if key == "patches" {
+                        k.patches.push(spec);
+                    } else {
+                        if spec.target.is_none() {
+                            return Err(p.invalid("patchesJson6902 entries need a 'target'".into()));
+                        }
+                        k.patches_json.push(spec);
+                    }
+                }
+            }
+            "images" | "imageTags" => {
+                for item in p.seq(value, key)? {
+                    let m = p.map(item, key)?;
+                    let mut img = ImageSpec::default();
+                    for (f, v) in m.iter() {
+                        let s = p.string(v, f)?;
+                        match f.as_str() {
+                            "name" => img.name = s,
+                            "newName" => img.new_name = s,
+                            "newTag" => img.new_tag = s,
+                            "digest" => img.digest = s,
+                            "tagSuffix" => img.tag_suffix = s,
+                            other => return Err(p.unknown(other)),
+                        }
+                    }
+                    k.images.push((img, p.line));
+                }
+            }
+            "replicas" => {
+                for item in p.seq(value, key)? {
+                    let m = p.map(item, key)?;
+                    let mut name = String::new();
+                    let mut count = 0i128;
+                    for (f, v) in m.iter() {
+                        match f.as_str() {
+                            "name" => name = p.string(v, f)?,
+                            "count" => {
+                                count = p.string(v, f)?.parse().map_err(|_| p.invalid("replicas count must be an integer".into()))?
+                            }
+                            other => return Err(p.unknown(other)),
+                        }
+                    }
+                    k.replicas.push((name, count, p.line));
+                }
+            }
+            "configMapGenerator" | "secretGenerator" => {
+                for item in p.seq(value, key)? {
+                    let g = p.generator(item)?;
+                    if key == "configMapGenerator" {
+                        k.config_maps.push(g);
+                    } else {
+                        k.secrets.push(g);
+                    }
+                }
+            }
+            "generatorOptions" => k.generator_options = Some(p.gen_options(value)?),
+            "sortOptions" => {
+                let m = p.map(value, key)?;
+                if let Some(o) = m.get("order") {
+                    k.fifo = p.string(o, "order")? == "fifo";
+                }
+            }
+            other => {
+                return Err(Error::Unsupported { at: Location::at(path, p.line), what: format!("the `{other}` field") });
+            }
+        }
+    }
+    Ok(k)
+}
+
+struct FieldParser<'a> {
+    path: &'a Path,
+    line: usize,
+}
+
+impl FieldParser<'_> {
+    fn invalid(&self, message: String) -> Error {
+        Error::Invalid { at: Location::at(self.path, self.line), message }
+    }
+    fn unknown(&self, field: &str) -> Error {
+        Error::UnknownField { at: Location::at(self.path, self.line), field: field.to_string() }
+    }
+    fn string(&self, v: &Value, what: &str) -> Result<String> {
+        match v {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Null => Ok(String::new()),
+            _ => Err(self.invalid(format!("`{what}` must be a string"))),
+        }
+    }
+    fn boolean(&self, v: &Value, what: &str) -> Result<bool> {
+        match v {
+            Value::Str(s) if s == "true" => Ok(true),
+            Value::Str(s) if s == "false" => Ok(false),
+            Value::Null => Ok(false),
+            _ => Err(self.invalid(format!("`{what}` must be true or false"))),
+        }
+    }
+    fn seq<'v>(&self, v: &'v Value, what: &str) -> Result<&'v [Value]> {
+        match v {
+            Value::Seq(s) => Ok(s),
+            _ => Err(self.invalid(format!("`{what}` must be a list"))),
+        }
+    }
+    fn map<'v>(&self, v: &'v Value, what: &str) -> Result<&'v Map> {
+        match v {
+            Value::Map(m) => Ok(m),
+            _ => Err(self.invalid(format!("`{what}` must be a mapping"))),
+        }
+    }
+    fn entries(&self, v: &Value, what: &str) -> Result<Vec<Entry>> {
+        self.seq(v, what)?.iter().map(|x| Ok(Entry { text: self.string(x, what)?, line: self.line })).collect()
+    }
+    fn strings(&self, v: &Value, what: &str) -> Result<Vec<String>> {
+        self.seq(v, what)?.iter().map(|x| self.string(x, what)).collect()
+    }
+    fn pairs(&self, v: &Value, what: &str) -> Result<Vec<(String, String)>> {
+        self.map(v, what)?.iter().map(|(k, v)| Ok((k.clone(), self.string(v, k)?))).collect()
+    }
+    fn selector(&self, v: &Value) -> Result<Selector> {
+        let mut s = Selector::default();
+        for (f, v) in self.map(v, "target")?.iter() {
+            let val = self.string(v, f)?;
+            match f.as_str() {
+                "group" => s.group = val,
+                "version" => s.version = val,
+                "kind" => s.kind = val,
+                "name" => s.name = val,
+                "namespace" => s.namespace = val,
+                "labelSelector" => s.label_selector = val,
+                "annotationSelector" => s.annotation_selector = val,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(s)
+    }
+    fn field_spec(&self, v: &Value) -> Result<crate::fieldspec::FieldSpec> {
+        let mut fs = crate::fieldspec::FieldSpec::default();
+        for (f, v) in self.map(v, "fieldSpec")?.iter() {
+            match f.as_str() {
+                "path" => fs.path = crate::fieldspec::split_path(&self.string(v, f)?),
+                "group" => fs.group = self.string(v, f)?,
+                "version" => fs.version = self.string(v, f)?,
+                "kind" => fs.kind = self.string(v, f)?,
+                "create" => fs.create = self.boolean(v, f)?,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(fs)
+    }
+    fn gen_options(&self, v: &Value) -> Result<GenOptions> {
+        let mut o = GenOptions::default();
+        for (f, v) in self.map(v, "options")?.iter() {
+            match f.as_str() {
+                "labels" => o.labels = self.pairs(v, f)?,
+                "annotations" => o.annotations = self.pairs(v, f)?,
+                "disableNameSuffixHash" => o.disable_hash = Some(self.boolean(v, f)?),
+                "immutable" => o.immutable = Some(self.boolean(v, f)?),
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(o)
+    }
+    fn generator(&self, v: &Value) -> Result<GeneratorSpec> {
+        let mut g = GeneratorSpec { line: self.line, ..Default::default() };
+        for (f, v) in self.map(v, "generator")?.iter() {
+            match f.as_str() {
+                "name" => g.name = self.string(v, f)?,
+                "namespace" => g.namespace = self.string(v, f)?,
+                "behavior" => g.behavior = self.string(v, f)?,
+                "literals" => g.literals = self.strings(v, f)?,
+                "files" => g.files = self.strings(v, f)?,
+                "envs" => g.envs.extend(self.strings(v, f)?),
+                "env" => g.envs.push(self.string(v, f)?),
+                "type" => g.kind_type = self.string(v, f)?,
+                "options" => g.options = self.gen_options(v)?,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        if !matches!(g.behavior.as_str(), "" | "create" | "merge" | "replace") {
+            return Err(self.invalid(format!("unknown generator behavior {:?}", g.behavior)));
+        }
+        Ok(g)
+    }
+}

@@ -1,0 +1,173 @@
+//! `images:` — kustomize's image tag transformer.
+
+use regex::Regex;
+
+use crate::fieldspec::{visit, FieldSpec, Leaf};
+use crate::kustomization::ImageSpec;
+use crate::resource::ResMap;
+use crate::yaml::Value;
+
+/// A compiled `images:` entry.
+pub struct ImageRule {
+    spec: ImageSpec,
+    re: Option<Regex>,
+}
+
+impl ImageRule {
+    /// Compiles an entry (a name that is not a valid pattern matches nothing, as in kustomize).
+    pub fn new(spec: ImageSpec) -> Self {
+        let re = Regex::new(&format!(r"^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$", spec.name)).ok();
+        ImageRule { spec, re }
+    }
+
+    /// Whether `image` is matched by this entry.
+    pub fn matches(&self, image: &str) -> bool {
+        self.re.as_ref().is_some_and(|r| r.is_match(image))
+    }
+
+    /// The rewritten image, if matched.
+    pub fn apply(&self, image: &str) -> Option<String> {
+        if !self.matches(image) {
+            return None;
+        }
+        let (mut name, mut tag, mut digest) = split(image);
+        let s = &self.spec;
+        if !s.new_name.is_empty() {
+            name = s.new_name.clone();
+        }
+        if !s.new_tag.is_empty() && !s.digest.is_empty() {
+            tag = s.new_tag.clone();
+            digest = s.digest.clone();
+        } else if !s.new_tag.is_empty() {
+            tag = s.new_tag.clone();
+            digest.clear();
+        } else if !s.digest.is_empty() {
+            tag.clear();
+            digest = s.digest.clone();
+        } else if !s.tag_suffix.is_empty() {
+            tag.push_str(&s.tag_suffix);
+            digest.clear();
+        }
+        if !tag.is_empty() {
+            name = format!("{name}:{tag}");
+        }
+        if !digest.is_empty() {
+            name = format!("{name}@{digest}");
+        }
+        Some(name)
+    }
+}
+
+/// Splits an image reference into name, tag and digest the way kustomize does (anything before
+/// the first `/` is ignored when looking for `:` and `@`).
+pub fn split(image: &str) -> (String, String, String) {
+    let slash = match image.find('/') {
+        Some(i) if i > 0 => i,
+        _ => 0,
+    };
+    let search = &image[slash..];
+    let id = search.find('@');
+    let ic = search.find(':');
+    match (ic, id) {
+        (None, None) => (image.to_string(), String::new(), String::new()),
+        (ic, Some(d)) if ic.is_none_or(|c| d < c) => {
+            let d = d + slash;
+            (image[..d].to_string(), String::new(), image[d + 1..].to_string())
+        }
+        (Some(c), Some(d)) => {
+            let (c, d) = (c + slash, d + slash);
+            (image[..c].to_string(), image[c + 1..d].to_string(), image[d + 1..].to_string())
+        }
+        (Some(c), None) => {
+            let c = c + slash;
+            (image[..c].to_string(), image[c + 1..].to_string(), String::new())
+        }
+        (None, Some(_)) => unreachable!("handled by the digest-only arm"),
+    }
+}
+
+const BUILTIN_PATHS: [&str; 4] = [
+    "spec/containers[]/image",
+    "spec/initContainers[]/image",
+    "spec/template/spec/containers[]/image",
+    "spec/template/spec/initContainers[]/image",
+];
+
+/// Applies every entry, in order, to every image field.
+pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec]) {
+    if rules.is_empty() {
+        return;
+    }
+    let rewrite = &mut |v: &mut Value| {
+        if let Value::Str(s) = v {
+            for r in rules {
+                if let Some(new) = r.apply(s) {
+                    *s = new;
+                }
+            }
+        }
+    };
+    for r in &mut m.list {
+        let gvk = r.gvk();
+        if gvk.kind == "CustomResourceDefinition" {
+            continue;
+        }
+        walk_containers(&mut r.value, rewrite);
+        // kustomize runs its built-in field specs after the walk above, so the pod-spec paths
+        // they name are rewritten a second time (visible with `tagSuffix`).
+        for path in BUILTIN_PATHS {
+            let path: Vec<String> = path.split('/').map(str::to_string).collect();
+            visit(&mut r.value, &path, false, Leaf::Scalar, rewrite);
+        }
+        for fs in extra_specs {
+            if fs.selects(&gvk) {
+                visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, rewrite);
+            }
+        }
+    }
+}
+
+/// Every `image` under a `containers` or `initContainers` key, at any depth.
+fn walk_containers(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+    match v {
+        Value::Map(m) => {
+            for (k, child) in m.0.iter_mut() {
+                if k == "containers" || k == "initContainers" {
+                    if let Value::Seq(items) = child {
+                        for item in items.iter_mut() {
+                            if let Some(img) = item.get_mut("image") {
+                                f(img);
+                            }
+                        }
+                    }
+                }
+                walk_containers(child, f);
+            }
+        }
+        Value::Seq(items) => {
+            for item in items {
+                walk_containers(item, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_ignores_registry_port() {
+        assert_eq!(split("localhost:5000/app:1"), ("localhost:5000/app".into(), "1".into(), String::new()));
+        assert_eq!(split("app@sha256:ab"), ("app".into(), String::new(), "sha256:ab".into()));
+        assert_eq!(split("app:1@sha256:ab"), ("app".into(), "1".into(), "sha256:ab".into()));
+    }
+
+    #[test]
+    fn registry_must_match_literally() {
+        let r = ImageRule::new(ImageSpec { name: "nginx".into(), new_tag: "2".into(), ..Default::default() });
+        assert_eq!(r.apply("docker.io/nginx:1"), None);
+        assert_eq!(r.apply("nginx:1@sha256:x").as_deref(), Some("nginx:2"));
+    }
+}

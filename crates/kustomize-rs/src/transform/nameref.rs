@@ -1,0 +1,304 @@
+//! Name references: after renames (prefix, suffix, hash), fields that refer to a renamed object
+//! by name follow it (kustomize's `nameReference` config and `filters/nameref`).
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Location, Result};
+use crate::fieldspec::{split_path, visit, Leaf};
+use crate::resource::{Gvk, ResMap, Resource};
+use crate::yaml::Value;
+
+/// One name-reference rule: objects of `target` kind are referred to from `path` in `referrer`.
+struct Rule {
+    target_kind: &'static str,
+    target_group: &'static str,
+    referrer_kind: &'static str,
+    referrer_group: &'static str,
+    path: Vec<String>,
+}
+
+const POD_CM: &[&str] = &[
+    "volumes/configMap/name",
+    "containers/env/valueFrom/configMapKeyRef/name",
+    "initContainers/env/valueFrom/configMapKeyRef/name",
+    "containers/envFrom/configMapRef/name",
+    "initContainers/envFrom/configMapRef/name",
+    "volumes/projected/sources/configMap/name",
+];
+const POD_SECRET: &[&str] = &[
+    "volumes/secret/secretName",
+    "containers/env/valueFrom/secretKeyRef/name",
+    "initContainers/env/valueFrom/secretKeyRef/name",
+    "containers/envFrom/secretRef/name",
+    "initContainers/envFrom/secretRef/name",
+    "imagePullSecrets/name",
+    "volumes/projected/sources/secret/name",
+];
+const WORKLOADS: &[(&str, &str)] = &[
+    ("Pod", "spec/"),
+    ("PodTemplate", "template/spec/"),
+    ("Deployment", "spec/template/spec/"),
+    ("ReplicaSet", "spec/template/spec/"),
+    ("DaemonSet", "spec/template/spec/"),
+    ("StatefulSet", "spec/template/spec/"),
+    ("Job", "spec/template/spec/"),
+    ("CronJob", "spec/jobTemplate/spec/template/spec/"),
+];
+const SA_LIKE: &[(&str, &str)] = &[
+    ("Pod", "spec/"),
+    ("StatefulSet", "spec/template/spec/"),
+    ("Deployment", "spec/template/spec/"),
+    ("ReplicationController", "spec/template/spec/"),
+    ("CronJob", "spec/jobTemplate/spec/template/spec/"),
+    ("Job", "spec/template/spec/"),
+    ("DaemonSet", "spec/template/spec/"),
+];
+
+fn rules() -> Vec<Rule> {
+    let mut v = Vec::new();
+    let mut add = |tk: &'static str, tg: &'static str, rk: &'static str, rg: &'static str, path: &str| {
+        v.push(Rule { target_kind: tk, target_group: tg, referrer_kind: rk, referrer_group: rg, path: split_path(path) })
+    };
+    for k in ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"] {
+        add(k, "", "HorizontalPodAutoscaler", "", "spec/scaleTargetRef/name");
+    }
+    for (wk, prefix) in WORKLOADS {
+        for p in POD_CM {
+            add("ConfigMap", "", wk, "", &format!("{prefix}{p}"));
+        }
+    }
+    add("ConfigMap", "", "Role", "", "rules/resourceNames");
+    add("ConfigMap", "", "ClusterRole", "", "rules/resourceNames");
+    add("ConfigMap", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap");
+    for (wk, prefix) in WORKLOADS {
+        for p in POD_SECRET {
+            add("Secret", "", wk, "", &format!("{prefix}{p}"));
+        }
+    }
+    add("Secret", "", "Ingress", "", "spec/tls/secretName");
+    add("Secret", "", "Ingress", "", "metadata/annotations/ingress.kubernetes.io\\/auth-secret");
+    add("Secret", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret");
+    add("Secret", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret");
+    add("Secret", "", "ServiceAccount", "", "imagePullSecrets/name");
+    for p in ["parameters/secretName", "parameters/adminSecretName", "parameters/userSecretName", "parameters/secretRef"] {
+        add("Secret", "", "StorageClass", "", p);
+    }
+    add("Secret", "", "Role", "", "rules/resourceNames");
+    add("Secret", "", "ClusterRole", "", "rules/resourceNames");
+    add("Secret", "", "Service", "serving.knative.dev", "spec/template/spec/containers/env/valueFrom/secretKeyRef/name");
+    add("Secret", "", "PersistentVolume", "", "spec/azureFile/secretName");
+    add("Service", "", "StatefulSet", "apps", "spec/serviceName");
+    add("Service", "", "Ingress", "", "spec/rules/http/paths/backend/serviceName");
+    add("Service", "", "Ingress", "", "spec/backend/serviceName");
+    add("Service", "", "Ingress", "", "spec/rules/http/paths/backend/service/name");
+    add("Service", "", "Ingress", "", "spec/defaultBackend/service/name");
+    add("Service", "", "APIService", "apiregistration.k8s.io", "spec/service/name");
+    add("Service", "", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "webhooks/clientConfig/service");
+    add("Service", "", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "webhooks/clientConfig/service");
+    add("Service", "", "HTTPRoute", "", "spec/rules/backendRefs/name");
+    add("Role", "rbac.authorization.k8s.io", "RoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
+    add("ClusterRole", "rbac.authorization.k8s.io", "RoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
+    add("ClusterRole", "rbac.authorization.k8s.io", "ClusterRoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
+    add("ServiceAccount", "", "RoleBinding", "rbac.authorization.k8s.io", "subjects");
+    add("ServiceAccount", "", "ClusterRoleBinding", "rbac.authorization.k8s.io", "subjects");
+    for (wk, prefix) in SA_LIKE {
+        add("ServiceAccount", "", wk, "", &format!("{prefix}serviceAccountName"));
+    }
+    for (wk, prefix) in SA_LIKE {
+        if *wk == "Pod" || *wk == "DaemonSet" || *wk == "Job" || *wk == "CronJob" || *wk == "StatefulSet" || *wk == "Deployment" || *wk == "ReplicationController" {
+            add("PersistentVolumeClaim", "", wk, "", &format!("{prefix}volumes/persistentVolumeClaim/claimName"));
+        }
+    }
+    add("PersistentVolume", "", "PersistentVolumeClaim", "", "spec/volumeName");
+    add("PersistentVolume", "", "ClusterRole", "", "rules/resourceNames");
+    add("StorageClass", "storage.k8s.io", "PersistentVolume", "", "spec/storageClassName");
+    add("StorageClass", "storage.k8s.io", "PersistentVolumeClaim", "", "spec/storageClassName");
+    add("StorageClass", "storage.k8s.io", "StatefulSet", "", "spec/volumeClaimTemplates/spec/storageClassName");
+    for (wk, prefix) in SA_LIKE {
+        add("PriorityClass", "scheduling.k8s.io", wk, "", &format!("{prefix}priorityClassName"));
+    }
+    add("IngressClass", "", "Ingress", "", "spec/ingressClassName");
+    v
+}
+
+struct Candidate {
+    gvk: Gvk,
+    name: String,
+    namespace: String,
+    org_namespace: String,
+    cluster_scoped: bool,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+/// Rewrites every name reference to follow renamed objects.
+pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
+    let rules = rules();
+    // Index candidates by each name they once had (or their current one if never renamed).
+    let mut by_old_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    let mut cands: Vec<Candidate> = Vec::with_capacity(m.list.len());
+    let target_kinds: std::collections::HashSet<&str> = rules.iter().map(|r| r.target_kind).collect();
+    for (i, r) in m.list.iter().enumerate() {
+        let gvk = r.gvk();
+        cands.push(Candidate {
+            cluster_scoped: gvk.is_cluster_scoped(),
+            gvk,
+            name: r.name().to_string(),
+            namespace: r.namespace().to_string(),
+            org_namespace: r.org_id.namespace.clone(),
+            prefixes: r.prefixes.clone(),
+            suffixes: r.suffixes.clone(),
+        });
+        for id in r.prev_ids_or_cur() {
+            if target_kinds.contains(id.gvk.kind.as_str()) {
+                by_old_name.entry((id.gvk.kind.clone(), id.name.clone())).or_default().push(i);
+            }
+        }
+    }
+    for list in by_old_name.values_mut() {
+        list.dedup();
+    }
+    let mut error: Option<String> = None;
+    for ri in 0..m.list.len() {
+        let gvk = m.list[ri].gvk();
+        let applicable: Vec<&Rule> = rules
+            .iter()
+            .filter(|r| r.referrer_kind == gvk.kind && (r.referrer_group.is_empty() || r.referrer_group == gvk.group))
+            .collect();
+        if applicable.is_empty() {
+            continue;
+        }
+        let referrer = ReferrerCtx {
+            namespace: m.list[ri].namespace().to_string(),
+            cluster_scoped: gvk.is_cluster_scoped(),
+            prefixes: m.list[ri].prefixes.clone(),
+            suffixes: m.list[ri].suffixes.clone(),
+            role_ref_kind: m.list[ri].value.path_str(&["roleRef", "kind"]).map(str::to_string),
+        };
+        let res: &mut Resource = &mut m.list[ri];
+        for rule in applicable {
+            let is_role_ref = rule.path.last().map(String::as_str) == Some("name")
+                && rule.path.first().map(String::as_str) == Some("roleRef");
+            let select = |old: &str, ns_filter: Option<&str>| -> std::result::Result<Option<(String, String)>, String> {
+                let Some(list) = by_old_name.get(&(rule.target_kind.to_string(), old.to_string())) else {
+                    return Ok(None);
+                };
+                let mut found: Vec<&Candidate> = list.iter().map(|&i| &cands[i]).collect();
+                if let Some(ns) = ns_filter {
+                    // A map with a namespace field: candidates from that original namespace,
+                    // else from that current namespace.
+                    let by_org: Vec<&Candidate> = found.iter().copied().filter(|c| c.org_namespace == ns).collect();
+                    found = if by_org.is_empty() {
+                        found.into_iter().filter(|c| c.namespace == ns).collect()
+                    } else {
+                        by_org
+                    };
+                }
+                let mut found: Vec<&Candidate> = found
+                    .into_iter()
+                    .filter(|c| rule.target_group.is_empty() || c.gvk.group == rule.target_group)
+                    .filter(|c| !is_role_ref || referrer.role_ref_kind.as_deref().is_none_or(|k| k == c.gvk.kind))
+                    .filter(|c| {
+                        referrer.cluster_scoped
+                            || c.cluster_scoped
+                            || c.gvk.kind == "ServiceAccount"
+                            || ns_eq(&referrer.namespace, &c.namespace)
+                    })
+                    .collect();
+                if found.len() == 1 {
+                    return Ok(Some((found[0].name.clone(), found[0].namespace.clone())));
+                }
+                if found.len() > 1 {
+                    found.retain(|c| {
+                        affixes_match(&c.prefixes, &referrer.prefixes) && affixes_match(&c.suffixes, &referrer.suffixes)
+                    });
+                }
+                match found.len() {
+                    0 => Ok(None),
+                    1 => Ok(Some((found[0].name.clone(), found[0].namespace.clone()))),
+                    _ if found.iter().all(|c| c.name == found[0].name) => {
+                        Ok(Some((found[0].name.clone(), found[0].namespace.clone())))
+                    }
+                    _ => Err(format!(
+                        "found multiple possible referrals for {} '{old}': {}",
+                        rule.target_kind,
+                        found.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            };
+            visit(&mut res.value, &rule.path, false, Leaf::Scalar, &mut |v: &mut Value| {
+                match v {
+                    Value::Str(_) => fix_scalar(v, &select, &mut error),
+                    Value::Seq(items) => {
+                        for item in items {
+                            match item {
+                                Value::Map(_) => fix_mapping(item, rule.target_kind, &select, &mut error),
+                                _ => fix_scalar(item, &select, &mut error),
+                            }
+                        }
+                    }
+                    Value::Map(_) => fix_mapping(v, rule.target_kind, &select, &mut error),
+                    _ => {}
+                }
+            });
+        }
+    }
+    match error {
+        Some(message) => Err(Error::Transform { at: at.clone(), message }),
+        None => Ok(()),
+    }
+}
+
+fn fix_scalar(s: &mut Value, select: &SelectFn<'_>, error: &mut Option<String>) {
+    if let Value::Str(old) = s {
+        match select(old, None) {
+            Ok(Some((new, _))) => *old = new,
+            Ok(None) => {}
+            Err(e) => *error = error.take().or(Some(e)),
+        }
+    }
+}
+
+type SelectFn<'a> = dyn Fn(&str, Option<&str>) -> std::result::Result<Option<(String, String)>, String> + 'a;
+
+fn fix_mapping(v: &mut Value, target_kind: &str, select: &SelectFn<'_>, error: &mut Option<String>) {
+    let _ = target_kind;
+    let Value::Map(m) = v else { return };
+    let Some(old) = m.get("name").and_then(Value::as_str).map(str::to_string) else { return };
+    let ns = m.get("namespace").and_then(Value::as_str).map(str::to_string);
+    match select(&old, ns.as_deref()) {
+        Ok(Some((new, new_ns))) => {
+            if new == old && new_ns.is_empty() {
+                return;
+            }
+            m.insert("name", Value::Str(new));
+            if !new_ns.is_empty() {
+                m.insert("namespace", Value::Str(new_ns));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => *error = error.take().or(Some(e)),
+    }
+}
+
+struct ReferrerCtx {
+    namespace: String,
+    cluster_scoped: bool,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+    role_ref_kind: Option<String>,
+}
+
+fn ns_eq(a: &str, b: &str) -> bool {
+    let n = |s: &str| if s.is_empty() { "default".to_string() } else { s.to_string() };
+    n(a) == n(b)
+}
+
+/// kustomize's `SameEndingSubSlice` with "either empty" allowed.
+fn affixes_match(a: &[String], b: &[String]) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return true;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long[long.len() - short.len()..] == *short
+}

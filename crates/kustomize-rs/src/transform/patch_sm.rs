@@ -1,0 +1,199 @@
+//! Strategic-merge patches the way kustomize (kyaml `merge2`) applies them.
+//!
+//! Lists the built-in Kubernetes schema marks as associative merge by their key, with the
+//! elements named in the patch first (in patch order) and the rest after; every other list is
+//! replaced. Custom resources have no schema, so all their lists are replaced.
+
+use crate::resource::Gvk;
+use crate::yaml::{Map, Value};
+
+/// Outcome of patching one object.
+pub enum Patched {
+    /// The object stays (possibly changed).
+    Kept,
+    /// `$patch: delete` at the top: drop the object.
+    Deleted,
+}
+
+/// Applies `patch` to `target` (both whole objects).
+pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk) -> Patched {
+    if let Some(d) = patch.get("$patch").and_then(Value::as_str) {
+        match d {
+            "delete" => return Patched::Deleted,
+            "replace" => {
+                *target = clean(patch);
+                return Patched::Kept;
+            }
+            _ => {}
+        }
+    }
+    let builtin = is_builtin_group(&gvk.group);
+    let mut path = Vec::new();
+    merge_value(target, patch, &Ctx { kind: &gvk.kind, builtin }, &mut path);
+    Patched::Kept
+}
+
+struct Ctx<'a> {
+    kind: &'a str,
+    builtin: bool,
+}
+
+fn is_builtin_group(g: &str) -> bool {
+    matches!(
+        g,
+        "" | "apps" | "batch" | "extensions" | "policy" | "autoscaling" | "networking.k8s.io" | "rbac.authorization.k8s.io"
+            | "storage.k8s.io" | "scheduling.k8s.io" | "admissionregistration.k8s.io" | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io" | "coordination.k8s.io" | "discovery.k8s.io" | "node.k8s.io"
+            | "certificates.k8s.io" | "events.k8s.io" | "flowcontrol.apiserver.k8s.io"
+    )
+}
+
+/// How a list field merges: by a key, as a set of scalars, or not at all (replace).
+enum ListKind {
+    Keyed(&'static str),
+    Replace,
+}
+
+fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
+    if !ctx.builtin {
+        return ListKind::Replace;
+    }
+    let parent = path.last().map(String::as_str).unwrap_or("");
+    match field {
+        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed("name"),
+        "env" => ListKind::Keyed("name"),
+        "ports" => {
+            if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") {
+                ListKind::Keyed("containerPort")
+            } else if ctx.kind == "Service" && parent == "spec" {
+                ListKind::Keyed("port")
+            } else {
+                ListKind::Replace
+            }
+        }
+        "volumes" => ListKind::Keyed("name"),
+        "volumeMounts" => ListKind::Keyed("mountPath"),
+        "volumeDevices" => ListKind::Keyed("devicePath"),
+        "imagePullSecrets" => ListKind::Keyed("name"),
+        "hostAliases" => ListKind::Keyed("ip"),
+        "topologySpreadConstraints" => ListKind::Keyed("topologyKey"),
+        "ownerReferences" => ListKind::Keyed("uid"),
+        "resourceClaims" | "schedulingGates" => ListKind::Keyed("name"),
+        "conditions" => ListKind::Keyed("type"),
+        "taints" if ctx.kind == "Node" => ListKind::Keyed("key"),
+        _ => ListKind::Replace,
+    }
+}
+
+/// Strips `$patch` and other directives from a patch value used as new content.
+pub fn clean(v: &Value) -> Value {
+    match v {
+        Value::Map(m) => {
+            let mut out = Map::new();
+            for (k, x) in m.iter() {
+                if k.starts_with('$') {
+                    continue;
+                }
+                out.0.push((k.clone(), clean(x)));
+            }
+            Value::Map(out)
+        }
+        Value::Seq(items) => Value::Seq(
+            items
+                .iter()
+                .filter(|x| !matches!(x.get("$patch").and_then(Value::as_str), Some("delete")))
+                .map(clean)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx, path: &mut Vec<String>) {
+    match (target, patch) {
+        (Value::Map(t), Value::Map(p)) => merge_map(t, p, ctx, path),
+        (t, p) => *t = clean(p),
+    }
+}
+
+fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
+    for (k, pv) in p.iter() {
+        if k.starts_with('$') {
+            continue;
+        }
+        if matches!(pv, Value::Null) {
+            t.remove(k);
+            continue;
+        }
+        if let Some(d) = pv.get("$patch").and_then(Value::as_str) {
+            match d {
+                "delete" => {
+                    t.remove(k);
+                    continue;
+                }
+                "replace" => {
+                    t.insert(k.clone(), clean(pv));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match t.get_mut(k) {
+            None | Some(Value::Null) => t.insert(k.clone(), clean(pv)),
+            Some(tv) => match (tv, pv) {
+                (Value::Map(tm), Value::Map(pm)) => {
+                    path.push(k.clone());
+                    merge_map(tm, pm, ctx, path);
+                    path.pop();
+                }
+                (Value::Seq(ts), Value::Seq(ps)) => {
+                    let kind = list_kind(ctx, path, k);
+                    path.push(k.clone());
+                    let merged = merge_list(std::mem::take(ts), ps, kind, ctx, path);
+                    *ts = merged;
+                    path.pop();
+                }
+                (tv, pv) => *tv = clean(pv),
+            },
+        }
+    }
+}
+
+fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, path: &mut Vec<String>) -> Vec<Value> {
+    // `- $patch: replace` as an element replaces the whole list.
+    let replace_all = patch.iter().any(|e| {
+        e.as_map().is_some_and(|m| m.len() == 1 && m.get("$patch").and_then(Value::as_str) == Some("replace"))
+    });
+    let items: Vec<&Value> =
+        patch.iter().filter(|e| !e.as_map().is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))).collect();
+    let key = match kind {
+        ListKind::Keyed(k) if !replace_all => k,
+        _ => return items.into_iter().map(clean).collect(),
+    };
+    let key_of = |v: &Value| v.get(key).and_then(Value::scalar_text);
+    let mut target: Vec<Option<Value>> = target.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(target.len() + items.len());
+    for e in items {
+        let ek = key_of(e);
+        let pos = ek.as_ref().and_then(|k| target.iter().position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k))));
+        let directive = e.get("$patch").and_then(Value::as_str);
+        match (pos, directive) {
+            (Some(i), Some("delete")) => {
+                target[i] = None;
+            }
+            (None, Some("delete")) => {}
+            (Some(i), Some("replace")) => {
+                target[i] = None;
+                out.push(clean(e));
+            }
+            (Some(i), _) => {
+                let mut t = target[i].take().expect("position found above");
+                merge_value(&mut t, e, ctx, path);
+                out.push(t);
+            }
+            (None, _) => out.push(clean(e)),
+        }
+    }
+    out.extend(target.into_iter().flatten());
+    out
+}

@@ -1,0 +1,77 @@
+//! kustomize's legacy output order (`SortOrderTransformer`, legacy mode).
+
+use std::cmp::Ordering;
+
+use crate::resource::{ResId, Resource};
+
+const ORDER_FIRST: &[&str] = &[
+    "Namespace",
+    "ResourceQuota",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "PodSecurityPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "Service",
+    "LimitRange",
+    "PriorityClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Deployment",
+    "StatefulSet",
+    "CronJob",
+    "PodDisruptionBudget",
+];
+const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+
+fn rank(kind: &str) -> i64 {
+    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
+        return i as i64 - ORDER_FIRST.len() as i64;
+    }
+    if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
+        return 1 + i as i64;
+    }
+    0
+}
+
+fn gvk_string(id: &ResId) -> String {
+    let g = if id.gvk.group.is_empty() { "~G" } else { &id.gvk.group };
+    let v = if id.gvk.version.is_empty() { "~V" } else { &id.gvk.version };
+    let k = if id.gvk.kind.is_empty() { "~K" } else { &id.gvk.kind };
+    format!("{g}_{v}_{k}")
+}
+
+fn id_string(id: &ResId) -> String {
+    let g = if id.gvk.group.is_empty() { "[noGrp]" } else { &id.gvk.group };
+    let ns = if id.namespace.is_empty() { "~X" } else { &id.namespace };
+    let name = if id.name.is_empty() { "~N" } else { &id.name };
+    format!("{}.{}.{}|{}|{}", id.gvk.kind, id.gvk.version, g, ns, name)
+}
+
+/// Sorts resources in place into kustomize's legacy order.
+pub fn legacy(list: &mut Vec<Resource>) {
+    let mut keyed: Vec<(i64, String, String, Resource)> = list
+        .drain(..)
+        .map(|r| {
+            let id = r.cur_id();
+            (rank(&id.gvk.kind), gvk_string(&id), id_string(&id), r)
+        })
+        .collect();
+    keyed.sort_by(|a, b| match a.0.cmp(&b.0) {
+        Ordering::Equal => {
+            if a.1 != b.1 {
+                a.1.as_bytes().cmp(b.1.as_bytes())
+            } else {
+                a.2.as_bytes().cmp(b.2.as_bytes())
+            }
+        }
+        o => o,
+    });
+    list.extend(keyed.into_iter().map(|k| k.3));
+}

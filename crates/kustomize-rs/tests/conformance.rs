@@ -1,0 +1,70 @@
+//! Data-driven conformance: every `tests/cases/<case>/input` renders to `expected.yaml`
+//! (made by `kubectl kustomize`, see `cargo xtask kustomize-oracle`) byte for byte, or fails
+//! with an error containing `expected_error.txt`.
+
+use std::path::{Path, PathBuf};
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
+}
+
+/// Runs one case; `Err` carries a readable report.
+fn check(case: &Path) -> Result<(), String> {
+    let input = case.join("input");
+    let result = kustomize::render(&input);
+    let expected_yaml = case.join("expected.yaml");
+    let expected_err = case.join("expected_error.txt");
+    if expected_err.exists() {
+        let want = std::fs::read_to_string(&expected_err).map_err(|e| e.to_string())?;
+        let want = want.trim_end_matches('\n');
+        return match result {
+            Ok(_) => Err(format!("expected an error containing {want:?}, but rendering succeeded")),
+            Err(e) if e.to_string().contains(want) => Ok(()),
+            Err(e) => Err(format!("expected an error containing {want:?}, got: {e}")),
+        };
+    }
+    let want = std::fs::read_to_string(&expected_yaml).map_err(|e| format!("{}: {e}", expected_yaml.display()))?;
+    let got = match result {
+        Ok(r) => r.to_yaml(),
+        Err(e) => return Err(format!("render failed: {e}")),
+    };
+    if got == want {
+        return Ok(());
+    }
+    let diff = similar::TextDiff::from_lines(&want, &got)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected (kubectl kustomize)", "actual (kustomize-rs)")
+        .to_string();
+    Err(diff)
+}
+
+#[test]
+fn conformance() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("tests/cases exists")
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 60, "expected at least 60 conformance cases, found {}", cases.len());
+    let only = std::env::var("CASE").ok();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for case in &cases {
+        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        ran += 1;
+        if let Err(report) = check(case) {
+            failures.push(format!("=== case {name} ===\n{report}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} conformance cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,130 @@
+//! The layer cache: an unchanged binary is neither re-tarred nor re-gzipped.
+//!
+//! Key: sha256 of a canonical JSON of (layout version, compressor name+version, gzip level, mtime,
+//! and per file: destination, mode, sha256 of the content). Value: diff id, digest, size. Blobs
+//! live under `<cache>/blobs/sha256/<hex>`, entries under `<cache>/layers/<key hex>.json`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use image_ref::{Digest, Sha256Hasher};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::layer::{self, COMPRESSOR, LAYOUT_VERSION, Layer, LayerError, LayerSpec};
+
+/// A layer cache rooted at a directory the caller owns (rel uses `target/rel/cache`).
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    root: PathBuf,
+}
+
+/// Whether a layer came from the cache or was built now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    Hit,
+    Built,
+}
+
+#[derive(Serialize)]
+struct KeyInput<'a> {
+    layout_version: u32,
+    compressor: &'a str,
+    gzip_level: u32,
+    mtime: u64,
+    files: Vec<KeyFile<'a>>,
+}
+
+#[derive(Serialize)]
+struct KeyFile<'a> {
+    dest: &'a str,
+    mode: u32,
+    sha256: Digest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    diff_id: Digest,
+    digest: Digest,
+    size: u64,
+    media_type: String,
+}
+
+impl LayerCache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LayerCache { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where blobs are stored: `<root>/blobs/sha256`.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// The layer for `spec`: from the cache when the inputs are unchanged, else built and stored.
+    pub fn layer(&self, spec: &LayerSpec) -> Result<(Layer, CacheOutcome), LayerError> {
+        let key = cache_key(spec)?;
+        let entry_path = self.root.join("layers").join(format!("{}.json", key.hex()));
+        if let Some(layer) = self.lookup(&entry_path)? {
+            tracing::debug!(digest = %layer.digest, "layer cache hit");
+            return Ok((layer, CacheOutcome::Hit));
+        }
+        let layer = layer::build_layer(spec, &self.blob_dir())?;
+        let entry = Entry {
+            diff_id: layer.diff_id.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+            media_type: layer.media_type.clone(),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write { path: entry_path.clone(), source: e.into() })?;
+        atomic::write(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })?;
+        Ok((layer, CacheOutcome::Built))
+    }
+
+    fn lookup(&self, entry_path: &Path) -> Result<Option<Layer>, LayerError> {
+        let bytes = match fs::read(entry_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LayerError::CacheEntry { path: entry_path.to_owned(), source }),
+        };
+        // A corrupt entry is rebuilt, not fatal.
+        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else { return Ok(None) };
+        let path = self.blob_dir().join(entry.digest.hex());
+        match fs::metadata(&path) {
+            Ok(m) if m.len() == entry.size => Ok(Some(Layer {
+                diff_id: entry.diff_id,
+                digest: entry.digest,
+                size: entry.size,
+                media_type: entry.media_type,
+                path,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The cache key of `spec`: reads every source file once to hash it.
+pub fn cache_key(spec: &LayerSpec) -> Result<Digest, LayerError> {
+    let mut files = Vec::with_capacity(spec.files.len());
+    for f in &spec.files {
+        files.push(KeyFile { dest: &f.dest, mode: f.mode, sha256: file_sha256(&f.source)? });
+    }
+    files.sort_by(|a, b| a.dest.cmp(b.dest));
+    let input = KeyInput { layout_version: LAYOUT_VERSION, compressor: COMPRESSOR, gzip_level: spec.gzip_level, mtime: spec.mtime, files };
+    let bytes = serde_json::to_vec(&input).expect("key input serialises");
+    Ok(Digest::of(&bytes))
+}
+
+/// sha256 of a file's content, streamed.
+pub fn file_sha256(path: &Path) -> Result<Digest, LayerError> {
+    let read_err = |source| LayerError::ReadSource { path: path.to_owned(), source };
+    let mut f = fs::File::open(path).map_err(read_err)?;
+    let mut h = Sha256Hasher::new();
+    io::copy(&mut f, &mut h).map_err(read_err)?;
+    Ok(h.finish())
+}

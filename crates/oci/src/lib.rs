@@ -1,0 +1,28 @@
+//! Reproducible OCI images from a binary, without Docker.
+//!
+//! - [`layer`]: a deterministic layer (sorted ustar, fixed owners/modes/mtime, gzip with a fixed
+//!   header and level), tarred, hashed and compressed in one streaming pass.
+//! - [`cache`]: binary hash + compressor + layout version → layer, so an unchanged binary is
+//!   neither re-tarred nor re-gzipped.
+//! - [`image`]: base layers + ours → canonical config and manifest bytes → manifest digest.
+//! - [`layout`]: the OCI image layout directory (the embedded default) and base images from one.
+//! - [`registry`]: push over the distribution API: HEAD, cross-repository mount, upload, manifest
+//!   last, immutable tags, docker credentials, basic and bearer auth, retries.
+//! - [`record`]: `build.json`, what `rel build` tells `rel lock`.
+//!
+//! This crate does not print, read the clock for image content, or exit the process.
+
+mod atomic;
+pub mod cache;
+pub mod image;
+pub mod layer;
+pub mod layout;
+pub mod spec;
+mod tar;
+pub mod timestamp;
+
+pub use cache::{CacheOutcome, LayerCache};
+pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};
+pub use image_ref::{Digest, ImageRef};
+pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};
+pub use layout::{LayoutError, LayoutWrite, read_base, write_layout};

@@ -1,0 +1,7 @@
+//! Integration tests of the `oci` crate against real tools: Debian's `docker-registry`, `skopeo`
+//! and `umoci`, and a static binary built for the purpose.
+
+mod layer;
+mod layout;
+
+mod support;

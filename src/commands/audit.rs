@@ -1,0 +1,38 @@
+//! `rel audit`: rel's actions from the commit trailers.
+
+use crate::audit::{Query, parse_since, read, to_table};
+use crate::cli::{AuditArgs, ListFormat};
+use crate::commands::{Context, print_stdout};
+use crate::git_repo::Repo;
+use crate::{Error, Exit};
+
+pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
+    let start = match ctx.project() {
+        Ok(c) => c.root,
+        Err(_) => ctx.cwd.clone(),
+    };
+    let repo = Repo::open(&start)?;
+    let from = repo.resolve_commit(&args.rev)?;
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let entries = read(&repo, from, &Query { env: args.env.clone(), since })?;
+    match args.format {
+        ListFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&entries).unwrap_or_default();
+            s.push('\n');
+            print_stdout(&s);
+        }
+        ListFormat::Table => {
+            if entries.is_empty() {
+                tracing::info!("no rel actions in the history");
+                eprintln_hint("no rel actions found (rel's commits carry Rel-Action trailers)");
+            }
+            print_stdout(&to_table(&entries));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn eprintln_hint(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}

@@ -1,0 +1,200 @@
+//! The glue between a release lockfile and an overlay's `images:` pins, shared by `rel pin`,
+//! `rel promote` and `rel rollback`.
+//!
+//! The byte-exact editing itself is `kustomize::pin` (only the pin values change; missing entries
+//! are appended in the file's style; the edit is verified by re-parsing). This module decides
+//! *which* pins a release asks for, reports per component what changes, and checks the result
+//! against the lockfile.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::lockfile::Lockfile;
+use crate::Error;
+
+/// The kustomization file names kustomize accepts, in its order of preference.
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// One component's pin, before and after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PinChange {
+    pub component: String,
+    /// The image name the overlay entry matches (`images[].name`).
+    pub image: String,
+    /// The digest the overlay pinned before (`None`: no entry, or an entry without a digest).
+    pub old_digest: Option<String>,
+    pub new_digest: String,
+}
+
+impl PinChange {
+    pub fn changed(&self) -> bool {
+        self.old_digest.as_deref() != Some(self.new_digest.as_str())
+    }
+}
+
+/// What pinning a release into an overlay would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinPlan {
+    /// The kustomization file.
+    pub file: PathBuf,
+    pub old_text: String,
+    pub new_text: String,
+    /// Every component of the release, changed or not, by component name.
+    pub changes: Vec<PinChange>,
+    /// Images entries appended because the overlay had none for them.
+    pub appended: Vec<String>,
+    /// Overlay entries that match no component of the release (kept as they are).
+    pub unmatched: Vec<String>,
+}
+
+impl PinPlan {
+    pub fn is_noop(&self) -> bool {
+        self.old_text == self.new_text
+    }
+}
+
+/// The kustomization file in `dir`.
+pub fn kustomization_file(dir: &Path) -> Result<PathBuf, Error> {
+    FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()).ok_or_else(|| {
+        Error::usage(
+            format!("{} has no kustomization.yaml", dir.display()),
+            "check the environment's `overlay` in rel.toml; the overlay directory must hold a kustomization.yaml with an `images:` list",
+        )
+    })
+}
+
+/// The image name each component is pinned under: the lockfile's `image`, else rel.toml's.
+pub fn component_images(lockfile: &Lockfile, config: &Config) -> Result<BTreeMap<String, String>, Error> {
+    lockfile
+        .components
+        .iter()
+        .map(|(name, c)| {
+            let image = c
+                .image
+                .as_ref()
+                .map(|i| i.without_version().to_string())
+                .or_else(|| config.components.get(name).map(|k| k.image.to_string()))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("component `{name}` of release {} has no image name (neither in the lockfile nor in rel.toml)", lockfile.version),
+                        "add it to rel.toml's components, or lock the release again with `rel lock`",
+                    )
+                })?;
+            Ok((name.clone(), image))
+        })
+        .collect()
+}
+
+/// The digests an overlay pins, by `images[].name` (entries without a digest are left out).
+pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let k = kustomize::kustomization::parse(text, file, dir)
+        .map_err(|e| Error::invalid(format!("cannot read the overlay's pins: {e}"), "fix the kustomization YAML"))?;
+    Ok(k.images.into_iter().filter(|(i, _)| !i.digest.is_empty()).map(|(i, _)| (i.name, i.digest)).collect())
+}
+
+/// Plan pinning `lockfile` into the overlay text `old_text` of `file` (pure: no I/O).
+pub fn plan_text(old_text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> Result<PinPlan, Error> {
+    let images = component_images(lockfile, config)?;
+    let before = pins_of(old_text, file)?;
+    let pins: Vec<kustomize::Pin> = lockfile
+        .components
+        .iter()
+        .map(|(name, c)| kustomize::Pin { name: images[name].clone(), new_name: None, digest: c.digest.to_string() })
+        .collect();
+    let outcome = kustomize::pin(old_text, &pins).map_err(|e| {
+        Error::invalid(
+            format!("{}: {e}", file.display()),
+            "rel edits only the `images:` pin values of an overlay; fix the layout named above (or pin by hand once) and run again",
+        )
+    })?;
+    let changes = lockfile
+        .components
+        .iter()
+        .map(|(name, c)| PinChange {
+            component: name.clone(),
+            image: images[name].clone(),
+            old_digest: before.get(&images[name]).cloned(),
+            new_digest: c.digest.to_string(),
+        })
+        .collect();
+    let plan = PinPlan {
+        file: file.to_path_buf(),
+        old_text: old_text.to_owned(),
+        new_text: outcome.text,
+        changes,
+        appended: outcome.appended,
+        unmatched: outcome.unmatched,
+    };
+    verify(&plan.new_text, file, lockfile, config)?;
+    Ok(plan)
+}
+
+/// Plan pinning `lockfile` into the overlay in `overlay_dir` (reads the file).
+pub fn plan(overlay_dir: &Path, lockfile: &Lockfile, config: &Config) -> Result<PinPlan, Error> {
+    let file = kustomization_file(overlay_dir)?;
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read the overlay", &file, e))?;
+    plan_text(&text, &file, lockfile, config)
+}
+
+/// Check that the overlay text pins every component of `lockfile` at its digest.
+pub fn verify(text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> Result<(), Error> {
+    let images = component_images(lockfile, config)?;
+    let pins = pins_of(text, file)?;
+    let wrong: Vec<String> = lockfile
+        .components
+        .iter()
+        .filter_map(|(name, c)| {
+            let want = c.digest.to_string();
+            match pins.get(&images[name]) {
+                Some(d) if *d == want => None,
+                Some(d) => Some(format!("{name}: overlay pins {d}, release {} has {want}", lockfile.version)),
+                None => Some(format!("{name}: overlay has no digest for {}", images[name])),
+            }
+        })
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("{} does not pin release {}:\n  {}", file.display(), lockfile.version, wrong.join("\n  ")),
+            "this is a bug in the pin editor or a hand edit raced rel; nothing was committed",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "registry = \"r.example.com/p\"\n[components.api]\ncrate = \"api\"\n[components.web]\ncrate = \"web\"\n[environments.prod]\n";
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn lock(api: &str, web: &str) -> Lockfile {
+        let text = format!("version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n  api:\n    image: r.example.com/p/api\n    digest: {api}\n  web:\n    digest: {web}\n");
+        Lockfile::from_raw(&crate::lockfile::parse_raw(Path::new("releases/1.0.0.yaml"), &text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn plans_changes_per_component_and_keeps_the_rest_byte_exact() {
+        let config = Config::parse(Path::new("rel.toml"), CONFIG, PathBuf::from("/p")).unwrap();
+        let old = format!("# prod\nimages:\n  - name: r.example.com/p/api   # the api\n    digest: {A}\n  - name: other/thing\n    newTag: \"1\"\n");
+        let plan = plan_text(&old, Path::new("k.yaml"), &lock(B, B), &config).unwrap();
+        assert_eq!(plan.changes, vec![
+            PinChange { component: "api".into(), image: "r.example.com/p/api".into(), old_digest: Some(A.into()), new_digest: B.into() },
+            PinChange { component: "web".into(), image: "r.example.com/p/web".into(), old_digest: None, new_digest: B.into() },
+        ]);
+        assert!(plan.new_text.starts_with(&format!("# prod\nimages:\n  - name: r.example.com/p/api   # the api\n    digest: {B}\n  - name: other/thing\n    newTag: \"1\"\n")), "{}", plan.new_text);
+        assert_eq!(plan.appended, vec!["r.example.com/p/web".to_owned()]);
+        assert_eq!(plan.unmatched, vec!["other/thing".to_owned()]);
+        assert_eq!(pins_of(&plan.new_text, Path::new("k.yaml")).unwrap()["r.example.com/p/web"], B);
+        // Pinning the same release again changes nothing.
+        let again = plan_text(&plan.new_text, Path::new("k.yaml"), &lock(B, B), &config).unwrap();
+        assert!(again.is_noop());
+        assert!(again.changes.iter().all(|c| !c.changed()));
+        let e = verify(&old, Path::new("k.yaml"), &lock(B, B), &config).unwrap_err();
+        assert!(e.to_string().contains(&format!("api: overlay pins {A}, release 1.0.0 has {B}")), "{e}");
+    }
+}

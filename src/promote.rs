@@ -1,0 +1,257 @@
+//! `rel promote`: copy a validated release's digests into the next environment's overlay.
+//!
+//! One commit sets every component at once, on branch `rel/promote/<env>/<version>`, built from
+//! the current commit without touching the working tree. Nothing is committed unless the version
+//! has a validation record for the source environment whose lockfile hash still matches, is not
+//! on hold, and the pinned overlay checks out against the lockfile.
+
+use std::path::Path;
+
+use git2::Oid;
+
+use crate::config::Config;
+use crate::forge::body::{Input, Row};
+use crate::git_repo::{FileChange, Repo};
+use crate::hold::Holds;
+use crate::lockfile::Lockfile;
+use crate::overlay_pin::{PinPlan, kustomization_file, pins_of, plan_text};
+use crate::record::{ValidationRecord, sha256_hex};
+use crate::trailers::{Action, Trailers, key};
+use crate::version::Version;
+use crate::Error;
+
+/// What to promote where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub version: Version,
+    pub env: String,
+    pub from: Option<String>,
+    pub actor: String,
+}
+
+/// Everything a promotion will do, computed before anything changes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub version: Version,
+    pub env: String,
+    pub from_env: String,
+    /// `rel/promote/<env>/<version>`.
+    pub branch: String,
+    /// The commit the promotion is built on (HEAD).
+    pub base: Oid,
+    pub lockfile: Lockfile,
+    pub lockfile_rel: String,
+    pub lockfile_sha256: String,
+    pub record: ValidationRecord,
+    pub record_rel: String,
+    /// The overlay file, relative to the repository root.
+    pub overlay_rel: String,
+    pub pin: PinPlan,
+    /// The release the environment ran before, when its pins matched one.
+    pub previous: Option<Lockfile>,
+    pub message: String,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.pin.is_noop()
+    }
+
+    pub fn title(&self) -> String {
+        format!("rel: promote {} to {}", self.version, self.env)
+    }
+
+    /// The pull request body, under `limit` characters.
+    pub fn pr_body(&self, limit: usize, source_repo: Option<&str>) -> String {
+        let prev = self.previous.as_ref();
+        let rows = self
+            .pin
+            .changes
+            .iter()
+            .map(|c| {
+                let new = self.lockfile.components.get(&c.component);
+                let old = prev.and_then(|p| p.components.get(&c.component));
+                Row {
+                    component: c.component.clone(),
+                    image: c.image.clone(),
+                    old_digest: c.old_digest.clone(),
+                    new_digest: c.new_digest.clone(),
+                    old_tag: old.and_then(|o| o.tag.clone()),
+                    new_tag: new.and_then(|n| n.tag.clone()),
+                    old_commit: old.and_then(|o| o.source_commit.clone()),
+                    new_commit: new.and_then(|n| n.source_commit.clone()),
+                }
+            })
+            .collect();
+        let r = &self.record;
+        let input = Input {
+            headline: format!(
+                "Promote release **{}** to **{}** (from {}): digest copy, no rebuild. Every component is pinned in one commit.",
+                self.version, self.env, self.from_env
+            ),
+            previous_version: prev.map(|p| p.version.to_string()),
+            rows,
+            evidence: vec![
+                format!(
+                    "Validated in **{}**: `{}` gate, profile `{}`: {} passed, {} failed, {} warnings, {} skipped ({}, recorded {} by {})",
+                    r.env, r.gate, r.profile, r.summary.pass, r.summary.fail, r.summary.warn, r.summary.skip, self.record_rel, r.recorded_at, r.actor
+                ),
+                format!("Lockfile `{}` sha256 `{}` (unchanged since validation)", self.lockfile_rel, self.lockfile_sha256),
+                format!("Overlay `{}` checked against the lockfile after pinning", self.overlay_rel),
+            ],
+            source_repo: source_repo.map(str::to_owned),
+            footer: vec![
+                format!("Merging deploys: Argo CD reconciles `{}`.", self.overlay_rel),
+                format!("To roll back after merge: `rel rollback --env {}` (reverts this commit and holds {}).", self.env, self.version),
+            ],
+        };
+        crate::forge::body::render(&input, limit)
+    }
+}
+
+/// Check every precondition and compute the promotion. Changes nothing.
+pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> {
+    let root = &config.root;
+    let target = config.environment(&req.env)?;
+    let from_env = match &req.from {
+        Some(f) => config.environment(f)?.name.clone(),
+        None => config.promotes_from(&req.env).map(|e| e.name.clone()).ok_or_else(|| {
+            Error::usage(
+                format!("no environment promotes to {} in rel.toml", req.env),
+                format!("say where the release was validated with `--from <env>`, or set `promotes-to = \"{}\"` on that environment", req.env),
+            )
+        })?,
+    };
+    if from_env == req.env {
+        return Err(Error::usage(format!("--from {from_env} is the target environment itself"), "promote from the environment where the release was validated"));
+    }
+    let version = &req.version;
+
+    let lock_path = crate::releases::lockfile_path(root, version);
+    let lock_bytes = match std::fs::read(&lock_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::usage(format!("there is no release {version} (releases/{version}.yaml)"), format!("lock it first: `rel lock --version {version}`")));
+        }
+        Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
+    };
+    let lockfile = Lockfile::load(&lock_path)?;
+
+    let holds = Holds::load(root)?;
+    if let Some(h) = holds.get(version) {
+        return Err(Error::refused(
+            format!("release {version} is on hold: {} (since {}, by {})", h.reason, h.since, h.actor),
+            format!("fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again"),
+        ));
+    }
+
+    let record = ValidationRecord::load(root, version, &from_env)?.ok_or_else(|| {
+        Error::refused(
+            format!("release {version} has no validation record for {from_env}: it did not pass the deep gate there"),
+            format!(
+                "run the deep gate in {from_env} and record it: `rel gate smoke --profile deep --env {from_env} --version {version} --format json > evidence.json && rel record --version {version} --env {from_env} --evidence evidence.json`"
+            ),
+        )
+    })?;
+    let lockfile_sha256 = sha256_hex(&lock_bytes);
+    if record.lockfile_sha256 != lockfile_sha256 {
+        return Err(Error::refused(
+            format!(
+                "releases/{version}.yaml changed since it was validated in {from_env} (recorded sha256 {}, now {lockfile_sha256})",
+                record.lockfile_sha256
+            ),
+            format!("a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that"),
+        ));
+    }
+
+    let record_path = crate::releases::record_path(root, version, &from_env);
+    let lockfile_rel = repo.rel_path(&lock_path)?;
+    let record_rel = repo.rel_path(&record_path)?;
+    let base = repo.head_commit()?;
+    for (rel, bytes) in [(&lockfile_rel, lock_bytes.clone()), (&record_rel, std::fs::read(&record_path).unwrap_or_default())] {
+        if repo.read_file(base, rel)?.as_deref() != Some(bytes.as_slice()) {
+            return Err(Error::refused(
+                format!("{rel} is not committed: the promotion branch is built from the last commit, which must hold the evidence"),
+                format!("commit it first: `git add {rel} && git commit -m \"release {version}\"` (`rel record` commits its record itself)"),
+            ));
+        }
+    }
+
+    let overlay_file = kustomization_file(&config.overlay_dir(target))?;
+    let overlay_rel = repo.rel_path(&overlay_file)?;
+    let old_text = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
+        Error::refused(format!("{overlay_rel} is not committed"), format!("commit the {} overlay first", req.env))
+    })?;
+    let old_text = String::from_utf8(old_text).map_err(|_| Error::invalid(format!("{overlay_rel} is not UTF-8"), "an overlay is YAML text"))?;
+    let pin = plan_text(&old_text, Path::new(&overlay_rel), &lockfile, config)?;
+
+    let all = crate::status::releases(root);
+    let previous = crate::status::match_release(&pins_of(&old_text, Path::new(&overlay_rel))?, &all, config)
+        .filter(|l| l.version != *version)
+        .cloned();
+
+    let mut t = Trailers::new();
+    t.push(key::ACTION, Action::Promote)
+        .push(key::VERSION, version)
+        .push(key::ENV, &req.env)
+        .push(key::FROM_ENV, &from_env)
+        .push(key::LOCKFILE_SHA256, &lockfile_sha256)
+        .push(key::EVIDENCE, format!("{} {}", record_rel, record.evidence_line()));
+    if let Some(p) = &previous {
+        t.push(key::PREVIOUS_VERSION, &p.version);
+    }
+    t.push(key::ACTOR, &req.actor);
+    let changed: Vec<String> = pin
+        .changes
+        .iter()
+        .filter(|c| c.changed())
+        .map(|c| format!("{}: {} -> {}", c.component, c.old_digest.as_deref().unwrap_or("(none)"), c.new_digest))
+        .collect();
+    let body = format!(
+        "Pins the {} digests validated in {from_env} into {overlay_rel}\n(digest copy, no rebuild). {} of {} components change:\n\n{}",
+        lockfile.components.len(),
+        changed.len(),
+        lockfile.components.len(),
+        changed.join("\n")
+    );
+    let message = t.message(&format!("rel: promote {version} to {}", req.env), &body);
+
+    Ok(Plan {
+        version: version.clone(),
+        env: req.env.clone(),
+        from_env,
+        branch: format!("rel/promote/{}/{version}", req.env),
+        base,
+        lockfile,
+        lockfile_rel,
+        lockfile_sha256,
+        record,
+        record_rel,
+        overlay_rel,
+        pin,
+        previous,
+        message,
+    })
+}
+
+/// Make the promotion commit and create its branch. Returns the commit and whether the branch
+/// was created now (`false`: an earlier run made the same promotion on the same base).
+pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, bool), Error> {
+    let changes = vec![FileChange { path: plan.overlay_rel.clone(), contents: Some(plan.pin.new_text.clone().into_bytes()) }];
+    if let Some(tip) = repo.branch_tip(&plan.branch) {
+        // Re-running the same promotion is fine: same base, same overlay bytes.
+        let same = repo.first_parent(tip) == Some(plan.base)
+            && repo.read_file(tip, &plan.overlay_rel)?.as_deref() == Some(plan.pin.new_text.as_bytes())
+            && repo.changed_paths(tip)? == vec![plan.overlay_rel.clone()];
+        if same {
+            return Ok((tip, false));
+        }
+        return Err(Error::refused(
+            format!("branch {} already exists with a different promotion (built on another commit, or another rel run is promoting right now)", plan.branch),
+            format!("look at it with `git log {}`; if it is stale, delete it (`git branch -D {}`) and run again", plan.branch, plan.branch),
+        ));
+    }
+    let oid = repo.commit_on(plan.base, &changes, &plan.message)?;
+    repo.create_branch(&plan.branch, oid)?;
+    Ok((oid, true))
+}

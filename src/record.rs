@@ -1,0 +1,211 @@
+//! Validation records, `releases/<version>.<env>.validation.yaml`: evidence that a release passed
+//! the deep gate in an environment, tied to the exact lockfile bytes by their sha256.
+//!
+//! A record is written once (create-new, never overwritten). Its existence freezes the lockfile
+//! ([`crate::releases::ensure_mutable`]) and makes the version promotable from that environment.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::report::{Report, Status, Summary};
+use crate::version::Version;
+use crate::Error;
+
+/// The gate whose green deep run is the evidence.
+pub const GATE: &str = "smoke";
+/// The profile it must have run with.
+pub const PROFILE: &str = "deep";
+
+/// A validation record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidationRecord {
+    pub version: String,
+    pub env: String,
+    /// The lockfile, relative to the project root.
+    pub lockfile: String,
+    pub lockfile_sha256: String,
+    pub gate: String,
+    pub profile: String,
+    /// What the gate checked (the report's `target`).
+    pub target: String,
+    pub summary: Summary,
+    /// sha256 of the evidence file as given.
+    pub evidence_sha256: String,
+    /// RFC 3339, UTC.
+    pub recorded_at: String,
+    pub actor: String,
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Now, RFC 3339 in UTC, second precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Parse evidence (a gate report in JSON) and check it is a green deep gate for `version` in `env`.
+pub fn check_evidence(text: &str, shown: &str, version: &Version, env: &str) -> Result<Report, Error> {
+    let report: Report = serde_json::from_str(text).map_err(|e| {
+        Error::refused(
+            format!("{shown} is not a gate report: {e}"),
+            format!("give the JSON of the deep gate: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"),
+        )
+    })?;
+    let rerun = format!("run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`");
+    if report.gate != GATE {
+        return Err(Error::refused(format!("{shown} is a `{}` gate report, not the `{GATE}` gate", report.gate), rerun));
+    }
+    let profile = report.context.get("profile").map(String::as_str).unwrap_or("(none)");
+    if profile != PROFILE {
+        return Err(Error::refused(format!("{shown} is a `{GATE}` report with profile `{profile}`, not `{PROFILE}`"), rerun));
+    }
+    let ev_version = report.context.get("version").map(String::as_str).unwrap_or("(none)");
+    if ev_version != version.to_string() {
+        return Err(Error::refused(format!("{shown} is evidence for version {ev_version}, not {version}"), rerun));
+    }
+    let ev_env = report.context.get("env").map(String::as_str).unwrap_or("(none)");
+    if ev_env != env {
+        return Err(Error::refused(format!("{shown} is evidence for environment {ev_env}, not {env}"), rerun));
+    }
+    let failed_checks = report.checks.iter().filter(|c| c.status == Status::Fail).count();
+    if report.status != Status::Pass || report.summary.fail != 0 || failed_checks != 0 {
+        let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.name.as_str()).collect();
+        return Err(Error::refused(
+            format!("{shown}: the deep gate failed ({} failed: {})", report.summary.fail.max(failed_checks), failed.join(", ")),
+            "a failed gate is not evidence: fix what failed, run the deep gate again, and record its green report",
+        ));
+    }
+    if report.checks.is_empty() || report.summary.pass == 0 {
+        return Err(Error::refused(format!("{shown}: the deep gate ran no checks"), rerun));
+    }
+    Ok(report)
+}
+
+impl ValidationRecord {
+    /// The record's canonical YAML.
+    pub fn to_yaml(&self) -> String {
+        let s = &self.summary;
+        format!(
+            "# Validation record written by `rel record`: release {v} passed the deep gate in {env}.\n\
+             # Never edit it: it freezes releases/{v}.yaml (by sha256) and makes {v} promotable.\n\
+             version: \"{v}\"\n\
+             env: {env}\n\
+             lockfile: {lockfile}\n\
+             lockfileSha256: {lsha}\n\
+             gate: {gate}\n\
+             profile: {profile}\n\
+             target: {target}\n\
+             summary:\n  pass: {p}\n  fail: {f}\n  warn: {w}\n  skip: {k}\n\
+             evidenceSha256: {esha}\n\
+             recordedAt: \"{at}\"\n\
+             actor: {actor}\n",
+            v = self.version,
+            env = self.env,
+            lockfile = self.lockfile,
+            lsha = self.lockfile_sha256,
+            gate = self.gate,
+            profile = self.profile,
+            target = serde_json::to_string(&self.target).unwrap_or_default(),
+            p = s.pass,
+            f = s.fail,
+            w = s.warn,
+            k = s.skip,
+            esha = self.evidence_sha256,
+            at = self.recorded_at,
+            actor = serde_json::to_string(&self.actor).unwrap_or_default(),
+        )
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<ValidationRecord, Error> {
+        serde_saphyr::from_str(text).map_err(|e| {
+            Error::invalid(
+                format!("{} is not a valid validation record: {e}", path.display()),
+                "validation records are written by `rel record` and never edited; restore it from git (`git checkout -- <file>`)",
+            )
+        })
+    }
+
+    /// Read the record of `version` in `env`, if there is one.
+    pub fn load(root: &Path, version: &Version, env: &str) -> Result<Option<ValidationRecord>, Error> {
+        let path = crate::releases::record_path(root, version, env);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => ValidationRecord::parse(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read the validation record", &path, e)),
+        }
+    }
+
+    /// One-line evidence for trailers and PR bodies: `smoke/deep pass=12 fail=0 warn=1 skip=0`.
+    pub fn evidence_line(&self) -> String {
+        let s = &self.summary;
+        format!("{}/{} pass={} fail={} warn={} skip={}", self.gate, self.profile, s.pass, s.fail, s.warn, s.skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Check;
+
+    fn deep(version: &str, env: &str) -> Report {
+        let mut r = Report::new("smoke", env).with_context("profile", "deep").with_context("version", version).with_context("env", env);
+        r.push(Check::pass("login", "ok"));
+        r.push(Check::warn("latency", "p99 high"));
+        r
+    }
+
+    #[test]
+    fn green_deep_evidence_is_accepted_and_everything_else_refused() {
+        let v: Version = "0.4.0".parse().unwrap();
+        let ok = deep("0.4.0", "staging");
+        assert!(check_evidence(&ok.to_json(), "e.json", &v, "staging").is_ok());
+        let cases: Vec<(String, &str)> = vec![
+            ("not json".into(), "is not a gate report"),
+            (deep("0.4.1", "staging").to_json(), "evidence for version 0.4.1, not 0.4.0"),
+            (deep("0.4.0", "prod").to_json(), "evidence for environment prod, not staging"),
+            (Report { gate: "coherence".into(), ..ok.clone() }.to_json(), "`coherence` gate report"),
+            (ok.clone().with_context("profile", "quick").to_json(), "profile `quick`, not `deep`"),
+            ({ let mut r = ok.clone(); r.push(Check::fail("db", "down")); r.to_json() }, "the deep gate failed (1 failed: db)"),
+            (deep("0.4.0", "staging").to_json().replace("\"pass\": 1", "\"pass\": 0").replace("\"status\": \"pass\",\n      \"detail\": \"ok\"", "\"status\": \"skip\",\n      \"detail\": \"ok\""), "ran no checks"),
+        ];
+        for (text, want) in cases {
+            let e = check_evidence(&text, "e.json", &v, "staging").unwrap_err();
+            assert!(e.to_string().contains(want), "want {want:?}, got {e}");
+            assert_eq!(e.exit(), crate::Exit::Failed);
+        }
+    }
+
+    #[test]
+    fn record_yaml_round_trips() {
+        let r = ValidationRecord {
+            version: "0.4.0".into(),
+            env: "staging".into(),
+            lockfile: "releases/0.4.0.yaml".into(),
+            lockfile_sha256: sha256_hex(b"x"),
+            gate: "smoke".into(),
+            profile: "deep".into(),
+            target: "staging: 0.4.0".into(),
+            summary: Summary { pass: 3, fail: 0, warn: 1, skip: 0 },
+            evidence_sha256: sha256_hex(b"y"),
+            recorded_at: now_rfc3339(),
+            actor: "ci@example.com".into(),
+        };
+        let back = ValidationRecord::parse(Path::new("r.yaml"), &r.to_yaml()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(r.evidence_line(), "smoke/deep pass=3 fail=0 warn=1 skip=0");
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}

@@ -1,0 +1,129 @@
+//! `rel status`: per environment, the digests its overlay pins, which release they match, and
+//! whether that release is validated or held. Also the release matching that promote and
+//! rollback use to name "the version an environment runs".
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::hold::Holds;
+use crate::lockfile::Lockfile;
+use crate::overlay_pin::{component_images, kustomization_file, pins_of};
+use crate::version::Version;
+use crate::Error;
+
+/// Every release lockfile in `releases/`, newest version first. Files that do not parse are
+/// skipped (the coherence gate reports them).
+pub fn releases(root: &Path) -> Vec<Lockfile> {
+    let mut out: Vec<Lockfile> = std::fs::read_dir(root.join(crate::releases::DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.strip_suffix(".yaml").is_some_and(|v| v.parse::<Version>().is_ok())
+            })
+        })
+        .filter_map(|p| match Lockfile::load(&p) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", p.display());
+                None
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.version.cmp(&a.version));
+    out
+}
+
+/// The release whose every component the overlay pins at exactly its digest.
+pub fn match_release<'a>(pins: &BTreeMap<String, String>, releases: &'a [Lockfile], config: &Config) -> Option<&'a Lockfile> {
+    releases.iter().find(|l| {
+        !l.components.is_empty()
+            && component_images(l, config).is_ok_and(|images| {
+                l.components.iter().all(|(name, c)| pins.get(&images[name]).is_some_and(|d| *d == c.digest.to_string()))
+            })
+    })
+}
+
+/// One environment's state.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvStatus {
+    pub env: String,
+    pub overlay: String,
+    /// `images[].name` → digest.
+    pub pins: BTreeMap<String, String>,
+    /// The release the pins match exactly.
+    pub release: Option<String>,
+    /// Environments the matched release has a validation record for.
+    pub validated_in: Vec<String>,
+    /// The hold on the matched release, if any.
+    pub held: Option<crate::hold::Hold>,
+    /// Why the overlay could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The status of every environment, from the working tree.
+pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
+    let all = releases(&config.root);
+    let holds = Holds::load(&config.root)?;
+    let mut out = Vec::new();
+    for env in config.environments.values() {
+        let mut s = EnvStatus {
+            env: env.name.clone(),
+            overlay: env.overlay.display().to_string(),
+            pins: BTreeMap::new(),
+            release: None,
+            validated_in: Vec::new(),
+            held: None,
+            error: None,
+        };
+        let read = kustomization_file(&config.overlay_dir(env)).and_then(|file| {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read the overlay", &file, e))?;
+            pins_of(&text, &file)
+        });
+        match read {
+            Ok(pins) => {
+                if let Some(l) = match_release(&pins, &all, config) {
+                    s.release = Some(l.version.to_string());
+                    s.validated_in = config
+                        .environments
+                        .keys()
+                        .filter(|e| crate::releases::record_path(&config.root, &l.version, e).is_file())
+                        .cloned()
+                        .collect();
+                    s.held = holds.get(&l.version).cloned();
+                }
+                s.pins = pins;
+            }
+            Err(e) => s.error = Some(e.to_string()),
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The status as a table.
+pub fn to_table(statuses: &[EnvStatus]) -> String {
+    let mut out = String::new();
+    for s in statuses {
+        let release = s.release.as_deref().unwrap_or("(no release matches)");
+        let validated = if s.validated_in.is_empty() { "not validated".to_owned() } else { format!("validated in {}", s.validated_in.join(", ")) };
+        let held = s.held.as_ref().map(|h| format!(", HELD since {} ({})", h.since, h.reason)).unwrap_or_default();
+        out.push_str(&format!("{} ({}): {release}", s.env, s.overlay));
+        if s.release.is_some() {
+            out.push_str(&format!(", {validated}{held}"));
+        }
+        out.push('\n');
+        if let Some(e) = &s.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        let w = s.pins.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (image, digest) in &s.pins {
+            out.push_str(&format!("  {image:<w$}  {digest}\n"));
+        }
+    }
+    out
+}

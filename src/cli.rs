@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use genesis::EnvName;
+
+use crate::config::StoreKind;
 use crate::env_vars;
 use crate::report::Format;
 use crate::version::Version;
@@ -56,6 +59,28 @@ pub enum Command {
     Audit(AuditArgs),
     /// Per environment: the digests its overlay pins, the release they match, validated or held
     Status(StatusArgs),
+    /// Write a new genesis master key to FILE (mode 0600; never overwrites)
+    Keygen(KeygenArgs),
+    /// Seal a dotenv source into a genesis envelope; `--check` one; `seal diff` against a source
+    #[command(
+        long_about = "Seal a dotenv-style source (NAME=value lines; keep it gitignored, never commit it) into a \
+genesis envelope for one environment, written to -o OUT or standard output.\n\n\
+`rel seal --check ENVELOPE --env E` verifies that an envelope opens with the key for E (exit 1 if not).\n\
+`rel seal diff --env E --from FILE ENVELOPE` shows what sealing FILE would add, remove or change."
+    )]
+    Seal(SealArgs),
+    /// List an envelope's entry names, environment, key id and seal time; values only with --reveal
+    Unseal(UnsealArgs),
+    /// Re-wrap envelopes under a new master key (same values); atomic per file
+    #[command(
+        long_about = "Re-wrap envelopes under a new master key: the values stay the same (to change a value, edit the source and \
+`rel seal` again). Envelopes already under the new key are skipped, so an interrupted run can be repeated. Every \
+envelope is opened first; if any fails, nothing is written. Each file is then replaced atomically."
+    )]
+    Reseal(ResealArgs),
+    /// Push, pull and list sealed envelopes in the secret store (file store or Azure Key Vault)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 /// Output format of listing commands.
@@ -319,4 +344,211 @@ pub struct CoherenceArgs {
 
     #[command(flatten)]
     pub output: GateOutput,
+}
+
+const KEY_HELP: &str = "The master key comes from REL_MASTER_KEY, --key-file FILE or --key-stdin; never from a flag value.";
+
+/// Where the master key comes from (never a flag value).
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Read the master key from FILE (as written by `rel keygen`) [default: $REL_MASTER_KEY]
+    #[arg(long, value_name = "FILE", conflicts_with = "key_stdin")]
+    pub key_file: Option<PathBuf>,
+
+    /// Read the master key from standard input
+    #[arg(long)]
+    pub key_stdin: bool,
+}
+
+impl KeyArgs {
+    pub fn source(&self) -> crate::secrets::KeySource {
+        crate::secrets::KeySource::from_flags(self.key_file.as_deref(), self.key_stdin)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (created with mode 0600; an existing file is never replaced)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = KEY_HELP
+)]
+pub struct SealArgs {
+    #[command(subcommand)]
+    pub command: Option<SealCommand>,
+
+    /// The environment the envelope is for (sealed inside it; services open it only for theirs)
+    #[arg(long, value_name = "ENV", required = true)]
+    pub env: Option<EnvName>,
+
+    /// The dotenv source to seal
+    #[arg(long, value_name = "FILE", required_unless_present = "check", conflicts_with = "check")]
+    pub from: Option<PathBuf>,
+
+    /// Write the envelope to OUT (atomically) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "OUT", conflicts_with = "check")]
+    pub output: Option<PathBuf>,
+
+    /// Check that ENVELOPE opens with the key and is sealed for --env; exit 1 if not
+    #[arg(long, value_name = "ENVELOPE")]
+    pub check: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SealCommand {
+    /// Show what sealing a source would change: added, removed, changed (as keyed fingerprints)
+    Diff(SealDiffArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = KEY_HELP)]
+pub struct SealDiffArgs {
+    /// The environment the envelope is sealed for
+    #[arg(long, value_name = "ENV")]
+    pub env: EnvName,
+
+    /// The dotenv source to compare
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+
+    /// The current envelope
+    #[arg(value_name = "ENVELOPE")]
+    pub envelope: PathBuf,
+
+    /// Exit 1 when the source differs from the envelope (like `git diff --exit-code`)
+    #[arg(long)]
+    pub exit_code: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = KEY_HELP)]
+pub struct UnsealArgs {
+    /// The envelope (`-` for standard input)
+    #[arg(value_name = "ENVELOPE")]
+    pub envelope: PathBuf,
+
+    /// Also check that the envelope is sealed for ENV
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<EnvName>,
+
+    /// Print the values as a dotenv file, to -o FILE or a pipe (never to a terminal without --force)
+    #[arg(long)]
+    pub reveal: bool,
+
+    /// With --reveal: write the values to FILE (mode 0600) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "reveal")]
+    pub output: Option<PathBuf>,
+
+    /// With --reveal: print the values even when standard output is a terminal
+    #[arg(long, requires = "reveal")]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The current (old) key comes from REL_MASTER_KEY, --key-file FILE or --key-stdin; the new key from --new-key FILE."
+)]
+pub struct ResealArgs {
+    /// The new master key file (from `rel keygen`)
+    #[arg(long, value_name = "FILE")]
+    pub new_key: PathBuf,
+
+    /// Report what would change, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The envelopes to re-wrap
+    #[arg(value_name = "ENVELOPE", required = true)]
+    pub envelopes: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store an environment's sealed envelope as a new version of `rel-genesis-b64`
+    Push(SecretsPushArgs),
+    /// Fetch an environment's sealed envelope (latest or --version) to -o FILE or standard output
+    Pull(SecretsPullArgs),
+    /// List the stored versions of an environment's envelope
+    Versions(SecretsVersionsArgs),
+}
+
+/// Which store and environment.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The environment (file store: <dir>/<env>/; Key Vault: the environment's vault)
+    #[arg(long, value_name = "ENV")]
+    pub env: EnvName,
+
+    /// The store [default: `[secrets] store` in rel.toml, else file]
+    #[arg(long, value_enum)]
+    pub store: Option<StoreKind>,
+
+    /// File store directory [default: `[secrets] dir` in rel.toml, else .rel/secrets]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Key Vault URL, e.g. https://kv-rel-staging.vault.azure.net [default: `[secrets.vaults] <env>`]
+    #[arg(long, value_name = "URL")]
+    pub vault: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "With a master key (REL_MASTER_KEY, --key-file or --key-stdin) the envelope is also checked to open for --env before it is pushed.\nAzure credentials come from AZURE_TENANT_ID, AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or a managed identity.")]
+pub struct SecretsPushArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The sealed envelope (`-` for standard input) [default: `[secrets] envelope`, .rel/genesis/<env>.b64]
+    #[arg(long, value_name = "FILE", conflicts_with = "master_key")]
+    pub envelope: Option<PathBuf>,
+
+    /// Push the master key itself (from REL_MASTER_KEY, --key-file or --key-stdin) as
+    /// `rel-master-key`, for the External Secrets template, instead of the envelope
+    #[arg(long)]
+    pub master_key: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsPullArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Write the envelope to FILE (atomically) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The version to fetch [default: the latest]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsVersionsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// List the versions of `rel-master-key` instead of the envelope's
+    #[arg(long)]
+    pub master_key: bool,
 }

@@ -17,6 +17,14 @@
 //! overlay = "overlays/staging"
 //! promotes-to = "prod"
 //!
+//! [secrets]                                     # optional; these are the defaults
+//! store = "file"                                # `file` or `azure`
+//! dir = ".rel/secrets"                          # file store; each environment in <dir>/<env>/
+//! envelope = ".rel/genesis/{env}.b64"           # the sealed envelope `rel secrets push` sends
+//!
+//! [secrets.vaults]                              # Azure Key Vault: one vault per environment
+//! staging = "https://kv-rel-staging.vault.azure.net"
+//!
 //! [forge]                                       # optional: where `--open-pr` opens pull requests
 //! kind = "github"                               # github | gitea | gitlab (default: from the remote URL)
 //! api-url = "https://api.github.com"            # default: from the kind and the remote's host
@@ -48,6 +56,8 @@ pub struct Config {
     pub repo: Option<String>,
     pub components: BTreeMap<String, Component>,
     pub environments: BTreeMap<String, Environment>,
+    /// Where genesis envelopes are kept (`[secrets]`).
+    pub secrets: SecretsConfig,
     /// Where pull requests go; `None` when rel.toml has no `[forge]` (detected from the remote).
     pub forge: Option<ForgeConfig>,
 }
@@ -72,6 +82,52 @@ pub enum ForgeKind {
     Gitea,
     /// GitLab (REST v4 merge requests).
     Gitlab,
+}
+
+/// Which secret store `rel secrets` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// A directory of files, mode 0600, every version kept (the embedded default).
+    File,
+    /// Azure Key Vault, one vault per environment.
+    Azure,
+}
+
+/// The `[secrets]` section: the secret store and where envelopes live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsConfig {
+    /// The store used when `--store` is not given.
+    pub store: StoreKind,
+    /// The file store's root, relative to the project root; environment `E` lives in `<dir>/E`.
+    pub dir: PathBuf,
+    /// The envelope file per environment, relative to the project root; `{env}` is replaced.
+    pub envelope: String,
+    /// Key Vault URL per environment.
+    pub vaults: BTreeMap<String, String>,
+}
+
+/// Default file store directory (gitignored).
+pub const DEFAULT_SECRETS_DIR: &str = ".rel/secrets";
+/// Default envelope path pattern (gitignored).
+pub const DEFAULT_ENVELOPE: &str = ".rel/genesis/{env}.b64";
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            store: StoreKind::File,
+            dir: PathBuf::from(DEFAULT_SECRETS_DIR),
+            envelope: DEFAULT_ENVELOPE.to_owned(),
+            vaults: BTreeMap::new(),
+        }
+    }
+}
+
+impl SecretsConfig {
+    /// The envelope path of environment `env`, relative to the project root.
+    pub fn envelope_path(&self, env: &str) -> PathBuf {
+        PathBuf::from(self.envelope.replace("{env}", env))
+    }
 }
 
 /// One deployable image.
@@ -125,7 +181,18 @@ struct RawConfig {
     components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
     #[serde(default)]
     environments: BTreeMap<Spanned<String>, RawEnvironment>,
+    secrets: Option<RawSecrets>,
     forge: Option<RawForge>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSecrets {
+    store: Option<StoreKind>,
+    dir: Option<Spanned<String>>,
+    envelope: Option<Spanned<String>>,
+    #[serde(default)]
+    vaults: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -291,6 +358,50 @@ impl Config {
             );
         }
 
+        let secrets = match raw.secrets {
+            None => SecretsConfig::default(),
+            Some(s) => {
+                let mut out = SecretsConfig::default();
+                if let Some(store) = s.store {
+                    out.store = store;
+                }
+                if let Some(dir) = s.dir {
+                    if dir.get_ref().trim().is_empty() {
+                        return Err(err(dir.span(), "`dir` is empty".to_owned(), "give the file store's directory, e.g. `.rel/secrets`"));
+                    }
+                    out.dir = PathBuf::from(dir.into_inner());
+                }
+                if let Some(envelope) = s.envelope {
+                    if !envelope.get_ref().contains("{env}") {
+                        return Err(err(
+                            envelope.span(),
+                            format!("`envelope = \"{}\"` does not contain `{{env}}`", envelope.get_ref()),
+                            "each environment has its own envelope: write the path with `{env}`, e.g. `.rel/genesis/{env}.b64`",
+                        ));
+                    }
+                    out.envelope = envelope.into_inner();
+                }
+                for (env, url) in s.vaults {
+                    if !environments.is_empty() && !environments.contains_key(env.get_ref()) {
+                        return Err(err(
+                            env.span(),
+                            format!("`[secrets.vaults]` names environment `{}`, which is not defined", env.get_ref()),
+                            &format!("environments in rel.toml: {}", env_names.join(", ")),
+                        ));
+                    }
+                    if !url.get_ref().starts_with("https://") {
+                        return Err(err(
+                            url.span(),
+                            format!("vault `{}` is not an https:// URL", url.get_ref()),
+                            "give the vault's URI, like https://kv-rel-staging.vault.azure.net",
+                        ));
+                    }
+                    out.vaults.insert(env.into_inner(), url.into_inner());
+                }
+                out
+            }
+        };
+
         let forge = match raw.forge {
             None => None,
             Some(f) => {
@@ -318,7 +429,7 @@ impl Config {
             }
         };
 
-        Ok(Config { root, registry, repo: raw.repo, components, environments, forge })
+        Ok(Config { root, registry, repo: raw.repo, components, environments, secrets, forge })
     }
 
     /// The environment named `name`, or an error listing the known ones.
@@ -407,6 +518,39 @@ overlay = "overlays/prod"
             assert!(e.to_string().contains(want), "{text:?}: {e}");
             assert!(e.to_string().starts_with(&format!("rel.toml:{line}:")), "{e}");
             assert!(e.help.is_some());
+        }
+    }
+
+    #[test]
+    fn secrets_section_is_optional_and_typed() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.secrets, SecretsConfig::default());
+        assert_eq!(c.secrets.envelope_path("prod"), PathBuf::from(".rel/genesis/prod.b64"));
+        let text = format!(
+            "{GOOD}\n[secrets]\nstore = \"azure\"\ndir = \"vault-files\"\nenvelope = \"sealed/{{env}}.genesis\"\n\n[secrets.vaults]\nstaging = \"https://kv-s.vault.azure.net\"\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.secrets.store, StoreKind::Azure);
+        assert_eq!(c.secrets.dir, PathBuf::from("vault-files"));
+        assert_eq!(c.secrets.envelope_path("staging"), PathBuf::from("sealed/staging.genesis"));
+        assert_eq!(c.secrets.vaults["staging"], "https://kv-s.vault.azure.net");
+    }
+
+    #[test]
+    fn secrets_errors_point_at_the_line() {
+        let base = "registry = \"r.io/p\"\n[environments.staging]\n";
+        let cases = [
+            ("[secrets]\nstore = \"s3\"\n", 4, "unknown variant `s3`"),
+            ("[secrets]\nenvelope = \"sealed.b64\"\n", 4, "does not contain `{env}`"),
+            ("[secrets]\ndirr = \"x\"\n", 4, "unknown field `dirr`"),
+            ("[secrets.vaults]\nprd = \"https://kv.vault.azure.net\"\n", 4, "environment `prd`, which is not defined"),
+            ("[secrets.vaults]\nstaging = \"http://kv.vault.azure.net\"\n", 4, "not an https:// URL"),
+        ];
+        for (tail, line, want) in cases {
+            let text = format!("{base}{tail}");
+            let e = parse(&text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.to_string().contains(want), "{text:?}: {e}");
         }
     }
 

@@ -28,6 +28,35 @@ pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 
+/// The genesis master key (standard base64, 32 bytes), for `rel seal`, `unseal`, `reseal` and
+/// `secrets push`. Secret: rel never takes it as a flag value; `--key-file` and `--key-stdin`
+/// override it.
+pub const MASTER_KEY: &str = "REL_MASTER_KEY";
+
+/// Not read by rel: the sealed envelope a service autoloads at boot (`crates/service-runtime`).
+/// Listed so the whole set of names is in one place.
+pub const GENESIS_B64: &str = "REL_GENESIS_B64";
+/// Not read by rel: the environment a service runs in; autoload opens the envelope only for it.
+pub const ENV: &str = "REL_ENV";
+
+/// The standard Azure identity variables `rel secrets --store azure` reads to pick a credential
+/// (client secret, workload identity, managed identity; see `secret_store::Credential::from_env`).
+pub const AZURE_VARS: &[&str] = &[
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+];
+
+/// Read an Azure identity variable; names outside [`AZURE_VARS`] read as unset, so this list
+/// stays complete.
+pub fn azure_var(name: &str) -> Option<String> {
+    if AZURE_VARS.contains(&name) { std::env::var(name).ok() } else { None }
+}
+
 /// Whether `NO_COLOR` asks for no colour.
 pub fn no_color() -> bool {
     std::env::var_os(NO_COLOR).is_some_and(|v| !v.is_empty())

@@ -24,6 +24,7 @@ pub mod promote;
 pub mod record;
 pub mod releases;
 pub mod report;
+pub mod secrets;
 pub mod source_error;
 pub mod status;
 pub mod trailers;

@@ -20,6 +20,7 @@ mod render;
 mod promote;
 mod record;
 mod status;
+mod secrets;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -42,6 +43,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Promote(args) => promote::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
+        Command::Keygen(args) => secrets::keygen(&ctx, args),
+        Command::Seal(args) => secrets::seal(&ctx, args),
+        Command::Unseal(args) => secrets::unseal(&ctx, args),
+        Command::Reseal(args) => secrets::reseal(&ctx, args),
+        Command::Secrets(command) => secrets::secrets(&ctx, command),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -9,4 +9,5 @@ mod promote;
 mod promote_forge;
 mod promote_record;
 mod promote_support;
+mod secrets;
 mod support;

@@ -18,6 +18,13 @@ pub const TLS_KEY_FILE: &str = "TLS_KEY_FILE";
 /// Git commit reported by `/version`; read at compile time (set by the build) and at run time.
 pub const REL_GIT_COMMIT: &str = "REL_GIT_COMMIT";
 
+/// The sealed genesis envelope (base64), autoloaded at boot by [`crate::autoload`]. Secret-bearing.
+pub const REL_GENESIS_B64: &str = "REL_GENESIS_B64";
+/// The master key that opens [`REL_GENESIS_B64`], standard base64. Secret.
+pub const REL_MASTER_KEY: &str = "REL_MASTER_KEY";
+/// The environment this service runs in; the envelope must have been sealed for it.
+pub const REL_ENV: &str = "REL_ENV";
+
 /// identity: the 32-byte Ed25519 seed, standard base64. Secret.
 pub const IDENTITY_SIGNING_KEY_B64: &str = "IDENTITY_SIGNING_KEY_B64";
 /// identity: client credentials, `id:class:secret` entries separated by commas. Secret.

@@ -1,7 +1,8 @@
 //! What the platform's services (`identity`, and the `gateway` and `worker` roles of `node`) share.
 //!
-//! - [`startup`]: the process bootstrap every `main` calls first (tracing, then the hook where the
-//!   genesis autoload runs, before any configuration is read).
+//! - [`startup`]: the process bootstrap every `main` calls first (tracing, then the genesis
+//!   autoload, before any configuration is read).
+//! - [`autoload`]: the genesis envelope's entries into the environment, set-if-absent.
 //! - [`config`]: the serve flags every service takes (listen address, database, drain settings).
 //! - [`env`]: every environment variable the services read, in one place.
 //! - [`database`]: the `DATABASE_URL` type and SQLite connections.
@@ -14,6 +15,7 @@
 //!
 //! This crate never prints; it logs through `tracing` and never logs a secret value.
 
+pub mod autoload;
 pub mod build_info;
 pub mod config;
 pub mod database;

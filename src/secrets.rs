@@ -1,0 +1,377 @@
+//! Glue between the genesis envelope (`crates/genesis`), the secret stores (`crates/secret-store`)
+//! and the command line: where the master key comes from, how files are read and written, where
+//! values may be revealed, and which store an environment uses.
+//!
+//! Nothing here prints. No error carries a secret value: dotenv errors give the line number only
+//! (never the line), key errors never echo the key text.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use genesis::{Entries, EnvName, ExposeSecret, MasterKey};
+use secret_store::{AzureKeyVaultStore, AzureOptions, Credential, FileStore, SecretName, SecretStore};
+use zeroize::Zeroizing;
+
+use crate::config::{SecretsConfig, StoreKind};
+use crate::{Error, env_vars};
+
+/// The secret name of the sealed envelope, in every store (Key Vault: one vault per environment;
+/// file store: one directory per environment).
+pub const GENESIS_SECRET: &str = "rel-genesis-b64";
+/// The secret name of the master key, should it be kept in the same store.
+pub const MASTER_KEY_SECRET: &str = "rel-master-key";
+
+/// Where the master key comes from. Never a flag value: argv is visible to every user of the
+/// machine (`ps`), and shells keep history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `REL_MASTER_KEY`.
+    Env,
+    /// `--key-file FILE`.
+    File(PathBuf),
+    /// `--key-stdin`: the whole of standard input.
+    Stdin,
+}
+
+impl KeySource {
+    /// Pick the source from the flags: a flag wins over the environment.
+    pub fn from_flags(key_file: Option<&Path>, key_stdin: bool) -> KeySource {
+        match (key_file, key_stdin) {
+            (Some(p), _) => KeySource::File(p.to_path_buf()),
+            (None, true) => KeySource::Stdin,
+            (None, false) => KeySource::Env,
+        }
+    }
+
+    /// Whether this source has a key to offer without failing (the variable is set, or a flag
+    /// names a source).
+    pub fn is_available(&self) -> bool {
+        match self {
+            KeySource::Env => std::env::var_os(env_vars::MASTER_KEY).is_some_and(|v| !v.is_empty()),
+            _ => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            KeySource::Env => format!("${}", env_vars::MASTER_KEY),
+            KeySource::File(p) => format!("key file {}", p.display()),
+            KeySource::Stdin => "standard input".to_owned(),
+        }
+    }
+}
+
+/// Read and parse the master key. The text is wiped from memory once parsed.
+pub fn load_key(source: &KeySource) -> Result<MasterKey, Error> {
+    let text: Zeroizing<String> = match source {
+        KeySource::Env => match std::env::var(env_vars::MASTER_KEY) {
+            Ok(v) => Zeroizing::new(v),
+            Err(std::env::VarError::NotPresent) => {
+                return Err(Error::usage(
+                    "no master key: REL_MASTER_KEY is not set",
+                    "set REL_MASTER_KEY, or pass --key-file FILE or --key-stdin (a key is never a flag value); create one with `rel keygen -o FILE`",
+                ));
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Error::usage("REL_MASTER_KEY is not valid UTF-8", "a master key is 44 base64 characters"));
+            }
+        },
+        KeySource::File(path) => {
+            warn_if_shared(path);
+            let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read the master key file", path, e))?);
+            Zeroizing::new(
+                std::str::from_utf8(&bytes)
+                    .map_err(|_| Error::usage(format!("the key file {} is not text", path.display()), "a key file holds 44 base64 characters, as `rel keygen` writes it"))?
+                    .to_owned(),
+            )
+        }
+        KeySource::Stdin => {
+            let mut buf = Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut buf).map_err(|e| Error::io("read the master key from standard input", "-", e))?;
+            buf
+        }
+    };
+    MasterKey::from_base64(&text).map_err(|e| {
+        let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_default();
+        Error::usage(format!("the master key from {} is unusable: {e}", source.describe()), help)
+    })
+}
+
+/// A key file others can read is a leak waiting to happen: say so (once, on stderr via tracing).
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "the key file {} is readable by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                meta.permissions().mode() & 0o777,
+                path.display()
+            );
+        }
+    }
+}
+
+/// Read a text file (or standard input for `-`) that should hold an envelope.
+pub fn read_envelope(path: &Path) -> Result<String, Error> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| Error::io("read the envelope from standard input", "-", e))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| Error::io("read the envelope", path, e))
+}
+
+/// Read and parse a dotenv source. Errors name the file and line, never the line's text.
+pub fn read_source(path: &Path) -> Result<Entries, Error> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io("read the source", path, e))?);
+    genesis::parse_dotenv(&text).map_err(|e| {
+        let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_else(|| "write each entry as NAME=value".to_owned());
+        Error::invalid(format!("{}:{}: {}", path.display(), e.line, e.kind), help)
+    })
+}
+
+/// Map a genesis error (open, seal, reseal, key) to rel's error, keeping its message and help.
+pub fn genesis_error(context: &str, e: &(impl miette::Diagnostic + std::fmt::Display)) -> Error {
+    let help = e.help().map(|h| h.to_string()).unwrap_or_else(|| "see `rel seal --help`".to_owned());
+    Error::invalid(format!("{context}: {e}"), help)
+}
+
+/// Render entries as a dotenv text that [`genesis::parse_dotenv`] reads back to the same values:
+/// every value double-quoted, with `\\`, `"`, `$`, newlines, tabs and carriage returns escaped.
+pub fn to_dotenv(entries: &Entries) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    for (name, value) in entries.iter() {
+        out.push_str(name.as_str());
+        out.push_str("=\"");
+        for c in value.expose_secret().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '$' => out.push_str("\\$"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push_str("\"\n");
+    }
+    out
+}
+
+/// Where `rel unseal --reveal` may write the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevealTo {
+    /// A file (created or replaced atomically, mode 0600).
+    File(PathBuf),
+    /// Standard output, which is a pipe or a file, or a terminal the user insisted on.
+    Stdout,
+}
+
+/// Decide where revealed values go: to `-o FILE`, or to standard output when it is not a
+/// terminal; a terminal only with `--force` (scrollback, screen sharing and terminal logs keep
+/// what is shown).
+pub fn reveal_destination(output: Option<&Path>, stdout_is_terminal: bool, force: bool) -> Result<RevealTo, Error> {
+    match output {
+        Some(p) => Ok(RevealTo::File(p.to_path_buf())),
+        None if !stdout_is_terminal || force => Ok(RevealTo::Stdout),
+        None => Err(Error::refused(
+            "refusing to print secret values to a terminal",
+            "write them to a file with `-o FILE` (mode 0600) or pipe them (`| ...`); `--force` prints to the terminal anyway",
+        )),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (UTC).
+pub fn format_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Now, in Unix seconds.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Which store an environment's envelope goes to, resolved from flags and `[secrets]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// `<dir>/<env>` (absolute).
+    File(PathBuf),
+    /// The environment's vault.
+    Azure(String),
+}
+
+impl StoreTarget {
+    /// Resolve: `--store` over `[secrets] store`; `--dir` over `[secrets] dir` (relative to the
+    /// project root, or the working directory without a project); `--vault` over
+    /// `[secrets.vaults] <env>`.
+    pub fn resolve(
+        config: &SecretsConfig,
+        base: &Path,
+        env: &EnvName,
+        store: Option<StoreKind>,
+        dir: Option<&Path>,
+        vault: Option<&str>,
+    ) -> Result<StoreTarget, Error> {
+        match store.unwrap_or(config.store) {
+            StoreKind::File => {
+                let root = match dir {
+                    Some(d) => d.to_path_buf(),
+                    None => base.join(&config.dir),
+                };
+                Ok(StoreTarget::File(root.join(env.as_str())))
+            }
+            StoreKind::Azure => {
+                let url = vault.map(str::to_owned).or_else(|| config.vaults.get(env.as_str()).cloned()).ok_or_else(|| {
+                    Error::usage(
+                        format!("no Key Vault for environment `{env}`"),
+                        format!("pass --vault https://NAME.vault.azure.net, or set it in rel.toml:\n  [secrets.vaults]\n  {env} = \"https://NAME.vault.azure.net\""),
+                    )
+                })?;
+                Ok(StoreTarget::Azure(url))
+            }
+        }
+    }
+
+    /// Open the store. Azure credentials come from the standard `AZURE_*` variables.
+    pub fn open(&self) -> Result<Box<dyn SecretStore>, Error> {
+        let store_error = |e: secret_store::StoreError| store_error("open the secret store", e);
+        match self {
+            StoreTarget::File(dir) => Ok(Box::new(FileStore::new(dir).map_err(store_error)?)),
+            StoreTarget::Azure(url) => {
+                let credential = Credential::from_env(env_vars::azure_var).map_err(|e| store_error(e.into()))?;
+                let options = AzureOptions { allow_insecure_http: is_loopback_http(url), ..AzureOptions::default() };
+                Ok(Box::new(AzureKeyVaultStore::new(url, credential, options).map_err(|e| store_error(e.into()))?))
+            }
+        }
+    }
+}
+
+/// `http://` is allowed only to this machine (a local emulator or test server): a token sent in
+/// clear to loopback does not leave the host.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.trim().strip_prefix("http://") else { return false };
+    ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
+        rest.strip_prefix(h).is_some_and(|after| after.is_empty() || after.starts_with(':') || after.starts_with('/'))
+    })
+}
+
+/// Map a store error, keeping its message and help.
+pub fn store_error(action: &str, e: secret_store::StoreError) -> Error {
+    let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_else(|| "see `rel secrets --help`".to_owned());
+    Error::invalid(format!("could not {action}: {e}"), help)
+}
+
+/// The genesis secret's name.
+pub fn genesis_secret_name() -> SecretName {
+    SecretName::new(GENESIS_SECRET).expect("a valid secret name")
+}
+
+/// The master key secret's name.
+pub fn master_key_secret_name() -> SecretName {
+    SecretName::new(MASTER_KEY_SECRET).expect("a valid secret name")
+}
+
+/// Standard input can feed one thing: refuse `-` for a file when the key comes from stdin too.
+pub fn one_stdin(file: Option<&Path>, key: &KeySource) -> Result<(), Error> {
+    if file == Some(Path::new("-")) && *key == KeySource::Stdin {
+        return Err(Error::usage(
+            "both the envelope and the master key would be read from standard input",
+            "give the key with --key-file FILE or REL_MASTER_KEY, or the envelope as a file",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genesis::{EntryName, SecretString};
+
+    #[test]
+    fn reveal_goes_to_a_file_or_a_pipe_and_to_a_terminal_only_when_forced() {
+        let f = Path::new("out.env");
+        assert_eq!(reveal_destination(Some(f), true, false).unwrap(), RevealTo::File(f.into()));
+        assert_eq!(reveal_destination(Some(f), false, false).unwrap(), RevealTo::File(f.into()));
+        assert_eq!(reveal_destination(None, false, false).unwrap(), RevealTo::Stdout);
+        assert_eq!(reveal_destination(None, true, true).unwrap(), RevealTo::Stdout);
+        let refused = reveal_destination(None, true, false).unwrap_err();
+        assert_eq!(refused.exit(), crate::Exit::Failed);
+        assert!(refused.to_string().contains("terminal"));
+    }
+
+    #[test]
+    fn dotenv_output_reads_back_to_the_same_values() {
+        let mut entries = Entries::new();
+        for (n, v) in [
+            ("A", "plain"),
+            ("B", "with \"quotes\" and \\ and $HOME and ${X}"),
+            ("C", "multi\nline\r\n\tpem"),
+            ("D", ""),
+            ("E", " # not a comment "),
+            ("F", "'single'"),
+        ] {
+            entries.insert(EntryName::new(n).unwrap(), SecretString::from(v.to_owned()));
+        }
+        let text = to_dotenv(&entries);
+        let back = genesis::parse_dotenv(&text).unwrap();
+        assert_eq!(back.len(), entries.len());
+        for (name, value) in entries.iter() {
+            assert_eq!(back.get(name.as_str()).unwrap().expose_secret(), value.expose_secret(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn unix_times_format_as_utc() {
+        assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_unix(1_795_437_296), "2026-11-23T12:34:56Z");
+    }
+
+    #[test]
+    fn http_vaults_only_on_loopback() {
+        assert!(is_loopback_http("http://127.0.0.1:8200"));
+        assert!(is_loopback_http("http://localhost"));
+        assert!(is_loopback_http("http://[::1]:1/"));
+        assert!(!is_loopback_http("http://127.0.0.1.evil.example"));
+        assert!(!is_loopback_http("http://localhost.example:80"));
+        assert!(!is_loopback_http("https://kv.vault.azure.net"));
+    }
+
+    #[test]
+    fn store_target_follows_flags_then_config() {
+        let env = EnvName::new("staging").unwrap();
+        let mut config = SecretsConfig::default();
+        let base = Path::new("/p");
+        assert_eq!(StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(), StoreTarget::File("/p/.rel/secrets/staging".into()));
+        assert_eq!(
+            StoreTarget::resolve(&config, base, &env, None, Some(Path::new("/s")), None).unwrap(),
+            StoreTarget::File("/s/staging".into())
+        );
+        let e = StoreTarget::resolve(&config, base, &env, Some(StoreKind::Azure), None, None).unwrap_err();
+        assert!(e.to_string().contains("no Key Vault for environment `staging`"));
+        config.vaults.insert("staging".into(), "https://kv-s.vault.azure.net".into());
+        config.store = StoreKind::Azure;
+        assert_eq!(StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(), StoreTarget::Azure("https://kv-s.vault.azure.net".into()));
+        assert_eq!(
+            StoreTarget::resolve(&config, base, &env, None, None, Some("https://other.vault.azure.net")).unwrap(),
+            StoreTarget::Azure("https://other.vault.azure.net".into())
+        );
+    }
+}

@@ -20,6 +20,8 @@ pub struct CompileRequest<'a> {
     pub target_dir: &'a Path,
     /// Show cargo's progress (a terminal) or capture it and show it only on failure (CI).
     pub show_progress: bool,
+    /// The source commit, given to the build as `REL_GIT_COMMIT` (services report it at `/version`).
+    pub git_commit: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
     cmd.env_remove("RUSTFLAGS");
     // Binaries embed no build-time timestamps of their own; keep cargo from varying either.
     cmd.env("CARGO_INCREMENTAL", "0");
+    match req.git_commit {
+        Some(c) => cmd.env("REL_GIT_COMMIT", c),
+        None => cmd.env_remove("REL_GIT_COMMIT"),
+    };
     let output = if req.show_progress {
         cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         let status = cmd.status().map_err(CompileError::Spawn)?;

@@ -136,6 +136,7 @@ pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)
             features,
             target_dir: &target_dir,
             show_progress: plan.show_cargo_progress,
+            git_commit: plan.source.commit.as_deref(),
         })
         .map_err(|source| BuildError::Compile { component: name.to_owned(), source })?;
         progress(Progress::Compiled { component: name, binary: &binary });

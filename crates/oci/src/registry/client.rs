@@ -163,7 +163,7 @@ impl Transport {
             if let Some(b) = body()? {
                 req = req.body(b);
             }
-            let retryable = match req.send().await {
+            match req.send().await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticated => {
                     authenticated = true;
                     self.authenticate(&resp, call.scopes, &endpoint).await?;
@@ -176,7 +176,6 @@ impl Transport {
                         return Err(RegistryError::from_response(&endpoint, resp).await);
                     }
                     tracing::debug!(%endpoint, %status, attempt, "retrying");
-                    format!("{status}")
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
@@ -184,10 +183,8 @@ impl Transport {
                         return Err(RegistryError::Transport { endpoint, attempts: attempt, source: e });
                     }
                     tracing::debug!(%endpoint, error = %e, attempt, "retrying");
-                    e.to_string()
                 }
-            };
-            let _ = retryable;
+            }
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(self.backoff(attempt)).await;
         }

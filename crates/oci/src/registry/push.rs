@@ -130,9 +130,12 @@ impl Registry {
 
     /// Whether `repository` has the blob `digest`.
     pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        self.blob_in(repository, digest, &Self::scopes(repository)).await
+    }
+
+    async fn blob_in(&self, repository: &str, digest: &Digest, scopes: &[String]) -> Result<bool, RegistryError> {
         let url = self.t.url(&format!("/v2/{repository}/blobs/{digest}"));
-        let scopes = Self::scopes(repository);
-        let call = Call { method: Method::HEAD, url: url.clone(), scopes: &scopes, body_len: 0 };
+        let call = Call { method: Method::HEAD, url: url.clone(), scopes, body_len: 0 };
         let resp = self.t.send(&call, &|| Ok(None), &[]).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -254,9 +257,16 @@ impl Registry {
             return done(BlobOutcome::AlreadyPresent);
         }
         let mut session = None;
-        for from in options.mount_from.iter().filter(|r| r.as_str() != repository) {
+        let candidates: Vec<&String> = options.mount_from.iter().filter(|r| r.as_str() != repository).collect();
+        for (i, from) in candidates.iter().enumerate() {
+            // Ask the candidates that may not have it first; the last one is tried blind (a 202
+            // answer still opens the upload session we need).
+            let last = i + 1 == candidates.len();
+            if !last && !self.blob_in(from, digest, &[format!("repository:{from}:pull")]).await? {
+                continue;
+            }
             match self.try_mount(repository, digest, from).await? {
-                Mount::Mounted => return done(BlobOutcome::Mounted { from: from.clone() }),
+                Mount::Mounted => return done(BlobOutcome::Mounted { from: (*from).clone() }),
                 Mount::Upload(location) => {
                     session = Some(location);
                     break;

@@ -141,6 +141,10 @@ async fn a_second_repository_mounts_the_layer() {
     let report = client.push(&target(&reg.host(), "team/node:v1"), &img, &opts).await.unwrap();
     assert_eq!(report.count(|o| matches!(o, BlobOutcome::Mounted { from } if from == "team/identity")), 2, "{report:?}");
     assert_eq!(report.bytes_uploaded, 0);
+    // Several candidates: the one that has the blob is found and used.
+    let opts = PushOptions { mount_from: vec!["team/empty".into(), "team/node".into(), "team/identity".into()], ..Default::default() };
+    let report = client.push(&target(&reg.host(), "team/fourth:v1"), &img, &opts).await.unwrap();
+    assert_eq!(report.count(|o| matches!(o, BlobOutcome::Mounted { from } if from == "team/node")), 2, "{report:?}");
     // A candidate that lacks the blob falls back to an upload (202 on the mount request).
     let other = image(&dir.path().join("cache"), &["/app/hello", "x"]);
     let opts = PushOptions { mount_from: vec!["team/empty".into()], ..Default::default() };

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod publish;
 pub mod record;
 pub mod registry;
 pub mod spec;
@@ -33,3 +34,4 @@ pub use registry::{
     BlobOutcome, ClientOptions, CredentialSources, Credentials, PushOptions, PushReport, Registry, RegistryError, TagStatus,
     resolve_credentials,
 };
+pub use publish::{PublishError, Published, build_and_push};

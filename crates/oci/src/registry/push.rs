@@ -146,6 +146,70 @@ impl Registry {
 
     /// Push `image` to `target` (its registry must be this client's; its tag, if any, is set).
     pub async fn push(&self, target: &ImageRef, image: &Image, options: &PushOptions) -> Result<PushReport, RegistryError> {
+        self.push_with(target, image, options, &[]).await
+    }
+
+    /// Open an upload session in `repository` before the blob's digest is known.
+    pub async fn begin_upload(&self, repository: &str) -> Result<BlobUpload, RegistryError> {
+        Ok(BlobUpload { repository: repository.to_owned(), location: self.start_upload(repository).await?, sent: 0 })
+    }
+
+    /// Send a blob's bytes into `upload` as they are produced, in one streamed PATCH (no retry:
+    /// on failure, upload the finished blob again with [`Registry::push`]).
+    pub async fn stream_upload<S>(&self, mut upload: BlobUpload, chunks: S, size_hint: u64) -> Result<BlobUpload, RegistryError>
+    where
+        S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let url = self.t.url(&upload.location);
+        let scopes = Self::scopes(&upload.repository);
+        let call = Call { method: Method::PATCH, url: url.clone(), scopes: &scopes, body_len: size_hint };
+        let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = counted.clone();
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(futures_util::StreamExt::inspect(chunks, move |chunk| {
+            if let Ok(b) = chunk {
+                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }))));
+        let make = || -> Result<Option<reqwest::Body>, RegistryError> {
+            body.lock().expect("body lock").take().map(Some).ok_or_else(|| RegistryError::BadResponse {
+                endpoint: endpoint(&Method::PATCH, &url),
+                detail: "a streamed upload cannot be sent twice".into(),
+            })
+        };
+        let headers = [(header::CONTENT_TYPE, "application/octet-stream".to_owned())];
+        let resp = self.t.send(&call, &make, &headers).await?;
+        let ep = endpoint(&Method::PATCH, &url);
+        if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
+            return Err(RegistryError::from_response(&ep, resp).await);
+        }
+        upload.location = location(&resp, &ep)?;
+        upload.sent = counted.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(upload)
+    }
+
+    /// Close a streamed upload with the digest of what was sent.
+    pub async fn commit_upload(&self, upload: &BlobUpload, digest: &Digest) -> Result<(), RegistryError> {
+        let base = self.t.url(&upload.location);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}digest={digest}");
+        let scopes = Self::scopes(&upload.repository);
+        let call = Call { method: Method::PUT, url: url.clone(), scopes: &scopes, body_len: 0 };
+        let headers = [(header::CONTENT_LENGTH, "0".to_owned())];
+        let resp = self.t.send(&call, &|| Ok(None), &headers).await?;
+        if !resp.status().is_success() {
+            return Err(RegistryError::from_response(&endpoint(&Method::PUT, &url), resp).await);
+        }
+        Ok(())
+    }
+
+    /// [`Registry::push`], knowing that the blobs in `sent` were just uploaded (streamed).
+    pub async fn push_with(
+        &self,
+        target: &ImageRef,
+        image: &Image,
+        options: &PushOptions,
+        sent: &[Digest],
+    ) -> Result<PushReport, RegistryError> {
         if target.registry() != self.t.registry {
             return Err(RegistryError::WrongRegistry {
                 reference: target.to_string(),
@@ -195,9 +259,9 @@ impl Registry {
 
         let mut jobs = Vec::new();
         for l in &image.layers {
-            jobs.push(self.push_blob(repository, &l.descriptor.digest, l.descriptor.size, BlobData::File(&l.path), options));
+            jobs.push(self.push_blob(repository, &l.descriptor.digest, l.descriptor.size, BlobData::File(&l.path), options, sent));
         }
-        jobs.push(self.push_blob(repository, &image.config_digest, image.config.len() as u64, BlobData::Bytes(&image.config), options));
+        jobs.push(self.push_blob(repository, &image.config_digest, image.config.len() as u64, BlobData::Bytes(&image.config), options, sent));
         let blobs = try_join_all(jobs).await?;
         let bytes_uploaded = blobs.iter().filter(|b| b.outcome == BlobOutcome::Uploaded).map(|b| b.size).sum();
 
@@ -251,8 +315,12 @@ impl Registry {
         size: u64,
         data: BlobData<'_>,
         options: &PushOptions,
+        sent: &[Digest],
     ) -> Result<BlobPush, RegistryError> {
         let done = |outcome| Ok(BlobPush { digest: digest.clone(), size, outcome });
+        if sent.contains(digest) {
+            return done(BlobOutcome::Uploaded);
+        }
         if self.blob_exists(repository, digest).await? {
             return done(BlobOutcome::AlreadyPresent);
         }
@@ -348,6 +416,21 @@ impl Registry {
             }
         }
         Ok(())
+    }
+}
+
+/// An upload session opened with [`Registry::begin_upload`].
+#[derive(Debug)]
+pub struct BlobUpload {
+    repository: String,
+    location: String,
+    sent: u64,
+}
+
+impl BlobUpload {
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 }
 

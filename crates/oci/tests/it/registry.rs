@@ -272,3 +272,60 @@ async fn an_unreachable_registry_fails_naming_the_endpoint_after_bounded_retries
     assert!(err.to_string().contains(&format!("HEAD http://{host}/v2/team/hello/manifests/v1")), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+async fn publish(host: &str, cache: &Path, repo_tag: &str) -> oci::Published {
+    let client = Registry::new(host, None, options()).unwrap();
+    let spec = ImageSpec::new(vec!["/app/hello".into()], MTIME);
+    oci::build_and_push(
+        &LayerCache::new(cache),
+        &LayerSpec::binary(static_binary(), "hello", MTIME),
+        None,
+        &spec,
+        &client,
+        &target(host, repo_tag),
+        &PushOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_and_push_streams_a_new_layer_and_skips_it_next_time() {
+    let reg = support::Registry::start();
+    let proxy = Proxy::start(reg.port, vec![], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cold = publish(&proxy.host(), &dir.path().join("cache"), "team/hello:v1").await;
+    assert_eq!(cold.cache, oci::CacheOutcome::Built);
+    let log = proxy.stats.log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| l.starts_with("PATCH /v2/team/hello/blobs/uploads/")).count(), 1, "{log:#?}");
+    assert_eq!(log.iter().filter(|l| l.starts_with("POST /v2/team/hello/blobs/uploads/")).count(), 2, "layer + config: {log:#?}");
+    assert_eq!(uploaded(&cold.push), 2, "{:?}", cold.push);
+    assert_eq!(cold.push.bytes_uploaded, cold.layer.size + cold.image.config.len() as u64);
+    // Same digest as the plain path (layer first, push after).
+    let plain = image(&dir.path().join("other-cache"), &["/app/hello"]);
+    assert_eq!(cold.layer.digest, plain.layers[0].descriptor.digest);
+    let client = Registry::new(&reg.host(), None, options()).unwrap();
+    assert!(client.blob_exists("team/hello", &cold.layer.digest).await.unwrap(), "the streamed blob is committed");
+    let raw = run(Command::new(tool("skopeo", "skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/team/hello:v1", reg.host())));
+    assert_eq!(raw.as_bytes(), cold.image.manifest.as_slice());
+
+    let warm = publish(&proxy.host(), &dir.path().join("cache"), "team/hello:v1").await;
+    assert_eq!(warm.cache, oci::CacheOutcome::Hit);
+    assert_eq!(warm.push.tag_status, TagStatus::Unchanged);
+    assert_eq!((uploaded(&warm.push), warm.push.bytes_uploaded), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_streamed_upload_falls_back_to_uploading_the_finished_blob() {
+    let reg = support::Registry::start();
+    let fault = Fault { kind: FaultKind::Unavailable, method: "PATCH", path_contains: "/blobs/uploads/", times: 1 };
+    let proxy = Proxy::start(reg.port, vec![fault], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let published = publish(&proxy.host(), &dir.path().join("cache"), "team/hello:v1").await;
+    assert_eq!(proxy.stats.faults.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(uploaded(&published.push), 2, "{:?}", published.push);
+    let client = Registry::new(&reg.host(), None, options()).unwrap();
+    assert_eq!(client.manifest_digest("team/hello", "v1").await.unwrap(), Some(published.image.manifest_digest.clone()));
+}

@@ -1,0 +1,166 @@
+//! Build and push in one go, overlapping the two on a cache miss: the layer's gzip bytes stream
+//! into a registry upload session while they are produced, so a cold push costs little more
+//! than compressing the layer. On a cache hit it is the ordinary push (HEAD, skip, mount).
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use image_ref::ImageRef;
+use tokio::sync::mpsc;
+
+use crate::cache::{self, CacheOutcome, LayerCache};
+use crate::image::{self, BaseImage, Image, ImageError, ImageSpec};
+use crate::layer::{Layer, LayerError, LayerSpec};
+use crate::registry::{PushOptions, PushReport, Registry, RegistryError};
+
+/// What [`build_and_push`] made and did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub image: Image,
+    pub layer: Layer,
+    pub cache: CacheOutcome,
+    pub push: PushReport,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PublishError {
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Build (or take from `cache`) the layer of `layer_spec`, assemble it over `base` with
+/// `image_spec`, and push the image to `target`. Needs a tokio runtime with the blocking pool.
+pub async fn build_and_push(
+    cache: &LayerCache,
+    layer_spec: &LayerSpec,
+    base: Option<&BaseImage>,
+    image_spec: &ImageSpec,
+    registry: &Registry,
+    target: &ImageRef,
+    options: &PushOptions,
+) -> Result<Published, PublishError> {
+    let (key, hit) = {
+        let (cache, spec) = (cache.clone(), layer_spec.clone());
+        blocking(move || {
+            let key = cache::cache_key(&spec)?;
+            let hit = cache.get(&key)?;
+            Ok::<_, LayerError>((key, hit))
+        })
+        .await?
+    };
+    if let Some(layer) = hit {
+        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+        let push = registry.push(target, &image, options).await?;
+        return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
+    }
+
+    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it.
+    let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
+    let session = match registry.begin_upload(target.repository()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot open an upload session; pushing after the build");
+            None
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let build = {
+        let (cache, spec) = (cache.clone(), layer_spec.clone());
+        let streaming = session.is_some();
+        blocking(move || {
+            let mut sink = ChannelWriter { tx: streaming.then_some(tx), buf: Vec::with_capacity(CHUNK) };
+            let layer = cache.build(&key, &spec, &mut sink)?;
+            sink.close();
+            Ok::<_, LayerError>(layer)
+        })
+    };
+    let upload = async {
+        let session = session?;
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx)) });
+        match registry.stream_upload(session, chunks, size_hint).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "streamed upload failed; uploading the finished blob");
+                None
+            }
+        }
+    };
+    let (layer, streamed) = futures_util::future::join(build, upload).await;
+    let layer = layer?;
+    let mut sent = Vec::new();
+    if let Some(upload) = streamed {
+        if upload.sent() == layer.size {
+            match registry.commit_upload(&upload, &layer.digest).await {
+                Ok(()) => sent.push(layer.digest.clone()),
+                Err(e) => tracing::debug!(error = %e, "closing the streamed upload failed; uploading again"),
+            }
+        }
+    }
+    let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+    let push = registry.push_with(target, &image, options, &sent).await?;
+    Ok(Published { image, layer, cache: CacheOutcome::Built, push })
+}
+
+async fn blocking<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    E: From<LayerError>,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(join) => Err(E::from(LayerError::Write {
+            path: "<layer build task>".into(),
+            source: io::Error::other(join.to_string()),
+        })),
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Sends 1 MiB chunks to the upload; once the upload is gone, writes are dropped (the layer
+/// still goes to its file, and the push uploads it from there).
+struct ChannelWriter {
+    tx: Option<mpsc::Sender<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        if let Some(tx) = &self.tx {
+            if tx.blocking_send(chunk).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    fn close(mut self) {
+        self.send();
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.tx.is_none() {
+            return Ok(data.len());
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send();
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -36,6 +36,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
         .args(["build", "--release", "--quiet", "-p", "oci", "--example", "bench_push"])
+        // `cargo run` hands xtask its own package variables; build scripts that watch them would
+        // rebuild the whole release tree on every bench run.
+        .env_remove("CARGO_PKG_NAME")
+        .env_remove("CARGO_PKG_VERSION")
+        .env_remove("CARGO_PKG_VERSION_MAJOR")
+        .env_remove("CARGO_PKG_VERSION_MINOR")
+        .env_remove("CARGO_PKG_VERSION_PATCH")
+        .env_remove("CARGO_PKG_VERSION_PRE")
+        .env_remove("CARGO_PKG_AUTHORS")
+        .env_remove("CARGO_PKG_DESCRIPTION")
+        .env_remove("CARGO_PKG_HOMEPAGE")
+        .env_remove("CARGO_PKG_REPOSITORY")
+        .env_remove("CARGO_PKG_LICENSE")
+        .env_remove("CARGO_PKG_LICENSE_FILE")
+        .env_remove("CARGO_PKG_RUST_VERSION")
+        .env_remove("CARGO_PKG_README")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_MANIFEST_PATH")
+        .env_remove("CARGO_CRATE_NAME")
+        .env_remove("CARGO_BIN_NAME")
+        .env_remove("CARGO_PRIMARY_PACKAGE")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use oci::registry::{BlobOutcome, ClientOptions, PushOptions, Registry};
-use oci::{ImageRef, ImageSpec, LayerCache, LayerSpec, assemble};
+use oci::{ImageRef, ImageSpec, LayerCache, LayerSpec};
 
 const MTIME: u64 = 1_700_000_000;
 
@@ -25,28 +25,34 @@ fn main() {
 
 fn push(binary: &str, registry: &str, repo_tag: &str, cache_dir: &str) {
     let start = Instant::now();
-    let (layer, cache) = LayerCache::new(cache_dir).layer(&LayerSpec::binary(binary, "app", MTIME)).expect("layer");
-    let spec = ImageSpec::new(vec!["/app/app".into()], MTIME);
-    let image = assemble(None, &[layer], &spec).expect("image");
-    let layer_secs = start.elapsed().as_secs_f64();
     let target: ImageRef = format!("{registry}/{repo_tag}").parse().expect("reference");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let report = rt.block_on(async {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let published = rt.block_on(async {
         let client = Registry::new(registry, None, ClientOptions::default()).expect("client");
-        client.push(&target, &image, &PushOptions::default()).await.expect("push")
+        oci::build_and_push(
+            &LayerCache::new(cache_dir),
+            &LayerSpec::binary(binary, "app", MTIME),
+            None,
+            &ImageSpec::new(vec!["/app/app".into()], MTIME),
+            &client,
+            &target,
+            &PushOptions::default(),
+        )
+        .await
+        .expect("build and push")
     });
     let secs = start.elapsed().as_secs_f64();
+    let report = &published.push;
     println!(
         "{}",
         serde_json::json!({
             "secs": secs,
-            "layer_secs": layer_secs,
-            "cache": cache,
+            "cache": published.cache,
             "digest": report.digest,
             "uploaded": report.count(|o| *o == BlobOutcome::Uploaded),
             "already_present": report.count(|o| *o == BlobOutcome::AlreadyPresent),
             "bytes_uploaded": report.bytes_uploaded,
-            "layer_size": image.layers[0].descriptor.size,
+            "layer_size": published.layer.size,
         })
     );
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::cache::{self, CacheOutcome, LayerCache};
 use crate::image::{self, BaseImage, Image, ImageError, ImageSpec};
 use crate::layer::{Layer, LayerError, LayerSpec};
-use crate::registry::{PushOptions, PushReport, Registry, RegistryError};
+use crate::registry::{Known, PushOptions, PushReport, Registry, RegistryError};
 
 /// What [`build_and_push`] made and did.
 #[derive(Debug, Clone)]
@@ -44,43 +44,47 @@ pub async fn build_and_push(
     target: &ImageRef,
     options: &PushOptions,
 ) -> Result<Published, PublishError> {
-    let (key, hit) = {
+    // The tag lookup runs while the binary is hashed for the cache key.
+    let key_and_hit = {
         let (cache, spec) = (cache.clone(), layer_spec.clone());
         blocking(move || {
             let key = cache::cache_key(&spec)?;
             let hit = cache.get(&key)?;
             Ok::<_, LayerError>((key, hit))
         })
-        .await?
     };
+    let (key_and_hit, tag_digest) = futures_util::future::join(key_and_hit, registry.tag_digest(target)).await;
+    let (key, hit) = key_and_hit?;
+    let tag_digest = tag_digest?;
     if let Some(layer) = hit {
         let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        let push = registry.push(target, &image, options).await?;
+        let known = Known { sent: Vec::new(), tag_digest };
+        let push = registry.push_with(target, &image, options, known).await?;
         return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
     }
 
-    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it.
+    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it, and
+    // open the config's upload session meanwhile.
     let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
-    let session = match registry.begin_upload(target.repository()).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot open an upload session; pushing after the build");
-            None
-        }
-    };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let build = {
         let (cache, spec) = (cache.clone(), layer_spec.clone());
-        let streaming = session.is_some();
         blocking(move || {
-            let mut sink = ChannelWriter { tx: streaming.then_some(tx), buf: Vec::with_capacity(CHUNK) };
+            let mut sink = ChannelWriter { tx: Some(tx), buf: Vec::with_capacity(CHUNK) };
             let layer = cache.build(&key, &spec, &mut sink)?;
             sink.close();
             Ok::<_, LayerError>(layer)
         })
     };
+    let repository = target.repository();
     let upload = async {
-        let session = session?;
+        let session = match registry.begin_upload(repository).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot open an upload session; pushing after the build");
+                return None;
+            }
+        };
         let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx)) });
         match registry.stream_upload(session, chunks, size_hint).await {
             Ok(s) => Some(s),
@@ -90,19 +94,29 @@ pub async fn build_and_push(
             }
         }
     };
-    let (layer, streamed) = futures_util::future::join(build, upload).await;
+    let config_session = async { registry.begin_upload(repository).await.ok() };
+    let (layer, (streamed, config_session)) =
+        futures_util::future::join(build, futures_util::future::join(upload, config_session)).await;
     let layer = layer?;
-    let mut sent = Vec::new();
-    if let Some(upload) = streamed {
-        if upload.sent() == layer.size {
-            match registry.commit_upload(&upload, &layer.digest).await {
-                Ok(()) => sent.push(layer.digest.clone()),
-                Err(e) => tracing::debug!(error = %e, "closing the streamed upload failed; uploading again"),
+    let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+
+    let commit_layer = async {
+        let upload = streamed.filter(|u| u.sent() == layer.size)?;
+        match registry.commit_upload(&upload, &layer.digest).await {
+            Ok(()) => Some(layer.digest.clone()),
+            Err(e) => {
+                tracing::debug!(error = %e, "closing the streamed upload failed; uploading again");
+                None
             }
         }
-    }
-    let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-    let push = registry.push_with(target, &image, options, &sent).await?;
+    };
+    let put_config = async {
+        let session = config_session?;
+        registry.upload_into(&session, &image.config_digest, &image.config).await.ok().map(|()| image.config_digest.clone())
+    };
+    let (layer_sent, config_sent) = futures_util::future::join(commit_layer, put_config).await;
+    let known = Known { sent: layer_sent.into_iter().chain(config_sent).collect(), tag_digest };
+    let push = registry.push_with(target, &image, options, known).await?;
     Ok(Published { image, layer, cache: CacheOutcome::Built, push })
 }
 

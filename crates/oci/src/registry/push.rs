@@ -146,7 +146,7 @@ impl Registry {
 
     /// Push `image` to `target` (its registry must be this client's; its tag, if any, is set).
     pub async fn push(&self, target: &ImageRef, image: &Image, options: &PushOptions) -> Result<PushReport, RegistryError> {
-        self.push_with(target, image, options, &[]).await
+        self.push_with(target, image, options, Known::default()).await
     }
 
     /// Open an upload session in `repository` before the blob's digest is known.
@@ -202,14 +202,30 @@ impl Registry {
         Ok(())
     }
 
-    /// [`Registry::push`], knowing that the blobs in `sent` were just uploaded (streamed).
-    pub async fn push_with(
+    /// Upload `bytes` (a small blob such as a config) into a session opened earlier.
+    pub(crate) async fn upload_into(&self, upload: &BlobUpload, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+        self.finish_upload(&upload.repository, &upload.location, digest, bytes.len() as u64, &BlobData::Bytes(bytes)).await
+    }
+
+    /// Where `target`'s tag points now (`None` when it has no tag: then it is looked up by digest
+    /// at push time).
+    pub(crate) async fn tag_digest(&self, target: &ImageRef) -> Result<Option<Option<Digest>>, RegistryError> {
+        match target.tag() {
+            Some(tag) => Ok(Some(self.manifest_digest(target.repository(), tag).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Registry::push`] with what is already known: blobs just uploaded, and where the tag
+    /// pointed before.
+    pub(crate) async fn push_with(
         &self,
         target: &ImageRef,
         image: &Image,
         options: &PushOptions,
-        sent: &[Digest],
+        known: Known,
     ) -> Result<PushReport, RegistryError> {
+        let sent = known.sent.as_slice();
         if target.registry() != self.t.registry {
             return Err(RegistryError::WrongRegistry {
                 reference: target.to_string(),
@@ -222,27 +238,32 @@ impl Registry {
         let tag = target.tag().map(str::to_owned);
         let ours = image.manifest_digest.clone();
         let reference = format!("{}@{ours}", target.name());
-        let current = self.manifest_digest(repository, tag.as_deref().unwrap_or(ours.to_string().as_str())).await?;
+        let current = match known.tag_digest {
+            Some(d) if tag.is_some() => d,
+            _ => self.manifest_digest(repository, tag.as_deref().unwrap_or(ours.to_string().as_str())).await?,
+        };
         let all_present = || {
+            let outcome = |d: &Digest| if sent.contains(d) { BlobOutcome::Uploaded } else { BlobOutcome::AlreadyPresent };
             let mut blobs: Vec<BlobPush> = image
                 .layers
                 .iter()
-                .map(|l| BlobPush { digest: l.descriptor.digest.clone(), size: l.descriptor.size, outcome: BlobOutcome::AlreadyPresent })
+                .map(|l| BlobPush { digest: l.descriptor.digest.clone(), size: l.descriptor.size, outcome: outcome(&l.descriptor.digest) })
                 .collect();
-            blobs.push(BlobPush { digest: image.config_digest.clone(), size: image.config.len() as u64, outcome: BlobOutcome::AlreadyPresent });
+            blobs.push(BlobPush { digest: image.config_digest.clone(), size: image.config.len() as u64, outcome: outcome(&image.config_digest) });
             blobs
         };
         let mut previous = None;
         match current {
             Some(d) if d == ours => {
                 // The registry only accepts a manifest whose blobs it has: nothing to send.
+                let blobs = all_present();
                 return Ok(PushReport {
                     reference,
                     digest: ours,
                     tag,
                     tag_status: TagStatus::Unchanged,
-                    blobs: all_present(),
-                    bytes_uploaded: 0,
+                    bytes_uploaded: blobs.iter().filter(|b| b.outcome == BlobOutcome::Uploaded).map(|b| b.size).sum(),
+                    blobs,
                     retries: self.t.retries.load(std::sync::atomic::Ordering::Relaxed) - retries_before,
                 });
             }
@@ -417,6 +438,15 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// What a push already knows from work done earlier in the same run.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Blobs uploaded just now: no HEAD, reported as uploaded.
+    pub sent: Vec<Digest>,
+    /// The tag's digest, looked up while the layer was being built.
+    pub tag_digest: Option<Option<Digest>>,
 }
 
 /// An upload session opened with [`Registry::begin_upload`].

@@ -315,6 +315,31 @@ async fn build_and_push_streams_a_new_layer_and_skips_it_next_time() {
     assert_eq!(warm.cache, oci::CacheOutcome::Hit);
     assert_eq!(warm.push.tag_status, TagStatus::Unchanged);
     assert_eq!((uploaded(&warm.push), warm.push.bytes_uploaded), (0, 0));
+
+    // A fresh machine (empty cache) rebuilding the same bits: same digest, the tag is unchanged.
+    let fresh = publish(&proxy.host(), &dir.path().join("fresh-cache"), "team/hello:v1").await;
+    assert_eq!(fresh.cache, oci::CacheOutcome::Built);
+    assert_eq!(fresh.push.tag_status, TagStatus::Unchanged);
+    assert_eq!(fresh.image.manifest_digest, cold.image.manifest_digest);
+
+    // The immutable-tag rule holds on this path too.
+    let client = Registry::new(&reg.host(), None, options()).unwrap();
+    let other = image(&dir.path().join("cache"), &["/app/hello", "--flag"]);
+    client.push(&target(&reg.host(), "team/hello:v9"), &other, &PushOptions::default()).await.unwrap();
+    let spec = ImageSpec::new(vec!["/app/hello".into()], MTIME);
+    let err = oci::build_and_push(
+        &LayerCache::new(dir.path().join("third-cache")),
+        &LayerSpec::binary(static_binary(), "hello", MTIME),
+        None,
+        &spec,
+        &client,
+        &target(&reg.host(), "team/hello:v9"),
+        &PushOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&other.manifest_digest.to_string()) && msg.contains(&cold.image.manifest_digest.to_string()), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

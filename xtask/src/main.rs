@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod bench_build;
 mod bench_render;
 mod kustomize;
 mod provision;
@@ -22,7 +23,10 @@ tasks:
   kustomize-oracle [CASE...]
       regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
   bench render [--sizes 500,1000,2000]
-      rel's renderer against `kubectl kustomize` on generated overlays, side by side.";
+      rel's renderer against `kubectl kustomize` on generated overlays, side by side.
+  bench build [--binary PATH] [--rounds N]
+      assembling and pushing an image with rel against umoci + skopeo, the gzip+sha256 floor,
+      and a no-change re-push, against a local docker-registry.";
 
 fn code(c: i32) -> ExitCode {
     ExitCode::from(u8::try_from(c).unwrap_or(1))
@@ -36,7 +40,8 @@ fn main() -> ExitCode {
         Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => return code(bench_render::run(&args[2..])),
-            _ => Err(format!("usage: cargo xtask bench <render> [args]\n\n{USAGE}")),
+            Some("build") => bench_build::run(&args[2..]),
+            _ => Err(format!("usage: cargo xtask bench <render|build> [args]\n\n{USAGE}")),
         },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -16,6 +16,15 @@ pub(crate) fn temp_path_for(target: &Path) -> PathBuf {
 
 /// Write `bytes` to `target` atomically; a crash leaves either the old file or the new one.
 pub(crate) fn write(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(target, bytes, true)
+}
+
+/// [`write`] without the fsync, for cache entries that are checked on every read.
+pub(crate) fn write_unsynced(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(target, bytes, false)
+}
+
+fn write_with(target: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -23,7 +32,9 @@ pub(crate) fn write(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, target)
     })();
     if result.is_err() {

@@ -69,12 +69,30 @@ impl LayerCache {
     /// The layer for `spec`: from the cache when the inputs are unchanged, else built and stored.
     pub fn layer(&self, spec: &LayerSpec) -> Result<(Layer, CacheOutcome), LayerError> {
         let key = cache_key(spec)?;
-        let entry_path = self.root.join("layers").join(format!("{}.json", key.hex()));
-        if let Some(layer) = self.lookup(&entry_path)? {
-            tracing::debug!(digest = %layer.digest, "layer cache hit");
+        if let Some(layer) = self.get(&key)? {
             return Ok((layer, CacheOutcome::Hit));
         }
-        let layer = layer::build_layer(spec, &self.blob_dir())?;
+        Ok((self.build(&key, spec, &mut io::sink())?, CacheOutcome::Built))
+    }
+
+    /// The cached layer for `key` (from [`cache_key`]), if its blob is still there.
+    pub fn get(&self, key: &Digest) -> Result<Option<Layer>, LayerError> {
+        let found = self.lookup(&self.entry_path(key))?;
+        if let Some(layer) = &found {
+            tracing::debug!(digest = %layer.digest, "layer cache hit");
+        }
+        Ok(found)
+    }
+
+    fn entry_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("layers").join(format!("{}.json", key.hex()))
+    }
+
+    /// Build the layer for `spec`, store it under `key`, and copy its compressed bytes to `also`
+    /// as they are produced.
+    pub fn build(&self, key: &Digest, spec: &LayerSpec, also: &mut dyn io::Write) -> Result<Layer, LayerError> {
+        let entry_path = self.entry_path(key);
+        let layer = layer::build_layer_into(spec, &self.blob_dir(), also)?;
         let entry = Entry {
             diff_id: layer.diff_id.clone(),
             digest: layer.digest.clone(),
@@ -82,8 +100,8 @@ impl LayerCache {
             media_type: layer.media_type.clone(),
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write { path: entry_path.clone(), source: e.into() })?;
-        atomic::write(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })?;
-        Ok((layer, CacheOutcome::Built))
+        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })?;
+        Ok(layer)
     }
 
     fn lookup(&self, entry_path: &Path) -> Result<Option<Layer>, LayerError> {

@@ -132,6 +132,24 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Writes to a file and to a second sink.
+struct Tee<'a, W> {
+    file: W,
+    also: &'a mut dyn Write,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.also.write_all(&buf[..n])?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.also.flush()
+    }
+}
+
 /// One entry of the archive, in order.
 enum Entry<'a> {
     Dir(String),
@@ -187,6 +205,12 @@ fn write_tar<W: Write>(spec: &LayerSpec, out: &mut W) -> Result<(), LayerError> 
 /// Build the layer for `spec` into `blob_dir/<digest hex>` in one pass: tar → sha256 (diff id) →
 /// gzip → sha256 (digest) → file. Nothing is buffered whole.
 pub fn build_layer(spec: &LayerSpec, blob_dir: &Path) -> Result<Layer, LayerError> {
+    build_layer_into(spec, blob_dir, &mut io::sink())
+}
+
+/// [`build_layer`], also copying the compressed bytes to `also` as they are produced (e.g. to a
+/// registry upload that runs while the layer is being compressed).
+pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write) -> Result<Layer, LayerError> {
     if spec.gzip_level > 9 {
         return Err(LayerError::BadLevel(spec.gzip_level));
     }
@@ -198,7 +222,8 @@ pub fn build_layer(spec: &LayerSpec, blob_dir: &Path) -> Result<Layer, LayerErro
     let tmp = atomic::temp_path_for(&blob_dir.join("layer"));
     let result = (|| {
         let file = fs::File::create(&tmp).map_err(werr(&tmp))?;
-        let compressed = Hashing { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256Hasher::new() };
+        let tee = Tee { file: BufWriter::with_capacity(256 * 1024, file), also: &mut *also };
+        let compressed = Hashing { inner: tee, hasher: Sha256Hasher::new() };
         let gz = gzip_builder().write(compressed, Compression::new(spec.gzip_level));
         let mut tar_stream = Hashing { inner: BufWriter::with_capacity(256 * 1024, gz), hasher: Sha256Hasher::new() };
         write_tar(spec, &mut tar_stream)?;

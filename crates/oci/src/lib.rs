@@ -17,6 +17,9 @@ pub mod cache;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod publish;
+pub mod record;
+pub mod registry;
 pub mod spec;
 mod tar;
 pub mod timestamp;
@@ -26,3 +29,9 @@ pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};
 pub use image_ref::{Digest, ImageRef};
 pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};
 pub use layout::{LayoutError, LayoutWrite, read_base, write_layout};
+pub use record::{BlobStats, BuildRecord, ComponentBuild};
+pub use registry::{
+    BlobOutcome, ClientOptions, CredentialSources, Credentials, PushOptions, PushReport, Registry, RegistryError, TagStatus,
+    resolve_credentials,
+};
+pub use publish::{PublishError, Published, build_and_push};

@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(&h[124..136], b"00000000003\0");
         assert_eq!(&h[136..148], format!("{:011o}\0", 1_700_000_000u64).as_bytes());
         assert_eq!(h[156], b'0');
-        assert_eq!(&h[257..265], b"ustar\000");
+        assert_eq!(&h[257..265], b"ustar\x0000");
         let mut copy = h;
         copy[148..156].copy_from_slice(b"        ");
         let sum: u64 = copy.iter().map(|&b| u64::from(b)).sum();

@@ -163,7 +163,7 @@ fn image_config_and_manifest_are_canonical() {
     spec.source = Some("https://example.test/rel".into());
     spec.revision = Some("0123abc".into());
     spec.version = Some("0.4.0".into());
-    let image = assemble(None, &[layer.clone()], &spec).unwrap();
+    let image = assemble(None, std::slice::from_ref(&layer), &spec).unwrap();
     let config = String::from_utf8(image.config.clone()).unwrap();
     assert_eq!(
         config,
@@ -191,7 +191,7 @@ fn image_config_and_manifest_are_canonical() {
     );
     assert_eq!(image.manifest_digest, oci::Digest::of(manifest.as_bytes()));
     assert!(matches!(
-        assemble(None, &[layer.clone()], &ImageSpec { exposed_ports: vec!["http".into()], ..spec.clone() }),
+        assemble(None, std::slice::from_ref(&layer), &ImageSpec { exposed_ports: vec!["http".into()], ..spec.clone() }),
         Err(oci::ImageError::BadPort(_))
     ));
 }

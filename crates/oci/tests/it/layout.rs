@@ -87,7 +87,7 @@ fn a_umoci_made_base_image_comes_first() {
     let (layer, _) = LayerCache::new(dir.path().join("cache")).layer(&LayerSpec::binary(static_binary(), "hello", MTIME)).unwrap();
     let mut spec = ImageSpec::new(vec!["/app/hello".into()], MTIME);
     spec.env = vec!["MODE=app".into()];
-    let image = assemble(Some(&base_image), &[layer.clone()], &spec).unwrap();
+    let image = assemble(Some(&base_image), std::slice::from_ref(&layer), &spec).unwrap();
     assert_eq!(image.layers.len(), 2);
     assert_eq!(image.layers[0].descriptor.digest, base_image.layers[0].descriptor.digest);
     assert_eq!(image.layers[1].descriptor.digest, layer.digest);

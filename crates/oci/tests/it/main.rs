@@ -3,5 +3,6 @@
 
 mod layer;
 mod layout;
-
+mod proxy;
+mod registry;
 mod support;

@@ -1,0 +1,17 @@
+//! Pushing images over the OCI distribution API, on `reqwest` (rustls, no aws-lc).
+//!
+//! Registry bases (pulling a base image from a registry) are not implemented yet: bases come
+//! from an OCI layout directory ([`crate::layout::read_base`]).
+
+mod challenge;
+mod client;
+mod credentials;
+mod error;
+mod push;
+
+pub use challenge::{Challenge, parse as parse_challenge};
+pub use client::{ClientOptions, RetryPolicy, is_insecure};
+pub use credentials::{CredentialError, CredentialSources, Credentials, ENV_PASSWORD, ENV_USERNAME, Secret, resolve_credentials};
+pub use error::RegistryError;
+pub(crate) use push::Known;
+pub use push::{BlobOutcome, BlobUpload, BlobPush, PushOptions, PushReport, Registry, TagStatus};

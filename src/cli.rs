@@ -228,6 +228,10 @@ pub struct ReleaseArgs {
     /// Tag to publish with each image [default: git-<commit>]
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+
+    /// Push the images to the registry instead of the local OCI layout
+    #[arg(long)]
+    pub push: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +247,18 @@ pub struct BuildArgs {
     /// Tag to publish with each image (a label; the digest is the authority) [default: git-<commit>]
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+
+    /// Push to the registry (OCI distribution API) instead of writing the local OCI layout
+    #[arg(long)]
+    pub push: bool,
+
+    /// Let a push move a tag that already points at another digest (tags are immutable otherwise)
+    #[arg(long, requires = "push")]
+    pub allow_overwrite: bool,
+
+    /// A registry host (host[:port]) to speak plain HTTP to; loopback registries always are (repeatable)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 
     /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
     #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]

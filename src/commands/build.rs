@@ -59,7 +59,25 @@ pub fn execute(ctx: &Context, config: &crate::config::Config, args: &BuildArgs) 
     .map_err(|e| Error::invalid(e.to_string(), "see the message above; `RUST_LOG=debug rel build` shows more"))?;
 
     let mut output = BuildOutput { schema: build_output::SCHEMA, components: Vec::new() };
-    for a in &assembled {
+    if args.push {
+        for (a, report) in assembled.iter().zip(push_all(&assembled, &tag, args)?) {
+            let uploaded = report.count(|o| matches!(o, oci::BlobOutcome::Uploaded));
+            let present = report.count(|o| matches!(o, oci::BlobOutcome::AlreadyPresent));
+            let mounted = report.count(|o| matches!(o, oci::BlobOutcome::Mounted { .. }));
+            let tag_status = match &report.tag_status {
+                oci::TagStatus::Created => "tag created".to_owned(),
+                oci::TagStatus::Unchanged => "tag unchanged".to_owned(),
+                oci::TagStatus::Overwritten { previous } => format!("tag moved from {previous} (--allow-overwrite)"),
+            };
+            let _ = writeln!(
+                stderr,
+                "{}: pushed {} ({} blobs uploaded, {} already present, {} mounted, {} bytes; {tag_status})",
+                a.component, report.reference, uploaded, present, mounted, report.bytes_uploaded
+            );
+            output.components.push(a.record(&tag, source.commit.as_deref(), "registry".to_owned()));
+        }
+    }
+    for a in assembled.iter().filter(|_| !args.push) {
         let dir = build::layout_dir(&config.root, &a.component);
         oci::write_layout(&dir, &a.image, &tag).map_err(|e| {
             Error::io("write the OCI image layout", &dir, std::io::Error::other(e.to_string()))
@@ -71,6 +89,44 @@ pub fn execute(ctx: &Context, config: &crate::config::Config, args: &BuildArgs) 
     let path = config.root.join(build_output::DEFAULT_PATH);
     crate::atomic_write::write(&path, output.to_json().as_bytes()).map_err(|e| Error::io("write the build result", &path, e))?;
     Ok((output, path))
+}
+
+/// Push every image, manifest last and verified; tags are immutable unless `--allow-overwrite`.
+fn push_all(assembled: &[build::Assembled], tag: &str, args: &BuildArgs) -> Result<Vec<oci::PushReport>, Error> {
+    let Some(first) = assembled.first() else { return Ok(Vec::new()) };
+    let host = first.image_name.registry().to_owned();
+    let credentials = oci::resolve_credentials(&host, &oci::CredentialSources::from_env())
+        .map_err(|e| Error::usage(format!("registry credentials for {host}: {e}"), "set both REL_REGISTRY_USERNAME and REL_REGISTRY_PASSWORD, or fix ~/.docker/config.json"))?;
+    let options = oci::ClientOptions { insecure: args.insecure_registries.clone(), ..Default::default() };
+    let registry = oci::Registry::new(&host, credentials, options)
+        .map_err(|e| Error::usage(format!("registry {host}: {e}"), "check --registry"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start the async runtime", ".", e))?;
+    let mut reports = Vec::new();
+    for a in assembled {
+        let target = a.image_name.with_tag(tag).map_err(|e| Error::usage(e.to_string(), "use a tag of letters, digits, `.`, `_`, `-`"))?;
+        // Layers already pushed for another component can be mounted instead of uploaded.
+        let mount_from = assembled
+            .iter()
+            .filter(|o| o.component != a.component && o.image_name.registry() == host)
+            .map(|o| o.image_name.repository().to_owned())
+            .collect();
+        let options = oci::PushOptions { allow_overwrite: args.allow_overwrite, mount_from };
+        let report = runtime.block_on(registry.push(&target, &a.image, &options)).map_err(|e| match e {
+            oci::RegistryError::TagExists { reference, existing, ours } => Error::refused(
+                format!("{}: tag `{reference}` already points at {existing}; this build is {ours}", a.component),
+                "tags are immutable: push under a new --tag, or pass --allow-overwrite to move it",
+            ),
+            other => Error::invalid(
+                format!("{}: push to {target} failed: {other}", a.component),
+                "check that the registry is reachable and the credentials allow pushing; a re-run resumes where this stopped",
+            ),
+        })?;
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// The components to build: the named ones, or every built component.

@@ -20,7 +20,15 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     let step = |n: u8, what: &str| eprintln!("[{n}/5] {what}");
 
     step(1, "build");
-    let build_args = BuildArgs { components: Vec::new(), registry: args.registry.clone(), tag: args.tag.clone(), format: Format::Plain };
+    let build_args = BuildArgs {
+        components: Vec::new(),
+        registry: args.registry.clone(),
+        tag: args.tag.clone(),
+        push: args.push,
+        allow_overwrite: false,
+        insecure_registries: Vec::new(),
+        format: Format::Plain,
+    };
     let (output, build_path) = build::execute(ctx, &config, &build_args)?;
 
     step(2, "lock");

@@ -1,6 +1,7 @@
 //! Integration tests: drive the `rel` binary against real files, repositories and services.
 
 mod audit;
+mod build;
 mod coherence;
 mod lock;
 mod pin;

@@ -68,6 +68,8 @@ pub struct LockArgs {
 pub enum GateCommand {
     /// Check a release lockfile: complete, digest-pinned, engine-coherent
     Coherence(CoherenceArgs),
+    /// Probe an environment's front door with the checks rel.toml declares (baseline or deep)
+    Smoke(SmokeArgs),
 }
 
 /// Output flags shared by every gate.
@@ -94,4 +96,42 @@ pub struct CoherenceArgs {
 
     #[command(flatten)]
     pub output: GateOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The environment whose `[environments.<ENV>.smoke]` checks run
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// baseline: a check without its input is SKIP; deep (the promotion gate): every check must run and pass
+    #[arg(long, value_enum, default_value = "baseline", env = env_vars::SMOKE_PROFILE)]
+    pub profile: crate::gate::smoke::Profile,
+
+    /// Base URL of the checks' paths [default: the environment's `base-url`]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Bearer token for the authenticated query (deep). Prefer the variable: argv is visible to other users
+    #[arg(long, value_name = "TOKEN", env = env_vars::SMOKE_TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Also trust the certificates in this PEM file (a private CA or a self-signed certificate)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The release version being validated; `version` checks must report it, and the evidence names it
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    /// Per-check timeout, overriding the environment's `timeout` (e.g. `500ms`, `10s`)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub output: GateOutput,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` is not a duration: write `500ms`, `10s` or `2m`"))
 }

@@ -13,6 +13,10 @@ pub const ACTOR: &str = "REL_ACTOR";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `true` inside GitHub Actions: gates also print workflow annotations.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// Bearer token of the smoke gate's authenticated query (`--token`); never printed.
+pub const SMOKE_TOKEN: &str = "REL_SMOKE_TOKEN";
+/// Smoke profile (`baseline` or `deep`), as `--profile`.
+pub const SMOKE_PROFILE: &str = "REL_SMOKE_PROFILE";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 

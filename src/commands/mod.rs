@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
+        Command::Gate(GateCommand::Smoke(args)) => gate::smoke(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,3 +1,4 @@
 //! The deploy gates. Each takes typed inputs and returns a [`crate::report::Report`].
 
 pub mod coherence;
+pub mod smoke;

@@ -3,3 +3,5 @@
 mod coherence;
 mod lock;
 mod support;
+mod gates_server;
+mod gates_smoke;

@@ -1,0 +1,229 @@
+//! In-test services for the gate tests: a fake of identity + gateway + SPA (healthz, readyz,
+//! version, JWKS, token-checked query, WebSocket upgrade, SPA index and assets) over plain HTTP or
+//! TLS, and a runner of `rel` with chosen environment variables.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio_rustls::rustls;
+
+use crate::support::Run;
+
+/// The token the fake gateway accepts.
+pub const GOOD_TOKEN: &str = "eyJ0ZXN0IjoidG9rZW4ifQ.s3cret-smoke-token";
+/// The version the fake services report.
+pub const RUNNING: &str = "0.4.0";
+
+/// How the fake services behave.
+#[derive(Clone)]
+pub struct Behavior {
+    pub ready: bool,
+    pub jwks_keys: bool,
+    pub missing_asset: bool,
+    /// How long `/slow` takes.
+    pub slow: Duration,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior { ready: true, jwks_keys: true, missing_asset: false, slow: Duration::from_secs(5) }
+    }
+}
+
+const INDEX: &str = r#"<!doctype html><html><head><title>console</title>
+<link rel="stylesheet" href="/assets/index-4f2a.css">
+<script type="module" crossorigin src="/assets/index-9c1e.js"></script>
+</head><body><div id="root"></div></body></html>"#;
+
+/// An Ed25519 public key (RFC 8037 test vector).
+const JWK: &str = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"identity-1","use":"sig","alg":"EdDSA"}"#;
+
+pub fn app(b: Behavior) -> Router {
+    let b = Arc::new(b);
+    let ready = b.ready;
+    let keys = b.jwks_keys;
+    let missing = b.missing_asset;
+    let slow = b.slow;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready {
+                    (StatusCode::OK, "ready").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "schema not migrated: table automation_execution_claims missing").into_response()
+                }
+            }),
+        )
+        .route("/version", get(|| async { json(&format!(r#"{{"version":"{RUNNING}","service":"gateway"}}"#)) }))
+        .route(
+            "/.well-known/jwks.json",
+            get(move || async move { json(&if keys { format!(r#"{{"keys":[{JWK}]}}"#) } else { r#"{"keys":[]}"#.to_owned() }) }),
+        )
+        .route(
+            "/api/query",
+            post(|headers: HeaderMap, body: String| async move {
+                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if auth != format!("Bearer {GOOD_TOKEN}") {
+                    // Echo what was sent, as a careless service might: rel must not print it.
+                    return (StatusCode::UNAUTHORIZED, format!("invalid token: {auth}")).into_response();
+                }
+                json(&format!(r#"{{"data":{{"answer":42}},"echo":{body}}}"#))
+            }),
+        )
+        .route("/ws", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(|_socket| async {}) }))
+        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html")], INDEX) }))
+        .route("/assets/index-4f2a.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body{margin:0}") }))
+        .route(
+            "/assets/index-9c1e.js",
+            get(move || async move {
+                if missing {
+                    (StatusCode::NOT_FOUND, "not found").into_response()
+                } else {
+                    ([(header::CONTENT_TYPE, "text/javascript")], "console.log(1)").into_response()
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            get(move || async move {
+                tokio::time::sleep(slow).await;
+                "late"
+            }),
+        )
+}
+
+fn json(body: &str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body.to_owned()).into_response()
+}
+
+/// A server running on a thread of its own until the test process ends.
+pub struct Server {
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn http(router: Router) -> Server {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        Server { addr }
+    }
+
+    /// Serve `router` over TLS with `cert`.
+    pub fn tls(router: Router, cert: &TestCert) -> Server {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let tcp = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                axum::serve(TlsListener { tcp, acceptor }, router).await.unwrap();
+            });
+        });
+        Server { addr }
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            // A client that rejects the certificate aborts the handshake: serve the next one.
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`.
+pub struct TestCert {
+    pub pem: String,
+    pub der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl TestCert {
+    /// Valid from 2020 to `until_year`-01-01 (a past year makes it expired).
+    pub fn new(until_year: i32) -> TestCert {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until_year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestCert { pem: cert.pem(), der: cert.der().to_vec(), key_der: key.serialize_der() }
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Run `rel ARGS` in `dir` with a clean environment plus `envs`.
+pub fn rel_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("REL_PROJECT_DIR")
+        .env_remove("REL_FORMAT")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("REL_SMOKE_TOKEN")
+        .env_remove("REL_SMOKE_PROFILE")
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run rel");
+    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+}

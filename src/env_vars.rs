@@ -17,6 +17,8 @@ pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
 pub const SMOKE_TOKEN: &str = "REL_SMOKE_TOKEN";
 /// Smoke profile (`baseline` or `deep`), as `--profile`.
 pub const SMOKE_PROFILE: &str = "REL_SMOKE_PROFILE";
+/// Kubeconfig file(s) of the live gates (`drift --live`, `headroom --live`), as kubectl reads it.
+pub const KUBECONFIG: &str = "KUBECONFIG";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 

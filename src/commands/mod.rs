@@ -24,6 +24,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Gate(GateCommand::Coherence(args)) => gate::coherence(&ctx, args),
         Command::Gate(GateCommand::Smoke(args)) => gate::smoke(&ctx, args),
+        Command::Gate(GateCommand::Drift(args)) => gate::drift(&ctx, args),
+        Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -2,3 +2,5 @@
 
 pub mod coherence;
 pub mod smoke;
+pub mod drift;
+pub mod headroom;

@@ -43,6 +43,8 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
     let mut pins = Pins::default();
     // component -> digest -> workloads pinning it
     let mut pinned: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    // component -> workloads deploying it by tag only
+    let mut by_tag: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     if workloads.is_empty() {
         report.push(Check::fail("workloads", "the rendered overlay has no workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, Rollout)"));
@@ -75,6 +77,9 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
                     image.without_version()
                 ));
             }
+            if let (Some(owner), None) = (owner, &digest) {
+                by_tag.entry(owner.to_owned()).or_default().push(w.id());
+            }
             if problems.is_empty() {
                 let (owner, digest) = (owner.unwrap_or_default(), digest.unwrap_or_default());
                 report.push(Check::pass(name, format!("{owner} @ {digest}")));
@@ -103,7 +108,9 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
                 }
                 None if pinned.is_empty() => None,
                 None => {
-                    let known = locks.iter().map(|l| l.version.to_string()).collect::<Vec<_>>();
+                    let mut versions: Vec<_> = locks.iter().map(|l| &l.version).collect();
+                    versions.sort();
+                    let known = versions.iter().map(ToString::to_string).collect::<Vec<_>>();
                     report.push(Check::fail(
                         "release",
                         if known.is_empty() {
@@ -127,6 +134,10 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
             let name = format!("pin/{component}");
             let want = locked.digest.to_string();
             match pinned.get(component) {
+                None if by_tag.contains_key(component) => report.push(Check::fail(
+                    name,
+                    format!("release {} pins {}, the overlay deploys {component} by tag only ({}); run `rel pin --env {env} --version {}`", lock.version, short(&want), by_tag[component].join(", "), lock.version),
+                )),
                 None => report.push(Check::warn(name, format!("release {} pins {component} but this overlay deploys no image of it", lock.version))),
                 Some(digests) if digests.len() == 1 && digests.contains_key(&want) => {
                     report.push(Check::pass(name, format!("{want} as in release {}", lock.version)))

@@ -211,6 +211,16 @@ pub fn closed_port() -> u16 {
 
 /// Run `rel ARGS` in `dir` with a clean environment plus `envs`.
 pub fn rel_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    rel_full(dir, args, envs, None)
+}
+
+/// Run `rel ARGS` in `dir` with `stdin` as its standard input.
+pub fn rel_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    rel_full(dir, args, &[], Some(stdin))
+}
+
+fn rel_full(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+    use std::io::Write as _;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
     cmd.args(args)
         .current_dir(dir)
@@ -224,6 +234,20 @@ pub fn rel_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let output = cmd.output().expect("run rel");
+    let output = match stdin {
+        None => cmd.output().expect("run rel"),
+        Some(bytes) => {
+            cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("run rel");
+            let mut pipe = child.stdin.take().unwrap();
+            let bytes = bytes.to_vec();
+            let writer = std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+            let output = child.wait_with_output().expect("wait for rel");
+            writer.join().unwrap();
+            output
+        }
+    };
     Run { args: args.iter().map(|s| s.to_string()).collect(), output }
 }

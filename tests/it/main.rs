@@ -5,3 +5,4 @@ mod lock;
 mod support;
 mod gates_server;
 mod gates_smoke;
+mod gates_headroom;

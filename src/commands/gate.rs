@@ -1,6 +1,6 @@
 //! `rel gate ...`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::{CoherenceArgs, DriftArgs, HeadroomArgs, KubeArgs, SmokeArgs};
 use crate::config::{Config, Environment};
@@ -107,10 +107,6 @@ fn kube_client(args: &KubeArgs) -> Result<KubeClient, Error> {
         .map_err(kube_error)
 }
 
-fn input_path(ctx: &Context, p: &Path) -> PathBuf {
-    if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) }
-}
-
 /// The release lockfiles of `releases/` that load (a broken one is reported by `rel gate coherence`).
 fn all_lockfiles(config: &Config) -> Vec<crate::lockfile::Lockfile> {
     let dir = config.root.join(crate::releases::DIR);
@@ -153,9 +149,9 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
     let (mut report, pins) = drift::check_static(&env.name, &workloads, &config, release);
 
     if let Some(path) = &args.pods {
-        let path = input_path(ctx, path);
-        let pods = crate::kube_source::read_pods(&path).map_err(kube_error)?;
-        let source = if path == Path::new("-") { "pods from <stdin>".to_owned() } else { format!("pods from {}", ctx.display(&path)) };
+        // Relative paths resolve against the working directory, as the user typed them.
+        let pods = crate::kube_source::read_pods(path).map_err(kube_error)?;
+        let source = if path == Path::new("-") { "pods from <stdin>".to_owned() } else { format!("pods from {}", ctx.display(path)) };
         drift::check_live(&mut report, &workloads, &pins, &drift::LiveInput { pods: &pods, namespace: args.namespace.as_deref(), source });
     } else if args.live {
         let client = kube_client(&args.kube)?;
@@ -184,7 +180,7 @@ pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
     }
     let workloads = load_workloads(ctx, &config, env, args.rendered.as_deref())?;
     let (nodes, pods) = match &args.nodes {
-        Some(path) => crate::kube_source::read_nodes_and_pods(&input_path(ctx, path)).map_err(kube_error)?,
+        Some(path) => crate::kube_source::read_nodes_and_pods(path).map_err(kube_error)?,
         None => {
             let client = kube_client(&args.kube)?;
             runtime()?

@@ -32,8 +32,12 @@ pub struct Pins {
     by_workload: Vec<BTreeMap<String, Option<String>>>,
 }
 
-fn short(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
+/// `sha256:` and the first 12 hex digits.
+fn short(digest: &str) -> String {
+    match digest.get(..19) {
+        Some(head) if digest.len() > 19 => format!("{head}…"),
+        _ => digest.to_owned(),
+    }
 }
 
 /// The static checks; returns the pins the live checks compare against.

@@ -251,3 +251,82 @@ fn rel_full(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8
     };
     Run { args: args.iter().map(|s| s.to_string()).collect(), output }
 }
+
+/// The bearer token the fake API server accepts.
+pub const KUBE_TOKEN: &str = "kube-test-token-7f3a";
+
+/// How the fake Kubernetes API server answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ApiMode {
+    /// Serve the recorded objects, two pages per list (`limit`/`continue`) as the API server does.
+    Serve,
+    /// 403 with the API server's `Status` body.
+    Forbidden,
+    /// Answer only after 5 s.
+    Slow,
+}
+
+/// A fake Kubernetes API server serving recorded objects: pods of namespace `platform` at
+/// `/api/v1/namespaces/platform/pods`, all pods at `/api/v1/pods`, nodes at `/api/v1/nodes`.
+pub fn kube_api(recorded: serde_json::Value, mode: ApiMode) -> Router {
+    use axum::extract::{Path as UrlPath, Query};
+    use std::collections::HashMap;
+    let items: Vec<serde_json::Value> = recorded["items"].as_array().cloned().unwrap_or_default();
+    let items = Arc::new(items);
+    let list = move |kind: &'static str, ns: Option<String>, headers: HeaderMap, q: HashMap<String, String>, items: Arc<Vec<serde_json::Value>>| async move {
+        if mode == ApiMode::Slow {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if auth != format!("Bearer {KUBE_TOKEN}") {
+            return status(StatusCode::UNAUTHORIZED, "Unauthorized");
+        }
+        if mode == ApiMode::Forbidden {
+            let ns = ns.as_deref().unwrap_or("");
+            return status(
+                StatusCode::FORBIDDEN,
+                &format!("pods is forbidden: User \"system:serviceaccount:ci:rel\" cannot list resource \"pods\" in API group \"\" in the namespace \"{ns}\""),
+            );
+        }
+        let selected: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|i| i["kind"] == kind)
+            .filter(|i| ns.as_deref().is_none_or(|ns| i["metadata"]["namespace"] == ns))
+            .filter(|i| q.get("fieldSelector").is_none_or(|_| !matches!(i["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))))
+            .collect();
+        // Two pages: the first `limit`/2 items, then the rest behind a continue token.
+        let half = selected.len() / 2;
+        let (page, cont) = match q.get("continue").map(String::as_str) {
+            Some("page-2") => (&selected[half..], None),
+            _ if half > 0 => (&selected[..half], Some("page-2")),
+            _ => (&selected[..], None),
+        };
+        let mut meta = serde_json::json!({"resourceVersion": "12345"});
+        if let Some(c) = cont {
+            meta["continue"] = c.into();
+        }
+        let body = serde_json::json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": meta, "items": page});
+        json(&body.to_string())
+    };
+    let (l1, l2, l3) = (list, list, list);
+    let (i1, i2, i3) = (Arc::clone(&items), Arc::clone(&items), items);
+    Router::new()
+        .route(
+            "/api/v1/namespaces/{ns}/pods",
+            get(move |UrlPath(ns): UrlPath<String>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| l1("Pod", Some(ns), h, q, i1)),
+        )
+        .route("/api/v1/pods", get(move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| l2("Pod", None, h, q, i2)))
+        .route("/api/v1/nodes", get(move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| l3("Node", None, h, q, i3)))
+}
+
+fn status(code: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code.as_u16()});
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A kubeconfig whose context `test` points at `server` with the test token, namespace `platform`.
+pub fn kubeconfig(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\nusers:\n- name: ci\n  user:\n    token: {KUBE_TOKEN}\n- name: stranger\n  user:\n    token: not-the-token\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: ci\n    namespace: platform\n- name: stranger\n  context:\n    cluster: test\n    user: stranger\ncurrent-context: test\n"
+    )
+}

@@ -6,3 +6,4 @@ mod support;
 mod gates_server;
 mod gates_smoke;
 mod gates_headroom;
+mod gates_drift;

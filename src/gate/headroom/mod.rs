@@ -213,7 +213,7 @@ pub fn check(input: &Input) -> Report {
 
     // All at once: first-fit decreasing over the free room.
     let mut pods: Vec<(&Surge, Resources)> = surges.iter().flat_map(|s| std::iter::repeat_n((s, s.per_pod), s.pods as usize)).collect();
-    pods.sort_by(|a, b| (b.1.cpu, b.1.memory).cmp(&(a.1.cpu, a.1.memory)));
+    pods.sort_by_key(|p| std::cmp::Reverse((p.1.cpu, p.1.memory)));
     let needed = pods.iter().fold(Resources::default(), |acc, p| acc.plus(p.1));
     let mut free: Vec<Resources> = rooms.iter().map(|r| r.free).collect();
     let mut unplaced: BTreeMap<&str, u32> = BTreeMap::new();

@@ -115,7 +115,7 @@ fn a_surge_pod_that_fits_on_no_node() {
 fn renders_the_overlay_when_no_rendered_file_is_given() {
     assert!(
         std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success()),
-        "this test needs kubectl (Debian package kubernetes-client; `cargo xtask test` installs it)"
+        "this test needs kubectl on PATH (the kustomize oracle; see xtask/src/provision.rs)"
     );
     let p = platform();
     let rendered = headroom(&p, &[]);

@@ -220,7 +220,8 @@ fn bench_drift(rel: &Path, work: &Path, runs: usize) -> Result<DriftTimes, Strin
     const JQ: &str = r#"
 [ .items[]
   | select(.status.phase != "Succeeded" and .status.phase != "Failed")
-  | (.metadata.ownerReferences[0].name | rtrimstr("-" + (.metadata.labels["pod-template-hash"] // ""))) as $w
+  | (.metadata.labels["pod-template-hash"] // "") as $h
+  | (.metadata.ownerReferences[0].name | rtrimstr("-" + $h)) as $w
   | select($p[0][$w] != null)
   | { w: $w, pod: .metadata.name,
       ok: ([.status.containerStatuses[] | (.imageID | split("@") | .[1]) == $p[0][$w]] | all) }

@@ -276,3 +276,24 @@ fn headroom_live_reads_nodes_and_pods_from_the_api() {
     assert!(out.contains("PASS nodes: 2 schedulable node(s) with agentpool=nodepool1: 2810m CPU, 19392Mi memory free; cordoned, not counted: node-c"), "{out}");
     assert!(out.contains("WARN total: 1 of 4 surge pod(s) do not fit at once (Rollout/worker ×1)"), "{out}");
 }
+
+#[test]
+fn live_with_an_exec_credential_plugin() {
+    let p = platform();
+    let s = api(ApiMode::Serve, "pods-all-pinned.json");
+    let credential = format!(r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{KUBE_TOKEN}"}}}}"#);
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: exec\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: sh\n      args: [\"-c\", \"printf '%s' \\\"$CRED\\\"\"]\n      env:\n      - name: CRED\n        value: '{credential}'\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: exec\n    namespace: platform\ncurrent-context: test\n",
+        s.http_url()
+    );
+    p.write("kubeconfig", &config);
+    let run = drift(&p, &["--live", "--kubeconfig", "kubeconfig"]);
+    run.expect(0);
+    assert!(run.stdout().contains("PASS live/Deployment/gateway: 3/3 pods run the pinned digests"), "{}", run.stdout());
+
+    // A plugin that fails is an error that names it.
+    p.write("kubeconfig", &config.replace("command: sh", "command: /nonexistent/kubelogin"));
+    let run = drift(&p, &["--live", "--kubeconfig", "kubeconfig"]);
+    run.expect(2);
+    assert!(run.stderr().contains("exec credential plugin `/nonexistent/kubelogin`: cannot run it"), "{}", run.stderr());
+}

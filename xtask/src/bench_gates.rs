@@ -7,6 +7,7 @@
 //!   expected digest per workload handed to jq ready-made), and both must find the same stale pods.
 //!
 //! Flags: `--debug` measures the debug build instead of `--release`; `--runs N` (default 5).
+//! `REL_BENCH_KEEP=1` keeps the generated inputs (in the temp directory) for profiling.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
@@ -46,7 +47,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
     })();
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("REL_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     result
 }
 

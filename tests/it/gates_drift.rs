@@ -297,3 +297,19 @@ fn live_with_an_exec_credential_plugin() {
     run.expect(2);
     assert!(run.stderr().contains("exec credential plugin `/nonexistent/kubelogin`: cannot run it"), "{}", run.stderr());
 }
+
+#[test]
+fn renders_the_overlay_and_names_a_missing_one() {
+    assert!(
+        std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success()),
+        "this test needs kubectl on PATH (the kustomize oracle; see xtask/src/provision.rs)"
+    );
+    let p = platform();
+    let run = p.rel(&["gate", "drift", "--env", "staging", "--pods", &pods("pods-all-pinned.json")]);
+    run.expect(0);
+    assert!(run.stdout().ends_with("drift gate PASSED: 13 passed, 0 failed, 0 warnings, 0 skipped\n"), "{}", run.stdout());
+
+    let run = p.rel(&["gate", "drift", "--env", "prod"]);
+    run.expect(2);
+    assert!(run.stderr().contains("overlays/prod has no kustomization.yaml"), "{}", run.stderr());
+}

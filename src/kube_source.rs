@@ -482,20 +482,31 @@ impl KubeClient {
                 url.push_str(&percent_encode(c));
             }
             let api_err = |detail: String, help: &str| KubeError::Api { method: "GET", url: url.clone(), detail, help: help.to_owned() };
-            let mut req = self.http.get(&url).header("accept", "application/json");
-            req = match &self.auth {
-                Auth::None => req,
-                Auth::Bearer(t) => req.bearer_auth(t),
-                Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
-            };
-            let resp = match tokio::time::timeout(self.timeout, req.send()).await {
-                Err(_) => return Err(api_err(format!("timed out after {}s", self.timeout.as_secs_f32()), "is the API server reachable from here (VPN, firewall)? raise --timeout if it is slow")),
-                Ok(Err(e)) => return Err(api_err(crate::gate::smoke::error_chain(&e), "check the cluster's `server` in the kubeconfig and that it is reachable")),
-                Ok(Ok(r)) => r,
+            // A refused or reset connection is retried twice with backoff; an answer is not.
+            let mut attempt = 0u32;
+            let resp = loop {
+                let mut req = self.http.get(&url).header("accept", "application/json");
+                req = match &self.auth {
+                    Auth::None => req,
+                    Auth::Bearer(t) => req.bearer_auth(t),
+                    Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+                };
+                match tokio::time::timeout(self.timeout, req.send()).await {
+                    Err(_) => return Err(api_err(format!("timed out after {}s", self.timeout.as_secs_f32()), "is the API server reachable from here (VPN, firewall)? raise --kube-timeout if it is slow")),
+                    Ok(Err(e)) if e.is_connect() && attempt < 2 => {
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                        attempt += 1;
+                    }
+                    Ok(Err(e)) => {
+                        let tries = if attempt > 0 { format!(" (after {} attempts)", attempt + 1) } else { String::new() };
+                        return Err(api_err(format!("{}{tries}", crate::gate::smoke::error_chain(&e)), "check the cluster's `server` in the kubeconfig and that it is reachable"));
+                    }
+                    Ok(Ok(r)) => break r,
+                }
             };
             let status = resp.status();
             let body = match tokio::time::timeout(self.timeout, resp.bytes()).await {
-                Err(_) => return Err(api_err(format!("timed out reading the body after {}s", self.timeout.as_secs_f32()), "raise --timeout")),
+                Err(_) => return Err(api_err(format!("timed out reading the body after {}s", self.timeout.as_secs_f32()), "raise --kube-timeout")),
                 Ok(Err(e)) => return Err(api_err(crate::gate::smoke::error_chain(&e), "retry; the connection broke")),
                 Ok(Ok(b)) => b,
             };

@@ -261,7 +261,7 @@ fn live_without_permission_no_kubeconfig_or_in_time_cannot_run() {
     p.write("down-kubeconfig", &kubeconfig(&format!("http://127.0.0.1:{}", closed_port())));
     let run = p.rel(&[&live[..], &["--kubeconfig", "down-kubeconfig"]].concat());
     run.expect(2);
-    assert!(run.stderr().contains("Connection refused"), "{}", run.stderr());
+    assert!(run.stderr().contains("Connection refused") && run.stderr().contains("(after 3 attempts)"), "{}", run.stderr());
 }
 
 #[test]

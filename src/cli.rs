@@ -334,6 +334,12 @@ pub struct LockArgs {
 pub enum GateCommand {
     /// Check a release lockfile: complete, digest-pinned, engine-coherent
     Coherence(CoherenceArgs),
+    /// Probe an environment's front door with the checks rel.toml declares (baseline or deep)
+    Smoke(SmokeArgs),
+    /// Check that the overlay pins exactly a release, and (--live) that every pod runs those digests
+    Drift(DriftArgs),
+    /// Check that the nodes have room for the extra pods of a rolling update
+    Headroom(HeadroomArgs),
 }
 
 /// Output flags shared by every gate.
@@ -567,4 +573,120 @@ pub struct SecretsVersionsArgs {
     /// List the versions of `rel-master-key` instead of the envelope's
     #[arg(long)]
     pub master_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The environment whose `[environments.<ENV>.smoke]` checks run
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// baseline: a check without its input is SKIP; deep (the promotion gate): every check must run and pass
+    #[arg(long, value_enum, default_value = "baseline", env = env_vars::SMOKE_PROFILE)]
+    pub profile: crate::gate::smoke::Profile,
+
+    /// Base URL of the checks' paths [default: the environment's `base-url`]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Bearer token for the authenticated query (deep). Prefer the variable: argv is visible to other users
+    #[arg(long, value_name = "TOKEN", env = env_vars::SMOKE_TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Also trust the certificates in this PEM file (a private CA or a self-signed certificate)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The release version being validated; `version` checks must report it, and the evidence names it
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    /// Per-check timeout, overriding the environment's `timeout` (e.g. `500ms`, `10s`)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub output: GateOutput,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` is not a duration: write `500ms`, `10s` or `2m`"))
+}
+
+/// How the live gates reach the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context [default: its current-context]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Timeout of each Kubernetes API call
+    #[arg(long = "kube-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration_arg)]
+    pub kube_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The environment whose overlay is checked
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The release the overlay must pin [default: the release whose lockfile the pins match]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
+
+    /// Already-rendered manifests (`kubectl kustomize` output) instead of rendering the overlay; `-` is stdin
+    #[arg(long, value_name = "FILE")]
+    pub rendered: Option<PathBuf>,
+
+    /// Also check that every live pod runs the pinned digests (Kubernetes API, or --pods)
+    #[arg(long)]
+    pub live: bool,
+
+    /// Live pods from `kubectl get pods -o json` output instead of the API (implies --live); `-` is stdin
+    #[arg(long, value_name = "FILE")]
+    pub pods: Option<PathBuf>,
+
+    /// Namespace of workloads the manifests leave unqualified [default: the context's namespace]
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    #[command(flatten)]
+    pub output: GateOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadroomArgs {
+    /// The environment whose overlay rolls (and whose `[environments.<ENV>.headroom]` applies)
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// Already-rendered manifests (`kubectl kustomize` output) instead of rendering the overlay; `-` is stdin
+    #[arg(long, value_name = "FILE")]
+    pub rendered: Option<PathBuf>,
+
+    /// Nodes (and the pods that occupy them) from `kubectl get nodes,pods -A -o json`; `-` is stdin
+    #[arg(long, value_name = "FILE", required_unless_present = "live", conflicts_with = "live")]
+    pub nodes: Option<PathBuf>,
+
+    /// Read nodes and pods from the Kubernetes API
+    #[arg(long)]
+    pub live: bool,
+
+    /// Not enough headroom fails the gate (exit 1) instead of warning
+    #[arg(long)]
+    pub fail: bool,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    #[command(flatten)]
+    pub output: GateOutput,
 }

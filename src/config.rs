@@ -31,10 +31,27 @@
 //! repo = "example-org/gitops"                   # default: from the remote URL
 //! base = "main"                                 # the branch pull requests target
 //! remote = "origin"                             # the git remote rel pushes to
+//! [environments.staging.smoke]                  # `rel gate smoke --env staging`
+//! base-url = "https://staging.example.com"      # --base-url overrides
+//! timeout = "10s"                               # per check (default 10s); `500ms`, `2s`, `1m`
+//! retries = 2                                   # connection errors only (default 2)
+//!
+//! [[environments.staging.smoke.checks]]
+//! kind = "http"                                 # dns tls http readyz jwks websocket spa query version
+//! path = "/healthz"                             # or `url = "https://..."`
+//! status = 200                                  # http: expected status (default 200)
+//! body-contains = "ok"                          # http: a substring of the body
+//! json-field = "/status"                        # http/version/query: a JSON pointer ...
+//! equals = "ok"                                 # ... and its expected value
+//!
+//! [environments.staging.headroom]               # `rel gate headroom --env staging`
+//! node-labels = { agentpool = "nodepool1" }     # count only these nodes
+//! fail = true                                   # as --fail: not enough headroom fails the gate
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use image_ref::ImageRef;
 use serde::Deserialize;
@@ -170,6 +187,107 @@ pub struct Environment {
     pub overlay: PathBuf,
     /// The environment a validated release of this one is promoted into.
     pub promotes_to: Option<String>,
+    /// The smoke checks of `rel gate smoke` (`[environments.<name>.smoke]`).
+    pub smoke: Option<Smoke>,
+    /// Settings of `rel gate headroom` (`[environments.<name>.headroom]`).
+    pub headroom: Headroom,
+}
+
+/// `[environments.<name>.smoke]`: what `rel gate smoke` checks in an environment.
+#[derive(Debug, Clone)]
+pub struct Smoke {
+    /// Base URL of relative check paths (`--base-url` overrides it).
+    pub base_url: Option<String>,
+    /// Per-check timeout unless the check sets its own.
+    pub timeout: Duration,
+    /// Retries of a check whose connection failed (refused, reset), with backoff.
+    pub retries: u32,
+    pub checks: Vec<SmokeCheck>,
+}
+
+/// One declared smoke check.
+#[derive(Debug, Clone)]
+pub struct SmokeCheck {
+    /// The row name in the report (default: `<kind> <path>`).
+    pub name: String,
+    /// Where: an absolute URL, or a path joined to the base URL.
+    pub target: SmokeTarget,
+    /// Runs only in the deep profile (`query` always does).
+    pub deep_only: bool,
+    pub timeout: Option<Duration>,
+    pub kind: SmokeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmokeTarget {
+    Path(String),
+    Url(String),
+}
+
+/// A JSON field (RFC 6901 pointer) and, optionally, the value it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonExpect {
+    pub pointer: String,
+    pub equals: Option<String>,
+}
+
+/// The built-in check kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmokeKind {
+    /// The host resolves (default: the base URL's host).
+    Dns { host: Option<String> },
+    /// TLS handshake succeeds and the certificate is valid for more than `min_days`.
+    Tls { min_days: u32 },
+    /// An HTTP GET: status, body substring, JSON field.
+    Http { status: u16, body_contains: Option<String>, json: Option<JsonExpect> },
+    /// `GET /readyz` answers 200 (503 until migrated).
+    Readyz,
+    /// The JWKS document has at least one usable signing key.
+    Jwks,
+    /// A WebSocket upgrade is accepted (101 with the right `Sec-WebSocket-Accept`).
+    WebSocket,
+    /// The SPA index loads and every script/stylesheet it references loads.
+    Spa,
+    /// An authenticated `POST` through the gateway with the smoke token (deep only).
+    Query { body: String, status: u16, json: Option<JsonExpect> },
+    /// `GET /version` names the version being validated.
+    Version { pointer: String },
+}
+
+impl SmokeKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            SmokeKind::Dns { .. } => "dns",
+            SmokeKind::Tls { .. } => "tls",
+            SmokeKind::Http { .. } => "http",
+            SmokeKind::Readyz => "readyz",
+            SmokeKind::Jwks => "jwks",
+            SmokeKind::WebSocket => "websocket",
+            SmokeKind::Spa => "spa",
+            SmokeKind::Query { .. } => "query",
+            SmokeKind::Version { .. } => "version",
+        }
+    }
+
+    /// The path a kind checks when the declaration names none.
+    fn default_path(&self) -> &'static str {
+        match self {
+            SmokeKind::Readyz => "/readyz",
+            SmokeKind::Jwks => "/.well-known/jwks.json",
+            SmokeKind::Query { .. } => "/api/query",
+            SmokeKind::Version { .. } => "/version",
+            _ => "/",
+        }
+    }
+}
+
+/// `[environments.<name>.headroom]`
+#[derive(Debug, Clone, Default)]
+pub struct Headroom {
+    /// Only nodes carrying all these labels count (a node pool), e.g. `{ agentpool = "nodepool1" }`.
+    pub node_labels: BTreeMap<String, String>,
+    /// Not enough headroom fails the gate (as `--fail`) instead of warning.
+    pub fail: bool,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +343,73 @@ struct RawComponent {
 struct RawEnvironment {
     overlay: Option<String>,
     promotes_to: Option<Spanned<String>>,
+    smoke: Option<RawSmoke>,
+    headroom: Option<RawHeadroom>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSmoke {
+    base_url: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<u32>,
+    #[serde(default)]
+    checks: Vec<Spanned<RawSmokeCheck>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RawKind {
+    Dns,
+    Tls,
+    Http,
+    Readyz,
+    Jwks,
+    Websocket,
+    Spa,
+    Query,
+    Version,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSmokeCheck {
+    kind: RawKind,
+    name: Option<String>,
+    path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    host: Option<String>,
+    status: Option<u16>,
+    body_contains: Option<String>,
+    json_field: Option<Spanned<String>>,
+    equals: Option<String>,
+    min_days: Option<u32>,
+    body: Option<String>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    deep_only: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHeadroom {
+    #[serde(default)]
+    node_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    fail: bool,
+}
+
+/// A duration as written in rel.toml: `500ms`, `10s`, `2m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (num, unit) = t.find(|c: char| !c.is_ascii_digit()).map_or((t, ""), |i| t.split_at(i));
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
 }
 
 /// Component and environment names: lowercase letters, digits and `-`, starting with a letter.
@@ -234,6 +419,129 @@ pub fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
         && name.len() <= 63
+}
+
+type SpanErr<'a> = dyn Fn(std::ops::Range<usize>, String, &str) -> SourceError + 'a;
+
+fn duration_at(value: &Spanned<String>, err: &SpanErr) -> Result<Duration, SourceError> {
+    parse_duration(value.get_ref()).filter(|d| !d.is_zero()).ok_or_else(|| {
+        err(value.span(), format!("`{}` is not a duration", value.get_ref()), "write a whole number with a unit: `500ms`, `10s` or `2m`")
+    })
+}
+
+fn smoke_from_raw(raw: RawSmoke, err: &SpanErr) -> Result<Smoke, SourceError> {
+    if let Some(base) = &raw.base_url
+        && !(base.get_ref().starts_with("http://") || base.get_ref().starts_with("https://"))
+    {
+        return Err(err(base.span(), format!("`base-url = \"{}\"` is not an http(s) URL", base.get_ref()), "write it as `https://host[:port]`"));
+    }
+    let timeout = match &raw.timeout {
+        Some(t) => duration_at(t, err)?,
+        None => Duration::from_secs(10),
+    };
+    let mut checks = Vec::new();
+    for spanned in raw.checks {
+        let span = spanned.span();
+        let c = spanned.into_inner();
+        let kind_name = kind_label(c.kind);
+        // Fields a kind does not read are mistakes: say so rather than ignore them.
+        let allowed: &[&str] = match c.kind {
+            RawKind::Dns => &["host"],
+            RawKind::Tls => &["min-days"],
+            RawKind::Http => &["status", "body-contains", "json-field", "equals"],
+            RawKind::Query => &["status", "json-field", "equals", "body"],
+            RawKind::Version => &["json-field"],
+            RawKind::Readyz | RawKind::Jwks | RawKind::Websocket | RawKind::Spa => &[],
+        };
+        let given = [
+            ("host", c.host.is_some()),
+            ("min-days", c.min_days.is_some()),
+            ("status", c.status.is_some()),
+            ("body-contains", c.body_contains.is_some()),
+            ("json-field", c.json_field.is_some()),
+            ("equals", c.equals.is_some()),
+            ("body", c.body.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            return Err(err(
+                span,
+                format!("smoke check kind `{kind_name}` does not take `{field}`"),
+                &format!("`{kind_name}` takes: {}", if allowed.is_empty() { "path or url only".to_owned() } else { allowed.join(", ") }),
+            ));
+        }
+        if c.kind == RawKind::Dns && (c.path.is_some() || c.url.is_some()) {
+            return Err(err(span, "a `dns` check takes `host`, not `path` or `url`".to_owned(), "write `host = \"name.example.com\"` (default: the base URL's host)"));
+        }
+        if c.equals.is_some() && c.json_field.is_none() {
+            return Err(err(span, "`equals` needs `json-field`".to_owned(), "add `json-field = \"/pointer/to/field\"` (RFC 6901)"));
+        }
+        let json = match &c.json_field {
+            Some(p) if !(p.get_ref().is_empty() || p.get_ref().starts_with('/')) => {
+                return Err(err(p.span(), format!("`json-field = \"{}\"` is not a JSON pointer", p.get_ref()), "write it as `/field/sub` (RFC 6901)"));
+            }
+            Some(p) => Some(JsonExpect { pointer: p.get_ref().clone(), equals: c.equals.clone() }),
+            None => None,
+        };
+        if let Some(u) = &c.url
+            && !(u.get_ref().starts_with("http://") || u.get_ref().starts_with("https://") || u.get_ref().starts_with("ws://") || u.get_ref().starts_with("wss://"))
+        {
+            return Err(err(u.span(), format!("`url = \"{}\"` is not an absolute URL", u.get_ref()), "use `path = \"/...\"` for a path under the base URL"));
+        }
+        if c.url.is_some() && c.path.is_some() {
+            return Err(err(span, "a smoke check sets both `url` and `path`".to_owned(), "keep one: `url` is absolute, `path` joins the base URL"));
+        }
+        if let Some(p) = &c.path
+            && !p.get_ref().starts_with('/')
+        {
+            return Err(err(p.span(), format!("`path = \"{}\"` does not start with `/`", p.get_ref()), "write the path from the root, e.g. `/healthz`"));
+        }
+        let kind = match c.kind {
+            RawKind::Dns => SmokeKind::Dns { host: c.host },
+            RawKind::Tls => SmokeKind::Tls { min_days: c.min_days.unwrap_or(14) },
+            RawKind::Http => SmokeKind::Http { status: c.status.unwrap_or(200), body_contains: c.body_contains, json },
+            RawKind::Readyz => SmokeKind::Readyz,
+            RawKind::Jwks => SmokeKind::Jwks,
+            RawKind::Websocket => SmokeKind::WebSocket,
+            RawKind::Spa => SmokeKind::Spa,
+            RawKind::Query => SmokeKind::Query { body: c.body.unwrap_or_else(|| "{}".to_owned()), status: c.status.unwrap_or(200), json },
+            RawKind::Version => SmokeKind::Version { pointer: json.map_or_else(|| "/version".to_owned(), |j| j.pointer) },
+        };
+        let target = match (c.url, c.path) {
+            (Some(u), _) => SmokeTarget::Url(u.into_inner()),
+            (None, Some(p)) => SmokeTarget::Path(p.into_inner()),
+            (None, None) => SmokeTarget::Path(kind.default_path().to_owned()),
+        };
+        let name = c.name.unwrap_or_else(|| match (&kind, &target) {
+            (SmokeKind::Dns { host: Some(h) }, _) => format!("dns {h}"),
+            (SmokeKind::Dns { host: None } | SmokeKind::Tls { .. }, _) => kind.label().to_owned(),
+            (_, SmokeTarget::Path(p)) => format!("{} {p}", kind.label()),
+            (_, SmokeTarget::Url(u)) => format!("{} {u}", kind.label()),
+        });
+        if checks.iter().any(|other: &SmokeCheck| other.name == name) {
+            return Err(err(span, format!("two smoke checks are named `{name}`"), "give one of them a `name = \"...\"`"));
+        }
+        let timeout = match &c.timeout {
+            Some(t) => Some(duration_at(t, err)?),
+            None => None,
+        };
+        let deep_only = c.deep_only || matches!(kind, SmokeKind::Query { .. });
+        checks.push(SmokeCheck { name, target, deep_only, timeout, kind });
+    }
+    Ok(Smoke { base_url: raw.base_url.map(|b| b.into_inner().trim_end_matches('/').to_owned()), timeout, retries: raw.retries.unwrap_or(2), checks })
+}
+
+fn kind_label(kind: RawKind) -> &'static str {
+    match kind {
+        RawKind::Dns => "dns",
+        RawKind::Tls => "tls",
+        RawKind::Http => "http",
+        RawKind::Readyz => "readyz",
+        RawKind::Jwks => "jwks",
+        RawKind::Websocket => "websocket",
+        RawKind::Spa => "spa",
+        RawKind::Query => "query",
+        RawKind::Version => "version",
+    }
 }
 
 impl Config {
@@ -352,9 +660,14 @@ impl Config {
                 ));
             }
             let overlay = PathBuf::from(e.overlay.unwrap_or_else(|| format!("overlays/{name}")));
+            let smoke = match e.smoke {
+                Some(raw) => Some(smoke_from_raw(raw, &err)?),
+                None => None,
+            };
+            let headroom = e.headroom.map_or_else(Headroom::default, |h| Headroom { node_labels: h.node_labels, fail: h.fail });
             environments.insert(
                 name.clone(),
-                Environment { name, overlay, promotes_to: e.promotes_to.map(Spanned::into_inner) },
+                Environment { name, overlay, promotes_to: e.promotes_to.map(Spanned::into_inner), smoke, headroom },
             );
         }
 
@@ -519,6 +832,95 @@ overlay = "overlays/prod"
             assert!(e.to_string().starts_with(&format!("rel.toml:{line}:")), "{e}");
             assert!(e.help.is_some());
         }
+    }
+
+    const SMOKE: &str = r#"
+registry = "r.io/p"
+
+[environments.staging.smoke]
+base-url = "https://staging.example.com/"
+timeout = "500ms"
+
+[[environments.staging.smoke.checks]]
+kind = "dns"
+
+[[environments.staging.smoke.checks]]
+kind = "tls"
+min-days = 30
+
+[[environments.staging.smoke.checks]]
+kind = "http"
+path = "/version"
+json-field = "/version"
+equals = "1.0.0"
+timeout = "2s"
+
+[[environments.staging.smoke.checks]]
+kind = "readyz"
+
+[[environments.staging.smoke.checks]]
+kind = "query"
+body = '{"q": "ping"}'
+
+[environments.staging.headroom]
+node-labels = { agentpool = "pool1" }
+fail = true
+"#;
+
+    #[test]
+    fn parses_smoke_and_headroom() {
+        let c = parse(SMOKE).unwrap();
+        let env = &c.environments["staging"];
+        let smoke = env.smoke.as_ref().unwrap();
+        assert_eq!(smoke.base_url.as_deref(), Some("https://staging.example.com"));
+        assert_eq!(smoke.timeout, Duration::from_millis(500));
+        assert_eq!(smoke.retries, 2);
+        let names: Vec<_> = smoke.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dns", "tls", "http /version", "readyz /readyz", "query /api/query"]);
+        assert_eq!(smoke.checks[1].kind, SmokeKind::Tls { min_days: 30 });
+        assert_eq!(
+            smoke.checks[2].kind,
+            SmokeKind::Http { status: 200, body_contains: None, json: Some(JsonExpect { pointer: "/version".into(), equals: Some("1.0.0".into()) }) }
+        );
+        assert_eq!(smoke.checks[2].timeout, Some(Duration::from_secs(2)));
+        assert_eq!(smoke.checks[3].target, SmokeTarget::Path("/readyz".into()));
+        assert!(smoke.checks[4].deep_only && !smoke.checks[3].deep_only);
+        assert_eq!(env.headroom.node_labels["agentpool"], "pool1");
+        assert!(env.headroom.fail);
+        assert!(c.environments.values().all(|e| e.name != "prod"));
+    }
+
+    #[test]
+    fn smoke_errors_point_at_the_line() {
+        let head = "registry = \"r.io/p\"\n[environments.s.smoke]\n";
+        let cases = [
+            ("[[environments.s.smoke.checks]]\nkind = \"ping\"\n", 4, "unknown variant `ping`"),
+            ("timeout = \"10\"\n", 3, "`10` is not a duration"),
+            ("base-url = \"staging.example.com\"\n", 3, "is not an http(s) URL"),
+            ("[[environments.s.smoke.checks]]\nkind = \"readyz\"\nstatus = 200\n", 3, "kind `readyz` does not take `status`"),
+            ("[[environments.s.smoke.checks]]\nkind = \"http\"\npath = \"healthz\"\n", 5, "does not start with `/`"),
+            ("[[environments.s.smoke.checks]]\nkind = \"http\"\nequals = \"x\"\n", 3, "`equals` needs `json-field`"),
+            ("[[environments.s.smoke.checks]]\nkind = \"http\"\njson-field = \"a.b\"\n", 5, "is not a JSON pointer"),
+            ("[[environments.s.smoke.checks]]\nkind = \"readyz\"\n[[environments.s.smoke.checks]]\nkind = \"readyz\"\n", 5, "two smoke checks are named `readyz /readyz`"),
+            ("[[environments.s.smoke.checks]]\nkind = \"http\"\nurl = \"/x\"\n", 5, "is not an absolute URL"),
+            ("bogus = 1\n", 3, "unknown field `bogus`"),
+        ];
+        for (tail, line, want) in cases {
+            let text = format!("{head}{tail}");
+            let e = parse(&text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            assert!(e.to_string().contains(want), "{text:?}: {e}");
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.help.is_some());
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), None);
+        assert_eq!(parse_duration("s"), None);
     }
 
     #[test]

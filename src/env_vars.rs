@@ -25,6 +25,12 @@ pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 pub const GITEA_TOKEN: &str = "GITEA_TOKEN";
 /// Token for GitLab's API (`--open-pr`); read from the environment only, never printed.
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
+/// Bearer token of the smoke gate's authenticated query (`--token`); never printed.
+pub const SMOKE_TOKEN: &str = "REL_SMOKE_TOKEN";
+/// Smoke profile (`baseline` or `deep`), as `--profile`.
+pub const SMOKE_PROFILE: &str = "REL_SMOKE_PROFILE";
+/// Kubeconfig file(s) of the live gates (`drift --live`, `headroom --live`), as kubectl reads it.
+pub const KUBECONFIG: &str = "KUBECONFIG";
 /// Log filter for diagnostics on stderr (`tracing` `EnvFilter` syntax), e.g. `rel=debug`.
 pub const LOG: &str = "RUST_LOG";
 

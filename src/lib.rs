@@ -5,19 +5,21 @@
 //! results; they never print. See `ARCHITECTURE.md` for the map.
 
 pub mod atomic_write;
-pub mod build;
 pub mod audit;
+pub mod build;
 pub mod build_output;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod env_vars;
-pub mod forge;
 pub mod error;
+pub mod forge;
 pub mod gate;
 pub mod git_repo;
 pub mod hold;
+pub mod kube_source;
 pub mod lockfile;
+pub mod manifests;
 pub mod overlay_pin;
 pub mod project;
 pub mod promote;

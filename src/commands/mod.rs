@@ -48,6 +48,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unseal(args) => secrets::unseal(&ctx, args),
         Command::Reseal(args) => secrets::reseal(&ctx, args),
         Command::Secrets(command) => secrets::secrets(&ctx, command),
+        Command::Gate(GateCommand::Smoke(args)) => gate::smoke(&ctx, args),
+        Command::Gate(GateCommand::Drift(args)) => gate::drift(&ctx, args),
+        Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

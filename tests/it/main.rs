@@ -12,3 +12,7 @@ mod promote_record;
 mod promote_support;
 mod secrets;
 mod support;
+mod gates_server;
+mod gates_smoke;
+mod gates_headroom;
+mod gates_drift;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod bench_build;
+mod bench_gates;
 mod bench_render;
 mod kustomize;
 mod provision;
@@ -26,7 +27,9 @@ tasks:
       rel's renderer against `kubectl kustomize` on generated overlays, side by side.
   bench build [--binary PATH] [--rounds N]
       assembling and pushing an image with rel against umoci + skopeo, the gzip+sha256 floor,
-      and a no-change re-push, against a local docker-registry.";
+      and a no-change re-push, against a local docker-registry.
+  bench gates
+      smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
 
 fn code(c: i32) -> ExitCode {
     ExitCode::from(u8::try_from(c).unwrap_or(1))
@@ -41,7 +44,8 @@ fn main() -> ExitCode {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => return code(bench_render::run(&args[2..])),
             Some("build") => bench_build::run(&args[2..]),
-            _ => Err(format!("usage: cargo xtask bench <render|build> [args]\n\n{USAGE}")),
+            Some("gates") => bench_gates::run(&args[2..]),
+            _ => Err(format!("usage: cargo xtask bench <render|build|gates> [args]\n\n{USAGE}")),
         },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -44,6 +44,12 @@ pub fn load_manifests(source: &ManifestSource) -> Result<Vec<Value>, Error> {
 /// Render a kustomize overlay directory to a YAML stream with rel's native renderer
 /// (`crates/kustomize-rs`), byte-identical to `kubectl kustomize DIR`.
 pub fn render_overlay(dir: &Path) -> Result<String, Error> {
+    if !["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().any(|n| dir.join(n).is_file()) {
+        return Err(Error::usage(
+            format!("{} has no kustomization.yaml", dir.display()),
+            "fix `overlay = ...` of the environment in rel.toml, or pass already-rendered manifests with --rendered FILE",
+        ));
+    }
     kustomize::render(dir).map(|r| r.to_yaml()).map_err(|e| {
         Error::invalid(
             format!("cannot render {}: {e}", dir.display()),

@@ -323,7 +323,7 @@ impl Repo {
     /// `rel-action`) are decoded in full.
     pub fn walk(&self, from: Oid, needle: &str, mut f: impl FnMut(CommitInfo) -> bool) -> Result<(), Error> {
         let mut walk = self.repo.revwalk().map_err(|e| git_error("walk the history", e))?;
-        walk.set_sorting(git2::Sort::TIME).map_err(|e| git_error("walk the history", e))?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME).map_err(|e| git_error("walk the history", e))?;
         walk.push(from).map_err(|e| git_error("walk the history", e))?;
         let odb = self.repo.odb().map_err(|e| git_error("open the object database", e))?;
         let needle = needle.as_bytes();

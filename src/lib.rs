@@ -23,6 +23,7 @@ pub mod promote;
 pub mod record;
 pub mod releases;
 pub mod report;
+pub mod rollback;
 pub mod source_error;
 pub mod status;
 pub mod trailers;

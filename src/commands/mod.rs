@@ -15,6 +15,7 @@ mod hold;
 mod lock;
 mod promote;
 mod record;
+mod rollback;
 mod status;
 
 /// Run a parsed command line and return the process exit code.
@@ -33,7 +34,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Promote(args) => promote::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
-        Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
+        Command::Rollback(args) => rollback::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

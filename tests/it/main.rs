@@ -7,4 +7,5 @@ mod promote;
 mod promote_forge;
 mod promote_record;
 mod promote_support;
+mod rollback;
 mod support;

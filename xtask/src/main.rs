@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+mod bench_git;
 mod bench_render;
 mod kustomize;
 mod provision;
@@ -19,7 +20,8 @@ fn main() -> ExitCode {
         Some("kustomize-oracle") => code(kustomize::oracle(&args[1..])),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => code(bench_render::run(&args[2..])),
-            _ => Err("usage: cargo xtask bench render [--sizes 500,1000,2000]".to_owned()),
+            Some("git") => bench_git::run(&args[2..]),
+            _ => Err("usage: cargo xtask bench render [--sizes 500,1000,2000] | bench git [--dev]".to_owned()),
         },
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
@@ -43,6 +45,7 @@ fn print_help() {
          test [ARGS]          install what the tests need (Debian packages when root) and run every test;\n                       \
          ARGS go to cargo-nextest (or cargo test)\n  \
          kustomize-oracle     compare the kustomize renderer with `kubectl kustomize`\n  \
-         bench render         the renderer against `kubectl kustomize`\n"
+         bench render         the renderer against `kubectl kustomize`\n  \
+         bench git [--dev]    rel audit vs git log over 10,000 commits; rel promote --dry-run of 50 components\n"
     );
 }

@@ -475,7 +475,7 @@ impl Repo {
             return Err(Error::refused(
                 format!(
                     "{remote}/{branch} moved since rel last saw it (expected {}); nothing was overwritten",
-                    expected.map(|o| short(o)).unwrap_or_else(|| "no such branch".to_owned())
+                    expected.map(short).unwrap_or_else(|| "no such branch".to_owned())
                 ),
                 format!("someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"),
             ));

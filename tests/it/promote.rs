@@ -66,6 +66,18 @@ fn promote_dry_run_prints_the_diff_and_the_pull_request_and_changes_nothing() {
     assert_eq!(p.git(&["rev-parse", "HEAD"]), head);
     assert_eq!(p.git(&["branch", "--list", "rel/*"]), "");
     assert_eq!(p.git(&["status", "--porcelain"]), "");
+
+    let json = p.rel(&["promote", "--version", "0.4.0", "--env", "prod", "--dry-run", "--format", "json"]);
+    json.expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(doc["branch"], "rel/promote/prod/0.4.0");
+    assert_eq!(doc["dryRun"], true);
+    assert_eq!(doc["commit"], serde_json::Value::Null);
+    assert_eq!(doc["previousVersion"], "0.3.0");
+    assert_eq!(doc["changes"][1]["component"], "identity");
+    assert_eq!(doc["changes"][1]["old_digest"], D1);
+    assert_eq!(doc["changes"][1]["new_digest"], D4);
+    assert_eq!(p.git(&["branch", "--list", "rel/*"]), "");
 }
 
 #[test]

@@ -245,6 +245,18 @@ impl Repo {
         }
     }
 
+    /// Move local branch `name` from `expected` to `new` (compare-and-swap).
+    pub fn move_branch(&self, name: &str, expected: Oid, new: Oid) -> Result<(), Error> {
+        let refname = format!("refs/heads/{name}");
+        self.repo.reference_matching(&refname, new, true, expected, &format!("rel: update {name}")).map(|_| ()).map_err(|e| {
+            if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
+                Error::refused(format!("branch {name} moved while rel was working"), "run the command again")
+            } else {
+                git_error("move the branch", e)
+            }
+        })
+    }
+
     /// Delete local branch `name` if it still points at `oid` (cleanup after a failed push).
     pub fn delete_branch_if_at(&self, name: &str, oid: Oid) {
         if let Ok(mut r) = self.repo.find_reference(&format!("refs/heads/{name}"))
@@ -320,27 +332,41 @@ impl Repo {
 
     /// Walk the history from `from`, newest first, calling `f` for each commit; stop when `f`
     /// returns false. Only commits whose message may hold trailers of `needle` (lowercase, e.g.
-    /// `rel-action`) are decoded in full.
+    /// `rel-action`) are passed to `f`.
+    ///
+    /// The order is git log's default: a queue by committer time where a commit is queued only
+    /// once its child has been shown, so children always come before their parents (ties in
+    /// the same second included), and the walk streams (no pass over the whole history first).
+    /// Each commit is read once.
     pub fn walk(&self, from: Oid, needle: &str, mut f: impl FnMut(CommitInfo) -> bool) -> Result<(), Error> {
-        let mut walk = self.repo.revwalk().map_err(|e| git_error("walk the history", e))?;
-        walk.set_sorting(git2::Sort::TIME).map_err(|e| git_error("walk the history", e))?;
-        walk.push(from).map_err(|e| git_error("walk the history", e))?;
-        let odb = self.repo.odb().map_err(|e| git_error("open the object database", e))?;
+        use std::collections::{BinaryHeap, HashSet};
         let needle = needle.as_bytes();
-        for id in walk {
-            let id = id.map_err(|e| git_error("walk the history", e))?;
-            // Read the raw object first: cheaper than a full commit lookup for the many commits
-            // that carry no rel trailer.
-            let raw = odb.read(id).map_err(|e| git_error("read a commit", e))?;
-            if !contains_ignore_case(raw.data(), needle) {
+        let mut seen: HashSet<Oid> = HashSet::new();
+        // (time, insertion sequence) ordered newest first; the sequence keeps ties stable.
+        let mut queue: BinaryHeap<(i64, std::cmp::Reverse<u64>, Oid)> = BinaryHeap::new();
+        let mut seq = 0u64;
+        let first = self.repo.find_commit(from).map_err(|e| git_error("read a commit", e))?;
+        seen.insert(from);
+        queue.push((first.time().seconds(), std::cmp::Reverse(seq), from));
+        drop(first);
+        while let Some((time, _, id)) = queue.pop() {
+            let commit = self.repo.find_commit(id).map_err(|e| git_error("read a commit", e))?;
+            for pid in commit.parent_ids() {
+                if seen.insert(pid) {
+                    let parent = self.repo.find_commit(pid).map_err(|e| git_error("read a commit", e))?;
+                    seq += 1;
+                    queue.push((parent.time().seconds(), std::cmp::Reverse(seq), pid));
+                }
+            }
+            let raw = commit.message_raw_bytes();
+            if !contains_ignore_case(raw, needle) {
                 continue;
             }
-            let commit = self.repo.find_commit(id).map_err(|e| git_error("read a commit", e))?;
             let info = CommitInfo {
                 id,
-                time: commit.time().seconds(),
+                time,
                 author: commit.author().email().unwrap_or_default().to_owned(),
-                message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+                message: String::from_utf8_lossy(raw).into_owned(),
             };
             if !f(info) {
                 break;
@@ -449,7 +475,7 @@ impl Repo {
             return Err(Error::refused(
                 format!(
                     "{remote}/{branch} moved since rel last saw it (expected {}); nothing was overwritten",
-                    expected.map(|o| short(o)).unwrap_or_else(|| "no such branch".to_owned())
+                    expected.map(short).unwrap_or_else(|| "no such branch".to_owned())
                 ),
                 format!("someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"),
             ));

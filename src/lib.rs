@@ -27,6 +27,7 @@ pub mod record;
 pub mod releases;
 pub mod report;
 pub mod secrets;
+pub mod rollback;
 pub mod source_error;
 pub mod status;
 pub mod trailers;

@@ -234,24 +234,42 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     })
 }
 
-/// Make the promotion commit and create its branch. Returns the commit and whether the branch
-/// was created now (`false`: an earlier run made the same promotion on the same base).
-pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, bool), Error> {
+/// What [`commit`] did to the branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchUpdate {
+    /// The branch did not exist; it was created.
+    Created,
+    /// An earlier run made the same promotion on the same base: reused as it is.
+    Reused,
+    /// An earlier promotion of the same version to the same env, on an older base, was replaced
+    /// (the base moved); the old tip is kept to restore it if the push is refused.
+    Replaced(Oid),
+}
+
+/// Make the promotion commit and point its branch at it.
+pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, BranchUpdate), Error> {
     let changes = vec![FileChange { path: plan.overlay_rel.clone(), contents: Some(plan.pin.new_text.clone().into_bytes()) }];
-    if let Some(tip) = repo.branch_tip(&plan.branch) {
-        // Re-running the same promotion is fine: same base, same overlay bytes.
-        let same = repo.first_parent(tip) == Some(plan.base)
-            && repo.read_file(tip, &plan.overlay_rel)?.as_deref() == Some(plan.pin.new_text.as_bytes())
-            && repo.changed_paths(tip)? == vec![plan.overlay_rel.clone()];
-        if same {
-            return Ok((tip, false));
-        }
+    let Some(tip) = repo.branch_tip(&plan.branch) else {
+        let oid = repo.commit_on(plan.base, &changes, &plan.message)?;
+        repo.create_branch(&plan.branch, oid)?;
+        return Ok((oid, BranchUpdate::Created));
+    };
+    let pure = repo.first_parent(tip).is_some() && repo.changed_paths(tip)? == vec![plan.overlay_rel.clone()];
+    if pure && repo.first_parent(tip) == Some(plan.base) && repo.read_file(tip, &plan.overlay_rel)?.as_deref() == Some(plan.pin.new_text.as_bytes()) {
+        return Ok((tip, BranchUpdate::Reused));
+    }
+    let t = Trailers::parse(&repo.commit_info(tip)?.message);
+    let same_promotion = t.action() == Some(Action::Promote)
+        && t.get(key::VERSION) == Some(plan.version.to_string().as_str())
+        && t.get(key::ENV) == Some(plan.env.as_str());
+    if !(pure && same_promotion) {
         return Err(Error::refused(
-            format!("branch {} already exists with a different promotion (built on another commit, or another rel run is promoting right now)", plan.branch),
+            format!("branch {} already exists and holds something other than rel's promotion of {} to {}", plan.branch, plan.version, plan.env),
             format!("look at it with `git log {}`; if it is stale, delete it (`git branch -D {}`) and run again", plan.branch, plan.branch),
         ));
     }
+    // The same promotion on an older base: rebuild it on the current one.
     let oid = repo.commit_on(plan.base, &changes, &plan.message)?;
-    repo.create_branch(&plan.branch, oid)?;
-    Ok((oid, true))
+    repo.move_branch(&plan.branch, tip, oid)?;
+    Ok((oid, BranchUpdate::Replaced(tip)))
 }

@@ -23,7 +23,6 @@ pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
         }
         ListFormat::Table => {
             if entries.is_empty() {
-                tracing::info!("no rel actions in the history");
                 eprintln_hint("no rel actions found (rel's commits carry Rel-Action trailers)");
             }
             print_stdout(&to_table(&entries));

@@ -19,6 +19,7 @@ mod release;
 mod render;
 mod promote;
 mod record;
+mod rollback;
 mod status;
 mod secrets;
 
@@ -42,7 +43,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Promote(args) => promote::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
-        Command::Rollback(_) => Err(Error::usage("not wired yet", "")),
         Command::Keygen(args) => secrets::keygen(&ctx, args),
         Command::Seal(args) => secrets::seal(&ctx, args),
         Command::Unseal(args) => secrets::unseal(&ctx, args),
@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gate(GateCommand::Smoke(args)) => gate::smoke(&ctx, args),
         Command::Gate(GateCommand::Drift(args)) => gate::drift(&ctx, args),
         Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
+        Command::Rollback(args) => rollback::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -5,7 +5,7 @@ use crate::commands::{Context, print_stdout};
 use crate::config::ForgeKind;
 use crate::forge::{self, Proposal};
 use crate::git_repo::{Repo, short};
-use crate::promote::{Request, commit, plan};
+use crate::promote::{BranchUpdate, Request, commit, plan};
 use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
@@ -68,10 +68,14 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         return Ok(Exit::Ok);
     }
 
-    let (oid, created) = commit(&repo, &plan)?;
+    let (oid, update) = commit(&repo, &plan)?;
     out.push_str(&format!(
         "{} {} on branch {} (your checkout is untouched)\n",
-        if created { "committed" } else { "reusing" },
+        match update {
+            BranchUpdate::Created => "committed".to_owned(),
+            BranchUpdate::Reused => "reusing".to_owned(),
+            BranchUpdate::Replaced(old) => format!("rebuilt on the current base (was {})", short(old)),
+        },
         short(oid),
         plan.branch
     ));
@@ -80,8 +84,13 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         match repo.push_with_lease(&remote, oid, &plan.branch, expected) {
             Ok(_) => out.push_str(&format!("pushed {} to {remote} (with a lease)\n", plan.branch)),
             Err(e) => {
-                if created {
-                    repo.delete_branch_if_at(&plan.branch, oid);
+                // Leave nothing behind: the branch goes back to what it was.
+                match update {
+                    BranchUpdate::Created => repo.delete_branch_if_at(&plan.branch, oid),
+                    BranchUpdate::Replaced(old) => {
+                        let _ = repo.move_branch(&plan.branch, oid, old);
+                    }
+                    BranchUpdate::Reused => {}
                 }
                 return Err(e);
             }

@@ -66,6 +66,18 @@ fn promote_dry_run_prints_the_diff_and_the_pull_request_and_changes_nothing() {
     assert_eq!(p.git(&["rev-parse", "HEAD"]), head);
     assert_eq!(p.git(&["branch", "--list", "rel/*"]), "");
     assert_eq!(p.git(&["status", "--porcelain"]), "");
+
+    let json = p.rel(&["promote", "--version", "0.4.0", "--env", "prod", "--dry-run", "--format", "json"]);
+    json.expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(doc["branch"], "rel/promote/prod/0.4.0");
+    assert_eq!(doc["dryRun"], true);
+    assert_eq!(doc["commit"], serde_json::Value::Null);
+    assert_eq!(doc["previousVersion"], "0.3.0");
+    assert_eq!(doc["changes"][1]["component"], "identity");
+    assert_eq!(doc["changes"][1]["old_digest"], D1);
+    assert_eq!(doc["changes"][1]["new_digest"], D4);
+    assert_eq!(p.git(&["branch", "--list", "rel/*"]), "");
 }
 
 #[test]
@@ -180,4 +192,27 @@ fn promote_pushes_with_a_lease_and_two_racing_promotions_leave_one_winner_and_no
     let refused = rel_env(third.path(), &["promote", "--version", "0.4.0", "--env", "prod", "--push"], &[("REL_ACTOR", "carol@example.com")]);
     refused.expect(1);
     assert_eq!(p.remote_tip("rel/promote/prod/0.4.0").unwrap(), tip);
+}
+
+#[test]
+fn promote_again_after_main_moved_rebuilds_the_branch_and_pushes_with_the_lease() {
+    let p = GitProject::new().with_releases();
+    p.rel(&["promote", "--version", "0.4.0", "--env", "prod", "--push"]).expect(0);
+    let first = p.remote_tip("rel/promote/prod/0.4.0").unwrap();
+    p.work.write("README", "docs\n");
+    p.git(&["add", "README"]);
+    p.git(&["commit", "--quiet", "-m", "docs"]);
+    let head = p.git(&["rev-parse", "HEAD"]);
+    let run = p.rel(&["promote", "--version", "0.4.0", "--env", "prod", "--push"]);
+    run.expect(0);
+    assert!(run.stdout().contains(&format!("rebuilt on the current base (was {})", &first[..12])), "{}", run.stdout());
+    let tip = p.remote_tip("rel/promote/prod/0.4.0").unwrap();
+    assert_ne!(tip, first);
+    assert_eq!(p.git(&["rev-parse", &format!("{tip}~1")]), head);
+
+    // A branch by that name that is not rel's promotion is never replaced.
+    p.git(&["branch", "-f", "rel/promote/prod/0.4.0", "HEAD"]);
+    let refused = p.rel(&["promote", "--version", "0.4.0", "--env", "prod"]);
+    refused.expect(1);
+    assert!(refused.stderr().contains("branch rel/promote/prod/0.4.0 already exists and holds something other than rel's promotion of 0.4.0 to prod"), "{}", refused.stderr());
 }

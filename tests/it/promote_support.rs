@@ -255,7 +255,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
     Some(Request { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
-fn query<'a>(path: &'a str, key: &str) -> Option<String> {
+fn query(path: &str, key: &str) -> Option<String> {
     let q = path.split_once('?')?.1;
     q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| decode(v)))
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench_build;
 mod bench_gates;
+mod bench_git;
 mod bench_render;
 mod kustomize;
 mod provision;
@@ -28,6 +29,8 @@ tasks:
   bench build [--binary PATH] [--rounds N]
       assembling and pushing an image with rel against umoci + skopeo, the gzip+sha256 floor,
       and a no-change re-push, against a local docker-registry.
+  bench git [--dev]
+      rel audit against git log over 10,000 commits; rel promote --dry-run of 50 components.
   bench gates
       smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
 
@@ -45,7 +48,8 @@ fn main() -> ExitCode {
             Some("render") => return code(bench_render::run(&args[2..])),
             Some("build") => bench_build::run(&args[2..]),
             Some("gates") => bench_gates::run(&args[2..]),
-            _ => Err(format!("usage: cargo xtask bench <render|build|gates> [args]\n\n{USAGE}")),
+            Some("git") => bench_git::run(&args[2..]),
+            _ => Err(format!("usage: cargo xtask bench <render|build|gates|git> [args]\n\n{USAGE}")),
         },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -1,0 +1,279 @@
+//! `rel rollback`: put an environment back on the previous validated version, through git.
+//!
+//! The environment's history comes from the trailers of the commits that changed its overlay.
+//! When the last change to the overlay was a pure promotion (a `Rel-Action: promote` commit that
+//! changed only that file), the rollback is its `git revert`: the overlay returns byte for byte to
+//! what it was. Otherwise it is a forward restore commit that pins the target release (or copies
+//! the overlay of `--to COMMIT`). Either way the version taken out is put on hold in
+//! `releases/holds.yaml`, in the same commit, so automation cannot promote it straight back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::Oid;
+
+use crate::config::Config;
+use crate::git_repo::{FileChange, Repo, short};
+use crate::hold::{Hold, Holds};
+use crate::lockfile::Lockfile;
+use crate::overlay_pin::{kustomization_file, pins_of, plan_text};
+use crate::trailers::{Action, Trailers, key};
+use crate::version::Version;
+use crate::Error;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub env: String,
+    /// `--to VERSION|COMMIT`.
+    pub to: Option<String>,
+    pub actor: String,
+}
+
+/// How the overlay gets back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// `git revert` of a pure promotion commit.
+    Revert { commit: Oid, subject: String },
+    /// A forward commit pinning a validated release.
+    RestoreVersion,
+    /// A forward commit restoring the overlay as it was at a commit.
+    RestoreCommit { commit: Oid },
+}
+
+/// One image pin, before and after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PinDelta {
+    pub image: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Everything a rollback will do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub env: String,
+    pub overlay_rel: String,
+    /// The commit the rollback is built on (HEAD).
+    pub base: Oid,
+    pub old_text: String,
+    pub new_text: String,
+    pub deltas: Vec<PinDelta>,
+    /// The release the environment runs now, when its pins match one.
+    pub current: Option<Version>,
+    /// The release it goes back to, when the restored pins match one.
+    pub target: Option<Version>,
+    pub method: Method,
+    pub holds_rel: String,
+    /// The new holds file, when the current version gets a hold.
+    pub holds_text: Option<String>,
+    pub message: String,
+}
+
+impl Plan {
+    pub fn changes(&self) -> Vec<FileChange> {
+        let mut out = vec![FileChange { path: self.overlay_rel.clone(), contents: Some(self.new_text.clone().into_bytes()) }];
+        if let Some(h) = &self.holds_text {
+            out.push(FileChange { path: self.holds_rel.clone(), contents: Some(h.clone().into_bytes()) });
+        }
+        out
+    }
+
+    /// The same files as they are now (to undo a local commit whose push was refused).
+    pub fn undo_changes(&self, repo: &Repo) -> Result<Vec<FileChange>, Error> {
+        Ok(vec![
+            FileChange { path: self.overlay_rel.clone(), contents: Some(self.old_text.clone().into_bytes()) },
+            FileChange { path: self.holds_rel.clone(), contents: repo.read_file(self.base, &self.holds_rel)? },
+        ])
+    }
+
+    /// A name for the branch of `--open-pr`.
+    pub fn branch(&self) -> String {
+        match &self.target {
+            Some(v) => format!("rel/rollback/{}/{v}", self.env),
+            None => format!("rel/rollback/{}/{}", self.env, short(self.base)),
+        }
+    }
+}
+
+fn validated(root: &Path, version: &Version) -> bool {
+    !crate::releases::records_for(root, version).is_empty()
+}
+
+/// Work out the rollback. Changes nothing.
+pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> {
+    let root = &config.root;
+    let env = config.environment(&req.env)?;
+    let overlay_file = kustomization_file(&config.overlay_dir(env))?;
+    let overlay_rel = repo.rel_path(&overlay_file)?;
+    let holds_rel = repo.rel_path(&crate::hold::path(root))?;
+    let base = repo.head_commit()?;
+    let old_bytes = repo.read_file(base, &overlay_rel)?.ok_or_else(|| Error::usage(format!("{overlay_rel} is not committed"), "commit the overlay first"))?;
+    let old_text = String::from_utf8(old_bytes).map_err(|_| Error::invalid(format!("{overlay_rel} is not UTF-8"), "an overlay is YAML text"))?;
+    let overlay_path = Path::new(&overlay_rel);
+    let releases = crate::status::releases(root);
+    let old_pins = pins_of(&old_text, overlay_path)?;
+    let current = crate::status::match_release(&old_pins, &releases, config).map(|l| l.version.clone());
+    let holds = Holds::load(root)?;
+
+    // The last commit that changed the overlay, and whether it is a pure promotion of this env.
+    let last = repo.changes_to(base, &overlay_rel, 1)?.into_iter().next();
+    let pure_promotion = match last {
+        Some(c) => {
+            let info = repo.commit_info(c)?;
+            let t = Trailers::parse(&info.message);
+            let pure = t.action() == Some(Action::Promote)
+                && t.get(key::ENV) == Some(req.env.as_str())
+                && repo.changed_paths(c)? == vec![overlay_rel.clone()]
+                && repo.first_parent(c).is_some();
+            pure.then(|| (c, info.message.lines().next().unwrap_or_default().to_owned(), t.get(key::PREVIOUS_VERSION).and_then(|v| v.parse::<Version>().ok())))
+        }
+        None => None,
+    };
+
+    let to_version = req.to.as_deref().and_then(|t| t.parse::<Version>().ok()).filter(|v| crate::releases::lockfile_path(root, v).is_file());
+    let (method, new_text, mut target) = match (&req.to, to_version, &pure_promotion) {
+        // Default, after a pure promotion: revert it.
+        (None, _, Some((commit, subject, prev))) => {
+            let parent = repo.first_parent(*commit).expect("checked above");
+            let text = repo.read_file(parent, &overlay_rel)?.unwrap_or_default();
+            (Method::Revert { commit: *commit, subject: subject.clone() }, String::from_utf8_lossy(&text).into_owned(), prev.clone())
+        }
+        // --to the version that promotion replaced: also a revert.
+        (Some(_), Some(v), Some((commit, subject, Some(prev)))) if *prev == v => {
+            let parent = repo.first_parent(*commit).expect("checked above");
+            let text = repo.read_file(parent, &overlay_rel)?.unwrap_or_default();
+            (Method::Revert { commit: *commit, subject: subject.clone() }, String::from_utf8_lossy(&text).into_owned(), Some(v))
+        }
+        (Some(_), Some(v), _) => (Method::RestoreVersion, String::new(), Some(v)),
+        (Some(to), None, _) => {
+            if to.parse::<Version>().is_ok() {
+                return Err(Error::usage(format!("there is no release {to} (releases/{to}.yaml)"), format!("`rel status` and `rel audit --env {}` show what {} ran", req.env, req.env)));
+            }
+            let commit = repo.resolve_commit(to)?;
+            let text = repo.read_file(commit, &overlay_rel)?.ok_or_else(|| {
+                Error::usage(format!("{overlay_rel} does not exist at {}", short(commit)), "pick a commit where the overlay existed (`git log -- <overlay>`)")
+            })?;
+            (Method::RestoreCommit { commit }, String::from_utf8_lossy(&text).into_owned(), None)
+        }
+        // Default otherwise: the previous validated version the env ran, from the trailers.
+        (None, _, None) => {
+            let history = crate::audit::read(repo, base, &crate::audit::Query { env: Some(req.env.clone()), since: None })?;
+            let candidate = history
+                .iter()
+                .filter(|e| e.env.as_deref() == Some(req.env.as_str()) && matches!(e.action.as_str(), "promote" | "rollback"))
+                .flat_map(|e| [e.version.clone(), e.trailers.get(key::PREVIOUS_VERSION).cloned()])
+                .flatten()
+                .filter_map(|v| v.parse::<Version>().ok())
+                .find(|v| Some(v) != current.as_ref() && validated(root, v) && holds.get(v).is_none() && crate::releases::lockfile_path(root, v).is_file());
+            match candidate {
+                Some(v) => (Method::RestoreVersion, String::new(), Some(v)),
+                None => {
+                    return Err(Error::refused(
+                        format!("found no earlier validated version that {} ran (in the Rel-* trailers of the history)", req.env),
+                        format!("say where to go: `rel rollback --env {} --to <version>` or `--to <commit>` (`git log -- {overlay_rel}` lists the overlay's commits)", req.env),
+                    ));
+                }
+            }
+        }
+    };
+
+    let new_text = if method == Method::RestoreVersion {
+        let v = target.as_ref().expect("a version target");
+        if !validated(root, v) {
+            return Err(Error::refused(
+                format!("release {v} was never validated (no releases/{v}.<env>.validation.yaml)"),
+                "roll back to a validated version, or to a commit with `--to <commit>`",
+            ));
+        }
+        let lockfile = Lockfile::load(&crate::releases::lockfile_path(root, v))?;
+        plan_text(&old_text, overlay_path, &lockfile, config)?.new_text
+    } else {
+        new_text
+    };
+    let new_pins = pins_of(&new_text, overlay_path)?;
+    if target.is_none() {
+        target = crate::status::match_release(&new_pins, &releases, config).map(|l| l.version.clone());
+    }
+    if let Some(t) = &target
+        && let Some(h) = holds.get(t)
+    {
+        return Err(Error::refused(
+            format!("release {t} is on hold ({}); rel will not roll {} onto it", h.reason, req.env),
+            format!("pick another target with `--to`, or clear the hold first: `rel hold clear {t}`"),
+        ));
+    }
+    if new_text == old_text {
+        return Err(Error::refused(
+            format!("{} already pins {}: there is nothing to roll back", req.env, target.as_ref().map(|t| format!("release {t}")).unwrap_or_else(|| "those digests".into())),
+            "`rel status` shows what each environment pins",
+        ));
+    }
+
+    let mut deltas: BTreeMap<String, PinDelta> = BTreeMap::new();
+    for (image, d) in &old_pins {
+        deltas.insert(image.clone(), PinDelta { image: image.clone(), before: Some(d.clone()), after: None });
+    }
+    for (image, d) in &new_pins {
+        deltas.entry(image.clone()).or_insert_with(|| PinDelta { image: image.clone(), before: None, after: None }).after = Some(d.clone());
+    }
+
+    let now = crate::record::now_rfc3339();
+    let holds_text = match &current {
+        Some(v) if Some(v) != target.as_ref() => {
+            let mut h = holds.clone();
+            h.add(Hold {
+                version: v.to_string(),
+                env: req.env.clone(),
+                reason: format!("rolled back from {} to {}", req.env, target.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "an earlier commit".into())),
+                since: now,
+                actor: req.actor.clone(),
+            });
+            Some(h.to_yaml())
+        }
+        _ => None,
+    };
+
+    let mut t = Trailers::new();
+    t.push(key::ACTION, Action::Rollback).push(key::ENV, &req.env);
+    if let Some(v) = &target {
+        t.push(key::VERSION, v);
+    }
+    if let Some(v) = &current {
+        t.push(key::ROLLED_BACK, v);
+    }
+    let (subject, body) = match &method {
+        Method::Revert { commit, subject } => {
+            t.push(key::REVERTS, commit);
+            (format!("Revert \"{subject}\""), format!("This reverts commit {commit}."))
+        }
+        Method::RestoreVersion => (
+            format!("rel: roll {} back to {}", req.env, target.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+            format!("Pins the digests of the validated release into {overlay_rel}."),
+        ),
+        Method::RestoreCommit { commit } => {
+            t.push(key::RESTORES, commit);
+            (format!("rel: roll {} back to the overlay of {}", req.env, short(*commit)), format!("Restores {overlay_rel} as it was at {commit}."))
+        }
+    };
+    t.push(key::ACTOR, &req.actor);
+    let body = match &current {
+        Some(v) if holds_text.is_some() => format!("{body}\n\nRelease {v} is put on hold: `rel hold clear {v}` releases it."),
+        _ => body,
+    };
+    let message = t.message(&subject, &body);
+
+    Ok(Plan {
+        env: req.env.clone(),
+        overlay_rel,
+        base,
+        old_text,
+        new_text,
+        deltas: deltas.into_values().filter(|d| d.before != d.after).collect(),
+        current,
+        target,
+        method,
+        holds_rel,
+        holds_text,
+        message,
+    })
+}

@@ -11,6 +11,7 @@ mod promote_forge;
 mod promote_record;
 mod promote_support;
 mod secrets;
+mod smoke_services;
 mod rollback;
 mod support;
 mod gates_server;

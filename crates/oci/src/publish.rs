@@ -49,7 +49,7 @@ pub async fn build_and_push(
         let (cache, spec) = (cache.clone(), layer_spec.clone());
         blocking(move || {
             let key = cache::cache_key(&spec)?;
-            let hit = cache.get(&key)?;
+            let hit = cache.get(&key.key)?;
             Ok::<_, LayerError>((key, hit))
         })
     };
@@ -135,9 +135,9 @@ where
     }
 }
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
-/// Sends 1 MiB chunks to the upload; once the upload is gone, writes are dropped (the layer
+/// Sends 256 KiB chunks to the upload; once the upload is gone, writes are dropped (the layer
 /// still goes to its file, and the push uploads it from there).
 struct ChannelWriter {
     tx: Option<mpsc::Sender<Bytes>>,

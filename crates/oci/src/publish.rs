@@ -63,10 +63,10 @@ pub async fn build_and_push(
         return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
     }
 
-    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it, and
-    // open the config's upload session meanwhile.
+    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it.
     let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
     let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let diff_id = key.diff_id.clone();
     let build = {
         let (cache, spec) = (cache.clone(), layer_spec.clone());
         blocking(move || {
@@ -94,11 +94,19 @@ pub async fn build_and_push(
             }
         }
     };
-    let config_session = async { registry.begin_upload(repository).await.ok() };
-    let (layer, (streamed, config_session)) =
-        futures_util::future::join(build, futures_util::future::join(upload, config_session)).await;
+    // The config names only diff ids, known from the cache key: upload it during the build.
+    let config = image::config(base, std::slice::from_ref(&diff_id), image_spec)?;
+    let config_digest = image_ref::Digest::of(&config);
+    let put_config = async {
+        let session = registry.begin_upload(repository).await.ok()?;
+        registry.upload_into(&session, &config_digest, &config).await.ok().map(|()| config_digest.clone())
+    };
+    let (layer, (streamed, config_sent)) =
+        futures_util::future::join(build, futures_util::future::join(upload, put_config)).await;
     let layer = layer?;
     let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+    debug_assert_eq!(image.config_digest, config_digest);
+    let config_sent = config_sent.filter(|d| *d == image.config_digest);
 
     let commit_layer = async {
         let upload = streamed.filter(|u| u.sent() == layer.size)?;
@@ -110,11 +118,7 @@ pub async fn build_and_push(
             }
         }
     };
-    let put_config = async {
-        let session = config_session?;
-        registry.upload_into(&session, &image.config_digest, &image.config).await.ok().map(|()| image.config_digest.clone())
-    };
-    let (layer_sent, config_sent) = futures_util::future::join(commit_layer, put_config).await;
+    let layer_sent = commit_layer.await;
     let known = Known { sent: layer_sent.into_iter().chain(config_sent).collect(), tag_digest };
     let push = registry.push_with(target, &image, options, known).await?;
     Ok(Published { image, layer, cache: CacheOutcome::Built, push })

@@ -91,8 +91,14 @@ impl LayerCache {
     /// Build the layer for `spec`, store it under `key`, and copy its compressed bytes to `also`
     /// as they are produced.
     pub fn build(&self, key: &LayerKey, spec: &LayerSpec, also: &mut dyn io::Write) -> Result<Layer, LayerError> {
-        let entry_path = self.entry_path(&key.key);
         let layer = layer::build_layer_inner(spec, &self.blob_dir(), also, Some(key.diff_id.clone()))?;
+        self.insert(key, &layer)?;
+        Ok(layer)
+    }
+
+    /// Record `layer` (whose blob is in [`LayerCache::blob_dir`]) under `key`.
+    pub(crate) fn insert(&self, key: &LayerKey, layer: &Layer) -> Result<(), LayerError> {
+        let entry_path = self.entry_path(&key.key);
         let entry = Entry {
             diff_id: layer.diff_id.clone(),
             digest: layer.digest.clone(),
@@ -100,8 +106,7 @@ impl LayerCache {
             media_type: layer.media_type.clone(),
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write { path: entry_path.clone(), source: e.into() })?;
-        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })?;
-        Ok(layer)
+        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })
     }
 
     fn lookup(&self, entry_path: &Path) -> Result<Option<Layer>, LayerError> {

@@ -156,11 +156,10 @@ pub async fn build_and_push(
 /// Stands in for the diff id while the speculative build runs (it is never stored).
 const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
-async fn blocking<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E>
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
 where
-    E: From<LayerError>,
+    T: Send + 'static,
+    E: From<LayerError> + Send + 'static,
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
@@ -203,7 +202,7 @@ impl ChannelWriter {
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::new(io::ErrorKind::Other, "layer build cancelled: the cache has it"));
+            return Err(io::Error::other("layer build cancelled: the cache has it"));
         }
         if self.tx.is_none() {
             return Ok(data.len());

@@ -1,7 +1,8 @@
 //! The layer cache: an unchanged binary is neither re-tarred nor re-gzipped.
 //!
-//! Key: sha256 of a canonical JSON of (layout version, compressor name+version, gzip level, mtime,
-//! and per file: destination, mode, sha256 of the content). Value: diff id, digest, size. Blobs
+//! Key: sha256 of a canonical JSON of (layout version, compressor name+version, gzip level, diff
+//! id). The diff id hashes the uncompressed tar, so it covers each file's content (the binary's
+//! bytes), path and mode and the mtime. Value: diff id, digest, size. Blobs
 //! live under `<cache>/blobs/sha256/<hex>`, entries under `<cache>/layers/<key hex>.json`.
 
 use std::fs;
@@ -33,15 +34,14 @@ struct KeyInput<'a> {
     layout_version: u32,
     compressor: &'a str,
     gzip_level: u32,
-    mtime: u64,
-    files: Vec<KeyFile<'a>>,
+    diff_id: &'a Digest,
 }
 
-#[derive(Serialize)]
-struct KeyFile<'a> {
-    dest: &'a str,
-    mode: u32,
-    sha256: Digest,
+/// A layer's cache key and the diff id it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerKey {
+    pub key: Digest,
+    pub diff_id: Digest,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,7 +69,7 @@ impl LayerCache {
     /// The layer for `spec`: from the cache when the inputs are unchanged, else built and stored.
     pub fn layer(&self, spec: &LayerSpec) -> Result<(Layer, CacheOutcome), LayerError> {
         let key = cache_key(spec)?;
-        if let Some(layer) = self.get(&key)? {
+        if let Some(layer) = self.get(&key.key)? {
             return Ok((layer, CacheOutcome::Hit));
         }
         Ok((self.build(&key, spec, &mut io::sink())?, CacheOutcome::Built))
@@ -90,9 +90,15 @@ impl LayerCache {
 
     /// Build the layer for `spec`, store it under `key`, and copy its compressed bytes to `also`
     /// as they are produced.
-    pub fn build(&self, key: &Digest, spec: &LayerSpec, also: &mut dyn io::Write) -> Result<Layer, LayerError> {
-        let entry_path = self.entry_path(key);
-        let layer = layer::build_layer_into(spec, &self.blob_dir(), also)?;
+    pub fn build(&self, key: &LayerKey, spec: &LayerSpec, also: &mut dyn io::Write) -> Result<Layer, LayerError> {
+        let layer = layer::build_layer_inner(spec, &self.blob_dir(), also, Some(key.diff_id.clone()))?;
+        self.insert(key, &layer)?;
+        Ok(layer)
+    }
+
+    /// Record `layer` (whose blob is in [`LayerCache::blob_dir`]) under `key`.
+    pub(crate) fn insert(&self, key: &LayerKey, layer: &Layer) -> Result<(), LayerError> {
+        let entry_path = self.entry_path(&key.key);
         let entry = Entry {
             diff_id: layer.diff_id.clone(),
             digest: layer.digest.clone(),
@@ -100,8 +106,7 @@ impl LayerCache {
             media_type: layer.media_type.clone(),
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write { path: entry_path.clone(), source: e.into() })?;
-        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })?;
-        Ok(layer)
+        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })
     }
 
     fn lookup(&self, entry_path: &Path) -> Result<Option<Layer>, LayerError> {
@@ -126,16 +131,15 @@ impl LayerCache {
     }
 }
 
-/// The cache key of `spec`: reads every source file once to hash it.
-pub fn cache_key(spec: &LayerSpec) -> Result<Digest, LayerError> {
-    let mut files = Vec::with_capacity(spec.files.len());
-    for f in &spec.files {
-        files.push(KeyFile { dest: &f.dest, mode: f.mode, sha256: file_sha256(&f.source)? });
-    }
-    files.sort_by(|a, b| a.dest.cmp(b.dest));
-    let input = KeyInput { layout_version: LAYOUT_VERSION, compressor: COMPRESSOR, gzip_level: spec.gzip_level, mtime: spec.mtime, files };
+/// The cache key of `spec`: its diff id (sha256 of the uncompressed tar, which covers every
+/// file's content, path, mode and the mtime) with the compressor, its level and the layout
+/// version. Costs one hashing pass over the files, no compression; on a miss the build reuses the
+/// diff id instead of hashing the tar again.
+pub fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
+    let diff_id = layer::diff_id(spec)?;
+    let input = KeyInput { layout_version: LAYOUT_VERSION, compressor: COMPRESSOR, gzip_level: spec.gzip_level, diff_id: &diff_id };
     let bytes = serde_json::to_vec(&input).expect("key input serialises");
-    Ok(Digest::of(&bytes))
+    Ok(LayerKey { key: Digest::of(&bytes), diff_id })
 }
 
 /// sha256 of a file's content, streamed.

@@ -132,7 +132,32 @@ pub enum ImageError {
 
 /// Assemble an image from an optional base and our layers (in order).
 pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) -> Result<Image, ImageError> {
-    let mut blobs: Vec<LayerBlob> = Vec::new();
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let config_bytes = config(base, &diff_ids, spec)?;
+    let config_digest = Digest::of(&config_bytes);
+    let mut blobs: Vec<LayerBlob> = base.map(|b| b.layers.clone()).unwrap_or_default();
+    blobs.extend(layers.iter().map(LayerBlob::from));
+    let manifest = Manifest {
+        annotations: BTreeMap::new(),
+        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest.clone(), config_bytes.len() as u64),
+        layers: blobs.iter().map(|b| b.descriptor.clone()).collect(),
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        schema_version: 2,
+    };
+    let manifest_bytes = spec::canonical_json(&manifest);
+    Ok(Image {
+        manifest_digest: Digest::of(&manifest_bytes),
+        manifest: manifest_bytes,
+        config: config_bytes,
+        config_digest,
+        layers: blobs,
+    })
+}
+
+/// The image config bytes for a base and our layers' diff ids: known before the layers are
+/// compressed, since it names only uncompressed digests.
+pub fn config(base: Option<&BaseImage>, diff_ids: &[Digest], spec: &ImageSpec) -> Result<Vec<u8>, ImageError> {
+    let mut blobs: Vec<Digest> = Vec::new();
     let mut history: Vec<History> = Vec::new();
     let mut env: Vec<String> = Vec::new();
     let created = rfc3339(spec.created);
@@ -146,7 +171,7 @@ pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) ->
                 want_arch: spec.architecture.clone(),
             });
         }
-        blobs.extend(base.layers.iter().cloned());
+        blobs.extend(base.layers.iter().map(|l| l.diff_id.clone()));
         history.extend(base.history.iter().cloned());
         env.extend(base.env.iter().cloned());
     }
@@ -158,8 +183,8 @@ pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) ->
         env.retain(|old| old.split_once('=').map(|(k, _)| k) != Some(key));
         env.push(e.clone());
     }
-    for layer in layers {
-        blobs.push(LayerBlob::from(layer));
+    for diff_id in diff_ids {
+        blobs.push(diff_id.clone());
         history.push(History {
             comment: None,
             created: Some(created.clone()),
@@ -201,23 +226,7 @@ pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) ->
         created: Some(created),
         history,
         os: spec.os.clone(),
-        rootfs: RootFs { diff_ids: blobs.iter().map(|b| b.diff_id.clone()).collect(), kind: "layers".into() },
+        rootfs: RootFs { diff_ids: blobs, kind: "layers".into() },
     };
-    let config_bytes = spec::canonical_json(&config);
-    let config_digest = Digest::of(&config_bytes);
-    let manifest = Manifest {
-        annotations: BTreeMap::new(),
-        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest.clone(), config_bytes.len() as u64),
-        layers: blobs.iter().map(|b| b.descriptor.clone()).collect(),
-        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-        schema_version: 2,
-    };
-    let manifest_bytes = spec::canonical_json(&manifest);
-    Ok(Image {
-        manifest_digest: Digest::of(&manifest_bytes),
-        manifest: manifest_bytes,
-        config: config_bytes,
-        config_digest,
-        layers: blobs,
-    })
+    Ok(spec::canonical_json(&config))
 }

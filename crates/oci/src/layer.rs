@@ -132,6 +132,25 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// [`Hashing`] when there is a hasher, a plain pass-through otherwise.
+struct MaybeHashing<W> {
+    inner: W,
+    hasher: Option<Sha256Hasher>,
+}
+
+impl<W: Write> Write for MaybeHashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes to a file and to a second sink.
 struct Tee<'a, W> {
     file: W,
@@ -211,6 +230,25 @@ pub fn build_layer(spec: &LayerSpec, blob_dir: &Path) -> Result<Layer, LayerErro
 /// [`build_layer`], also copying the compressed bytes to `also` as they are produced (e.g. to a
 /// registry upload that runs while the layer is being compressed).
 pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write) -> Result<Layer, LayerError> {
+    build_layer_inner(spec, blob_dir, also, None)
+}
+
+/// sha256 of the uncompressed tar of `spec` (its diff id), without compressing it.
+pub fn diff_id(spec: &LayerSpec) -> Result<Digest, LayerError> {
+    let mut hasher = BufWriter::with_capacity(256 * 1024, Sha256Hasher::new());
+    write_tar(spec, &mut hasher)?;
+    let hasher = hasher.into_inner().map_err(|e| LayerError::Write { path: "<hasher>".into(), source: e.into_error() })?;
+    Ok(hasher.finish())
+}
+
+/// Build the layer; when the diff id is already known (the cache key is made from it), the tar
+/// is not hashed a second time.
+pub(crate) fn build_layer_inner(
+    spec: &LayerSpec,
+    blob_dir: &Path,
+    also: &mut dyn Write,
+    known_diff_id: Option<Digest>,
+) -> Result<Layer, LayerError> {
     if spec.gzip_level > 9 {
         return Err(LayerError::BadLevel(spec.gzip_level));
     }
@@ -225,10 +263,13 @@ pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write)
         let tee = Tee { file: BufWriter::with_capacity(256 * 1024, file), also: &mut *also };
         let compressed = Hashing { inner: tee, hasher: Sha256Hasher::new() };
         let gz = gzip_builder().write(compressed, Compression::new(spec.gzip_level));
-        let mut tar_stream = Hashing { inner: BufWriter::with_capacity(256 * 1024, gz), hasher: Sha256Hasher::new() };
+        let mut tar_stream = MaybeHashing {
+            inner: BufWriter::with_capacity(256 * 1024, gz),
+            hasher: known_diff_id.is_none().then(Sha256Hasher::new),
+        };
         write_tar(spec, &mut tar_stream)?;
         tar_stream.flush().map_err(werr(&tmp))?;
-        let Hashing { inner, hasher: tar_hasher } = tar_stream;
+        let MaybeHashing { inner, hasher: tar_hasher } = tar_stream;
         let gz = inner.into_inner().map_err(|e| werr(&tmp)(e.into_error()))?;
         let mut compressed = gz.finish().map_err(werr(&tmp))?;
         compressed.flush().map_err(werr(&tmp))?;
@@ -237,7 +278,11 @@ pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write)
         let target = blob_dir.join(digest.hex());
         fs::rename(&tmp, &target).map_err(werr(&target))?;
         Ok(Layer {
-            diff_id: tar_hasher.finish(),
+            diff_id: match (known_diff_id, tar_hasher) {
+                (Some(d), _) => d,
+                (None, Some(h)) => h.finish(),
+                (None, None) => unreachable!("a hasher runs when the diff id is unknown"),
+            },
             digest,
             size,
             media_type: MEDIA_TYPE_LAYER_GZIP.to_owned(),

@@ -8,7 +8,12 @@
 //! - [`layout`]: the OCI image layout directory (the embedded default) and base images from one.
 //! - [`registry`]: push over the distribution API: HEAD, cross-repository mount, upload, manifest
 //!   last, immutable tags, docker credentials, basic and bearer auth, retries.
+//! - [`publish`]: build + push in one go; on a cache miss the gzip bytes stream into the registry
+//!   while they are produced, and the config (which names only diff ids) is uploaded meanwhile.
 //! - [`record`]: `build.json`, what `rel build` tells `rel lock`.
+//!
+//! Not here yet: base images from a registry (bases come from an OCI layout directory), chunked
+//! (PATCH with `Content-Range`) uploads of finished blobs, zstd layers.
 //!
 //! This crate does not print, read the clock for image content, or exit the process.
 

@@ -3,14 +3,16 @@
 //! than compressing the layer. On a cache hit it is the ordinary push (HEAD, skip, mount).
 
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use image_ref::ImageRef;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::cache::{self, CacheOutcome, LayerCache};
 use crate::image::{self, BaseImage, Image, ImageError, ImageSpec};
-use crate::layer::{Layer, LayerError, LayerSpec};
+use crate::layer::{self, Layer, LayerError, LayerSpec};
 use crate::registry::{Known, PushOptions, PushReport, Registry, RegistryError};
 
 /// What [`build_and_push`] made and did.
@@ -44,40 +46,46 @@ pub async fn build_and_push(
     target: &ImageRef,
     options: &PushOptions,
 ) -> Result<Published, PublishError> {
-    // The tag lookup runs while the binary is hashed for the cache key.
-    let key_and_hit = {
-        let (cache, spec) = (cache.clone(), layer_spec.clone());
-        blocking(move || {
-            let key = cache::cache_key(&spec)?;
-            let hit = cache.get(&key)?;
-            Ok::<_, LayerError>((key, hit))
-        })
-    };
-    let (key_and_hit, tag_digest) = futures_util::future::join(key_and_hit, registry.tag_digest(target)).await;
-    let (key, hit) = key_and_hit?;
-    let tag_digest = tag_digest?;
-    if let Some(layer) = hit {
-        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        let known = Known { sent: Vec::new(), tag_digest };
-        let push = registry.push_with(target, &image, options, known).await?;
-        return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
-    }
-
-    // Cache miss: the blob is new to us, most likely new to the registry too. Stream it, and
-    // open the config's upload session meanwhile.
-    let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    // Three things start at once: the cache key (one hashing pass over the tar), the tag lookup,
+    // and — speculatively — the layer build. On a cache hit the build is cancelled (it has spent
+    // at most the key's hashing time); on a miss it is already that far along.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let build = {
-        let (cache, spec) = (cache.clone(), layer_spec.clone());
+        let (blob_dir, spec, cancel) = (cache.blob_dir(), layer_spec.clone(), cancel.clone());
         blocking(move || {
-            let mut sink = ChannelWriter { tx: Some(tx), buf: Vec::with_capacity(CHUNK) };
-            let layer = cache.build(&key, &spec, &mut sink)?;
+            let mut sink = ChannelWriter { tx: Some(tx), buf: Vec::with_capacity(CHUNK), cancel };
+            // The diff id comes from the key pass, so this pass does not hash the tar: the
+            // placeholder is replaced below.
+            let layer = layer::build_layer_inner(&spec, &blob_dir, &mut sink, Some(PLACEHOLDER.parse().expect("digest")))?;
             sink.close();
             Ok::<_, LayerError>(layer)
         })
     };
+    let (miss_tx, miss_rx) = oneshot::channel::<bool>();
+    let key_and_hit = async {
+        let (cache, spec) = (cache.clone(), layer_spec.clone());
+        let result = blocking(move || {
+            let key = cache::cache_key(&spec)?;
+            let hit = cache.get(&key.key)?;
+            Ok::<_, LayerError>((key, hit))
+        })
+        .await;
+        let miss = matches!(&result, Ok((_, None)));
+        if !miss {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let _ = miss_tx.send(miss);
+        result
+    };
+    let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
     let repository = target.repository();
+    // The upload session opens once the key says miss, and drains what the build produced.
     let upload = async {
+        if miss_rx.await != Ok(true) {
+            drop(rx);
+            return None;
+        }
         let session = match registry.begin_upload(repository).await {
             Ok(s) => s,
             Err(e) => {
@@ -94,37 +102,64 @@ pub async fn build_and_push(
             }
         }
     };
-    let config_session = async { registry.begin_upload(repository).await.ok() };
-    let (layer, (streamed, config_session)) =
-        futures_util::future::join(build, futures_util::future::join(upload, config_session)).await;
-    let layer = layer?;
-    let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+    // The config names only diff ids: once the key is known it is uploaded during the build.
+    let key_then_config = async {
+        let (key, hit) = key_and_hit.await?;
+        if hit.is_some() {
+            return Ok::<_, PublishError>((key, hit, None));
+        }
+        let config = image::config(base, std::slice::from_ref(&key.diff_id), image_spec)?;
+        let digest = image_ref::Digest::of(&config);
+        let sent = async {
+            let session = registry.begin_upload(repository).await.ok()?;
+            registry.upload_into(&session, &digest, &config).await.ok().map(|()| digest.clone())
+        }
+        .await;
+        Ok((key, hit, sent))
+    };
+    let ((keyed, tag_digest), (built, streamed)) = futures_util::future::join(
+        futures_util::future::join(key_then_config, registry.tag_digest(target)),
+        futures_util::future::join(build, upload),
+    )
+    .await;
+    let (key, hit, config_sent) = keyed?;
+    let tag_digest = tag_digest?;
 
-    let commit_layer = async {
-        let upload = streamed.filter(|u| u.sent() == layer.size)?;
-        match registry.commit_upload(&upload, &layer.digest).await {
+    if let Some(layer) = hit {
+        let _ = built; // cancelled, or finished into an unused temp file that it removed
+        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+        let known = Known { sent: Vec::new(), tag_digest };
+        let push = registry.push_with(target, &image, options, known).await?;
+        return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
+    }
+
+    let mut layer = built?;
+    layer.diff_id = key.diff_id.clone();
+    cache.insert(&key, &layer)?;
+    let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+    let config_sent = config_sent.filter(|d| *d == image.config_digest);
+    let layer_sent = match streamed.filter(|u| u.sent() == layer.size) {
+        Some(upload) => match registry.commit_upload(&upload, &layer.digest).await {
             Ok(()) => Some(layer.digest.clone()),
             Err(e) => {
                 tracing::debug!(error = %e, "closing the streamed upload failed; uploading again");
                 None
             }
-        }
+        },
+        None => None,
     };
-    let put_config = async {
-        let session = config_session?;
-        registry.upload_into(&session, &image.config_digest, &image.config).await.ok().map(|()| image.config_digest.clone())
-    };
-    let (layer_sent, config_sent) = futures_util::future::join(commit_layer, put_config).await;
     let known = Known { sent: layer_sent.into_iter().chain(config_sent).collect(), tag_digest };
     let push = registry.push_with(target, &image, options, known).await?;
     Ok(Published { image, layer, cache: CacheOutcome::Built, push })
 }
 
-async fn blocking<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E>
+/// Stands in for the diff id while the speculative build runs (it is never stored).
+const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
 where
-    E: From<LayerError>,
+    T: Send + 'static,
+    E: From<LayerError> + Send + 'static,
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
@@ -135,13 +170,15 @@ where
     }
 }
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
-/// Sends 1 MiB chunks to the upload; once the upload is gone, writes are dropped (the layer
+/// Sends 256 KiB chunks to the upload; once the upload is gone, writes are dropped (the layer
 /// still goes to its file, and the push uploads it from there).
 struct ChannelWriter {
     tx: Option<mpsc::Sender<Bytes>>,
     buf: Vec<u8>,
+    /// Set when the cache turned out to have the layer: the build stops.
+    cancel: Arc<AtomicBool>,
 }
 
 impl ChannelWriter {
@@ -164,6 +201,9 @@ impl ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other("layer build cancelled: the cache has it"));
+        }
         if self.tx.is_none() {
             return Ok(data.len());
         }

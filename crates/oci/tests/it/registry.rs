@@ -315,6 +315,12 @@ async fn build_and_push_streams_a_new_layer_and_skips_it_next_time() {
     assert_eq!(warm.cache, oci::CacheOutcome::Hit);
     assert_eq!(warm.push.tag_status, TagStatus::Unchanged);
     assert_eq!((uploaded(&warm.push), warm.push.bytes_uploaded), (0, 0));
+    // The speculative build that the cache hit cancelled left no temporary file behind.
+    let blobs: Vec<String> = std::fs::read_dir(dir.path().join("cache/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(blobs, [cold.layer.digest.hex().to_owned()], "{blobs:?}");
 
     // A fresh machine (empty cache) rebuilding the same bits: same digest, the tag is unchanged.
     let fresh = publish(&proxy.host(), &dir.path().join("fresh-cache"), "team/hello:v1").await;

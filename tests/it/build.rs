@@ -231,7 +231,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let other = rel_build(a.path(), &["build", "--push", "--tag", "1.0.0", "--component", "worker"], &[("SOURCE_DATE_EPOCH", "1000")]);
     other.expect(1);
     let worker = digest_of(&build, "worker");
-    assert!(other.stderr().contains(&format!("tag `1.0.0` already points at {worker}")), "{}", other.stderr());
+    assert!(other.stderr().contains(&format!("platform/worker:1.0.0` already points at {worker}; this build is sha256:")), "{}", other.stderr());
     assert_eq!(digest_of(&build_json(a.path()), "worker"), worker, "a refused push leaves build.json as it was");
 
     // A second checkout at another path builds the same digests.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 struct Measure {
     wall: Duration,
+    cpu: Duration,
     max_rss_kb: i64,
     ok: bool,
 }
@@ -32,7 +33,9 @@ fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     std::mem::forget(child);
-    Ok(Measure { wall, max_rss_kb: usage.ru_maxrss, ok })
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    Ok(Measure { wall, cpu, max_rss_kb: usage.ru_maxrss, ok })
 }
 
 fn workspace_root() -> PathBuf {
@@ -139,6 +142,7 @@ images:
 pub fn run(args: &[String]) -> i32 {
     let mut sizes = vec![500, 1000, 2000];
     let mut keep = false;
+    let mut rel_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -156,8 +160,9 @@ pub fn run(args: &[String]) -> i32 {
                 }
             }
             "--keep" => keep = true,
+            "--rel-only" => rel_only = true,
             other => {
-                eprintln!("unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep]");
+                eprintln!("unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep] [--rel-only]");
                 return 2;
             }
         }
@@ -177,8 +182,8 @@ pub fn run(args: &[String]) -> i32 {
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
-        "{:>6}  {:>10} {:>10}  {:>10} {:>10}  {:>8} {:>8}  {}",
-        "deploys", "rel time", "rel RSS", "kubectl", "kub RSS", "speedup", "mem", "output"
+        "{:>7}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  {}",
+        "deploys", "rel wall", "rel cpu", "rel RSS", "kub wall", "kub cpu", "kub RSS", "wall x", "cpu x", "mem x", "output"
     );
     let mut failed = false;
     for n in sizes {
@@ -194,7 +199,11 @@ pub fn run(args: &[String]) -> i32 {
         let rel_out = case_dir.join("rel.yaml");
         let kub_out = case_dir.join("kubectl.yaml");
         let rel = measure(&bin, &[&dir], &rel_out);
-        let kub = measure(&kubectl, &["kustomize", &dir], &kub_out);
+        let kub = if rel_only {
+            Ok(Measure { wall: Duration::ZERO, cpu: Duration::ZERO, max_rss_kb: 0, ok: false })
+        } else {
+            measure(&kubectl, &["kustomize", &dir], &kub_out)
+        };
         let (rel, kub) = match (rel, kub) {
             (Ok(r), Ok(k)) => (r, k),
             (Err(e), _) | (_, Err(e)) => {
@@ -203,17 +212,20 @@ pub fn run(args: &[String]) -> i32 {
             }
         };
         let same = rel.ok && kub.ok && std::fs::read(&rel_out).ok() == std::fs::read(&kub_out).ok();
-        failed |= !same;
+        failed |= !same && !rel_only;
         println!(
-            "{:>6}  {:>9.3}s {:>8.1}MB  {:>9.3}s {:>8.1}MB  {:>7.1}x {:>7.1}x  {}",
+            "{:>7}  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>7.1}x {:>7.1}x {:>6.1}x  {}",
             n,
             rel.wall.as_secs_f64(),
+            rel.cpu.as_secs_f64(),
             rel.max_rss_kb as f64 / 1024.0,
             kub.wall.as_secs_f64(),
+            kub.cpu.as_secs_f64(),
             kub.max_rss_kb as f64 / 1024.0,
             kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
+            kub.cpu.as_secs_f64() / rel.cpu.as_secs_f64().max(1e-9),
             kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
-            if same { "identical" } else { "DIFFERENT" }
+            if rel_only { "(kubectl skipped)" } else if same { "identical" } else { "DIFFERENT" }
         );
     }
     if keep {

@@ -200,7 +200,7 @@ pub fn load(dir: &Path) -> Result<Kustomization> {
 
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
-    let docs = parse_documents_with(text, Typing::Raw)
+    let docs = parse_documents_with(text, Typing::V2)
         .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
     let mut k = Kustomization { path: path.to_path_buf(), dir: dir.to_path_buf(), ..Default::default() };
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
@@ -342,9 +342,7 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                     for (f, v) in m.iter() {
                         match f.as_str() {
                             "name" => name = p.string(v, f)?,
-                            "count" => {
-                                count = p.string(v, f)?.parse().map_err(|_| p.invalid("replicas count must be an integer".into()))?
-                            }
+                            "count" => count = p.integer(v, f)?,
                             other => return Err(p.unknown(other)),
                         }
                     }
@@ -388,19 +386,31 @@ impl FieldParser<'_> {
     fn unknown(&self, field: &str) -> Error {
         Error::UnknownField { at: Location::at(self.path, self.line), field: field.to_string() }
     }
+    /// A string field. Like kustomize (which decodes the file as YAML 1.1 into typed Go
+    /// structs), an unquoted number or boolean is refused: quote it.
     fn string(&self, v: &Value, what: &str) -> Result<String> {
-        match v {
-            Value::Str(s) => Ok(s.clone()),
-            Value::Null => Ok(String::new()),
-            _ => Err(self.invalid(format!("`{what}` must be a string"))),
-        }
+        let found = match v {
+            Value::Str(s) => return Ok(s.clone()),
+            Value::Null => return Ok(String::new()),
+            Value::Int(_) | Value::Float(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        };
+        Err(self.invalid(format!("`{what}` must be a string, found {found} (quote it)")))
     }
     fn boolean(&self, v: &Value, what: &str) -> Result<bool> {
         match v {
-            Value::Str(s) if s == "true" => Ok(true),
-            Value::Str(s) if s == "false" => Ok(false),
+            Value::Bool(b) => Ok(*b),
             Value::Null => Ok(false),
             _ => Err(self.invalid(format!("`{what}` must be true or false"))),
+        }
+    }
+    fn integer(&self, v: &Value, what: &str) -> Result<i128> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            Value::Null => Ok(0),
+            _ => Err(self.invalid(format!("`{what}` must be an integer"))),
         }
     }
     fn seq<'v>(&self, v: &'v Value, what: &str) -> Result<&'v [Value]> {

@@ -187,9 +187,9 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                 if let Some(ns) = ns_filter {
                     // A map with a namespace field: candidates from that original namespace,
                     // else from that current namespace.
-                    let by_org: Vec<&Candidate> = found.iter().copied().filter(|c| c.org_namespace == ns).collect();
+                    let by_org: Vec<&Candidate> = found.iter().copied().filter(|c| ns_eq(&c.org_namespace, ns)).collect();
                     found = if by_org.is_empty() {
-                        found.into_iter().filter(|c| c.namespace == ns).collect()
+                        found.into_iter().filter(|c| ns_eq(&c.namespace, ns)).collect()
                     } else {
                         by_org
                     };

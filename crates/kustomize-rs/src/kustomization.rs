@@ -210,9 +210,10 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
         return Err(Error::Invalid { at: Location::at(path, doc.line), message: "a kustomization must be a mapping".into() });
     };
     let line_of = |key: &str| doc.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
-    let mut p = FieldParser { path, line: 0 };
+    let mut p = FieldParser { path, line: 0, items: Vec::new() };
     for (key, value) in map.iter() {
         p.line = line_of(key);
+        p.items = doc.item_lines.iter().find(|(k, _)| k == key).map(|(_, l)| l.clone()).unwrap_or_default();
         if !KNOWN_FIELDS.contains(&key.as_str()) {
             return Err(Error::UnknownField { at: Location::at(path, p.line), field: key.clone() });
         }
@@ -239,7 +240,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "commonLabels" => k.common_labels = p.pairs(value, key)?,
             "commonAnnotations" => k.common_annotations = p.pairs(value, key)?,
             "labels" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, "labels[]")?;
                     let mut spec = LabelSpec::default();
                     for (f, v) in m.iter() {
@@ -259,7 +261,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "patchesStrategicMerge" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let text = p.string(item, key)?;
                     let inline = text.contains('\n') || text.contains(": ");
                     k.patches_sm.push(PatchSpec {
@@ -273,7 +276,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "patchesJson6902" | "patches" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut spec = PatchSpec {
                         path: None,
@@ -317,7 +321,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "images" | "imageTags" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut img = ImageSpec::default();
                     for (f, v) in m.iter() {
@@ -335,7 +340,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "replicas" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut name = String::new();
                     let mut count = 0i128;
@@ -350,7 +356,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "configMapGenerator" | "secretGenerator" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let g = p.generator(item)?;
                     if key == "configMapGenerator" {
                         k.config_maps.push(g);
@@ -377,6 +384,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
 struct FieldParser<'a> {
     path: &'a Path,
     line: usize,
+    /// Lines of the current field's list items.
+    items: Vec<usize>,
 }
 
 impl FieldParser<'_> {
@@ -425,8 +434,15 @@ impl FieldParser<'_> {
             _ => Err(self.invalid(format!("`{what}` must be a mapping"))),
         }
     }
+    fn item_line(&self, i: usize) -> usize {
+        self.items.get(i).copied().unwrap_or(self.line)
+    }
     fn entries(&self, v: &Value, what: &str) -> Result<Vec<Entry>> {
-        self.seq(v, what)?.iter().map(|x| Ok(Entry { text: self.string(x, what)?, line: self.line })).collect()
+        self.seq(v, what)?
+            .iter()
+            .enumerate()
+            .map(|(i, x)| Ok(Entry { text: self.string(x, what)?, line: self.item_line(i) }))
+            .collect()
     }
     fn strings(&self, v: &Value, what: &str) -> Result<Vec<String>> {
         self.seq(v, what)?.iter().map(|x| self.string(x, what)).collect()

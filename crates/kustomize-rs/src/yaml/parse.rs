@@ -24,6 +24,8 @@ pub struct Document {
     pub value: Value,
     /// Line of each top-level key (when the document is a mapping).
     pub key_lines: Vec<(String, usize)>,
+    /// For top-level keys holding a sequence, the line of each item.
+    pub item_lines: Vec<(String, Vec<usize>)>,
     /// Line where the document starts.
     pub line: usize,
 }
@@ -58,17 +60,18 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
                 let (ev, span) = p.next()?;
                 let line = span.start.line();
                 let mut key_lines = Vec::new();
+                let mut item_lines = Vec::new();
                 let value = if let Event::DocumentEnd = ev {
-                    docs.push(Document { value: Value::Null, key_lines, line });
+                    docs.push(Document { value: Value::Null, key_lines, item_lines, line });
                     continue;
                 } else {
-                    p.node(ev, span, Some(&mut key_lines))?
+                    p.node(ev, span, Some((&mut key_lines, &mut item_lines)), None)?
                 };
                 let (end, _) = p.next()?;
                 if !matches!(end, Event::DocumentEnd) {
                     return Err(SyntaxError { line, message: "expected end of document".into() });
                 }
-                docs.push(Document { value, key_lines, line });
+                docs.push(Document { value, key_lines, item_lines, line });
             }
             _ => {
                 return Err(SyntaxError { line: span.start.line(), message: "unexpected event".into() });
@@ -97,7 +100,8 @@ impl<'a> Loader<'a> {
         &mut self,
         ev: Event<'a>,
         span: Span,
-        mut key_lines: Option<&mut Vec<(String, usize)>>,
+        mut top: Option<(&mut Vec<(String, usize)>, &mut Vec<(String, Vec<usize>)>)>,
+        mut item_lines: Option<&mut Vec<usize>>,
     ) -> Result<Value, SyntaxError> {
         let line = span.start.line();
         match ev {
@@ -120,7 +124,10 @@ impl<'a> Loader<'a> {
                     if let Event::SequenceEnd = ev {
                         break;
                     }
-                    items.push(self.node(ev, sp, None)?);
+                    if let Some(il) = item_lines.as_deref_mut() {
+                        il.push(sp.start.line());
+                    }
+                    items.push(self.node(ev, sp, None, None)?);
                 }
                 let v = Value::Seq(items);
                 if anchor > 0 {
@@ -136,7 +143,7 @@ impl<'a> Loader<'a> {
                         break;
                     }
                     let key_line = sp.start.line();
-                    let k = self.node(ev, sp, None)?;
+                    let k = self.node(ev, sp, None, None)?;
                     let key = match k {
                         Value::Str(s) => s,
                         Value::Null => "null".to_string(),
@@ -148,7 +155,8 @@ impl<'a> Loader<'a> {
                         },
                     };
                     let (ev, sp) = self.next()?;
-                    let v = self.node(ev, sp, None)?;
+                    let mut lines = Vec::new();
+                    let v = self.node(ev, sp, None, top.is_some().then_some(&mut lines))?;
                     if key == "<<" {
                         // Merge key: earlier explicit keys win.
                         let sources = match v {
@@ -168,8 +176,11 @@ impl<'a> Loader<'a> {
                     if map.contains_key(&key) {
                         return Err(SyntaxError { line: key_line, message: format!("mapping key {key:?} already defined") });
                     }
-                    if let Some(kl) = key_lines.as_deref_mut() {
+                    if let Some((kl, il)) = top.as_mut() {
                         kl.push((key.clone(), key_line));
+                        if !lines.is_empty() {
+                            il.push((key.clone(), lines));
+                        }
                     }
                     map.0.push((key, v));
                 }

@@ -204,7 +204,7 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
         .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
     let mut k = Kustomization { path: path.to_path_buf(), dir: dir.to_path_buf(), ..Default::default() };
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
-        return Ok(k);
+        return Err(Error::Invalid { at: Location::file(path), message: "the kustomization is empty".into() });
     };
     let Value::Map(map) = &doc.value else {
         return Err(Error::Invalid { at: Location::at(path, doc.line), message: "a kustomization must be a mapping".into() });

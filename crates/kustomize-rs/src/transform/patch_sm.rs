@@ -50,7 +50,7 @@ fn is_builtin_group(g: &str) -> bool {
 
 /// How a list field merges: by a key, as a set of scalars, or not at all (replace).
 enum ListKind {
-    Keyed(&'static str),
+    Keyed(&'static [&'static str]),
     Replace,
 }
 
@@ -60,38 +60,39 @@ fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
     }
     let parent = path.last().map(String::as_str).unwrap_or("");
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed("name"),
-        "env" => ListKind::Keyed("name"),
+        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed(&["name"]),
+        "env" => ListKind::Keyed(&["name"]),
         "ports" => {
             if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") {
-                ListKind::Keyed("containerPort")
+                ListKind::Keyed(&["containerPort", "protocol"])
             } else if ctx.kind == "Service" && parent == "spec" {
-                ListKind::Keyed("port")
+                ListKind::Keyed(&["port", "protocol"])
             } else {
                 ListKind::Replace
             }
         }
-        "volumes" => ListKind::Keyed("name"),
-        "volumeMounts" => ListKind::Keyed("mountPath"),
-        "volumeDevices" => ListKind::Keyed("devicePath"),
-        "imagePullSecrets" => ListKind::Keyed("name"),
-        "hostAliases" => ListKind::Keyed("ip"),
-        "topologySpreadConstraints" => ListKind::Keyed("topologyKey"),
-        "ownerReferences" => ListKind::Keyed("uid"),
-        "resourceClaims" | "schedulingGates" => ListKind::Keyed("name"),
-        "conditions" => ListKind::Keyed("type"),
-        "taints" if ctx.kind == "Node" => ListKind::Keyed("key"),
+        "volumes" => ListKind::Keyed(&["name"]),
+        "volumeMounts" => ListKind::Keyed(&["mountPath"]),
+        "volumeDevices" => ListKind::Keyed(&["devicePath"]),
+        "imagePullSecrets" => ListKind::Keyed(&["name"]),
+        "hostAliases" => ListKind::Keyed(&["ip"]),
+        "topologySpreadConstraints" => ListKind::Keyed(&["topologyKey"]),
+        "ownerReferences" => ListKind::Keyed(&["uid"]),
+        "resourceClaims" | "schedulingGates" => ListKind::Keyed(&["name"]),
+        "conditions" => ListKind::Keyed(&["type"]),
+        "taints" if ctx.kind == "Node" => ListKind::Keyed(&["key"]),
         _ => ListKind::Replace,
     }
 }
 
-/// Strips `$patch` and other directives from a patch value used as new content.
+/// Strips `$patch` directives (and elements deleted by one) from a patch value used as new
+/// content.
 pub fn clean(v: &Value) -> Value {
     match v {
         Value::Map(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {
-                if k.starts_with('$') {
+                if k == "$patch" {
                     continue;
                 }
                 out.0.push((k.clone(), clean(x)));
@@ -118,7 +119,9 @@ fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx, path: &mut Vec<Stri
 
 fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
     for (k, pv) in p.iter() {
-        if k.starts_with('$') {
+        // Only `$patch` is a directive to kyaml; `$setElementOrder/…`, `$retainKeys` and the
+        // like are copied as ordinary fields, as kustomize does.
+        if k == "$patch" {
             continue;
         }
         if matches!(pv, Value::Null) {
@@ -170,7 +173,15 @@ fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, pa
         ListKind::Keyed(k) if !replace_all => k,
         _ => return items.into_iter().map(clean).collect(),
     };
-    let key_of = |v: &Value| v.get(key).and_then(Value::scalar_text);
+    // Elements match when every key field is equal (a missing field reads as empty); an
+    // element with none of the key fields matches nothing.
+    let key_of = |v: &Value| -> Option<Vec<String>> {
+        let vals: Vec<Option<String>> = key.iter().map(|k| v.get(k).and_then(Value::scalar_text)).collect();
+        if vals.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(vals.into_iter().map(Option::unwrap_or_default).collect())
+    };
     let mut target: Vec<Option<Value>> = target.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(target.len() + items.len());
     for e in items {

@@ -85,14 +85,14 @@ fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
     }
 }
 
-/// Strips `$patch` directives (and elements deleted by one) from a patch value used as new
-/// content.
+/// A patch value used as new content (merged into nothing): null fields (which mean "clear")
+/// are dropped, `$patch` keys are not kept, and list elements marked `$patch: delete` vanish.
 pub fn clean(v: &Value) -> Value {
     match v {
         Value::Map(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {
-                if k == "$patch" {
+                if k == "$patch" || matches!(x, Value::Null) {
                     continue;
                 }
                 out.0.push((k.clone(), clean(x)));

@@ -249,6 +249,10 @@ impl Builder {
             let rules: Vec<images::ImageRule> = k.images.iter().map(|(s, _)| images::ImageRule::new(s.clone())).collect();
             images::transform(&mut acc.resources, &rules, &acc.image_specs);
         }
+        for (r, line) in &k.replacements {
+            crate::transform::replacements::apply(&mut acc.resources, r)
+                .map_err(|message| Error::Transform { at: k.at(*line), message })?;
+        }
         acc.rebuild_ids();
         Ok(())
     }

@@ -172,6 +172,8 @@ pub struct Kustomization {
     pub generator_options: Option<GenOptions>,
     /// `sortOptions.order: fifo`.
     pub fifo: bool,
+    /// `replacements`, with the line of each entry.
+    pub replacements: Vec<(crate::transform::replacements::Replacement, usize)>,
 }
 
 impl Kustomization {
@@ -367,6 +369,31 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "generatorOptions" => k.generator_options = Some(p.gen_options(value)?),
+            "replacements" => {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
+                    let m = p.map(item, key)?;
+                    if let Some(path_v) = m.get("path") {
+                        let rel = p.string(path_v, "path")?;
+                        let at = Location::at(path, p.line);
+                        let (file, text) = crate::loader::read_text(dir, &rel, &at)?;
+                        let docs = parse_documents_with(&text, Typing::V2)
+                            .map_err(|e| Error::Yaml { at: Location::at(&file, e.line), message: e.message })?;
+                        for d in docs {
+                            let items: Vec<Value> = match d.value {
+                                Value::Seq(s) => s,
+                                Value::Null => Vec::new(),
+                                other => vec![other],
+                            };
+                            for it in &items {
+                                k.replacements.push((p.replacement(it)?, p.line));
+                            }
+                        }
+                    } else {
+                        k.replacements.push((p.replacement(item)?, p.line));
+                    }
+                }
+            }
             "sortOptions" => {
                 let m = p.map(value, key)?;
                 if let Some(o) = m.get("order") {
@@ -480,6 +507,75 @@ impl FieldParser<'_> {
             }
         }
         Ok(fs)
+    }
+    fn id_selector(&self, v: &Value, what: &str) -> Result<crate::transform::replacements::IdSelector> {
+        let mut s = crate::transform::replacements::IdSelector::default();
+        for (f, v) in self.map(v, what)?.iter() {
+            let val = self.string(v, f)?;
+            match f.as_str() {
+                "group" => s.group = val,
+                "version" => s.version = val,
+                "kind" => s.kind = val,
+                "name" => s.name = val,
+                "namespace" => s.namespace = val,
+                "labelSelector" => s.label_selector = val,
+                "annotationSelector" => s.annotation_selector = val,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(s)
+    }
+    fn field_options(&self, v: &Value) -> Result<crate::transform::replacements::FieldOptions> {
+        let mut o = crate::transform::replacements::FieldOptions::default();
+        for (f, v) in self.map(v, "options")?.iter() {
+            match f.as_str() {
+                "delimiter" => o.delimiter = self.string(v, f)?,
+                "index" => o.index = self.integer(v, f)? as i64,
+                "create" => o.create = self.boolean(v, f)?,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(o)
+    }
+    fn replacement(&self, v: &Value) -> Result<crate::transform::replacements::Replacement> {
+        let mut r = crate::transform::replacements::Replacement::default();
+        for (f, v) in self.map(v, "replacement")?.iter() {
+            match f.as_str() {
+                "source" => {
+                    let m = self.map(v, f)?;
+                    let mut sel = Map::new();
+                    for (sf, sv) in m.iter() {
+                        match sf.as_str() {
+                            "fieldPath" => r.source_path = self.string(sv, sf)?,
+                            "options" => r.source_options = self.field_options(sv)?,
+                            _ => sel.insert(sf.clone(), sv.clone()),
+                        }
+                    }
+                    r.source = self.id_selector(&Value::Map(sel), "source")?;
+                }
+                "targets" => {
+                    for t in self.seq(v, f)? {
+                        let mut target = crate::transform::replacements::Target::default();
+                        for (tf, tv) in self.map(t, "target")?.iter() {
+                            match tf.as_str() {
+                                "select" => target.select = self.id_selector(tv, tf)?,
+                                "reject" => {
+                                    for rj in self.seq(tv, tf)? {
+                                        target.reject.push(self.id_selector(rj, tf)?);
+                                    }
+                                }
+                                "fieldPaths" => target.field_paths = self.strings(tv, tf)?,
+                                "options" => target.options = self.field_options(tv)?,
+                                other => return Err(self.unknown(other)),
+                            }
+                        }
+                        r.targets.push(target);
+                    }
+                }
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(r)
     }
     fn gen_options(&self, v: &Value) -> Result<GenOptions> {
         let mut o = GenOptions::default();

@@ -58,6 +58,11 @@ impl Target {
         {
             return false;
         }
+        self.selects_metadata(r)
+    }
+
+    /// Whether `r`'s labels and annotations satisfy the selectors.
+    pub fn selects_metadata(&self, r: &Resource) -> bool {
         if !self.labels.is_empty() {
             let l = r.labels();
             if !self.labels.iter().all(|q| q.matches(&l)) {

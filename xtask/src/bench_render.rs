@@ -182,8 +182,8 @@ pub fn run(args: &[String]) -> i32 {
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
-        "{:>7}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  {}",
-        "deploys", "rel wall", "rel cpu", "rel RSS", "kub wall", "kub cpu", "kub RSS", "wall x", "cpu x", "mem x", "output"
+        "{:>7}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  output",
+        "deploys", "rel wall", "rel cpu", "rel RSS", "kub wall", "kub cpu", "kub RSS", "wall x", "cpu x", "mem x"
     );
     let mut failed = false;
     for n in sizes {

@@ -309,13 +309,8 @@ impl Emitter<'_> {
             None => Some('-'),
             Some(c) if c != '\n' => Some('-'),
             Some(_) => {
-                if s.chars().count() == 1 {
-                    Some('+')
-                } else if rev.next() == Some('\n') {
-                    Some('+')
-                } else {
-                    None
-                }
+                // A lone newline, or two at the end: keep them all.
+                if s.chars().count() == 1 || rev.next() == Some('\n') { Some('+') } else { None }
             }
         };
         if let Some(c) = chomp {
@@ -393,30 +388,26 @@ fn analyze(s: &str) -> Analysis {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
                     block_indicators = true
                 }
-                '?' | ':' => {
-                    if followed_by_ws {
+                '?' | ':'
+                    if followed_by_ws => {
                         block_indicators = true
                     }
-                }
-                '-' => {
-                    if followed_by_ws {
+                '-'
+                    if followed_by_ws => {
                         block_indicators = true
                     }
-                }
                 _ => {}
             }
         } else {
             match c {
-                ':' => {
-                    if followed_by_ws {
+                ':'
+                    if followed_by_ws => {
                         block_indicators = true
                     }
-                }
-                '#' => {
-                    if preceded_by_ws {
+                '#'
+                    if preceded_by_ws => {
                         block_indicators = true
                     }
-                }
                 _ => {}
             }
         }
@@ -557,7 +548,7 @@ fn key_less(a: &str, b: &str) -> bool {
 /// Go `encoding/json`'s text for a float64.
 pub fn json_float(f: f64) -> String {
     let abs = f.abs();
-    if abs != 0.0 && (abs < 1e-6 || abs >= 1e21) {
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         let (digits, exp) = shortest(f);
         let mut s = String::new();
         if f < 0.0 {
@@ -591,7 +582,7 @@ fn yaml_float(f: f64) -> String {
     // strconv.FormatFloat(f, 'g', -1, 64)
     let (digits, exp) = shortest(f);
     let neg = if f < 0.0 { "-" } else { "" };
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let mut s = format!("{neg}{}", &digits[..1]);
         if digits.len() > 1 {
             s.push('.');

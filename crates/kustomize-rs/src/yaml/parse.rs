@@ -1,6 +1,5 @@
 //! YAML text → [`Value`] documents, on `saphyr-parser` events.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
@@ -81,6 +80,9 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
     Ok(docs)
 }
 
+/// Where the top-level mapping records its key lines and list item lines.
+type TopLines<'t> = (&'t mut Vec<(String, usize)>, &'t mut Vec<(String, Vec<usize>)>);
+
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Value>,
@@ -100,7 +102,7 @@ impl<'a> Loader<'a> {
         &mut self,
         ev: Event<'a>,
         span: Span,
-        mut top: Option<(&mut Vec<(String, usize)>, &mut Vec<(String, Vec<usize>)>)>,
+        mut top: Option<TopLines<'_>>,
         mut item_lines: Option<&mut Vec<usize>>,
     ) -> Result<Value, SyntaxError> {
         let line = span.start.line();
@@ -195,7 +197,7 @@ impl<'a> Loader<'a> {
     }
 }
 
-fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usize, typing: Typing) -> Result<Value, SyntaxError> {
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, line: usize, typing: Typing) -> Result<Value, SyntaxError> {
     if let Some(tag) = tag {
         if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
             return Ok(match tag.suffix.as_str() {
@@ -215,7 +217,7 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usiz
     Ok(match style {
         ScalarStyle::Plain => match typing {
             Typing::V3 => resolve_plain_v3(text),
-            Typing::V2 => match text.as_ref() {
+            Typing::V2 => match text {
                 "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
                 "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Value::Bool(false),
                 t => match resolve_plain_v3(t) {
@@ -224,7 +226,7 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usiz
                     v => v,
                 },
             },
-            Typing::Raw => match text.as_ref() {
+            Typing::Raw => match text {
                 "" | "~" | "null" | "Null" | "NULL" => Value::Null,
                 t => Value::Str(t.to_string()),
             },

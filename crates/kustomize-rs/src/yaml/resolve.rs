@@ -85,11 +85,10 @@ pub fn v2_resolves_non_string(s: &str) -> bool {
             return true;
         }
         match first {
-            b'.' => {
-                if parse_dot_float(s).is_some() {
+            b'.'
+                if parse_dot_float(s).is_some() => {
                     return true;
                 }
-            }
             b'+' | b'-' | b'0'..=b'9' => {
                 if parse_timestamp(s).is_some() {
                     return true;

@@ -21,7 +21,11 @@ struct Measure {
 fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure> {
     let file = std::fs::File::create(out)?;
     let start = Instant::now();
-    let child = Command::new(program).args(args).stdout(Stdio::from(file)).stderr(Stdio::null()).spawn()?;
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::null())
+        .spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for our own child.
@@ -33,13 +37,23 @@ fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     std::mem::forget(child);
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-    Ok(Measure { wall, cpu, max_rss_kb: usage.ru_maxrss, ok })
+    Ok(Measure {
+        wall,
+        cpu,
+        max_rss_kb: usage.ru_maxrss,
+        ok,
+    })
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn deployment(i: usize) -> String {
@@ -94,7 +108,10 @@ fn generate(root: &Path, n: usize) -> std::io::Result<PathBuf> {
             docs.push_str(&deployment(i));
         }
         std::fs::write(dir.join("deployments.yaml"), docs)?;
-        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- deployments.yaml\n")?;
+        std::fs::write(
+            dir.join("kustomization.yaml"),
+            "resources:\n- deployments.yaml\n",
+        )?;
     }
     let overlay = root.join("overlay");
     std::fs::create_dir_all(&overlay)?;
@@ -151,7 +168,11 @@ pub fn run(args: &[String]) -> i32 {
                     eprintln!("--sizes needs a value like 500,1000,2000");
                     return 2;
                 };
-                match v.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>() {
+                match v
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(s) if !s.is_empty() => sizes = s,
                     _ => {
                         eprintln!("--sizes needs a value like 500,1000,2000");
@@ -162,7 +183,9 @@ pub fn run(args: &[String]) -> i32 {
             "--keep" => keep = true,
             "--rel-only" => rel_only = true,
             other => {
-                eprintln!("unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep] [--rel-only]");
+                eprintln!(
+                    "unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep] [--rel-only]"
+                );
                 return 2;
             }
         }
@@ -170,20 +193,39 @@ pub fn run(args: &[String]) -> i32 {
     let root = workspace_root();
     eprintln!("building the renderer (release)...");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "-p", "kustomize-rs", "--example", "bench_render"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kustomize-rs",
+            "--example",
+            "bench_render",
+        ])
         .current_dir(&root)
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!("cargo build of the bench_render example failed");
         return 2;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let bin = target.join("release/examples/bench_render");
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
         "{:>7}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  output",
-        "deploys", "rel wall", "rel cpu", "rel RSS", "kub wall", "kub cpu", "kub RSS", "wall x", "cpu x", "mem x"
+        "deploys",
+        "rel wall",
+        "rel cpu",
+        "rel RSS",
+        "kub wall",
+        "kub cpu",
+        "kub RSS",
+        "wall x",
+        "cpu x",
+        "mem x"
     );
     let mut failed = false;
     for n in sizes {
@@ -200,7 +242,12 @@ pub fn run(args: &[String]) -> i32 {
         let kub_out = case_dir.join("kubectl.yaml");
         let rel = measure(&bin, &[&dir], &rel_out);
         let kub = if rel_only {
-            Ok(Measure { wall: Duration::ZERO, cpu: Duration::ZERO, max_rss_kb: 0, ok: false })
+            Ok(Measure {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                max_rss_kb: 0,
+                ok: false,
+            })
         } else {
             measure(&kubectl, &["kustomize", &dir], &kub_out)
         };
@@ -225,7 +272,13 @@ pub fn run(args: &[String]) -> i32 {
             kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
             kub.cpu.as_secs_f64() / rel.cpu.as_secs_f64().max(1e-9),
             kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
-            if rel_only { "(kubectl skipped)" } else if same { "identical" } else { "DIFFERENT" }
+            if rel_only {
+                "(kubectl skipped)"
+            } else if same {
+                "identical"
+            } else {
+                "DIFFERENT"
+            }
         );
     }
     if keep {

@@ -11,7 +11,10 @@ fn cases_dir() -> PathBuf {
 pub fn oracle(filter: &[String]) -> i32 {
     let dir = cases_dir();
     let mut cases: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect(),
         Err(e) => {
             eprintln!("cannot read {}: {e}", dir.display());
             return 2;
@@ -21,11 +24,19 @@ pub fn oracle(filter: &[String]) -> i32 {
     let mut problems = 0;
     let mut written = 0;
     for case in cases {
-        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let out = match Command::new("kubectl").arg("kustomize").arg(case.join("input")).output() {
+        let out = match Command::new("kubectl")
+            .arg("kustomize")
+            .arg(case.join("input"))
+            .output()
+        {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("cannot run kubectl: {e}");
@@ -48,7 +59,10 @@ pub fn oracle(filter: &[String]) -> i32 {
                 }
             }
             (false, false) => {
-                eprintln!("{name}: kubectl failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                eprintln!(
+                    "{name}: kubectl failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
                 problems += 1;
             }
         }

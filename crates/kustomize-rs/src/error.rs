@@ -15,11 +15,17 @@ pub struct Location {
 impl Location {
     /// A location without a line.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Location { path: path.into(), line: None }
+        Location {
+            path: path.into(),
+            line: None,
+        }
     }
     /// A location with a line (0 means unknown).
     pub fn at(path: impl Into<PathBuf>, line: usize) -> Self {
-        Location { path: path.into(), line: (line > 0).then_some(line) }
+        Location {
+            path: path.into(),
+            line: (line > 0).then_some(line),
+        }
     }
 }
 
@@ -53,7 +59,9 @@ pub enum Error {
         message: String,
     },
     /// A directory has no kustomization file.
-    #[error("{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')")]
+    #[error(
+        "{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')"
+    )]
     NoKustomization {
         /// The directory.
         dir: PathBuf,

@@ -3,17 +3,46 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
-use crate::yaml::{parse_documents_with, Map, Typing, Value};
+use crate::yaml::{Map, Typing, Value, parse_documents_with};
 
 /// The file names kustomize accepts, in its order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 const KNOWN_FIELDS: &[&str] = &[
-    "apiVersion", "kind", "metadata", "openapi", "namePrefix", "nameSuffix", "namespace", "commonLabels",
-    "labels", "commonAnnotations", "patchesStrategicMerge", "patchesJson6902", "patches", "images",
-    "imageTags", "replacements", "replicas", "vars", "sortOptions", "resources", "components", "crds", "bases",
-    "configMapGenerator", "secretGenerator", "helmGlobals", "helmCharts", "helmChartInflationGenerator",
-    "generatorOptions", "configurations", "generators", "transformers", "validators", "buildMetadata",
+    "apiVersion",
+    "kind",
+    "metadata",
+    "openapi",
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "patches",
+    "images",
+    "imageTags",
+    "replacements",
+    "replicas",
+    "vars",
+    "sortOptions",
+    "resources",
+    "components",
+    "crds",
+    "bases",
+    "configMapGenerator",
+    "secretGenerator",
+    "helmGlobals",
+    "helmCharts",
+    "helmChartInflationGenerator",
+    "generatorOptions",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "buildMetadata",
 ];
 
 /// A string entry and the line it is on.
@@ -185,39 +214,81 @@ impl Kustomization {
 
 /// Finds the kustomization file in `dir`.
 pub fn find_file(dir: &Path) -> Result<PathBuf> {
-    let found: Vec<&str> = FILE_NAMES.iter().copied().filter(|n| dir.join(n).is_file()).collect();
+    let found: Vec<&str> = FILE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| dir.join(n).is_file())
+        .collect();
     match found.len() {
-        0 => Err(Error::NoKustomization { dir: dir.to_path_buf() }),
+        0 => Err(Error::NoKustomization {
+            dir: dir.to_path_buf(),
+        }),
         1 => Ok(dir.join(found[0])),
-        _ => Err(Error::MultipleKustomizations { dir: dir.to_path_buf(), names: found.join(", ") }),
+        _ => Err(Error::MultipleKustomizations {
+            dir: dir.to_path_buf(),
+            names: found.join(", "),
+        }),
     }
 }
 
 /// Reads and parses the kustomization in `dir`.
 pub fn load(dir: &Path) -> Result<Kustomization> {
     let path = find_file(dir)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { at: Location::file(&path), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        at: Location::file(&path),
+        source,
+    })?;
     parse(&text, &path, dir)
 }
 
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
-    let docs = parse_documents_with(text, Typing::V2)
-        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
-    let mut k = Kustomization { path: path.to_path_buf(), dir: dir.to_path_buf(), ..Default::default() };
+    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::Yaml {
+        at: Location::at(path, e.line),
+        message: e.message,
+    })?;
+    let mut k = Kustomization {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
-        return Err(Error::Invalid { at: Location::file(path), message: "the kustomization is empty".into() });
+        return Err(Error::Invalid {
+            at: Location::file(path),
+            message: "the kustomization is empty".into(),
+        });
     };
     let Value::Map(map) = &doc.value else {
-        return Err(Error::Invalid { at: Location::at(path, doc.line), message: "a kustomization must be a mapping".into() });
+        return Err(Error::Invalid {
+            at: Location::at(path, doc.line),
+            message: "a kustomization must be a mapping".into(),
+        });
     };
-    let line_of = |key: &str| doc.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
-    let mut p = FieldParser { path, line: 0, items: Vec::new() };
+    let line_of = |key: &str| {
+        doc.key_lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, l)| *l)
+            .unwrap_or(0)
+    };
+    let mut p = FieldParser {
+        path,
+        line: 0,
+        items: Vec::new(),
+    };
     for (key, value) in map.iter() {
         p.line = line_of(key);
-        p.items = doc.item_lines.iter().find(|(k, _)| k == key).map(|(_, l)| l.clone()).unwrap_or_default();
+        p.items = doc
+            .item_lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
         if !KNOWN_FIELDS.contains(&key.as_str()) {
-            return Err(Error::UnknownField { at: Location::at(path, p.line), field: key.clone() });
+            return Err(Error::UnknownField {
+                at: Location::at(path, p.line),
+                field: key.clone(),
+            });
         }
         if matches!(value, Value::Null) {
             continue;
@@ -229,7 +300,11 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 match kind.as_str() {
                     "Kustomization" | "" => {}
                     "Component" => k.is_component = true,
-                    other => return Err(p.invalid(format!("kind must be Kustomization or Component, not {other:?}"))),
+                    other => {
+                        return Err(p.invalid(format!(
+                            "kind must be Kustomization or Component, not {other:?}"
+                        )));
+                    }
                 }
             }
             "resources" | "bases" => k.resources.extend(p.entries(value, key)?),
@@ -297,8 +372,12 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                             "options" => {
                                 for (o, ov) in p.map(v, f)?.iter() {
                                     match o.as_str() {
-                                        "allowNameChange" => spec.allow_name_change = p.boolean(ov, o)?,
-                                        "allowKindChange" => spec.allow_kind_change = p.boolean(ov, o)?,
+                                        "allowNameChange" => {
+                                            spec.allow_name_change = p.boolean(ov, o)?
+                                        }
+                                        "allowKindChange" => {
+                                            spec.allow_kind_change = p.boolean(ov, o)?
+                                        }
                                         other => return Err(p.unknown(other)),
                                     }
                                 }
@@ -307,7 +386,9 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                         }
                     }
                     if spec.path.is_some() && spec.patch.is_some() {
-                        return Err(p.invalid("a patch may set only one of 'path' and 'patch'".into()));
+                        return Err(
+                            p.invalid("a patch may set only one of 'path' and 'patch'".into())
+                        );
                     }
                     if spec.path.is_none() && spec.patch.is_none() {
                         return Err(p.invalid("a patch needs 'path' or 'patch'".into()));
@@ -377,8 +458,11 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                         let rel = p.string(path_v, "path")?;
                         let at = Location::at(path, p.line);
                         let (file, text) = crate::loader::read_text(dir, &rel, &at)?;
-                        let docs = parse_documents_with(&text, Typing::V2)
-                            .map_err(|e| Error::Yaml { at: Location::at(&file, e.line), message: e.message })?;
+                        let docs =
+                            parse_documents_with(&text, Typing::V2).map_err(|e| Error::Yaml {
+                                at: Location::at(&file, e.line),
+                                message: e.message,
+                            })?;
                         for d in docs {
                             let items: Vec<Value> = match d.value {
                                 Value::Seq(s) => s,
@@ -401,7 +485,10 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             other => {
-                return Err(Error::Unsupported { at: Location::at(path, p.line), what: format!("the `{other}` field") });
+                return Err(Error::Unsupported {
+                    at: Location::at(path, p.line),
+                    what: format!("the `{other}` field"),
+                });
             }
         }
     }
@@ -417,10 +504,16 @@ struct FieldParser<'a> {
 
 impl FieldParser<'_> {
     fn invalid(&self, message: String) -> Error {
-        Error::Invalid { at: Location::at(self.path, self.line), message }
+        Error::Invalid {
+            at: Location::at(self.path, self.line),
+            message,
+        }
     }
     fn unknown(&self, field: &str) -> Error {
-        Error::UnknownField { at: Location::at(self.path, self.line), field: field.to_string() }
+        Error::UnknownField {
+            at: Location::at(self.path, self.line),
+            field: field.to_string(),
+        }
     }
     /// A string field. Like kustomize (which decodes the file as YAML 1.1 into typed Go
     /// structs), an unquoted number or boolean is refused: quote it.
@@ -433,7 +526,9 @@ impl FieldParser<'_> {
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
         };
-        Err(self.invalid(format!("`{what}` must be a string, found {found} (quote it)")))
+        Err(self.invalid(format!(
+            "`{what}` must be a string, found {found} (quote it)"
+        )))
     }
     fn boolean(&self, v: &Value, what: &str) -> Result<bool> {
         match v {
@@ -468,14 +563,25 @@ impl FieldParser<'_> {
         self.seq(v, what)?
             .iter()
             .enumerate()
-            .map(|(i, x)| Ok(Entry { text: self.string(x, what)?, line: self.item_line(i) }))
+            .map(|(i, x)| {
+                Ok(Entry {
+                    text: self.string(x, what)?,
+                    line: self.item_line(i),
+                })
+            })
             .collect()
     }
     fn strings(&self, v: &Value, what: &str) -> Result<Vec<String>> {
-        self.seq(v, what)?.iter().map(|x| self.string(x, what)).collect()
+        self.seq(v, what)?
+            .iter()
+            .map(|x| self.string(x, what))
+            .collect()
     }
     fn pairs(&self, v: &Value, what: &str) -> Result<Vec<(String, String)>> {
-        self.map(v, what)?.iter().map(|(k, v)| Ok((k.clone(), self.string(v, k)?))).collect()
+        self.map(v, what)?
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.string(v, k)?)))
+            .collect()
     }
     fn selector(&self, v: &Value) -> Result<Selector> {
         let mut s = Selector::default();
@@ -508,7 +614,11 @@ impl FieldParser<'_> {
         }
         Ok(fs)
     }
-    fn id_selector(&self, v: &Value, what: &str) -> Result<crate::transform::replacements::IdSelector> {
+    fn id_selector(
+        &self,
+        v: &Value,
+        what: &str,
+    ) -> Result<crate::transform::replacements::IdSelector> {
         let mut s = crate::transform::replacements::IdSelector::default();
         for (f, v) in self.map(v, what)?.iter() {
             let val = self.string(v, f)?;
@@ -591,7 +701,10 @@ impl FieldParser<'_> {
         Ok(o)
     }
     fn generator(&self, v: &Value) -> Result<GeneratorSpec> {
-        let mut g = GeneratorSpec { line: self.line, ..Default::default() };
+        let mut g = GeneratorSpec {
+            line: self.line,
+            ..Default::default()
+        };
         for (f, v) in self.map(v, "generator")?.iter() {
             match f.as_str() {
                 "name" => g.name = self.string(v, f)?,

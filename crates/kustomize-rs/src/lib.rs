@@ -18,7 +18,7 @@ pub mod yaml;
 use std::path::Path;
 
 pub use error::{Error, Location, Result};
-pub use pin::{pin, unified_diff, Pin, PinOutcome};
+pub use pin::{Pin, PinOutcome, pin, unified_diff};
 pub use yaml::Value;
 
 /// One rendered object.
@@ -106,7 +106,14 @@ pub fn render(dir: &Path) -> Result<Rendered> {
     transform::nameref::fix(&mut resources, &Location::file(&k.path))?;
     // Drop local-config objects and empty annotations.
     resources.list.retain(|r| {
-        r.value.path(&["metadata", "annotations", "config.kubernetes.io/local-config"]).and_then(Value::scalar_text).as_deref()
+        r.value
+            .path(&[
+                "metadata",
+                "annotations",
+                "config.kubernetes.io/local-config",
+            ])
+            .and_then(Value::scalar_text)
+            .as_deref()
             != Some("true")
     });
     for r in &mut resources.list {

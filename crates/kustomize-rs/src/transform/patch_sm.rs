@@ -29,7 +29,15 @@ pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk) -> Patched {
     }
     let builtin = is_builtin_group(&gvk.group);
     let mut path = Vec::new();
-    merge_value(target, patch, &Ctx { kind: &gvk.kind, builtin }, &mut path);
+    merge_value(
+        target,
+        patch,
+        &Ctx {
+            kind: &gvk.kind,
+            builtin,
+        },
+        &mut path,
+    );
     Patched::Kept
 }
 
@@ -41,10 +49,24 @@ struct Ctx<'a> {
 fn is_builtin_group(g: &str) -> bool {
     matches!(
         g,
-        "" | "apps" | "batch" | "extensions" | "policy" | "autoscaling" | "networking.k8s.io" | "rbac.authorization.k8s.io"
-            | "storage.k8s.io" | "scheduling.k8s.io" | "admissionregistration.k8s.io" | "apiextensions.k8s.io"
-            | "apiregistration.k8s.io" | "coordination.k8s.io" | "discovery.k8s.io" | "node.k8s.io"
-            | "certificates.k8s.io" | "events.k8s.io" | "flowcontrol.apiserver.k8s.io"
+        "" | "apps"
+            | "batch"
+            | "extensions"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "scheduling.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "node.k8s.io"
+            | "certificates.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
     )
 }
 
@@ -63,7 +85,10 @@ fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
         "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed(&["name"]),
         "env" => ListKind::Keyed(&["name"]),
         "ports" => {
-            if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") {
+            if matches!(
+                parent,
+                "containers" | "initContainers" | "ephemeralContainers"
+            ) {
                 ListKind::Keyed(&["containerPort", "protocol"])
             } else if ctx.kind == "Service" && parent == "spec" {
                 ListKind::Keyed(&["port", "protocol"])
@@ -162,13 +187,26 @@ fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
     }
 }
 
-fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, path: &mut Vec<String>) -> Vec<Value> {
+fn merge_list(
+    target: Vec<Value>,
+    patch: &[Value],
+    kind: ListKind,
+    ctx: &Ctx,
+    path: &mut Vec<String>,
+) -> Vec<Value> {
     // `- $patch: replace` as an element replaces the whole list.
     let replace_all = patch.iter().any(|e| {
-        e.as_map().is_some_and(|m| m.len() == 1 && m.get("$patch").and_then(Value::as_str) == Some("replace"))
+        e.as_map().is_some_and(|m| {
+            m.len() == 1 && m.get("$patch").and_then(Value::as_str) == Some("replace")
+        })
     });
-    let items: Vec<&Value> =
-        patch.iter().filter(|e| !e.as_map().is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))).collect();
+    let items: Vec<&Value> = patch
+        .iter()
+        .filter(|e| {
+            !e.as_map()
+                .is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))
+        })
+        .collect();
     let key = match kind {
         ListKind::Keyed(k) if !replace_all => k,
         _ => return items.into_iter().map(clean).collect(),
@@ -176,7 +214,10 @@ fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, pa
     // Elements match when every key field is equal (a missing field reads as empty); an
     // element with none of the key fields matches nothing.
     let key_of = |v: &Value| -> Option<Vec<String>> {
-        let vals: Vec<Option<String>> = key.iter().map(|k| v.get(k).and_then(Value::scalar_text)).collect();
+        let vals: Vec<Option<String>> = key
+            .iter()
+            .map(|k| v.get(k).and_then(Value::scalar_text))
+            .collect();
         if vals.iter().all(Option::is_none) {
             return None;
         }
@@ -186,7 +227,11 @@ fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, pa
     let mut out = Vec::with_capacity(target.len() + items.len());
     for e in items {
         let ek = key_of(e);
-        let pos = ek.as_ref().and_then(|k| target.iter().position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k))));
+        let pos = ek.as_ref().and_then(|k| {
+            target
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
+        });
         let directive = e.get("$patch").and_then(Value::as_str);
         match (pos, directive) {
             (Some(i), Some("delete")) => {

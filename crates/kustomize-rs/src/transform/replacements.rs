@@ -165,13 +165,15 @@ fn parse_path(p: &str) -> Vec<Seg> {
 }
 
 fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
-    let Some((seg, rest)) = path.split_first() else { return Some(v) };
+    let Some((seg, rest)) = path.split_first() else {
+        return Some(v);
+    };
     let next = match (seg, v) {
         (Seg::Key(k), Value::Map(m)) => m.get(k)?,
         (Seg::Index(i), Value::Seq(s)) => s.get(*i)?,
-        (Seg::Match(k, want), Value::Seq(s)) => {
-            s.iter().find(|e| e.get(k).and_then(Value::scalar_text).as_deref() == Some(want.as_str()))?
-        }
+        (Seg::Match(k, want), Value::Seq(s)) => s
+            .iter()
+            .find(|e| e.get(k).and_then(Value::scalar_text).as_deref() == Some(want.as_str()))?,
         (Seg::All, Value::Seq(s)) => s.first()?,
         _ => return None,
     };
@@ -179,18 +181,32 @@ fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
 }
 
 /// Visits every field the path reaches (creating it when asked). Returns how many were found.
-fn visit_targets(v: &mut Value, path: &[Seg], create: bool, f: &mut dyn FnMut(&mut Value)) -> usize {
+fn visit_targets(
+    v: &mut Value,
+    path: &[Seg],
+    create: bool,
+    f: &mut dyn FnMut(&mut Value),
+) -> usize {
     let Some((seg, rest)) = path.split_first() else {
         f(v);
         return 1;
     };
     match (seg, v) {
         (Seg::Key(k), Value::Map(m)) => {
-            if m.get(k).is_none_or(|x| matches!(x, Value::Null) && !rest.is_empty()) {
+            if m.get(k)
+                .is_none_or(|x| matches!(x, Value::Null) && !rest.is_empty())
+            {
                 if !create {
                     return 0;
                 }
-                m.insert(k.clone(), if rest.is_empty() { Value::Null } else { Value::Map(Map::new()) });
+                m.insert(
+                    k.clone(),
+                    if rest.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::Map(Map::new())
+                    },
+                );
             }
             match m.get_mut(k) {
                 Some(child) => visit_targets(child, rest, create, f),
@@ -210,8 +226,15 @@ fn visit_targets(v: &mut Value, path: &[Seg], create: bool, f: &mut dyn FnMut(&m
             }
             n
         }
-        (Seg::All, Value::Seq(s)) => s.iter_mut().map(|e| visit_targets(e, rest, create, f)).sum(),
-        (Seg::All, Value::Map(m)) => m.0.iter_mut().map(|(_, e)| visit_targets(e, rest, create, f)).sum(),
+        (Seg::All, Value::Seq(s)) => s
+            .iter_mut()
+            .map(|e| visit_targets(e, rest, create, f))
+            .sum(),
+        (Seg::All, Value::Map(m)) => {
+            m.0.iter_mut()
+                .map(|(_, e)| visit_targets(e, rest, create, f))
+                .sum()
+        }
         _ => 0,
     }
 }
@@ -225,7 +248,10 @@ fn set_field(target: &mut Value, value: &Value, opts: &FieldOptions) -> Result<(
             return Err("delimiter option can only be used with scalar nodes".into());
         };
         let v = value.scalar_text().unwrap_or_default();
-        let mut parts: Vec<String> = tv.split(opts.delimiter.as_str()).map(str::to_string).collect();
+        let mut parts: Vec<String> = tv
+            .split(opts.delimiter.as_str())
+            .map(str::to_string)
+            .collect();
         if opts.index < 0 {
             parts.insert(0, v);
         } else if opts.index as usize >= parts.len() {
@@ -237,8 +263,12 @@ fn set_field(target: &mut Value, value: &Value, opts: &FieldOptions) -> Result<(
     }
     let text = value.scalar_text();
     match (&*target, text) {
-        (Value::Str(_), Some(t)) if !matches!(value, Value::Map(_) | Value::Seq(_)) => *target = Value::Str(t),
-        (Value::Int(_) | Value::Float(_) | Value::Bool(_), Some(t)) if !matches!(value, Value::Map(_) | Value::Seq(_)) => {
+        (Value::Str(_), Some(t)) if !matches!(value, Value::Map(_) | Value::Seq(_)) => {
+            *target = Value::Str(t)
+        }
+        (Value::Int(_) | Value::Float(_) | Value::Bool(_), Some(t))
+            if !matches!(value, Value::Map(_) | Value::Seq(_)) =>
+        {
             let typed = resolve_plain_v3(&t);
             *target = match (&*target, typed) {
                 (Value::Int(_), v @ Value::Int(_)) => v,
@@ -258,24 +288,41 @@ pub fn apply(m: &mut ResMap, r: &Replacement) -> Result<(), String> {
     for (i, res) in m.list.iter().enumerate() {
         if r.source.selects(res)? {
             if found.is_some() {
-                return Err(format!("multiple matches for replacement source selector {}", r.source.describe()));
+                return Err(format!(
+                    "multiple matches for replacement source selector {}",
+                    r.source.describe()
+                ));
             }
             found = Some(i);
         }
     }
     let Some(si) = found else {
-        return Err(format!("nothing selected by replacement source selector {}", r.source.describe()));
+        return Err(format!(
+            "nothing selected by replacement source selector {}",
+            r.source.describe()
+        ));
     };
-    let src_path = if r.source_path.is_empty() { "metadata.name" } else { &r.source_path };
+    let src_path = if r.source_path.is_empty() {
+        "metadata.name"
+    } else {
+        &r.source_path
+    };
     let mut value = lookup(&m.list[si].value, &parse_path(src_path))
         .cloned()
-        .ok_or_else(|| format!("fieldPath `{src_path}` is missing for replacement source {}", m.list[si].cur_id()))?;
+        .ok_or_else(|| {
+            format!(
+                "fieldPath `{src_path}` is missing for replacement source {}",
+                m.list[si].cur_id()
+            )
+        })?;
     if !r.source_options.delimiter.is_empty() {
         let text = value.scalar_text().unwrap_or_default();
         let parts: Vec<&str> = text.split(r.source_options.delimiter.as_str()).collect();
         let i = r.source_options.index;
         if i < 0 || i as usize >= parts.len() {
-            return Err(format!("options.index {i} is out of bounds for value {text}"));
+            return Err(format!(
+                "options.index {i} is out of bounds for value {text}"
+            ));
         }
         value = Value::Str(parts[i as usize].to_string());
     }
@@ -306,7 +353,9 @@ pub fn apply(m: &mut ResMap, r: &Replacement) -> Result<(), String> {
                     return Err(e);
                 }
                 if n == 0 {
-                    return Err(format!("unable to find field \"{fp}\" in replacement target"));
+                    return Err(format!(
+                        "unable to find field \"{fp}\" in replacement target"
+                    ));
                 }
             }
         }

@@ -28,7 +28,10 @@ const ORDER_FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
 
 fn rank(kind: &str) -> i64 {
     if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
@@ -41,15 +44,35 @@ fn rank(kind: &str) -> i64 {
 }
 
 fn gvk_string(id: &ResId) -> String {
-    let g = if id.gvk.group.is_empty() { "~G" } else { &id.gvk.group };
-    let v = if id.gvk.version.is_empty() { "~V" } else { &id.gvk.version };
-    let k = if id.gvk.kind.is_empty() { "~K" } else { &id.gvk.kind };
+    let g = if id.gvk.group.is_empty() {
+        "~G"
+    } else {
+        &id.gvk.group
+    };
+    let v = if id.gvk.version.is_empty() {
+        "~V"
+    } else {
+        &id.gvk.version
+    };
+    let k = if id.gvk.kind.is_empty() {
+        "~K"
+    } else {
+        &id.gvk.kind
+    };
     format!("{g}_{v}_{k}")
 }
 
 fn id_string(id: &ResId) -> String {
-    let g = if id.gvk.group.is_empty() { "[noGrp]" } else { &id.gvk.group };
-    let ns = if id.namespace.is_empty() { "~X" } else { &id.namespace };
+    let g = if id.gvk.group.is_empty() {
+        "[noGrp]"
+    } else {
+        &id.gvk.group
+    };
+    let ns = if id.namespace.is_empty() {
+        "~X"
+    } else {
+        &id.namespace
+    };
     let name = if id.name.is_empty() { "~N" } else { &id.name };
     format!("{}.{}.{}|{}|{}", id.gvk.kind, id.gvk.version, g, ns, name)
 }

@@ -171,7 +171,11 @@ impl Emitter<'_> {
         while i < chars.len() {
             let c = chars[i];
             if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && chars.get(i + 1) != Some(&' ')
+                {
                     self.newline();
                     self.indent_to(indent);
                 } else {
@@ -277,7 +281,12 @@ impl Emitter<'_> {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && byte_pos > 0 && byte_pos < byte_len - 1 {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && byte_pos > 0
+                    && byte_pos < byte_len - 1
+                {
                     self.newline();
                     self.indent_to(indent);
                     if chars.get(i + 1) == Some(&' ') {
@@ -310,7 +319,11 @@ impl Emitter<'_> {
             Some(c) if c != '\n' => Some('-'),
             Some(_) => {
                 // A lone newline, or two at the end: keep them all.
-                if s.chars().count() == 1 || rev.next() == Some('\n') { Some('+') } else { None }
+                if s.chars().count() == 1 || rev.next() == Some('\n') {
+                    Some('+')
+                } else {
+                    None
+                }
             }
         };
         if let Some(c) = chomp {
@@ -350,7 +363,10 @@ struct Analysis {
 
 fn is_printable(c: char) -> bool {
     let v = c as u32;
-    v == 0x0A || (0x20..=0x7E).contains(&v) || (0xA0..=0xD7FF).contains(&v) || ((0xE000..=0xFFFD).contains(&v) && v != 0xFEFF)
+    v == 0x0A
+        || (0x20..=0x7E).contains(&v)
+        || (0xA0..=0xD7FF).contains(&v)
+        || ((0xE000..=0xFFFD).contains(&v) && v != 0xFEFF)
 }
 
 fn is_break(c: char) -> bool {
@@ -364,7 +380,12 @@ fn is_blank(c: char) -> bool {
 /// libyaml's `yaml_emitter_analyze_scalar` (block context only).
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis { multiline: false, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: false };
+        return Analysis {
+            multiline: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
     }
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let mut line_breaks = false;
@@ -385,29 +406,16 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_ws = i + 1 >= n || is_blank(chars[i + 1]);
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
-                    block_indicators = true
-                }
-                '?' | ':'
-                    if followed_by_ws => {
-                        block_indicators = true
-                    }
-                '-'
-                    if followed_by_ws => {
-                        block_indicators = true
-                    }
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
+                '?' | ':' if followed_by_ws => block_indicators = true,
+                '-' if followed_by_ws => block_indicators = true,
                 _ => {}
             }
         } else {
             match c {
-                ':'
-                    if followed_by_ws => {
-                        block_indicators = true
-                    }
-                '#'
-                    if preceded_by_ws => {
-                        block_indicators = true
-                    }
+                ':' if followed_by_ws => block_indicators = true,
+                '#' if preceded_by_ws => block_indicators = true,
                 _ => {}
             }
         }
@@ -445,7 +453,12 @@ fn analyze(s: &str) -> Analysis {
         }
         preceded_by_ws = is_blank(c) || is_break(c);
     }
-    let mut a = Analysis { multiline: line_breaks, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: true };
+    let mut a = Analysis {
+        multiline: line_breaks,
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.block_plain_allowed = false;
     }
@@ -491,7 +504,11 @@ pub fn key_cmp(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
-    if key_less(a, b) { Ordering::Less } else { Ordering::Greater }
+    if key_less(a, b) {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    }
 }
 
 fn key_less(a: &str, b: &str) -> bool {
@@ -616,7 +633,11 @@ fn format_f(f: f64) -> String {
     let s = if exp >= n - 1 {
         format!("{digits}{}", "0".repeat((exp - (n - 1)) as usize))
     } else if exp >= 0 {
-        format!("{}.{}", &digits[..(exp + 1) as usize], &digits[(exp + 1) as usize..])
+        format!(
+            "{}.{}",
+            &digits[..(exp + 1) as usize],
+            &digits[(exp + 1) as usize..]
+        )
     } else {
         format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
     };
@@ -631,7 +652,10 @@ mod tests {
     fn keys_sort_like_go_yaml_v2() {
         let mut keys = vec!["aB", "a_b", "a.b", "a-b", "a", "B", "Ab", "9", "1a", "-x"];
         keys.sort_by(|a, b| key_cmp(a, b));
-        assert_eq!(keys, vec!["-x", "1a", "9", "Ab", "B", "a", "a-b", "a.b", "a_b", "aB"]);
+        assert_eq!(
+            keys,
+            vec!["-x", "1a", "9", "Ab", "B", "a", "a-b", "a.b", "a_b", "aB"]
+        );
         let mut keys = vec!["a10", "a9", "B", "_u"];
         keys.sort_by(|a, b| key_cmp(a, b));
         assert_eq!(keys, vec!["_u", "B", "a9", "a10"]);

@@ -48,7 +48,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
 
 /// Parses every document in `text`.
 pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>, SyntaxError> {
-    let mut p = Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), typing };
+    let mut p = Loader {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        typing,
+    };
     let mut docs = Vec::new();
     loop {
         let (ev, span) = p.next()?;
@@ -61,19 +65,35 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
                 let mut key_lines = Vec::new();
                 let mut item_lines = Vec::new();
                 let value = if let Event::DocumentEnd = ev {
-                    docs.push(Document { value: Value::Null, key_lines, item_lines, line });
+                    docs.push(Document {
+                        value: Value::Null,
+                        key_lines,
+                        item_lines,
+                        line,
+                    });
                     continue;
                 } else {
                     p.node(ev, span, Some((&mut key_lines, &mut item_lines)), None)?
                 };
                 let (end, _) = p.next()?;
                 if !matches!(end, Event::DocumentEnd) {
-                    return Err(SyntaxError { line, message: "expected end of document".into() });
+                    return Err(SyntaxError {
+                        line,
+                        message: "expected end of document".into(),
+                    });
                 }
-                docs.push(Document { value, key_lines, item_lines, line });
+                docs.push(Document {
+                    value,
+                    key_lines,
+                    item_lines,
+                    line,
+                });
             }
             _ => {
-                return Err(SyntaxError { line: span.start.line(), message: "unexpected event".into() });
+                return Err(SyntaxError {
+                    line: span.start.line(),
+                    message: "unexpected event".into(),
+                });
             }
         }
     }
@@ -81,7 +101,10 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
 }
 
 /// Where the top-level mapping records its key lines and list item lines.
-type TopLines<'t> = (&'t mut Vec<(String, usize)>, &'t mut Vec<(String, Vec<usize>)>);
+type TopLines<'t> = (
+    &'t mut Vec<(String, usize)>,
+    &'t mut Vec<(String, Vec<usize>)>,
+);
 
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
@@ -93,8 +116,14 @@ impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), SyntaxError> {
         match self.parser.next_event() {
             Some(Ok(pair)) => Ok(pair),
-            Some(Err(e)) => Err(SyntaxError { line: e.marker().line(), message: e.info().to_string() }),
-            None => Err(SyntaxError { line: 0, message: "unexpected end of input".into() }),
+            Some(Err(e)) => Err(SyntaxError {
+                line: e.marker().line(),
+                message: e.info().to_string(),
+            }),
+            None => Err(SyntaxError {
+                line: 0,
+                message: "unexpected end of input".into(),
+            }),
         }
     }
 
@@ -114,11 +143,10 @@ impl<'a> Loader<'a> {
                 }
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| SyntaxError { line, message: "unknown anchor".into() }),
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                line,
+                message: "unknown anchor".into(),
+            }),
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
@@ -152,7 +180,10 @@ impl<'a> Loader<'a> {
                         other => match other.scalar_text() {
                             Some(t) => t,
                             None => {
-                                return Err(SyntaxError { line: key_line, message: "mapping key is not a scalar".into() });
+                                return Err(SyntaxError {
+                                    line: key_line,
+                                    message: "mapping key is not a scalar".into(),
+                                });
                             }
                         },
                     };
@@ -163,7 +194,10 @@ impl<'a> Loader<'a> {
                         // Merge key: earlier explicit keys win.
                         let sources = match v {
                             Value::Map(m) => vec![m],
-                            Value::Seq(s) => s.into_iter().filter_map(|x| if let Value::Map(m) = x { Some(m) } else { None }).collect(),
+                            Value::Seq(s) => s
+                                .into_iter()
+                                .filter_map(|x| if let Value::Map(m) = x { Some(m) } else { None })
+                                .collect(),
                             _ => Vec::new(),
                         };
                         for m in sources {
@@ -176,7 +210,10 @@ impl<'a> Loader<'a> {
                         continue;
                     }
                     if map.contains_key(&key) {
-                        return Err(SyntaxError { line: key_line, message: format!("mapping key {key:?} already defined") });
+                        return Err(SyntaxError {
+                            line: key_line,
+                            message: format!("mapping key {key:?} already defined"),
+                        });
                     }
                     if let Some((kl, il)) = top.as_mut() {
                         kl.push((key.clone(), key_line));
@@ -192,12 +229,21 @@ impl<'a> Loader<'a> {
                 }
                 Ok(v)
             }
-            _ => Err(SyntaxError { line, message: "unexpected event".into() }),
+            _ => Err(SyntaxError {
+                line,
+                message: "unexpected event".into(),
+            }),
         }
     }
 }
 
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, line: usize, typing: Typing) -> Result<Value, SyntaxError> {
+fn scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    line: usize,
+    typing: Typing,
+) -> Result<Value, SyntaxError> {
     if let Some(tag) = tag {
         if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
             return Ok(match tag.suffix.as_str() {
@@ -205,7 +251,10 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, line: usize, typing
                 "int" | "float" | "bool" | "null" => {
                     let v = resolve_plain_v3(text);
                     if matches!(v, Value::Str(_)) && tag.suffix != "str" {
-                        return Err(SyntaxError { line, message: format!("cannot decode {text:?} as !!{}", tag.suffix) });
+                        return Err(SyntaxError {
+                            line,
+                            message: format!("cannot decode {text:?} as !!{}", tag.suffix),
+                        });
                     }
                     v
                 }

@@ -59,7 +59,18 @@ pub fn resolve_plain_v3(s: &str) -> Value {
 fn is_special_float(s: &str) -> bool {
     matches!(
         s,
-        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        ".nan"
+            | ".NaN"
+            | ".NAN"
+            | ".inf"
+            | ".Inf"
+            | ".INF"
+            | "+.inf"
+            | "+.Inf"
+            | "+.INF"
+            | "-.inf"
+            | "-.Inf"
+            | "-.INF"
     )
 }
 
@@ -72,23 +83,57 @@ pub fn v2_resolves_non_string(s: &str) -> bool {
     let first = s.as_bytes()[0];
     let hinted = matches!(
         first,
-        b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O' | b'~' | b'.' | b'+' | b'-' | b'0'..=b'9'
+        b'y' | b'Y'
+            | b'n'
+            | b'N'
+            | b't'
+            | b'T'
+            | b'f'
+            | b'F'
+            | b'o'
+            | b'O'
+            | b'~'
+            | b'.'
+            | b'+'
+            | b'-'
+            | b'0'..=b'9'
     );
     if hinted {
         if matches!(
             s,
-            "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "n" | "N" | "no"
-                | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" | "~" | "null" | "Null"
+            "y" | "Y"
+                | "yes"
+                | "Yes"
+                | "YES"
+                | "true"
+                | "True"
+                | "TRUE"
+                | "on"
+                | "On"
+                | "ON"
+                | "n"
+                | "N"
+                | "no"
+                | "No"
+                | "NO"
+                | "false"
+                | "False"
+                | "FALSE"
+                | "off"
+                | "Off"
+                | "OFF"
+                | "~"
+                | "null"
+                | "Null"
                 | "NULL"
         ) || is_special_float(s)
         {
             return true;
         }
         match first {
-            b'.'
-                if parse_dot_float(s).is_some() => {
-                    return true;
-                }
+            b'.' if parse_dot_float(s).is_some() => {
+                return true;
+            }
             b'+' | b'-' | b'0'..=b'9' => {
                 if parse_timestamp(s).is_some() {
                     return true;
@@ -97,7 +142,10 @@ pub fn v2_resolves_non_string(s: &str) -> bool {
                 if go_parse_int(&plain).is_some() || yaml_style_float(&plain) {
                     return true;
                 }
-                if let Some(rest) = plain.strip_prefix("0b").or_else(|| plain.strip_prefix("-0b")) {
+                if let Some(rest) = plain
+                    .strip_prefix("0b")
+                    .or_else(|| plain.strip_prefix("-0b"))
+                {
                     if !rest.is_empty() && rest.bytes().all(|b| b == b'0' || b == b'1') {
                         return true;
                     }
@@ -237,17 +285,18 @@ pub fn go_parse_int(s: &str) -> Option<i128> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -350,12 +399,20 @@ pub fn parse_timestamp(s: &str) -> Option<String> {
             && rest[1..3].bytes().all(|c| c.is_ascii_digit())
             && rest[4..].bytes().all(|c| c.is_ascii_digit())
         {
-            if &rest[1..] == "00:00" { "Z".to_string() } else { rest.to_string() }
+            if &rest[1..] == "00:00" {
+                "Z".to_string()
+            } else {
+                rest.to_string()
+            }
         } else {
             return None;
         }
     };
-    let frac = if frac.is_empty() { String::new() } else { format!(".{frac}") };
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
     Some(format!("{date}T{hour:02}:{min:02}:{sec:02}{frac}{zone}"))
 }
 
@@ -384,13 +441,26 @@ mod tests {
         assert_eq!(resolve_plain_v3("08"), Value::Float(8.0));
         assert_eq!(resolve_plain_v3("yes"), Value::Str("yes".into()));
         assert_eq!(resolve_plain_v3("1_000"), Value::Int(1000));
-        assert_eq!(resolve_plain_v3("2024-01-01"), Value::Str("2024-01-01T00:00:00Z".into()));
+        assert_eq!(
+            resolve_plain_v3("2024-01-01"),
+            Value::Str("2024-01-01T00:00:00Z".into())
+        );
         assert_eq!(resolve_plain_v3("~"), Value::Null);
     }
 
     #[test]
     fn v2_quotes_yaml11_values() {
-        for s in ["y", "on", "1:20", "0123", "2024-01-01", "", "1e3", ".5", "-1"] {
+        for s in [
+            "y",
+            "on",
+            "1:20",
+            "0123",
+            "2024-01-01",
+            "",
+            "1e3",
+            ".5",
+            "-1",
+        ] {
             assert!(v2_resolves_non_string(s), "{s}");
         }
         for s in ["<<", "abc", "1a", "-", "1.2.3", "v1"] {

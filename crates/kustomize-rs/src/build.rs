@@ -19,8 +19,8 @@ pub struct Accumulator {
     pub resources: ResMap,
     /// Current ids, for the duplicate check.
     ids: HashSet<(crate::resource::Gvk, String, String)>,
-    /// Extra image field specs from `configurations`.
-    pub image_specs: Vec<FieldSpec>,
+    /// Field specs added by `configurations` (merged up from bases).
+    pub config: TransformerConfig,
 }
 
 impl Accumulator {
@@ -118,11 +118,7 @@ impl Builder {
             let joined = k.dir.join(&e.text);
             if joined.is_dir() {
                 let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
-                for spec in sub.image_specs {
-                    if !acc.image_specs.contains(&spec) {
-                        acc.image_specs.push(spec);
-                    }
-                }
+                acc.config.merge(sub.config);
                 for r in sub.resources.list {
                     acc.append(r, &at)?;
                 }
@@ -278,19 +274,21 @@ impl Builder {
             );
         }
         for l in &k.labels {
-            let specs = meta::label_specs(l.include_selectors, l.include_templates, &l.fields);
+            let mut extra = l.fields.clone();
+            if l.include_selectors {
+                extra.extend(acc.config.common_labels.iter().cloned());
+            }
+            let specs = meta::label_specs(l.include_selectors, l.include_templates, &extra);
             meta::add_map_entries(&mut acc.resources, &l.pairs, &specs);
         }
         if !k.common_labels.is_empty() {
-            let specs = meta::label_specs(true, true, &[]);
+            let specs = meta::label_specs(true, true, &acc.config.common_labels);
             meta::add_map_entries(&mut acc.resources, &k.common_labels, &specs);
         }
         if !k.common_annotations.is_empty() {
-            meta::add_map_entries(
-                &mut acc.resources,
-                &k.common_annotations,
-                &meta::annotation_specs(),
-            );
+            let mut specs = meta::annotation_specs();
+            specs.extend(acc.config.common_annotations.iter().cloned());
+            meta::add_map_entries(&mut acc.resources, &k.common_annotations, &specs);
         }
         for p in &k.patches_json {
             self.patch(k, p, acc, false)?;
@@ -311,7 +309,7 @@ impl Builder {
                 .iter()
                 .map(|(s, _)| images::ImageRule::new(s.clone()))
                 .collect();
-            images::transform(&mut acc.resources, &rules, &acc.image_specs);
+            images::transform(&mut acc.resources, &rules, &acc.config.images);
         }
         for (r, line) in &k.replacements {
             crate::transform::replacements::apply(&mut acc.resources, r).map_err(|message| {
@@ -536,11 +534,57 @@ fn check_resource(v: Value, path: &Path, line: usize) -> Result<Resource> {
     Ok(Resource::new(v))
 }
 
+/// Field specs a kustomization adds through `configurations:`.
+#[derive(Default, Clone)]
+pub struct TransformerConfig {
+    /// `images:` field specs.
+    pub images: Vec<FieldSpec>,
+    /// `commonLabels:` field specs (also used by `labels` with `includeSelectors`).
+    pub common_labels: Vec<FieldSpec>,
+    /// `commonAnnotations:` field specs.
+    pub common_annotations: Vec<FieldSpec>,
+    /// `nameReference:` rules: (referred group, version, kind) and where it is referred to.
+    pub name_references: Vec<(crate::resource::Gvk, FieldSpec)>,
+}
+
+impl TransformerConfig {
+    fn merge(&mut self, other: TransformerConfig) {
+        fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for x in from {
+                if !into.contains(&x) {
+                    into.push(x);
+                }
+            }
+        }
+        add(&mut self.images, other.images);
+        add(&mut self.common_labels, other.common_labels);
+        add(&mut self.common_annotations, other.common_annotations);
+        add(&mut self.name_references, other.name_references);
+    }
+}
+
+fn field_spec_of(item: &Value) -> FieldSpec {
+    let get = |f: &str| {
+        item.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    FieldSpec::new(
+        &get("group"),
+        &get("version"),
+        &get("kind"),
+        &get("path"),
+        get("create") == "true",
+    )
+}
+
 fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<()> {
     let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::Yaml {
         at: Location::at(path, e.line),
         message: e.message,
     })?;
+    let mut config = TransformerConfig::default();
     for d in docs {
         let Value::Map(m) = d.value else { continue };
         for (key, v) in m.iter() {
@@ -550,48 +594,75 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                 .find(|(k, _)| k == key)
                 .map(|(_, l)| *l)
                 .unwrap_or(0);
-            if key != "images" {
-                return Err(Error::Unsupported {
-                    at: Location::at(path, line),
-                    what: format!("`{key}` in configurations"),
-                });
-            }
-            let Value::Seq(items) = v else { continue };
-            for item in items {
-                let get = |f: &str| {
-                    item.get(f)
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let fs = FieldSpec::new(
-                    &get("group"),
-                    &get("version"),
-                    &get("kind"),
-                    &get("path"),
-                    get("create") == "true",
-                );
-                let builtin = [
-                    "spec/containers[]/image",
-                    "spec/initContainers[]/image",
-                    "spec/template/spec/containers[]/image",
-                    "spec/template/spec/initContainers[]/image",
-                ];
-                if builtin.contains(&get("path").as_str())
-                    && fs.kind.is_empty()
-                    && fs.group.is_empty()
-                    && fs.version.is_empty()
-                {
-                    return Err(Error::Invalid {
-                        at: Location::at(path, line),
-                        message: format!("conflicting fieldspecs: '{}' is built in", get("path")),
-                    });
+            let at = Location::at(path, line);
+            let Value::Seq(items) = v else {
+                if matches!(v, Value::Null) {
+                    continue;
                 }
-                if !acc.image_specs.contains(&fs) {
-                    acc.image_specs.push(fs);
+                return Err(Error::Invalid {
+                    at,
+                    message: format!("`{key}` must be a list of field specs"),
+                });
+            };
+            match key.as_str() {
+                "images" => {
+                    for item in items {
+                        let fs = field_spec_of(item);
+                        let builtin = [
+                            "spec/containers[]/image",
+                            "spec/initContainers[]/image",
+                            "spec/template/spec/containers[]/image",
+                            "spec/template/spec/initContainers[]/image",
+                        ];
+                        let p = fs.path.join("/");
+                        if builtin.contains(&p.as_str())
+                            && fs.kind.is_empty()
+                            && fs.group.is_empty()
+                            && fs.version.is_empty()
+                        {
+                            return Err(Error::Invalid {
+                                at,
+                                message: format!("conflicting fieldspecs: '{p}' is built in"),
+                            });
+                        }
+                        config.images.push(fs);
+                    }
+                }
+                "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
+                "commonAnnotations" => config
+                    .common_annotations
+                    .extend(items.iter().map(field_spec_of)),
+                "nameReference" => {
+                    for item in items {
+                        let get = |f: &str| {
+                            item.get(f)
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        let target = crate::resource::Gvk {
+                            group: get("group"),
+                            version: get("version"),
+                            kind: get("kind"),
+                        };
+                        if let Some(Value::Seq(specs)) = item.get("fieldSpecs") {
+                            for fs in specs {
+                                config
+                                    .name_references
+                                    .push((target.clone(), field_spec_of(fs)));
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::Unsupported {
+                        at,
+                        what: format!("`{other}` in configurations"),
+                    });
                 }
             }
         }
     }
+    acc.config.merge(config);
     Ok(())
 }

@@ -94,6 +94,7 @@ pub fn render(dir: &Path) -> Result<Rendered> {
     let mut builder = build::Builder::new();
     let (k, acc) = builder.accumulate_dir(dir, None)?;
     let mut resources = acc.resources;
+    let acc_config = acc.config;
     // Hash suffixes on generated objects.
     for r in &mut resources.list {
         if r.needs_hash {
@@ -103,7 +104,11 @@ pub fn render(dir: &Path) -> Result<Rendered> {
             r.set_name(name);
         }
     }
-    transform::nameref::fix(&mut resources, &Location::file(&k.path))?;
+    transform::nameref::fix(
+        &mut resources,
+        &acc_config.name_references,
+        &Location::file(&k.path),
+    )?;
     // Drop local-config objects and empty annotations.
     resources.list.retain(|r| {
         r.value

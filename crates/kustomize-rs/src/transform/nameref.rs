@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Location, Result};
-use crate::fieldspec::{Leaf, split_path, visit};
+use crate::fieldspec::{FieldSpec, Leaf, split_path, visit};
 use crate::resource::{Gvk, ResMap, Resource};
 use crate::yaml::Value;
 
 /// One name-reference rule: objects of `target` kind are referred to from `path` in `referrer`.
 struct Rule {
-    target_kind: &'static str,
-    target_group: &'static str,
-    referrer_kind: &'static str,
-    referrer_group: &'static str,
+    target_kind: String,
+    target_group: String,
+    referrer_kind: String,
+    referrer_group: String,
+    referrer_version: String,
     path: Vec<String>,
 }
 
@@ -56,16 +57,16 @@ const SA_LIKE: &[(&str, &str)] = &[
 
 fn rules() -> Vec<Rule> {
     let mut v = Vec::new();
-    let mut add =
-        |tk: &'static str, tg: &'static str, rk: &'static str, rg: &'static str, path: &str| {
-            v.push(Rule {
-                target_kind: tk,
-                target_group: tg,
-                referrer_kind: rk,
-                referrer_group: rg,
-                path: split_path(path),
-            })
-        };
+    let mut add = |tk: &str, tg: &str, rk: &str, rg: &str, path: &str| {
+        v.push(Rule {
+            target_kind: tk.to_string(),
+            target_group: tg.to_string(),
+            referrer_kind: rk.to_string(),
+            referrer_group: rg.to_string(),
+            referrer_version: String::new(),
+            path: split_path(path),
+        })
+    };
     for k in [
         "Deployment",
         "ReplicationController",
@@ -318,13 +319,23 @@ struct Candidate {
 }
 
 /// Rewrites every name reference to follow renamed objects.
-pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
-    let rules = rules();
+pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<()> {
+    let mut rules = rules();
+    for (target, fs) in extra {
+        rules.push(Rule {
+            target_kind: target.kind.clone(),
+            target_group: target.group.clone(),
+            referrer_kind: fs.kind.clone(),
+            referrer_group: fs.group.clone(),
+            referrer_version: fs.version.clone(),
+            path: fs.path.clone(),
+        });
+    }
     // Index candidates by each name they once had (or their current one if never renamed).
     let mut by_old_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
     let mut cands: Vec<Candidate> = Vec::with_capacity(m.list.len());
     let target_kinds: std::collections::HashSet<&str> =
-        rules.iter().map(|r| r.target_kind).collect();
+        rules.iter().map(|r| r.target_kind.as_str()).collect();
     for (i, r) in m.list.iter().enumerate() {
         let gvk = r.gvk();
         cands.push(Candidate {
@@ -354,8 +365,9 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
         let applicable: Vec<&Rule> = rules
             .iter()
             .filter(|r| {
-                r.referrer_kind == gvk.kind
+                (r.referrer_kind.is_empty() || r.referrer_kind == gvk.kind)
                     && (r.referrer_group.is_empty() || r.referrer_group == gvk.group)
+                    && (r.referrer_version.is_empty() || r.referrer_version == gvk.version)
             })
             .collect();
         if applicable.is_empty() {
@@ -454,13 +466,13 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                         for item in items {
                             match item {
                                 Value::Map(_) => {
-                                    fix_mapping(item, rule.target_kind, &select, &mut error)
+                                    fix_mapping(item, &rule.target_kind, &select, &mut error)
                                 }
                                 _ => fix_scalar(item, &select, &mut error),
                             }
                         }
                     }
-                    Value::Map(_) => fix_mapping(v, rule.target_kind, &select, &mut error),
+                    Value::Map(_) => fix_mapping(v, &rule.target_kind, &select, &mut error),
                     _ => {}
                 },
             );

@@ -156,6 +156,23 @@ images:
     Ok(overlay)
 }
 
+fn row(label: &str, rel: &Measure, kub: &Measure, verdict: &str) {
+    println!(
+        "{:<18}  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>7.1}x {:>7.1}x {:>6.1}x  {}",
+        label,
+        rel.wall.as_secs_f64(),
+        rel.cpu.as_secs_f64(),
+        rel.max_rss_kb as f64 / 1024.0,
+        kub.wall.as_secs_f64(),
+        kub.cpu.as_secs_f64(),
+        kub.max_rss_kb as f64 / 1024.0,
+        kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
+        kub.cpu.as_secs_f64() / rel.cpu.as_secs_f64().max(1e-9),
+        kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
+        verdict
+    );
+}
+
 pub fn run(args: &[String]) -> i32 {
     let mut sizes = vec![500, 1000, 2000];
     let mut keep = false;
@@ -228,6 +245,47 @@ pub fn run(args: &[String]) -> i32 {
         "mem x"
     );
     let mut failed = false;
+    // The project's own overlays, when the workspace has any.
+    let mut project: Vec<PathBuf> = std::fs::read_dir(root.join("overlays"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("kustomization.yaml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    project.sort();
+    for dir in project {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let out_dir = tmp.join(format!("overlay-{name}"));
+        if std::fs::create_dir_all(&out_dir).is_err() {
+            continue;
+        }
+        let d = dir.to_string_lossy().to_string();
+        let (rel, kub) = match (
+            measure(&bin, &[&d], &out_dir.join("rel.yaml")),
+            measure(&kubectl, &["kustomize", &d], &out_dir.join("kubectl.yaml")),
+        ) {
+            (Ok(r), Ok(k)) => (r, k),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("cannot run a renderer: {e}");
+                return 2;
+            }
+        };
+        let same = rel.ok
+            && kub.ok
+            && std::fs::read(out_dir.join("rel.yaml")).ok()
+                == std::fs::read(out_dir.join("kubectl.yaml")).ok();
+        failed |= !same;
+        row(
+            &format!("overlays/{name}"),
+            &rel,
+            &kub,
+            if same { "identical" } else { "DIFFERENT" },
+        );
+    }
     for n in sizes {
         let case_dir = tmp.join(format!("n{n}"));
         let overlay = match generate(&case_dir, n) {
@@ -260,25 +318,18 @@ pub fn run(args: &[String]) -> i32 {
         };
         let same = rel.ok && kub.ok && std::fs::read(&rel_out).ok() == std::fs::read(&kub_out).ok();
         failed |= !same && !rel_only;
-        println!(
-            "{:>7}  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>7.1}x {:>7.1}x {:>6.1}x  {}",
-            n,
-            rel.wall.as_secs_f64(),
-            rel.cpu.as_secs_f64(),
-            rel.max_rss_kb as f64 / 1024.0,
-            kub.wall.as_secs_f64(),
-            kub.cpu.as_secs_f64(),
-            kub.max_rss_kb as f64 / 1024.0,
-            kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
-            kub.cpu.as_secs_f64() / rel.cpu.as_secs_f64().max(1e-9),
-            kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
+        let label = format!("{n} deploys");
+        row(
+            &label,
+            &rel,
+            &kub,
             if rel_only {
                 "(kubectl skipped)"
             } else if same {
                 "identical"
             } else {
                 "DIFFERENT"
-            }
+            },
         );
     }
     if keep {

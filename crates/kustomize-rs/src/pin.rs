@@ -553,6 +553,12 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
             text: s,
         });
     }
+    if text.contains("\r\n") {
+        // Keep the file's line endings in inserted lines.
+        for e in &mut edits {
+            e.text = e.text.replace("\r\n", "\n").replace('\n', "\r\n");
+        }
+    }
     edits.sort_by_key(|e| (e.start, e.end));
     let mut out = String::with_capacity(text.len() + 256);
     let mut pos = 0;
@@ -792,6 +798,18 @@ namespace: shop   # trailing comment
             out.text,
             format!("images:\n- {{name: a, digest: '{D2}'}}\n- {{name: b, digest: {D3}}}\n")
         );
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_endings() {
+        let text = OVERLAY.replace('\n', "\r\n");
+        let out = pin(&text, &[p("shop/web", D2), p("shop/new", D3)]).unwrap();
+        assert!(
+            !out.text.replace("\r\n", "").contains('\n'),
+            "a bare LF was inserted"
+        );
+        assert_eq!(out.appended, vec!["shop/new"]);
+        assert_eq!(out.changed, vec!["shop/web"]);
     }
 
     #[test]

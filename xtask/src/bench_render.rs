@@ -232,8 +232,8 @@ pub fn run(args: &[String]) -> i32 {
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
-        "{:>7}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  output",
-        "deploys",
+        "{:<18}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  output",
+        "input",
         "rel wall",
         "rel cpu",
         "rel RSS",

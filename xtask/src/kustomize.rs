@@ -8,6 +8,30 @@ fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/kustomize-rs/tests/cases")
 }
 
+/// Runs `kubectl kustomize INPUT -o TMP` and returns the sorted file names, one a line.
+fn split_names(input: &Path) -> Result<String, String> {
+    let tmp = std::env::temp_dir().join(format!("rel-oracle-split-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(input)
+        .arg("-o")
+        .arg(&tmp)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&tmp)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .collect();
+    names.sort();
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(names.iter().map(|n| format!("{n}\n")).collect())
+}
+
 pub fn oracle(filter: &[String]) -> i32 {
     let dir = cases_dir();
     let mut cases: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -51,6 +75,19 @@ pub fn oracle(filter: &[String]) -> i32 {
             }
             (true, false) => {}
             (false, true) => {
+                // The per-object file names `kubectl kustomize -o DIR` writes.
+                match split_names(&case.join("input")) {
+                    Ok(names) => {
+                        if let Err(e) = std::fs::write(case.join("expected_files.txt"), names) {
+                            eprintln!("{name}: cannot write expected_files.txt: {e}");
+                            problems += 1;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{name}: kubectl kustomize -o failed: {e}");
+                        problems += 1;
+                    }
+                }
                 if let Err(e) = std::fs::write(case.join("expected.yaml"), &out.stdout) {
                     eprintln!("{name}: cannot write expected.yaml: {e}");
                     problems += 1;

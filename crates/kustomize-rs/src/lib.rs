@@ -89,6 +89,48 @@ impl Rendered {
     }
 }
 
+impl Rendered {
+    /// The files `kubectl kustomize DIR -o OUT` writes into `OUT`, as (file name, content):
+    /// `<group>_<version>_<kind>_<name>.yaml` in lower case, prefixed with `<namespace>_` when
+    /// the namespaced objects span more than one namespace (an unset namespace counts as
+    /// `default`); cluster-scoped objects are never prefixed.
+    pub fn files(&self) -> Vec<(String, &str)> {
+        let scoped = |o: &Object| {
+            resource::Gvk::from_api_version(&o.api_version, &o.kind).is_cluster_scoped()
+        };
+        let ns_of = |o: &Object| {
+            if o.namespace.is_empty() {
+                "default".to_string()
+            } else {
+                o.namespace.clone()
+            }
+        };
+        let namespaces: std::collections::HashSet<String> = self
+            .objects
+            .iter()
+            .filter(|o| !scoped(o))
+            .map(ns_of)
+            .collect();
+        self.objects
+            .iter()
+            .map(|o| {
+                let gvk = resource::Gvk::from_api_version(&o.api_version, &o.kind);
+                let mut parts: Vec<&str> = Vec::new();
+                for p in [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()] {
+                    if !p.is_empty() {
+                        parts.push(p);
+                    }
+                }
+                let mut name = format!("{}_{}.yaml", parts.join("_"), o.name).to_lowercase();
+                if !scoped(o) && namespaces.len() > 1 {
+                    name = format!("{}_{name}", ns_of(o).to_lowercase());
+                }
+                (name, o.yaml.as_str())
+            })
+            .collect()
+    }
+}
+
 /// Renders the kustomization in `dir` as `kubectl kustomize dir` does.
 pub fn render(dir: &Path) -> Result<Rendered> {
     let mut builder = build::Builder::new();

@@ -27,10 +27,24 @@ fn check(case: &Path) -> Result<(), String> {
     }
     let want = std::fs::read_to_string(&expected_yaml)
         .map_err(|e| format!("{}: {e}", expected_yaml.display()))?;
-    let got = match result {
-        Ok(r) => r.to_yaml(),
+    let rendered = match result {
+        Ok(r) => r,
         Err(e) => return Err(format!("render failed: {e}")),
     };
+    let expected_files = case.join("expected_files.txt");
+    if expected_files.exists() {
+        let want = std::fs::read_to_string(&expected_files).map_err(|e| e.to_string())?;
+        let mut names: Vec<String> = rendered.files().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names.dedup();
+        let got: String = names.iter().map(|n| format!("{n}\n")).collect();
+        if got != want {
+            return Err(format!(
+                "per-object file names differ from `kubectl kustomize -o`:\nwant:\n{want}got:\n{got}"
+            ));
+        }
+    }
+    let got = rendered.to_yaml();
     if got == want {
         return Ok(());
     }

@@ -386,6 +386,12 @@ impl Builder {
                     at: at.clone(),
                     message: format!("patch failed on {}: {e}", r.cur_id()),
                 })?;
+                if !matches!(r.value, Value::Map(_)) {
+                    return Err(Error::Transform {
+                        at: at.clone(),
+                        message: "a JSON 6902 patch turned a resource into something other than a mapping".into(),
+                    });
+                }
             }
             acc.rebuild_ids();
             return Ok(());

@@ -201,6 +201,8 @@ pub struct Kustomization {
     pub generator_options: Option<GenOptions>,
     /// `sortOptions.order: fifo`.
     pub fifo: bool,
+    /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
+    pub legacy_order: Option<(Vec<String>, Vec<String>)>,
     /// `replacements`, with the line of each entry.
     pub replacements: Vec<(crate::transform::replacements::Replacement, usize)>,
 }
@@ -480,8 +482,30 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             }
             "sortOptions" => {
                 let m = p.map(value, key)?;
-                if let Some(o) = m.get("order") {
-                    k.fifo = p.string(o, "order")? == "fifo";
+                for (f, v) in m.iter() {
+                    match f.as_str() {
+                        "order" => match p.string(v, f)?.as_str() {
+                            "fifo" => k.fifo = true,
+                            "legacy" => k.fifo = false,
+                            other => {
+                                return Err(p.invalid(format!(
+                                    "sortOptions.order must be legacy or fifo, not {other:?}"
+                                )));
+                            }
+                        },
+                        "legacySortOptions" => {
+                            let (mut first, mut last) = (Vec::new(), Vec::new());
+                            for (lf, lv) in p.map(v, f)?.iter() {
+                                match lf.as_str() {
+                                    "orderFirst" => first = p.strings(lv, lf)?,
+                                    "orderLast" => last = p.strings(lv, lf)?,
+                                    other => return Err(p.unknown(other)),
+                                }
+                            }
+                            k.legacy_order = Some((first, last));
+                        }
+                        other => return Err(p.unknown(other)),
+                    }
                 }
             }
             other => {

@@ -171,7 +171,11 @@ pub fn render(dir: &Path) -> Result<Rendered> {
         }
     }
     if !k.fifo {
-        transform::sort::legacy(&mut resources.list);
+        let (first, last) = k
+            .legacy_order
+            .clone()
+            .unwrap_or_else(transform::sort::default_order);
+        transform::sort::legacy(&mut resources.list, &first, &last);
     }
     let objects = resources
         .list

@@ -7,6 +7,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("kustomize-oracle") => kustomize::oracle(&args[1..]),
+        Some("kustomize-fuzz") => kustomize::fuzz(&args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => bench_render::run(&args[2..]),
             _ => {
@@ -15,7 +16,7 @@ fn main() {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <kustomize-oracle | bench render>");
+            eprintln!("usage: cargo xtask <kustomize-oracle | kustomize-fuzz | bench render>");
             2
         }
     };

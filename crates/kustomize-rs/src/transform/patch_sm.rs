@@ -223,15 +223,31 @@ fn merge_list(
         }
         Some(vals.into_iter().map(Option::unwrap_or_default).collect())
     };
+    // With two merge keys (ports: containerPort + protocol), kyaml keeps the target's order
+    // (merging in place, new elements first) as soon as any element gives both keys; with one
+    // effective key it puts the patch's elements first. Observed against kubectl.
+    let full_tuple = |v: &Value| key_of(v).is_some_and(|k| k.iter().all(|x| !x.is_empty()));
+    let in_place = key.len() > 1 && (target.iter().any(full_tuple) || items.iter().any(|e| full_tuple(e)));
     let mut target: Vec<Option<Value>> = target.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(target.len() + items.len());
     for e in items {
         let ek = key_of(e);
         let pos = ek.as_ref().and_then(|k| {
-            target
-                .iter()
-                .position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
+            target.iter().position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
         });
+        // kyaml quirk with two merge keys: a patch element that names the same primary key as
+        // a target element, where only one of the two gives the secondary key, is lost; the
+        // target element stays as it was.
+        if pos.is_none() && key.len() > 1 {
+            if let Some(pk) = ek.as_ref() {
+                let half_match = target.iter().flatten().filter_map(&key_of).any(|tk| {
+                    tk[0] == pk[0] && tk[1..].iter().zip(&pk[1..]).any(|(a, b)| a.is_empty() != b.is_empty())
+                });
+                if half_match {
+                    continue;
+                }
+            }
+        }
         let directive = e.get("$patch").and_then(Value::as_str);
         match (pos, directive) {
             (Some(i), Some("delete")) => {
@@ -239,13 +255,23 @@ fn merge_list(
             }
             (None, Some("delete")) => {}
             (Some(i), Some("replace")) => {
-                target[i] = None;
-                out.push(clean(e));
+                if in_place {
+                    target[i] = Some(clean(e));
+                } else {
+                    target[i] = None;
+                    out.push(clean(e));
+                }
             }
             (Some(i), _) => {
-                let mut t = target[i].take().expect("position found above");
-                merge_value(&mut t, e, ctx, path);
-                out.push(t);
+                if in_place {
+                    if let Some(t) = target[i].as_mut() {
+                        merge_value(t, e, ctx, path);
+                    }
+                } else {
+                    let mut t = target[i].take().expect("position found above");
+                    merge_value(&mut t, e, ctx, path);
+                    out.push(t);
+                }
             }
             (None, _) => out.push(clean(e)),
         }

@@ -37,8 +37,11 @@ pub fn resolve_plain_v3(s: &str) -> Value {
                 return Value::Int(i);
             }
             if yaml_style_float(&plain) {
+                // Go's ParseFloat refuses values out of range (they stay strings).
                 if let Ok(f) = plain.parse::<f64>() {
-                    return Value::Float(f);
+                    if f.is_finite() {
+                        return Value::Float(f);
+                    }
                 }
             }
             if let Some(rest) = plain.strip_prefix("0b") {
@@ -139,7 +142,9 @@ pub fn v2_resolves_non_string(s: &str) -> bool {
                     return true;
                 }
                 let plain: String = s.chars().filter(|c| *c != '_').collect();
-                if go_parse_int(&plain).is_some() || yaml_style_float(&plain) {
+                if go_parse_int(&plain).is_some()
+                    || (yaml_style_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
+                {
                     return true;
                 }
                 if let Some(rest) = plain
@@ -199,7 +204,18 @@ fn is_base60_float(s: &str) -> bool {
 }
 
 fn parse_dot_float(s: &str) -> Option<f64> {
-    // Go's ParseFloat on something starting with '.': `.5`, `.5e3`.
+    // Go's ParseFloat on something starting with '.': `.5`, `.5e3`, and Go literal syntax
+    // allows `_` between digits (`.1_0`).
+    if s.contains('_') {
+        let b = s.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, c)| {
+            *c != b'_' || (i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !ok {
+            return None;
+        }
+        return parse_dot_float(&s.replace('_', ""));
+    }
     let b = s.as_bytes();
     let mut i = 1;
     let start = i;
@@ -225,7 +241,7 @@ fn parse_dot_float(s: &str) -> Option<f64> {
     if i != b.len() {
         return None;
     }
-    format!("0{s}").parse().ok()
+    format!("0{s}").parse().ok().filter(|f: &f64| f.is_finite())
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
@@ -446,6 +462,7 @@ mod tests {
             Value::Str("2024-01-01T00:00:00Z".into())
         );
         assert_eq!(resolve_plain_v3("~"), Value::Null);
+        assert_eq!(resolve_plain_v3("1e310"), Value::Str("1e310".into()));
     }
 
     #[test]
@@ -463,7 +480,7 @@ mod tests {
         ] {
             assert!(v2_resolves_non_string(s), "{s}");
         }
-        for s in ["<<", "abc", "1a", "-", "1.2.3", "v1"] {
+        for s in ["<<", "abc", "1a", "-", "1.2.3", "v1", "1e310"] {
             assert!(!v2_resolves_non_string(s), "{s}");
         }
     }

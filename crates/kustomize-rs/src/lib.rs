@@ -18,7 +18,7 @@ pub mod yaml;
 use std::path::Path;
 
 pub use error::{Error, Location, Result};
-pub use pin::{Pin, PinOutcome, pin, unified_diff};
+pub use pin::{Pin, PinError, PinOutcome, pin, unified_diff};
 pub use yaml::Value;
 
 /// One rendered object.

@@ -529,6 +529,9 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
             }
         };
         let mut s = header;
+        if s.is_empty() && insert_at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+            s.push('\n');
+        }
         for p in &missing {
             let mut first = true;
             for key in &key_order {
@@ -810,6 +813,19 @@ namespace: shop   # trailing comment
         );
         assert_eq!(out.appended, vec!["shop/new"]);
         assert_eq!(out.changed, vec!["shop/web"]);
+    }
+
+    #[test]
+    fn files_without_a_final_newline() {
+        let text = format!("images:\n- name: a\n  digest: {D1}");
+        let out = pin(&text, &[p("a", D2), p("b", D3)]).unwrap();
+        assert_eq!(
+            out.text,
+            format!("images:\n- name: a\n  digest: {D2}\n- name: b\n  digest: {D3}\n")
+        );
+        let text = "images:\n- name: a".to_string();
+        let out = pin(&text, &[p("a", D2)]).unwrap();
+        assert_eq!(out.text, format!("images:\n- name: a\n  digest: {D2}\n"));
     }
 
     #[test]

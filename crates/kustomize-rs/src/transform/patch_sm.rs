@@ -227,13 +227,16 @@ fn merge_list(
     // (merging in place, new elements first) as soon as any element gives both keys; with one
     // effective key it puts the patch's elements first. Observed against kubectl.
     let full_tuple = |v: &Value| key_of(v).is_some_and(|k| k.iter().all(|x| !x.is_empty()));
-    let in_place = key.len() > 1 && (target.iter().any(full_tuple) || items.iter().any(|e| full_tuple(e)));
+    let in_place =
+        key.len() > 1 && (target.iter().any(full_tuple) || items.iter().any(|e| full_tuple(e)));
     let mut target: Vec<Option<Value>> = target.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(target.len() + items.len());
     for e in items {
         let ek = key_of(e);
         let pos = ek.as_ref().and_then(|k| {
-            target.iter().position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
+            target
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
         });
         // kyaml quirk with two merge keys: a patch element that names the same primary key as
         // a target element, where only one of the two gives the secondary key, is lost; the
@@ -241,7 +244,11 @@ fn merge_list(
         if pos.is_none() && key.len() > 1 {
             if let Some(pk) = ek.as_ref() {
                 let half_match = target.iter().flatten().filter_map(&key_of).any(|tk| {
-                    tk[0] == pk[0] && tk[1..].iter().zip(&pk[1..]).any(|(a, b)| a.is_empty() != b.is_empty())
+                    tk[0] == pk[0]
+                        && tk[1..]
+                            .iter()
+                            .zip(&pk[1..])
+                            .any(|(a, b)| a.is_empty() != b.is_empty())
                 });
                 if half_match {
                     continue;

@@ -209,7 +209,10 @@ fn parse_dot_float(s: &str) -> Option<f64> {
     if s.contains('_') {
         let b = s.as_bytes();
         let ok = b.iter().enumerate().all(|(i, c)| {
-            *c != b'_' || (i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+            *c != b'_'
+                || (i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit))
         });
         if !ok {
             return None;

@@ -319,8 +319,128 @@ fn fuzz_patch(rng: &mut Rng) -> Vec<(String, String)> {
     ]
 }
 
+/// A base and an overlay with random combinations of the transformers, over workloads that
+/// refer to generated ConfigMaps/Secrets, a ServiceAccount, a Role and Services.
+fn fuzz_overlay(rng: &mut Rng) -> Vec<(String, String)> {
+    let mut docs: Vec<String> = Vec::new();
+    let mut workloads: Vec<(&str, &str)> = Vec::new();
+    for name in ["web", "api", "db"] {
+        if !rng.chance(0.7) {
+            continue;
+        }
+        let kind = *rng.pick(&["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]);
+        let image = *rng.pick(&[
+            "nginx",
+            "nginx:1.2",
+            "ghcr.io/x/app:3",
+            "busybox@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ]);
+        let init = if rng.chance(0.5) {
+            "      initContainers:\n      - name: init\n        image: busybox\n"
+        } else {
+            ""
+        };
+        let pod = format!(
+            "    metadata:\n      labels:\n        app: {name}\n    spec:\n      serviceAccountName: runner\n{init}      containers:\n      - name: main\n        image: {image}\n        envFrom:\n        - configMapRef:\n            name: settings\n        - secretRef:\n            name: creds\n        env:\n        - name: K\n          valueFrom:\n            configMapKeyRef:\n              name: settings\n              key: k\n      volumes:\n      - name: v\n        configMap:\n          name: settings\n      - name: s\n        secret:\n          secretName: creds\n"
+        );
+        let indent = |text: &str, n: usize| -> String {
+            text.lines()
+                .map(|l| format!("{}{l}\n", " ".repeat(n)))
+                .collect()
+        };
+        let (api, spec) = match kind {
+            "CronJob" => (
+                "batch/v1",
+                format!(
+                    "  schedule: \"* * * * *\"\n  jobTemplate:\n    spec:\n      template:\n{}",
+                    indent(&pod, 4)
+                ),
+            ),
+            "Job" => ("batch/v1", format!("  template:\n{pod}")),
+            "StatefulSet" => (
+                "apps/v1",
+                format!(
+                    "  serviceName: {name}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n{pod}"
+                ),
+            ),
+            _ => (
+                "apps/v1",
+                format!("  selector:\n    matchLabels:\n      app: {name}\n  template:\n{pod}"),
+            ),
+        };
+        docs.push(format!(
+            "apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n{spec}"
+        ));
+        docs.push(format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n"));
+        workloads.push((name, kind));
+    }
+    docs.push("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: runner\n".into());
+    docs.push("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: r\nrules:\n- apiGroups: [\"\"]\n  resources: [configmaps]\n  resourceNames: [settings]\n  verbs: [get]\n".into());
+    docs.push("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: r\nsubjects:\n- kind: ServiceAccount\n  name: runner\n- kind: ServiceAccount\n  name: default\n".into());
+    let mut base = format!(
+        "resources:\n- res.yaml\nconfigMapGenerator:\n- name: settings\n  literals:\n  - k=v\n  - x={}\nsecretGenerator:\n- name: creds\n  literals:\n  - p={}\n",
+        rng.below(10),
+        rng.below(100)
+    );
+    if rng.chance(0.5) {
+        base.push_str("namePrefix: b-\n");
+    }
+    if rng.chance(0.4) {
+        base.push_str("namespace: base-ns\n");
+    }
+    if rng.chance(0.5) {
+        base.push_str("commonLabels:\n  tier: base\n");
+    }
+    let mut ov = String::from("resources:\n- base\n");
+    if rng.chance(0.6) {
+        ov.push_str(&format!("namePrefix: {}\n", rng.pick(&["p-", "prod-"])));
+    }
+    if rng.chance(0.4) {
+        ov.push_str("nameSuffix: -s\n");
+    }
+    if rng.chance(0.6) {
+        ov.push_str("namespace: prod\n");
+    }
+    if rng.chance(0.5) {
+        ov.push_str(&format!(
+            "labels:\n- pairs:\n    env: prod\n  includeSelectors: {}\n  includeTemplates: {}\n",
+            rng.chance(0.5),
+            rng.chance(0.5)
+        ));
+    }
+    if rng.chance(0.5) {
+        ov.push_str("commonAnnotations:\n  owner: team\n");
+    }
+    if rng.chance(0.6) {
+        ov.push_str("images:\n- name: nginx\n  newTag: \"9\"\n- name: busybox\n  digest: sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n- name: ghcr.io/x/app\n  newName: mirror/app\n");
+    }
+    if rng.chance(0.5) {
+        ov.push_str("configMapGenerator:\n- name: settings\n  behavior: merge\n  literals:\n  - x=overlay\n");
+    }
+    if rng.chance(0.3) {
+        ov.push_str("generatorOptions:\n  disableNameSuffixHash: true\n");
+    }
+    if rng.chance(0.4) {
+        ov.push_str("patches:\n- target:\n    kind: Service\n  patch: |-\n    - op: add\n      path: /spec/type\n      value: NodePort\n");
+    }
+    if let Some((name, _)) = workloads
+        .iter()
+        .find(|(_, k)| *k == "Deployment" || *k == "StatefulSet")
+    {
+        if rng.chance(0.4) {
+            ov.push_str(&format!("replicas:\n- name: {name}\n  count: 2\n"));
+        }
+    }
+    vec![
+        ("kustomization.yaml".into(), ov),
+        ("base/kustomization.yaml".into(), base),
+        ("base/res.yaml".into(), docs.join("---\n")),
+    ]
+}
+
 /// `cargo xtask kustomize-fuzz [--runs N] [--seed S]`: differential testing against kubectl on
-/// generated inputs (awkward strings for the emitter, random strategic-merge patches). Inputs
+/// generated inputs (awkward strings for the emitter, random strategic-merge patches, random
+/// overlays over a base). Inputs
 /// that render differently are kept in a temp directory for turning into conformance cases.
 pub fn fuzz(args: &[String]) -> i32 {
     let mut runs = 20usize;
@@ -364,15 +484,19 @@ pub fn fuzz(args: &[String]) -> i32 {
     for run in 0..runs {
         let run_seed = seed.wrapping_mul(1_000_003).wrapping_add(run as u64 + 1);
         let mut rng = Rng(run_seed);
-        let (kind, files) = if run % 2 == 0 {
-            ("strings", fuzz_strings(&mut rng))
-        } else {
-            ("patch", fuzz_patch(&mut rng))
+        let (kind, files) = match run % 3 {
+            0 => ("strings", fuzz_strings(&mut rng)),
+            1 => ("patch", fuzz_patch(&mut rng)),
+            _ => ("overlay", fuzz_overlay(&mut rng)),
         };
         let dir = tmp.join(format!("{kind}-{run_seed}"));
         let _ = std::fs::create_dir_all(&dir);
         for (name, content) in &files {
-            if let Err(e) = std::fs::write(dir.join(name), content) {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            if let Err(e) = std::fs::write(path, content) {
                 eprintln!("cannot write fuzz input: {e}");
                 return 2;
             }

@@ -76,6 +76,20 @@ impl Emitter<'_> {
             if !(i == 0 && self.column == indent && indent > 0) {
                 self.line_at(indent);
             }
+            if k.len() > 128 || k.chars().any(is_break) {
+                // libyaml writes keys it cannot emit as simple keys in the explicit form; a
+                // collection value then starts on the `: ` line.
+                self.put_str("? ");
+                self.string(k, indent + 2, false);
+                self.line_at(indent);
+                self.put_str(": ");
+                match v {
+                    Value::Map(inner) if !inner.is_empty() => self.map(inner, indent + 2),
+                    Value::Seq(items) if !items.is_empty() => self.seq(items, indent + 2),
+                    other => self.inline_value(other, indent + 2),
+                }
+                continue;
+            }
             self.key(k);
             self.put(':');
             match v {

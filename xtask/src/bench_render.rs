@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 struct Measure {
     wall: Duration,
+    cpu: Duration,
     max_rss_kb: i64,
     ok: bool,
 }
@@ -20,7 +21,11 @@ struct Measure {
 fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure> {
     let file = std::fs::File::create(out)?;
     let start = Instant::now();
-    let child = Command::new(program).args(args).stdout(Stdio::from(file)).stderr(Stdio::null()).spawn()?;
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::null())
+        .spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it for our own child.
@@ -32,11 +37,23 @@ fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     std::mem::forget(child);
-    Ok(Measure { wall, max_rss_kb: usage.ru_maxrss, ok })
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    Ok(Measure {
+        wall,
+        cpu,
+        max_rss_kb: usage.ru_maxrss,
+        ok,
+    })
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn deployment(i: usize) -> String {
@@ -91,7 +108,10 @@ fn generate(root: &Path, n: usize) -> std::io::Result<PathBuf> {
             docs.push_str(&deployment(i));
         }
         std::fs::write(dir.join("deployments.yaml"), docs)?;
-        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- deployments.yaml\n")?;
+        std::fs::write(
+            dir.join("kustomization.yaml"),
+            "resources:\n- deployments.yaml\n",
+        )?;
     }
     let overlay = root.join("overlay");
     std::fs::create_dir_all(&overlay)?;
@@ -136,9 +156,27 @@ images:
     Ok(overlay)
 }
 
+fn row(label: &str, rel: &Measure, kub: &Measure, verdict: &str) {
+    println!(
+        "{:<18}  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>8.3}s {:>8.3}s {:>7.1}MB  {:>7.1}x {:>7.1}x {:>6.1}x  {}",
+        label,
+        rel.wall.as_secs_f64(),
+        rel.cpu.as_secs_f64(),
+        rel.max_rss_kb as f64 / 1024.0,
+        kub.wall.as_secs_f64(),
+        kub.cpu.as_secs_f64(),
+        kub.max_rss_kb as f64 / 1024.0,
+        kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
+        kub.cpu.as_secs_f64() / rel.cpu.as_secs_f64().max(1e-9),
+        kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
+        verdict
+    );
+}
+
 pub fn run(args: &[String]) -> i32 {
     let mut sizes = vec![500, 1000, 2000];
     let mut keep = false;
+    let mut rel_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -147,7 +185,11 @@ pub fn run(args: &[String]) -> i32 {
                     eprintln!("--sizes needs a value like 500,1000,2000");
                     return 2;
                 };
-                match v.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>() {
+                match v
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(s) if !s.is_empty() => sizes = s,
                     _ => {
                         eprintln!("--sizes needs a value like 500,1000,2000");
@@ -156,8 +198,11 @@ pub fn run(args: &[String]) -> i32 {
                 }
             }
             "--keep" => keep = true,
+            "--rel-only" => rel_only = true,
             other => {
-                eprintln!("unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep]");
+                eprintln!(
+                    "unknown argument {other:?}; usage: cargo xtask bench render [--sizes 500,1000,2000] [--keep] [--rel-only]"
+                );
                 return 2;
             }
         }
@@ -165,22 +210,82 @@ pub fn run(args: &[String]) -> i32 {
     let root = workspace_root();
     eprintln!("building the renderer (release)...");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "-p", "kustomize-rs", "--example", "bench_render"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kustomize-rs",
+            "--example",
+            "bench_render",
+        ])
         .current_dir(&root)
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!("cargo build of the bench_render example failed");
         return 2;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let bin = target.join("release/examples/bench_render");
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
-        "{:>6}  {:>10} {:>10}  {:>10} {:>10}  {:>8} {:>8}  {}",
-        "deploys", "rel time", "rel RSS", "kubectl", "kub RSS", "speedup", "mem", "output"
+        "{:<18}  {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>8} {:>8} {:>7}  output",
+        "input",
+        "rel wall",
+        "rel cpu",
+        "rel RSS",
+        "kub wall",
+        "kub cpu",
+        "kub RSS",
+        "wall x",
+        "cpu x",
+        "mem x"
     );
     let mut failed = false;
+    // The project's own overlays, when the workspace has any.
+    let mut project: Vec<PathBuf> = std::fs::read_dir(root.join("overlays"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("kustomization.yaml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    project.sort();
+    for dir in project {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let out_dir = tmp.join(format!("overlay-{name}"));
+        if std::fs::create_dir_all(&out_dir).is_err() {
+            continue;
+        }
+        let d = dir.to_string_lossy().to_string();
+        let (rel, kub) = match (
+            measure(&bin, &[&d], &out_dir.join("rel.yaml")),
+            measure(&kubectl, &["kustomize", &d], &out_dir.join("kubectl.yaml")),
+        ) {
+            (Ok(r), Ok(k)) => (r, k),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("cannot run a renderer: {e}");
+                return 2;
+            }
+        };
+        let same = rel.ok
+            && kub.ok
+            && std::fs::read(out_dir.join("rel.yaml")).ok()
+                == std::fs::read(out_dir.join("kubectl.yaml")).ok();
+        failed |= !same;
+        row(
+            &format!("overlays/{name}"),
+            &rel,
+            &kub,
+            if same { "identical" } else { "DIFFERENT" },
+        );
+    }
     for n in sizes {
         let case_dir = tmp.join(format!("n{n}"));
         let overlay = match generate(&case_dir, n) {
@@ -194,7 +299,16 @@ pub fn run(args: &[String]) -> i32 {
         let rel_out = case_dir.join("rel.yaml");
         let kub_out = case_dir.join("kubectl.yaml");
         let rel = measure(&bin, &[&dir], &rel_out);
-        let kub = measure(&kubectl, &["kustomize", &dir], &kub_out);
+        let kub = if rel_only {
+            Ok(Measure {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                max_rss_kb: 0,
+                ok: false,
+            })
+        } else {
+            measure(&kubectl, &["kustomize", &dir], &kub_out)
+        };
         let (rel, kub) = match (rel, kub) {
             (Ok(r), Ok(k)) => (r, k),
             (Err(e), _) | (_, Err(e)) => {
@@ -203,17 +317,19 @@ pub fn run(args: &[String]) -> i32 {
             }
         };
         let same = rel.ok && kub.ok && std::fs::read(&rel_out).ok() == std::fs::read(&kub_out).ok();
-        failed |= !same;
-        println!(
-            "{:>6}  {:>9.3}s {:>8.1}MB  {:>9.3}s {:>8.1}MB  {:>7.1}x {:>7.1}x  {}",
-            n,
-            rel.wall.as_secs_f64(),
-            rel.max_rss_kb as f64 / 1024.0,
-            kub.wall.as_secs_f64(),
-            kub.max_rss_kb as f64 / 1024.0,
-            kub.wall.as_secs_f64() / rel.wall.as_secs_f64().max(1e-9),
-            kub.max_rss_kb as f64 / (rel.max_rss_kb.max(1)) as f64,
-            if same { "identical" } else { "DIFFERENT" }
+        failed |= !same && !rel_only;
+        let label = format!("{n} deploys");
+        row(
+            &label,
+            &rel,
+            &kub,
+            if rel_only {
+                "(kubectl skipped)"
+            } else if same {
+                "identical"
+            } else {
+                "DIFFERENT"
+            },
         );
     }
     if keep {

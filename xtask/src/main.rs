@@ -24,6 +24,8 @@ tasks:
       --check: query once through the gateway, stop the services (SIGTERM) and exit.
   kustomize-oracle [CASE...]
       regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
+  kustomize-fuzz [--runs N] [--seed S]
+      random overlays over a base, rendered by rel and by `kubectl kustomize`; any difference is kept.
   bench render [--sizes 500,1000,2000]
       rel's renderer against `kubectl kustomize` on generated overlays, side by side.
   bench build [--binary PATH] [--rounds N]
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("run-services") => return services::run_services(&args[1..]),
         Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
+        Some("kustomize-fuzz") => return code(kustomize::fuzz(&args[1..])),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => return code(bench_render::run(&args[2..])),
             Some("build") => bench_build::run(&args[2..]),

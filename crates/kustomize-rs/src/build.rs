@@ -10,7 +10,7 @@ use crate::kustomization::{self, Kustomization, PatchSpec};
 use crate::loader;
 use crate::resource::{Behavior, ResMap, Resource};
 use crate::transform::{generate, images, meta, patch_json, patch_sm, select};
-use crate::yaml::{parse_documents_with, Typing, Value};
+use crate::yaml::{Typing, Value, parse_documents_with};
 
 /// Resources plus the transformer configuration that travels with them.
 #[derive(Default)]
@@ -19,19 +19,27 @@ pub struct Accumulator {
     pub resources: ResMap,
     /// Current ids, for the duplicate check.
     ids: HashSet<(crate::resource::Gvk, String, String)>,
-    /// Extra image field specs from `configurations`.
-    pub image_specs: Vec<FieldSpec>,
+    /// Field specs added by `configurations` (merged up from bases).
+    pub config: TransformerConfig,
 }
 
 impl Accumulator {
     fn rebuild_ids(&mut self) {
-        self.ids = self.resources.list.iter().map(|r| r.cur_id().key()).collect();
+        self.ids = self
+            .resources
+            .list
+            .iter()
+            .map(|r| r.cur_id().key())
+            .collect();
     }
 
     fn append(&mut self, r: Resource, at: &Location) -> Result<()> {
         let id = r.cur_id();
         if !self.ids.insert(id.key()) {
-            return Err(Error::DuplicateId { at: at.clone(), id: id.to_string() });
+            return Err(Error::DuplicateId {
+                at: at.clone(),
+                id: id.to_string(),
+            });
         }
         self.resources.list.push(r);
         Ok(())
@@ -50,13 +58,24 @@ impl Builder {
     }
 
     /// Builds the kustomization in `dir` into an accumulator (no hash, no name references).
-    pub fn accumulate_dir(&mut self, dir: &Path, at: Option<&Location>) -> Result<(Kustomization, Accumulator)> {
+    pub fn accumulate_dir(
+        &mut self,
+        dir: &Path,
+        at: Option<&Location>,
+    ) -> Result<(Kustomization, Accumulator)> {
         let real = std::fs::canonicalize(dir).map_err(|source| match at {
-            Some(at) => Error::NotFound { at: at.clone(), entry: dir.display().to_string() },
-            None => Error::Read { at: Location::file(dir), source },
+            Some(at) => Error::NotFound {
+                at: at.clone(),
+                entry: dir.display().to_string(),
+            },
+            None => Error::Read {
+                at: Location::file(dir),
+                source,
+            },
         })?;
         if self.stack.contains(&real) {
-            let mut chain: Vec<String> = self.stack.iter().map(|p| p.display().to_string()).collect();
+            let mut chain: Vec<String> =
+                self.stack.iter().map(|p| p.display().to_string()).collect();
             chain.push(real.display().to_string());
             return Err(Error::Cycle {
                 at: at.cloned().unwrap_or_else(|| Location::file(&real)),
@@ -68,7 +87,10 @@ impl Builder {
             if let Some(at) = at {
                 return Err(Error::Invalid {
                     at: at.clone(),
-                    message: format!("'{}' is a Component; list it under 'components', not 'resources'", dir.display()),
+                    message: format!(
+                        "'{}' is a Component; list it under 'components', not 'resources'",
+                        dir.display()
+                    ),
                 });
             }
         }
@@ -84,17 +106,19 @@ impl Builder {
         // 1. resources, depth first
         for e in &k.resources {
             let at = k.at(e.line);
-            if e.text.contains("://") || e.text.starts_with("github.com/") || e.text.starts_with("git@") {
-                return Err(Error::Unsupported { at, what: format!("remote resource '{}'", e.text) });
+            if e.text.contains("://")
+                || e.text.starts_with("github.com/")
+                || e.text.starts_with("git@")
+            {
+                return Err(Error::Unsupported {
+                    at,
+                    what: format!("remote resource '{}'", e.text),
+                });
             }
             let joined = k.dir.join(&e.text);
             if joined.is_dir() {
                 let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
-                for spec in sub.image_specs {
-                    if !acc.image_specs.contains(&spec) {
-                        acc.image_specs.push(spec);
-                    }
-                }
+                acc.config.merge(sub.config);
                 for r in sub.resources.list {
                     acc.append(r, &at)?;
                 }
@@ -112,7 +136,10 @@ impl Builder {
             load_configuration(&text, &path, acc)?;
         }
         if !k.crds.is_empty() {
-            return Err(Error::Unsupported { at: k.at(k.crds[0].line), what: "the `crds` field".into() });
+            return Err(Error::Unsupported {
+                at: k.at(k.crds[0].line),
+                what: "the `crds` field".into(),
+            });
         }
         // 3. generators
         for g in &k.config_maps {
@@ -126,11 +153,20 @@ impl Builder {
             let at = k.at(e.line);
             let dir = k.dir.join(&e.text);
             if !dir.is_dir() {
-                return Err(Error::NotFound { at, entry: e.text.clone() });
+                return Err(Error::NotFound {
+                    at,
+                    entry: e.text.clone(),
+                });
             }
-            let real = std::fs::canonicalize(&dir).map_err(|source| Error::Read { at: at.clone(), source })?;
+            let real = std::fs::canonicalize(&dir).map_err(|source| Error::Read {
+                at: at.clone(),
+                source,
+            })?;
             if self.stack.contains(&real) {
-                return Err(Error::Cycle { at, chain: format!("{} includes itself", real.display()) });
+                return Err(Error::Cycle {
+                    at,
+                    chain: format!("{} includes itself", real.display()),
+                });
             }
             let ck = kustomization::load(&real)?;
             if !ck.is_component {
@@ -148,7 +184,13 @@ impl Builder {
         self.transform(k, acc)
     }
 
-    fn generate(&mut self, k: &Kustomization, g: &crate::kustomization::GeneratorSpec, kind: generate::GenKind, acc: &mut Accumulator) -> Result<()> {
+    fn generate(
+        &mut self,
+        k: &Kustomization,
+        g: &crate::kustomization::GeneratorSpec,
+        kind: generate::GenKind,
+        acc: &mut Accumulator,
+    ) -> Result<()> {
         let at = k.at(g.line);
         let (r, behavior) = generate::generate(k, g, kind)?;
         let id = r.cur_id();
@@ -218,21 +260,35 @@ impl Builder {
             }
         }
         if k.name_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(&mut acc.resources, k.name_prefix.as_deref().unwrap_or(""), "");
+            meta::name_affix(
+                &mut acc.resources,
+                k.name_prefix.as_deref().unwrap_or(""),
+                "",
+            );
         }
         if k.name_suffix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(&mut acc.resources, "", k.name_suffix.as_deref().unwrap_or(""));
+            meta::name_affix(
+                &mut acc.resources,
+                "",
+                k.name_suffix.as_deref().unwrap_or(""),
+            );
         }
         for l in &k.labels {
-            let specs = meta::label_specs(l.include_selectors, l.include_templates, &l.fields);
+            let mut extra = l.fields.clone();
+            if l.include_selectors {
+                extra.extend(acc.config.common_labels.iter().cloned());
+            }
+            let specs = meta::label_specs(l.include_selectors, l.include_templates, &extra);
             meta::add_map_entries(&mut acc.resources, &l.pairs, &specs);
         }
         if !k.common_labels.is_empty() {
-            let specs = meta::label_specs(true, true, &[]);
+            let specs = meta::label_specs(true, true, &acc.config.common_labels);
             meta::add_map_entries(&mut acc.resources, &k.common_labels, &specs);
         }
         if !k.common_annotations.is_empty() {
-            meta::add_map_entries(&mut acc.resources, &k.common_annotations, &meta::annotation_specs());
+            let mut specs = meta::annotation_specs();
+            specs.extend(acc.config.common_annotations.iter().cloned());
+            meta::add_map_entries(&mut acc.resources, &k.common_annotations, &specs);
         }
         for p in &k.patches_json {
             self.patch(k, p, acc, false)?;
@@ -241,19 +297,39 @@ impl Builder {
             if !meta::replicas(&mut acc.resources, name, *count) {
                 return Err(Error::Transform {
                     at: k.at(*line),
-                    message: format!("replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named '{name}'"),
+                    message: format!(
+                        "replicas: no Deployment, ReplicationController, ReplicaSet or StatefulSet named '{name}'"
+                    ),
                 });
             }
         }
         if !k.images.is_empty() {
-            let rules: Vec<images::ImageRule> = k.images.iter().map(|(s, _)| images::ImageRule::new(s.clone())).collect();
-            images::transform(&mut acc.resources, &rules, &acc.image_specs);
+            let rules: Vec<images::ImageRule> = k
+                .images
+                .iter()
+                .map(|(s, _)| images::ImageRule::new(s.clone()))
+                .collect();
+            images::transform(&mut acc.resources, &rules, &acc.config.images);
+        }
+        for (r, line) in &k.replacements {
+            crate::transform::replacements::apply(&mut acc.resources, r).map_err(|message| {
+                Error::Transform {
+                    at: k.at(*line),
+                    message,
+                }
+            })?;
         }
         acc.rebuild_ids();
         Ok(())
     }
 
-    fn patch(&mut self, k: &Kustomization, p: &PatchSpec, acc: &mut Accumulator, legacy_sm: bool) -> Result<()> {
+    fn patch(
+        &mut self,
+        k: &Kustomization,
+        p: &PatchSpec,
+        acc: &mut Accumulator,
+        legacy_sm: bool,
+    ) -> Result<()> {
         let at = k.at(p.line);
         let (text, source) = match (&p.path, &p.patch) {
             (Some(path), _) => {
@@ -261,35 +337,71 @@ impl Builder {
                 (text, Location::file(real))
             }
             (None, Some(inline)) => (inline.clone(), at.clone()),
-            (None, None) => return Err(Error::Invalid { at, message: "empty patch".into() }),
+            (None, None) => {
+                return Err(Error::Invalid {
+                    at,
+                    message: "empty patch".into(),
+                });
+            }
         };
         let yaml_err = |e: crate::yaml::SyntaxError| Error::Yaml {
-            at: Location::at(&source.path, if source.line.is_some() { source.line.unwrap_or(0) + e.line } else { e.line }),
+            at: Location::at(
+                &source.path,
+                if source.line.is_some() {
+                    source.line.unwrap_or(0) + e.line
+                } else {
+                    e.line
+                },
+            ),
             message: e.message,
         };
         let docs = parse_documents_with(&text, Typing::V3).map_err(yaml_err)?;
-        let docs: Vec<Value> = docs.into_iter().map(|d| d.value).filter(|v| *v != Value::Null).collect();
+        let docs: Vec<Value> = docs
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|v| *v != Value::Null)
+            .collect();
         let is_json = !legacy_sm && docs.len() == 1 && matches!(docs[0], Value::Seq(_));
         if is_json {
             let v2 = parse_documents_with(&text, Typing::V2).map_err(yaml_err)?;
-            let ops = patch_json::parse_ops(&v2[0].value).map_err(|message| Error::Transform { at: at.clone(), message })?;
+            let ops = patch_json::parse_ops(&v2[0].value).map_err(|message| Error::Transform {
+                at: at.clone(),
+                message,
+            })?;
             let Some(target) = &p.target else {
-                return Err(Error::Transform { at, message: "must specify a target for JSON 6902 patch".into() });
+                return Err(Error::Transform {
+                    at,
+                    message: "must specify a target for JSON 6902 patch".into(),
+                });
             };
-            let t = select::Target::new(target).map_err(|message| Error::Transform { at: at.clone(), message })?;
+            let t = select::Target::new(target).map_err(|message| Error::Transform {
+                at: at.clone(),
+                message,
+            })?;
             for r in acc.resources.list.iter_mut() {
                 if !t.selects(r) {
                     continue;
                 }
-                patch_json::apply(&mut r.value, &ops)
-                    .map_err(|e| Error::Transform { at: at.clone(), message: format!("patch failed on {}: {e}", r.cur_id()) })?;
+                patch_json::apply(&mut r.value, &ops).map_err(|e| Error::Transform {
+                    at: at.clone(),
+                    message: format!("patch failed on {}: {e}", r.cur_id()),
+                })?;
+                if !matches!(r.value, Value::Map(_)) {
+                    return Err(Error::Transform {
+                        at: at.clone(),
+                        message: "a JSON 6902 patch turned a resource into something other than a mapping".into(),
+                    });
+                }
             }
             acc.rebuild_ids();
             return Ok(());
         }
         for doc in docs {
             if !matches!(doc, Value::Map(_)) {
-                return Err(Error::Transform { at, message: "a strategic-merge patch must be a mapping".into() });
+                return Err(Error::Transform {
+                    at,
+                    message: "a strategic-merge patch must be a mapping".into(),
+                });
             }
             let mut delete = Vec::new();
             match &p.target {
@@ -306,7 +418,9 @@ impl Builder {
                     if found.len() > 1 {
                         return Err(Error::Transform {
                             at: at.clone(),
-                            message: format!("multiple resources match strategic merge patch \"{id}\""),
+                            message: format!(
+                                "multiple resources match strategic merge patch \"{id}\""
+                            ),
                         });
                     }
                     let r = &mut acc.resources.list[found[0]];
@@ -319,12 +433,16 @@ impl Builder {
                             m.insert("namespace", Value::Str(r.namespace().to_string()));
                         }
                     }
-                    if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk) {
+                    if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk)
+                    {
                         delete.push(found[0]);
                     }
                 }
                 Some(target) => {
-                    let t = select::Target::new(target).map_err(|message| Error::Transform { at: at.clone(), message })?;
+                    let t = select::Target::new(target).map_err(|message| Error::Transform {
+                        at: at.clone(),
+                        message,
+                    })?;
                     for (i, r) in acc.resources.list.iter_mut().enumerate() {
                         if !t.selects(r) {
                             continue;
@@ -349,7 +467,9 @@ impl Builder {
                                 }
                             }
                         }
-                        if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk) {
+                        if let patch_sm::Patched::Deleted =
+                            patch_sm::apply(&mut r.value, &patch, &gvk)
+                        {
                             delete.push(i);
                         }
                     }
@@ -372,8 +492,10 @@ impl Default for Builder {
 
 /// Parses a resource file: every non-empty document, `List` kinds expanded.
 pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
-    let docs = parse_documents_with(text, Typing::V3)
-        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
+    let docs = parse_documents_with(text, Typing::V3).map_err(|e| Error::Yaml {
+        at: Location::at(path, e.line),
+        message: e.message,
+    })?;
     let mut out = Vec::new();
     for d in docs {
         match d.value {
@@ -404,45 +526,149 @@ pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
 fn check_resource(v: Value, path: &Path, line: usize) -> Result<Resource> {
     let at = Location::at(path, line);
     if v.path_str(&["kind"]).is_none_or(str::is_empty) {
-        return Err(Error::Invalid { at, message: "missing kind in resource".into() });
+        return Err(Error::Invalid {
+            at,
+            message: "missing kind in resource".into(),
+        });
     }
     if v.path_str(&["metadata", "name"]).is_none_or(str::is_empty) {
-        return Err(Error::Invalid { at, message: "missing metadata.name in resource".into() });
+        return Err(Error::Invalid {
+            at,
+            message: "missing metadata.name in resource".into(),
+        });
     }
     Ok(Resource::new(v))
 }
 
+/// Field specs a kustomization adds through `configurations:`.
+#[derive(Default, Clone)]
+pub struct TransformerConfig {
+    /// `images:` field specs.
+    pub images: Vec<FieldSpec>,
+    /// `commonLabels:` field specs (also used by `labels` with `includeSelectors`).
+    pub common_labels: Vec<FieldSpec>,
+    /// `commonAnnotations:` field specs.
+    pub common_annotations: Vec<FieldSpec>,
+    /// `nameReference:` rules: (referred group, version, kind) and where it is referred to.
+    pub name_references: Vec<(crate::resource::Gvk, FieldSpec)>,
+}
+
+impl TransformerConfig {
+    fn merge(&mut self, other: TransformerConfig) {
+        fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for x in from {
+                if !into.contains(&x) {
+                    into.push(x);
+                }
+            }
+        }
+        add(&mut self.images, other.images);
+        add(&mut self.common_labels, other.common_labels);
+        add(&mut self.common_annotations, other.common_annotations);
+        add(&mut self.name_references, other.name_references);
+    }
+}
+
+fn field_spec_of(item: &Value) -> FieldSpec {
+    let get = |f: &str| {
+        item.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    FieldSpec::new(
+        &get("group"),
+        &get("version"),
+        &get("kind"),
+        &get("path"),
+        get("create") == "true",
+    )
+}
+
 fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<()> {
-    let docs = parse_documents_with(text, Typing::Raw)
-        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
+    let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::Yaml {
+        at: Location::at(path, e.line),
+        message: e.message,
+    })?;
+    let mut config = TransformerConfig::default();
     for d in docs {
         let Value::Map(m) = d.value else { continue };
         for (key, v) in m.iter() {
-            let line = d.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
-            if key != "images" {
-                return Err(Error::Unsupported { at: Location::at(path, line), what: format!("`{key}` in configurations") });
-            }
-            let Value::Seq(items) = v else { continue };
-            for item in items {
-                let get = |f: &str| item.get(f).and_then(Value::as_str).unwrap_or("").to_string();
-                let fs = FieldSpec::new(&get("group"), &get("version"), &get("kind"), &get("path"), get("create") == "true");
-                let builtin = [
-                    "spec/containers[]/image",
-                    "spec/initContainers[]/image",
-                    "spec/template/spec/containers[]/image",
-                    "spec/template/spec/initContainers[]/image",
-                ];
-                if builtin.contains(&get("path").as_str()) && fs.kind.is_empty() && fs.group.is_empty() && fs.version.is_empty() {
-                    return Err(Error::Invalid {
-                        at: Location::at(path, line),
-                        message: format!("conflicting fieldspecs: '{}' is built in", get("path")),
-                    });
+            let line = d
+                .key_lines
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, l)| *l)
+                .unwrap_or(0);
+            let at = Location::at(path, line);
+            let Value::Seq(items) = v else {
+                if matches!(v, Value::Null) {
+                    continue;
                 }
-                if !acc.image_specs.contains(&fs) {
-                    acc.image_specs.push(fs);
+                return Err(Error::Invalid {
+                    at,
+                    message: format!("`{key}` must be a list of field specs"),
+                });
+            };
+            match key.as_str() {
+                "images" => {
+                    for item in items {
+                        let fs = field_spec_of(item);
+                        let builtin = [
+                            "spec/containers[]/image",
+                            "spec/initContainers[]/image",
+                            "spec/template/spec/containers[]/image",
+                            "spec/template/spec/initContainers[]/image",
+                        ];
+                        let p = fs.path.join("/");
+                        if builtin.contains(&p.as_str())
+                            && fs.kind.is_empty()
+                            && fs.group.is_empty()
+                            && fs.version.is_empty()
+                        {
+                            return Err(Error::Invalid {
+                                at,
+                                message: format!("conflicting fieldspecs: '{p}' is built in"),
+                            });
+                        }
+                        config.images.push(fs);
+                    }
+                }
+                "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
+                "commonAnnotations" => config
+                    .common_annotations
+                    .extend(items.iter().map(field_spec_of)),
+                "nameReference" => {
+                    for item in items {
+                        let get = |f: &str| {
+                            item.get(f)
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        let target = crate::resource::Gvk {
+                            group: get("group"),
+                            version: get("version"),
+                            kind: get("kind"),
+                        };
+                        if let Some(Value::Seq(specs)) = item.get("fieldSpecs") {
+                            for fs in specs {
+                                config
+                                    .name_references
+                                    .push((target.clone(), field_spec_of(fs)));
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::Unsupported {
+                        at,
+                        what: format!("`{other}` in configurations"),
+                    });
                 }
             }
         }
     }
+    acc.config.merge(config);
     Ok(())
 }

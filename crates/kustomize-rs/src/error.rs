@@ -15,11 +15,17 @@ pub struct Location {
 impl Location {
     /// A location without a line.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Location { path: path.into(), line: None }
+        Location {
+            path: path.into(),
+            line: None,
+        }
     }
     /// A location with a line (0 means unknown).
     pub fn at(path: impl Into<PathBuf>, line: usize) -> Self {
-        Location { path: path.into(), line: (line > 0).then_some(line) }
+        Location {
+            path: path.into(),
+            line: (line > 0).then_some(line),
+        }
     }
 }
 
@@ -53,7 +59,9 @@ pub enum Error {
         message: String,
     },
     /// A directory has no kustomization file.
-    #[error("{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')")]
+    #[error(
+        "{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')"
+    )]
     NoKustomization {
         /// The directory.
         dir: PathBuf,
@@ -136,3 +144,37 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A hint on how to fix the problem, for the CLI's reporter.
+    pub fn help(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::Read { .. } => "check the path exists and is readable",
+            Error::Yaml { .. } => "fix the YAML syntax at the line shown",
+            Error::NoKustomization { .. } => {
+                "a directory listed under resources or components needs a kustomization.yaml"
+            }
+            Error::MultipleKustomizations { .. } => {
+                "keep exactly one kustomization file in the directory"
+            }
+            Error::UnknownField { .. } => {
+                "check the spelling against the kustomization reference; kustomize refuses unknown fields too"
+            }
+            Error::Invalid { .. } => {
+                "quote values kustomize reads as numbers or booleans (\"1.20\", \"yes\") and check the field's shape"
+            }
+            Error::NotFound { .. } => "the path is relative to the kustomization's directory",
+            Error::OutsideRoot { .. } => {
+                "kustomize only loads files in or below the kustomization's directory; move the file, or list its directory (with a kustomization) as a resource"
+            }
+            Error::Cycle { .. } => "remove one of the references so the kustomizations form a tree",
+            Error::DuplicateId { .. } => {
+                "two resources have the same kind, name and namespace; rename one or patch the existing one instead"
+            }
+            Error::Transform { .. } => return None,
+            Error::Unsupported { .. } => {
+                "rel's renderer does not implement this kustomize feature; see crates/kustomize-rs/README.md"
+            }
+        })
+    }
+}

@@ -21,7 +21,13 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// A field spec from `group`, `version`, `kind`, `path` and `create`.
     pub fn new(group: &str, version: &str, kind: &str, path: &str, create: bool) -> Self {
-        FieldSpec { group: group.into(), version: version.into(), kind: kind.into(), path: split_path(path), create }
+        FieldSpec {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            path: split_path(path),
+            create,
+        }
     }
     /// Whether objects of `gvk` are selected.
     pub fn selects(&self, gvk: &Gvk) -> bool {
@@ -60,7 +66,13 @@ pub enum Leaf {
 }
 
 /// Calls `f` on every value the path reaches in `v`, creating missing fields when `create`.
-pub fn visit(v: &mut Value, path: &[String], create: bool, leaf: Leaf, f: &mut dyn FnMut(&mut Value)) {
+pub fn visit(
+    v: &mut Value,
+    path: &[String],
+    create: bool,
+    leaf: Leaf,
+    f: &mut dyn FnMut(&mut Value),
+) {
     let Some((seg, rest)) = path.split_first() else {
         f(v);
         return;

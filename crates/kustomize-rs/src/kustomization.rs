@@ -3,17 +3,46 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
-use crate::yaml::{parse_documents_with, Map, Typing, Value};
+use crate::yaml::{Map, Typing, Value, parse_documents_with};
 
 /// The file names kustomize accepts, in its order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 const KNOWN_FIELDS: &[&str] = &[
-    "apiVersion", "kind", "metadata", "openapi", "namePrefix", "nameSuffix", "namespace", "commonLabels",
-    "labels", "commonAnnotations", "patchesStrategicMerge", "patchesJson6902", "patches", "images",
-    "imageTags", "replacements", "replicas", "vars", "sortOptions", "resources", "components", "crds", "bases",
-    "configMapGenerator", "secretGenerator", "helmGlobals", "helmCharts", "helmChartInflationGenerator",
-    "generatorOptions", "configurations", "generators", "transformers", "validators", "buildMetadata",
+    "apiVersion",
+    "kind",
+    "metadata",
+    "openapi",
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "patches",
+    "images",
+    "imageTags",
+    "replacements",
+    "replicas",
+    "vars",
+    "sortOptions",
+    "resources",
+    "components",
+    "crds",
+    "bases",
+    "configMapGenerator",
+    "secretGenerator",
+    "helmGlobals",
+    "helmCharts",
+    "helmChartInflationGenerator",
+    "generatorOptions",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "buildMetadata",
 ];
 
 /// A string entry and the line it is on.
@@ -172,6 +201,10 @@ pub struct Kustomization {
     pub generator_options: Option<GenOptions>,
     /// `sortOptions.order: fifo`.
     pub fifo: bool,
+    /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
+    pub legacy_order: Option<(Vec<String>, Vec<String>)>,
+    /// `replacements`, with the line of each entry.
+    pub replacements: Vec<(crate::transform::replacements::Replacement, usize)>,
 }
 
 impl Kustomization {
@@ -183,38 +216,81 @@ impl Kustomization {
 
 /// Finds the kustomization file in `dir`.
 pub fn find_file(dir: &Path) -> Result<PathBuf> {
-    let found: Vec<&str> = FILE_NAMES.iter().copied().filter(|n| dir.join(n).is_file()).collect();
+    let found: Vec<&str> = FILE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| dir.join(n).is_file())
+        .collect();
     match found.len() {
-        0 => Err(Error::NoKustomization { dir: dir.to_path_buf() }),
+        0 => Err(Error::NoKustomization {
+            dir: dir.to_path_buf(),
+        }),
         1 => Ok(dir.join(found[0])),
-        _ => Err(Error::MultipleKustomizations { dir: dir.to_path_buf(), names: found.join(", ") }),
+        _ => Err(Error::MultipleKustomizations {
+            dir: dir.to_path_buf(),
+            names: found.join(", "),
+        }),
     }
 }
 
 /// Reads and parses the kustomization in `dir`.
 pub fn load(dir: &Path) -> Result<Kustomization> {
     let path = find_file(dir)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { at: Location::file(&path), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        at: Location::file(&path),
+        source,
+    })?;
     parse(&text, &path, dir)
 }
 
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
-    let docs = parse_documents_with(text, Typing::Raw)
-        .map_err(|e| Error::Yaml { at: Location::at(path, e.line), message: e.message })?;
-    let mut k = Kustomization { path: path.to_path_buf(), dir: dir.to_path_buf(), ..Default::default() };
+    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::Yaml {
+        at: Location::at(path, e.line),
+        message: e.message,
+    })?;
+    let mut k = Kustomization {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
-        return Ok(k);
+        return Err(Error::Invalid {
+            at: Location::file(path),
+            message: "the kustomization is empty".into(),
+        });
     };
     let Value::Map(map) = &doc.value else {
-        return Err(Error::Invalid { at: Location::at(path, doc.line), message: "a kustomization must be a mapping".into() });
+        return Err(Error::Invalid {
+            at: Location::at(path, doc.line),
+            message: "a kustomization must be a mapping".into(),
+        });
     };
-    let line_of = |key: &str| doc.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(0);
-    let mut p = FieldParser { path, line: 0 };
+    let line_of = |key: &str| {
+        doc.key_lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, l)| *l)
+            .unwrap_or(0)
+    };
+    let mut p = FieldParser {
+        path,
+        line: 0,
+        items: Vec::new(),
+    };
     for (key, value) in map.iter() {
         p.line = line_of(key);
+        p.items = doc
+            .item_lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
         if !KNOWN_FIELDS.contains(&key.as_str()) {
-            return Err(Error::UnknownField { at: Location::at(path, p.line), field: key.clone() });
+            return Err(Error::UnknownField {
+                at: Location::at(path, p.line),
+                field: key.clone(),
+            });
         }
         if matches!(value, Value::Null) {
             continue;
@@ -226,7 +302,11 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 match kind.as_str() {
                     "Kustomization" | "" => {}
                     "Component" => k.is_component = true,
-                    other => return Err(p.invalid(format!("kind must be Kustomization or Component, not {other:?}"))),
+                    other => {
+                        return Err(p.invalid(format!(
+                            "kind must be Kustomization or Component, not {other:?}"
+                        )));
+                    }
                 }
             }
             "resources" | "bases" => k.resources.extend(p.entries(value, key)?),
@@ -239,7 +319,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "commonLabels" => k.common_labels = p.pairs(value, key)?,
             "commonAnnotations" => k.common_annotations = p.pairs(value, key)?,
             "labels" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, "labels[]")?;
                     let mut spec = LabelSpec::default();
                     for (f, v) in m.iter() {
@@ -259,7 +340,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "patchesStrategicMerge" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let text = p.string(item, key)?;
                     let inline = text.contains('\n') || text.contains(": ");
                     k.patches_sm.push(PatchSpec {
@@ -273,7 +355,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "patchesJson6902" | "patches" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut spec = PatchSpec {
                         path: None,
@@ -291,8 +374,12 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                             "options" => {
                                 for (o, ov) in p.map(v, f)?.iter() {
                                     match o.as_str() {
-                                        "allowNameChange" => spec.allow_name_change = p.boolean(ov, o)?,
-                                        "allowKindChange" => spec.allow_kind_change = p.boolean(ov, o)?,
+                                        "allowNameChange" => {
+                                            spec.allow_name_change = p.boolean(ov, o)?
+                                        }
+                                        "allowKindChange" => {
+                                            spec.allow_kind_change = p.boolean(ov, o)?
+                                        }
                                         other => return Err(p.unknown(other)),
                                     }
                                 }
@@ -301,7 +388,9 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                         }
                     }
                     if spec.path.is_some() && spec.patch.is_some() {
-                        return Err(p.invalid("a patch may set only one of 'path' and 'patch'".into()));
+                        return Err(
+                            p.invalid("a patch may set only one of 'path' and 'patch'".into())
+                        );
                     }
                     if spec.path.is_none() && spec.patch.is_none() {
                         return Err(p.invalid("a patch needs 'path' or 'patch'".into()));
@@ -317,7 +406,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "images" | "imageTags" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut img = ImageSpec::default();
                     for (f, v) in m.iter() {
@@ -335,16 +425,15 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "replicas" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let m = p.map(item, key)?;
                     let mut name = String::new();
                     let mut count = 0i128;
                     for (f, v) in m.iter() {
                         match f.as_str() {
                             "name" => name = p.string(v, f)?,
-                            "count" => {
-                                count = p.string(v, f)?.parse().map_err(|_| p.invalid("replicas count must be an integer".into()))?
-                            }
+                            "count" => count = p.integer(v, f)?,
                             other => return Err(p.unknown(other)),
                         }
                     }
@@ -352,7 +441,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "configMapGenerator" | "secretGenerator" => {
-                for item in p.seq(value, key)? {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
                     let g = p.generator(item)?;
                     if key == "configMapGenerator" {
                         k.config_maps.push(g);
@@ -362,14 +452,67 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                 }
             }
             "generatorOptions" => k.generator_options = Some(p.gen_options(value)?),
+            "replacements" => {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
+                    let m = p.map(item, key)?;
+                    if let Some(path_v) = m.get("path") {
+                        let rel = p.string(path_v, "path")?;
+                        let at = Location::at(path, p.line);
+                        let (file, text) = crate::loader::read_text(dir, &rel, &at)?;
+                        let docs =
+                            parse_documents_with(&text, Typing::V2).map_err(|e| Error::Yaml {
+                                at: Location::at(&file, e.line),
+                                message: e.message,
+                            })?;
+                        for d in docs {
+                            let items: Vec<Value> = match d.value {
+                                Value::Seq(s) => s,
+                                Value::Null => Vec::new(),
+                                other => vec![other],
+                            };
+                            for it in &items {
+                                k.replacements.push((p.replacement(it)?, p.line));
+                            }
+                        }
+                    } else {
+                        k.replacements.push((p.replacement(item)?, p.line));
+                    }
+                }
+            }
             "sortOptions" => {
                 let m = p.map(value, key)?;
-                if let Some(o) = m.get("order") {
-                    k.fifo = p.string(o, "order")? == "fifo";
+                for (f, v) in m.iter() {
+                    match f.as_str() {
+                        "order" => match p.string(v, f)?.as_str() {
+                            "fifo" => k.fifo = true,
+                            "legacy" => k.fifo = false,
+                            other => {
+                                return Err(p.invalid(format!(
+                                    "sortOptions.order must be legacy or fifo, not {other:?}"
+                                )));
+                            }
+                        },
+                        "legacySortOptions" => {
+                            let (mut first, mut last) = (Vec::new(), Vec::new());
+                            for (lf, lv) in p.map(v, f)?.iter() {
+                                match lf.as_str() {
+                                    "orderFirst" => first = p.strings(lv, lf)?,
+                                    "orderLast" => last = p.strings(lv, lf)?,
+                                    other => return Err(p.unknown(other)),
+                                }
+                            }
+                            k.legacy_order = Some((first, last));
+                        }
+                        other => return Err(p.unknown(other)),
+                    }
                 }
             }
             other => {
-                return Err(Error::Unsupported { at: Location::at(path, p.line), what: format!("the `{other}` field") });
+                return Err(Error::Unsupported {
+                    at: Location::at(path, p.line),
+                    what: format!("the `{other}` field"),
+                });
             }
         }
     }
@@ -379,28 +522,50 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
 struct FieldParser<'a> {
     path: &'a Path,
     line: usize,
+    /// Lines of the current field's list items.
+    items: Vec<usize>,
 }
 
 impl FieldParser<'_> {
     fn invalid(&self, message: String) -> Error {
-        Error::Invalid { at: Location::at(self.path, self.line), message }
+        Error::Invalid {
+            at: Location::at(self.path, self.line),
+            message,
+        }
     }
     fn unknown(&self, field: &str) -> Error {
-        Error::UnknownField { at: Location::at(self.path, self.line), field: field.to_string() }
-    }
-    fn string(&self, v: &Value, what: &str) -> Result<String> {
-        match v {
-            Value::Str(s) => Ok(s.clone()),
-            Value::Null => Ok(String::new()),
-            _ => Err(self.invalid(format!("`{what}` must be a string"))),
+        Error::UnknownField {
+            at: Location::at(self.path, self.line),
+            field: field.to_string(),
         }
+    }
+    /// A string field. Like kustomize (which decodes the file as YAML 1.1 into typed Go
+    /// structs), an unquoted number or boolean is refused: quote it.
+    fn string(&self, v: &Value, what: &str) -> Result<String> {
+        let found = match v {
+            Value::Str(s) => return Ok(s.clone()),
+            Value::Null => return Ok(String::new()),
+            Value::Int(_) | Value::Float(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        };
+        Err(self.invalid(format!(
+            "`{what}` must be a string, found {found} (quote it)"
+        )))
     }
     fn boolean(&self, v: &Value, what: &str) -> Result<bool> {
         match v {
-            Value::Str(s) if s == "true" => Ok(true),
-            Value::Str(s) if s == "false" => Ok(false),
+            Value::Bool(b) => Ok(*b),
             Value::Null => Ok(false),
             _ => Err(self.invalid(format!("`{what}` must be true or false"))),
+        }
+    }
+    fn integer(&self, v: &Value, what: &str) -> Result<i128> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            Value::Null => Ok(0),
+            _ => Err(self.invalid(format!("`{what}` must be an integer"))),
         }
     }
     fn seq<'v>(&self, v: &'v Value, what: &str) -> Result<&'v [Value]> {
@@ -415,14 +580,32 @@ impl FieldParser<'_> {
             _ => Err(self.invalid(format!("`{what}` must be a mapping"))),
         }
     }
+    fn item_line(&self, i: usize) -> usize {
+        self.items.get(i).copied().unwrap_or(self.line)
+    }
     fn entries(&self, v: &Value, what: &str) -> Result<Vec<Entry>> {
-        self.seq(v, what)?.iter().map(|x| Ok(Entry { text: self.string(x, what)?, line: self.line })).collect()
+        self.seq(v, what)?
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                Ok(Entry {
+                    text: self.string(x, what)?,
+                    line: self.item_line(i),
+                })
+            })
+            .collect()
     }
     fn strings(&self, v: &Value, what: &str) -> Result<Vec<String>> {
-        self.seq(v, what)?.iter().map(|x| self.string(x, what)).collect()
+        self.seq(v, what)?
+            .iter()
+            .map(|x| self.string(x, what))
+            .collect()
     }
     fn pairs(&self, v: &Value, what: &str) -> Result<Vec<(String, String)>> {
-        self.map(v, what)?.iter().map(|(k, v)| Ok((k.clone(), self.string(v, k)?))).collect()
+        self.map(v, what)?
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.string(v, k)?)))
+            .collect()
     }
     fn selector(&self, v: &Value) -> Result<Selector> {
         let mut s = Selector::default();
@@ -455,6 +638,79 @@ impl FieldParser<'_> {
         }
         Ok(fs)
     }
+    fn id_selector(
+        &self,
+        v: &Value,
+        what: &str,
+    ) -> Result<crate::transform::replacements::IdSelector> {
+        let mut s = crate::transform::replacements::IdSelector::default();
+        for (f, v) in self.map(v, what)?.iter() {
+            let val = self.string(v, f)?;
+            match f.as_str() {
+                "group" => s.group = val,
+                "version" => s.version = val,
+                "kind" => s.kind = val,
+                "name" => s.name = val,
+                "namespace" => s.namespace = val,
+                "labelSelector" => s.label_selector = val,
+                "annotationSelector" => s.annotation_selector = val,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(s)
+    }
+    fn field_options(&self, v: &Value) -> Result<crate::transform::replacements::FieldOptions> {
+        let mut o = crate::transform::replacements::FieldOptions::default();
+        for (f, v) in self.map(v, "options")?.iter() {
+            match f.as_str() {
+                "delimiter" => o.delimiter = self.string(v, f)?,
+                "index" => o.index = self.integer(v, f)? as i64,
+                "create" => o.create = self.boolean(v, f)?,
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(o)
+    }
+    fn replacement(&self, v: &Value) -> Result<crate::transform::replacements::Replacement> {
+        let mut r = crate::transform::replacements::Replacement::default();
+        for (f, v) in self.map(v, "replacement")?.iter() {
+            match f.as_str() {
+                "source" => {
+                    let m = self.map(v, f)?;
+                    let mut sel = Map::new();
+                    for (sf, sv) in m.iter() {
+                        match sf.as_str() {
+                            "fieldPath" => r.source_path = self.string(sv, sf)?,
+                            "options" => r.source_options = self.field_options(sv)?,
+                            _ => sel.insert(sf.clone(), sv.clone()),
+                        }
+                    }
+                    r.source = self.id_selector(&Value::Map(sel), "source")?;
+                }
+                "targets" => {
+                    for t in self.seq(v, f)? {
+                        let mut target = crate::transform::replacements::Target::default();
+                        for (tf, tv) in self.map(t, "target")?.iter() {
+                            match tf.as_str() {
+                                "select" => target.select = self.id_selector(tv, tf)?,
+                                "reject" => {
+                                    for rj in self.seq(tv, tf)? {
+                                        target.reject.push(self.id_selector(rj, tf)?);
+                                    }
+                                }
+                                "fieldPaths" => target.field_paths = self.strings(tv, tf)?,
+                                "options" => target.options = self.field_options(tv)?,
+                                other => return Err(self.unknown(other)),
+                            }
+                        }
+                        r.targets.push(target);
+                    }
+                }
+                other => return Err(self.unknown(other)),
+            }
+        }
+        Ok(r)
+    }
     fn gen_options(&self, v: &Value) -> Result<GenOptions> {
         let mut o = GenOptions::default();
         for (f, v) in self.map(v, "options")?.iter() {
@@ -469,7 +725,10 @@ impl FieldParser<'_> {
         Ok(o)
     }
     fn generator(&self, v: &Value) -> Result<GeneratorSpec> {
-        let mut g = GeneratorSpec { line: self.line, ..Default::default() };
+        let mut g = GeneratorSpec {
+            line: self.line,
+            ..Default::default()
+        };
         for (f, v) in self.map(v, "generator")?.iter() {
             match f.as_str() {
                 "name" => g.name = self.string(v, f)?,

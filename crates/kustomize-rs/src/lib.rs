@@ -18,7 +18,7 @@ pub mod yaml;
 use std::path::Path;
 
 pub use error::{Error, Location, Result};
-pub use pin::{pin, unified_diff, Pin, PinOutcome};
+pub use pin::{Pin, PinError, PinOutcome, pin, unified_diff};
 pub use yaml::Value;
 
 /// One rendered object.
@@ -89,11 +89,54 @@ impl Rendered {
     }
 }
 
+impl Rendered {
+    /// The files `kubectl kustomize DIR -o OUT` writes into `OUT`, as (file name, content):
+    /// `<group>_<version>_<kind>_<name>.yaml` in lower case, prefixed with `<namespace>_` when
+    /// the namespaced objects span more than one namespace (an unset namespace counts as
+    /// `default`); cluster-scoped objects are never prefixed.
+    pub fn files(&self) -> Vec<(String, &str)> {
+        let scoped = |o: &Object| {
+            resource::Gvk::from_api_version(&o.api_version, &o.kind).is_cluster_scoped()
+        };
+        let ns_of = |o: &Object| {
+            if o.namespace.is_empty() {
+                "default".to_string()
+            } else {
+                o.namespace.clone()
+            }
+        };
+        let namespaces: std::collections::HashSet<String> = self
+            .objects
+            .iter()
+            .filter(|o| !scoped(o))
+            .map(ns_of)
+            .collect();
+        self.objects
+            .iter()
+            .map(|o| {
+                let gvk = resource::Gvk::from_api_version(&o.api_version, &o.kind);
+                let mut parts: Vec<&str> = Vec::new();
+                for p in [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()] {
+                    if !p.is_empty() {
+                        parts.push(p);
+                    }
+                }
+                let mut name = format!("{}_{}.yaml", parts.join("_"), o.name).to_lowercase();
+                if !scoped(o) && namespaces.len() > 1 {
+                    name = format!("{}_{name}", ns_of(o).to_lowercase());
+                }
+                (name, o.yaml.as_str())
+            })
+            .collect()
+    }
+}
+
 /// Renders the kustomization in `dir` as `kubectl kustomize dir` does.
 pub fn render(dir: &Path) -> Result<Rendered> {
     let mut builder = build::Builder::new();
     let (k, acc) = builder.accumulate_dir(dir, None)?;
     let mut resources = acc.resources;
+    let acc_config = acc.config;
     // Hash suffixes on generated objects.
     for r in &mut resources.list {
         if r.needs_hash {
@@ -103,10 +146,21 @@ pub fn render(dir: &Path) -> Result<Rendered> {
             r.set_name(name);
         }
     }
-    transform::nameref::fix(&mut resources, &Location::file(&k.path))?;
+    transform::nameref::fix(
+        &mut resources,
+        &acc_config.name_references,
+        &Location::file(&k.path),
+    )?;
     // Drop local-config objects and empty annotations.
     resources.list.retain(|r| {
-        r.value.path(&["metadata", "annotations", "config.kubernetes.io/local-config"]).and_then(Value::scalar_text).as_deref()
+        r.value
+            .path(&[
+                "metadata",
+                "annotations",
+                "config.kubernetes.io/local-config",
+            ])
+            .and_then(Value::scalar_text)
+            .as_deref()
             != Some("true")
     });
     for r in &mut resources.list {
@@ -117,7 +171,11 @@ pub fn render(dir: &Path) -> Result<Rendered> {
         }
     }
     if !k.fifo {
-        transform::sort::legacy(&mut resources.list);
+        let (first, last) = k
+            .legacy_order
+            .clone()
+            .unwrap_or_else(transform::sort::default_order);
+        transform::sort::legacy(&mut resources.list, &first, &last);
     }
     let objects = resources
         .list

@@ -6,7 +6,7 @@
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
-use crate::yaml::{parse_documents_with, Map, Typing, Value};
+use crate::yaml::{Map, Typing, Value, parse_documents_with};
 
 /// A desired pin: the entry whose `name` is `name` gets `digest` (and `newName` if given).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +67,27 @@ pub enum PinError {
 /// A node of the event tree, with source spans (byte offsets).
 #[derive(Debug)]
 enum Node {
-    Scalar { value: String, style: ScalarStyle, start: usize, end: usize, line: usize },
-    Seq { items: Vec<Node>, start: usize, end: usize, flow: bool, line: usize },
-    Map { entries: Vec<(Node, Node)>, start: usize, end: usize, flow: bool, line: usize },
+    Scalar {
+        value: String,
+        style: ScalarStyle,
+        start: usize,
+        end: usize,
+        line: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        start: usize,
+        end: usize,
+        flow: bool,
+        line: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        start: usize,
+        end: usize,
+        flow: bool,
+        line: usize,
+    },
 }
 
 impl Node {
@@ -85,7 +103,9 @@ impl Node {
     }
     fn start(&self) -> usize {
         match self {
-            Node::Scalar { start, .. } | Node::Seq { start, .. } | Node::Map { start, .. } => *start,
+            Node::Scalar { start, .. } | Node::Seq { start, .. } | Node::Map { start, .. } => {
+                *start
+            }
         }
     }
     fn scalar(&self) -> Option<&str> {
@@ -96,7 +116,10 @@ impl Node {
     }
     fn get(&self, key: &str) -> Option<(&Node, &Node)> {
         match self {
-            Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.scalar() == Some(key)).map(|(k, v)| (k, v)),
+            Node::Map { entries, .. } => entries
+                .iter()
+                .find(|(k, _)| k.scalar() == Some(key))
+                .map(|(k, v)| (k, v)),
             _ => None,
         }
     }
@@ -112,12 +135,21 @@ impl<'a> TreeBuilder<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), PinError> {
         match self.parser.next_event() {
             Some(Ok(p)) => Ok(p),
-            Some(Err(e)) => Err(PinError::Yaml { line: e.marker().line(), message: e.info().to_string() }),
-            None => Err(PinError::Yaml { line: 0, message: "unexpected end of input".into() }),
+            Some(Err(e)) => Err(PinError::Yaml {
+                line: e.marker().line(),
+                message: e.info().to_string(),
+            }),
+            None => Err(PinError::Yaml {
+                line: 0,
+                message: "unexpected end of input".into(),
+            }),
         }
     }
     fn b(&self, char_index: usize) -> usize {
-        self.byte_of.get(char_index).copied().unwrap_or(self.text.len())
+        self.byte_of
+            .get(char_index)
+            .copied()
+            .unwrap_or(self.text.len())
     }
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, PinError> {
         let start = self.b(span.start.index());
@@ -125,10 +157,18 @@ impl<'a> TreeBuilder<'a> {
         match ev {
             Event::Scalar(v, style, _, _) => {
                 let end = match style {
-                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => quoted_end(self.text, start),
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                        quoted_end(self.text, start)
+                    }
                     _ => self.b(span.end.index()),
                 };
-                Ok(Node::Scalar { value: v.to_string(), style, start, end, line })
+                Ok(Node::Scalar {
+                    value: v.to_string(),
+                    style,
+                    start,
+                    end,
+                    line,
+                })
             }
             Event::SequenceStart(..) => {
                 let flow = self.text[start..].starts_with('[');
@@ -137,7 +177,13 @@ impl<'a> TreeBuilder<'a> {
                     let (ev, sp) = self.next()?;
                     if let Event::SequenceEnd = ev {
                         let end = self.b(sp.end.index());
-                        return Ok(Node::Seq { items, start, end, flow, line });
+                        return Ok(Node::Seq {
+                            items,
+                            start,
+                            end,
+                            flow,
+                            line,
+                        });
                     }
                     items.push(self.node(ev, sp)?);
                 }
@@ -149,7 +195,13 @@ impl<'a> TreeBuilder<'a> {
                     let (ev, sp) = self.next()?;
                     if let Event::MappingEnd = ev {
                         let end = self.b(sp.end.index());
-                        return Ok(Node::Map { entries, start, end, flow, line });
+                        return Ok(Node::Map {
+                            entries,
+                            start,
+                            end,
+                            flow,
+                            line,
+                        });
                     }
                     let k = self.node(ev, sp)?;
                     let (ev, sp) = self.next()?;
@@ -157,8 +209,14 @@ impl<'a> TreeBuilder<'a> {
                     entries.push((k, v));
                 }
             }
-            Event::Alias(_) => Err(PinError::Layout { line, message: "aliases are not supported in images".into() }),
-            _ => Err(PinError::Layout { line, message: "unexpected YAML event".into() }),
+            Event::Alias(_) => Err(PinError::Layout {
+                line,
+                message: "aliases are not supported in images".into(),
+            }),
+            _ => Err(PinError::Layout {
+                line,
+                message: "unexpected YAML event".into(),
+            }),
         }
     }
 }
@@ -166,7 +224,11 @@ impl<'a> TreeBuilder<'a> {
 fn parse_tree(text: &str) -> Result<Option<Node>, PinError> {
     let mut byte_of: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     byte_of.push(text.len());
-    let mut tb = TreeBuilder { parser: Parser::new_from_str(text), byte_of, text };
+    let mut tb = TreeBuilder {
+        parser: Parser::new_from_str(text),
+        byte_of,
+        text,
+    };
     let mut root = None;
     loop {
         let (ev, span) = tb.next()?;
@@ -212,7 +274,11 @@ fn quoted_end(text: &str, start: usize) -> usize {
 }
 
 fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// Column (in chars) of byte offset `at` within its line.
@@ -233,7 +299,9 @@ fn end_of_line(text: &str, at: usize) -> usize {
 fn restyle(style: ScalarStyle, new: &str) -> String {
     match style {
         ScalarStyle::SingleQuoted => format!("'{}'", new.replace('\'', "''")),
-        ScalarStyle::DoubleQuoted => format!("\"{}\"", new.replace('\\', "\\\\").replace('"', "\\\"")),
+        ScalarStyle::DoubleQuoted => {
+            format!("\"{}\"", new.replace('\\', "\\\\").replace('"', "\\\""))
+        }
         _ => new.to_string(),
     }
 }
@@ -248,7 +316,10 @@ struct Edit {
 pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
     for p in pins {
         if !valid_digest(&p.digest) {
-            return Err(PinError::BadDigest { name: p.name.clone(), digest: p.digest.clone() });
+            return Err(PinError::BadDigest {
+                name: p.name.clone(),
+                digest: p.digest.clone(),
+            });
         }
     }
     let root = parse_tree(text)?;
@@ -260,7 +331,12 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
     let root_map = match &root {
         Some(n @ Node::Map { flow: false, .. }) => Some(n),
         None => None,
-        Some(n) => return Err(PinError::Layout { line: n.line(), message: "the kustomization is not a block mapping".into() }),
+        Some(n) => {
+            return Err(PinError::Layout {
+                line: n.line(),
+                message: "the kustomization is not a block mapping".into(),
+            });
+        }
     };
     let images = root_map.and_then(|r| r.get("images"));
     // Style hints for appended entries.
@@ -268,7 +344,12 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
     let mut name_style: Option<ScalarStyle> = None;
     let mut digest_style: Option<ScalarStyle> = None;
     match images {
-        Some((_, Node::Seq { items, flow: false, .. })) => {
+        Some((
+            _,
+            Node::Seq {
+                items, flow: false, ..
+            },
+        )) => {
             if let Some(Node::Map { entries, .. }) = items.first() {
                 let order: Vec<&str> = entries.iter().filter_map(|(k, _)| k.scalar()).collect();
                 let mut ko: Vec<&str> = ["name", "newName", "digest"].into_iter().collect();
@@ -276,11 +357,23 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                 key_order = ko;
             }
             for item in items {
-                let Node::Map { entries, flow, line, .. } = item else {
-                    return Err(PinError::Layout { line: item.line(), message: "an images entry is not a mapping".into() });
+                let Node::Map {
+                    entries,
+                    flow,
+                    line,
+                    ..
+                } = item
+                else {
+                    return Err(PinError::Layout {
+                        line: item.line(),
+                        message: "an images entry is not a mapping".into(),
+                    });
                 };
                 let Some(name) = item.get("name").and_then(|(_, v)| v.scalar()) else {
-                    return Err(PinError::Layout { line: *line, message: "an images entry has no name".into() });
+                    return Err(PinError::Layout {
+                        line: *line,
+                        message: "an images entry has no name".into(),
+                    });
                 };
                 if let Some((_, Node::Scalar { style, .. })) = item.get("name") {
                     name_style.get_or_insert(*style);
@@ -302,14 +395,30 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                 let mut inserts: Vec<(&str, &str)> = Vec::new();
                 for (key, val) in wanted {
                     match item.get(key) {
-                        Some((_, Node::Scalar { value, style, start, end, .. })) => {
+                        Some((
+                            _,
+                            Node::Scalar {
+                                value,
+                                style,
+                                start,
+                                end,
+                                ..
+                            },
+                        )) => {
                             if value != val {
-                                edits.push(Edit { start: *start, end: *end, text: restyle(*style, val) });
+                                edits.push(Edit {
+                                    start: *start,
+                                    end: *end,
+                                    text: restyle(*style, val),
+                                });
                                 did_change = true;
                             }
                         }
                         Some((k, _)) => {
-                            return Err(PinError::Layout { line: k.line(), message: format!("`{key}` is not a scalar") });
+                            return Err(PinError::Layout {
+                                line: k.line(),
+                                message: format!("`{key}` is not a scalar"),
+                            });
                         }
                         None => inserts.push((key, val)),
                     }
@@ -322,12 +431,21 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                         for (k, v) in &inserts {
                             s.push_str(&format!(", {k}: {v}"));
                         }
-                        edits.push(Edit { start: close, end: close, text: s });
+                        edits.push(Edit {
+                            start: close,
+                            end: close,
+                            text: s,
+                        });
                     } else {
                         let (first_key, _) = &entries[0];
                         let indent = column(text, first_key.start());
-                        let last_end = entries.iter().map(|(_, v)| v.end()).max().unwrap_or(item.end());
-                        let at = end_of_line(text, last_end.saturating_sub(1).max(first_key.start()));
+                        let last_end = entries
+                            .iter()
+                            .map(|(_, v)| v.end())
+                            .max()
+                            .unwrap_or(item.end());
+                        let at =
+                            end_of_line(text, last_end.saturating_sub(1).max(first_key.start()));
                         let mut s = String::new();
                         if at == text.len() && !text.ends_with('\n') {
                             s.push('\n');
@@ -335,10 +453,23 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
                         // Keep the file's key order: insert newName before digest when both are new.
                         inserts.sort_by_key(|(k, _)| key_order.iter().position(|o| o == k));
                         for (k, v) in &inserts {
-                            let style = if *k == "digest" { digest_style } else { name_style }.unwrap_or(ScalarStyle::Plain);
-                            s.push_str(&format!("{}{k}: {}\n", " ".repeat(indent), restyle(style, v)));
+                            let style = if *k == "digest" {
+                                digest_style
+                            } else {
+                                name_style
+                            }
+                            .unwrap_or(ScalarStyle::Plain);
+                            s.push_str(&format!(
+                                "{}{k}: {}\n",
+                                " ".repeat(indent),
+                                restyle(style, v)
+                            ));
                         }
-                        edits.push(Edit { start: at, end: at, text: s });
+                        edits.push(Edit {
+                            start: at,
+                            end: at,
+                            text: s,
+                        });
                     }
                 }
                 if did_change {
@@ -347,26 +478,44 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
             }
         }
         Some((_, Node::Scalar { value, .. })) if value.is_empty() => {}
-        Some((k, _)) => return Err(PinError::Layout { line: k.line(), message: "`images` is not a block list".into() }),
+        Some((k, _)) => {
+            return Err(PinError::Layout {
+                line: k.line(),
+                message: "`images` is not a block list".into(),
+            });
+        }
         None => {}
     }
     let name_style = name_style.unwrap_or(ScalarStyle::Plain);
     let digest_style = digest_style.unwrap_or(ScalarStyle::Plain);
     // Append missing entries.
-    let missing: Vec<&Pin> = pins.iter().zip(&matched_pins).filter(|(_, m)| !**m).map(|(p, _)| p).collect();
+    let missing: Vec<&Pin> = pins
+        .iter()
+        .zip(&matched_pins)
+        .filter(|(_, m)| !**m)
+        .map(|(p, _)| p)
+        .collect();
     if !missing.is_empty() {
         let (dash_col, insert_at, header) = match images {
             Some((_, Node::Seq { items, .. })) if !items.is_empty() => {
                 let first = &items[0];
                 let dash = column(text, first.start()).saturating_sub(2);
                 let last_end = items.last().map(Node::end).unwrap_or(first.end());
-                (dash, end_of_line(text, last_end.saturating_sub(1)), String::new())
+                (
+                    dash,
+                    end_of_line(text, last_end.saturating_sub(1)),
+                    String::new(),
+                )
             }
             Some((k, v)) => {
                 // `images:` with no entries: replace the empty value.
                 let indent = list_indent(text, root_map);
                 let at = end_of_line(text, v.end().max(k.end()).saturating_sub(1));
-                edits.push(Edit { start: k.end(), end: at, text: ":\n".into() });
+                edits.push(Edit {
+                    start: k.end(),
+                    end: at,
+                    text: ":\n".into(),
+                });
                 (indent, at, String::new())
             }
             None => {
@@ -380,6 +529,9 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
             }
         };
         let mut s = header;
+        if s.is_empty() && insert_at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+            s.push('\n');
+        }
         for p in &missing {
             let mut first = true;
             for key in &key_order {
@@ -398,7 +550,17 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
             }
             appended.push(p.name.clone());
         }
-        edits.push(Edit { start: insert_at, end: insert_at, text: s });
+        edits.push(Edit {
+            start: insert_at,
+            end: insert_at,
+            text: s,
+        });
+    }
+    if text.contains("\r\n") {
+        // Keep the file's line endings in inserted lines.
+        for e in &mut edits {
+            e.text = e.text.replace("\r\n", "\n").replace('\n', "\r\n");
+        }
     }
     edits.sort_by_key(|e| (e.start, e.end));
     let mut out = String::with_capacity(text.len() + 256);
@@ -410,14 +572,22 @@ pub fn pin(text: &str, pins: &[Pin]) -> Result<PinOutcome, PinError> {
     }
     out.push_str(&text[pos..]);
     verify(text, &out, pins)?;
-    Ok(PinOutcome { text: out, changed, appended, unmatched })
+    Ok(PinOutcome {
+        text: out,
+        changed,
+        appended,
+        unmatched,
+    })
 }
 
 /// Indentation of the `-` of block lists in this file (from any top-level list), default 0.
 fn list_indent(text: &str, root: Option<&Node>) -> usize {
     if let Some(Node::Map { entries, .. }) = root {
         for (_, v) in entries {
-            if let Node::Seq { flow: false, items, .. } = v {
+            if let Node::Seq {
+                flow: false, items, ..
+            } = v
+            {
                 if let Some(first) = items.first() {
                     return column(text, first.start()).saturating_sub(2);
                 }
@@ -430,21 +600,32 @@ fn list_indent(text: &str, root: Option<&Node>) -> usize {
 /// Re-parses both texts and checks the only differences are the intended pins.
 fn verify(before: &str, after: &str, pins: &[Pin]) -> Result<(), PinError> {
     let parse = |t: &str| -> Result<Value, PinError> {
-        let docs = parse_documents_with(t, Typing::Raw).map_err(|e| PinError::Verify(format!("edited file does not parse: {}", e.message)))?;
-        Ok(docs.into_iter().next().map(|d| d.value).unwrap_or(Value::Null))
+        let docs = parse_documents_with(t, Typing::Raw)
+            .map_err(|e| PinError::Verify(format!("edited file does not parse: {}", e.message)))?;
+        Ok(docs
+            .into_iter()
+            .next()
+            .map(|d| d.value)
+            .unwrap_or(Value::Null))
     };
     let mut expected = parse(before)?;
     let got = parse(after)?;
     if let Value::Null = expected {
         expected = Value::Map(Map::new());
     }
-    let Value::Map(root) = &mut expected else { return Err(PinError::Verify("kustomization is not a mapping".into())) };
+    let Value::Map(root) = &mut expected else {
+        return Err(PinError::Verify("kustomization is not a mapping".into()));
+    };
     if !matches!(root.get("images"), Some(Value::Seq(_))) {
         root.insert("images", Value::Seq(Vec::new()));
     }
-    let Some(Value::Seq(items)) = root.get_mut("images") else { unreachable!("set above") };
+    let Some(Value::Seq(items)) = root.get_mut("images") else {
+        unreachable!("set above")
+    };
     for p in pins {
-        let found = items.iter_mut().find(|i| i.get("name").and_then(Value::as_str) == Some(p.name.as_str()));
+        let found = items
+            .iter_mut()
+            .find(|i| i.get("name").and_then(Value::as_str) == Some(p.name.as_str()));
         let entry = match found {
             Some(e) => e,
             None => {
@@ -454,14 +635,18 @@ fn verify(before: &str, after: &str, pins: &[Pin]) -> Result<(), PinError> {
                 items.last_mut().expect("just pushed")
             }
         };
-        let m = entry.as_map_mut().ok_or_else(|| PinError::Verify("an images entry is not a mapping".into()))?;
+        let m = entry
+            .as_map_mut()
+            .ok_or_else(|| PinError::Verify("an images entry is not a mapping".into()))?;
         if let Some(nn) = &p.new_name {
             m.insert("newName", Value::Str(nn.clone()));
         }
         m.insert("digest", Value::Str(p.digest.clone()));
     }
     if !same(&expected, &got) {
-        return Err(PinError::Verify("the parsed document differs from the intended change".into()));
+        return Err(PinError::Verify(
+            "the parsed document differs from the intended change".into(),
+        ));
     }
     Ok(())
 }
@@ -472,7 +657,9 @@ fn same(a: &Value, b: &Value) -> bool {
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
-        (Value::Seq(x), Value::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w)),
+        (Value::Seq(x), Value::Seq(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
         _ => a == b,
     }
 }
@@ -495,7 +682,11 @@ mod tests {
     const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
     fn p(name: &str, digest: &str) -> Pin {
-        Pin { name: name.into(), new_name: None, digest: digest.into() }
+        Pin {
+            name: name.into(),
+            new_name: None,
+            digest: digest.into(),
+        }
     }
 
     const OVERLAY: &str = "# prod overlay: pins are the image authority
@@ -520,8 +711,16 @@ namespace: shop   # trailing comment
     fn only_digest_values_change() {
         let out = pin(OVERLAY, &[p("shop/api", D2), p("legacy/worker", D3)]).unwrap();
         let expected = OVERLAY
-            .replacen(&format!("\"{D1}\" # 0.4.0"), &format!("\"{D2}\" # 0.4.0"), 1)
-            .replacen(&format!("digest: {D1}\nnamespace"), &format!("digest: {D3}\nnamespace"), 1);
+            .replacen(
+                &format!("\"{D1}\" # 0.4.0"),
+                &format!("\"{D2}\" # 0.4.0"),
+                1,
+            )
+            .replacen(
+                &format!("digest: {D1}\nnamespace"),
+                &format!("digest: {D3}\nnamespace"),
+                1,
+            );
         assert_eq!(out.text, expected);
         assert_eq!(out.changed, vec!["shop/api", "legacy/worker"]);
         assert_eq!(out.unmatched, vec!["shop/web"]);
@@ -539,8 +738,15 @@ namespace: shop   # trailing comment
 
     #[test]
     fn missing_entry_is_appended_in_the_file_style() {
-        let out = pin(OVERLAY, &[Pin { name: "shop/new".into(), new_name: Some("registry.example.com/shop/new".into()), digest: D2.into() }])
-            .unwrap();
+        let out = pin(
+            OVERLAY,
+            &[Pin {
+                name: "shop/new".into(),
+                new_name: Some("registry.example.com/shop/new".into()),
+                digest: D2.into(),
+            }],
+        )
+        .unwrap();
         assert!(
             out.text.contains(&format!(
                 "    digest: {D1}\n  - name: shop/new\n    newName: registry.example.com/shop/new\n    digest: \"{D2}\"\nnamespace: shop"
@@ -556,7 +762,10 @@ namespace: shop   # trailing comment
     fn images_section_is_created_when_absent() {
         let text = "resources:\n- base\n# end\n";
         let out = pin(text, &[p("a/b", D1)]).unwrap();
-        assert_eq!(out.text, format!("resources:\n- base\n# end\nimages:\n- name: a/b\n  digest: {D1}\n"));
+        assert_eq!(
+            out.text,
+            format!("resources:\n- base\n# end\nimages:\n- name: a/b\n  digest: {D1}\n")
+        );
     }
 
     #[test]
@@ -568,9 +777,19 @@ namespace: shop   # trailing comment
 
     #[test]
     fn new_name_is_updated_in_place() {
-        let out = pin(OVERLAY, &[Pin { name: "shop/api".into(), new_name: Some("mirror.example.com/api".into()), digest: D1.into() }])
-            .unwrap();
-        assert!(out.text.contains("    newName: mirror.example.com/api   # mirrored\n"));
+        let out = pin(
+            OVERLAY,
+            &[Pin {
+                name: "shop/api".into(),
+                new_name: Some("mirror.example.com/api".into()),
+                digest: D1.into(),
+            }],
+        )
+        .unwrap();
+        assert!(
+            out.text
+                .contains("    newName: mirror.example.com/api   # mirrored\n")
+        );
         assert_eq!(out.text.lines().count(), OVERLAY.lines().count());
     }
 
@@ -578,7 +797,35 @@ namespace: shop   # trailing comment
     fn flow_style_entries_are_edited_in_place() {
         let text = "images:\n- {name: a, digest: 'sha256:1111111111111111111111111111111111111111111111111111111111111111'}\n- {name: b}\n";
         let out = pin(text, &[p("a", D2), p("b", D3)]).unwrap();
-        assert_eq!(out.text, format!("images:\n- {{name: a, digest: '{D2}'}}\n- {{name: b, digest: {D3}}}\n"));
+        assert_eq!(
+            out.text,
+            format!("images:\n- {{name: a, digest: '{D2}'}}\n- {{name: b, digest: {D3}}}\n")
+        );
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_endings() {
+        let text = OVERLAY.replace('\n', "\r\n");
+        let out = pin(&text, &[p("shop/web", D2), p("shop/new", D3)]).unwrap();
+        assert!(
+            !out.text.replace("\r\n", "").contains('\n'),
+            "a bare LF was inserted"
+        );
+        assert_eq!(out.appended, vec!["shop/new"]);
+        assert_eq!(out.changed, vec!["shop/web"]);
+    }
+
+    #[test]
+    fn files_without_a_final_newline() {
+        let text = format!("images:\n- name: a\n  digest: {D1}");
+        let out = pin(&text, &[p("a", D2), p("b", D3)]).unwrap();
+        assert_eq!(
+            out.text,
+            format!("images:\n- name: a\n  digest: {D2}\n- name: b\n  digest: {D3}\n")
+        );
+        let text = "images:\n- name: a".to_string();
+        let out = pin(&text, &[p("a", D2)]).unwrap();
+        assert_eq!(out.text, format!("images:\n- name: a\n  digest: {D2}\n"));
     }
 
     #[test]
@@ -608,6 +855,11 @@ namespace: shop   # trailing comment
         assert!(d.contains("--- a/overlays/prod/kustomization.yaml"));
         assert!(d.contains(&format!("-    digest: {D1}")));
         assert!(d.contains(&format!("+    digest: {D3}")));
-        assert_eq!(d.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count(), 1);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            1
+        );
     }
 }

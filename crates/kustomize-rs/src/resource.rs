@@ -22,11 +22,19 @@ impl Gvk {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.to_string()),
         };
-        Gvk { group, version, kind: kind.to_string() }
+        Gvk {
+            group,
+            version,
+            kind: kind.to_string(),
+        }
     }
     /// `apiVersion` text.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     /// Whether objects of this kind live outside namespaces (kustomize's precomputed table of
     /// built-in cluster-scoped kinds; unknown kinds are namespaced).
@@ -38,7 +46,9 @@ impl Gvk {
             "CustomResourceDefinition" => g == "apiextensions.k8s.io",
             "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment" => g == "storage.k8s.io",
             "PriorityClass" => g == "scheduling.k8s.io",
-            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" | "ValidatingAdmissionPolicy"
+            "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
             | "ValidatingAdmissionPolicyBinding" => g == "admissionregistration.k8s.io",
             "APIService" => g == "apiregistration.k8s.io",
             "RuntimeClass" => g == "node.k8s.io",
@@ -80,16 +90,32 @@ impl ResId {
     }
     /// Key for hashing where "" and "default" namespaces are the same.
     pub fn key(&self) -> (Gvk, String, String) {
-        let ns = if self.namespace == "default" { String::new() } else { self.namespace.clone() };
+        let ns = if self.namespace == "default" {
+            String::new()
+        } else {
+            self.namespace.clone()
+        };
         (self.gvk.clone(), self.name.clone(), ns)
     }
 }
 
 impl fmt::Display for ResId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let g = if self.gvk.group.is_empty() { "[noGrp]" } else { &self.gvk.group };
-        let ns = if self.namespace.is_empty() { "[noNs]" } else { &self.namespace };
-        write!(f, "{}.{}.{}/{}.{}", self.gvk.kind, self.gvk.version, g, self.name, ns)
+        let g = if self.gvk.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.gvk.group
+        };
+        let ns = if self.namespace.is_empty() {
+            "[noNs]"
+        } else {
+            &self.namespace
+        };
+        write!(
+            f,
+            "{}.{}.{}/{}.{}",
+            self.gvk.kind, self.gvk.version, g, self.name, ns
+        )
     }
 }
 
@@ -159,15 +185,25 @@ impl Resource {
     }
     /// metadata.namespace.
     pub fn namespace(&self) -> &str {
-        self.value.path_str(&["metadata", "namespace"]).unwrap_or("")
+        self.value
+            .path_str(&["metadata", "namespace"])
+            .unwrap_or("")
     }
     /// The current id.
     pub fn cur_id(&self) -> ResId {
-        ResId { gvk: self.gvk(), name: self.name().to_string(), namespace: self.namespace().to_string() }
+        ResId {
+            gvk: self.gvk(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
     }
     /// kustomize's `PrevIds`: earlier ids, or the current one when it never changed.
     pub fn prev_ids_or_cur(&self) -> Vec<ResId> {
-        if self.prev_ids.is_empty() { vec![self.cur_id()] } else { self.prev_ids.clone() }
+        if self.prev_ids.is_empty() {
+            vec![self.cur_id()]
+        } else {
+            self.prev_ids.clone()
+        }
     }
     /// Whether `id` is the current id or an earlier one.
     pub fn has_any_id(&self, id: &ResId) -> bool {
@@ -181,7 +217,9 @@ impl Resource {
     }
     /// Sets metadata.name.
     pub fn set_name(&mut self, name: String) {
-        self.map_mut().entry_map("metadata").insert("name", Value::Str(name));
+        self.map_mut()
+            .entry_map("metadata")
+            .insert("name", Value::Str(name));
     }
     /// metadata.labels as pairs.
     pub fn labels(&self) -> Vec<(String, String)> {
@@ -193,7 +231,10 @@ impl Resource {
     }
     fn meta_pairs(&self, field: &str) -> Vec<(String, String)> {
         match self.value.path(&["metadata", field]) {
-            Some(Value::Map(m)) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.scalar_text()?))).collect(),
+            Some(Value::Map(m)) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.scalar_text()?)))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -209,6 +250,8 @@ pub struct ResMap {
 impl ResMap {
     /// Positions of resources whose current or earlier id is `id`.
     pub fn find_by_any_id(&self, id: &ResId) -> Vec<usize> {
-        (0..self.list.len()).filter(|&i| self.list[i].has_any_id(id)).collect()
+        (0..self.list.len())
+            .filter(|&i| self.list[i].has_any_id(id))
+            .collect()
     }
 }

@@ -18,16 +18,33 @@ fn check(case: &Path) -> Result<(), String> {
         let want = std::fs::read_to_string(&expected_err).map_err(|e| e.to_string())?;
         let want = want.trim_end_matches('\n');
         return match result {
-            Ok(_) => Err(format!("expected an error containing {want:?}, but rendering succeeded")),
+            Ok(_) => Err(format!(
+                "expected an error containing {want:?}, but rendering succeeded"
+            )),
             Err(e) if e.to_string().contains(want) => Ok(()),
             Err(e) => Err(format!("expected an error containing {want:?}, got: {e}")),
         };
     }
-    let want = std::fs::read_to_string(&expected_yaml).map_err(|e| format!("{}: {e}", expected_yaml.display()))?;
-    let got = match result {
-        Ok(r) => r.to_yaml(),
+    let want = std::fs::read_to_string(&expected_yaml)
+        .map_err(|e| format!("{}: {e}", expected_yaml.display()))?;
+    let rendered = match result {
+        Ok(r) => r,
         Err(e) => return Err(format!("render failed: {e}")),
     };
+    let expected_files = case.join("expected_files.txt");
+    if expected_files.exists() {
+        let want = std::fs::read_to_string(&expected_files).map_err(|e| e.to_string())?;
+        let mut names: Vec<String> = rendered.files().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names.dedup();
+        let got: String = names.iter().map(|n| format!("{n}\n")).collect();
+        if got != want {
+            return Err(format!(
+                "per-object file names differ from `kubectl kustomize -o`:\nwant:\n{want}got:\n{got}"
+            ));
+        }
+    }
+    let got = rendered.to_yaml();
     if got == want {
         return Ok(());
     }
@@ -47,12 +64,20 @@ fn conformance() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 60, "expected at least 60 conformance cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 60,
+        "expected at least 60 conformance cases, found {}",
+        cases.len()
+    );
     let only = std::env::var("CASE").ok();
     let mut failures = Vec::new();
     let mut ran = 0;
     for case in &cases {
-        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = case
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
         }

@@ -19,7 +19,11 @@ pub enum GenKind {
 }
 
 /// Builds the object a generator entry describes, and its behavior.
-pub fn generate(k: &Kustomization, g: &GeneratorSpec, kind: GenKind) -> Result<(Resource, Behavior)> {
+pub fn generate(
+    k: &Kustomization,
+    g: &GeneratorSpec,
+    kind: GenKind,
+) -> Result<(Resource, Behavior)> {
     let at = k.at(g.line);
     let pairs = collect_pairs(k, g, &at)?;
     let opts = merge_options(k.generator_options.as_ref(), &g.options);
@@ -29,12 +33,23 @@ pub fn generate(k: &Kustomization, g: &GeneratorSpec, kind: GenKind) -> Result<(
         meta.insert("namespace", Value::Str(g.namespace.clone()));
     }
     if !opts.labels.is_empty() {
-        meta.insert("labels", Value::Map(Map(opts.labels.iter().map(|(k, v)| (k.clone(), Value::Str(v.clone()))).collect())));
+        meta.insert(
+            "labels",
+            Value::Map(Map(opts
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+                .collect())),
+        );
     }
     if !opts.annotations.is_empty() {
         meta.insert(
             "annotations",
-            Value::Map(Map(opts.annotations.iter().map(|(k, v)| (k.clone(), Value::Str(v.clone()))).collect())),
+            Value::Map(Map(opts
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+                .collect())),
         );
     }
     let mut obj = Map::new();
@@ -58,7 +73,11 @@ pub fn generate(k: &Kustomization, g: &GeneratorSpec, kind: GenKind) -> Result<(
             for (key, bytes) in pairs {
                 data.insert(key, Value::Str(encode_base64(&bytes)));
             }
-            let t = if g.kind_type.is_empty() { "Opaque" } else { &g.kind_type };
+            let t = if g.kind_type.is_empty() {
+                "Opaque"
+            } else {
+                &g.kind_type
+            };
             obj.insert("type", Value::Str(t.to_string()));
         }
     }
@@ -83,7 +102,9 @@ pub fn generate(k: &Kustomization, g: &GeneratorSpec, kind: GenKind) -> Result<(
 }
 
 fn merge_options(global: Option<&GenOptions>, local: &GenOptions) -> GenOptions {
-    let Some(g) = global else { return local.clone() };
+    let Some(g) = global else {
+        return local.clone();
+    };
     let mut out = g.clone();
     for (k, v) in &local.labels {
         upsert(&mut out.labels, k, v);
@@ -112,17 +133,31 @@ fn upsert(v: &mut Vec<(String, String)>, k: &str, val: &str) {
     }
 }
 
-fn collect_pairs(k: &Kustomization, g: &GeneratorSpec, at: &Location) -> Result<Vec<(String, Vec<u8>)>> {
+fn collect_pairs(
+    k: &Kustomization,
+    g: &GeneratorSpec,
+    at: &Location,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let push = |key: String, val: Vec<u8>, out: &mut Vec<(String, Vec<u8>)>| -> Result<()> {
         if out.iter().any(|(x, _)| *x == key) {
             return Err(Error::Transform {
                 at: at.clone(),
-                message: format!("configmap/secret '{}': cannot add key '{key}', another key by that name already exists", g.name),
+                message: format!(
+                    "configmap/secret '{}': cannot add key '{key}', another key by that name already exists",
+                    g.name
+                ),
             });
         }
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(Error::Transform { at: at.clone(), message: format!("{key:?} is not a valid key name for a ConfigMap or Secret") });
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(Error::Transform {
+                at: at.clone(),
+                message: format!("{key:?} is not a valid key name for a ConfigMap or Secret"),
+            });
         }
         out.push((key, val));
         Ok(())
@@ -130,7 +165,11 @@ fn collect_pairs(k: &Kustomization, g: &GeneratorSpec, at: &Location) -> Result<
     for env in &g.envs {
         let (_, text) = loader::read_text(&k.dir, env, at)?;
         for (i, line) in text.lines().enumerate() {
-            let line = if i == 0 { line.trim_start_matches('\u{FEFF}') } else { line };
+            let line = if i == 0 {
+                line.trim_start_matches('\u{FEFF}')
+            } else {
+                line
+            };
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -141,7 +180,10 @@ fn collect_pairs(k: &Kustomization, g: &GeneratorSpec, at: &Location) -> Result<
     }
     for lit in &g.literals {
         let Some((key, val)) = lit.split_once('=') else {
-            return Err(Error::Transform { at: at.clone(), message: format!("invalid literal source {lit}, expected key=value") });
+            return Err(Error::Transform {
+                at: at.clone(),
+                message: format!("invalid literal source {lit}, expected key=value"),
+            });
         };
         let val = strip_quotes(val);
         push(key.to_string(), val.as_bytes().to_vec(), &mut out)?;
@@ -162,7 +204,9 @@ fn collect_pairs(k: &Kustomization, g: &GeneratorSpec, at: &Location) -> Result<
 
 fn strip_quotes(s: &str) -> &str {
     let b = s.as_bytes();
-    if b.len() >= 2 && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\'')) {
+    if b.len() >= 2
+        && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\''))
+    {
         &s[1..s.len() - 1]
     } else {
         s
@@ -248,7 +292,10 @@ pub fn encode_hash(text: &str) -> String {
 }
 
 fn json_string_map(m: &Map) -> String {
-    let mut entries: Vec<(&String, String)> = m.iter().map(|(k, v)| (k, v.scalar_text().unwrap_or_default())).collect();
+    let mut entries: Vec<(&String, String)> = m
+        .iter()
+        .map(|(k, v)| (k, v.scalar_text().unwrap_or_default()))
+        .collect();
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut s = String::from("{");
     for (i, (k, v)) in entries.iter().enumerate() {
@@ -293,6 +340,9 @@ mod tests {
 
     #[test]
     fn hash_vector_from_kustomize() {
-        assert_eq!(encode_hash(r#"{"data":{"A":"1","B":"true"},"kind":"ConfigMap","name":""}"#), "cgcg2845m8");
+        assert_eq!(
+            encode_hash(r#"{"data":{"A":"1","B":"true"},"kind":"ConfigMap","name":""}"#),
+            "cgcg2845m8"
+        );
     }
 }

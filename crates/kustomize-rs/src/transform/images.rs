@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use crate::fieldspec::{visit, FieldSpec, Leaf};
+use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::kustomization::ImageSpec;
 use crate::resource::ResMap;
 use crate::yaml::Value;
@@ -11,17 +11,67 @@ use crate::yaml::Value;
 pub struct ImageRule {
     spec: ImageSpec,
     re: Option<Regex>,
+    /// The name when it holds no regex syntax except `.` (the common case), matched by hand.
+    simple: Option<Vec<u8>>,
+}
+
+fn tail_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'{' | b'}' | b'-')
+}
+
+/// `(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$` on what follows the name.
+fn tail_matches(rest: &[u8]) -> bool {
+    let mut i = 0;
+    if rest.first() == Some(&b':') {
+        i = 1;
+        while i < rest.len() && tail_char(rest[i]) {
+            i += 1;
+        }
+    }
+    if i == rest.len() {
+        return true;
+    }
+    let Some(d) = rest[i..].strip_prefix(b"@sha256:") else {
+        return false;
+    };
+    d.iter().all(|c| tail_char(*c))
 }
 
 impl ImageRule {
     /// Compiles an entry (a name that is not a valid pattern matches nothing, as in kustomize).
     pub fn new(spec: ImageSpec) -> Self {
-        let re = Regex::new(&format!(r"^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$", spec.name)).ok();
-        ImageRule { spec, re }
+        let re = Regex::new(&format!(
+            r"^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
+            spec.name
+        ))
+        .ok();
+        let simple = spec
+            .name
+            .bytes()
+            .all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/' | b'-' | b'_' | b':' | b'@')
+            })
+            .then(|| spec.name.as_bytes().to_vec());
+        ImageRule { spec, re, simple }
     }
 
     /// Whether `image` is matched by this entry.
     pub fn matches(&self, image: &str) -> bool {
+        if let Some(name) = &self.simple {
+            // `.` in the name matches any one character (kustomize does not escape it); the
+            // tail after the name is anchored. A `.` could also swallow a multi-byte character,
+            // so non-ASCII images go to the regex.
+            let img = image.as_bytes();
+            if image.is_ascii() {
+                // The tail's optional parts can also be matched by the name's own `.`s only in
+                // the regex engine's backtracking sense; names without `:`/`@` avoid that.
+                if !name.contains(&b':') && !name.contains(&b'@') {
+                    return img.len() >= name.len()
+                        && name.iter().zip(img).all(|(n, c)| *n == b'.' || n == c)
+                        && tail_matches(&img[name.len()..]);
+                }
+            }
+        }
         self.re.as_ref().is_some_and(|r| r.is_match(image))
     }
 
@@ -72,15 +122,27 @@ pub fn split(image: &str) -> (String, String, String) {
         (None, None) => (image.to_string(), String::new(), String::new()),
         (ic, Some(d)) if ic.is_none_or(|c| d < c) => {
             let d = d + slash;
-            (image[..d].to_string(), String::new(), image[d + 1..].to_string())
+            (
+                image[..d].to_string(),
+                String::new(),
+                image[d + 1..].to_string(),
+            )
         }
         (Some(c), Some(d)) => {
             let (c, d) = (c + slash, d + slash);
-            (image[..c].to_string(), image[c + 1..d].to_string(), image[d + 1..].to_string())
+            (
+                image[..c].to_string(),
+                image[c + 1..d].to_string(),
+                image[d + 1..].to_string(),
+            )
         }
         (Some(c), None) => {
             let c = c + slash;
-            (image[..c].to_string(), image[c + 1..].to_string(), String::new())
+            (
+                image[..c].to_string(),
+                image[c + 1..].to_string(),
+                String::new(),
+            )
         }
         (None, Some(_)) => unreachable!("handled by the digest-only arm"),
     }
@@ -159,14 +221,60 @@ mod tests {
 
     #[test]
     fn split_ignores_registry_port() {
-        assert_eq!(split("localhost:5000/app:1"), ("localhost:5000/app".into(), "1".into(), String::new()));
-        assert_eq!(split("app@sha256:ab"), ("app".into(), String::new(), "sha256:ab".into()));
-        assert_eq!(split("app:1@sha256:ab"), ("app".into(), "1".into(), "sha256:ab".into()));
+        assert_eq!(
+            split("localhost:5000/app:1"),
+            ("localhost:5000/app".into(), "1".into(), String::new())
+        );
+        assert_eq!(
+            split("app@sha256:ab"),
+            ("app".into(), String::new(), "sha256:ab".into())
+        );
+        assert_eq!(
+            split("app:1@sha256:ab"),
+            ("app".into(), "1".into(), "sha256:ab".into())
+        );
+    }
+
+    #[test]
+    fn hand_matcher_agrees_with_the_regex() {
+        let names = ["nginx", "my.registry/nginx", "nginx.", "a/b", "img-01", "x"];
+        let images = [
+            "nginx",
+            "nginx:1",
+            "nginx@sha256:abc",
+            "nginx:1@sha256:abc",
+            "nginxx",
+            "nginx:",
+            "nginx@sha1:x",
+            "my.registry/nginx:2",
+            "myxregistry/nginx",
+            "nginx1:3",
+            "a/b:c{d}",
+            "img-01:1.0.3",
+            "x:y:z",
+            "x@sha256:a@b",
+        ];
+        for n in names {
+            let rule = ImageRule::new(ImageSpec {
+                name: n.into(),
+                new_tag: "t".into(),
+                ..Default::default()
+            });
+            assert!(rule.simple.is_some());
+            for i in images {
+                let by_regex = rule.re.as_ref().unwrap().is_match(i);
+                assert_eq!(rule.matches(i), by_regex, "name {n} image {i}");
+            }
+        }
     }
 
     #[test]
     fn registry_must_match_literally() {
-        let r = ImageRule::new(ImageSpec { name: "nginx".into(), new_tag: "2".into(), ..Default::default() });
+        let r = ImageRule::new(ImageSpec {
+            name: "nginx".into(),
+            new_tag: "2".into(),
+            ..Default::default()
+        });
         assert_eq!(r.apply("docker.io/nginx:1"), None);
         assert_eq!(r.apply("nginx:1@sha256:x").as_deref(), Some("nginx:2"));
     }

@@ -1,25 +1,55 @@
 //! The metadata transformers: namespace, name prefix/suffix, labels, annotations, replicas.
 
-use crate::fieldspec::{visit, FieldSpec, Leaf};
+use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{ResId, ResMap};
 use crate::yaml::Value;
 
 /// `namespace:`.
 pub fn namespace(m: &mut ResMap, ns: &str) {
     let extra = [
-        FieldSpec::new("apiregistration.k8s.io", "", "APIService", "spec/service/namespace", true),
-        FieldSpec::new("admissionregistration.k8s.io", "", "ValidatingWebhookConfiguration", "webhooks/clientConfig/service/namespace", true),
-        FieldSpec::new("admissionregistration.k8s.io", "", "MutatingWebhookConfiguration", "webhooks/clientConfig/service/namespace", true),
+        FieldSpec::new(
+            "apiregistration.k8s.io",
+            "",
+            "APIService",
+            "spec/service/namespace",
+            true,
+        ),
+        FieldSpec::new(
+            "admissionregistration.k8s.io",
+            "",
+            "ValidatingWebhookConfiguration",
+            "webhooks/clientConfig/service/namespace",
+            true,
+        ),
+        FieldSpec::new(
+            "admissionregistration.k8s.io",
+            "",
+            "MutatingWebhookConfiguration",
+            "webhooks/clientConfig/service/namespace",
+            true,
+        ),
     ];
     for r in &mut m.list {
         let gvk = r.gvk();
         let before = r.cur_id();
         let set = &mut |v: &mut Value| *v = Value::Str(ns.to_string());
         if !gvk.is_cluster_scoped() {
-            visit(&mut r.value, &["metadata".into(), "namespace".into()], true, Leaf::Scalar, set);
+            visit(
+                &mut r.value,
+                &["metadata".into(), "namespace".into()],
+                true,
+                Leaf::Scalar,
+                set,
+            );
         }
         if gvk.kind == "Namespace" && gvk.group.is_empty() {
-            visit(&mut r.value, &["metadata".into(), "name".into()], true, Leaf::Scalar, set);
+            visit(
+                &mut r.value,
+                &["metadata".into(), "name".into()],
+                true,
+                Leaf::Scalar,
+                set,
+            );
         }
         if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
             if let Some(Value::Seq(subjects)) = r.value.get_mut("subjects") {
@@ -45,7 +75,10 @@ pub fn namespace(m: &mut ResMap, ns: &str) {
 }
 
 fn skips_rename(kind: &str) -> bool {
-    matches!(kind, "CustomResourceDefinition" | "APIService" | "Namespace")
+    matches!(
+        kind,
+        "CustomResourceDefinition" | "APIService" | "Namespace"
+    )
 }
 
 /// `namePrefix:` / `nameSuffix:`.
@@ -72,14 +105,38 @@ pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
 /// The pod-template label field specs (kustomize's `metadataLabels`, less `metadata/labels`).
 fn template_label_specs() -> Vec<FieldSpec> {
     vec![
-        FieldSpec::new("", "v1", "ReplicationController", "spec/template/metadata/labels", true),
+        FieldSpec::new(
+            "",
+            "v1",
+            "ReplicationController",
+            "spec/template/metadata/labels",
+            true,
+        ),
         FieldSpec::new("", "", "Deployment", "spec/template/metadata/labels", true),
         FieldSpec::new("", "", "ReplicaSet", "spec/template/metadata/labels", true),
         FieldSpec::new("", "", "DaemonSet", "spec/template/metadata/labels", true),
-        FieldSpec::new("apps", "", "StatefulSet", "spec/template/metadata/labels", true),
+        FieldSpec::new(
+            "apps",
+            "",
+            "StatefulSet",
+            "spec/template/metadata/labels",
+            true,
+        ),
         FieldSpec::new("batch", "", "Job", "spec/template/metadata/labels", true),
-        FieldSpec::new("batch", "", "CronJob", "spec/jobTemplate/metadata/labels", true),
-        FieldSpec::new("batch", "", "CronJob", "spec/jobTemplate/spec/template/metadata/labels", true),
+        FieldSpec::new(
+            "batch",
+            "",
+            "CronJob",
+            "spec/jobTemplate/metadata/labels",
+            true,
+        ),
+        FieldSpec::new(
+            "batch",
+            "",
+            "CronJob",
+            "spec/jobTemplate/spec/template/metadata/labels",
+            true,
+        ),
     ]
 }
 
@@ -100,24 +157,88 @@ fn selector_specs() -> Vec<FieldSpec> {
     for p in affinity {
         v.push(FieldSpec::new("apps", "", "Deployment", p, false));
     }
-    v.push(FieldSpec::new("", "", "ReplicaSet", "spec/selector/matchLabels", true));
-    v.push(FieldSpec::new("", "", "DaemonSet", "spec/selector/matchLabels", true));
-    v.push(FieldSpec::new("apps", "", "StatefulSet", "spec/selector/matchLabels", true));
-    v.push(FieldSpec::new("apps", "", "StatefulSet", "spec/volumeClaimTemplates[]/metadata/labels", true));
+    v.push(FieldSpec::new(
+        "",
+        "",
+        "ReplicaSet",
+        "spec/selector/matchLabels",
+        true,
+    ));
+    v.push(FieldSpec::new(
+        "",
+        "",
+        "DaemonSet",
+        "spec/selector/matchLabels",
+        true,
+    ));
+    v.push(FieldSpec::new(
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/selector/matchLabels",
+        true,
+    ));
+    v.push(FieldSpec::new(
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/volumeClaimTemplates[]/metadata/labels",
+        true,
+    ));
     for p in affinity {
         v.push(FieldSpec::new("apps", "", "StatefulSet", p, false));
     }
-    v.push(FieldSpec::new("batch", "", "Job", "spec/selector/matchLabels", false));
-    v.push(FieldSpec::new("batch", "", "CronJob", "spec/jobTemplate/spec/selector/matchLabels", false));
-    v.push(FieldSpec::new("policy", "", "PodDisruptionBudget", "spec/selector/matchLabels", false));
-    v.push(FieldSpec::new("networking.k8s.io", "", "NetworkPolicy", "spec/podSelector/matchLabels", false));
-    v.push(FieldSpec::new("networking.k8s.io", "", "NetworkPolicy", "spec/ingress/from/podSelector/matchLabels", false));
-    v.push(FieldSpec::new("networking.k8s.io", "", "NetworkPolicy", "spec/egress/to/podSelector/matchLabels", false));
+    v.push(FieldSpec::new(
+        "batch",
+        "",
+        "Job",
+        "spec/selector/matchLabels",
+        false,
+    ));
+    v.push(FieldSpec::new(
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/selector/matchLabels",
+        false,
+    ));
+    v.push(FieldSpec::new(
+        "policy",
+        "",
+        "PodDisruptionBudget",
+        "spec/selector/matchLabels",
+        false,
+    ));
+    v.push(FieldSpec::new(
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/podSelector/matchLabels",
+        false,
+    ));
+    v.push(FieldSpec::new(
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/ingress/from/podSelector/matchLabels",
+        false,
+    ));
+    v.push(FieldSpec::new(
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/egress/to/podSelector/matchLabels",
+        false,
+    ));
     v
 }
 
 /// The field specs a label transformer uses.
-pub fn label_specs(include_selectors: bool, include_templates: bool, extra: &[FieldSpec]) -> Vec<FieldSpec> {
+pub fn label_specs(
+    include_selectors: bool,
+    include_templates: bool,
+    extra: &[FieldSpec],
+) -> Vec<FieldSpec> {
     let mut v = vec![FieldSpec::new("", "", "", "metadata/labels", true)];
     if include_selectors {
         v.extend(selector_specs());
@@ -133,8 +254,17 @@ pub fn label_specs(include_selectors: bool, include_templates: bool, extra: &[Fi
 pub fn annotation_specs() -> Vec<FieldSpec> {
     let mut v = vec![FieldSpec::new("", "", "", "metadata/annotations", true)];
     for s in template_label_specs() {
-        let path: Vec<String> =
-            s.path.iter().map(|p| if p == "labels" { "annotations".to_string() } else { p.clone() }).collect();
+        let path: Vec<String> = s
+            .path
+            .iter()
+            .map(|p| {
+                if p == "labels" {
+                    "annotations".to_string()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
         v.push(FieldSpec { path, ..s });
     }
     v
@@ -167,7 +297,10 @@ pub fn replicas(m: &mut ResMap, name: &str, count: i128) -> bool {
     let mut found = false;
     for r in &mut m.list {
         let gvk = r.gvk();
-        if !matches!(gvk.kind.as_str(), "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet") {
+        if !matches!(
+            gvk.kind.as_str(),
+            "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet"
+        ) {
             continue;
         }
         let matches = r.name() == name || r.prev_ids.iter().any(|p: &ResId| p.name == name);
@@ -175,7 +308,9 @@ pub fn replicas(m: &mut ResMap, name: &str, count: i128) -> bool {
             continue;
         }
         found = true;
-        r.map_mut().entry_map("spec").insert("replicas", Value::Int(count));
+        r.map_mut()
+            .entry_map("spec")
+            .insert("replicas", Value::Int(count));
     }
     found
 }

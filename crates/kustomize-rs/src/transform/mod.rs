@@ -6,5 +6,6 @@ pub mod meta;
 pub mod nameref;
 pub mod patch_json;
 pub mod patch_sm;
+pub mod replacements;
 pub mod select;
 pub mod sort;

@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Location, Result};
-use crate::fieldspec::{split_path, visit, Leaf};
+use crate::fieldspec::{FieldSpec, Leaf, split_path, visit};
 use crate::resource::{Gvk, ResMap, Resource};
 use crate::yaml::Value;
 
 /// One name-reference rule: objects of `target` kind are referred to from `path` in `referrer`.
 struct Rule {
-    target_kind: &'static str,
-    target_group: &'static str,
-    referrer_kind: &'static str,
-    referrer_group: &'static str,
+    target_kind: String,
+    target_group: String,
+    referrer_kind: String,
+    referrer_group: String,
+    referrer_version: String,
     path: Vec<String>,
 }
 
@@ -56,11 +57,29 @@ const SA_LIKE: &[(&str, &str)] = &[
 
 fn rules() -> Vec<Rule> {
     let mut v = Vec::new();
-    let mut add = |tk: &'static str, tg: &'static str, rk: &'static str, rg: &'static str, path: &str| {
-        v.push(Rule { target_kind: tk, target_group: tg, referrer_kind: rk, referrer_group: rg, path: split_path(path) })
+    let mut add = |tk: &str, tg: &str, rk: &str, rg: &str, path: &str| {
+        v.push(Rule {
+            target_kind: tk.to_string(),
+            target_group: tg.to_string(),
+            referrer_kind: rk.to_string(),
+            referrer_group: rg.to_string(),
+            referrer_version: String::new(),
+            path: split_path(path),
+        })
     };
-    for k in ["Deployment", "ReplicationController", "ReplicaSet", "StatefulSet"] {
-        add(k, "", "HorizontalPodAutoscaler", "", "spec/scaleTargetRef/name");
+    for k in [
+        "Deployment",
+        "ReplicationController",
+        "ReplicaSet",
+        "StatefulSet",
+    ] {
+        add(
+            k,
+            "",
+            "HorizontalPodAutoscaler",
+            "",
+            "spec/scaleTargetRef/name",
+        );
     }
     for (wk, prefix) in WORKLOADS {
         for p in POD_CM {
@@ -69,53 +88,221 @@ fn rules() -> Vec<Rule> {
     }
     add("ConfigMap", "", "Role", "", "rules/resourceNames");
     add("ConfigMap", "", "ClusterRole", "", "rules/resourceNames");
-    add("ConfigMap", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap");
+    add(
+        "ConfigMap",
+        "",
+        "Ingress",
+        "",
+        "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap",
+    );
     for (wk, prefix) in WORKLOADS {
         for p in POD_SECRET {
             add("Secret", "", wk, "", &format!("{prefix}{p}"));
         }
     }
     add("Secret", "", "Ingress", "", "spec/tls/secretName");
-    add("Secret", "", "Ingress", "", "metadata/annotations/ingress.kubernetes.io\\/auth-secret");
-    add("Secret", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret");
-    add("Secret", "", "Ingress", "", "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret");
+    add(
+        "Secret",
+        "",
+        "Ingress",
+        "",
+        "metadata/annotations/ingress.kubernetes.io\\/auth-secret",
+    );
+    add(
+        "Secret",
+        "",
+        "Ingress",
+        "",
+        "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret",
+    );
+    add(
+        "Secret",
+        "",
+        "Ingress",
+        "",
+        "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret",
+    );
     add("Secret", "", "ServiceAccount", "", "imagePullSecrets/name");
-    for p in ["parameters/secretName", "parameters/adminSecretName", "parameters/userSecretName", "parameters/secretRef"] {
+    for p in [
+        "parameters/secretName",
+        "parameters/adminSecretName",
+        "parameters/userSecretName",
+        "parameters/secretRef",
+    ] {
         add("Secret", "", "StorageClass", "", p);
     }
     add("Secret", "", "Role", "", "rules/resourceNames");
     add("Secret", "", "ClusterRole", "", "rules/resourceNames");
-    add("Secret", "", "Service", "serving.knative.dev", "spec/template/spec/containers/env/valueFrom/secretKeyRef/name");
-    add("Secret", "", "PersistentVolume", "", "spec/azureFile/secretName");
+    add(
+        "Secret",
+        "",
+        "Service",
+        "serving.knative.dev",
+        "spec/template/spec/containers/env/valueFrom/secretKeyRef/name",
+    );
+    add(
+        "Secret",
+        "",
+        "PersistentVolume",
+        "",
+        "spec/azureFile/secretName",
+    );
     add("Service", "", "StatefulSet", "apps", "spec/serviceName");
-    add("Service", "", "Ingress", "", "spec/rules/http/paths/backend/serviceName");
+    add(
+        "Service",
+        "",
+        "Ingress",
+        "",
+        "spec/rules/http/paths/backend/serviceName",
+    );
     add("Service", "", "Ingress", "", "spec/backend/serviceName");
-    add("Service", "", "Ingress", "", "spec/rules/http/paths/backend/service/name");
-    add("Service", "", "Ingress", "", "spec/defaultBackend/service/name");
-    add("Service", "", "APIService", "apiregistration.k8s.io", "spec/service/name");
-    add("Service", "", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "webhooks/clientConfig/service");
-    add("Service", "", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "webhooks/clientConfig/service");
-    add("Service", "", "HTTPRoute", "", "spec/rules/backendRefs/name");
-    add("Role", "rbac.authorization.k8s.io", "RoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
-    add("ClusterRole", "rbac.authorization.k8s.io", "RoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
-    add("ClusterRole", "rbac.authorization.k8s.io", "ClusterRoleBinding", "rbac.authorization.k8s.io", "roleRef/name");
-    add("ServiceAccount", "", "RoleBinding", "rbac.authorization.k8s.io", "subjects");
-    add("ServiceAccount", "", "ClusterRoleBinding", "rbac.authorization.k8s.io", "subjects");
+    add(
+        "Service",
+        "",
+        "Ingress",
+        "",
+        "spec/rules/http/paths/backend/service/name",
+    );
+    add(
+        "Service",
+        "",
+        "Ingress",
+        "",
+        "spec/defaultBackend/service/name",
+    );
+    add(
+        "Service",
+        "",
+        "APIService",
+        "apiregistration.k8s.io",
+        "spec/service/name",
+    );
+    add(
+        "Service",
+        "",
+        "ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+        "webhooks/clientConfig/service",
+    );
+    add(
+        "Service",
+        "",
+        "MutatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+        "webhooks/clientConfig/service",
+    );
+    add(
+        "Service",
+        "",
+        "HTTPRoute",
+        "",
+        "spec/rules/backendRefs/name",
+    );
+    add(
+        "Role",
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "roleRef/name",
+    );
+    add(
+        "ClusterRole",
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "roleRef/name",
+    );
+    add(
+        "ClusterRole",
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "roleRef/name",
+    );
+    add(
+        "ServiceAccount",
+        "",
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "subjects",
+    );
+    add(
+        "ServiceAccount",
+        "",
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "subjects",
+    );
     for (wk, prefix) in SA_LIKE {
-        add("ServiceAccount", "", wk, "", &format!("{prefix}serviceAccountName"));
+        add(
+            "ServiceAccount",
+            "",
+            wk,
+            "",
+            &format!("{prefix}serviceAccountName"),
+        );
     }
     for (wk, prefix) in SA_LIKE {
-        if *wk == "Pod" || *wk == "DaemonSet" || *wk == "Job" || *wk == "CronJob" || *wk == "StatefulSet" || *wk == "Deployment" || *wk == "ReplicationController" {
-            add("PersistentVolumeClaim", "", wk, "", &format!("{prefix}volumes/persistentVolumeClaim/claimName"));
+        if *wk == "Pod"
+            || *wk == "DaemonSet"
+            || *wk == "Job"
+            || *wk == "CronJob"
+            || *wk == "StatefulSet"
+            || *wk == "Deployment"
+            || *wk == "ReplicationController"
+        {
+            add(
+                "PersistentVolumeClaim",
+                "",
+                wk,
+                "",
+                &format!("{prefix}volumes/persistentVolumeClaim/claimName"),
+            );
         }
     }
-    add("PersistentVolume", "", "PersistentVolumeClaim", "", "spec/volumeName");
-    add("PersistentVolume", "", "ClusterRole", "", "rules/resourceNames");
-    add("StorageClass", "storage.k8s.io", "PersistentVolume", "", "spec/storageClassName");
-    add("StorageClass", "storage.k8s.io", "PersistentVolumeClaim", "", "spec/storageClassName");
-    add("StorageClass", "storage.k8s.io", "StatefulSet", "", "spec/volumeClaimTemplates/spec/storageClassName");
+    add(
+        "PersistentVolume",
+        "",
+        "PersistentVolumeClaim",
+        "",
+        "spec/volumeName",
+    );
+    add(
+        "PersistentVolume",
+        "",
+        "ClusterRole",
+        "",
+        "rules/resourceNames",
+    );
+    add(
+        "StorageClass",
+        "storage.k8s.io",
+        "PersistentVolume",
+        "",
+        "spec/storageClassName",
+    );
+    add(
+        "StorageClass",
+        "storage.k8s.io",
+        "PersistentVolumeClaim",
+        "",
+        "spec/storageClassName",
+    );
+    add(
+        "StorageClass",
+        "storage.k8s.io",
+        "StatefulSet",
+        "",
+        "spec/volumeClaimTemplates/spec/storageClassName",
+    );
     for (wk, prefix) in SA_LIKE {
-        add("PriorityClass", "scheduling.k8s.io", wk, "", &format!("{prefix}priorityClassName"));
+        add(
+            "PriorityClass",
+            "scheduling.k8s.io",
+            wk,
+            "",
+            &format!("{prefix}priorityClassName"),
+        );
     }
     add("IngressClass", "", "Ingress", "", "spec/ingressClassName");
     v
@@ -132,12 +319,23 @@ struct Candidate {
 }
 
 /// Rewrites every name reference to follow renamed objects.
-pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
-    let rules = rules();
+pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<()> {
+    let mut rules = rules();
+    for (target, fs) in extra {
+        rules.push(Rule {
+            target_kind: target.kind.clone(),
+            target_group: target.group.clone(),
+            referrer_kind: fs.kind.clone(),
+            referrer_group: fs.group.clone(),
+            referrer_version: fs.version.clone(),
+            path: fs.path.clone(),
+        });
+    }
     // Index candidates by each name they once had (or their current one if never renamed).
     let mut by_old_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
     let mut cands: Vec<Candidate> = Vec::with_capacity(m.list.len());
-    let target_kinds: std::collections::HashSet<&str> = rules.iter().map(|r| r.target_kind).collect();
+    let target_kinds: std::collections::HashSet<&str> =
+        rules.iter().map(|r| r.target_kind.as_str()).collect();
     for (i, r) in m.list.iter().enumerate() {
         let gvk = r.gvk();
         cands.push(Candidate {
@@ -151,7 +349,10 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
         });
         for id in r.prev_ids_or_cur() {
             if target_kinds.contains(id.gvk.kind.as_str()) {
-                by_old_name.entry((id.gvk.kind.clone(), id.name.clone())).or_default().push(i);
+                by_old_name
+                    .entry((id.gvk.kind.clone(), id.name.clone()))
+                    .or_default()
+                    .push(i);
             }
         }
     }
@@ -163,7 +364,11 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
         let gvk = m.list[ri].gvk();
         let applicable: Vec<&Rule> = rules
             .iter()
-            .filter(|r| r.referrer_kind == gvk.kind && (r.referrer_group.is_empty() || r.referrer_group == gvk.group))
+            .filter(|r| {
+                (r.referrer_kind.is_empty() || r.referrer_kind == gvk.kind)
+                    && (r.referrer_group.is_empty() || r.referrer_group == gvk.group)
+                    && (r.referrer_version.is_empty() || r.referrer_version == gvk.version)
+            })
             .collect();
         if applicable.is_empty() {
             continue;
@@ -173,23 +378,36 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
             cluster_scoped: gvk.is_cluster_scoped(),
             prefixes: m.list[ri].prefixes.clone(),
             suffixes: m.list[ri].suffixes.clone(),
-            role_ref_kind: m.list[ri].value.path_str(&["roleRef", "kind"]).map(str::to_string),
+            role_ref_kind: m.list[ri]
+                .value
+                .path_str(&["roleRef", "kind"])
+                .map(str::to_string),
         };
         let res: &mut Resource = &mut m.list[ri];
         for rule in applicable {
             let is_role_ref = rule.path.last().map(String::as_str) == Some("name")
                 && rule.path.first().map(String::as_str) == Some("roleRef");
-            let select = |old: &str, ns_filter: Option<&str>| -> std::result::Result<Option<(String, String)>, String> {
-                let Some(list) = by_old_name.get(&(rule.target_kind.to_string(), old.to_string())) else {
+            let select = |old: &str,
+                          ns_filter: Option<&str>|
+             -> std::result::Result<Option<(String, String)>, String> {
+                let Some(list) = by_old_name.get(&(rule.target_kind.to_string(), old.to_string()))
+                else {
                     return Ok(None);
                 };
                 let mut found: Vec<&Candidate> = list.iter().map(|&i| &cands[i]).collect();
                 if let Some(ns) = ns_filter {
                     // A map with a namespace field: candidates from that original namespace,
                     // else from that current namespace.
-                    let by_org: Vec<&Candidate> = found.iter().copied().filter(|c| c.org_namespace == ns).collect();
+                    let by_org: Vec<&Candidate> = found
+                        .iter()
+                        .copied()
+                        .filter(|c| ns_eq(&c.org_namespace, ns))
+                        .collect();
                     found = if by_org.is_empty() {
-                        found.into_iter().filter(|c| c.namespace == ns).collect()
+                        found
+                            .into_iter()
+                            .filter(|c| ns_eq(&c.namespace, ns))
+                            .collect()
                     } else {
                         by_org
                     };
@@ -197,7 +415,13 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                 let mut found: Vec<&Candidate> = found
                     .into_iter()
                     .filter(|c| rule.target_group.is_empty() || c.gvk.group == rule.target_group)
-                    .filter(|c| !is_role_ref || referrer.role_ref_kind.as_deref().is_none_or(|k| k == c.gvk.kind))
+                    .filter(|c| {
+                        !is_role_ref
+                            || referrer
+                                .role_ref_kind
+                                .as_deref()
+                                .is_none_or(|k| k == c.gvk.kind)
+                    })
                     .filter(|c| {
                         referrer.cluster_scoped
                             || c.cluster_scoped
@@ -210,7 +434,8 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                 }
                 if found.len() > 1 {
                     found.retain(|c| {
-                        affixes_match(&c.prefixes, &referrer.prefixes) && affixes_match(&c.suffixes, &referrer.suffixes)
+                        affixes_match(&c.prefixes, &referrer.prefixes)
+                            && affixes_match(&c.suffixes, &referrer.suffixes)
                     });
                 }
                 match found.len() {
@@ -222,29 +447,42 @@ pub fn fix(m: &mut ResMap, at: &Location) -> Result<()> {
                     _ => Err(format!(
                         "found multiple possible referrals for {} '{old}': {}",
                         rule.target_kind,
-                        found.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>().join(", ")
+                        found
+                            .iter()
+                            .map(|c| format!("{}/{}", c.namespace, c.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 }
             };
-            visit(&mut res.value, &rule.path, false, Leaf::Scalar, &mut |v: &mut Value| {
-                match v {
+            visit(
+                &mut res.value,
+                &rule.path,
+                false,
+                Leaf::Scalar,
+                &mut |v: &mut Value| match v {
                     Value::Str(_) => fix_scalar(v, &select, &mut error),
                     Value::Seq(items) => {
                         for item in items {
                             match item {
-                                Value::Map(_) => fix_mapping(item, rule.target_kind, &select, &mut error),
+                                Value::Map(_) => {
+                                    fix_mapping(item, &rule.target_kind, &select, &mut error)
+                                }
                                 _ => fix_scalar(item, &select, &mut error),
                             }
                         }
                     }
-                    Value::Map(_) => fix_mapping(v, rule.target_kind, &select, &mut error),
+                    Value::Map(_) => fix_mapping(v, &rule.target_kind, &select, &mut error),
                     _ => {}
-                }
-            });
+                },
+            );
         }
     }
     match error {
-        Some(message) => Err(Error::Transform { at: at.clone(), message }),
+        Some(message) => Err(Error::Transform {
+            at: at.clone(),
+            message,
+        }),
         None => Ok(()),
     }
 }
@@ -259,13 +497,24 @@ fn fix_scalar(s: &mut Value, select: &SelectFn<'_>, error: &mut Option<String>) 
     }
 }
 
-type SelectFn<'a> = dyn Fn(&str, Option<&str>) -> std::result::Result<Option<(String, String)>, String> + 'a;
+type SelectFn<'a> =
+    dyn Fn(&str, Option<&str>) -> std::result::Result<Option<(String, String)>, String> + 'a;
 
-fn fix_mapping(v: &mut Value, target_kind: &str, select: &SelectFn<'_>, error: &mut Option<String>) {
+fn fix_mapping(
+    v: &mut Value,
+    target_kind: &str,
+    select: &SelectFn<'_>,
+    error: &mut Option<String>,
+) {
     let _ = target_kind;
     let Value::Map(m) = v else { return };
-    let Some(old) = m.get("name").and_then(Value::as_str).map(str::to_string) else { return };
-    let ns = m.get("namespace").and_then(Value::as_str).map(str::to_string);
+    let Some(old) = m.get("name").and_then(Value::as_str).map(str::to_string) else {
+        return;
+    };
+    let ns = m
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     match select(&old, ns.as_deref()) {
         Ok(Some((new, new_ns))) => {
             if new == old && new_ns.is_empty() {
@@ -290,7 +539,13 @@ struct ReferrerCtx {
 }
 
 fn ns_eq(a: &str, b: &str) -> bool {
-    let n = |s: &str| if s.is_empty() { "default".to_string() } else { s.to_string() };
+    let n = |s: &str| {
+        if s.is_empty() {
+            "default".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     n(a) == n(b)
 }
 

@@ -13,24 +13,44 @@ pub struct Op {
 
 /// Reads the operations from a parsed patch (a sequence of maps).
 pub fn parse_ops(v: &Value) -> Result<Vec<Op>, String> {
-    let Value::Seq(items) = v else { return Err("a JSON 6902 patch must be a list of operations".into()) };
+    let Value::Seq(items) = v else {
+        return Err("a JSON 6902 patch must be a list of operations".into());
+    };
     items
         .iter()
         .map(|item| {
-            let m = item.as_map().ok_or("a JSON 6902 operation must be a mapping")?;
-            let op = m.get("op").and_then(Value::as_str).ok_or("a JSON 6902 operation needs 'op'")?.to_string();
-            let path = pointer(m.get("path").and_then(Value::as_str).ok_or("a JSON 6902 operation needs 'path'")?)?;
+            let m = item
+                .as_map()
+                .ok_or("a JSON 6902 operation must be a mapping")?;
+            let op = m
+                .get("op")
+                .and_then(Value::as_str)
+                .ok_or("a JSON 6902 operation needs 'op'")?
+                .to_string();
+            let path = pointer(
+                m.get("path")
+                    .and_then(Value::as_str)
+                    .ok_or("a JSON 6902 operation needs 'path'")?,
+            )?;
             let from = match m.get("from").and_then(Value::as_str) {
                 Some(f) => pointer(f)?,
                 None => Vec::new(),
             };
-            if !matches!(op.as_str(), "add" | "remove" | "replace" | "move" | "copy" | "test") {
+            if !matches!(
+                op.as_str(),
+                "add" | "remove" | "replace" | "move" | "copy" | "test"
+            ) {
                 return Err(format!("unexpected JSON 6902 operation {op:?}"));
             }
             if matches!(op.as_str(), "move" | "copy") && m.get("from").is_none() {
                 return Err(format!("JSON 6902 operation {op:?} needs 'from'"));
             }
-            Ok(Op { op, path, from, value: m.get("value").cloned() })
+            Ok(Op {
+                op,
+                path,
+                from,
+                value: m.get("value").cloned(),
+            })
         })
         .collect()
 }
@@ -39,8 +59,13 @@ fn pointer(p: &str) -> Result<Vec<String>, String> {
     if p.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = p.strip_prefix('/').ok_or_else(|| format!("JSON pointer {p:?} must start with '/'"))?;
-    Ok(rest.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect())
+    let rest = p
+        .strip_prefix('/')
+        .ok_or_else(|| format!("JSON pointer {p:?} must start with '/'"))?;
+    Ok(rest
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect())
 }
 
 fn show(path: &[String]) -> String {
@@ -77,7 +102,12 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
         return Ok(());
     }
     let last = &path[path.len() - 1];
-    let parent = parent_mut(doc, path).ok_or_else(|| format!("add operation does not apply: doc is missing path: {}", show(path)))?;
+    let parent = parent_mut(doc, path).ok_or_else(|| {
+        format!(
+            "add operation does not apply: doc is missing path: {}",
+            show(path)
+        )
+    })?;
     match parent {
         Value::Map(m) => {
             m.insert(last.clone(), value);
@@ -88,19 +118,32 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
                 s.push(value);
                 return Ok(());
             }
-            let i: usize = last.parse().map_err(|_| format!("add operation: invalid index {last:?} at {}", show(path)))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("add operation: invalid index {last:?} at {}", show(path)))?;
             if i > s.len() {
-                return Err(format!("add operation: index out of bounds at {}", show(path)));
+                return Err(format!(
+                    "add operation: index out of bounds at {}",
+                    show(path)
+                ));
             }
             s.insert(i, value);
             Ok(())
         }
-        _ => Err(format!("add operation does not apply: doc is missing path: {}", show(path))),
+        _ => Err(format!(
+            "add operation does not apply: doc is missing path: {}",
+            show(path)
+        )),
     }
 }
 
 fn remove(doc: &mut Value, path: &[String]) -> Result<Value, String> {
-    let missing = || format!("remove operation does not apply: doc is missing path: {}", show(path));
+    let missing = || {
+        format!(
+            "remove operation does not apply: doc is missing path: {}",
+            show(path)
+        )
+    };
     if path.is_empty() {
         return Err(missing());
     }
@@ -128,7 +171,10 @@ pub fn apply(doc: &mut Value, ops: &[Op]) -> Result<(), String> {
             }
             "replace" => {
                 if get(doc, &op.path).is_none() {
-                    return Err(format!("replace operation does not apply: doc is missing key: {}", show(&op.path)));
+                    return Err(format!(
+                        "replace operation does not apply: doc is missing key: {}",
+                        show(&op.path)
+                    ));
                 }
                 let v = op.value.clone().unwrap_or(Value::Null);
                 if op.path.is_empty() {
@@ -138,28 +184,45 @@ pub fn apply(doc: &mut Value, ops: &[Op]) -> Result<(), String> {
                     match parent_mut(doc, &op.path) {
                         Some(Value::Map(m)) => m.insert(last.clone(), v),
                         Some(Value::Seq(s)) => {
-                            let i: usize = last.parse().map_err(|_| "replace operation: invalid index".to_string())?;
+                            let i: usize = last
+                                .parse()
+                                .map_err(|_| "replace operation: invalid index".to_string())?;
                             s[i] = v;
                         }
-                        _ => return Err(format!("replace operation does not apply: doc is missing key: {}", show(&op.path))),
+                        _ => {
+                            return Err(format!(
+                                "replace operation does not apply: doc is missing key: {}",
+                                show(&op.path)
+                            ));
+                        }
                     }
                 }
             }
             "move" => {
-                let v = remove(doc, &op.from)
-                    .map_err(|_| format!("move operation does not apply: doc is missing from path: {}", show(&op.from)))?;
+                let v = remove(doc, &op.from).map_err(|_| {
+                    format!(
+                        "move operation does not apply: doc is missing from path: {}",
+                        show(&op.from)
+                    )
+                })?;
                 add(doc, &op.path, v)?;
             }
             "copy" => {
-                let v = get(doc, &op.from)
-                    .cloned()
-                    .ok_or_else(|| format!("copy operation does not apply: doc is missing from path: {}", show(&op.from)))?;
+                let v = get(doc, &op.from).cloned().ok_or_else(|| {
+                    format!(
+                        "copy operation does not apply: doc is missing from path: {}",
+                        show(&op.from)
+                    )
+                })?;
                 add(doc, &op.path, v)?;
             }
             "test" => {
                 let want = op.value.clone().unwrap_or(Value::Null);
                 if get(doc, &op.path) != Some(&want) {
-                    return Err(format!("testing value {} failed: test failed", show(&op.path)));
+                    return Err(format!(
+                        "testing value {} failed: test failed",
+                        show(&op.path)
+                    ));
                 }
             }
             _ => unreachable!("checked in parse_ops"),

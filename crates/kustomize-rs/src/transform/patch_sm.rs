@@ -29,7 +29,15 @@ pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk) -> Patched {
     }
     let builtin = is_builtin_group(&gvk.group);
     let mut path = Vec::new();
-    merge_value(target, patch, &Ctx { kind: &gvk.kind, builtin }, &mut path);
+    merge_value(
+        target,
+        patch,
+        &Ctx {
+            kind: &gvk.kind,
+            builtin,
+        },
+        &mut path,
+    );
     Patched::Kept
 }
 
@@ -41,16 +49,30 @@ struct Ctx<'a> {
 fn is_builtin_group(g: &str) -> bool {
     matches!(
         g,
-        "" | "apps" | "batch" | "extensions" | "policy" | "autoscaling" | "networking.k8s.io" | "rbac.authorization.k8s.io"
-            | "storage.k8s.io" | "scheduling.k8s.io" | "admissionregistration.k8s.io" | "apiextensions.k8s.io"
-            | "apiregistration.k8s.io" | "coordination.k8s.io" | "discovery.k8s.io" | "node.k8s.io"
-            | "certificates.k8s.io" | "events.k8s.io" | "flowcontrol.apiserver.k8s.io"
+        "" | "apps"
+            | "batch"
+            | "extensions"
+            | "policy"
+            | "autoscaling"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "scheduling.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "node.k8s.io"
+            | "certificates.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
     )
 }
 
 /// How a list field merges: by a key, as a set of scalars, or not at all (replace).
 enum ListKind {
-    Keyed(&'static str),
+    Keyed(&'static [&'static str]),
     Replace,
 }
 
@@ -60,38 +82,42 @@ fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
     }
     let parent = path.last().map(String::as_str).unwrap_or("");
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed("name"),
-        "env" => ListKind::Keyed("name"),
+        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed(&["name"]),
+        "env" => ListKind::Keyed(&["name"]),
         "ports" => {
-            if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") {
-                ListKind::Keyed("containerPort")
+            if matches!(
+                parent,
+                "containers" | "initContainers" | "ephemeralContainers"
+            ) {
+                ListKind::Keyed(&["containerPort", "protocol"])
             } else if ctx.kind == "Service" && parent == "spec" {
-                ListKind::Keyed("port")
+                ListKind::Keyed(&["port", "protocol"])
             } else {
                 ListKind::Replace
             }
         }
-        "volumes" => ListKind::Keyed("name"),
-        "volumeMounts" => ListKind::Keyed("mountPath"),
-        "volumeDevices" => ListKind::Keyed("devicePath"),
-        "imagePullSecrets" => ListKind::Keyed("name"),
-        "hostAliases" => ListKind::Keyed("ip"),
-        "topologySpreadConstraints" => ListKind::Keyed("topologyKey"),
-        "ownerReferences" => ListKind::Keyed("uid"),
-        "resourceClaims" | "schedulingGates" => ListKind::Keyed("name"),
-        "conditions" => ListKind::Keyed("type"),
-        "taints" if ctx.kind == "Node" => ListKind::Keyed("key"),
+        "volumes" => ListKind::Keyed(&["name"]),
+        "volumeMounts" => ListKind::Keyed(&["mountPath"]),
+        "volumeDevices" => ListKind::Keyed(&["devicePath"]),
+        "imagePullSecrets" => ListKind::Keyed(&["name"]),
+        "hostAliases" => ListKind::Keyed(&["ip"]),
+        "topologySpreadConstraints" => ListKind::Keyed(&["topologyKey"]),
+        "ownerReferences" => ListKind::Keyed(&["uid"]),
+        "resourceClaims" | "schedulingGates" => ListKind::Keyed(&["name"]),
+        "conditions" => ListKind::Keyed(&["type"]),
+        "taints" if ctx.kind == "Node" => ListKind::Keyed(&["key"]),
         _ => ListKind::Replace,
     }
 }
 
-/// Strips `$patch` and other directives from a patch value used as new content.
+/// A patch value used as new content (merged into nothing): null fields (which mean "clear")
+/// are dropped, `$patch` keys are not kept, and list elements marked `$patch: delete` vanish.
 pub fn clean(v: &Value) -> Value {
     match v {
         Value::Map(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {
-                if k.starts_with('$') {
+                if k == "$patch" || matches!(x, Value::Null) {
                     continue;
                 }
                 out.0.push((k.clone(), clean(x)));
@@ -118,7 +144,9 @@ fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx, path: &mut Vec<Stri
 
 fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
     for (k, pv) in p.iter() {
-        if k.starts_with('$') {
+        // Only `$patch` is a directive to kyaml; `$setElementOrder/…`, `$retainKeys` and the
+        // like are copied as ordinary fields, as kustomize does.
+        if k == "$patch" {
             continue;
         }
         if matches!(pv, Value::Null) {
@@ -159,23 +187,74 @@ fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
     }
 }
 
-fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, path: &mut Vec<String>) -> Vec<Value> {
+fn merge_list(
+    target: Vec<Value>,
+    patch: &[Value],
+    kind: ListKind,
+    ctx: &Ctx,
+    path: &mut Vec<String>,
+) -> Vec<Value> {
     // `- $patch: replace` as an element replaces the whole list.
     let replace_all = patch.iter().any(|e| {
-        e.as_map().is_some_and(|m| m.len() == 1 && m.get("$patch").and_then(Value::as_str) == Some("replace"))
+        e.as_map().is_some_and(|m| {
+            m.len() == 1 && m.get("$patch").and_then(Value::as_str) == Some("replace")
+        })
     });
-    let items: Vec<&Value> =
-        patch.iter().filter(|e| !e.as_map().is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))).collect();
+    let items: Vec<&Value> = patch
+        .iter()
+        .filter(|e| {
+            !e.as_map()
+                .is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))
+        })
+        .collect();
     let key = match kind {
         ListKind::Keyed(k) if !replace_all => k,
         _ => return items.into_iter().map(clean).collect(),
     };
-    let key_of = |v: &Value| v.get(key).and_then(Value::scalar_text);
+    // Elements match when every key field is equal (a missing field reads as empty); an
+    // element with none of the key fields matches nothing.
+    let key_of = |v: &Value| -> Option<Vec<String>> {
+        let vals: Vec<Option<String>> = key
+            .iter()
+            .map(|k| v.get(k).and_then(Value::scalar_text))
+            .collect();
+        if vals.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(vals.into_iter().map(Option::unwrap_or_default).collect())
+    };
+    // With two merge keys (ports: containerPort + protocol), kyaml keeps the target's order
+    // (merging in place, new elements first) as soon as any element gives both keys; with one
+    // effective key it puts the patch's elements first. Observed against kubectl.
+    let full_tuple = |v: &Value| key_of(v).is_some_and(|k| k.iter().all(|x| !x.is_empty()));
+    let in_place =
+        key.len() > 1 && (target.iter().any(full_tuple) || items.iter().any(|e| full_tuple(e)));
     let mut target: Vec<Option<Value>> = target.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(target.len() + items.len());
     for e in items {
         let ek = key_of(e);
-        let pos = ek.as_ref().and_then(|k| target.iter().position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k))));
+        let pos = ek.as_ref().and_then(|k| {
+            target
+                .iter()
+                .position(|t| t.as_ref().is_some_and(|t| key_of(t).as_ref() == Some(k)))
+        });
+        // kyaml quirk with two merge keys: a patch element that names the same primary key as
+        // a target element, where only one of the two gives the secondary key, is lost; the
+        // target element stays as it was.
+        if pos.is_none() && key.len() > 1 {
+            if let Some(pk) = ek.as_ref() {
+                let half_match = target.iter().flatten().filter_map(&key_of).any(|tk| {
+                    tk[0] == pk[0]
+                        && tk[1..]
+                            .iter()
+                            .zip(&pk[1..])
+                            .any(|(a, b)| a.is_empty() != b.is_empty())
+                });
+                if half_match {
+                    continue;
+                }
+            }
+        }
         let directive = e.get("$patch").and_then(Value::as_str);
         match (pos, directive) {
             (Some(i), Some("delete")) => {
@@ -183,13 +262,23 @@ fn merge_list(target: Vec<Value>, patch: &[Value], kind: ListKind, ctx: &Ctx, pa
             }
             (None, Some("delete")) => {}
             (Some(i), Some("replace")) => {
-                target[i] = None;
-                out.push(clean(e));
+                if in_place {
+                    target[i] = Some(clean(e));
+                } else {
+                    target[i] = None;
+                    out.push(clean(e));
+                }
             }
             (Some(i), _) => {
-                let mut t = target[i].take().expect("position found above");
-                merge_value(&mut t, e, ctx, path);
-                out.push(t);
+                if in_place {
+                    if let Some(t) = target[i].as_mut() {
+                        merge_value(t, e, ctx, path);
+                    }
+                } else {
+                    let mut t = target[i].take().expect("position found above");
+                    merge_value(&mut t, e, ctx, path);
+                    out.push(t);
+                }
             }
             (None, _) => out.push(clean(e)),
         }

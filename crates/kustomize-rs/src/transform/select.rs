@@ -21,7 +21,9 @@ fn anchored(p: &str) -> Result<Option<Regex>, String> {
     if p.is_empty() {
         return Ok(None);
     }
-    Regex::new(&format!("^(?:{p})$")).map(Some).map_err(|e| format!("invalid target pattern {p:?}: {e}"))
+    Regex::new(&format!("^(?:{p})$"))
+        .map(Some)
+        .map_err(|e| format!("invalid target pattern {p:?}: {e}"))
 }
 
 fn is_match(r: &Option<Regex>, s: &str) -> bool {
@@ -46,7 +48,9 @@ impl Target {
     pub fn selects(&self, r: &Resource) -> bool {
         let cur = r.cur_id();
         let org = &r.org_id;
-        if !is_match(&self.namespace, org.effective_namespace()) && !is_match(&self.namespace, cur.effective_namespace()) {
+        if !is_match(&self.namespace, org.effective_namespace())
+            && !is_match(&self.namespace, cur.effective_namespace())
+        {
             return false;
         }
         if !is_match(&self.name, &org.name) && !is_match(&self.name, &cur.name) {
@@ -58,6 +62,11 @@ impl Target {
         {
             return false;
         }
+        self.selects_metadata(r)
+    }
+
+    /// Whether `r`'s labels and annotations satisfy the selectors.
+    pub fn selects_metadata(&self, r: &Resource) -> bool {
         if !self.labels.is_empty() {
             let l = r.labels();
             if !self.labels.iter().all(|q| q.matches(&l)) {
@@ -85,7 +94,12 @@ enum Requirement {
 
 impl Requirement {
     fn matches(&self, pairs: &[(String, String)]) -> bool {
-        let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.as_str())
+        };
         match self {
             Requirement::Eq(k, v) => get(k) == Some(v.as_str()),
             Requirement::NotEq(k, v) => get(k) != Some(v.as_str()),
@@ -134,7 +148,11 @@ fn parse_selector(s: &str) -> Result<Vec<Requirement>, String> {
                 .strip_prefix('(')
                 .and_then(|r| r.strip_suffix(')'))
                 .ok_or_else(|| format!("invalid selector {s:?}"))?;
-            Ok(inner.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            Ok(inner
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect())
         };
         if let Some(k) = p.strip_prefix('!') {
             out.push(Requirement::NotExists(k.trim().to_string()));

@@ -28,39 +28,75 @@ const ORDER_FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
 
-fn rank(kind: &str) -> i64 {
-    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
-        return i as i64 - ORDER_FIRST.len() as i64;
+fn rank(kind: &str, first: &[String], last: &[String]) -> i64 {
+    if let Some(i) = first.iter().position(|k| *k == kind) {
+        return i as i64 - first.len() as i64;
     }
-    if let Some(i) = ORDER_LAST.iter().position(|k| *k == kind) {
+    if let Some(i) = last.iter().position(|k| *k == kind) {
         return 1 + i as i64;
     }
     0
 }
 
+/// The built-in legacy order: kinds that go first, kinds that go last.
+pub fn default_order() -> (Vec<String>, Vec<String>) {
+    (
+        ORDER_FIRST.iter().map(|s| s.to_string()).collect(),
+        ORDER_LAST.iter().map(|s| s.to_string()).collect(),
+    )
+}
+
 fn gvk_string(id: &ResId) -> String {
-    let g = if id.gvk.group.is_empty() { "~G" } else { &id.gvk.group };
-    let v = if id.gvk.version.is_empty() { "~V" } else { &id.gvk.version };
-    let k = if id.gvk.kind.is_empty() { "~K" } else { &id.gvk.kind };
+    let g = if id.gvk.group.is_empty() {
+        "~G"
+    } else {
+        &id.gvk.group
+    };
+    let v = if id.gvk.version.is_empty() {
+        "~V"
+    } else {
+        &id.gvk.version
+    };
+    let k = if id.gvk.kind.is_empty() {
+        "~K"
+    } else {
+        &id.gvk.kind
+    };
     format!("{g}_{v}_{k}")
 }
 
 fn id_string(id: &ResId) -> String {
-    let g = if id.gvk.group.is_empty() { "[noGrp]" } else { &id.gvk.group };
-    let ns = if id.namespace.is_empty() { "~X" } else { &id.namespace };
+    let g = if id.gvk.group.is_empty() {
+        "[noGrp]"
+    } else {
+        &id.gvk.group
+    };
+    let ns = if id.namespace.is_empty() {
+        "~X"
+    } else {
+        &id.namespace
+    };
     let name = if id.name.is_empty() { "~N" } else { &id.name };
     format!("{}.{}.{}|{}|{}", id.gvk.kind, id.gvk.version, g, ns, name)
 }
 
 /// Sorts resources in place into kustomize's legacy order.
-pub fn legacy(list: &mut Vec<Resource>) {
+pub fn legacy(list: &mut Vec<Resource>, first: &[String], last: &[String]) {
     let mut keyed: Vec<(i64, String, String, Resource)> = list
         .drain(..)
         .map(|r| {
             let id = r.cur_id();
-            (rank(&id.gvk.kind), gvk_string(&id), id_string(&id), r)
+            (
+                rank(&id.gvk.kind, first, last),
+                gvk_string(&id),
+                id_string(&id),
+                r,
+            )
         })
         .collect();
     keyed.sort_by(|a, b| match a.0.cmp(&b.0) {

@@ -76,6 +76,20 @@ impl Emitter<'_> {
             if !(i == 0 && self.column == indent && indent > 0) {
                 self.line_at(indent);
             }
+            if k.len() > 128 || k.chars().any(is_break) {
+                // libyaml writes keys it cannot emit as simple keys in the explicit form; a
+                // collection value then starts on the `: ` line.
+                self.put_str("? ");
+                self.string(k, indent + 2, false);
+                self.line_at(indent);
+                self.put_str(": ");
+                match v {
+                    Value::Map(inner) if !inner.is_empty() => self.map(inner, indent + 2),
+                    Value::Seq(items) if !items.is_empty() => self.seq(items, indent + 2),
+                    other => self.inline_value(other, indent + 2),
+                }
+                continue;
+            }
             self.key(k);
             self.put(':');
             match v {
@@ -171,7 +185,11 @@ impl Emitter<'_> {
         while i < chars.len() {
             let c = chars[i];
             if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && chars.get(i + 1) != Some(&' ')
+                {
                     self.newline();
                     self.indent_to(indent);
                 } else {
@@ -277,7 +295,12 @@ impl Emitter<'_> {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && byte_pos > 0 && byte_pos < byte_len - 1 {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && byte_pos > 0
+                    && byte_pos < byte_len - 1
+                {
                     self.newline();
                     self.indent_to(indent);
                     if chars.get(i + 1) == Some(&' ') {
@@ -309,9 +332,8 @@ impl Emitter<'_> {
             None => Some('-'),
             Some(c) if c != '\n' => Some('-'),
             Some(_) => {
-                if s.chars().count() == 1 {
-                    Some('+')
-                } else if rev.next() == Some('\n') {
+                // A lone newline, or two at the end: keep them all.
+                if s.chars().count() == 1 || rev.next() == Some('\n') {
                     Some('+')
                 } else {
                     None
@@ -355,7 +377,10 @@ struct Analysis {
 
 fn is_printable(c: char) -> bool {
     let v = c as u32;
-    v == 0x0A || (0x20..=0x7E).contains(&v) || (0xA0..=0xD7FF).contains(&v) || ((0xE000..=0xFFFD).contains(&v) && v != 0xFEFF)
+    v == 0x0A
+        || (0x20..=0x7E).contains(&v)
+        || (0xA0..=0xD7FF).contains(&v)
+        || ((0xE000..=0xFFFD).contains(&v) && v != 0xFEFF)
 }
 
 fn is_break(c: char) -> bool {
@@ -369,7 +394,12 @@ fn is_blank(c: char) -> bool {
 /// libyaml's `yaml_emitter_analyze_scalar` (block context only).
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis { multiline: false, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: false };
+        return Analysis {
+            multiline: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
     }
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let mut line_breaks = false;
@@ -390,33 +420,16 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_ws = i + 1 >= n || is_blank(chars[i + 1]);
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
-                    block_indicators = true
-                }
-                '?' | ':' => {
-                    if followed_by_ws {
-                        block_indicators = true
-                    }
-                }
-                '-' => {
-                    if followed_by_ws {
-                        block_indicators = true
-                    }
-                }
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
+                '?' | ':' if followed_by_ws => block_indicators = true,
+                '-' if followed_by_ws => block_indicators = true,
                 _ => {}
             }
         } else {
             match c {
-                ':' => {
-                    if followed_by_ws {
-                        block_indicators = true
-                    }
-                }
-                '#' => {
-                    if preceded_by_ws {
-                        block_indicators = true
-                    }
-                }
+                ':' if followed_by_ws => block_indicators = true,
+                '#' if preceded_by_ws => block_indicators = true,
                 _ => {}
             }
         }
@@ -454,7 +467,12 @@ fn analyze(s: &str) -> Analysis {
         }
         preceded_by_ws = is_blank(c) || is_break(c);
     }
-    let mut a = Analysis { multiline: line_breaks, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: true };
+    let mut a = Analysis {
+        multiline: line_breaks,
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.block_plain_allowed = false;
     }
@@ -500,7 +518,11 @@ pub fn key_cmp(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
-    if key_less(a, b) { Ordering::Less } else { Ordering::Greater }
+    if key_less(a, b) {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    }
 }
 
 fn key_less(a: &str, b: &str) -> bool {
@@ -557,7 +579,7 @@ fn key_less(a: &str, b: &str) -> bool {
 /// Go `encoding/json`'s text for a float64.
 pub fn json_float(f: f64) -> String {
     let abs = f.abs();
-    if abs != 0.0 && (abs < 1e-6 || abs >= 1e21) {
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         let (digits, exp) = shortest(f);
         let mut s = String::new();
         if f < 0.0 {
@@ -591,7 +613,7 @@ fn yaml_float(f: f64) -> String {
     // strconv.FormatFloat(f, 'g', -1, 64)
     let (digits, exp) = shortest(f);
     let neg = if f < 0.0 { "-" } else { "" };
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let mut s = format!("{neg}{}", &digits[..1]);
         if digits.len() > 1 {
             s.push('.');
@@ -625,7 +647,11 @@ fn format_f(f: f64) -> String {
     let s = if exp >= n - 1 {
         format!("{digits}{}", "0".repeat((exp - (n - 1)) as usize))
     } else if exp >= 0 {
-        format!("{}.{}", &digits[..(exp + 1) as usize], &digits[(exp + 1) as usize..])
+        format!(
+            "{}.{}",
+            &digits[..(exp + 1) as usize],
+            &digits[(exp + 1) as usize..]
+        )
     } else {
         format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
     };
@@ -640,7 +666,10 @@ mod tests {
     fn keys_sort_like_go_yaml_v2() {
         let mut keys = vec!["aB", "a_b", "a.b", "a-b", "a", "B", "Ab", "9", "1a", "-x"];
         keys.sort_by(|a, b| key_cmp(a, b));
-        assert_eq!(keys, vec!["-x", "1a", "9", "Ab", "B", "a", "a-b", "a.b", "a_b", "aB"]);
+        assert_eq!(
+            keys,
+            vec!["-x", "1a", "9", "Ab", "B", "a", "a-b", "a.b", "a_b", "aB"]
+        );
         let mut keys = vec!["a10", "a9", "B", "_u"];
         keys.sort_by(|a, b| key_cmp(a, b));
         assert_eq!(keys, vec!["_u", "B", "a9", "a10"]);

@@ -7,5 +7,5 @@ pub mod resolve;
 pub mod value;
 
 pub use emit::{emit_document, to_yaml};
-pub use parse::{parse_documents, parse_documents_with, Document, SyntaxError, Typing};
+pub use parse::{Document, SyntaxError, Typing, parse_documents, parse_documents_with};
 pub use value::{Map, Value};

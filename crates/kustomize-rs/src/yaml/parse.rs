@@ -1,6 +1,5 @@
 //! YAML text → [`Value`] documents, on `saphyr-parser` events.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
@@ -24,6 +23,8 @@ pub struct Document {
     pub value: Value,
     /// Line of each top-level key (when the document is a mapping).
     pub key_lines: Vec<(String, usize)>,
+    /// For top-level keys holding a sequence, the line of each item.
+    pub item_lines: Vec<(String, Vec<usize>)>,
     /// Line where the document starts.
     pub line: usize,
 }
@@ -47,7 +48,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
 
 /// Parses every document in `text`.
 pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>, SyntaxError> {
-    let mut p = Loader { parser: Parser::new_from_str(text), anchors: HashMap::new(), typing };
+    let mut p = Loader {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        typing,
+    };
     let mut docs = Vec::new();
     loop {
         let (ev, span) = p.next()?;
@@ -58,25 +63,48 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
                 let (ev, span) = p.next()?;
                 let line = span.start.line();
                 let mut key_lines = Vec::new();
+                let mut item_lines = Vec::new();
                 let value = if let Event::DocumentEnd = ev {
-                    docs.push(Document { value: Value::Null, key_lines, line });
+                    docs.push(Document {
+                        value: Value::Null,
+                        key_lines,
+                        item_lines,
+                        line,
+                    });
                     continue;
                 } else {
-                    p.node(ev, span, Some(&mut key_lines))?
+                    p.node(ev, span, Some((&mut key_lines, &mut item_lines)), None)?
                 };
                 let (end, _) = p.next()?;
                 if !matches!(end, Event::DocumentEnd) {
-                    return Err(SyntaxError { line, message: "expected end of document".into() });
+                    return Err(SyntaxError {
+                        line,
+                        message: "expected end of document".into(),
+                    });
                 }
-                docs.push(Document { value, key_lines, line });
+                docs.push(Document {
+                    value,
+                    key_lines,
+                    item_lines,
+                    line,
+                });
             }
             _ => {
-                return Err(SyntaxError { line: span.start.line(), message: "unexpected event".into() });
+                return Err(SyntaxError {
+                    line: span.start.line(),
+                    message: "unexpected event".into(),
+                });
             }
         }
     }
     Ok(docs)
 }
+
+/// Where the top-level mapping records its key lines and list item lines.
+type TopLines<'t> = (
+    &'t mut Vec<(String, usize)>,
+    &'t mut Vec<(String, Vec<usize>)>,
+);
 
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
@@ -88,8 +116,14 @@ impl<'a> Loader<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), SyntaxError> {
         match self.parser.next_event() {
             Some(Ok(pair)) => Ok(pair),
-            Some(Err(e)) => Err(SyntaxError { line: e.marker().line(), message: e.info().to_string() }),
-            None => Err(SyntaxError { line: 0, message: "unexpected end of input".into() }),
+            Some(Err(e)) => Err(SyntaxError {
+                line: e.marker().line(),
+                message: e.info().to_string(),
+            }),
+            None => Err(SyntaxError {
+                line: 0,
+                message: "unexpected end of input".into(),
+            }),
         }
     }
 
@@ -97,7 +131,8 @@ impl<'a> Loader<'a> {
         &mut self,
         ev: Event<'a>,
         span: Span,
-        mut key_lines: Option<&mut Vec<(String, usize)>>,
+        mut top: Option<TopLines<'_>>,
+        mut item_lines: Option<&mut Vec<usize>>,
     ) -> Result<Value, SyntaxError> {
         let line = span.start.line();
         match ev {
@@ -108,11 +143,10 @@ impl<'a> Loader<'a> {
                 }
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| SyntaxError { line, message: "unknown anchor".into() }),
+            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                line,
+                message: "unknown anchor".into(),
+            }),
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
@@ -120,7 +154,10 @@ impl<'a> Loader<'a> {
                     if let Event::SequenceEnd = ev {
                         break;
                     }
-                    items.push(self.node(ev, sp, None)?);
+                    if let Some(il) = item_lines.as_deref_mut() {
+                        il.push(sp.start.line());
+                    }
+                    items.push(self.node(ev, sp, None, None)?);
                 }
                 let v = Value::Seq(items);
                 if anchor > 0 {
@@ -136,24 +173,31 @@ impl<'a> Loader<'a> {
                         break;
                     }
                     let key_line = sp.start.line();
-                    let k = self.node(ev, sp, None)?;
+                    let k = self.node(ev, sp, None, None)?;
                     let key = match k {
                         Value::Str(s) => s,
                         Value::Null => "null".to_string(),
                         other => match other.scalar_text() {
                             Some(t) => t,
                             None => {
-                                return Err(SyntaxError { line: key_line, message: "mapping key is not a scalar".into() });
+                                return Err(SyntaxError {
+                                    line: key_line,
+                                    message: "mapping key is not a scalar".into(),
+                                });
                             }
                         },
                     };
                     let (ev, sp) = self.next()?;
-                    let v = self.node(ev, sp, None)?;
+                    let mut lines = Vec::new();
+                    let v = self.node(ev, sp, None, top.is_some().then_some(&mut lines))?;
                     if key == "<<" {
                         // Merge key: earlier explicit keys win.
                         let sources = match v {
                             Value::Map(m) => vec![m],
-                            Value::Seq(s) => s.into_iter().filter_map(|x| if let Value::Map(m) = x { Some(m) } else { None }).collect(),
+                            Value::Seq(s) => s
+                                .into_iter()
+                                .filter_map(|x| if let Value::Map(m) = x { Some(m) } else { None })
+                                .collect(),
                             _ => Vec::new(),
                         };
                         for m in sources {
@@ -166,10 +210,16 @@ impl<'a> Loader<'a> {
                         continue;
                     }
                     if map.contains_key(&key) {
-                        return Err(SyntaxError { line: key_line, message: format!("mapping key {key:?} already defined") });
+                        return Err(SyntaxError {
+                            line: key_line,
+                            message: format!("mapping key {key:?} already defined"),
+                        });
                     }
-                    if let Some(kl) = key_lines.as_deref_mut() {
+                    if let Some((kl, il)) = top.as_mut() {
                         kl.push((key.clone(), key_line));
+                        if !lines.is_empty() {
+                            il.push((key.clone(), lines));
+                        }
                     }
                     map.0.push((key, v));
                 }
@@ -179,12 +229,21 @@ impl<'a> Loader<'a> {
                 }
                 Ok(v)
             }
-            _ => Err(SyntaxError { line, message: "unexpected event".into() }),
+            _ => Err(SyntaxError {
+                line,
+                message: "unexpected event".into(),
+            }),
         }
     }
 }
 
-fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usize, typing: Typing) -> Result<Value, SyntaxError> {
+fn scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    line: usize,
+    typing: Typing,
+) -> Result<Value, SyntaxError> {
     if let Some(tag) = tag {
         if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
             return Ok(match tag.suffix.as_str() {
@@ -192,7 +251,10 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usiz
                 "int" | "float" | "bool" | "null" => {
                     let v = resolve_plain_v3(text);
                     if matches!(v, Value::Str(_)) && tag.suffix != "str" {
-                        return Err(SyntaxError { line, message: format!("cannot decode {text:?} as !!{}", tag.suffix) });
+                        return Err(SyntaxError {
+                            line,
+                            message: format!("cannot decode {text:?} as !!{}", tag.suffix),
+                        });
                     }
                     v
                 }
@@ -204,7 +266,7 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usiz
     Ok(match style {
         ScalarStyle::Plain => match typing {
             Typing::V3 => resolve_plain_v3(text),
-            Typing::V2 => match text.as_ref() {
+            Typing::V2 => match text {
                 "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
                 "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Value::Bool(false),
                 t => match resolve_plain_v3(t) {
@@ -213,7 +275,7 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, line: usiz
                     v => v,
                 },
             },
-            Typing::Raw => match text.as_ref() {
+            Typing::Raw => match text {
                 "" | "~" | "null" | "Null" | "NULL" => Value::Null,
                 t => Value::Str(t.to_string()),
             },

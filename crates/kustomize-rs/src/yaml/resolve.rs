@@ -37,8 +37,11 @@ pub fn resolve_plain_v3(s: &str) -> Value {
                 return Value::Int(i);
             }
             if yaml_style_float(&plain) {
+                // Go's ParseFloat refuses values out of range (they stay strings).
                 if let Ok(f) = plain.parse::<f64>() {
-                    return Value::Float(f);
+                    if f.is_finite() {
+                        return Value::Float(f);
+                    }
                 }
             }
             if let Some(rest) = plain.strip_prefix("0b") {
@@ -59,7 +62,18 @@ pub fn resolve_plain_v3(s: &str) -> Value {
 fn is_special_float(s: &str) -> bool {
     matches!(
         s,
-        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        ".nan"
+            | ".NaN"
+            | ".NAN"
+            | ".inf"
+            | ".Inf"
+            | ".INF"
+            | "+.inf"
+            | "+.Inf"
+            | "+.INF"
+            | "-.inf"
+            | "-.Inf"
+            | "-.INF"
     )
 }
 
@@ -72,33 +86,71 @@ pub fn v2_resolves_non_string(s: &str) -> bool {
     let first = s.as_bytes()[0];
     let hinted = matches!(
         first,
-        b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O' | b'~' | b'.' | b'+' | b'-' | b'0'..=b'9'
+        b'y' | b'Y'
+            | b'n'
+            | b'N'
+            | b't'
+            | b'T'
+            | b'f'
+            | b'F'
+            | b'o'
+            | b'O'
+            | b'~'
+            | b'.'
+            | b'+'
+            | b'-'
+            | b'0'..=b'9'
     );
     if hinted {
         if matches!(
             s,
-            "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "n" | "N" | "no"
-                | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" | "~" | "null" | "Null"
+            "y" | "Y"
+                | "yes"
+                | "Yes"
+                | "YES"
+                | "true"
+                | "True"
+                | "TRUE"
+                | "on"
+                | "On"
+                | "ON"
+                | "n"
+                | "N"
+                | "no"
+                | "No"
+                | "NO"
+                | "false"
+                | "False"
+                | "FALSE"
+                | "off"
+                | "Off"
+                | "OFF"
+                | "~"
+                | "null"
+                | "Null"
                 | "NULL"
         ) || is_special_float(s)
         {
             return true;
         }
         match first {
-            b'.' => {
-                if parse_dot_float(s).is_some() {
-                    return true;
-                }
+            b'.' if parse_dot_float(s).is_some() => {
+                return true;
             }
             b'+' | b'-' | b'0'..=b'9' => {
                 if parse_timestamp(s).is_some() {
                     return true;
                 }
                 let plain: String = s.chars().filter(|c| *c != '_').collect();
-                if go_parse_int(&plain).is_some() || yaml_style_float(&plain) {
+                if go_parse_int(&plain).is_some()
+                    || (yaml_style_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite))
+                {
                     return true;
                 }
-                if let Some(rest) = plain.strip_prefix("0b").or_else(|| plain.strip_prefix("-0b")) {
+                if let Some(rest) = plain
+                    .strip_prefix("0b")
+                    .or_else(|| plain.strip_prefix("-0b"))
+                {
                     if !rest.is_empty() && rest.bytes().all(|b| b == b'0' || b == b'1') {
                         return true;
                     }
@@ -152,7 +204,21 @@ fn is_base60_float(s: &str) -> bool {
 }
 
 fn parse_dot_float(s: &str) -> Option<f64> {
-    // Go's ParseFloat on something starting with '.': `.5`, `.5e3`.
+    // Go's ParseFloat on something starting with '.': `.5`, `.5e3`, and Go literal syntax
+    // allows `_` between digits (`.1_0`).
+    if s.contains('_') {
+        let b = s.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, c)| {
+            *c != b'_'
+                || (i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !ok {
+            return None;
+        }
+        return parse_dot_float(&s.replace('_', ""));
+    }
     let b = s.as_bytes();
     let mut i = 1;
     let start = i;
@@ -178,7 +244,7 @@ fn parse_dot_float(s: &str) -> Option<f64> {
     if i != b.len() {
         return None;
     }
-    format!("0{s}").parse().ok()
+    format!("0{s}").parse().ok().filter(|f: &f64| f.is_finite())
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
@@ -238,17 +304,18 @@ pub fn go_parse_int(s: &str) -> Option<i128> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -351,12 +418,20 @@ pub fn parse_timestamp(s: &str) -> Option<String> {
             && rest[1..3].bytes().all(|c| c.is_ascii_digit())
             && rest[4..].bytes().all(|c| c.is_ascii_digit())
         {
-            if &rest[1..] == "00:00" { "Z".to_string() } else { rest.to_string() }
+            if &rest[1..] == "00:00" {
+                "Z".to_string()
+            } else {
+                rest.to_string()
+            }
         } else {
             return None;
         }
     };
-    let frac = if frac.is_empty() { String::new() } else { format!(".{frac}") };
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
     Some(format!("{date}T{hour:02}:{min:02}:{sec:02}{frac}{zone}"))
 }
 
@@ -385,16 +460,30 @@ mod tests {
         assert_eq!(resolve_plain_v3("08"), Value::Float(8.0));
         assert_eq!(resolve_plain_v3("yes"), Value::Str("yes".into()));
         assert_eq!(resolve_plain_v3("1_000"), Value::Int(1000));
-        assert_eq!(resolve_plain_v3("2024-01-01"), Value::Str("2024-01-01T00:00:00Z".into()));
+        assert_eq!(
+            resolve_plain_v3("2024-01-01"),
+            Value::Str("2024-01-01T00:00:00Z".into())
+        );
         assert_eq!(resolve_plain_v3("~"), Value::Null);
+        assert_eq!(resolve_plain_v3("1e310"), Value::Str("1e310".into()));
     }
 
     #[test]
     fn v2_quotes_yaml11_values() {
-        for s in ["y", "on", "1:20", "0123", "2024-01-01", "", "1e3", ".5", "-1"] {
+        for s in [
+            "y",
+            "on",
+            "1:20",
+            "0123",
+            "2024-01-01",
+            "",
+            "1e3",
+            ".5",
+            "-1",
+        ] {
             assert!(v2_resolves_non_string(s), "{s}");
         }
-        for s in ["<<", "abc", "1a", "-", "1.2.3", "v1"] {
+        for s in ["<<", "abc", "1a", "-", "1.2.3", "v1", "1e310"] {
             assert!(!v2_resolves_non_string(s), "{s}");
         }
     }

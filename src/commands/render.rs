@@ -43,25 +43,12 @@ pub fn render(ctx: &Context, dir: &Path) -> Result<kustomize::Rendered, Error> {
     })
 }
 
-/// One file per object: `<kind>-<name>.yaml` (`<namespace>-` first when namespaced), lowercase.
+/// One file per object, named as `kubectl kustomize DIR -o OUT` names them.
 pub fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
-    let mut seen = std::collections::BTreeSet::new();
-    for o in &rendered.objects {
-        let mut stem = if o.namespace.is_empty() {
-            format!("{}-{}", o.kind, o.name)
-        } else {
-            format!("{}-{}-{}", o.namespace, o.kind, o.name)
-        }
-        .to_lowercase()
-        .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'), "_");
-        // Same kind and name in two API groups: keep both.
-        if !seen.insert(stem.clone()) {
-            let group = o.api_version.split('/').next().unwrap_or("").replace('.', "_");
-            stem = format!("{stem}-{group}");
-            seen.insert(stem.clone());
-        }
-        let path = out.join(format!("{stem}.yaml"));
-        crate::atomic_write::write(&path, o.yaml.as_bytes()).map_err(|e| Error::io("write a rendered object", &path, e))?;
+    let files = rendered.files();
+    for (name, text) in &files {
+        let path = out.join(name);
+        crate::atomic_write::write(&path, text.as_bytes()).map_err(|e| Error::io("write a rendered object", &path, e))?;
     }
-    Ok(rendered.objects.len())
+    Ok(files.len())
 }

@@ -30,20 +30,24 @@ fn project_overlays_and_templates_render_byte_identical_to_kubectl() {
 }
 
 #[test]
-fn output_dir_gets_one_file_per_object() {
+fn output_dir_gets_the_files_kubectl_writes() {
     let root = repo_root();
     let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("staging");
-    let run = rel_in(&root, &["render", "--env", "staging", "-o", target.to_str().unwrap()]);
-    run.expect(0);
-    let stream = rel_in(&root, &["render", "--env", "staging"]).stdout();
-    let documents = stream.split("\n---\n").count();
-    let mut files: Vec<_> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    files.sort();
-    assert_eq!(files.len(), documents, "{files:?}");
-    assert!(files.contains(&"platform-staging-deployment-identity.yaml".to_owned()), "{files:?}");
-    let identity = std::fs::read_to_string(target.join("platform-staging-deployment-identity.yaml")).unwrap();
-    assert!(stream.contains(&identity));
+    let (ours, theirs) = (out.path().join("rel"), out.path().join("kubectl"));
+    rel_in(&root, &["render", "--env", "staging", "-o", ours.to_str().unwrap()]).expect(0);
+    std::fs::create_dir_all(&theirs).unwrap();
+    let status = Command::new("kubectl").arg("kustomize").arg(root.join("overlays/staging")).arg("-o").arg(&theirs).status().unwrap();
+    assert!(status.success());
+    let list = |d: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&ours), list(&theirs));
+    assert!(list(&ours).contains(&"apps_v1_deployment_identity.yaml".to_owned()));
+    for name in list(&theirs) {
+        assert_eq!(std::fs::read(ours.join(&name)).unwrap(), std::fs::read(theirs.join(&name)).unwrap(), "{name}");
+    }
 }
 
 #[test]

@@ -234,16 +234,19 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     assert!(other.stderr().contains(&format!("platform/worker:1.0.0` already points at {worker}; this build is sha256:")), "{}", other.stderr());
     assert_eq!(digest_of(&build_json(a.path()), "worker"), worker, "a refused push leaves build.json as it was");
 
-    // A second checkout at another path builds the same digests.
-    let b = checkout(&host);
-    rel_build(b.path(), &["build", "--tag", "1.0.0"], &[]).expect(0);
-    let build_b = build_json(b.path());
+    // A second checkout (a clone: the same commit) at another path builds the same digests.
+    let b = tempfile::tempdir().unwrap();
+    let status = Command::new("git").args(["clone", "-q"]).arg(a.path()).arg(b.path().join("ws")).status().unwrap();
+    assert!(status.success());
+    let b_ws = b.path().join("ws");
+    rel_build(&b_ws, &["build", "--tag", "1.0.0"], &[]).expect(0);
+    let build_b = build_json(&b_ws);
     for c in ["identity", "gateway", "worker"] {
         assert_eq!(digest_of(&build_b, c), digest_of(&build, c), "{c} differs between checkouts");
     }
     assert!(build_b["components"][0]["published"].as_str().unwrap().starts_with("oci-layout:"));
     // ...and that layout is readable by skopeo.
-    let layout_b = b.path().join("target/rel/oci/identity");
+    let layout_b = b_ws.join("target/rel/oci/identity");
     let inspect_b: serde_json::Value =
         serde_json::from_str(&tool("skopeo", &["inspect", &format!("oci:{}:1.0.0", layout_b.display())])).unwrap();
     assert_eq!(inspect_b["Digest"], identity.as_str());

@@ -86,22 +86,55 @@ pub fn component_images(lockfile: &Lockfile, config: &Config) -> Result<BTreeMap
         .collect()
 }
 
-/// The digests an overlay pins, by `images[].name` (entries without a digest are left out).
-pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, String>, Error> {
+/// The overlay's `images:` entries.
+fn entries_of(text: &str, file: &Path) -> Result<Vec<kustomize::kustomization::ImageSpec>, Error> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let k = kustomize::kustomization::parse(text, file, dir)
         .map_err(|e| Error::invalid(format!("cannot read the overlay's pins: {e}"), "fix the kustomization YAML"))?;
-    Ok(k.images.into_iter().filter(|(i, _)| !i.digest.is_empty()).map(|(i, _)| (i.name, i.digest)).collect())
+    Ok(k.images.into_iter().map(|(i, _)| i).collect())
+}
+
+/// The image an entry makes workloads run: its `newName` when set, else its `name`.
+fn effective(entry: &kustomize::kustomization::ImageSpec) -> &str {
+    if entry.new_name.is_empty() { &entry.name } else { &entry.new_name }
+}
+
+/// The digests an overlay pins, by the image the entry points at (`newName`, else `name`);
+/// entries without a digest are left out.
+pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, String>, Error> {
+    Ok(entries_of(text, file)?
+        .into_iter()
+        .filter(|i| !i.digest.is_empty())
+        .map(|i| (effective(&i).to_owned(), i.digest))
+        .collect())
+}
+
+/// The pin edit for one component: the entry that already points at the release's image; else
+/// the entry rel.toml names for the component (existing or appended), re-pointed with `newName`
+/// (a release built under another registry); else a new entry for the release's image.
+fn pin_for(entries: &[kustomize::kustomization::ImageSpec], image: &str, configured: Option<&str>, digest: &str) -> kustomize::Pin {
+    if let Some(e) = entries.iter().find(|e| effective(e) == image) {
+        return kustomize::Pin { name: e.name.clone(), new_name: None, digest: digest.to_owned() };
+    }
+    match configured.filter(|c| *c != image) {
+        // Workloads name the configured image: point that entry (existing or new) at the release's.
+        Some(configured) => kustomize::Pin { name: configured.to_owned(), new_name: Some(image.to_owned()), digest: digest.to_owned() },
+        None => kustomize::Pin { name: image.to_owned(), new_name: None, digest: digest.to_owned() },
+    }
 }
 
 /// Plan pinning `lockfile` into the overlay text `old_text` of `file` (pure: no I/O).
 pub fn plan_text(old_text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> Result<PinPlan, Error> {
     let images = component_images(lockfile, config)?;
     let before = pins_of(old_text, file)?;
+    let entries = entries_of(old_text, file)?;
     let pins: Vec<kustomize::Pin> = lockfile
         .components
         .iter()
-        .map(|(name, c)| kustomize::Pin { name: images[name].clone(), new_name: None, digest: c.digest.to_string() })
+        .map(|(name, c)| {
+            let configured = config.components.get(name).map(|k| k.image.to_string());
+            pin_for(&entries, &images[name], configured.as_deref(), &c.digest.to_string())
+        })
         .collect();
     let outcome = kustomize::pin(old_text, &pins).map_err(|e| {
         Error::invalid(

@@ -174,6 +174,15 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
                 Ok(r) if r.without_version() == expected.image => {
                     report.push(Check::pass(check_name, expected.image.to_string()))
                 }
+                Ok(r) if r.repository().rsplit('/').next() == expected.image.repository().rsplit('/').next() => report.push(Check::warn(
+                    check_name,
+                    format!(
+                        "{}: built as `{}` while rel.toml names `{}`: pinning points the overlay entry at it with `newName`",
+                        loaded.at(image),
+                        r.without_version(),
+                        expected.image
+                    ),
+                )),
                 Ok(r) => report.push(Check::fail(
                     check_name,
                     format!(

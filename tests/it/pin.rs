@@ -98,3 +98,35 @@ fn bad_inputs() {
     run.expect(2);
     assert_eq!(p.read("overlays/staging/kustomization.yaml"), "images: [\n");
 }
+
+#[test]
+fn a_release_built_under_another_registry_repoints_the_entry_with_new_name() {
+    let p = project();
+    let elsewhere = |c: &str, d: &str| {
+        format!("  {c}:\n    image: localhost:5000/platform/{c}\n    digest: {d}\n")
+    };
+    p.write(
+        "releases/0.3.0.yaml",
+        &format!(
+            "version: \"0.3.0\"\nengineVersion: \"0.3.0\"\ncomponents:\n{}{}{}",
+            elsewhere("gateway", D2),
+            elsewhere("identity", D1),
+            elsewhere("worker", D3)
+        ),
+    );
+    let gate = p.rel(&["gate", "coherence", "--version", "0.3.0"]);
+    gate.expect(0);
+    assert!(gate.stdout().contains("WARN component/identity/image"), "{}", gate.stdout());
+    p.rel(&["pin", "--env", "staging", "--version", "0.3.0"]).expect(0);
+    let after = p.read("overlays/staging/kustomization.yaml");
+    assert!(after.contains("    - name: registry.example.com/platform/identity   # the issuer\n"), "{after}");
+    assert!(after.contains("newName: localhost:5000/platform/identity"), "{after}");
+    let out = p.rel(&["render", "overlays/staging"]).stdout();
+    assert!(out.contains(&format!("image: localhost:5000/platform/identity@{D1}")), "{out}");
+    assert!(out.contains(&format!("image: localhost:5000/platform/gateway@{D2}")), "{out}");
+    assert!(out.contains(&format!("image: localhost:5000/platform/worker@{D3}")), "{out}");
+    // Pinning the same release again is a no-op: the entries now point at it.
+    let again = p.rel(&["pin", "--env", "staging", "--version", "0.3.0"]);
+    again.expect(0);
+    assert!(again.stdout().contains("already pins release 0.3.0"), "{}", again.stdout());
+}

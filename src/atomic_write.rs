@@ -16,56 +16,25 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// Like [`write`], with Unix permission bits for the new file (e.g. `0o600` for keys).
 pub fn write_with_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        if let Some(mode) = mode {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(mode);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        // Make the rename durable.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    publish(path, contents, mode, "tmp", |tmp| fs::rename(tmp, path))
 }
 
 /// Create `path` atomically, failing with `AlreadyExists` if it is there (no overwrite race:
 /// the final step is a hard link, which refuses an existing target).
 pub fn create_new(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
+    publish(path, contents, mode, "new", |tmp| fs::hard_link(tmp, path))
+}
+
+/// Write a durable temporary file next to `path`, move it into place with `finish`, make that
+/// durable too; the temporary file never outlives the call.
+fn publish(path: &Path, contents: &[u8], mode: Option<u32>, kind: &str, finish: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.new-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(format!(".{name}.{kind}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
@@ -78,12 +47,14 @@ pub fn create_new(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result
         file.write_all(contents)?;
         file.sync_all()?;
         drop(file);
-        fs::hard_link(&tmp, path)?;
+        finish(&tmp)?;
+        // Make the new name durable.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
+    // After a rename the temporary name is gone; after a hard link (or a failure) remove it.
     let _ = fs::remove_file(&tmp);
     result
 }

@@ -209,26 +209,13 @@ pub fn run(args: &[String]) -> i32 {
     }
     let root = workspace_root();
     eprintln!("building the renderer (release)...");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "kustomize-rs",
-            "--example",
-            "bench_render",
-        ])
-        .current_dir(&root)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("cargo build of the bench_render example failed");
-        return 2;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/examples/bench_render");
+    let bin = match renderer_example(&root) {
+        Ok(bin) => bin,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
     let kubectl = PathBuf::from("kubectl");
     let tmp = std::env::temp_dir().join(format!("rel-bench-render-{}", std::process::id()));
     println!(
@@ -343,4 +330,18 @@ pub fn run(args: &[String]) -> i32 {
     } else {
         0
     }
+}
+
+/// Build the release-mode `bench_render` example of kustomize-rs (a thin CLI over the renderer)
+/// and return its path. Shared by `bench render` and `kustomize-fuzz`.
+pub fn renderer_example(root: &Path) -> Result<PathBuf, String> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--release", "-p", "kustomize-rs", "--example", "bench_render"])
+        .current_dir(root)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        return Err("cargo build of the bench_render example failed".to_owned());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release/examples/bench_render"))
 }

@@ -458,26 +458,13 @@ pub fn fuzz(args: &[String]) -> i32 {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "kustomize-rs",
-            "--example",
-            "bench_render",
-        ])
-        .current_dir(&root)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("cargo build of the bench_render example failed");
-        return 2;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/examples/bench_render");
+    let bin = match crate::bench_render::renderer_example(&root) {
+        Ok(bin) => bin,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
     let tmp = std::env::temp_dir().join(format!("rel-kustomize-fuzz-{}", std::process::id()));
     let mut mismatches = 0;
     let mut both_failed = 0;

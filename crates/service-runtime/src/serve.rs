@@ -34,10 +34,31 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error("server failed: {0}")]
     Io(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     #[error(
         "shutdown budget of {budget:?} ran out with {in_flight} request(s) still in flight; raise SHUTDOWN_BUDGET_MS (and terminationGracePeriodSeconds with it)"
     )]
     BudgetExceeded { budget: Duration, in_flight: usize },
+}
+
+/// A service's whole serving life, from a plain (non-async) `main`: start the multi-threaded
+/// runtime, bind `addr`, serve `app` until SIGTERM or SIGINT, drain, return.
+pub fn run(
+    addr: std::net::SocketAddr,
+    app: Router,
+    health: Health,
+    drain: DrainArgs,
+    tls: Option<TlsConfig>,
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = bind(addr).await?;
+        serve(listener, app, health, drain, tls).await
+    })
 }
 
 /// Binds the listen address.

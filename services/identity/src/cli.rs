@@ -107,8 +107,6 @@ pub enum IdentityError {
     Schema(#[from] service_runtime::schema::SchemaError),
     #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
 }
 
 impl IdentityError {
@@ -202,15 +200,8 @@ fn serve(cmd: ServeCommand) -> Result<(), IdentityError> {
     };
     let app = router(state).merge(health.routes());
     let tls = cmd.serve.tls.load()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(IdentityError::Runtime)?;
-    runtime.block_on(async move {
-        let listener = service_runtime::serve::bind(cmd.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cmd.serve.drain, tls).await?;
-        Ok(())
-    })
+    service_runtime::serve::run(cmd.serve.listen_addr, app, health, cmd.serve.drain, tls)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,8 +83,6 @@ pub enum GatewayError {
     },
     #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
 }
 
 /// An upstream call that failed after its retries; names the endpoint.
@@ -430,15 +428,8 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
     )
     .merge(health.routes());
     let tls = cli.serve.tls.load()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(GatewayError::Runtime)?;
-    runtime.block_on(async move {
-        let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cli.serve.drain, tls).await?;
-        Ok(())
-    })
+    service_runtime::serve::run(cli.serve.listen_addr, app, health, cli.serve.drain, tls)?;
+    Ok(())
 }
 
 /// `main` of the `gateway` binary.

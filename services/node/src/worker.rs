@@ -44,8 +44,6 @@ pub enum WorkerError {
     Tls(#[from] service_runtime::tls::TlsError),
     #[error(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
 }
 
 #[derive(Clone)]
@@ -106,15 +104,8 @@ pub fn run(cli: Cli) -> Result<(), WorkerError> {
     tracing::info!(%worker_id, database = %db, listen = %cli.serve.listen_addr, "worker starting");
     let app = router(&worker_id, Duration::from_millis(cli.max_delay_ms)).merge(health.routes());
     let tls = cli.serve.tls.load()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(WorkerError::Runtime)?;
-    runtime.block_on(async move {
-        let listener = service_runtime::serve::bind(cli.serve.listen_addr).await?;
-        service_runtime::serve::serve(listener, app, health, cli.serve.drain, tls).await?;
-        Ok(())
-    })
+    service_runtime::serve::run(cli.serve.listen_addr, app, health, cli.serve.drain, tls)?;
+    Ok(())
 }
 
 /// `main` of the `worker` binary.

@@ -439,19 +439,22 @@ impl Runner {
         }
     }
 
+    /// GET `url` and read its body; a transport error or a status other than 2xx is the failure.
+    async fn get_success(&self, url: &str) -> Result<(reqwest::StatusCode, String), String> {
+        let resp = self.get(url).await?;
+        let status = resp.status();
+        let body = Self::body(url, resp).await?;
+        if !status.is_success() {
+            return Err(format!("GET {url} → {status}: {}", truncate(&body, 200)));
+        }
+        Ok((status, body))
+    }
+
     async fn jwks(&self, url: &str) -> Outcome {
-        let resp = match self.get(url).await {
+        let (_, body) = match self.get_success(url).await {
             Ok(r) => r,
             Err(e) => return Outcome::Fail(e),
         };
-        let status = resp.status();
-        let body = match Self::body(url, resp).await {
-            Ok(b) => b,
-            Err(e) => return Outcome::Fail(e),
-        };
-        if !status.is_success() {
-            return Outcome::Fail(format!("GET {url} → {status}: {}", truncate(&body, 200)));
-        }
         let doc: Value = match serde_json::from_str(&body) {
             Ok(v) => v,
             Err(e) => return Outcome::Fail(format!("GET {url}: not JSON ({e}): {}", truncate(&body, 120))),
@@ -505,18 +508,10 @@ impl Runner {
     }
 
     async fn spa(&self, url: &str) -> Outcome {
-        let resp = match self.get(url).await {
+        let (status, html) = match self.get_success(url).await {
             Ok(r) => r,
             Err(e) => return Outcome::Fail(e),
         };
-        let status = resp.status();
-        let html = match Self::body(url, resp).await {
-            Ok(b) => b,
-            Err(e) => return Outcome::Fail(e),
-        };
-        if !status.is_success() {
-            return Outcome::Fail(format!("GET {url} → {status}: {}", truncate(&html, 200)));
-        }
         let refs = assets::referenced(&html);
         if refs.is_empty() {
             return Outcome::Fail(format!("GET {url} → {status} but the page references no script or stylesheet: is this the SPA index?"));
@@ -598,18 +593,10 @@ impl Runner {
     }
 
     async fn version(&self, url: &str, pointer: &str) -> (Outcome, Option<String>) {
-        let resp = match self.get(url).await {
+        let (_, body) = match self.get_success(url).await {
             Ok(r) => r,
             Err(e) => return (Outcome::Fail(e), None),
         };
-        let status = resp.status();
-        let body = match Self::body(url, resp).await {
-            Ok(b) => b,
-            Err(e) => return (Outcome::Fail(e), None),
-        };
-        if !status.is_success() {
-            return (Outcome::Fail(format!("GET {url} → {status}: {}", truncate(&body, 200))), None);
-        }
         let running = match serde_json::from_str::<Value>(&body).ok().as_ref().and_then(|v| json_at(v, pointer)) {
             Some(v) => json_text(v),
             None => return (Outcome::Fail(format!("GET {url}: no JSON field `{pointer}` in {}", truncate(&body, 200))), None),

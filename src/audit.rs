@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use git2::Oid;
 
-use crate::git_repo::Repo;
-use crate::trailers::{key, Trailers};
 use crate::Error;
+use crate::git_repo::Repo;
+use crate::trailers::{Trailers, key};
 
 /// One rel action found in the history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,7 +56,10 @@ pub fn parse_since(text: &str) -> Result<i64, Error> {
 pub fn format_time(seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| seconds.to_string())
 }
 
@@ -71,7 +74,9 @@ pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> 
             return false;
         }
         let trailers = Trailers::parse(&c.message);
-        let Some(action) = trailers.get(key::ACTION) else { return true };
+        let Some(action) = trailers.get(key::ACTION) else {
+            return true;
+        };
         let env = trailers.get(key::ENV).map(str::to_owned);
         if let Some(want) = &query.env
             && env.as_deref() != Some(want.as_str())
@@ -87,7 +92,10 @@ pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> 
             version: trailers.get(key::VERSION).map(str::to_owned),
             env,
             from_env: trailers.get(key::FROM_ENV).map(str::to_owned),
-            actor: trailers.get(key::ACTOR).map(str::to_owned).or_else(|| Some(c.author.clone())),
+            actor: trailers
+                .get(key::ACTOR)
+                .map(str::to_owned)
+                .or_else(|| Some(c.author.clone())),
             subject: c.message.lines().next().unwrap_or_default().to_owned(),
             trailers: trailers
                 .0
@@ -154,7 +162,12 @@ mod tests {
     fn since_accepts_dates_and_times() {
         assert_eq!(parse_since("1970-01-02").unwrap(), 86400);
         assert_eq!(parse_since("1970-01-01T00:01:00Z").unwrap(), 60);
-        assert!(parse_since("yesterday").unwrap_err().to_string().contains("not a date"));
+        assert!(
+            parse_since("yesterday")
+                .unwrap_err()
+                .to_string()
+                .contains("not a date")
+        );
         assert_eq!(format_time(86400), "1970-01-02T00:00:00Z");
     }
 }

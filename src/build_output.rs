@@ -40,11 +40,18 @@ pub const SCHEMA: u32 = 1;
 
 impl BuildOutput {
     pub fn read(path: &Path) -> Result<BuildOutput, crate::Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io("read the build result", path, e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::io("read the build result", path, e))?;
         serde_json::from_str(&text).map_err(|e| {
-            crate::source_error::SourceError::at_line_col(path, &text, e.line(), e.column(), format!("invalid build result: {e}"))
-                .with_help("this file is written by `rel build`; rebuild instead of editing it")
-                .into()
+            crate::source_error::SourceError::at_line_col(
+                path,
+                &text,
+                e.line(),
+                e.column(),
+                format!("invalid build result: {e}"),
+            )
+            .with_help("this file is written by `rel build`; rebuild instead of editing it")
+            .into()
         })
     }
 

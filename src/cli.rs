@@ -268,7 +268,11 @@ pub struct BuildArgs {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The kustomization directory to render
-    #[arg(value_name = "DIR", conflicts_with = "env", required_unless_present = "env")]
+    #[arg(
+        value_name = "DIR",
+        conflicts_with = "env",
+        required_unless_present = "env"
+    )]
     pub dir: Option<PathBuf>,
 
     /// Render this environment's overlay (rel.toml `environments.<ENV>.overlay`)
@@ -283,11 +287,21 @@ pub struct RenderArgs {
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// The environment whose overlay to pin
-    #[arg(long, value_name = "ENV", required_unless_present = "overlay", conflicts_with = "overlay")]
+    #[arg(
+        long,
+        value_name = "ENV",
+        required_unless_present = "overlay",
+        conflicts_with = "overlay"
+    )]
     pub env: Option<String>,
 
     /// The release whose lockfile gives the digests (releases/<VERSION>.yaml)
-    #[arg(long, value_name = "VERSION", required_unless_present = "lockfile", conflicts_with = "lockfile")]
+    #[arg(
+        long,
+        value_name = "VERSION",
+        required_unless_present = "lockfile",
+        conflicts_with = "lockfile"
+    )]
     pub version: Option<Version>,
 
     /// The overlay directory to pin (instead of --env)
@@ -357,7 +371,11 @@ pub struct GateOutput {
 #[derive(Debug, Args)]
 pub struct CoherenceArgs {
     /// The lockfile to check
-    #[arg(value_name = "LOCKFILE", conflicts_with = "version", required_unless_present = "version")]
+    #[arg(
+        value_name = "LOCKFILE",
+        conflicts_with = "version",
+        required_unless_present = "version"
+    )]
     pub lockfile: Option<PathBuf>,
 
     /// Check releases/<VERSION>.yaml of the project instead
@@ -410,11 +428,21 @@ pub struct SealArgs {
     pub env: Option<EnvName>,
 
     /// The dotenv source to seal
-    #[arg(long, value_name = "FILE", required_unless_present = "check", conflicts_with = "check")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
     pub from: Option<PathBuf>,
 
     /// Write the envelope to OUT (atomically) instead of standard output
-    #[arg(short = 'o', long = "output", value_name = "OUT", conflicts_with = "check")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        conflicts_with = "check"
+    )]
     pub output: Option<PathBuf>,
 
     /// Check that ENVELOPE opens with the key and is sealed for --env; exit 1 if not
@@ -533,7 +561,9 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "With a master key (REL_MASTER_KEY, --key-file or --key-stdin) the envelope is also checked to open for --env before it is pushed.\nAzure credentials come from AZURE_TENANT_ID, AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or a managed identity.")]
+#[command(
+    after_help = "With a master key (REL_MASTER_KEY, --key-file or --key-stdin) the envelope is also checked to open for --env before it is pushed.\nAzure credentials come from AZURE_TENANT_ID, AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, or a managed identity."
+)]
 pub struct SecretsPushArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -610,7 +640,9 @@ pub struct SmokeArgs {
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| format!("`{s}` is not a duration: write `500ms`, `10s` or `2m`"))
+    crate::config::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` is not a duration: write `500ms`, `10s` or `2m`"))
 }
 
 /// How the live gates reach the cluster.
@@ -673,7 +705,12 @@ pub struct HeadroomArgs {
     pub rendered: Option<PathBuf>,
 
     /// Nodes (and the pods that occupy them) from `kubectl get nodes,pods -A -o json`; `-` is stdin
-    #[arg(long, value_name = "FILE", required_unless_present = "live", conflicts_with = "live")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
     pub nodes: Option<PathBuf>,
 
     /// Read nodes and pods from the Kubernetes API

@@ -239,7 +239,11 @@ pub enum SmokeKind {
     /// TLS handshake succeeds and the certificate is valid for more than `min_days`.
     Tls { min_days: u32 },
     /// An HTTP GET: status, body substring, JSON field.
-    Http { status: u16, body_contains: Option<String>, json: Option<JsonExpect> },
+    Http {
+        status: u16,
+        body_contains: Option<String>,
+        json: Option<JsonExpect>,
+    },
     /// `GET /readyz` answers 200 (503 until migrated).
     Readyz,
     /// The JWKS document has at least one usable signing key.
@@ -249,7 +253,11 @@ pub enum SmokeKind {
     /// The SPA index loads and every script/stylesheet it references loads.
     Spa,
     /// An authenticated `POST` through the gateway with the smoke token (deep only).
-    Query { body: String, status: u16, json: Option<JsonExpect> },
+    Query {
+        body: String,
+        status: u16,
+        json: Option<JsonExpect>,
+    },
     /// `GET /version` names the version being validated.
     Version { pointer: String },
 }
@@ -402,7 +410,9 @@ struct RawHeadroom {
 /// A duration as written in rel.toml: `500ms`, `10s`, `2m`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let (num, unit) = t.find(|c: char| !c.is_ascii_digit()).map_or((t, ""), |i| t.split_at(i));
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, ""), |i| t.split_at(i));
     let n: u64 = num.parse().ok()?;
     match unit {
         "ms" => Some(Duration::from_millis(n)),
@@ -416,7 +426,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
         && name.len() <= 63
 }
@@ -424,16 +436,26 @@ pub fn valid_name(name: &str) -> bool {
 type SpanErr<'a> = dyn Fn(std::ops::Range<usize>, String, &str) -> SourceError + 'a;
 
 fn duration_at(value: &Spanned<String>, err: &SpanErr) -> Result<Duration, SourceError> {
-    parse_duration(value.get_ref()).filter(|d| !d.is_zero()).ok_or_else(|| {
-        err(value.span(), format!("`{}` is not a duration", value.get_ref()), "write a whole number with a unit: `500ms`, `10s` or `2m`")
-    })
+    parse_duration(value.get_ref())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            err(
+                value.span(),
+                format!("`{}` is not a duration", value.get_ref()),
+                "write a whole number with a unit: `500ms`, `10s` or `2m`",
+            )
+        })
 }
 
 fn smoke_from_raw(raw: RawSmoke, err: &SpanErr) -> Result<Smoke, SourceError> {
     if let Some(base) = &raw.base_url
         && !(base.get_ref().starts_with("http://") || base.get_ref().starts_with("https://"))
     {
-        return Err(err(base.span(), format!("`base-url = \"{}\"` is not an http(s) URL", base.get_ref()), "write it as `https://host[:port]`"));
+        return Err(err(
+            base.span(),
+            format!("`base-url = \"{}\"` is not an http(s) URL", base.get_ref()),
+            "write it as `https://host[:port]`",
+        ));
     }
     let timeout = match &raw.timeout {
         Some(t) => duration_at(t, err)?,
@@ -466,45 +488,94 @@ fn smoke_from_raw(raw: RawSmoke, err: &SpanErr) -> Result<Smoke, SourceError> {
             return Err(err(
                 span,
                 format!("smoke check kind `{kind_name}` does not take `{field}`"),
-                &format!("`{kind_name}` takes: {}", if allowed.is_empty() { "path or url only".to_owned() } else { allowed.join(", ") }),
+                &format!(
+                    "`{kind_name}` takes: {}",
+                    if allowed.is_empty() {
+                        "path or url only".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
             ));
         }
         if c.kind == RawKind::Dns && (c.path.is_some() || c.url.is_some()) {
-            return Err(err(span, "a `dns` check takes `host`, not `path` or `url`".to_owned(), "write `host = \"name.example.com\"` (default: the base URL's host)"));
+            return Err(err(
+                span,
+                "a `dns` check takes `host`, not `path` or `url`".to_owned(),
+                "write `host = \"name.example.com\"` (default: the base URL's host)",
+            ));
         }
         if c.equals.is_some() && c.json_field.is_none() {
-            return Err(err(span, "`equals` needs `json-field`".to_owned(), "add `json-field = \"/pointer/to/field\"` (RFC 6901)"));
+            return Err(err(
+                span,
+                "`equals` needs `json-field`".to_owned(),
+                "add `json-field = \"/pointer/to/field\"` (RFC 6901)",
+            ));
         }
         let json = match &c.json_field {
             Some(p) if !(p.get_ref().is_empty() || p.get_ref().starts_with('/')) => {
-                return Err(err(p.span(), format!("`json-field = \"{}\"` is not a JSON pointer", p.get_ref()), "write it as `/field/sub` (RFC 6901)"));
+                return Err(err(
+                    p.span(),
+                    format!("`json-field = \"{}\"` is not a JSON pointer", p.get_ref()),
+                    "write it as `/field/sub` (RFC 6901)",
+                ));
             }
-            Some(p) => Some(JsonExpect { pointer: p.get_ref().clone(), equals: c.equals.clone() }),
+            Some(p) => Some(JsonExpect {
+                pointer: p.get_ref().clone(),
+                equals: c.equals.clone(),
+            }),
             None => None,
         };
         if let Some(u) = &c.url
-            && !(u.get_ref().starts_with("http://") || u.get_ref().starts_with("https://") || u.get_ref().starts_with("ws://") || u.get_ref().starts_with("wss://"))
+            && !(u.get_ref().starts_with("http://")
+                || u.get_ref().starts_with("https://")
+                || u.get_ref().starts_with("ws://")
+                || u.get_ref().starts_with("wss://"))
         {
-            return Err(err(u.span(), format!("`url = \"{}\"` is not an absolute URL", u.get_ref()), "use `path = \"/...\"` for a path under the base URL"));
+            return Err(err(
+                u.span(),
+                format!("`url = \"{}\"` is not an absolute URL", u.get_ref()),
+                "use `path = \"/...\"` for a path under the base URL",
+            ));
         }
         if c.url.is_some() && c.path.is_some() {
-            return Err(err(span, "a smoke check sets both `url` and `path`".to_owned(), "keep one: `url` is absolute, `path` joins the base URL"));
+            return Err(err(
+                span,
+                "a smoke check sets both `url` and `path`".to_owned(),
+                "keep one: `url` is absolute, `path` joins the base URL",
+            ));
         }
         if let Some(p) = &c.path
             && !p.get_ref().starts_with('/')
         {
-            return Err(err(p.span(), format!("`path = \"{}\"` does not start with `/`", p.get_ref()), "write the path from the root, e.g. `/healthz`"));
+            return Err(err(
+                p.span(),
+                format!("`path = \"{}\"` does not start with `/`", p.get_ref()),
+                "write the path from the root, e.g. `/healthz`",
+            ));
         }
         let kind = match c.kind {
             RawKind::Dns => SmokeKind::Dns { host: c.host },
-            RawKind::Tls => SmokeKind::Tls { min_days: c.min_days.unwrap_or(14) },
-            RawKind::Http => SmokeKind::Http { status: c.status.unwrap_or(200), body_contains: c.body_contains, json },
+            RawKind::Tls => SmokeKind::Tls {
+                min_days: c.min_days.unwrap_or(14),
+            },
+            RawKind::Http => SmokeKind::Http {
+                status: c.status.unwrap_or(200),
+                body_contains: c.body_contains,
+                json,
+            },
             RawKind::Readyz => SmokeKind::Readyz,
             RawKind::Jwks => SmokeKind::Jwks,
             RawKind::Websocket => SmokeKind::WebSocket,
             RawKind::Spa => SmokeKind::Spa,
-            RawKind::Query => SmokeKind::Query { body: c.body.unwrap_or_else(|| "{}".to_owned()), status: c.status.unwrap_or(200), json },
-            RawKind::Version => SmokeKind::Version { pointer: json.map_or_else(|| "/version".to_owned(), |j| j.pointer) },
+            RawKind::Query => SmokeKind::Query {
+                body: c.body.unwrap_or_else(|| "{}".to_owned()),
+                status: c.status.unwrap_or(200),
+                json,
+            },
+            RawKind::Version => SmokeKind::Version {
+                pointer: json.map_or_else(|| "/version".to_owned(), |j| j.pointer),
+            },
         };
         let target = match (c.url, c.path) {
             (Some(u), _) => SmokeTarget::Url(u.into_inner()),
@@ -518,16 +589,33 @@ fn smoke_from_raw(raw: RawSmoke, err: &SpanErr) -> Result<Smoke, SourceError> {
             (_, SmokeTarget::Url(u)) => format!("{} {u}", kind.label()),
         });
         if checks.iter().any(|other: &SmokeCheck| other.name == name) {
-            return Err(err(span, format!("two smoke checks are named `{name}`"), "give one of them a `name = \"...\"`"));
+            return Err(err(
+                span,
+                format!("two smoke checks are named `{name}`"),
+                "give one of them a `name = \"...\"`",
+            ));
         }
         let timeout = match &c.timeout {
             Some(t) => Some(duration_at(t, err)?),
             None => None,
         };
         let deep_only = c.deep_only || matches!(kind, SmokeKind::Query { .. });
-        checks.push(SmokeCheck { name, target, deep_only, timeout, kind });
+        checks.push(SmokeCheck {
+            name,
+            target,
+            deep_only,
+            timeout,
+            kind,
+        });
     }
-    Ok(Smoke { base_url: raw.base_url.map(|b| b.into_inner().trim_end_matches('/').to_owned()), timeout, retries: raw.retries.unwrap_or(2), checks })
+    Ok(Smoke {
+        base_url: raw
+            .base_url
+            .map(|b| b.into_inner().trim_end_matches('/').to_owned()),
+        timeout,
+        retries: raw.retries.unwrap_or(2),
+        checks,
+    })
 }
 
 fn kind_label(kind: RawKind) -> &'static str {
@@ -559,7 +647,8 @@ impl Config {
     /// Parse configuration text; `path` is used in error messages, `root` anchors relative paths.
     pub fn parse(path: &Path, text: &str, root: PathBuf) -> Result<Config, SourceError> {
         let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
-            SourceError::at_offset(path, text, span.start, span.end - span.start, msg).with_help(help.to_owned())
+            SourceError::at_offset(path, text, span.start, span.end - span.start, msg)
+                .with_help(help.to_owned())
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
@@ -603,7 +692,9 @@ impl Config {
                     if c.bin.is_some() || !c.features.is_empty() || c.base.is_some() {
                         return Err(err(
                             body_span,
-                            format!("component `{name}` is external (`repo`) but also sets `bin`, `features` or `base`"),
+                            format!(
+                                "component `{name}` is external (`repo`) but also sets `bin`, `features` or `base`"
+                            ),
                             "external components are pinned by digest only; drop the build settings or use `crate` instead of `repo`",
                         ));
                     }
@@ -638,25 +729,45 @@ impl Config {
             };
             components.insert(
                 name.clone(),
-                Component { name, source, image, built_against_engine: c.built_against_engine },
+                Component {
+                    name,
+                    source,
+                    image,
+                    built_against_engine: c.built_against_engine,
+                },
             );
         }
 
         let mut environments = BTreeMap::new();
-        let env_names: Vec<String> = raw.environments.keys().map(|k| k.get_ref().clone()).collect();
+        let env_names: Vec<String> = raw
+            .environments
+            .keys()
+            .map(|k| k.get_ref().clone())
+            .collect();
         for (name, e) in raw.environments {
             let span = name.span();
             let name = name.into_inner();
             if !valid_name(&name) {
-                return Err(err(span, format!("environment name `{name}` is invalid"), "use lowercase letters, digits and `-`"));
+                return Err(err(
+                    span,
+                    format!("environment name `{name}` is invalid"),
+                    "use lowercase letters, digits and `-`",
+                ));
             }
             if let Some(target) = &e.promotes_to
                 && !env_names.contains(target.get_ref())
             {
                 return Err(err(
                     target.span(),
-                    format!("environment `{name}` promotes to `{}`, which is not defined", target.get_ref()),
-                    &format!("define it with `[environments.{}]`, or fix the name (known: {})", target.get_ref(), env_names.join(", ")),
+                    format!(
+                        "environment `{name}` promotes to `{}`, which is not defined",
+                        target.get_ref()
+                    ),
+                    &format!(
+                        "define it with `[environments.{}]`, or fix the name (known: {})",
+                        target.get_ref(),
+                        env_names.join(", ")
+                    ),
                 ));
             }
             let overlay = PathBuf::from(e.overlay.unwrap_or_else(|| format!("overlays/{name}")));
@@ -664,10 +775,19 @@ impl Config {
                 Some(raw) => Some(smoke_from_raw(raw, &err)?),
                 None => None,
             };
-            let headroom = e.headroom.map_or_else(Headroom::default, |h| Headroom { node_labels: h.node_labels, fail: h.fail });
+            let headroom = e.headroom.map_or_else(Headroom::default, |h| Headroom {
+                node_labels: h.node_labels,
+                fail: h.fail,
+            });
             environments.insert(
                 name.clone(),
-                Environment { name, overlay, promotes_to: e.promotes_to.map(Spanned::into_inner), smoke, headroom },
+                Environment {
+                    name,
+                    overlay,
+                    promotes_to: e.promotes_to.map(Spanned::into_inner),
+                    smoke,
+                    headroom,
+                },
             );
         }
 
@@ -680,7 +800,11 @@ impl Config {
                 }
                 if let Some(dir) = s.dir {
                     if dir.get_ref().trim().is_empty() {
-                        return Err(err(dir.span(), "`dir` is empty".to_owned(), "give the file store's directory, e.g. `.rel/secrets`"));
+                        return Err(err(
+                            dir.span(),
+                            "`dir` is empty".to_owned(),
+                            "give the file store's directory, e.g. `.rel/secrets`",
+                        ));
                     }
                     out.dir = PathBuf::from(dir.into_inner());
                 }
@@ -688,7 +812,10 @@ impl Config {
                     if !envelope.get_ref().contains("{env}") {
                         return Err(err(
                             envelope.span(),
-                            format!("`envelope = \"{}\"` does not contain `{{env}}`", envelope.get_ref()),
+                            format!(
+                                "`envelope = \"{}\"` does not contain `{{env}}`",
+                                envelope.get_ref()
+                            ),
                             "each environment has its own envelope: write the path with `{env}`, e.g. `.rel/genesis/{env}.b64`",
                         ));
                     }
@@ -698,7 +825,10 @@ impl Config {
                     if !environments.is_empty() && !environments.contains_key(env.get_ref()) {
                         return Err(err(
                             env.span(),
-                            format!("`[secrets.vaults]` names environment `{}`, which is not defined", env.get_ref()),
+                            format!(
+                                "`[secrets.vaults]` names environment `{}`, which is not defined",
+                                env.get_ref()
+                            ),
                             &format!("environments in rel.toml: {}", env_names.join(", ")),
                         ));
                     }
@@ -719,7 +849,8 @@ impl Config {
             None => None,
             Some(f) => {
                 if let Some(url) = &f.api_url
-                    && !(url.get_ref().starts_with("https://") || url.get_ref().starts_with("http://"))
+                    && !(url.get_ref().starts_with("https://")
+                        || url.get_ref().starts_with("http://"))
                 {
                     return Err(err(
                         url.span(),
@@ -730,11 +861,17 @@ impl Config {
                 if let Some(repo) = &f.repo
                     && !repo.get_ref().contains('/')
                 {
-                    return Err(err(repo.span(), format!("`repo = \"{}\"` is not `owner/name`", repo.get_ref()), "write the repository as `owner/name` (GitLab: `group/subgroup/name`)"));
+                    return Err(err(
+                        repo.span(),
+                        format!("`repo = \"{}\"` is not `owner/name`", repo.get_ref()),
+                        "write the repository as `owner/name` (GitLab: `group/subgroup/name`)",
+                    ));
                 }
                 Some(ForgeConfig {
                     kind: f.kind,
-                    api_url: f.api_url.map(|u| u.into_inner().trim_end_matches('/').to_owned()),
+                    api_url: f
+                        .api_url
+                        .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
                     repo: f.repo.map(Spanned::into_inner),
                     base: f.base,
                     remote: f.remote,
@@ -742,20 +879,37 @@ impl Config {
             }
         };
 
-        Ok(Config { root, registry, repo: raw.repo, components, environments, secrets, forge })
+        Ok(Config {
+            root,
+            registry,
+            repo: raw.repo,
+            components,
+            environments,
+            secrets,
+            forge,
+        })
     }
 
     /// The environment named `name`, or an error listing the known ones.
     pub fn environment(&self, name: &str) -> Result<&Environment, crate::Error> {
-        self.environments.get(name).ok_or_else(|| crate::Error::UnknownEnvironment {
-            name: name.to_owned(),
-            known: self.environments.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.environments
+            .get(name)
+            .ok_or_else(|| crate::Error::UnknownEnvironment {
+                name: name.to_owned(),
+                known: self
+                    .environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The environment that promotes into `target` (its source), if any.
     pub fn promotes_from(&self, target: &str) -> Option<&Environment> {
-        self.environments.values().find(|e| e.promotes_to.as_deref() == Some(target))
+        self.environments
+            .values()
+            .find(|e| e.promotes_to.as_deref() == Some(target))
     }
 
     /// Absolute path of an environment's overlay directory.
@@ -801,35 +955,85 @@ overlay = "overlays/prod"
         let c = parse(GOOD).unwrap();
         assert_eq!(c.registry, "registry.example.com/platform");
         let id = &c.components["identity"];
-        assert!(matches!(&id.source, ComponentSource::Built { krate, bin, .. } if krate == "identity" && bin == "identity"));
-        assert_eq!(id.image.to_string(), "registry.example.com/platform/identity");
+        assert!(
+            matches!(&id.source, ComponentSource::Built { krate, bin, .. } if krate == "identity" && bin == "identity")
+        );
+        assert_eq!(
+            id.image.to_string(),
+            "registry.example.com/platform/identity"
+        );
         assert!(!id.built_against_engine);
         let gw = &c.components["gateway"];
-        assert!(matches!(&gw.source, ComponentSource::Built { features, .. } if features == &["gateway"]));
+        assert!(
+            matches!(&gw.source, ComponentSource::Built { features, .. } if features == &["gateway"])
+        );
         assert!(c.components["console"].built_against_engine);
-        assert_eq!(c.environments["staging"].promotes_to.as_deref(), Some("prod"));
+        assert_eq!(
+            c.environments["staging"].promotes_to.as_deref(),
+            Some("prod")
+        );
         assert_eq!(c.promotes_from("prod").unwrap().name, "staging");
-        assert_eq!(c.overlay_dir(&c.environments["prod"]), PathBuf::from("/p/overlays/prod"));
+        assert_eq!(
+            c.overlay_dir(&c.environments["prod"]),
+            PathBuf::from("/p/overlays/prod")
+        );
     }
 
     #[test]
     fn errors_point_at_the_line() {
         let cases = [
-            ("registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nfeatures = \"x\"\n", 4, "invalid type"),
-            ("registry = \"r.io/p\"\n[components.a]\ncrat = \"a\"\n", 3, "unknown field `crat`"),
-            ("registry = \"r.io/p\"\n[components.a]\nbin = \"a\"\n", 2, "neither `crate` nor `repo`"),
-            ("registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nrepo = \"o/a\"\n", 2, "both `crate` and `repo`"),
-            ("registry = \"r.io/p\"\n[components.Bad]\ncrate = \"a\"\n", 2, "component name `Bad` is invalid"),
-            ("registry = \"r.io/p\"\n\n[environments.staging]\npromotes-to = \"prd\"\n", 4, "`prd`, which is not defined"),
-            ("registry = \"HTTP://x\"\n", 1, "not a valid image repository prefix"),
-            ("[components.a]\ncrate = \"a\"\n", 1, "missing field `registry`"),
+            (
+                "registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nfeatures = \"x\"\n",
+                4,
+                "invalid type",
+            ),
+            (
+                "registry = \"r.io/p\"\n[components.a]\ncrat = \"a\"\n",
+                3,
+                "unknown field `crat`",
+            ),
+            (
+                "registry = \"r.io/p\"\n[components.a]\nbin = \"a\"\n",
+                2,
+                "neither `crate` nor `repo`",
+            ),
+            (
+                "registry = \"r.io/p\"\n[components.a]\ncrate = \"a\"\nrepo = \"o/a\"\n",
+                2,
+                "both `crate` and `repo`",
+            ),
+            (
+                "registry = \"r.io/p\"\n[components.Bad]\ncrate = \"a\"\n",
+                2,
+                "component name `Bad` is invalid",
+            ),
+            (
+                "registry = \"r.io/p\"\n\n[environments.staging]\npromotes-to = \"prd\"\n",
+                4,
+                "`prd`, which is not defined",
+            ),
+            (
+                "registry = \"HTTP://x\"\n",
+                1,
+                "not a valid image repository prefix",
+            ),
+            (
+                "[components.a]\ncrate = \"a\"\n",
+                1,
+                "missing field `registry`",
+            ),
             ("registry = \"r.io/p\"\n[components.a\n", 2, ""),
         ];
         for (text, line, want) in cases {
-            let e = parse(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} parsed"));
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.to_string().contains(want), "{text:?}: {e}");
-            assert!(e.to_string().starts_with(&format!("rel.toml:{line}:")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("rel.toml:{line}:")),
+                "{e}"
+            );
             assert!(e.help.is_some());
         }
     }
@@ -872,15 +1076,34 @@ fail = true
         let c = parse(SMOKE).unwrap();
         let env = &c.environments["staging"];
         let smoke = env.smoke.as_ref().unwrap();
-        assert_eq!(smoke.base_url.as_deref(), Some("https://staging.example.com"));
+        assert_eq!(
+            smoke.base_url.as_deref(),
+            Some("https://staging.example.com")
+        );
         assert_eq!(smoke.timeout, Duration::from_millis(500));
         assert_eq!(smoke.retries, 2);
         let names: Vec<_> = smoke.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["dns", "tls", "http /version", "readyz /readyz", "query /api/query"]);
+        assert_eq!(
+            names,
+            [
+                "dns",
+                "tls",
+                "http /version",
+                "readyz /readyz",
+                "query /api/query"
+            ]
+        );
         assert_eq!(smoke.checks[1].kind, SmokeKind::Tls { min_days: 30 });
         assert_eq!(
             smoke.checks[2].kind,
-            SmokeKind::Http { status: 200, body_contains: None, json: Some(JsonExpect { pointer: "/version".into(), equals: Some("1.0.0".into()) }) }
+            SmokeKind::Http {
+                status: 200,
+                body_contains: None,
+                json: Some(JsonExpect {
+                    pointer: "/version".into(),
+                    equals: Some("1.0.0".into())
+                })
+            }
         );
         assert_eq!(smoke.checks[2].timeout, Some(Duration::from_secs(2)));
         assert_eq!(smoke.checks[3].target, SmokeTarget::Path("/readyz".into()));
@@ -894,20 +1117,54 @@ fail = true
     fn smoke_errors_point_at_the_line() {
         let head = "registry = \"r.io/p\"\n[environments.s.smoke]\n";
         let cases = [
-            ("[[environments.s.smoke.checks]]\nkind = \"ping\"\n", 4, "unknown variant `ping`"),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"ping\"\n",
+                4,
+                "unknown variant `ping`",
+            ),
             ("timeout = \"10\"\n", 3, "`10` is not a duration"),
-            ("base-url = \"staging.example.com\"\n", 3, "is not an http(s) URL"),
-            ("[[environments.s.smoke.checks]]\nkind = \"readyz\"\nstatus = 200\n", 3, "kind `readyz` does not take `status`"),
-            ("[[environments.s.smoke.checks]]\nkind = \"http\"\npath = \"healthz\"\n", 5, "does not start with `/`"),
-            ("[[environments.s.smoke.checks]]\nkind = \"http\"\nequals = \"x\"\n", 3, "`equals` needs `json-field`"),
-            ("[[environments.s.smoke.checks]]\nkind = \"http\"\njson-field = \"a.b\"\n", 5, "is not a JSON pointer"),
-            ("[[environments.s.smoke.checks]]\nkind = \"readyz\"\n[[environments.s.smoke.checks]]\nkind = \"readyz\"\n", 5, "two smoke checks are named `readyz /readyz`"),
-            ("[[environments.s.smoke.checks]]\nkind = \"http\"\nurl = \"/x\"\n", 5, "is not an absolute URL"),
+            (
+                "base-url = \"staging.example.com\"\n",
+                3,
+                "is not an http(s) URL",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"readyz\"\nstatus = 200\n",
+                3,
+                "kind `readyz` does not take `status`",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"http\"\npath = \"healthz\"\n",
+                5,
+                "does not start with `/`",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"http\"\nequals = \"x\"\n",
+                3,
+                "`equals` needs `json-field`",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"http\"\njson-field = \"a.b\"\n",
+                5,
+                "is not a JSON pointer",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"readyz\"\n[[environments.s.smoke.checks]]\nkind = \"readyz\"\n",
+                5,
+                "two smoke checks are named `readyz /readyz`",
+            ),
+            (
+                "[[environments.s.smoke.checks]]\nkind = \"http\"\nurl = \"/x\"\n",
+                5,
+                "is not an absolute URL",
+            ),
             ("bogus = 1\n", 3, "unknown field `bogus`"),
         ];
         for (tail, line, want) in cases {
             let text = format!("{head}{tail}");
-            let e = parse(&text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} parsed"));
             assert!(e.to_string().contains(want), "{text:?}: {e}");
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.help.is_some());
@@ -927,14 +1184,20 @@ fail = true
     fn secrets_section_is_optional_and_typed() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.secrets, SecretsConfig::default());
-        assert_eq!(c.secrets.envelope_path("prod"), PathBuf::from(".rel/genesis/prod.b64"));
+        assert_eq!(
+            c.secrets.envelope_path("prod"),
+            PathBuf::from(".rel/genesis/prod.b64")
+        );
         let text = format!(
             "{GOOD}\n[secrets]\nstore = \"azure\"\ndir = \"vault-files\"\nenvelope = \"sealed/{{env}}.genesis\"\n\n[secrets.vaults]\nstaging = \"https://kv-s.vault.azure.net\"\n"
         );
         let c = parse(&text).unwrap();
         assert_eq!(c.secrets.store, StoreKind::Azure);
         assert_eq!(c.secrets.dir, PathBuf::from("vault-files"));
-        assert_eq!(c.secrets.envelope_path("staging"), PathBuf::from("sealed/staging.genesis"));
+        assert_eq!(
+            c.secrets.envelope_path("staging"),
+            PathBuf::from("sealed/staging.genesis")
+        );
         assert_eq!(c.secrets.vaults["staging"], "https://kv-s.vault.azure.net");
     }
 
@@ -943,14 +1206,28 @@ fail = true
         let base = "registry = \"r.io/p\"\n[environments.staging]\n";
         let cases = [
             ("[secrets]\nstore = \"s3\"\n", 4, "unknown variant `s3`"),
-            ("[secrets]\nenvelope = \"sealed.b64\"\n", 4, "does not contain `{env}`"),
+            (
+                "[secrets]\nenvelope = \"sealed.b64\"\n",
+                4,
+                "does not contain `{env}`",
+            ),
             ("[secrets]\ndirr = \"x\"\n", 4, "unknown field `dirr`"),
-            ("[secrets.vaults]\nprd = \"https://kv.vault.azure.net\"\n", 4, "environment `prd`, which is not defined"),
-            ("[secrets.vaults]\nstaging = \"http://kv.vault.azure.net\"\n", 4, "not an https:// URL"),
+            (
+                "[secrets.vaults]\nprd = \"https://kv.vault.azure.net\"\n",
+                4,
+                "environment `prd`, which is not defined",
+            ),
+            (
+                "[secrets.vaults]\nstaging = \"http://kv.vault.azure.net\"\n",
+                4,
+                "not an https:// URL",
+            ),
         ];
         for (tail, line, want) in cases {
             let text = format!("{base}{tail}");
-            let e = parse(&text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} parsed"));
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.to_string().contains(want), "{text:?}: {e}");
         }
@@ -971,7 +1248,10 @@ fail = true
             })
         );
         for (extra, want) in [
-            ("[forge]\nkind = \"bitbucket\"\n", "unknown variant `bitbucket`"),
+            (
+                "[forge]\nkind = \"bitbucket\"\n",
+                "unknown variant `bitbucket`",
+            ),
             ("[forge]\napi-url = \"ftp://x\"\n", "is not an http(s) URL"),
             ("[forge]\nrepo = \"gitops\"\n", "is not `owner/name`"),
             ("[forge]\ntoken = \"x\"\n", "unknown field `token`"),
@@ -983,8 +1263,11 @@ fail = true
 
     #[test]
     fn adding_a_component_is_three_lines() {
-        let text = format!("{GOOD}\n[components.worker]\ncrate = \"node\"\nfeatures = [\"worker\"]\n");
+        let text =
+            format!("{GOOD}\n[components.worker]\ncrate = \"node\"\nfeatures = [\"worker\"]\n");
         let c = parse(&text).unwrap();
-        assert!(matches!(&c.components["worker"].source, ComponentSource::Built { bin, .. } if bin == "worker"));
+        assert!(
+            matches!(&c.components["worker"].source, ComponentSource::Built { bin, .. } if bin == "worker")
+        );
     }
 }

@@ -60,7 +60,11 @@ pub const AZURE_VARS: &[&str] = &[
 /// Read an Azure identity variable; names outside [`AZURE_VARS`] read as unset, so this list
 /// stays complete.
 pub fn azure_var(name: &str) -> Option<String> {
-    if AZURE_VARS.contains(&name) { std::env::var(name).ok() } else { None }
+    if AZURE_VARS.contains(&name) {
+        std::env::var(name).ok()
+    } else {
+        None
+    }
 }
 
 /// Whether `NO_COLOR` asks for no colour.

@@ -41,7 +41,9 @@ pub enum Error {
     },
 
     #[error("no {} found in {} or any parent directory", crate::config::FILE_NAME, start.display())]
-    #[diagnostic(help("run rel inside a rel project, or point at one with `-C DIR` (env REL_PROJECT_DIR)"))]
+    #[diagnostic(help(
+        "run rel inside a rel project, or point at one with `-C DIR` (env REL_PROJECT_DIR)"
+    ))]
     NoProject { start: PathBuf },
 
     #[error("unknown environment `{name}`")]
@@ -64,19 +66,32 @@ pub enum Error {
 
 impl Error {
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), help: help.into() }
+        Error::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     pub fn refused(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Refused { message: message.into(), help: help.into() }
+        Error::Refused {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Invalid { message: message.into(), help: help.into() }
+        Error::Invalid {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// The exit code this error maps to.

@@ -19,7 +19,10 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
 use crate::Error;
 
 fn git_error(action: &str, e: git2::Error) -> Error {
-    Error::usage(format!("git: could not {action}: {}", e.message()), "check the repository with `git status`; rel needs a readable git repository")
+    Error::usage(
+        format!("git: could not {action}: {}", e.message()),
+        "check the repository with `git status`; rel needs a readable git repository",
+    )
 }
 
 /// One file to change in a commit: new bytes, or `None` to delete it.
@@ -101,45 +104,77 @@ impl Repo {
         let abs = abs.map_err(|e| Error::io("resolve a path", "", e))?;
         let rel = abs.strip_prefix(&self.workdir).map_err(|_| {
             Error::usage(
-                format!("{} is outside the git repository at {}", abs.display(), self.workdir.display()),
+                format!(
+                    "{} is outside the git repository at {}",
+                    abs.display(),
+                    self.workdir.display()
+                ),
                 "keep rel.toml, releases/ and overlays/ inside the repository",
             )
         })?;
-        Ok(rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+        Ok(rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"))
     }
 
     /// The commit HEAD points at.
     pub fn head_commit(&self) -> Result<Oid, Error> {
         let head = self.repo.head().map_err(|e| {
             if e.code() == ErrorCode::UnbornBranch {
-                Error::usage("the repository has no commits yet", "commit rel.toml, releases/ and overlays/ first")
+                Error::usage(
+                    "the repository has no commits yet",
+                    "commit rel.toml, releases/ and overlays/ first",
+                )
             } else {
                 git_error("read HEAD", e)
             }
         })?;
-        head.peel_to_commit().map(|c| c.id()).map_err(|e| git_error("read HEAD", e))
+        head.peel_to_commit()
+            .map(|c| c.id())
+            .map_err(|e| git_error("read HEAD", e))
     }
 
     /// The branch HEAD is on (`main`), or `None` when detached.
     pub fn head_branch(&self) -> Option<String> {
         let head = self.repo.head().ok()?;
-        if head.is_branch() { head.shorthand().map(str::to_owned) } else { None }
+        if head.is_branch() {
+            head.shorthand().map(str::to_owned)
+        } else {
+            None
+        }
     }
 
     /// Resolve a revision (`main`, `HEAD~2`, a full or short commit id) to a commit.
     pub fn resolve_commit(&self, rev: &str) -> Result<Oid, Error> {
         let obj = self.repo.revparse_single(rev).map_err(|e| {
-            Error::usage(format!("`{rev}` is not a commit in this repository: {}", e.message()), "give a commit id or a branch name (`git log --oneline` lists them)")
+            Error::usage(
+                format!(
+                    "`{rev}` is not a commit in this repository: {}",
+                    e.message()
+                ),
+                "give a commit id or a branch name (`git log --oneline` lists them)",
+            )
         })?;
-        obj.peel_to_commit().map(|c| c.id()).map_err(|e| git_error("resolve a commit", e))
+        obj.peel_to_commit()
+            .map(|c| c.id())
+            .map_err(|e| git_error("resolve a commit", e))
     }
 
     /// The bytes of `path` at `commit`, or `None` when it does not exist there.
     pub fn read_file(&self, commit: Oid, path: &str) -> Result<Option<Vec<u8>>, Error> {
-        let tree = self.repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| git_error("read a commit", e))?;
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| git_error("read a commit", e))?;
         match tree.get_path(Path::new(path)) {
             Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
-                let blob = self.repo.find_blob(entry.id()).map_err(|e| git_error("read a file", e))?;
+                let blob = self
+                    .repo
+                    .find_blob(entry.id())
+                    .map_err(|e| git_error("read a file", e))?;
                 Ok(Some(blob.content().to_vec()))
             }
             Ok(_) => Ok(None),
@@ -155,29 +190,62 @@ impl Repo {
 
     /// The names of the files directly in `dir` at `commit`.
     pub fn list_dir(&self, commit: Oid, dir: &str) -> Result<Vec<String>, Error> {
-        let tree = self.repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| git_error("read a commit", e))?;
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| git_error("read a commit", e))?;
         let sub = match tree.get_path(Path::new(dir)) {
             Ok(e) => e,
             Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(git_error("read a directory", e)),
         };
-        let sub = self.repo.find_tree(sub.id()).map_err(|e| git_error("read a directory", e))?;
-        Ok(sub.iter().filter_map(|e| e.name().map(str::to_owned)).collect())
+        let sub = self
+            .repo
+            .find_tree(sub.id())
+            .map_err(|e| git_error("read a directory", e))?;
+        Ok(sub
+            .iter()
+            .filter_map(|e| e.name().map(str::to_owned))
+            .collect())
     }
 
     /// Make a commit whose tree is `parent`'s with `changes` applied. No ref moves.
-    pub fn commit_on(&self, parent: Oid, changes: &[FileChange], message: &str) -> Result<Oid, Error> {
-        let parent = self.repo.find_commit(parent).map_err(|e| git_error("read the parent commit", e))?;
-        let base = parent.tree().map_err(|e| git_error("read the parent tree", e))?;
+    pub fn commit_on(
+        &self,
+        parent: Oid,
+        changes: &[FileChange],
+        message: &str,
+    ) -> Result<Oid, Error> {
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(|e| git_error("read the parent commit", e))?;
+        let base = parent
+            .tree()
+            .map_err(|e| git_error("read the parent tree", e))?;
         let tree = self.apply(Some(&base), changes, "")?;
-        let tree = self.repo.find_tree(tree).map_err(|e| git_error("build the tree", e))?;
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| git_error("build the tree", e))?;
         let sig = self.signature();
-        self.repo.commit(None, &sig, &sig, message, &tree, &[&parent]).map_err(|e| git_error("create the commit", e))
+        self.repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .map_err(|e| git_error("create the commit", e))
     }
 
     /// Apply the changes under `prefix` to `base`, recursively; returns the new tree id.
-    fn apply(&self, base: Option<&git2::Tree<'_>>, changes: &[FileChange], prefix: &str) -> Result<Oid, Error> {
-        let mut builder = self.repo.treebuilder(base).map_err(|e| git_error("build a tree", e))?;
+    fn apply(
+        &self,
+        base: Option<&git2::Tree<'_>>,
+        changes: &[FileChange],
+        prefix: &str,
+    ) -> Result<Oid, Error> {
+        let mut builder = self
+            .repo
+            .treebuilder(base)
+            .map_err(|e| git_error("build a tree", e))?;
         let mut subdirs: Vec<&str> = Vec::new();
         for change in changes {
             let rest = &change.path[prefix.len()..];
@@ -189,12 +257,19 @@ impl Repo {
                 }
                 None => match &change.contents {
                     Some(bytes) => {
-                        let blob = self.repo.blob(bytes).map_err(|e| git_error("write a blob", e))?;
-                        builder.insert(rest, blob, 0o100644).map_err(|e| git_error("build a tree", e))?;
+                        let blob = self
+                            .repo
+                            .blob(bytes)
+                            .map_err(|e| git_error("write a blob", e))?;
+                        builder
+                            .insert(rest, blob, 0o100644)
+                            .map_err(|e| git_error("build a tree", e))?;
                     }
                     None => {
                         if builder.get(rest).ok().flatten().is_some() {
-                            builder.remove(rest).map_err(|e| git_error("build a tree", e))?;
+                            builder
+                                .remove(rest)
+                                .map_err(|e| git_error("build a tree", e))?;
                         }
                     }
                 },
@@ -202,8 +277,11 @@ impl Repo {
         }
         for dir in subdirs {
             let sub_prefix = format!("{prefix}{dir}/");
-            let sub_changes: Vec<FileChange> =
-                changes.iter().filter(|c| c.path.starts_with(&sub_prefix)).cloned().collect();
+            let sub_changes: Vec<FileChange> = changes
+                .iter()
+                .filter(|c| c.path.starts_with(&sub_prefix))
+                .cloned()
+                .collect();
             let existing = builder
                 .get(dir)
                 .ok()
@@ -211,17 +289,29 @@ impl Repo {
                 .filter(|e| e.kind() == Some(ObjectType::Tree))
                 .map(|e| e.id());
             let existing = match existing {
-                Some(id) => Some(self.repo.find_tree(id).map_err(|e| git_error("read a tree", e))?),
+                Some(id) => Some(
+                    self.repo
+                        .find_tree(id)
+                        .map_err(|e| git_error("read a tree", e))?,
+                ),
                 None => None,
             };
             let id = self.apply(existing.as_ref(), &sub_changes, &sub_prefix)?;
-            let empty = self.repo.find_tree(id).map(|t| t.is_empty()).unwrap_or(false);
+            let empty = self
+                .repo
+                .find_tree(id)
+                .map(|t| t.is_empty())
+                .unwrap_or(false);
             if empty {
                 if builder.get(dir).ok().flatten().is_some() {
-                    builder.remove(dir).map_err(|e| git_error("build a tree", e))?;
+                    builder
+                        .remove(dir)
+                        .map_err(|e| git_error("build a tree", e))?;
                 }
             } else {
-                builder.insert(dir, id, 0o040000).map_err(|e| git_error("build a tree", e))?;
+                builder
+                    .insert(dir, id, 0o040000)
+                    .map_err(|e| git_error("build a tree", e))?;
             }
         }
         builder.write().map_err(|e| git_error("write a tree", e))
@@ -235,12 +325,21 @@ impl Repo {
     /// Create local branch `name` at `oid`; refused when it exists (atomic: git's ref lock).
     pub fn create_branch(&self, name: &str, oid: Oid) -> Result<(), Error> {
         let refname = format!("refs/heads/{name}");
-        match self.repo.reference(&refname, oid, false, &format!("rel: create {name}")) {
+        match self
+            .repo
+            .reference(&refname, oid, false, &format!("rel: create {name}"))
+        {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Locked) => Err(Error::refused(
-                format!("branch {name} already exists (another rel run created it, or an earlier one)"),
-                format!("look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"),
-            )),
+            Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Locked) => {
+                Err(Error::refused(
+                    format!(
+                        "branch {name} already exists (another rel run created it, or an earlier one)"
+                    ),
+                    format!(
+                        "look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"
+                    ),
+                ))
+            }
             Err(e) => Err(git_error("create the branch", e)),
         }
     }
@@ -248,13 +347,25 @@ impl Repo {
     /// Move local branch `name` from `expected` to `new` (compare-and-swap).
     pub fn move_branch(&self, name: &str, expected: Oid, new: Oid) -> Result<(), Error> {
         let refname = format!("refs/heads/{name}");
-        self.repo.reference_matching(&refname, new, true, expected, &format!("rel: update {name}")).map(|_| ()).map_err(|e| {
-            if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
-                Error::refused(format!("branch {name} moved while rel was working"), "run the command again")
-            } else {
-                git_error("move the branch", e)
-            }
-        })
+        self.repo
+            .reference_matching(
+                &refname,
+                new,
+                true,
+                expected,
+                &format!("rel: update {name}"),
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
+                    Error::refused(
+                        format!("branch {name} moved while rel was working"),
+                        "run the command again",
+                    )
+                } else {
+                    git_error("move the branch", e)
+                }
+            })
     }
 
     /// Delete local branch `name` if it still points at `oid` (cleanup after a failed push).
@@ -274,16 +385,32 @@ impl Repo {
             opts.pathspec(p);
         }
         opts.disable_pathspec_match(true);
-        let statuses = self.repo.statuses(Some(&mut opts)).map_err(|e| git_error("read the working tree status", e))?;
-        Ok(statuses.iter().filter(|s| !s.status().is_ignored()).filter_map(|s| s.path().map(str::to_owned)).collect())
+        let statuses = self
+            .repo
+            .statuses(Some(&mut opts))
+            .map_err(|e| git_error("read the working tree status", e))?;
+        Ok(statuses
+            .iter()
+            .filter(|s| !s.status().is_ignored())
+            .filter_map(|s| s.path().map(str::to_owned))
+            .collect())
     }
 
     /// Move the current branch from `expected` to `new` (compare-and-swap), then bring the
     /// working tree and index up to date for `changes` (each file written atomically).
-    pub fn advance_head(&self, expected: Oid, new: Oid, changes: &[FileChange], reflog: &str) -> Result<(), Error> {
+    pub fn advance_head(
+        &self,
+        expected: Oid,
+        new: Oid,
+        changes: &[FileChange],
+        reflog: &str,
+    ) -> Result<(), Error> {
         let head = self.repo.head().map_err(|e| git_error("read HEAD", e))?;
         let Some(refname) = head.name().filter(|_| head.is_branch()).map(str::to_owned) else {
-            return Err(Error::usage("HEAD is detached", "check out the branch the environments live on (e.g. `git switch main`)"));
+            return Err(Error::usage(
+                "HEAD is detached",
+                "check out the branch the environments live on (e.g. `git switch main`)",
+            ));
         };
         self.repo.reference_matching(&refname, new, true, expected, reflog).map_err(|e| {
             if e.code() == ErrorCode::Modified || e.code() == ErrorCode::Locked {
@@ -295,13 +422,19 @@ impl Repo {
                 git_error("move the branch", e)
             }
         })?;
-        let mut index = self.repo.index().map_err(|e| git_error("read the index", e))?;
+        let mut index = self
+            .repo
+            .index()
+            .map_err(|e| git_error("read the index", e))?;
         for change in changes {
             let abs = self.workdir.join(&change.path);
             match &change.contents {
                 Some(bytes) => {
-                    crate::atomic_write::write(&abs, bytes).map_err(|e| Error::io("write a file", &abs, e))?;
-                    index.add_path(Path::new(&change.path)).map_err(|e| git_error("update the index", e))?;
+                    crate::atomic_write::write(&abs, bytes)
+                        .map_err(|e| Error::io("write a file", &abs, e))?;
+                    index
+                        .add_path(Path::new(&change.path))
+                        .map_err(|e| git_error("update the index", e))?;
                 }
                 None => {
                     match std::fs::remove_file(&abs) {
@@ -338,22 +471,36 @@ impl Repo {
     /// once its child has been shown, so children always come before their parents (ties in
     /// the same second included), and the walk streams (no pass over the whole history first).
     /// Each commit is read once.
-    pub fn walk(&self, from: Oid, needle: &str, mut f: impl FnMut(CommitInfo) -> bool) -> Result<(), Error> {
+    pub fn walk(
+        &self,
+        from: Oid,
+        needle: &str,
+        mut f: impl FnMut(CommitInfo) -> bool,
+    ) -> Result<(), Error> {
         use std::collections::{BinaryHeap, HashSet};
         let needle = needle.as_bytes();
         let mut seen: HashSet<Oid> = HashSet::new();
         // (time, insertion sequence) ordered newest first; the sequence keeps ties stable.
         let mut queue: BinaryHeap<(i64, std::cmp::Reverse<u64>, Oid)> = BinaryHeap::new();
         let mut seq = 0u64;
-        let first = self.repo.find_commit(from).map_err(|e| git_error("read a commit", e))?;
+        let first = self
+            .repo
+            .find_commit(from)
+            .map_err(|e| git_error("read a commit", e))?;
         seen.insert(from);
         queue.push((first.time().seconds(), std::cmp::Reverse(seq), from));
         drop(first);
         while let Some((time, _, id)) = queue.pop() {
-            let commit = self.repo.find_commit(id).map_err(|e| git_error("read a commit", e))?;
+            let commit = self
+                .repo
+                .find_commit(id)
+                .map_err(|e| git_error("read a commit", e))?;
             for pid in commit.parent_ids() {
                 if seen.insert(pid) {
-                    let parent = self.repo.find_commit(pid).map_err(|e| git_error("read a commit", e))?;
+                    let parent = self
+                        .repo
+                        .find_commit(pid)
+                        .map_err(|e| git_error("read a commit", e))?;
                     seq += 1;
                     queue.push((parent.time().seconds(), std::cmp::Reverse(seq), pid));
                 }
@@ -380,7 +527,11 @@ impl Repo {
     pub fn changes_to(&self, from: Oid, path: &str, limit: usize) -> Result<Vec<Oid>, Error> {
         let mut out = Vec::new();
         let path = Path::new(path);
-        let mut current = Some(self.repo.find_commit(from).map_err(|e| git_error("read a commit", e))?);
+        let mut current = Some(
+            self.repo
+                .find_commit(from)
+                .map_err(|e| git_error("read a commit", e))?,
+        );
         while let Some(c) = current {
             let mine = self.blob_id(&c, path);
             let parent = c.parent(0).ok();
@@ -398,7 +549,10 @@ impl Repo {
 
     /// The paths a commit changed relative to its first parent.
     pub fn changed_paths(&self, commit: Oid) -> Result<Vec<String>, Error> {
-        let c = self.repo.find_commit(commit).map_err(|e| git_error("read a commit", e))?;
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| git_error("read a commit", e))?;
         let tree = c.tree().map_err(|e| git_error("read a tree", e))?;
         let parent_tree = c.parent(0).ok().and_then(|p| p.tree().ok());
         let diff = self
@@ -407,12 +561,20 @@ impl Repo {
             .map_err(|e| git_error("diff a commit", e))?;
         Ok(diff
             .deltas()
-            .filter_map(|d| d.new_file().path().or(d.old_file().path()).map(|p| p.to_string_lossy().replace('\\', "/")))
+            .filter_map(|d| {
+                d.new_file()
+                    .path()
+                    .or(d.old_file().path())
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+            })
             .collect())
     }
 
     pub fn commit_info(&self, id: Oid) -> Result<CommitInfo, Error> {
-        let c = self.repo.find_commit(id).map_err(|e| git_error("read a commit", e))?;
+        let c = self
+            .repo
+            .find_commit(id)
+            .map_err(|e| git_error("read a commit", e))?;
         Ok(CommitInfo {
             id,
             time: c.time().seconds(),
@@ -432,7 +594,9 @@ impl Repo {
 
     /// What rel last saw of `branch` on `remote` (the remote-tracking ref).
     pub fn tracking_tip(&self, remote: &str, branch: &str) -> Option<Oid> {
-        self.repo.refname_to_id(&format!("refs/remotes/{remote}/{branch}")).ok()
+        self.repo
+            .refname_to_id(&format!("refs/remotes/{remote}/{branch}"))
+            .ok()
     }
 
     /// The upstream of the current branch: (remote, branch on the remote).
@@ -441,12 +605,24 @@ impl Repo {
         let cfg = self.repo.config().ok()?;
         let remote = cfg.get_string(&format!("branch.{branch}.remote")).ok()?;
         let merge = cfg.get_string(&format!("branch.{branch}.merge")).ok()?;
-        Some((remote, merge.strip_prefix("refs/heads/").unwrap_or(&merge).to_owned()))
+        Some((
+            remote,
+            merge
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&merge)
+                .to_owned(),
+        ))
     }
 
     /// Push `commit` to `branch` on `remote`, only if the remote branch is still at `expected`
     /// (`None`: it must not exist). A moved branch is refused, never overwritten.
-    pub fn push_with_lease(&self, remote: &str, commit: Oid, branch: &str, expected: Option<Oid>) -> Result<PushOutcome, Error> {
+    pub fn push_with_lease(
+        &self,
+        remote: &str,
+        commit: Oid,
+        branch: &str,
+        expected: Option<Oid>,
+    ) -> Result<PushOutcome, Error> {
         let refname = format!("refs/heads/{branch}");
         let expect = expected.map(|o| o.to_string()).unwrap_or_default();
         let mut cmd = Command::new("git");
@@ -459,29 +635,52 @@ impl Repo {
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             cmd.env("GIT_TERMINAL_PROMPT", "0");
         }
-        tracing::debug!("git push --force-with-lease={refname}:{expect} {remote} {commit}:{refname}");
+        tracing::debug!(
+            "git push --force-with-lease={refname}:{expect} {remote} {commit}:{refname}"
+        );
         let out = cmd.output().map_err(|e| {
-            Error::usage(format!("could not run `git push`: {e}"), "install git (rel pushes through it, with your credentials)")
+            Error::usage(
+                format!("could not run `git push`: {e}"),
+                "install git (rel pushes through it, with your credentials)",
+            )
         })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             // Keep our view of the remote current, as `git push` does for configured remotes.
-            let _ = self.repo.reference(&format!("refs/remotes/{remote}/{branch}"), commit, true, "rel: push");
-            return Ok(if stdout.contains("[up to date]") { PushOutcome::UpToDate } else { PushOutcome::Pushed });
+            let _ = self.repo.reference(
+                &format!("refs/remotes/{remote}/{branch}"),
+                commit,
+                true,
+                "rel: push",
+            );
+            return Ok(if stdout.contains("[up to date]") {
+                PushOutcome::UpToDate
+            } else {
+                PushOutcome::Pushed
+            });
         }
-        let rejected = stdout.lines().any(|l| l.starts_with('!')) || stderr.contains("stale info") || stderr.contains("[rejected]");
+        let rejected = stdout.lines().any(|l| l.starts_with('!'))
+            || stderr.contains("stale info")
+            || stderr.contains("[rejected]");
         if rejected {
             return Err(Error::refused(
                 format!(
                     "{remote}/{branch} moved since rel last saw it (expected {}); nothing was overwritten",
-                    expected.map(short).unwrap_or_else(|| "no such branch".to_owned())
+                    expected
+                        .map(short)
+                        .unwrap_or_else(|| "no such branch".to_owned())
                 ),
-                format!("someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"),
+                format!(
+                    "someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"
+                ),
             ));
         }
         Err(Error::usage(
-            format!("git push to {remote} failed: {}", redact_urls(stderr.trim())),
+            format!(
+                "git push to {remote} failed: {}",
+                redact_urls(stderr.trim())
+            ),
             "check the remote URL and your git credentials (`git push` must work from this clone)",
         ))
     }
@@ -491,23 +690,33 @@ impl Repo {
         let mut cmd = Command::new("git");
         cmd.current_dir(&self.workdir)
             .args(["fetch", "--quiet", remote])
-            .arg(format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}"));
+            .arg(format!(
+                "+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+            ));
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             cmd.env("GIT_TERMINAL_PROMPT", "0");
         }
-        let out = cmd.output().map_err(|e| Error::usage(format!("could not run `git fetch`: {e}"), "install git"))?;
+        let out = cmd
+            .output()
+            .map_err(|e| Error::usage(format!("could not run `git fetch`: {e}"), "install git"))?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() || stderr.contains("couldn't find remote ref") {
             if !out.status.success() {
                 // The branch does not exist on the remote: forget any stale tracking ref.
-                if let Ok(mut r) = self.repo.find_reference(&format!("refs/remotes/{remote}/{branch}")) {
+                if let Ok(mut r) = self
+                    .repo
+                    .find_reference(&format!("refs/remotes/{remote}/{branch}"))
+                {
                     let _ = r.delete();
                 }
             }
             return Ok(());
         }
         Err(Error::usage(
-            format!("git fetch from {remote} failed: {}", redact_urls(stderr.trim())),
+            format!(
+                "git fetch from {remote} failed: {}",
+                redact_urls(stderr.trim())
+            ),
             "check the remote URL and your git credentials",
         ))
     }
@@ -521,13 +730,22 @@ pub fn actor(repo: Option<&Repo>) -> String {
         return a.trim().to_owned();
     }
     let from_git = match repo {
-        Some(r) => r.repo.config().ok().and_then(|c| c.get_string("user.email").ok()),
-        None => git2::Config::open_default().ok().and_then(|c| c.get_string("user.email").ok()),
+        Some(r) => r
+            .repo
+            .config()
+            .ok()
+            .and_then(|c| c.get_string("user.email").ok()),
+        None => git2::Config::open_default()
+            .ok()
+            .and_then(|c| c.get_string("user.email").ok()),
     };
     if let Some(e) = from_git.filter(|e| !e.trim().is_empty()) {
         return e;
     }
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".to_owned())
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The first 12 hex digits of a commit id.
@@ -542,7 +760,9 @@ pub fn redact_urls(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         out.push_str(&rest[..i + 3]);
         rest = &rest[i + 3..];
-        let end = rest.find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"').unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .unwrap_or(rest.len());
         if let Some(at) = rest[..end].rfind('@') {
             out.push_str("***@");
             rest = &rest[at + 1..];
@@ -558,7 +778,9 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     }
     let first = needle[0];
     let upper = first.to_ascii_uppercase();
-    haystack.windows(needle.len()).any(|w| (w[0] == first || w[0] == upper) && w.eq_ignore_ascii_case(needle))
+    haystack
+        .windows(needle.len())
+        .any(|w| (w[0] == first || w[0] == upper) && w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -577,7 +799,8 @@ mod tests {
         index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = repo.signature().unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[]).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+            .unwrap();
         let r = Repo::open(dir.path()).unwrap();
         (dir, r)
     }
@@ -590,22 +813,41 @@ mod tests {
             .commit_on(
                 head,
                 &[
-                    FileChange { path: "overlays/prod/kustomization.yaml".into(), contents: Some(b"x: 1\n".to_vec()) },
-                    FileChange { path: "releases/holds.yaml".into(), contents: Some(b"holds: []\n".to_vec()) },
-                    FileChange { path: "a.txt".into(), contents: None },
+                    FileChange {
+                        path: "overlays/prod/kustomization.yaml".into(),
+                        contents: Some(b"x: 1\n".to_vec()),
+                    },
+                    FileChange {
+                        path: "releases/holds.yaml".into(),
+                        contents: Some(b"holds: []\n".to_vec()),
+                    },
+                    FileChange {
+                        path: "a.txt".into(),
+                        contents: None,
+                    },
                 ],
                 "msg\n",
             )
             .unwrap();
-        assert_eq!(repo.read_file(c, "overlays/prod/kustomization.yaml").unwrap().unwrap(), b"x: 1\n");
+        assert_eq!(
+            repo.read_file(c, "overlays/prod/kustomization.yaml")
+                .unwrap()
+                .unwrap(),
+            b"x: 1\n"
+        );
         assert_eq!(repo.read_file(c, "a.txt").unwrap(), None);
         assert_eq!(repo.read_file(head, "a.txt").unwrap().unwrap(), b"a\n");
         assert!(!dir.path().join("overlays").exists());
         assert_eq!(repo.changed_paths(c).unwrap().len(), 3);
-        assert_eq!(repo.list_dir(c, "releases").unwrap(), vec!["holds.yaml".to_owned()]);
+        assert_eq!(
+            repo.list_dir(c, "releases").unwrap(),
+            vec!["holds.yaml".to_owned()]
+        );
         // Branch creation is exclusive.
         repo.create_branch("rel/promote/prod/0.4.0", c).unwrap();
-        let e = repo.create_branch("rel/promote/prod/0.4.0", head).unwrap_err();
+        let e = repo
+            .create_branch("rel/promote/prod/0.4.0", head)
+            .unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
         assert_eq!(repo.branch_tip("rel/promote/prod/0.4.0"), Some(c));
     }
@@ -614,23 +856,35 @@ mod tests {
     fn advance_head_is_compare_and_swap() {
         let (dir, repo) = init();
         let head = repo.head_commit().unwrap();
-        let change = vec![FileChange { path: "a.txt".into(), contents: Some(b"b\n".to_vec()) }];
+        let change = vec![FileChange {
+            path: "a.txt".into(),
+            contents: Some(b"b\n".to_vec()),
+        }];
         let c = repo.commit_on(head, &change, "change\n").unwrap();
         let other = repo.commit_on(head, &[], "other\n").unwrap();
         let e = repo.advance_head(other, c, &change, "test").unwrap_err();
         assert!(e.to_string().contains("moved while rel was working"), "{e}");
         repo.advance_head(head, c, &change, "test").unwrap();
         assert_eq!(repo.head_commit().unwrap(), c);
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "b\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "b\n"
+        );
         assert!(repo.dirty_paths(&["a.txt".into()]).unwrap().is_empty());
         std::fs::write(dir.path().join("a.txt"), "dirty\n").unwrap();
-        assert_eq!(repo.dirty_paths(&["a.txt".into()]).unwrap(), vec!["a.txt".to_owned()]);
+        assert_eq!(
+            repo.dirty_paths(&["a.txt".into()]).unwrap(),
+            vec!["a.txt".to_owned()]
+        );
         assert_eq!(repo.changes_to(c, "a.txt", 10).unwrap(), vec![c, head]);
     }
 
     #[test]
     fn urls_lose_their_credentials() {
-        assert_eq!(redact_urls("fatal: https://x:ghp_secret@github.com/o/r.git denied"), "fatal: https://***@github.com/o/r.git denied");
+        assert_eq!(
+            redact_urls("fatal: https://x:ghp_secret@github.com/o/r.git denied"),
+            "fatal: https://***@github.com/o/r.git denied"
+        );
         assert_eq!(redact_urls("file:///tmp/r.git"), "file:///tmp/r.git");
         assert!(contains_ignore_case(b"abc\nREL-ACTION: x", b"rel-action"));
         assert!(!contains_ignore_case(b"abc", b"rel-action"));

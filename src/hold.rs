@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::version::Version;
 use crate::Error;
+use crate::version::Version;
 
 /// `releases/holds.yaml`, relative to the project root.
 pub const FILE: &str = "holds.yaml";
@@ -41,7 +41,10 @@ pub struct Holds {
 
 impl Holds {
     pub fn parse(path: &Path, text: &str) -> Result<Holds, Error> {
-        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             return Ok(Holds::default());
         }
         serde_saphyr::from_str(text).map_err(|e| {
@@ -113,9 +116,24 @@ mod tests {
     #[test]
     fn holds_round_trip_and_clear() {
         let mut holds = Holds::default();
-        assert_eq!(Holds::parse(Path::new("h"), &holds.to_yaml()).unwrap(), holds);
-        holds.add(Hold { version: "0.4.0".into(), env: "prod".into(), reason: "rolled back: \"x\"".into(), since: "2026-01-01T00:00:00Z".into(), actor: "a@b".into() });
-        holds.add(Hold { version: "0.3.0".into(), env: "prod".into(), reason: "r".into(), since: "s".into(), actor: "a".into() });
+        assert_eq!(
+            Holds::parse(Path::new("h"), &holds.to_yaml()).unwrap(),
+            holds
+        );
+        holds.add(Hold {
+            version: "0.4.0".into(),
+            env: "prod".into(),
+            reason: "rolled back: \"x\"".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            actor: "a@b".into(),
+        });
+        holds.add(Hold {
+            version: "0.3.0".into(),
+            env: "prod".into(),
+            reason: "r".into(),
+            since: "s".into(),
+            actor: "a".into(),
+        });
         let back = Holds::parse(Path::new("h"), &holds.to_yaml()).unwrap();
         assert_eq!(back, holds);
         assert_eq!(back.holds[0].version, "0.3.0");
@@ -125,6 +143,9 @@ mod tests {
         assert!(b.clear(&v));
         assert!(!b.clear(&v));
         assert!(b.get(&v).is_none());
-        assert_eq!(Holds::parse(Path::new("h"), "# only a comment\n").unwrap(), Holds::default());
+        assert_eq!(
+            Holds::parse(Path::new("h"), "# only a comment\n").unwrap(),
+            Holds::default()
+        );
     }
 }

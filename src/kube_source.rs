@@ -106,7 +106,9 @@ impl Pod {
     /// The controlling owner, if any.
     pub fn controller(&self) -> Option<&OwnerReference> {
         let refs = &self.metadata.owner_references;
-        refs.iter().find(|o| o.controller == Some(true)).or(refs.first())
+        refs.iter()
+            .find(|o| o.controller == Some(true))
+            .or(refs.first())
     }
 }
 
@@ -179,7 +181,11 @@ impl AnyObject {
     fn into_pod(self) -> Pod {
         Pod {
             metadata: self.metadata,
-            spec: PodSpec { node_name: self.spec.node_name, containers: self.spec.containers, init_containers: self.spec.init_containers },
+            spec: PodSpec {
+                node_name: self.spec.node_name,
+                containers: self.spec.containers,
+                init_containers: self.spec.init_containers,
+            },
             status: PodStatus {
                 phase: self.status.phase,
                 container_statuses: self.status.container_statuses,
@@ -191,8 +197,12 @@ impl AnyObject {
     fn into_node(self) -> Node {
         Node {
             metadata: self.metadata,
-            spec: NodeSpec { unschedulable: self.spec.unschedulable },
-            status: NodeStatus { allocatable: self.status.allocatable },
+            spec: NodeSpec {
+                unschedulable: self.spec.unschedulable,
+            },
+            status: NodeStatus {
+                allocatable: self.status.allocatable,
+            },
         }
     }
 }
@@ -201,20 +211,35 @@ impl AnyObject {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum KubeError {
     #[error("could not read {what} from {origin}: {detail}")]
-    #[diagnostic(help("pass the output of `kubectl get {what} -o json` (a file, or `-` for stdin)"))]
-    Input { what: &'static str, origin: String, detail: String },
+    #[diagnostic(help(
+        "pass the output of `kubectl get {what} -o json` (a file, or `-` for stdin)"
+    ))]
+    Input {
+        what: &'static str,
+        origin: String,
+        detail: String,
+    },
 
     #[error("no kubeconfig: {looked}")]
-    #[diagnostic(help("set KUBECONFIG or pass --kubeconfig FILE, or give recorded objects with --pods FILE / --nodes FILE"))]
+    #[diagnostic(help(
+        "set KUBECONFIG or pass --kubeconfig FILE, or give recorded objects with --pods FILE / --nodes FILE"
+    ))]
     NoKubeconfig { looked: String },
 
     #[error("kubeconfig {path}: {detail}")]
-    #[diagnostic(help("`kubectl config view` shows what is configured; `kubectl config get-contexts` lists the contexts"))]
+    #[diagnostic(help(
+        "`kubectl config view` shows what is configured; `kubectl config get-contexts` lists the contexts"
+    ))]
     Kubeconfig { path: String, detail: String },
 
     #[error("{method} {url}: {detail}")]
     #[diagnostic(help("{help}"))]
-    Api { method: &'static str, url: String, detail: String, help: String },
+    Api {
+        method: &'static str,
+        url: String,
+        detail: String,
+        help: String,
+    },
 }
 
 /// Read pods from `kubectl get pods -o json` output (`path` of `-` is stdin).
@@ -235,19 +260,34 @@ fn read_input(path: &Path, what: &'static str) -> Result<(Vec<u8>, String), Kube
         let mut bytes = Vec::new();
         std::io::stdin()
             .read_to_end(&mut bytes)
-            .map_err(|e| KubeError::Input { what, origin: "<stdin>".into(), detail: e.to_string() })?;
+            .map_err(|e| KubeError::Input {
+                what,
+                origin: "<stdin>".into(),
+                detail: e.to_string(),
+            })?;
         Ok((bytes, "<stdin>".to_owned()))
     } else {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| KubeError::Input { what, origin: origin.clone(), detail: e.to_string() })?;
+        let bytes = std::fs::read(path).map_err(|e| KubeError::Input {
+            what,
+            origin: origin.clone(),
+            detail: e.to_string(),
+        })?;
         Ok((bytes, origin))
     }
 }
 
 /// Split a list into its pods and nodes (items without a `kind`, as in a `PodList`, are pods).
-fn parse_objects(bytes: &[u8], what: &'static str, origin: &str) -> Result<(Vec<Pod>, Vec<Node>), KubeError> {
-    let list: List<AnyObject> = serde_json::from_slice(bytes)
-        .map_err(|e| KubeError::Input { what, origin: origin.to_owned(), detail: format!("not a Kubernetes list in JSON: {e}") })?;
+fn parse_objects(
+    bytes: &[u8],
+    what: &'static str,
+    origin: &str,
+) -> Result<(Vec<Pod>, Vec<Node>), KubeError> {
+    let list: List<AnyObject> = serde_json::from_slice(bytes).map_err(|e| KubeError::Input {
+        what,
+        origin: origin.to_owned(),
+        detail: format!("not a Kubernetes list in JSON: {e}"),
+    })?;
     let (mut pods, mut nodes) = (Vec::with_capacity(list.items.len()), Vec::new());
     for item in list.items {
         match item.kind.as_str() {
@@ -365,7 +405,9 @@ fn kubeconfig_path(opts: &KubeOptions) -> Result<PathBuf, KubeError> {
             }
             looked.push(p.display().to_string());
         }
-        return Err(KubeError::NoKubeconfig { looked: format!("KUBECONFIG names no existing file ({})", looked.join(", ")) });
+        return Err(KubeError::NoKubeconfig {
+            looked: format!("KUBECONFIG names no existing file ({})", looked.join(", ")),
+        });
     }
     if let Some(home) = std::env::var_os("HOME") {
         let p = PathBuf::from(home).join(".kube/config");
@@ -374,12 +416,19 @@ fn kubeconfig_path(opts: &KubeOptions) -> Result<PathBuf, KubeError> {
         }
         looked.push(p.display().to_string());
     }
-    Err(KubeError::NoKubeconfig { looked: format!("KUBECONFIG is not set and {} does not exist", looked.join(", ")) })
+    Err(KubeError::NoKubeconfig {
+        looked: format!(
+            "KUBECONFIG is not set and {} does not exist",
+            looked.join(", ")
+        ),
+    })
 }
 
 fn b64(data: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()
 }
 
 impl KubeClient {
@@ -387,42 +436,95 @@ impl KubeClient {
     pub fn from_kubeconfig(opts: &KubeOptions) -> Result<KubeClient, KubeError> {
         let path = kubeconfig_path(opts)?;
         let shown = path.display().to_string();
-        let err = |detail: String| KubeError::Kubeconfig { path: shown.clone(), detail };
-        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
-        let config: Kubeconfig = serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {}", e.to_string().lines().next().unwrap_or(""))))?;
+        let err = |detail: String| KubeError::Kubeconfig {
+            path: shown.clone(),
+            detail,
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
+        let config: Kubeconfig = serde_saphyr::from_str(&text).map_err(|e| {
+            err(format!(
+                "invalid YAML: {}",
+                e.to_string().lines().next().unwrap_or("")
+            ))
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) };
+        let resolve = |p: &str| {
+            if Path::new(p).is_absolute() {
+                PathBuf::from(p)
+            } else {
+                dir.join(p)
+            }
+        };
 
         let context_name = opts.context.clone().or(config.current_context.clone()).filter(|c| !c.is_empty()).ok_or_else(|| {
             err("no context: the kubeconfig has no `current-context` and --context was not given".to_owned())
         })?;
-        let context = config.contexts.iter().find(|c| c.name == context_name).map(|c| &c.value).ok_or_else(|| {
-            err(format!(
-                "no context `{context_name}` (contexts: {})",
-                config.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        let cluster = config.clusters.iter().find(|c| c.name == context.cluster).map(|c| &c.value).ok_or_else(|| {
-            err(format!("context `{context_name}` names cluster `{}`, which is not defined", context.cluster))
-        })?;
+        let context = config
+            .contexts
+            .iter()
+            .find(|c| c.name == context_name)
+            .map(|c| &c.value)
+            .ok_or_else(|| {
+                err(format!(
+                    "no context `{context_name}` (contexts: {})",
+                    config
+                        .contexts
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let cluster = config
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .map(|c| &c.value)
+            .ok_or_else(|| {
+                err(format!(
+                    "context `{context_name}` names cluster `{}`, which is not defined",
+                    context.cluster
+                ))
+            })?;
         if !(cluster.server.starts_with("https://") || cluster.server.starts_with("http://")) {
-            return Err(err(format!("cluster `{}` has no http(s) `server` (`{}`)", context.cluster, cluster.server)));
+            return Err(err(format!(
+                "cluster `{}` has no http(s) `server` (`{}`)",
+                context.cluster, cluster.server
+            )));
         }
         let default_user = UserEntry::default();
         let user = match config.users.iter().find(|u| u.name == context.user) {
             Some(u) => &u.value,
             None if context.user.is_empty() => &default_user,
-            None => return Err(err(format!("context `{context_name}` names user `{}`, which is not defined", context.user))),
+            None => {
+                return Err(err(format!(
+                    "context `{context_name}` names user `{}`, which is not defined",
+                    context.user
+                )));
+            }
         };
 
-        let mut builder = reqwest::Client::builder().use_rustls_tls().connect_timeout(opts.timeout);
-        let ca = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
-            (Some(data), _) => Some(b64(data).ok_or_else(|| err("`certificate-authority-data` is not base64".to_owned()))?),
-            (None, Some(file)) => Some(std::fs::read(resolve(file)).map_err(|e| err(format!("cannot read certificate-authority {file}: {e}")))?),
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(opts.timeout);
+        let ca = match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
+            (Some(data), _) => Some(
+                b64(data)
+                    .ok_or_else(|| err("`certificate-authority-data` is not base64".to_owned()))?,
+            ),
+            (None, Some(file)) => Some(
+                std::fs::read(resolve(file))
+                    .map_err(|e| err(format!("cannot read certificate-authority {file}: {e}")))?,
+            ),
             (None, None) => None,
         };
         if let Some(pem) = ca {
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(format!("certificate authority: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| err(format!("certificate authority: {e}")))?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
@@ -431,47 +533,75 @@ impl KubeClient {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let cert = match (&user.client_certificate_data, &user.client_certificate) {
-            (Some(d), _) => Some(b64(d).ok_or_else(|| err("`client-certificate-data` is not base64".to_owned()))?),
-            (None, Some(f)) => Some(std::fs::read(resolve(f)).map_err(|e| err(format!("cannot read client-certificate {f}: {e}")))?),
+            (Some(d), _) => Some(
+                b64(d).ok_or_else(|| err("`client-certificate-data` is not base64".to_owned()))?,
+            ),
+            (None, Some(f)) => Some(
+                std::fs::read(resolve(f))
+                    .map_err(|e| err(format!("cannot read client-certificate {f}: {e}")))?,
+            ),
             _ => None,
         };
         let key = match (&user.client_key_data, &user.client_key) {
-            (Some(d), _) => Some(b64(d).ok_or_else(|| err("`client-key-data` is not base64".to_owned()))?),
-            (None, Some(f)) => Some(std::fs::read(resolve(f)).map_err(|e| err(format!("cannot read client-key {f}: {e}")))?),
+            (Some(d), _) => {
+                Some(b64(d).ok_or_else(|| err("`client-key-data` is not base64".to_owned()))?)
+            }
+            (None, Some(f)) => Some(
+                std::fs::read(resolve(f))
+                    .map_err(|e| err(format!("cannot read client-key {f}: {e}")))?,
+            ),
             _ => None,
         };
         if let (Some(mut cert), Some(key)) = (cert, key) {
             cert.push(b'\n');
             cert.extend_from_slice(&key);
-            let identity = reqwest::Identity::from_pem(&cert).map_err(|e| err(format!("client certificate and key: {e}")))?;
+            let identity = reqwest::Identity::from_pem(&cert)
+                .map_err(|e| err(format!("client certificate and key: {e}")))?;
             builder = builder.identity(identity);
         }
         let token_file = user.token_file.as_ref().or(user.token_file_camel.as_ref());
         let auth = if let Some(t) = &user.token {
             Auth::Bearer(t.trim().to_owned())
         } else if let Some(f) = token_file {
-            let t = std::fs::read_to_string(resolve(f)).map_err(|e| err(format!("cannot read tokenFile {f}: {e}")))?;
+            let t = std::fs::read_to_string(resolve(f))
+                .map_err(|e| err(format!("cannot read tokenFile {f}: {e}")))?;
             Auth::Bearer(t.trim().to_owned())
         } else if let Some(exec) = &user.exec {
-            Auth::Bearer(exec_token(exec).map_err(|d| err(format!("exec credential plugin `{}`: {d}", exec.command)))?)
+            Auth::Bearer(
+                exec_token(exec)
+                    .map_err(|d| err(format!("exec credential plugin `{}`: {d}", exec.command)))?,
+            )
         } else if let (Some(u), Some(p)) = (&user.username, &user.password) {
             Auth::Basic(u.clone(), p.clone())
         } else {
             Auth::None
         };
-        let http = builder.build().map_err(|e| err(format!("cannot set up TLS: {}", crate::gate::smoke::error_chain(&e))))?;
+        let http = builder.build().map_err(|e| {
+            err(format!(
+                "cannot set up TLS: {}",
+                crate::gate::smoke::error_chain(&e)
+            ))
+        })?;
         Ok(KubeClient {
             http,
             server: cluster.server.trim_end_matches('/').to_owned(),
             auth,
-            namespace: context.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()),
+            namespace: context
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
             describe: format!("context `{context_name}` ({})", cluster.server),
             timeout: opts.timeout,
         })
     }
 
     /// All items of a list endpoint, following `continue` tokens.
-    pub async fn list<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<Vec<T>, KubeError> {
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Vec<T>, KubeError> {
         let mut items = Vec::new();
         let mut cont: Option<String> = None;
         loop {
@@ -481,7 +611,12 @@ impl KubeClient {
                 url.push_str("&continue=");
                 url.push_str(&percent_encode(c));
             }
-            let api_err = |detail: String, help: &str| KubeError::Api { method: "GET", url: url.clone(), detail, help: help.to_owned() };
+            let api_err = |detail: String, help: &str| KubeError::Api {
+                method: "GET",
+                url: url.clone(),
+                detail,
+                help: help.to_owned(),
+            };
             // A refused or reset connection is retried twice with backoff; an answer is not.
             let mut attempt = 0u32;
             let resp = loop {
@@ -492,33 +627,90 @@ impl KubeClient {
                     Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
                 };
                 match tokio::time::timeout(self.timeout, req.send()).await {
-                    Err(_) => return Err(api_err(format!("timed out after {}s", self.timeout.as_secs_f32()), "is the API server reachable from here (VPN, firewall)? raise --kube-timeout if it is slow")),
+                    Err(_) => {
+                        return Err(api_err(
+                            format!("timed out after {}s", self.timeout.as_secs_f32()),
+                            "is the API server reachable from here (VPN, firewall)? raise --kube-timeout if it is slow",
+                        ));
+                    }
                     Ok(Err(e)) if e.is_connect() && attempt < 2 => {
                         tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                         attempt += 1;
                     }
                     Ok(Err(e)) => {
-                        let tries = if attempt > 0 { format!(" (after {} attempts)", attempt + 1) } else { String::new() };
-                        return Err(api_err(format!("{}{tries}", crate::gate::smoke::error_chain(&e)), "check the cluster's `server` in the kubeconfig and that it is reachable"));
+                        let tries = if attempt > 0 {
+                            format!(" (after {} attempts)", attempt + 1)
+                        } else {
+                            String::new()
+                        };
+                        return Err(api_err(
+                            format!("{}{tries}", crate::gate::smoke::error_chain(&e)),
+                            "check the cluster's `server` in the kubeconfig and that it is reachable",
+                        ));
                     }
                     Ok(Ok(r)) => break r,
                 }
             };
             let status = resp.status();
             let body = match tokio::time::timeout(self.timeout, resp.bytes()).await {
-                Err(_) => return Err(api_err(format!("timed out reading the body after {}s", self.timeout.as_secs_f32()), "raise --kube-timeout")),
-                Ok(Err(e)) => return Err(api_err(crate::gate::smoke::error_chain(&e), "retry; the connection broke")),
+                Err(_) => {
+                    return Err(api_err(
+                        format!(
+                            "timed out reading the body after {}s",
+                            self.timeout.as_secs_f32()
+                        ),
+                        "raise --kube-timeout",
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Err(api_err(
+                        crate::gate::smoke::error_chain(&e),
+                        "retry; the connection broke",
+                    ));
+                }
                 Ok(Ok(b)) => b,
             };
-            let message = || serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)).unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+            let message = || {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect())
+            };
             match status.as_u16() {
                 200 => {}
-                401 => return Err(api_err(format!("401 Unauthorized: {}", message()), "the credentials of the kubeconfig's user were rejected: log in again (e.g. `az aks get-credentials`, `kubelogin`)")),
-                403 => return Err(api_err(format!("403 Forbidden: {}", message()), &format!("the user may not list {what} here: grant `list` on {what} (a Role/ClusterRole and binding), or use another --context"))),
-                404 => return Err(api_err(format!("404 Not Found: {}", message()), "is this a Kubernetes API server? check the kubeconfig's `server`")),
-                _ => return Err(api_err(format!("{status}: {}", message()), "retry later; the API server answered with an error")),
+                401 => {
+                    return Err(api_err(
+                        format!("401 Unauthorized: {}", message()),
+                        "the credentials of the kubeconfig's user were rejected: log in again (e.g. `az aks get-credentials`, `kubelogin`)",
+                    ));
+                }
+                403 => {
+                    return Err(api_err(
+                        format!("403 Forbidden: {}", message()),
+                        &format!(
+                            "the user may not list {what} here: grant `list` on {what} (a Role/ClusterRole and binding), or use another --context"
+                        ),
+                    ));
+                }
+                404 => {
+                    return Err(api_err(
+                        format!("404 Not Found: {}", message()),
+                        "is this a Kubernetes API server? check the kubeconfig's `server`",
+                    ));
+                }
+                _ => {
+                    return Err(api_err(
+                        format!("{status}: {}", message()),
+                        "retry later; the API server answered with an error",
+                    ));
+                }
             }
-            let list: List<T> = serde_json::from_slice(&body).map_err(|e| api_err(format!("not a {what} list: {e}"), "is this a Kubernetes API server? check the kubeconfig's `server`"))?;
+            let list: List<T> = serde_json::from_slice(&body).map_err(|e| {
+                api_err(
+                    format!("not a {what} list: {e}"),
+                    "is this a Kubernetes API server? check the kubeconfig's `server`",
+                )
+            })?;
             items.extend(list.items);
             match list.metadata.cont.filter(|c| !c.is_empty()) {
                 Some(c) => cont = Some(c),
@@ -529,12 +721,20 @@ impl KubeClient {
 
     /// Pods of one namespace.
     pub async fn pods(&self, namespace: &str) -> Result<Vec<Pod>, KubeError> {
-        self.list(&format!("/api/v1/namespaces/{}/pods", percent_encode(namespace)), "pods").await
+        self.list(
+            &format!("/api/v1/namespaces/{}/pods", percent_encode(namespace)),
+            "pods",
+        )
+        .await
     }
 
     /// Pods of every namespace that hold resources (not `Succeeded` or `Failed`).
     pub async fn active_pods_everywhere(&self) -> Result<Vec<Pod>, KubeError> {
-        self.list("/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed", "pods").await
+        self.list(
+            "/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed",
+            "pods",
+        )
+        .await
     }
 
     pub async fn nodes(&self) -> Result<Vec<Node>, KubeError> {
@@ -551,9 +751,14 @@ fn exec_token(exec: &ExecConfig) -> Result<String, String> {
     }
     let out = cmd.output().map_err(|e| format!("cannot run it: {e}"))?;
     if !out.status.success() {
-        return Err(format!("exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("did not print an ExecCredential: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("did not print an ExecCredential: {e}"))?;
     v.pointer("/status/token").and_then(|t| t.as_str()).map(str::to_owned).ok_or_else(|| "its ExecCredential has no status.token (client certificates from exec plugins are not supported)".to_owned())
 }
 
@@ -576,8 +781,15 @@ mod tests {
     #[test]
     fn digests_from_image_ids() {
         let d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-        for id in [format!("docker-pullable://r.io/p/x@{d}"), format!("r.io/p/x@{d}"), d.to_owned()] {
-            let s = ContainerStatus { image_id: id, ..Default::default() };
+        for id in [
+            format!("docker-pullable://r.io/p/x@{d}"),
+            format!("r.io/p/x@{d}"),
+            d.to_owned(),
+        ] {
+            let s = ContainerStatus {
+                image_id: id,
+                ..Default::default()
+            };
             assert_eq!(s.digest(), Some(d));
         }
         assert_eq!(ContainerStatus::default().digest(), None);

@@ -51,7 +51,12 @@ pub struct LoadedRaw {
 impl LoadedRaw {
     /// `path:line:col` of a spanned value.
     pub fn at<T>(&self, s: &Spanned<T>) -> String {
-        format!("{}:{}:{}", self.path.display(), s.referenced.line(), s.referenced.column())
+        format!(
+            "{}:{}:{}",
+            self.path.display(),
+            s.referenced.line(),
+            s.referenced.column()
+        )
     }
 }
 
@@ -65,12 +70,17 @@ pub fn parse_raw(path: &Path, text: &str) -> Result<LoadedRaw, SourceError> {
         SourceError::at_line_col(path, text, line, column, format!("invalid release lockfile: {message}"))
             .with_help("a lockfile is YAML: `version`, `engineVersion` and `components.<name>.digest: sha256:<64 hex>`; see releases/ for an example")
     })?;
-    Ok(LoadedRaw { path: path.to_path_buf(), text: text.to_owned(), raw })
+    Ok(LoadedRaw {
+        path: path.to_path_buf(),
+        text: text.to_owned(),
+        raw,
+    })
 }
 
 /// Read and parse a lockfile from disk.
 pub fn read_raw(path: &Path) -> Result<LoadedRaw, crate::Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io("read the release lockfile", path, e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::Error::io("read the release lockfile", path, e))?;
     Ok(parse_raw(path, &text)?)
 }
 
@@ -100,7 +110,9 @@ pub struct LockedComponent {
 impl LockedComponent {
     /// The pinned reference `image@digest`, when the image name is known.
     pub fn pinned_ref(&self) -> Option<ImageRef> {
-        self.image.as_ref().map(|i| i.without_version().with_digest(self.digest.clone()))
+        self.image
+            .as_ref()
+            .map(|i| i.without_version().with_digest(self.digest.clone()))
     }
 }
 
@@ -123,15 +135,24 @@ impl Lockfile {
                 .map(|c| format!("  - {}: {}", c.name, c.detail))
                 .collect();
             return Err(crate::Error::invalid(
-                format!("{} is not a valid release lockfile:\n{}", loaded.path.display(), problems.join("\n")),
-                format!("run `rel gate coherence {}` for the full report", loaded.path.display()),
+                format!(
+                    "{} is not a valid release lockfile:\n{}",
+                    loaded.path.display(),
+                    problems.join("\n")
+                ),
+                format!(
+                    "run `rel gate coherence {}` for the full report",
+                    loaded.path.display()
+                ),
             ));
         }
         // The checks above passed, so every value below parses.
         let raw = &loaded.raw;
         let parse_version = |s: &Option<Spanned<String>>| -> Result<Version, crate::Error> {
             let text = s.as_ref().map(|s| s.value.as_str()).unwrap_or_default();
-            text.parse().map_err(|e: crate::version::VersionError| crate::Error::invalid(e.to_string(), "fix the lockfile"))
+            text.parse().map_err(|e: crate::version::VersionError| {
+                crate::Error::invalid(e.to_string(), "fix the lockfile")
+            })
         };
         let version = parse_version(&raw.version)?;
         let engine_version = parse_version(&raw.engine_version)?;
@@ -139,10 +160,14 @@ impl Lockfile {
         if let Some(map) = &raw.components {
             for (name, c) in &map.value {
                 let c = &c.value;
-                let digest_text = c.digest.as_ref().map(|d| d.value.as_str()).unwrap_or_default();
-                let digest: Digest = digest_text
-                    .parse()
-                    .map_err(|e: image_ref::DigestError| crate::Error::invalid(e.to_string(), "fix the lockfile"))?;
+                let digest_text = c
+                    .digest
+                    .as_ref()
+                    .map(|d| d.value.as_str())
+                    .unwrap_or_default();
+                let digest: Digest = digest_text.parse().map_err(|e: image_ref::DigestError| {
+                    crate::Error::invalid(e.to_string(), "fix the lockfile")
+                })?;
                 let image = match &c.image {
                     Some(i) => Some(
                         i.value
@@ -152,14 +177,13 @@ impl Lockfile {
                     ),
                     None => None,
                 };
-                let built_against_engine = match &c.built_against_engine {
-                    Some(b) => Some(
-                        b.value
-                            .parse::<Version>()
-                            .map_err(|e| crate::Error::invalid(e.to_string(), "fix the lockfile"))?,
-                    ),
-                    None => None,
-                };
+                let built_against_engine =
+                    match &c.built_against_engine {
+                        Some(b) => Some(b.value.parse::<Version>().map_err(|e| {
+                            crate::Error::invalid(e.to_string(), "fix the lockfile")
+                        })?),
+                        None => None,
+                    };
                 components.insert(
                     name.clone(),
                     LockedComponent {
@@ -174,15 +198,25 @@ impl Lockfile {
                 );
             }
         }
-        Ok(Lockfile { version, engine_version, components })
+        Ok(Lockfile {
+            version,
+            engine_version,
+            components,
+        })
     }
 
     /// The canonical YAML text: fixed key order, components sorted by name.
     pub fn to_yaml(&self) -> String {
         let mut out = String::new();
-        out.push_str("# Release lockfile written by `rel lock`: every component pinned by digest.\n");
+        out.push_str(
+            "# Release lockfile written by `rel lock`: every component pinned by digest.\n",
+        );
         let _ = writeln!(out, "version: {}", quote(&self.version.to_string()));
-        let _ = writeln!(out, "engineVersion: {}", quote(&self.engine_version.to_string()));
+        let _ = writeln!(
+            out,
+            "engineVersion: {}",
+            quote(&self.engine_version.to_string())
+        );
         out.push_str("components:\n");
         for (name, c) in &self.components {
             let _ = writeln!(out, "  {}:", scalar(name));
@@ -213,7 +247,10 @@ impl Lockfile {
 /// serde-saphyr's message without its own `error: line N column M: ` prefix.
 fn strip_position(message: &str) -> String {
     let m = message.strip_prefix("error: ").unwrap_or(message);
-    match m.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match m
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((_, tail)) => tail.to_owned(),
         None => m.to_owned(),
     }
@@ -241,9 +278,13 @@ fn quote(s: &str) -> String {
 /// A plain scalar when it is unambiguous, else quoted.
 fn scalar(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':' | '@'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':' | '@'))
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n")
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        )
         && !s.contains(": ");
     if plain { s.to_owned() } else { quote(s) }
 }
@@ -274,7 +315,8 @@ mod tests {
         };
         let text = lock.to_yaml();
         assert!(text.contains("version: \"0.4.0\"\nengineVersion: \"0.4.0\"\ncomponents:\n  gateway:\n    repo: example-org/platform\n"));
-        let back = Lockfile::from_raw(&parse_raw(Path::new("releases/0.4.0.yaml"), &text).unwrap()).unwrap();
+        let back = Lockfile::from_raw(&parse_raw(Path::new("releases/0.4.0.yaml"), &text).unwrap())
+            .unwrap();
         assert_eq!(back, lock);
         assert_eq!(back.to_yaml(), text);
         assert_eq!(
@@ -289,7 +331,10 @@ mod tests {
         let e = parse_raw(Path::new("releases/0.4.0.yaml"), text).unwrap_err();
         assert!(e.to_string().starts_with("releases/0.4.0.yaml:"), "{e}");
         assert!(e.line >= 4, "{e}");
-        assert!(!e.message.contains("line 4"), "position is ours, not repeated: {e}");
+        assert!(
+            !e.message.contains("line 4"),
+            "position is ours, not repeated: {e}"
+        );
     }
 
     #[test]

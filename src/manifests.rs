@@ -28,12 +28,16 @@ pub enum ManifestSource {
 /// The objects of a manifest stream, with `List` objects flattened into their items.
 pub fn load_manifests(source: &ManifestSource) -> Result<Vec<Value>, Error> {
     let (text, origin) = match source {
-        ManifestSource::File(path) => {
-            (std::fs::read_to_string(path).map_err(|e| Error::io("read the rendered manifests", path, e))?, path.display().to_string())
-        }
+        ManifestSource::File(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::io("read the rendered manifests", path, e))?,
+            path.display().to_string(),
+        ),
         ManifestSource::Stdin => {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("read the rendered manifests", "<stdin>", e))?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io("read the rendered manifests", "<stdin>", e))?;
             (text, "<stdin>".to_owned())
         }
         ManifestSource::Overlay(dir) => (render_overlay(dir)?, dir.display().to_string()),
@@ -44,7 +48,10 @@ pub fn load_manifests(source: &ManifestSource) -> Result<Vec<Value>, Error> {
 /// Render a kustomize overlay directory to a YAML stream with rel's native renderer
 /// (`crates/kustomize-rs`), byte-identical to `kubectl kustomize DIR`.
 pub fn render_overlay(dir: &Path) -> Result<String, Error> {
-    if !["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().any(|n| dir.join(n).is_file()) {
+    if !["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .any(|n| dir.join(n).is_file())
+    {
         return Err(Error::usage(
             format!("{} has no kustomization.yaml", dir.display()),
             "fix `overlay = ...` of the environment in rel.toml, or pass already-rendered manifests with --rendered FILE",
@@ -61,12 +68,23 @@ pub fn render_overlay(dir: &Path) -> Result<String, Error> {
 /// Parse a multi-document YAML (or JSON) stream into objects.
 pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<Value>, Error> {
     let docs: Vec<Value> = if text.trim_start().starts_with('{') {
-        vec![serde_json::from_str(text).map_err(|e| Error::invalid(format!("{origin}: invalid JSON: {e}"), "pass the output of `kubectl kustomize` or `kubectl get -o json`"))?]
+        vec![serde_json::from_str(text).map_err(|e| {
+            Error::invalid(
+                format!("{origin}: invalid JSON: {e}"),
+                "pass the output of `kubectl kustomize` or `kubectl get -o json`",
+            )
+        })?]
     } else {
         serde_saphyr::from_multiple(text).map_err(|e| {
-            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            let at = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
             Error::invalid(
-                format!("{origin}{at}: invalid YAML: {}", e.to_string().lines().next().unwrap_or("")),
+                format!(
+                    "{origin}{at}: invalid YAML: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
                 "pass the output of `kubectl kustomize DIR` (a multi-document YAML stream)",
             )
         })?
@@ -81,7 +99,12 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<Value>, Error> {
 fn flatten(doc: Value, out: &mut Vec<Value>) {
     match doc {
         Value::Null => {}
-        Value::Object(ref m) if m.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && m.get("items").is_some_and(Value::is_array) => {
+        Value::Object(ref m)
+            if m.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.ends_with("List"))
+                && m.get("items").is_some_and(Value::is_array) =>
+        {
             if let Value::Object(mut m) = doc
                 && let Some(Value::Array(items)) = m.remove("items")
             {
@@ -141,7 +164,10 @@ pub enum IntOrPercent {
 impl IntOrPercent {
     fn parse(v: &Value) -> Option<IntOrPercent> {
         match v {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()).map(IntOrPercent::Int),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(IntOrPercent::Int),
             Value::String(s) => match s.strip_suffix('%') {
                 Some(p) => p.trim().parse().ok().map(IntOrPercent::Percent),
                 None => s.trim().parse().ok().map(IntOrPercent::Int),
@@ -220,7 +246,10 @@ fn workload(obj: &Value) -> Option<Workload> {
     let kind = WorkloadKind::parse(obj.get("kind")?.as_str()?)?;
     let meta = obj.get("metadata")?;
     let name = meta.get("name")?.as_str()?.to_owned();
-    let namespace = meta.get("namespace").and_then(Value::as_str).map(str::to_owned);
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let pod_spec = match kind {
         WorkloadKind::CronJob => spec.pointer("/jobTemplate/spec/template/spec"),
@@ -228,12 +257,18 @@ fn workload(obj: &Value) -> Option<Workload> {
     }
     .cloned()
     .unwrap_or(Value::Null);
-    let replicas = spec.get("replicas").and_then(Value::as_u64).and_then(|r| u32::try_from(r).ok());
+    let replicas = spec
+        .get("replicas")
+        .and_then(Value::as_u64)
+        .and_then(|r| u32::try_from(r).ok());
     let strategy = match kind {
         WorkloadKind::Deployment => match spec.pointer("/strategy/type").and_then(Value::as_str) {
             Some("Recreate") => Strategy::Recreate,
             _ => Strategy::Surge {
-                max_surge: spec.pointer("/strategy/rollingUpdate/maxSurge").and_then(IntOrPercent::parse).unwrap_or(IntOrPercent::Percent(25)),
+                max_surge: spec
+                    .pointer("/strategy/rollingUpdate/maxSurge")
+                    .and_then(IntOrPercent::parse)
+                    .unwrap_or(IntOrPercent::Percent(25)),
             },
         },
         WorkloadKind::Rollout => {
@@ -241,7 +276,10 @@ fn workload(obj: &Value) -> Option<Workload> {
                 Strategy::BlueGreen
             } else {
                 Strategy::Surge {
-                    max_surge: spec.pointer("/strategy/canary/maxSurge").and_then(IntOrPercent::parse).unwrap_or(IntOrPercent::Percent(25)),
+                    max_surge: spec
+                        .pointer("/strategy/canary/maxSurge")
+                        .and_then(IntOrPercent::parse)
+                        .unwrap_or(IntOrPercent::Percent(25)),
                 }
             }
         }
@@ -249,21 +287,37 @@ fn workload(obj: &Value) -> Option<Workload> {
     };
     let mut containers = Vec::new();
     for (field, init) in [("initContainers", true), ("containers", false)] {
-        for c in pod_spec.get(field).and_then(Value::as_array).into_iter().flatten() {
+        for c in pod_spec
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let requests = c
                 .pointer("/resources/requests")
                 .and_then(Value::as_object)
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect())
                 .unwrap_or_default();
             containers.push(Container {
-                name: c.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                name: c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
                 image: c.get("image").map(scalar).unwrap_or_default(),
                 requests,
                 init,
             });
         }
     }
-    Some(Workload { kind, name, namespace, replicas, strategy, containers })
+    Some(Workload {
+        kind,
+        name,
+        namespace,
+        replicas,
+        strategy,
+        containers,
+    })
 }
 
 /// A YAML scalar as text: `cpu: 1` and `cpu: "1"` mean the same.
@@ -335,14 +389,25 @@ spec:
         let objects = parse_manifests(RENDERED, "x.yaml").unwrap();
         assert_eq!(objects.len(), 4);
         let w = workloads(&objects);
-        assert_eq!(w.iter().map(Workload::id).collect::<Vec<_>>(), ["Deployment/gateway", "CronJob/reaper", "Rollout/identity"]);
+        assert_eq!(
+            w.iter().map(Workload::id).collect::<Vec<_>>(),
+            ["Deployment/gateway", "CronJob/reaper", "Rollout/identity"]
+        );
         assert_eq!(w[0].replicas, Some(3));
         assert_eq!(w[0].namespace.as_deref(), Some("platform"));
-        assert_eq!(w[0].strategy, Strategy::Surge { max_surge: IntOrPercent::Percent(34) });
+        assert_eq!(
+            w[0].strategy,
+            Strategy::Surge {
+                max_surge: IntOrPercent::Percent(34)
+            }
+        );
         assert_eq!(w[0].containers.len(), 2);
         assert!(w[0].containers[0].init && !w[0].containers[1].init);
         assert_eq!(w[0].containers[1].requests["cpu"], "1");
-        assert_eq!(w[1].containers[0].image, "registry.example.com/platform/worker:0.4.0");
+        assert_eq!(
+            w[1].containers[0].image,
+            "registry.example.com/platform/worker:0.4.0"
+        );
         assert_eq!(w[2].strategy, Strategy::BlueGreen);
         assert_eq!(w[2].replicas, None);
     }
@@ -359,7 +424,11 @@ spec:
 
     #[test]
     fn lists_flatten_and_bad_yaml_is_an_error() {
-        let objects = parse_manifests(r#"{"kind":"List","items":[{"kind":"Pod"},{"kind":"Pod"}]}"#, "x").unwrap();
+        let objects = parse_manifests(
+            r#"{"kind":"List","items":[{"kind":"Pod"},{"kind":"Pod"}]}"#,
+            "x",
+        )
+        .unwrap();
         assert_eq!(objects.len(), 2);
         let e = parse_manifests("a: [\n", "bad.yaml").unwrap_err();
         assert!(e.to_string().starts_with("bad.yaml:"), "{e}");

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::Error;
 use crate::config::Config;
 use crate::lockfile::Lockfile;
-use crate::Error;
 
 /// The kustomization file names kustomize accepts, in its order of preference.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -65,7 +65,10 @@ pub fn kustomization_file(dir: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The image name each component is pinned under: the lockfile's `image`, else rel.toml's.
-pub fn component_images(lockfile: &Lockfile, config: &Config) -> Result<BTreeMap<String, String>, Error> {
+pub fn component_images(
+    lockfile: &Lockfile,
+    config: &Config,
+) -> Result<BTreeMap<String, String>, Error> {
     lockfile
         .components
         .iter()
@@ -89,14 +92,22 @@ pub fn component_images(lockfile: &Lockfile, config: &Config) -> Result<BTreeMap
 /// The overlay's `images:` entries.
 fn entries_of(text: &str, file: &Path) -> Result<Vec<kustomize::kustomization::ImageSpec>, Error> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let k = kustomize::kustomization::parse(text, file, dir)
-        .map_err(|e| Error::invalid(format!("cannot read the overlay's pins: {e}"), "fix the kustomization YAML"))?;
+    let k = kustomize::kustomization::parse(text, file, dir).map_err(|e| {
+        Error::invalid(
+            format!("cannot read the overlay's pins: {e}"),
+            "fix the kustomization YAML",
+        )
+    })?;
     Ok(k.images.into_iter().map(|(i, _)| i).collect())
 }
 
 /// The image an entry makes workloads run: its `newName` when set, else its `name`.
 fn effective(entry: &kustomize::kustomization::ImageSpec) -> &str {
-    if entry.new_name.is_empty() { &entry.name } else { &entry.new_name }
+    if entry.new_name.is_empty() {
+        &entry.name
+    } else {
+        &entry.new_name
+    }
 }
 
 /// The digests an overlay pins, by the image the entry points at (`newName`, else `name`);
@@ -112,19 +123,41 @@ pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, String>, Erro
 /// The pin edit for one component: the entry that already points at the release's image; else
 /// the entry rel.toml names for the component (existing or appended), re-pointed with `newName`
 /// (a release built under another registry); else a new entry for the release's image.
-fn pin_for(entries: &[kustomize::kustomization::ImageSpec], image: &str, configured: Option<&str>, digest: &str) -> kustomize::Pin {
+fn pin_for(
+    entries: &[kustomize::kustomization::ImageSpec],
+    image: &str,
+    configured: Option<&str>,
+    digest: &str,
+) -> kustomize::Pin {
     if let Some(e) = entries.iter().find(|e| effective(e) == image) {
-        return kustomize::Pin { name: e.name.clone(), new_name: None, digest: digest.to_owned() };
+        return kustomize::Pin {
+            name: e.name.clone(),
+            new_name: None,
+            digest: digest.to_owned(),
+        };
     }
     match configured.filter(|c| *c != image) {
         // Workloads name the configured image: point that entry (existing or new) at the release's.
-        Some(configured) => kustomize::Pin { name: configured.to_owned(), new_name: Some(image.to_owned()), digest: digest.to_owned() },
-        None => kustomize::Pin { name: image.to_owned(), new_name: None, digest: digest.to_owned() },
+        Some(configured) => kustomize::Pin {
+            name: configured.to_owned(),
+            new_name: Some(image.to_owned()),
+            digest: digest.to_owned(),
+        },
+        None => kustomize::Pin {
+            name: image.to_owned(),
+            new_name: None,
+            digest: digest.to_owned(),
+        },
     }
 }
 
 /// Plan pinning `lockfile` into the overlay text `old_text` of `file` (pure: no I/O).
-pub fn plan_text(old_text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> Result<PinPlan, Error> {
+pub fn plan_text(
+    old_text: &str,
+    file: &Path,
+    lockfile: &Lockfile,
+    config: &Config,
+) -> Result<PinPlan, Error> {
     let images = component_images(lockfile, config)?;
     let before = pins_of(old_text, file)?;
     let entries = entries_of(old_text, file)?;
@@ -133,7 +166,12 @@ pub fn plan_text(old_text: &str, file: &Path, lockfile: &Lockfile, config: &Conf
         .iter()
         .map(|(name, c)| {
             let configured = config.components.get(name).map(|k| k.image.to_string());
-            pin_for(&entries, &images[name], configured.as_deref(), &c.digest.to_string())
+            pin_for(
+                &entries,
+                &images[name],
+                configured.as_deref(),
+                &c.digest.to_string(),
+            )
         })
         .collect();
     let outcome = kustomize::pin(old_text, &pins).map_err(|e| {
@@ -167,7 +205,8 @@ pub fn plan_text(old_text: &str, file: &Path, lockfile: &Lockfile, config: &Conf
 /// Plan pinning `lockfile` into the overlay in `overlay_dir` (reads the file).
 pub fn plan(overlay_dir: &Path, lockfile: &Lockfile, config: &Config) -> Result<PinPlan, Error> {
     let file = kustomization_file(overlay_dir)?;
-    let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read the overlay", &file, e))?;
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| Error::io("read the overlay", &file, e))?;
     plan_text(&text, &file, lockfile, config)
 }
 
@@ -182,8 +221,14 @@ pub fn verify(text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> 
             let want = c.digest.to_string();
             match pins.get(&images[name]) {
                 Some(d) if *d == want => None,
-                Some(d) => Some(format!("{name}: overlay pins {d}, release {} has {want}", lockfile.version)),
-                None => Some(format!("{name}: overlay has no digest for {}", images[name])),
+                Some(d) => Some(format!(
+                    "{name}: overlay pins {d}, release {} has {want}",
+                    lockfile.version
+                )),
+                None => Some(format!(
+                    "{name}: overlay has no digest for {}",
+                    images[name]
+                )),
             }
         })
         .collect();
@@ -191,7 +236,12 @@ pub fn verify(text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> 
         Ok(())
     } else {
         Err(Error::invalid(
-            format!("{} does not pin release {}:\n  {}", file.display(), lockfile.version, wrong.join("\n  ")),
+            format!(
+                "{} does not pin release {}:\n  {}",
+                file.display(),
+                lockfile.version,
+                wrong.join("\n  ")
+            ),
             "this is a bug in the pin editor or a hand edit raced rel; nothing was committed",
         ))
     }
@@ -206,28 +256,55 @@ mod tests {
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
     fn lock(api: &str, web: &str) -> Lockfile {
-        let text = format!("version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n  api:\n    image: r.example.com/p/api\n    digest: {api}\n  web:\n    digest: {web}\n");
-        Lockfile::from_raw(&crate::lockfile::parse_raw(Path::new("releases/1.0.0.yaml"), &text).unwrap()).unwrap()
+        let text = format!(
+            "version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n  api:\n    image: r.example.com/p/api\n    digest: {api}\n  web:\n    digest: {web}\n"
+        );
+        Lockfile::from_raw(
+            &crate::lockfile::parse_raw(Path::new("releases/1.0.0.yaml"), &text).unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn plans_changes_per_component_and_keeps_the_rest_byte_exact() {
         let config = Config::parse(Path::new("rel.toml"), CONFIG, PathBuf::from("/p")).unwrap();
-        let old = format!("# prod\nimages:\n  - name: r.example.com/p/api   # the api\n    digest: {A}\n  - name: other/thing\n    newTag: \"1\"\n");
+        let old = format!(
+            "# prod\nimages:\n  - name: r.example.com/p/api   # the api\n    digest: {A}\n  - name: other/thing\n    newTag: \"1\"\n"
+        );
         let plan = plan_text(&old, Path::new("k.yaml"), &lock(B, B), &config).unwrap();
-        assert_eq!(plan.changes, vec![
-            PinChange { component: "api".into(), image: "r.example.com/p/api".into(), old_digest: Some(A.into()), new_digest: B.into() },
-            PinChange { component: "web".into(), image: "r.example.com/p/web".into(), old_digest: None, new_digest: B.into() },
-        ]);
+        assert_eq!(
+            plan.changes,
+            vec![
+                PinChange {
+                    component: "api".into(),
+                    image: "r.example.com/p/api".into(),
+                    old_digest: Some(A.into()),
+                    new_digest: B.into()
+                },
+                PinChange {
+                    component: "web".into(),
+                    image: "r.example.com/p/web".into(),
+                    old_digest: None,
+                    new_digest: B.into()
+                },
+            ]
+        );
         assert!(plan.new_text.starts_with(&format!("# prod\nimages:\n  - name: r.example.com/p/api   # the api\n    digest: {B}\n  - name: other/thing\n    newTag: \"1\"\n")), "{}", plan.new_text);
         assert_eq!(plan.appended, vec!["r.example.com/p/web".to_owned()]);
         assert_eq!(plan.unmatched, vec!["other/thing".to_owned()]);
-        assert_eq!(pins_of(&plan.new_text, Path::new("k.yaml")).unwrap()["r.example.com/p/web"], B);
+        assert_eq!(
+            pins_of(&plan.new_text, Path::new("k.yaml")).unwrap()["r.example.com/p/web"],
+            B
+        );
         // Pinning the same release again changes nothing.
         let again = plan_text(&plan.new_text, Path::new("k.yaml"), &lock(B, B), &config).unwrap();
         assert!(again.is_noop());
         assert!(again.changes.iter().all(|c| !c.changed()));
         let e = verify(&old, Path::new("k.yaml"), &lock(B, B), &config).unwrap_err();
-        assert!(e.to_string().contains(&format!("api: overlay pins {A}, release 1.0.0 has {B}")), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("api: overlay pins {A}, release 1.0.0 has {B}")),
+            "{e}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use git2::Oid;
 
+use crate::Error;
 use crate::config::Config;
 use crate::forge::body::{Input, Row};
 use crate::git_repo::{FileChange, Repo};
@@ -18,7 +19,6 @@ use crate::overlay_pin::{PinPlan, kustomization_file, pins_of, plan_text};
 use crate::record::{ValidationRecord, sha256_hex};
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
-use crate::Error;
 
 /// What to promote where.
 #[derive(Debug, Clone)]
@@ -94,15 +94,36 @@ impl Plan {
             evidence: vec![
                 format!(
                     "Validated in **{}**: `{}` gate, profile `{}`: {} passed, {} failed, {} warnings, {} skipped ({}, recorded {} by {})",
-                    r.env, r.gate, r.profile, r.summary.pass, r.summary.fail, r.summary.warn, r.summary.skip, self.record_rel, r.recorded_at, r.actor
+                    r.env,
+                    r.gate,
+                    r.profile,
+                    r.summary.pass,
+                    r.summary.fail,
+                    r.summary.warn,
+                    r.summary.skip,
+                    self.record_rel,
+                    r.recorded_at,
+                    r.actor
                 ),
-                format!("Lockfile `{}` sha256 `{}` (unchanged since validation)", self.lockfile_rel, self.lockfile_sha256),
-                format!("Overlay `{}` checked against the lockfile after pinning", self.overlay_rel),
+                format!(
+                    "Lockfile `{}` sha256 `{}` (unchanged since validation)",
+                    self.lockfile_rel, self.lockfile_sha256
+                ),
+                format!(
+                    "Overlay `{}` checked against the lockfile after pinning",
+                    self.overlay_rel
+                ),
             ],
             source_repo: source_repo.map(str::to_owned),
             footer: vec![
-                format!("Merging deploys: Argo CD reconciles `{}`.", self.overlay_rel),
-                format!("To roll back after merge: `rel rollback --env {}` (reverts this commit and holds {}).", self.env, self.version),
+                format!(
+                    "Merging deploys: Argo CD reconciles `{}`.",
+                    self.overlay_rel
+                ),
+                format!(
+                    "To roll back after merge: `rel rollback --env {}` (reverts this commit and holds {}).",
+                    self.env, self.version
+                ),
             ],
         };
         crate::forge::body::render(&input, limit)
@@ -123,7 +144,10 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         })?,
     };
     if from_env == req.env {
-        return Err(Error::usage(format!("--from {from_env} is the target environment itself"), "promote from the environment where the release was validated"));
+        return Err(Error::usage(
+            format!("--from {from_env} is the target environment itself"),
+            "promote from the environment where the release was validated",
+        ));
     }
     let version = &req.version;
 
@@ -131,7 +155,10 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let lock_bytes = match std::fs::read(&lock_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(format!("there is no release {version} (releases/{version}.yaml)"), format!("lock it first: `rel lock --version {version}`")));
+            return Err(Error::usage(
+                format!("there is no release {version} (releases/{version}.yaml)"),
+                format!("lock it first: `rel lock --version {version}`"),
+            ));
         }
         Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
     };
@@ -140,8 +167,13 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let holds = Holds::load(root)?;
     if let Some(h) = holds.get(version) {
         return Err(Error::refused(
-            format!("release {version} is on hold: {} (since {}, by {})", h.reason, h.since, h.actor),
-            format!("fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again"),
+            format!(
+                "release {version} is on hold: {} (since {}, by {})",
+                h.reason, h.since, h.actor
+            ),
+            format!(
+                "fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again"
+            ),
         ));
     }
 
@@ -160,7 +192,9 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
                 "releases/{version}.yaml changed since it was validated in {from_env} (recorded sha256 {}, now {lockfile_sha256})",
                 record.lockfile_sha256
             ),
-            format!("a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that"),
+            format!(
+                "a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that"
+            ),
         ));
     }
 
@@ -168,11 +202,18 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let lockfile_rel = repo.rel_path(&lock_path)?;
     let record_rel = repo.rel_path(&record_path)?;
     let base = repo.head_commit()?;
-    for (rel, bytes) in [(&lockfile_rel, lock_bytes.clone()), (&record_rel, std::fs::read(&record_path).unwrap_or_default())] {
+    for (rel, bytes) in [
+        (&lockfile_rel, lock_bytes.clone()),
+        (&record_rel, std::fs::read(&record_path).unwrap_or_default()),
+    ] {
         if repo.read_file(base, rel)?.as_deref() != Some(bytes.as_slice()) {
             return Err(Error::refused(
-                format!("{rel} is not committed: the promotion branch is built from the last commit, which must hold the evidence"),
-                format!("commit it first: `git add {rel} && git commit -m \"release {version}\"` (`rel record` commits its record itself)"),
+                format!(
+                    "{rel} is not committed: the promotion branch is built from the last commit, which must hold the evidence"
+                ),
+                format!(
+                    "commit it first: `git add {rel} && git commit -m \"release {version}\"` (`rel record` commits its record itself)"
+                ),
             ));
         }
     }
@@ -180,15 +221,24 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let overlay_file = kustomization_file(&config.overlay_dir(target))?;
     let overlay_rel = repo.rel_path(&overlay_file)?;
     let old_text = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
-        Error::refused(format!("{overlay_rel} is not committed"), format!("commit the {} overlay first", req.env))
+        Error::refused(
+            format!("{overlay_rel} is not committed"),
+            format!("commit the {} overlay first", req.env),
+        )
     })?;
-    let old_text = String::from_utf8(old_text).map_err(|_| Error::invalid(format!("{overlay_rel} is not UTF-8"), "an overlay is YAML text"))?;
+    let old_text = String::from_utf8(old_text).map_err(|_| {
+        Error::invalid(
+            format!("{overlay_rel} is not UTF-8"),
+            "an overlay is YAML text",
+        )
+    })?;
     let pin = plan_text(&old_text, Path::new(&overlay_rel), &lockfile, config)?;
 
     let all = crate::status::releases(root);
-    let previous = crate::status::match_release(&pins_of(&old_text, Path::new(&overlay_rel))?, &all, config)
-        .filter(|l| l.version != *version)
-        .cloned();
+    let previous =
+        crate::status::match_release(&pins_of(&old_text, Path::new(&overlay_rel))?, &all, config)
+            .filter(|l| l.version != *version)
+            .cloned();
 
     let mut t = Trailers::new();
     t.push(key::ACTION, Action::Promote)
@@ -196,7 +246,10 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         .push(key::ENV, &req.env)
         .push(key::FROM_ENV, &from_env)
         .push(key::LOCKFILE_SHA256, &lockfile_sha256)
-        .push(key::EVIDENCE, format!("{} {}", record_rel, record.evidence_line()));
+        .push(
+            key::EVIDENCE,
+            format!("{} {}", record_rel, record.evidence_line()),
+        );
     if let Some(p) = &previous {
         t.push(key::PREVIOUS_VERSION, &p.version);
     }
@@ -205,7 +258,14 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         .changes
         .iter()
         .filter(|c| c.changed())
-        .map(|c| format!("{}: {} -> {}", c.component, c.old_digest.as_deref().unwrap_or("(none)"), c.new_digest))
+        .map(|c| {
+            format!(
+                "{}: {} -> {}",
+                c.component,
+                c.old_digest.as_deref().unwrap_or("(none)"),
+                c.new_digest
+            )
+        })
         .collect();
     let body = format!(
         "Pins the {} digests validated in {from_env} into {overlay_rel}\n(digest copy, no rebuild). {} of {} components change:\n\n{}",
@@ -248,14 +308,21 @@ pub enum BranchUpdate {
 
 /// Make the promotion commit and point its branch at it.
 pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, BranchUpdate), Error> {
-    let changes = vec![FileChange { path: plan.overlay_rel.clone(), contents: Some(plan.pin.new_text.clone().into_bytes()) }];
+    let changes = vec![FileChange {
+        path: plan.overlay_rel.clone(),
+        contents: Some(plan.pin.new_text.clone().into_bytes()),
+    }];
     let Some(tip) = repo.branch_tip(&plan.branch) else {
         let oid = repo.commit_on(plan.base, &changes, &plan.message)?;
         repo.create_branch(&plan.branch, oid)?;
         return Ok((oid, BranchUpdate::Created));
     };
-    let pure = repo.first_parent(tip).is_some() && repo.changed_paths(tip)? == vec![plan.overlay_rel.clone()];
-    if pure && repo.first_parent(tip) == Some(plan.base) && repo.read_file(tip, &plan.overlay_rel)?.as_deref() == Some(plan.pin.new_text.as_bytes()) {
+    let pure = repo.first_parent(tip).is_some()
+        && repo.changed_paths(tip)? == vec![plan.overlay_rel.clone()];
+    if pure
+        && repo.first_parent(tip) == Some(plan.base)
+        && repo.read_file(tip, &plan.overlay_rel)?.as_deref() == Some(plan.pin.new_text.as_bytes())
+    {
         return Ok((tip, BranchUpdate::Reused));
     }
     let t = Trailers::parse(&repo.commit_info(tip)?.message);
@@ -264,8 +331,14 @@ pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, BranchUpdate), Error> {
         && t.get(key::ENV) == Some(plan.env.as_str());
     if !(pure && same_promotion) {
         return Err(Error::refused(
-            format!("branch {} already exists and holds something other than rel's promotion of {} to {}", plan.branch, plan.version, plan.env),
-            format!("look at it with `git log {}`; if it is stale, delete it (`git branch -D {}`) and run again", plan.branch, plan.branch),
+            format!(
+                "branch {} already exists and holds something other than rel's promotion of {} to {}",
+                plan.branch, plan.version, plan.env
+            ),
+            format!(
+                "look at it with `git log {}`; if it is stale, delete it (`git branch -D {}`) and run again",
+                plan.branch, plan.branch
+            ),
         ));
     }
     // The same promotion on an older base: rebuild it on the current one.

@@ -10,9 +10,9 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::Error;
 use crate::report::{Report, Status, Summary};
 use crate::version::Version;
-use crate::Error;
 
 /// The gate whose green deep run is the evidence.
 pub const GATE: &str = "smoke";
@@ -52,44 +52,97 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Now, RFC 3339 in UTC, second precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Parse evidence (a gate report in JSON) and check it is a green deep gate for `version` in `env`.
-pub fn check_evidence(text: &str, shown: &str, version: &Version, env: &str) -> Result<Report, Error> {
+pub fn check_evidence(
+    text: &str,
+    shown: &str,
+    version: &Version,
+    env: &str,
+) -> Result<Report, Error> {
     let report: Report = serde_json::from_str(text).map_err(|e| {
         Error::refused(
             format!("{shown} is not a gate report: {e}"),
             format!("give the JSON of the deep gate: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"),
         )
     })?;
-    let rerun = format!("run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`");
+    let rerun = format!(
+        "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+    );
     if report.gate != GATE {
-        return Err(Error::refused(format!("{shown} is a `{}` gate report, not the `{GATE}` gate", report.gate), rerun));
-    }
-    let profile = report.context.get("profile").map(String::as_str).unwrap_or("(none)");
-    if profile != PROFILE {
-        return Err(Error::refused(format!("{shown} is a `{GATE}` report with profile `{profile}`, not `{PROFILE}`"), rerun));
-    }
-    let ev_version = report.context.get("version").map(String::as_str).unwrap_or("(none)");
-    if ev_version != version.to_string() {
-        return Err(Error::refused(format!("{shown} is evidence for version {ev_version}, not {version}"), rerun));
-    }
-    let ev_env = report.context.get("env").map(String::as_str).unwrap_or("(none)");
-    if ev_env != env {
-        return Err(Error::refused(format!("{shown} is evidence for environment {ev_env}, not {env}"), rerun));
-    }
-    let failed_checks = report.checks.iter().filter(|c| c.status == Status::Fail).count();
-    if report.status != Status::Pass || report.summary.fail != 0 || failed_checks != 0 {
-        let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.name.as_str()).collect();
         return Err(Error::refused(
-            format!("{shown}: the deep gate failed ({} failed: {})", report.summary.fail.max(failed_checks), failed.join(", ")),
+            format!(
+                "{shown} is a `{}` gate report, not the `{GATE}` gate",
+                report.gate
+            ),
+            rerun,
+        ));
+    }
+    let profile = report
+        .context
+        .get("profile")
+        .map(String::as_str)
+        .unwrap_or("(none)");
+    if profile != PROFILE {
+        return Err(Error::refused(
+            format!("{shown} is a `{GATE}` report with profile `{profile}`, not `{PROFILE}`"),
+            rerun,
+        ));
+    }
+    let ev_version = report
+        .context
+        .get("version")
+        .map(String::as_str)
+        .unwrap_or("(none)");
+    if ev_version != version.to_string() {
+        return Err(Error::refused(
+            format!("{shown} is evidence for version {ev_version}, not {version}"),
+            rerun,
+        ));
+    }
+    let ev_env = report
+        .context
+        .get("env")
+        .map(String::as_str)
+        .unwrap_or("(none)");
+    if ev_env != env {
+        return Err(Error::refused(
+            format!("{shown} is evidence for environment {ev_env}, not {env}"),
+            rerun,
+        ));
+    }
+    let failed_checks = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .count();
+    if report.status != Status::Pass || report.summary.fail != 0 || failed_checks != 0 {
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(Error::refused(
+            format!(
+                "{shown}: the deep gate failed ({} failed: {})",
+                report.summary.fail.max(failed_checks),
+                failed.join(", ")
+            ),
             "a failed gate is not evidence: fix what failed, run the deep gate again, and record its green report",
         ));
     }
     if report.checks.is_empty() || report.summary.pass == 0 {
-        return Err(Error::refused(format!("{shown}: the deep gate ran no checks"), rerun));
+        return Err(Error::refused(
+            format!("{shown}: the deep gate ran no checks"),
+            rerun,
+        ));
     }
     Ok(report)
 }
@@ -139,7 +192,11 @@ impl ValidationRecord {
     }
 
     /// Read the record of `version` in `env`, if there is one.
-    pub fn load(root: &Path, version: &Version, env: &str) -> Result<Option<ValidationRecord>, Error> {
+    pub fn load(
+        root: &Path,
+        version: &Version,
+        env: &str,
+    ) -> Result<Option<ValidationRecord>, Error> {
         let path = crate::releases::record_path(root, version, env);
         match std::fs::read_to_string(&path) {
             Ok(text) => ValidationRecord::parse(&path, &text).map(Some),
@@ -151,7 +208,10 @@ impl ValidationRecord {
     /// One-line evidence for trailers and PR bodies: `smoke/deep pass=12 fail=0 warn=1 skip=0`.
     pub fn evidence_line(&self) -> String {
         let s = &self.summary;
-        format!("{}/{} pass={} fail={} warn={} skip={}", self.gate, self.profile, s.pass, s.fail, s.warn, s.skip)
+        format!(
+            "{}/{} pass={} fail={} warn={} skip={}",
+            self.gate, self.profile, s.pass, s.fail, s.warn, s.skip
+        )
     }
 }
 
@@ -161,7 +221,10 @@ mod tests {
     use crate::report::Check;
 
     fn deep(version: &str, env: &str) -> Report {
-        let mut r = Report::new("smoke", env).with_context("profile", "deep").with_context("version", version).with_context("env", env);
+        let mut r = Report::new("smoke", env)
+            .with_context("profile", "deep")
+            .with_context("version", version)
+            .with_context("env", env);
         r.push(Check::pass("login", "ok"));
         r.push(Check::warn("latency", "p99 high"));
         r
@@ -174,12 +237,44 @@ mod tests {
         assert!(check_evidence(&ok.to_json(), "e.json", &v, "staging").is_ok());
         let cases: Vec<(String, &str)> = vec![
             ("not json".into(), "is not a gate report"),
-            (deep("0.4.1", "staging").to_json(), "evidence for version 0.4.1, not 0.4.0"),
-            (deep("0.4.0", "prod").to_json(), "evidence for environment prod, not staging"),
-            (Report { gate: "coherence".into(), ..ok.clone() }.to_json(), "`coherence` gate report"),
-            (ok.clone().with_context("profile", "quick").to_json(), "profile `quick`, not `deep`"),
-            ({ let mut r = ok.clone(); r.push(Check::fail("db", "down")); r.to_json() }, "the deep gate failed (1 failed: db)"),
-            (deep("0.4.0", "staging").to_json().replace("\"pass\": 1", "\"pass\": 0").replace("\"status\": \"pass\",\n      \"detail\": \"ok\"", "\"status\": \"skip\",\n      \"detail\": \"ok\""), "ran no checks"),
+            (
+                deep("0.4.1", "staging").to_json(),
+                "evidence for version 0.4.1, not 0.4.0",
+            ),
+            (
+                deep("0.4.0", "prod").to_json(),
+                "evidence for environment prod, not staging",
+            ),
+            (
+                Report {
+                    gate: "coherence".into(),
+                    ..ok.clone()
+                }
+                .to_json(),
+                "`coherence` gate report",
+            ),
+            (
+                ok.clone().with_context("profile", "quick").to_json(),
+                "profile `quick`, not `deep`",
+            ),
+            (
+                {
+                    let mut r = ok.clone();
+                    r.push(Check::fail("db", "down"));
+                    r.to_json()
+                },
+                "the deep gate failed (1 failed: db)",
+            ),
+            (
+                deep("0.4.0", "staging")
+                    .to_json()
+                    .replace("\"pass\": 1", "\"pass\": 0")
+                    .replace(
+                        "\"status\": \"pass\",\n      \"detail\": \"ok\"",
+                        "\"status\": \"skip\",\n      \"detail\": \"ok\"",
+                    ),
+                "ran no checks",
+            ),
         ];
         for (text, want) in cases {
             let e = check_evidence(&text, "e.json", &v, "staging").unwrap_err();
@@ -198,7 +293,12 @@ mod tests {
             gate: "smoke".into(),
             profile: "deep".into(),
             target: "staging: 0.4.0".into(),
-            summary: Summary { pass: 3, fail: 0, warn: 1, skip: 0 },
+            summary: Summary {
+                pass: 3,
+                fail: 0,
+                warn: 1,
+                skip: 0,
+            },
             evidence_sha256: sha256_hex(b"y"),
             recorded_at: now_rfc3339(),
             actor: "ci@example.com".into(),
@@ -206,6 +306,9 @@ mod tests {
         let back = ValidationRecord::parse(Path::new("r.yaml"), &r.to_yaml()).unwrap();
         assert_eq!(back, r);
         assert_eq!(r.evidence_line(), "smoke/deep pass=3 fail=0 warn=1 skip=0");
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

@@ -15,7 +15,8 @@ pub fn lockfile_path(root: &Path, version: &Version) -> PathBuf {
 
 /// `releases/<version>.<env>.validation.yaml`: evidence that `version` passed the deep gate in `env`.
 pub fn record_path(root: &Path, version: &Version, env: &str) -> PathBuf {
-    root.join(DIR).join(format!("{version}.{env}.validation.yaml"))
+    root.join(DIR)
+        .join(format!("{version}.{env}.validation.yaml"))
 }
 
 /// The validation records that exist for `version`, in any environment.
@@ -65,11 +66,19 @@ mod tests {
         std::fs::create_dir_all(dir.path().join(DIR)).unwrap();
         assert!(ensure_mutable(dir.path(), &v).is_ok());
         std::fs::write(dir.path().join("releases/0.4.0.yaml"), "").unwrap();
-        std::fs::write(dir.path().join("releases/0.4.01.staging.validation.yaml"), "").unwrap();
+        std::fs::write(
+            dir.path().join("releases/0.4.01.staging.validation.yaml"),
+            "",
+        )
+        .unwrap();
         assert!(ensure_mutable(dir.path(), &v).is_ok());
         std::fs::write(record_path(dir.path(), &v, "staging"), "").unwrap();
         let e = ensure_mutable(dir.path(), &v).unwrap_err();
-        assert!(e.to_string().contains("release 0.4.0 is validated (releases/0.4.0.staging.validation.yaml)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("release 0.4.0 is validated (releases/0.4.0.staging.validation.yaml)"),
+            "{e}"
+        );
         assert_eq!(e.exit(), crate::Exit::Failed);
     }
 }

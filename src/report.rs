@@ -50,7 +50,11 @@ pub struct Check {
 
 impl Check {
     pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
-        Check { name: name.into(), status, detail: detail.into() }
+        Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
     }
     pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(name, Status::Pass, detail)
@@ -176,15 +180,30 @@ impl Report {
     }
 
     pub fn to_table(&self, color: bool) -> String {
-        let name_w = self.checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(5).max(5);
+        let name_w = self
+            .checks
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.gate, self.target);
         let _ = writeln!(out, "{:<name_w$}  STATUS  DETAIL", "CHECK");
         for c in &self.checks {
             let label = c.status.label();
-            let status = if color { format!("{}{label}\x1b[0m", c.status.color()) } else { label.to_owned() };
+            let status = if color {
+                format!("{}{label}\x1b[0m", c.status.color())
+            } else {
+                label.to_owned()
+            };
             let mut lines = c.detail.lines();
-            let _ = writeln!(out, "{:<name_w$}  {status}    {}", c.name, lines.next().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "{:<name_w$}  {status}    {}",
+                c.name,
+                lines.next().unwrap_or("")
+            );
             for more in lines {
                 let _ = writeln!(out, "{:<name_w$}          {more}", "");
             }
@@ -217,7 +236,11 @@ impl Report {
             match c.status {
                 Status::Pass | Status::Warn => {
                     let _ = writeln!(out, "    <testcase name=\"{name}\" classname=\"{class}\">");
-                    let _ = writeln!(out, "      <system-out>{}</system-out>", xml_escape(&c.detail));
+                    let _ = writeln!(
+                        out,
+                        "      <system-out>{}</system-out>",
+                        xml_escape(&c.detail)
+                    );
                     let _ = writeln!(out, "    </testcase>");
                 }
                 Status::Fail => {
@@ -232,7 +255,11 @@ impl Report {
                 }
                 Status::Skip => {
                     let _ = writeln!(out, "    <testcase name=\"{name}\" classname=\"{class}\">");
-                    let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(&c.detail));
+                    let _ = writeln!(
+                        out,
+                        "      <skipped message=\"{}\"/>",
+                        xml_escape(&c.detail)
+                    );
                     let _ = writeln!(out, "    </testcase>");
                 }
             }
@@ -274,7 +301,9 @@ fn xml_escape(s: &str) -> String {
 }
 
 fn gh_escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn gh_escape_property(s: &str) -> String {
@@ -288,7 +317,10 @@ mod tests {
     fn sample() -> Report {
         let mut r = Report::new("coherence", "releases/0.4.0.yaml");
         r.push(Check::pass("version", "0.4.0 matches the file name"));
-        r.push(Check::fail("component/gateway/digest", "not digest-pinned: tag `0.4.0` only\nfix: pin it"));
+        r.push(Check::fail(
+            "component/gateway/digest",
+            "not digest-pinned: tag `0.4.0` only\nfix: pin it",
+        ));
         r.push(Check::skip("optional", "no input"));
         r
     }
@@ -298,21 +330,34 @@ mod tests {
         let r = sample();
         assert!(!r.passed());
         assert_eq!(r.status, Status::Fail);
-        assert_eq!(r.summary, Summary { pass: 1, fail: 1, warn: 0, skip: 1 });
+        assert_eq!(
+            r.summary,
+            Summary {
+                pass: 1,
+                fail: 1,
+                warn: 0,
+                skip: 1
+            }
+        );
     }
 
     #[test]
     fn plain_lines() {
         let out = sample().to_plain();
         assert!(out.starts_with("PASS version: 0.4.0 matches the file name\nFAIL component/gateway/digest: not digest-pinned"));
-        assert!(out.ends_with("coherence gate FAILED: 1 passed, 1 failed, 0 warnings, 1 skipped\n"));
+        assert!(
+            out.ends_with("coherence gate FAILED: 1 passed, 1 failed, 0 warnings, 1 skipped\n")
+        );
     }
 
     #[test]
     fn table_aligns_and_colors_only_when_asked() {
         let t = sample().to_table(false);
         assert!(t.contains("component/gateway/digest  FAIL    not digest-pinned"));
-        assert!(t.contains("\n                                  fix: pin it\n"), "{t}");
+        assert!(
+            t.contains("\n                                  fix: pin it\n"),
+            "{t}"
+        );
         assert!(!t.contains('\x1b'));
         assert!(sample().to_table(true).contains("\x1b[31mFAIL"));
     }
@@ -334,6 +379,9 @@ mod tests {
         assert!(j.contains("<failure message=\"not digest-pinned: tag `0.4.0` only\">"));
         assert!(j.contains("<skipped message=\"no input\"/>"));
         let a = sample().to_github_annotations();
-        assert_eq!(a, "::error title=rel gate coherence%3A component/gateway/digest::not digest-pinned: tag `0.4.0` only%0Afix: pin it\n");
+        assert_eq!(
+            a,
+            "::error title=rel gate coherence%3A component/gateway/digest::not digest-pinned: tag `0.4.0` only%0Afix: pin it\n"
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use git2::Oid;
 
+use crate::Error;
 use crate::config::Config;
 use crate::git_repo::{FileChange, Repo, short};
 use crate::hold::{Hold, Holds};
@@ -19,7 +20,6 @@ use crate::lockfile::Lockfile;
 use crate::overlay_pin::{kustomization_file, pins_of, plan_text};
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
-use crate::Error;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -71,9 +71,15 @@ pub struct Plan {
 
 impl Plan {
     pub fn changes(&self) -> Vec<FileChange> {
-        let mut out = vec![FileChange { path: self.overlay_rel.clone(), contents: Some(self.new_text.clone().into_bytes()) }];
+        let mut out = vec![FileChange {
+            path: self.overlay_rel.clone(),
+            contents: Some(self.new_text.clone().into_bytes()),
+        }];
         if let Some(h) = &self.holds_text {
-            out.push(FileChange { path: self.holds_rel.clone(), contents: Some(h.clone().into_bytes()) });
+            out.push(FileChange {
+                path: self.holds_rel.clone(),
+                contents: Some(h.clone().into_bytes()),
+            });
         }
         out
     }
@@ -81,8 +87,14 @@ impl Plan {
     /// The same files as they are now (to undo a local commit whose push was refused).
     pub fn undo_changes(&self, repo: &Repo) -> Result<Vec<FileChange>, Error> {
         Ok(vec![
-            FileChange { path: self.overlay_rel.clone(), contents: Some(self.old_text.clone().into_bytes()) },
-            FileChange { path: self.holds_rel.clone(), contents: repo.read_file(self.base, &self.holds_rel)? },
+            FileChange {
+                path: self.overlay_rel.clone(),
+                contents: Some(self.old_text.clone().into_bytes()),
+            },
+            FileChange {
+                path: self.holds_rel.clone(),
+                contents: repo.read_file(self.base, &self.holds_rel)?,
+            },
         ])
     }
 
@@ -107,12 +119,23 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let overlay_rel = repo.rel_path(&overlay_file)?;
     let holds_rel = repo.rel_path(&crate::hold::path(root))?;
     let base = repo.head_commit()?;
-    let old_bytes = repo.read_file(base, &overlay_rel)?.ok_or_else(|| Error::usage(format!("{overlay_rel} is not committed"), "commit the overlay first"))?;
-    let old_text = String::from_utf8(old_bytes).map_err(|_| Error::invalid(format!("{overlay_rel} is not UTF-8"), "an overlay is YAML text"))?;
+    let old_bytes = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
+        Error::usage(
+            format!("{overlay_rel} is not committed"),
+            "commit the overlay first",
+        )
+    })?;
+    let old_text = String::from_utf8(old_bytes).map_err(|_| {
+        Error::invalid(
+            format!("{overlay_rel} is not UTF-8"),
+            "an overlay is YAML text",
+        )
+    })?;
     let overlay_path = Path::new(&overlay_rel);
     let releases = crate::status::releases(root);
     let old_pins = pins_of(&old_text, overlay_path)?;
-    let current = crate::status::match_release(&old_pins, &releases, config).map(|l| l.version.clone());
+    let current =
+        crate::status::match_release(&old_pins, &releases, config).map(|l| l.version.clone());
     let holds = Holds::load(root)?;
 
     // The last commit that changed the overlay, and whether it is a pure promotion of this env.
@@ -125,52 +148,116 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
                 && t.get(key::ENV) == Some(req.env.as_str())
                 && repo.changed_paths(c)? == vec![overlay_rel.clone()]
                 && repo.first_parent(c).is_some();
-            pure.then(|| (c, info.message.lines().next().unwrap_or_default().to_owned(), t.get(key::PREVIOUS_VERSION).and_then(|v| v.parse::<Version>().ok())))
+            pure.then(|| {
+                (
+                    c,
+                    info.message.lines().next().unwrap_or_default().to_owned(),
+                    t.get(key::PREVIOUS_VERSION)
+                        .and_then(|v| v.parse::<Version>().ok()),
+                )
+            })
         }
         None => None,
     };
 
-    let to_version = req.to.as_deref().and_then(|t| t.parse::<Version>().ok()).filter(|v| crate::releases::lockfile_path(root, v).is_file());
+    let to_version = req
+        .to
+        .as_deref()
+        .and_then(|t| t.parse::<Version>().ok())
+        .filter(|v| crate::releases::lockfile_path(root, v).is_file());
     let (method, new_text, mut target) = match (&req.to, to_version, &pure_promotion) {
         // Default, after a pure promotion: revert it.
         (None, _, Some((commit, subject, prev))) => {
             let parent = repo.first_parent(*commit).expect("checked above");
             let text = repo.read_file(parent, &overlay_rel)?.unwrap_or_default();
-            (Method::Revert { commit: *commit, subject: subject.clone() }, String::from_utf8_lossy(&text).into_owned(), prev.clone())
+            (
+                Method::Revert {
+                    commit: *commit,
+                    subject: subject.clone(),
+                },
+                String::from_utf8_lossy(&text).into_owned(),
+                prev.clone(),
+            )
         }
         // --to the version that promotion replaced: also a revert.
         (Some(_), Some(v), Some((commit, subject, Some(prev)))) if *prev == v => {
             let parent = repo.first_parent(*commit).expect("checked above");
             let text = repo.read_file(parent, &overlay_rel)?.unwrap_or_default();
-            (Method::Revert { commit: *commit, subject: subject.clone() }, String::from_utf8_lossy(&text).into_owned(), Some(v))
+            (
+                Method::Revert {
+                    commit: *commit,
+                    subject: subject.clone(),
+                },
+                String::from_utf8_lossy(&text).into_owned(),
+                Some(v),
+            )
         }
         (Some(_), Some(v), _) => (Method::RestoreVersion, String::new(), Some(v)),
         (Some(to), None, _) => {
             if to.parse::<Version>().is_ok() {
-                return Err(Error::usage(format!("there is no release {to} (releases/{to}.yaml)"), format!("`rel status` and `rel audit --env {}` show what {} ran", req.env, req.env)));
+                return Err(Error::usage(
+                    format!("there is no release {to} (releases/{to}.yaml)"),
+                    format!(
+                        "`rel status` and `rel audit --env {}` show what {} ran",
+                        req.env, req.env
+                    ),
+                ));
             }
             let commit = repo.resolve_commit(to)?;
             let text = repo.read_file(commit, &overlay_rel)?.ok_or_else(|| {
-                Error::usage(format!("{overlay_rel} does not exist at {}", short(commit)), "pick a commit where the overlay existed (`git log -- <overlay>`)")
+                Error::usage(
+                    format!("{overlay_rel} does not exist at {}", short(commit)),
+                    "pick a commit where the overlay existed (`git log -- <overlay>`)",
+                )
             })?;
-            (Method::RestoreCommit { commit }, String::from_utf8_lossy(&text).into_owned(), None)
+            (
+                Method::RestoreCommit { commit },
+                String::from_utf8_lossy(&text).into_owned(),
+                None,
+            )
         }
         // Default otherwise: the previous validated version the env ran, from the trailers.
         (None, _, None) => {
-            let history = crate::audit::read(repo, base, &crate::audit::Query { env: Some(req.env.clone()), since: None })?;
+            let history = crate::audit::read(
+                repo,
+                base,
+                &crate::audit::Query {
+                    env: Some(req.env.clone()),
+                    since: None,
+                },
+            )?;
             let candidate = history
                 .iter()
-                .filter(|e| e.env.as_deref() == Some(req.env.as_str()) && matches!(e.action.as_str(), "promote" | "rollback"))
-                .flat_map(|e| [e.version.clone(), e.trailers.get(key::PREVIOUS_VERSION).cloned()])
+                .filter(|e| {
+                    e.env.as_deref() == Some(req.env.as_str())
+                        && matches!(e.action.as_str(), "promote" | "rollback")
+                })
+                .flat_map(|e| {
+                    [
+                        e.version.clone(),
+                        e.trailers.get(key::PREVIOUS_VERSION).cloned(),
+                    ]
+                })
                 .flatten()
                 .filter_map(|v| v.parse::<Version>().ok())
-                .find(|v| Some(v) != current.as_ref() && validated(root, v) && holds.get(v).is_none() && crate::releases::lockfile_path(root, v).is_file());
+                .find(|v| {
+                    Some(v) != current.as_ref()
+                        && validated(root, v)
+                        && holds.get(v).is_none()
+                        && crate::releases::lockfile_path(root, v).is_file()
+                });
             match candidate {
                 Some(v) => (Method::RestoreVersion, String::new(), Some(v)),
                 None => {
                     return Err(Error::refused(
-                        format!("found no earlier validated version that {} ran (in the Rel-* trailers of the history)", req.env),
-                        format!("say where to go: `rel rollback --env {} --to <version>` or `--to <commit>` (`git log -- {overlay_rel}` lists the overlay's commits)", req.env),
+                        format!(
+                            "found no earlier validated version that {} ran (in the Rel-* trailers of the history)",
+                            req.env
+                        ),
+                        format!(
+                            "say where to go: `rel rollback --env {} --to <version>` or `--to <commit>` (`git log -- {overlay_rel}` lists the overlay's commits)",
+                            req.env
+                        ),
                     ));
                 }
             }
@@ -192,29 +279,56 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     };
     let new_pins = pins_of(&new_text, overlay_path)?;
     if target.is_none() {
-        target = crate::status::match_release(&new_pins, &releases, config).map(|l| l.version.clone());
+        target =
+            crate::status::match_release(&new_pins, &releases, config).map(|l| l.version.clone());
     }
     if let Some(t) = &target
         && let Some(h) = holds.get(t)
     {
         return Err(Error::refused(
-            format!("release {t} is on hold ({}); rel will not roll {} onto it", h.reason, req.env),
-            format!("pick another target with `--to`, or clear the hold first: `rel hold clear {t}`"),
+            format!(
+                "release {t} is on hold ({}); rel will not roll {} onto it",
+                h.reason, req.env
+            ),
+            format!(
+                "pick another target with `--to`, or clear the hold first: `rel hold clear {t}`"
+            ),
         ));
     }
     if new_text == old_text {
         return Err(Error::refused(
-            format!("{} already pins {}: there is nothing to roll back", req.env, target.as_ref().map(|t| format!("release {t}")).unwrap_or_else(|| "those digests".into())),
+            format!(
+                "{} already pins {}: there is nothing to roll back",
+                req.env,
+                target
+                    .as_ref()
+                    .map(|t| format!("release {t}"))
+                    .unwrap_or_else(|| "those digests".into())
+            ),
             "`rel status` shows what each environment pins",
         ));
     }
 
     let mut deltas: BTreeMap<String, PinDelta> = BTreeMap::new();
     for (image, d) in &old_pins {
-        deltas.insert(image.clone(), PinDelta { image: image.clone(), before: Some(d.clone()), after: None });
+        deltas.insert(
+            image.clone(),
+            PinDelta {
+                image: image.clone(),
+                before: Some(d.clone()),
+                after: None,
+            },
+        );
     }
     for (image, d) in &new_pins {
-        deltas.entry(image.clone()).or_insert_with(|| PinDelta { image: image.clone(), before: None, after: None }).after = Some(d.clone());
+        deltas
+            .entry(image.clone())
+            .or_insert_with(|| PinDelta {
+                image: image.clone(),
+                before: None,
+                after: None,
+            })
+            .after = Some(d.clone());
     }
 
     let now = crate::record::now_rfc3339();
@@ -224,7 +338,14 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
             h.add(Hold {
                 version: v.to_string(),
                 env: req.env.clone(),
-                reason: format!("rolled back from {} to {}", req.env, target.as_ref().map(|t| t.to_string()).unwrap_or_else(|| "an earlier commit".into())),
+                reason: format!(
+                    "rolled back from {} to {}",
+                    req.env,
+                    target
+                        .as_ref()
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "an earlier commit".into())
+                ),
                 since: now,
                 actor: req.actor.clone(),
             });
@@ -234,7 +355,8 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     };
 
     let mut t = Trailers::new();
-    t.push(key::ACTION, Action::Rollback).push(key::ENV, &req.env);
+    t.push(key::ACTION, Action::Rollback)
+        .push(key::ENV, &req.env);
     if let Some(v) = &target {
         t.push(key::VERSION, v);
     }
@@ -244,20 +366,36 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let (subject, body) = match &method {
         Method::Revert { commit, subject } => {
             t.push(key::REVERTS, commit);
-            (format!("Revert \"{subject}\""), format!("This reverts commit {commit}."))
+            (
+                format!("Revert \"{subject}\""),
+                format!("This reverts commit {commit}."),
+            )
         }
         Method::RestoreVersion => (
-            format!("rel: roll {} back to {}", req.env, target.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+            format!(
+                "rel: roll {} back to {}",
+                req.env,
+                target.as_ref().map(|v| v.to_string()).unwrap_or_default()
+            ),
             format!("Pins the digests of the validated release into {overlay_rel}."),
         ),
         Method::RestoreCommit { commit } => {
             t.push(key::RESTORES, commit);
-            (format!("rel: roll {} back to the overlay of {}", req.env, short(*commit)), format!("Restores {overlay_rel} as it was at {commit}."))
+            (
+                format!(
+                    "rel: roll {} back to the overlay of {}",
+                    req.env,
+                    short(*commit)
+                ),
+                format!("Restores {overlay_rel} as it was at {commit}."),
+            )
         }
     };
     t.push(key::ACTOR, &req.actor);
     let body = match &current {
-        Some(v) if holds_text.is_some() => format!("{body}\n\nRelease {v} is put on hold: `rel hold clear {v}` releases it."),
+        Some(v) if holds_text.is_some() => {
+            format!("{body}\n\nRelease {v} is put on hold: `rel hold clear {v}` releases it.")
+        }
         _ => body,
     };
     let message = t.message(&subject, &body);
@@ -268,7 +406,10 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         base,
         old_text,
         new_text,
-        deltas: deltas.into_values().filter(|d| d.before != d.after).collect(),
+        deltas: deltas
+            .into_values()
+            .filter(|d| d.before != d.after)
+            .collect(),
         current,
         target,
         method,

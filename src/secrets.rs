@@ -9,7 +9,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use genesis::{Entries, EnvName, ExposeSecret, MasterKey};
-use secret_store::{AzureKeyVaultStore, AzureOptions, Credential, FileStore, SecretName, SecretStore};
+use secret_store::{
+    AzureKeyVaultStore, AzureOptions, Credential, FileStore, SecretName, SecretStore,
+};
 use zeroize::Zeroizing;
 
 use crate::config::{SecretsConfig, StoreKind};
@@ -73,27 +75,44 @@ pub fn load_key(source: &KeySource) -> Result<MasterKey, Error> {
                 ));
             }
             Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Error::usage("REL_MASTER_KEY is not valid UTF-8", "a master key is 44 base64 characters"));
+                return Err(Error::usage(
+                    "REL_MASTER_KEY is not valid UTF-8",
+                    "a master key is 44 base64 characters",
+                ));
             }
         },
         KeySource::File(path) => {
             warn_if_shared(path);
-            let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io("read the master key file", path, e))?);
+            let bytes = Zeroizing::new(
+                std::fs::read(path).map_err(|e| Error::io("read the master key file", path, e))?,
+            );
             Zeroizing::new(
                 std::str::from_utf8(&bytes)
-                    .map_err(|_| Error::usage(format!("the key file {} is not text", path.display()), "a key file holds 44 base64 characters, as `rel keygen` writes it"))?
+                    .map_err(|_| {
+                        Error::usage(
+                            format!("the key file {} is not text", path.display()),
+                            "a key file holds 44 base64 characters, as `rel keygen` writes it",
+                        )
+                    })?
                     .to_owned(),
             )
         }
         KeySource::Stdin => {
             let mut buf = Zeroizing::new(String::new());
-            std::io::stdin().read_to_string(&mut buf).map_err(|e| Error::io("read the master key from standard input", "-", e))?;
+            std::io::stdin()
+                .read_to_string(&mut buf)
+                .map_err(|e| Error::io("read the master key from standard input", "-", e))?;
             buf
         }
     };
     MasterKey::from_base64(&text).map_err(|e| {
-        let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_default();
-        Error::usage(format!("the master key from {} is unusable: {e}", source.describe()), help)
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Error::usage(
+            format!("the master key from {} is unusable: {e}", source.describe()),
+            help,
+        )
     })
 }
 
@@ -119,7 +138,9 @@ fn warn_if_shared(path: &Path) {
 pub fn read_envelope(path: &Path) -> Result<String, Error> {
     if path == Path::new("-") {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| Error::io("read the envelope from standard input", "-", e))?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("read the envelope from standard input", "-", e))?;
         return Ok(s);
     }
     std::fs::read_to_string(path).map_err(|e| Error::io("read the envelope", path, e))
@@ -127,16 +148,23 @@ pub fn read_envelope(path: &Path) -> Result<String, Error> {
 
 /// Read and parse a dotenv source. Errors name the file and line, never the line's text.
 pub fn read_source(path: &Path) -> Result<Entries, Error> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io("read the source", path, e))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| Error::io("read the source", path, e))?,
+    );
     genesis::parse_dotenv(&text).map_err(|e| {
-        let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_else(|| "write each entry as NAME=value".to_owned());
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "write each entry as NAME=value".to_owned());
         Error::invalid(format!("{}:{}: {}", path.display(), e.line, e.kind), help)
     })
 }
 
 /// Map a genesis error (open, seal, reseal, key) to rel's error, keeping its message and help.
 pub fn genesis_error(context: &str, e: &(impl miette::Diagnostic + std::fmt::Display)) -> Error {
-    let help = e.help().map(|h| h.to_string()).unwrap_or_else(|| "see `rel seal --help`".to_owned());
+    let help = e
+        .help()
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| "see `rel seal --help`".to_owned());
     Error::invalid(format!("{context}: {e}"), help)
 }
 
@@ -175,7 +203,11 @@ pub enum RevealTo {
 /// Decide where revealed values go: to `-o FILE`, or to standard output when it is not a
 /// terminal; a terminal only with `--force` (scrollback, screen sharing and terminal logs keep
 /// what is shown).
-pub fn reveal_destination(output: Option<&Path>, stdout_is_terminal: bool, force: bool) -> Result<RevealTo, Error> {
+pub fn reveal_destination(
+    output: Option<&Path>,
+    stdout_is_terminal: bool,
+    force: bool,
+) -> Result<RevealTo, Error> {
     match output {
         Some(p) => Ok(RevealTo::File(p.to_path_buf())),
         None if !stdout_is_terminal || force => Ok(RevealTo::Stdout),
@@ -200,12 +232,20 @@ pub fn format_unix(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Now, in Unix seconds.
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Which store an environment's envelope goes to, resolved from flags and `[secrets]`.
@@ -255,9 +295,16 @@ impl StoreTarget {
         match self {
             StoreTarget::File(dir) => Ok(Box::new(FileStore::new(dir).map_err(store_error)?)),
             StoreTarget::Azure(url) => {
-                let credential = Credential::from_env(env_vars::azure_var).map_err(|e| store_error(e.into()))?;
-                let options = AzureOptions { allow_insecure_http: is_loopback_http(url), ..AzureOptions::default() };
-                Ok(Box::new(AzureKeyVaultStore::new(url, credential, options).map_err(|e| store_error(e.into()))?))
+                let credential =
+                    Credential::from_env(env_vars::azure_var).map_err(|e| store_error(e.into()))?;
+                let options = AzureOptions {
+                    allow_insecure_http: is_loopback_http(url),
+                    ..AzureOptions::default()
+                };
+                Ok(Box::new(
+                    AzureKeyVaultStore::new(url, credential, options)
+                        .map_err(|e| store_error(e.into()))?,
+                ))
             }
         }
     }
@@ -266,15 +313,21 @@ impl StoreTarget {
 /// `http://` is allowed only to this machine (a local emulator or test server): a token sent in
 /// clear to loopback does not leave the host.
 fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.trim().strip_prefix("http://") else { return false };
+    let Some(rest) = url.trim().strip_prefix("http://") else {
+        return false;
+    };
     ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
-        rest.strip_prefix(h).is_some_and(|after| after.is_empty() || after.starts_with(':') || after.starts_with('/'))
+        rest.strip_prefix(h).is_some_and(|after| {
+            after.is_empty() || after.starts_with(':') || after.starts_with('/')
+        })
     })
 }
 
 /// Map a store error, keeping its message and help.
 pub fn store_error(action: &str, e: secret_store::StoreError) -> Error {
-    let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_else(|| "see `rel secrets --help`".to_owned());
+    let help = miette::Diagnostic::help(&e)
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| "see `rel secrets --help`".to_owned());
     Error::invalid(format!("could not {action}: {e}"), help)
 }
 
@@ -307,10 +360,22 @@ mod tests {
     #[test]
     fn reveal_goes_to_a_file_or_a_pipe_and_to_a_terminal_only_when_forced() {
         let f = Path::new("out.env");
-        assert_eq!(reveal_destination(Some(f), true, false).unwrap(), RevealTo::File(f.into()));
-        assert_eq!(reveal_destination(Some(f), false, false).unwrap(), RevealTo::File(f.into()));
-        assert_eq!(reveal_destination(None, false, false).unwrap(), RevealTo::Stdout);
-        assert_eq!(reveal_destination(None, true, true).unwrap(), RevealTo::Stdout);
+        assert_eq!(
+            reveal_destination(Some(f), true, false).unwrap(),
+            RevealTo::File(f.into())
+        );
+        assert_eq!(
+            reveal_destination(Some(f), false, false).unwrap(),
+            RevealTo::File(f.into())
+        );
+        assert_eq!(
+            reveal_destination(None, false, false).unwrap(),
+            RevealTo::Stdout
+        );
+        assert_eq!(
+            reveal_destination(None, true, true).unwrap(),
+            RevealTo::Stdout
+        );
         let refused = reveal_destination(None, true, false).unwrap_err();
         assert_eq!(refused.exit(), crate::Exit::Failed);
         assert!(refused.to_string().contains("terminal"));
@@ -333,7 +398,11 @@ mod tests {
         let back = genesis::parse_dotenv(&text).unwrap();
         assert_eq!(back.len(), entries.len());
         for (name, value) in entries.iter() {
-            assert_eq!(back.get(name.as_str()).unwrap().expose_secret(), value.expose_secret(), "{name:?}");
+            assert_eq!(
+                back.get(name.as_str()).unwrap().expose_secret(),
+                value.expose_secret(),
+                "{name:?}"
+            );
         }
     }
 
@@ -359,18 +428,38 @@ mod tests {
         let env = EnvName::new("staging").unwrap();
         let mut config = SecretsConfig::default();
         let base = Path::new("/p");
-        assert_eq!(StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(), StoreTarget::File("/p/.rel/secrets/staging".into()));
+        assert_eq!(
+            StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(),
+            StoreTarget::File("/p/.rel/secrets/staging".into())
+        );
         assert_eq!(
             StoreTarget::resolve(&config, base, &env, None, Some(Path::new("/s")), None).unwrap(),
             StoreTarget::File("/s/staging".into())
         );
-        let e = StoreTarget::resolve(&config, base, &env, Some(StoreKind::Azure), None, None).unwrap_err();
-        assert!(e.to_string().contains("no Key Vault for environment `staging`"));
-        config.vaults.insert("staging".into(), "https://kv-s.vault.azure.net".into());
+        let e = StoreTarget::resolve(&config, base, &env, Some(StoreKind::Azure), None, None)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no Key Vault for environment `staging`")
+        );
+        config
+            .vaults
+            .insert("staging".into(), "https://kv-s.vault.azure.net".into());
         config.store = StoreKind::Azure;
-        assert_eq!(StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(), StoreTarget::Azure("https://kv-s.vault.azure.net".into()));
         assert_eq!(
-            StoreTarget::resolve(&config, base, &env, None, None, Some("https://other.vault.azure.net")).unwrap(),
+            StoreTarget::resolve(&config, base, &env, None, None, None).unwrap(),
+            StoreTarget::Azure("https://kv-s.vault.azure.net".into())
+        );
+        assert_eq!(
+            StoreTarget::resolve(
+                &config,
+                base,
+                &env,
+                None,
+                None,
+                Some("https://other.vault.azure.net")
+            )
+            .unwrap(),
             StoreTarget::Azure("https://other.vault.azure.net".into())
         );
     }

@@ -24,7 +24,13 @@ pub struct SourceError {
 
 impl SourceError {
     /// A problem at byte `offset` (clamped to the text) spanning `len` bytes.
-    pub fn at_offset(path: &Path, text: &str, offset: usize, len: usize, message: impl Into<String>) -> Self {
+    pub fn at_offset(
+        path: &Path,
+        text: &str,
+        offset: usize,
+        len: usize,
+        message: impl Into<String>,
+    ) -> Self {
         let offset = offset.min(text.len());
         let (line, column) = line_col(text, offset);
         SourceError {
@@ -39,7 +45,13 @@ impl SourceError {
     }
 
     /// A problem at a 1-based `line` and `column`.
-    pub fn at_line_col(path: &Path, text: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
+    pub fn at_line_col(
+        path: &Path,
+        text: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
         let offset = offset_of(text, line, column);
         let mut e = Self::at_offset(path, text, offset, 1, message);
         e.line = line.max(1);
@@ -72,7 +84,11 @@ pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            let col_bytes: usize = l.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+            let col_bytes: usize = l
+                .chars()
+                .take(column.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
             return offset + col_bytes;
         }
         offset += l.len();

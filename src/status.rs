@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::Error;
 use crate::config::Config;
 use crate::hold::Holds;
 use crate::lockfile::Lockfile;
 use crate::overlay_pin::{component_images, kustomization_file, pins_of};
 use crate::version::Version;
-use crate::Error;
 
 /// Every release lockfile in `releases/`, newest version first. Files that do not parse are
 /// skipped (the coherence gate reports them).
@@ -22,7 +22,8 @@ pub fn releases(root: &Path) -> Vec<Lockfile> {
         .map(|e| e.path())
         .filter(|p| {
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.strip_suffix(".yaml").is_some_and(|v| v.parse::<Version>().is_ok())
+                n.strip_suffix(".yaml")
+                    .is_some_and(|v| v.parse::<Version>().is_ok())
             })
         })
         .filter_map(|p| match Lockfile::load(&p) {
@@ -38,11 +39,18 @@ pub fn releases(root: &Path) -> Vec<Lockfile> {
 }
 
 /// The release whose every component the overlay pins at exactly its digest.
-pub fn match_release<'a>(pins: &BTreeMap<String, String>, releases: &'a [Lockfile], config: &Config) -> Option<&'a Lockfile> {
+pub fn match_release<'a>(
+    pins: &BTreeMap<String, String>,
+    releases: &'a [Lockfile],
+    config: &Config,
+) -> Option<&'a Lockfile> {
     releases.iter().find(|l| {
         !l.components.is_empty()
             && component_images(l, config).is_ok_and(|images| {
-                l.components.iter().all(|(name, c)| pins.get(&images[name]).is_some_and(|d| *d == c.digest.to_string()))
+                l.components.iter().all(|(name, c)| {
+                    pins.get(&images[name])
+                        .is_some_and(|d| *d == c.digest.to_string())
+                })
             })
     })
 }
@@ -81,7 +89,8 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
             error: None,
         };
         let read = kustomization_file(&config.overlay_dir(env)).and_then(|file| {
-            let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read the overlay", &file, e))?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::io("read the overlay", &file, e))?;
             pins_of(&text, &file)
         });
         match read {
@@ -91,7 +100,9 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
                     s.validated_in = config
                         .environments
                         .keys()
-                        .filter(|e| crate::releases::record_path(&config.root, &l.version, e).is_file())
+                        .filter(|e| {
+                            crate::releases::record_path(&config.root, &l.version, e).is_file()
+                        })
                         .cloned()
                         .collect();
                     s.held = holds.get(&l.version).cloned();
@@ -110,8 +121,16 @@ pub fn to_table(statuses: &[EnvStatus]) -> String {
     let mut out = String::new();
     for s in statuses {
         let release = s.release.as_deref().unwrap_or("(no release matches)");
-        let validated = if s.validated_in.is_empty() { "not validated".to_owned() } else { format!("validated in {}", s.validated_in.join(", ")) };
-        let held = s.held.as_ref().map(|h| format!(", HELD since {} ({})", h.since, h.reason)).unwrap_or_default();
+        let validated = if s.validated_in.is_empty() {
+            "not validated".to_owned()
+        } else {
+            format!("validated in {}", s.validated_in.join(", "))
+        };
+        let held = s
+            .held
+            .as_ref()
+            .map(|h| format!(", HELD since {} ({})", h.since, h.reason))
+            .unwrap_or_default();
         out.push_str(&format!("{} ({}): {release}", s.env, s.overlay));
         if s.release.is_some() {
             out.push_str(&format!(", {validated}{held}"));

@@ -85,7 +85,10 @@ impl Trailers {
 
     /// The first value of `key` (case-insensitive, as git compares trailer keys).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `Rel-Action`, when it is one rel knows.
@@ -151,16 +154,25 @@ mod tests {
     #[test]
     fn message_round_trips_its_trailers() {
         let mut t = Trailers::new();
-        t.push(key::ACTION, Action::Promote).push(key::VERSION, "0.4.0").push(key::ENV, "prod").push(key::ACTOR, "a b\nc");
-        let msg = t.message("rel: promote 0.4.0 to prod", "Pins every component.\n\nSecond paragraph.");
+        t.push(key::ACTION, Action::Promote)
+            .push(key::VERSION, "0.4.0")
+            .push(key::ENV, "prod")
+            .push(key::ACTOR, "a b\nc");
+        let msg = t.message(
+            "rel: promote 0.4.0 to prod",
+            "Pins every component.\n\nSecond paragraph.",
+        );
         assert!(msg.starts_with("rel: promote 0.4.0 to prod\n\nPins every component.\n\nSecond paragraph.\n\nRel-Action: promote\n"));
         let back = Trailers::parse(&msg);
-        assert_eq!(back, Trailers(vec![
-            ("Rel-Action".into(), "promote".into()),
-            ("Rel-Version".into(), "0.4.0".into()),
-            ("Rel-Env".into(), "prod".into()),
-            ("Rel-Actor".into(), "a b c".into()),
-        ]));
+        assert_eq!(
+            back,
+            Trailers(vec![
+                ("Rel-Action".into(), "promote".into()),
+                ("Rel-Version".into(), "0.4.0".into()),
+                ("Rel-Env".into(), "prod".into()),
+                ("Rel-Actor".into(), "a b c".into()),
+            ])
+        );
         assert_eq!(back.action(), Some(Action::Promote));
         assert_eq!(back.get("rel-version"), Some("0.4.0"));
     }
@@ -168,11 +180,22 @@ mod tests {
     #[test]
     fn only_a_trailer_paragraph_counts() {
         assert_eq!(Trailers::parse("subject only"), Trailers::new());
-        assert_eq!(Trailers::parse("subject\n\nRel-Action: promote\nnot a trailer line\n"), Trailers::new());
-        assert_eq!(Trailers::parse("subject\n\nRel-Action: promote\n\nplain body\n"), Trailers::new());
-        let t = Trailers::parse("s\n\nbody\n\nSigned-off-by: x <x@y>\nRel-Action: rollback\n  continued\n");
+        assert_eq!(
+            Trailers::parse("subject\n\nRel-Action: promote\nnot a trailer line\n"),
+            Trailers::new()
+        );
+        assert_eq!(
+            Trailers::parse("subject\n\nRel-Action: promote\n\nplain body\n"),
+            Trailers::new()
+        );
+        let t = Trailers::parse(
+            "s\n\nbody\n\nSigned-off-by: x <x@y>\nRel-Action: rollback\n  continued\n",
+        );
         assert_eq!(t.get("Rel-Action"), Some("rollback continued"));
         assert_eq!(t.action(), None, "continuation changes the value");
-        assert_eq!(Trailers::parse("s\n\nRel-Action: hold-clear\n").action(), Some(Action::HoldClear));
+        assert_eq!(
+            Trailers::parse("s\n\nRel-Action: hold-clear\n").action(),
+            Some(Action::HoldClear)
+        );
     }
 }

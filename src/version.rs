@@ -9,7 +9,9 @@ pub struct Version(semver::Version);
 
 /// Why a string is not a release version.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("`{input}` is not a semantic version ({reason}); write it as MAJOR.MINOR.PATCH, e.g. `0.4.0` or `1.2.3-rc.1`")]
+#[error(
+    "`{input}` is not a semantic version ({reason}); write it as MAJOR.MINOR.PATCH, e.g. `0.4.0` or `1.2.3-rc.1`"
+)]
 pub struct VersionError {
     pub input: String,
     pub reason: String,
@@ -27,11 +29,17 @@ impl FromStr for Version {
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let trimmed = input.strip_prefix('v').unwrap_or(input);
         if trimmed != input {
-            return Err(VersionError { input: input.to_owned(), reason: "no leading `v`".to_owned() });
+            return Err(VersionError {
+                input: input.to_owned(),
+                reason: "no leading `v`".to_owned(),
+            });
         }
         semver::Version::parse(input)
             .map(Version)
-            .map_err(|e| VersionError { input: input.to_owned(), reason: e.to_string() })
+            .map_err(|e| VersionError {
+                input: input.to_owned(),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -28,8 +28,16 @@ pub struct CompileRequest<'a> {
 pub enum CompileError {
     #[error("could not start cargo: {0}")]
     Spawn(#[source] std::io::Error),
-    #[error("cargo build of `{krate}` (bin `{bin}`, features [{features}]) failed with {status}\n{output}")]
-    Failed { krate: String, bin: String, features: String, status: std::process::ExitStatus, output: String },
+    #[error(
+        "cargo build of `{krate}` (bin `{bin}`, features [{features}]) failed with {status}\n{output}"
+    )]
+    Failed {
+        krate: String,
+        bin: String,
+        features: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
     #[error("cargo reported success but the binary is not at {}", .0.display())]
     Missing(PathBuf),
 }
@@ -48,7 +56,10 @@ pub fn rustflags(_workspace: &Path) -> Vec<String> {
     }
     if let Some(home) = std::env::var_os("HOME") {
         // rustup's toolchain sources live under $HOME/.rustup.
-        flags.push(format!("--remap-path-prefix={}/.rustup=/rustup", PathBuf::from(home).display()));
+        flags.push(format!(
+            "--remap-path-prefix={}/.rustup=/rustup",
+            PathBuf::from(home).display()
+        ));
     }
     flags
 }
@@ -75,7 +86,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
         cmd.arg("--features").arg(req.features.join(","));
     }
     // CARGO_ENCODED_RUSTFLAGS keeps paths with spaces intact; it wins over RUSTFLAGS.
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags(req.workspace).join("\x1f"));
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        rustflags(req.workspace).join("\x1f"),
+    );
     cmd.env_remove("RUSTFLAGS");
     // Binaries embed no build-time timestamps of their own; keep cargo from varying either.
     cmd.env("CARGO_INCREMENTAL", "0");
@@ -90,7 +104,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
     } else {
         cmd.arg("--quiet");
         let out = cmd.output().map_err(CompileError::Spawn)?;
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     if !output.0.success() {
         return Err(CompileError::Failed {

@@ -38,16 +38,29 @@ pub struct BuildPlan<'a> {
 /// Progress events, so the command can show progress without the library printing.
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
-    Compiling { component: &'a str },
-    Compiled { component: &'a str, binary: &'a Path },
-    Layer { component: &'a str, cached: bool },
-    Assembled { component: &'a str, digest: &'a image_ref::Digest },
+    Compiling {
+        component: &'a str,
+    },
+    Compiled {
+        component: &'a str,
+        binary: &'a Path,
+    },
+    Layer {
+        component: &'a str,
+        cached: bool,
+    },
+    Assembled {
+        component: &'a str,
+        digest: &'a image_ref::Digest,
+    },
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
     #[error("component `{component}`: {source}")]
-    #[diagnostic(help("run the cargo command by hand to see the whole output: cargo build --release --locked -p <crate> --bin <bin> --features <features>"))]
+    #[diagnostic(help(
+        "run the cargo command by hand to see the whole output: cargo build --release --locked -p <crate> --bin <bin> --features <features>"
+    ))]
     Compile {
         component: String,
         #[source]
@@ -61,8 +74,14 @@ pub enum BuildError {
         source: oci::LayerError,
     },
     #[error("component `{component}`: base image `{base}`: {message}")]
-    #[diagnostic(help("a base image is an OCI image layout directory, written `oci:PATH` or `oci:PATH:TAG` (e.g. from `skopeo copy docker://gcr.io/distroless/static oci:base:static`)"))]
-    Base { component: String, base: String, message: String },
+    #[diagnostic(help(
+        "a base image is an OCI image layout directory, written `oci:PATH` or `oci:PATH:TAG` (e.g. from `skopeo copy docker://gcr.io/distroless/static oci:base:static`)"
+    ))]
+    Base {
+        component: String,
+        base: String,
+        message: String,
+    },
     #[error("component `{component}`: could not assemble the image: {source}")]
     Assemble {
         component: String,
@@ -117,16 +136,30 @@ impl Assembled {
 }
 
 /// Compile and assemble every component of the plan.
-pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)) -> Result<Vec<Assembled>, BuildError> {
+pub fn assemble_all(
+    plan: &BuildPlan<'_>,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Vec<Assembled>, BuildError> {
     let root = &plan.config.root;
     let out = root.join(OUT_DIR);
     let cache = oci::LayerCache::new(out.join("cache"));
-    let target_dir = plan.cargo_target_dir.clone().unwrap_or_else(|| out.join("cargo"));
+    let target_dir = plan
+        .cargo_target_dir
+        .clone()
+        .unwrap_or_else(|| out.join("cargo"));
     let mut results = Vec::new();
     for component in &plan.components {
         let name = component.name.as_str();
-        let ComponentSource::Built { krate, bin, features, base } = &component.source else {
-            return Err(BuildError::External { component: name.to_owned() });
+        let ComponentSource::Built {
+            krate,
+            bin,
+            features,
+            base,
+        } = &component.source
+        else {
+            return Err(BuildError::External {
+                component: name.to_owned(),
+            });
         };
         progress(Progress::Compiling { component: name });
         let binary = cargo::compile(&cargo::CompileRequest {
@@ -138,33 +171,60 @@ pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)
             show_progress: plan.show_cargo_progress,
             git_commit: plan.source.commit.as_deref(),
         })
-        .map_err(|source| BuildError::Compile { component: name.to_owned(), source })?;
-        progress(Progress::Compiled { component: name, binary: &binary });
+        .map_err(|source| BuildError::Compile {
+            component: name.to_owned(),
+            source,
+        })?;
+        progress(Progress::Compiled {
+            component: name,
+            binary: &binary,
+        });
 
         let epoch = u64::try_from(plan.source.epoch).unwrap_or(0);
         let (layer, outcome) = cache
             .layer(&oci::LayerSpec::binary(&binary, bin, epoch))
-            .map_err(|source| BuildError::Layer { component: name.to_owned(), source })?;
-        progress(Progress::Layer { component: name, cached: matches!(outcome, oci::CacheOutcome::Hit) });
+            .map_err(|source| BuildError::Layer {
+                component: name.to_owned(),
+                source,
+            })?;
+        progress(Progress::Layer {
+            component: name,
+            cached: matches!(outcome, oci::CacheOutcome::Hit),
+        });
 
         let base_image = match base {
             Some(base) => Some(read_base(root, name, base)?),
             None => None,
         };
         let mut spec = oci::ImageSpec::new(vec![format!("/app/{bin}")], epoch);
-        spec.source = plan.config.repo.as_ref().map(|r| if r.contains("://") { r.clone() } else { format!("https://github.com/{r}") });
+        spec.source = plan.config.repo.as_ref().map(|r| {
+            if r.contains("://") {
+                r.clone()
+            } else {
+                format!("https://github.com/{r}")
+            }
+        });
         spec.revision = plan.source.commit.clone();
         spec.version = Some(plan.tag.clone());
-        spec.labels.insert("dev.rel.component".to_owned(), name.to_owned());
-        let image = oci::assemble(base_image.as_ref(), &[layer], &spec)
-            .map_err(|source| BuildError::Assemble { component: name.to_owned(), source })?;
-        progress(Progress::Assembled { component: name, digest: &image.manifest_digest });
-
-        let image_name = ImageRef::new(&plan.registry, name).map_err(|source| BuildError::Name {
-            component: name.to_owned(),
-            registry: plan.registry.clone(),
-            source,
+        spec.labels
+            .insert("dev.rel.component".to_owned(), name.to_owned());
+        let image = oci::assemble(base_image.as_ref(), &[layer], &spec).map_err(|source| {
+            BuildError::Assemble {
+                component: name.to_owned(),
+                source,
+            }
         })?;
+        progress(Progress::Assembled {
+            component: name,
+            digest: &image.manifest_digest,
+        });
+
+        let image_name =
+            ImageRef::new(&plan.registry, name).map_err(|source| BuildError::Name {
+                component: name.to_owned(),
+                registry: plan.registry.clone(),
+                source,
+            })?;
         results.push(Assembled {
             component: name.to_owned(),
             image_name,
@@ -179,15 +239,26 @@ pub fn assemble_all(plan: &BuildPlan<'_>, mut progress: impl FnMut(Progress<'_>)
 
 /// `oci:PATH[:TAG]` → the base image's layers and settings.
 fn read_base(root: &Path, component: &str, base: &str) -> Result<oci::BaseImage, BuildError> {
-    let err = |message: String| BuildError::Base { component: component.to_owned(), base: base.to_owned(), message };
+    let err = |message: String| BuildError::Base {
+        component: component.to_owned(),
+        base: base.to_owned(),
+        message,
+    };
     let Some(rest) = base.strip_prefix("oci:") else {
-        return Err(err("only OCI layout bases are supported; copy the registry image into a layout first".to_owned()));
+        return Err(err(
+            "only OCI layout bases are supported; copy the registry image into a layout first"
+                .to_owned(),
+        ));
     };
     let (path, tag) = match rest.rsplit_once(':') {
         Some((p, t)) if !t.contains('/') => (p, Some(t)),
         _ => (rest, None),
     };
-    let dir = if Path::new(path).is_absolute() { PathBuf::from(path) } else { root.join(path) };
+    let dir = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        root.join(path)
+    };
     oci::read_base(&dir, tag).map_err(|e| err(e.to_string()))
 }
 
@@ -199,7 +270,11 @@ pub fn layout_dir(root: &Path, component: &str) -> PathBuf {
 /// The default tag: `git-<12 hex of the commit>` (`-dirty` with uncommitted changes), or `dev`.
 pub fn default_tag(source: &source::SourceInfo) -> String {
     match &source.commit {
-        Some(c) => format!("git-{}{}", &c[..12.min(c.len())], if source.dirty { "-dirty" } else { "" }),
+        Some(c) => format!(
+            "git-{}{}",
+            &c[..12.min(c.len())],
+            if source.dirty { "-dirty" } else { "" }
+        ),
         None => "dev".to_owned(),
     }
 }

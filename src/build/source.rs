@@ -19,15 +19,23 @@ pub struct SourceInfo {
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Inspect the workspace at `dir`. `source_date_epoch` is the value of `SOURCE_DATE_EPOCH`, if set.
 pub fn inspect(dir: &Path, source_date_epoch: Option<&str>) -> Result<SourceInfo, String> {
     let commit = git(dir, &["rev-parse", "--verify", "HEAD"]);
     let dirty = commit.is_some()
-        && git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        && git(dir, &["status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|s| !s.is_empty());
     let epoch = match source_date_epoch {
         Some(v) => v.trim().parse::<i64>().map_err(|_| {
             format!("{SOURCE_DATE_EPOCH}=`{v}` is not a number of seconds since 1970-01-01")
@@ -38,7 +46,11 @@ pub fn inspect(dir: &Path, source_date_epoch: Option<&str>) -> Result<SourceInfo
             .and_then(|t| t.parse().ok())
             .unwrap_or(0),
     };
-    Ok(SourceInfo { commit, dirty, epoch })
+    Ok(SourceInfo {
+        commit,
+        dirty,
+        epoch,
+    })
 }
 
 #[cfg(test)]
@@ -51,7 +63,11 @@ mod tests {
         let info = inspect(dir.path(), Some("1700000000")).unwrap();
         assert_eq!(info.epoch, 1_700_000_000);
         assert_eq!(info.commit, None);
-        assert!(inspect(dir.path(), Some("yesterday")).unwrap_err().contains("SOURCE_DATE_EPOCH=`yesterday`"));
+        assert!(
+            inspect(dir.path(), Some("yesterday"))
+                .unwrap_err()
+                .contains("SOURCE_DATE_EPOCH=`yesterday`")
+        );
         assert_eq!(inspect(dir.path(), None).unwrap().epoch, 0);
     }
 }

@@ -14,7 +14,14 @@ pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
     let repo = Repo::open(&start)?;
     let from = repo.resolve_commit(&args.rev)?;
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let entries = read(&repo, from, &Query { env: args.env.clone(), since })?;
+    let entries = read(
+        &repo,
+        from,
+        &Query {
+            env: args.env.clone(),
+            since,
+        },
+    )?;
     match args.format {
         ListFormat::Json => {
             let mut s = serde_json::to_string_pretty(&entries).unwrap_or_default();

@@ -3,25 +3,37 @@
 use std::path::Path;
 
 use crate::cli::{CoherenceArgs, DriftArgs, HeadroomArgs, KubeArgs, SmokeArgs};
+use crate::commands::{Context, emit_report};
 use crate::config::{Config, Environment};
 use crate::kube_source::{KubeClient, KubeError, KubeOptions};
 use crate::manifests::{ManifestSource, Workload};
-use crate::commands::{Context, emit_report};
 use crate::{Error, Exit};
 
 /// `rel gate coherence [LOCKFILE|--version V]`
 pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
     let (path, config) = match (&args.lockfile, &args.version) {
         (Some(path), _) => {
-            let path = if path.is_absolute() { path.clone() } else { ctx.cwd.join(path) };
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                ctx.cwd.join(path)
+            };
             let config = ctx.project_of(&path)?;
             (path, config)
         }
         (None, Some(version)) => {
             let config = ctx.project()?;
-            (crate::releases::lockfile_path(&config.root, version), Some(config))
+            (
+                crate::releases::lockfile_path(&config.root, version),
+                Some(config),
+            )
         }
-        (None, None) => return Err(Error::usage("no lockfile given", "pass LOCKFILE or --version VERSION")),
+        (None, None) => {
+            return Err(Error::usage(
+                "no lockfile given",
+                "pass LOCKFILE or --version VERSION",
+            ));
+        }
     };
     let loaded = crate::lockfile::read_raw(&path)?;
     let mut loaded = loaded;
@@ -47,7 +59,10 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
     let Some(mut declared) = env.smoke.clone() else {
         return Err(Error::usage(
             format!("environment `{}` declares no smoke checks", env.name),
-            format!("add `[environments.{0}.smoke]` with `[[environments.{0}.smoke.checks]]` to rel.toml (schema: src/config.rs)", env.name),
+            format!(
+                "add `[environments.{0}.smoke]` with `[[environments.{0}.smoke.checks]]` to rel.toml (schema: src/config.rs)",
+                env.name
+            ),
         ));
     };
     if let Some(t) = args.timeout {
@@ -58,12 +73,17 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
     }
     let base_url = match args.base_url.or_else(|| declared.base_url.clone()) {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-            return Err(Error::usage(format!("--base-url `{u}` is not an http(s) URL"), "write it as `https://host[:port]`"));
+            return Err(Error::usage(
+                format!("--base-url `{u}` is not an http(s) URL"),
+                "write it as `https://host[:port]`",
+            ));
         }
         other => other.map(|u| u.trim_end_matches('/').to_owned()),
     };
     let ca_pem = match &args.ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|e| Error::io("read the CA file", path, e))?),
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| Error::io("read the CA file", path, e))?)
+        }
         None => None,
     };
     let input = smoke::Input {
@@ -77,8 +97,12 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
     };
     let report = runtime()?.block_on(smoke::run(input)).map_err(|e| {
         let help = match e {
-            smoke::SmokeError::Ca(_) => "pass a PEM file with at least one `-----BEGIN CERTIFICATE-----` block",
-            smoke::SmokeError::Client(_) => "this is a bug or a broken TLS setup; run with RUST_LOG=rel=debug",
+            smoke::SmokeError::Ca(_) => {
+                "pass a PEM file with at least one `-----BEGIN CERTIFICATE-----` block"
+            }
+            smoke::SmokeError::Client(_) => {
+                "this is a bug or a broken TLS setup; run with RUST_LOG=rel=debug"
+            }
         };
         Error::invalid(e.to_string(), help)
     })?;
@@ -86,10 +110,19 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
 }
 
 /// The workloads of an environment: from `--rendered FILE|-`, else by rendering its overlay.
-fn load_workloads(ctx: &Context, config: &Config, env: &Environment, rendered: Option<&Path>) -> Result<Vec<Workload>, Error> {
+fn load_workloads(
+    ctx: &Context,
+    config: &Config,
+    env: &Environment,
+    rendered: Option<&Path>,
+) -> Result<Vec<Workload>, Error> {
     let source = match rendered {
         Some(p) if p == Path::new("-") => ManifestSource::Stdin,
-        Some(p) => ManifestSource::File(if p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) }),
+        Some(p) => ManifestSource::File(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            ctx.cwd.join(p)
+        }),
         None => ManifestSource::Overlay(config.overlay_dir(env)),
     };
     let objects = crate::manifests::load_manifests(&source)?;
@@ -103,8 +136,12 @@ fn kube_error(e: KubeError) -> Error {
 }
 
 fn kube_client(args: &KubeArgs) -> Result<KubeClient, Error> {
-    KubeClient::from_kubeconfig(&KubeOptions { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), timeout: args.kube_timeout })
-        .map_err(kube_error)
+    KubeClient::from_kubeconfig(&KubeOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        timeout: args.kube_timeout,
+    })
+    .map_err(kube_error)
 }
 
 /// The release lockfiles of `releases/` that load (a broken one is reported by `rel gate coherence`).
@@ -130,15 +167,21 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
     use crate::gate::drift;
     let config = ctx.project()?;
     let env = config.environment(&args.env)?;
-    if args.rendered.as_deref() == Some(Path::new("-")) && args.pods.as_deref() == Some(Path::new("-")) {
-        return Err(Error::usage("--rendered and --pods cannot both read stdin", "give one of them as a file"));
+    if args.rendered.as_deref() == Some(Path::new("-"))
+        && args.pods.as_deref() == Some(Path::new("-"))
+    {
+        return Err(Error::usage(
+            "--rendered and --pods cannot both read stdin",
+            "give one of them as a file",
+        ));
     }
     let workloads = load_workloads(ctx, &config, env, args.rendered.as_deref())?;
     let given;
     let all;
     let release = match &args.version {
         Some(v) => {
-            given = crate::lockfile::Lockfile::load(&crate::releases::lockfile_path(&config.root, v))?;
+            given =
+                crate::lockfile::Lockfile::load(&crate::releases::lockfile_path(&config.root, v))?;
             drift::Release::Given(&given)
         }
         None => {
@@ -151,11 +194,27 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
     if let Some(path) = &args.pods {
         // Relative paths resolve against the working directory, as the user typed them.
         let pods = crate::kube_source::read_pods(path).map_err(kube_error)?;
-        let source = if path == Path::new("-") { "pods from <stdin>".to_owned() } else { format!("pods from {}", ctx.display(path)) };
-        drift::check_live(&mut report, &workloads, &pins, &drift::LiveInput { pods: &pods, namespace: args.namespace.as_deref(), source });
+        let source = if path == Path::new("-") {
+            "pods from <stdin>".to_owned()
+        } else {
+            format!("pods from {}", ctx.display(path))
+        };
+        drift::check_live(
+            &mut report,
+            &workloads,
+            &pins,
+            &drift::LiveInput {
+                pods: &pods,
+                namespace: args.namespace.as_deref(),
+                source,
+            },
+        );
     } else if args.live {
         let client = kube_client(&args.kube)?;
-        let default_ns = args.namespace.clone().unwrap_or_else(|| client.namespace.clone());
+        let default_ns = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.namespace.clone());
         let namespaces = drift::namespaces(&workloads, &default_ns);
         let pods = runtime()?.block_on(async {
             let mut pods = Vec::new();
@@ -166,7 +225,16 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
         });
         let pods = pods.map_err(kube_error)?;
         let source = format!("the API of {}", client.describe);
-        drift::check_live(&mut report, &workloads, &pins, &drift::LiveInput { pods: &pods, namespace: Some(&default_ns), source });
+        drift::check_live(
+            &mut report,
+            &workloads,
+            &pins,
+            &drift::LiveInput {
+                pods: &pods,
+                namespace: Some(&default_ns),
+                source,
+            },
+        );
     }
     emit_report(&report, &args.output)
 }
@@ -175,8 +243,13 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
 pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let env = config.environment(&args.env)?;
-    if args.rendered.as_deref() == Some(Path::new("-")) && args.nodes.as_deref() == Some(Path::new("-")) {
-        return Err(Error::usage("--rendered and --nodes cannot both read stdin", "give one of them as a file"));
+    if args.rendered.as_deref() == Some(Path::new("-"))
+        && args.nodes.as_deref() == Some(Path::new("-"))
+    {
+        return Err(Error::usage(
+            "--rendered and --nodes cannot both read stdin",
+            "give one of them as a file",
+        ));
     }
     let workloads = load_workloads(ctx, &config, env, args.rendered.as_deref())?;
     let (nodes, pods) = match &args.nodes {
@@ -184,7 +257,12 @@ pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
         None => {
             let client = kube_client(&args.kube)?;
             runtime()?
-                .block_on(async { Ok::<_, KubeError>((client.nodes().await?, client.active_pods_everywhere().await?)) })
+                .block_on(async {
+                    Ok::<_, KubeError>((
+                        client.nodes().await?,
+                        client.active_pods_everywhere().await?,
+                    ))
+                })
                 .map_err(kube_error)?
         }
     };

@@ -22,10 +22,17 @@ pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     match execute(ctx, &config, &args)? {
         Locked::UpToDate { path, lockfile } => {
-            print_stdout(&format!("{path} is up to date ({} components)\n", lockfile.components.len()));
+            print_stdout(&format!(
+                "{path} is up to date ({} components)\n",
+                lockfile.components.len()
+            ));
         }
         Locked::Wrote { path, lockfile } => {
-            let mut out = format!("wrote {path}: release {} with {} components\n", lockfile.version, lockfile.components.len());
+            let mut out = format!(
+                "wrote {path}: release {} with {} components\n",
+                lockfile.version,
+                lockfile.components.len()
+            );
             for (name, c) in &lockfile.components {
                 out.push_str(&format!("  {name:<20} {}\n", c.digest));
             }
@@ -47,13 +54,21 @@ pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked
     let report = crate::gate::coherence::check(&loaded, Some(config));
     if !report.passed() {
         return Err(Error::invalid(
-            format!("the lockfile rel would write is not coherent:\n{}", report.to_plain()),
+            format!(
+                "the lockfile rel would write is not coherent:\n{}",
+                report.to_plain()
+            ),
             "fix the inputs named above (rel.toml, --digest, --built-against) and run again",
         ));
     }
 
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => return Ok(Locked::UpToDate { path: shown, lockfile }),
+        Ok(existing) if existing == text => {
+            return Ok(Locked::UpToDate {
+                path: shown,
+                lockfile,
+            });
+        }
         Ok(existing) => {
             let changed = describe_changes(&existing, &lockfile);
             if !args.force {
@@ -68,41 +83,70 @@ pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("read the existing lockfile", &path, e)),
     }
-    crate::atomic_write::write(&path, text.as_bytes()).map_err(|e| Error::io("write the lockfile", &path, e))?;
-    Ok(Locked::Wrote { path: shown, lockfile })
+    crate::atomic_write::write(&path, text.as_bytes())
+        .map_err(|e| Error::io("write the lockfile", &path, e))?;
+    Ok(Locked::Wrote {
+        path: shown,
+        lockfile,
+    })
 }
 
 fn parse_pairs(flag: &str, values: &[String]) -> Result<Vec<(String, String)>, Error> {
     values
         .iter()
         .map(|v| {
-            v.split_once('=').map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned())).ok_or_else(|| {
-                Error::usage(format!("`{flag} {v}` is not NAME=VALUE"), format!("write it as `{flag} identity=...`"))
-            })
+            v.split_once('=')
+                .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+                .ok_or_else(|| {
+                    Error::usage(
+                        format!("`{flag} {v}` is not NAME=VALUE"),
+                        format!("write it as `{flag} identity=...`"),
+                    )
+                })
         })
         .collect()
 }
 
 /// Build the lockfile from the build result, `--digest` and `--built-against`.
 fn compose(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Lockfile, Error> {
-    let engine_version = args.engine_version.clone().unwrap_or_else(|| args.version.clone());
+    let engine_version = args
+        .engine_version
+        .clone()
+        .unwrap_or_else(|| args.version.clone());
     let unknown = |name: &str, source: &str| {
         Error::usage(
             format!("{source} names component `{name}`, which rel.toml does not define"),
-            format!("components in rel.toml: {}", config.components.keys().cloned().collect::<Vec<_>>().join(", ")),
+            format!(
+                "components in rel.toml: {}",
+                config
+                    .components
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
     };
 
     let from = match &args.from {
-        Some(p) => Some(if p.is_absolute() { p.clone() } else { ctx.cwd.join(p) }),
-        None if args.digests.is_empty() => Some(config.root.join(crate::build_output::DEFAULT_PATH)),
+        Some(p) => Some(if p.is_absolute() {
+            p.clone()
+        } else {
+            ctx.cwd.join(p)
+        }),
+        None if args.digests.is_empty() => {
+            Some(config.root.join(crate::build_output::DEFAULT_PATH))
+        }
         None => None,
     };
     let mut entries: BTreeMap<String, LockedComponent> = BTreeMap::new();
     if let Some(from) = &from {
         if args.from.is_none() && !from.exists() {
             return Err(Error::usage(
-                format!("nothing to lock: no --digest given and no build result at {}", ctx.display(from)),
+                format!(
+                    "nothing to lock: no --digest given and no build result at {}",
+                    ctx.display(from)
+                ),
                 "run `rel build` first, or pin each component with `--digest NAME=sha256:...`",
             ));
         }
@@ -130,20 +174,25 @@ fn compose(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Lockfile, 
             return Err(unknown(&name, "--digest"));
         };
         let digest: Digest = digest.parse().map_err(|e: image_ref::DigestError| {
-            Error::usage(format!("--digest {name}=...: {e}"), "give the full digest: sha256: followed by 64 lowercase hex characters")
+            Error::usage(
+                format!("--digest {name}=...: {e}"),
+                "give the full digest: sha256: followed by 64 lowercase hex characters",
+            )
         })?;
-        let entry = entries.entry(name.clone()).or_insert_with(|| LockedComponent {
-            repo: repo_of(config, &component.source),
-            image: Some(component.image.clone()),
-            tag: None,
-            digest: digest.clone(),
-            built_against_engine: None,
-            source_commit: None,
-            krate: match &component.source {
-                ComponentSource::Built { krate, .. } => Some(krate.clone()),
-                ComponentSource::External { .. } => None,
-            },
-        });
+        let entry = entries
+            .entry(name.clone())
+            .or_insert_with(|| LockedComponent {
+                repo: repo_of(config, &component.source),
+                image: Some(component.image.clone()),
+                tag: None,
+                digest: digest.clone(),
+                built_against_engine: None,
+                source_commit: None,
+                krate: match &component.source {
+                    ComponentSource::Built { krate, .. } => Some(krate.clone()),
+                    ComponentSource::External { .. } => None,
+                },
+            });
         entry.digest = digest;
     }
     for (name, version) in parse_pairs("--built-against", &args.built_against)? {
@@ -151,7 +200,10 @@ fn compose(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Lockfile, 
             return Err(unknown(&name, "--built-against"));
         }
         let version: Version = version.parse().map_err(|e: crate::version::VersionError| {
-            Error::usage(format!("--built-against {name}=...: {e}"), "give the engine version the component was built against")
+            Error::usage(
+                format!("--built-against {name}=...: {e}"),
+                "give the engine version the component was built against",
+            )
         })?;
         let Some(entry) = entries.get_mut(&name) else {
             return Err(Error::usage(
@@ -162,32 +214,60 @@ fn compose(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Lockfile, 
         entry.built_against_engine = Some(version);
     }
 
-    let missing: Vec<&str> = config.components.keys().filter(|n| !entries.contains_key(*n)).map(String::as_str).collect();
+    let missing: Vec<&str> = config
+        .components
+        .keys()
+        .filter(|n| !entries.contains_key(*n))
+        .map(String::as_str)
+        .collect();
     if !missing.is_empty() {
         return Err(Error::usage(
-            format!("no digest for {}: every component of rel.toml must be pinned", missing.join(", ")),
+            format!(
+                "no digest for {}: every component of rel.toml must be pinned",
+                missing.join(", ")
+            ),
             format!(
                 "build them with `rel build`, or pin them: {}",
-                missing.iter().map(|m| format!("--digest {m}=sha256:...")).collect::<Vec<_>>().join(" ")
+                missing
+                    .iter()
+                    .map(|m| format!("--digest {m}=sha256:..."))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         ));
     }
     let needs: Vec<&str> = config
         .components
         .values()
-        .filter(|c| c.built_against_engine && entries.get(&c.name).is_some_and(|e| e.built_against_engine.is_none()))
+        .filter(|c| {
+            c.built_against_engine
+                && entries
+                    .get(&c.name)
+                    .is_some_and(|e| e.built_against_engine.is_none())
+        })
         .map(|c| c.name.as_str())
         .collect();
     if !needs.is_empty() {
         return Err(Error::usage(
-            format!("{} must carry builtAgainstEngine (rel.toml: built-against-engine = true)", needs.join(", ")),
+            format!(
+                "{} must carry builtAgainstEngine (rel.toml: built-against-engine = true)",
+                needs.join(", ")
+            ),
             format!(
                 "say which engine each was built against: {}",
-                needs.iter().map(|m| format!("--built-against {m}={engine_version}")).collect::<Vec<_>>().join(" ")
+                needs
+                    .iter()
+                    .map(|m| format!("--built-against {m}={engine_version}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         ));
     }
-    Ok(Lockfile { version: args.version.clone(), engine_version, components: entries })
+    Ok(Lockfile {
+        version: args.version.clone(),
+        engine_version,
+        components: entries,
+    })
 }
 
 fn repo_of(config: &Config, source: &ComponentSource) -> Option<String> {
@@ -201,9 +281,15 @@ fn repo_of(config: &Config, source: &ComponentSource) -> Option<String> {
 fn describe_changes(existing: &str, new: &Lockfile) -> String {
     let old = crate::lockfile::parse_raw("existing".as_ref(), existing).ok();
     let mut lines = Vec::new();
-    let old_components = old.as_ref().and_then(|o| o.raw.components.as_ref()).map(|c| &c.value);
+    let old_components = old
+        .as_ref()
+        .and_then(|o| o.raw.components.as_ref())
+        .map(|c| &c.value);
     for (name, c) in &new.components {
-        let before = old_components.and_then(|m| m.get(name)).and_then(|o| o.value.digest.as_ref()).map(|d| d.value.clone());
+        let before = old_components
+            .and_then(|m| m.get(name))
+            .and_then(|o| o.value.digest.as_ref())
+            .map(|d| d.value.clone());
         match before {
             Some(b) if b == c.digest.to_string() => {}
             Some(b) => lines.push(format!("  {name}: {b} -> {}", c.digest)),

@@ -9,19 +9,19 @@ use crate::config::Config;
 use crate::report::Report;
 use crate::{Error, Exit, env_vars};
 
-mod build;
 mod audit;
+mod build;
 mod gate;
 mod hold;
 mod lock;
 mod pin;
-mod release;
-mod render;
 mod promote;
 mod record;
+mod release;
+mod render;
 mod rollback;
-mod status;
 mod secrets;
+mod status;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -99,7 +99,8 @@ pub struct Context {
 
 impl Context {
     fn new(project_dir: Option<PathBuf>) -> Result<Context, Error> {
-        let cwd = std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
         let project_dir = project_dir.map(|d| if d.is_absolute() { d } else { cwd.join(d) });
         if let Some(d) = &project_dir
             && !d.join(crate::config::FILE_NAME).is_file()
@@ -122,14 +123,24 @@ impl Context {
         if let Some(d) = &self.project_dir {
             return Config::load(&d.join(crate::config::FILE_NAME)).map(Some);
         }
-        let abs = if path.is_absolute() { path.to_path_buf() } else { self.cwd.join(path) };
-        let start = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| self.cwd.clone());
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.cwd.join(path)
+        };
+        let start = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.cwd.clone());
         crate::project::load_optional(&start)
     }
 
     /// A path as the user should see it: relative to the working directory when inside it.
     pub fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.cwd).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 }
 
@@ -151,5 +162,9 @@ pub fn emit_report(report: &Report, output: &GateOutput) -> Result<Exit, Error> 
     if env_vars::github_actions() {
         let _ = std::io::stderr().write_all(report.to_github_annotations().as_bytes());
     }
-    Ok(if report.passed() { Exit::Ok } else { Exit::Failed })
+    Ok(if report.passed() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }

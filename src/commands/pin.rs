@@ -6,7 +6,13 @@ use crate::lockfile::Lockfile;
 use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
-    let abs = |p: &std::path::Path| if p.is_absolute() { p.to_path_buf() } else { ctx.cwd.join(p) };
+    let abs = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            ctx.cwd.join(p)
+        }
+    };
     let config = match (&args.overlay, &args.lockfile) {
         (Some(o), _) => ctx.project_of(&abs(o).join("kustomization.yaml"))?,
         (None, Some(l)) => ctx.project_of(&abs(l))?,
@@ -15,39 +21,67 @@ pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
     let config = match config {
         Some(c) => c,
         // Outside a project rel.toml still names the images; without it, fall back to an empty one.
-        None => crate::config::Config::parse("rel.toml".as_ref(), "registry = \"localhost/rel\"\n", ctx.cwd.clone())?,
+        None => crate::config::Config::parse(
+            "rel.toml".as_ref(),
+            "registry = \"localhost/rel\"\n",
+            ctx.cwd.clone(),
+        )?,
     };
     let overlay = match (&args.overlay, &args.env) {
         (Some(o), _) => abs(o),
         (None, Some(env)) => config.overlay_dir(config.environment(env)?),
-        (None, None) => return Err(Error::usage("no overlay given", "pass --env ENV or --overlay DIR")),
+        (None, None) => {
+            return Err(Error::usage(
+                "no overlay given",
+                "pass --env ENV or --overlay DIR",
+            ));
+        }
     };
     let lockfile_path = match (&args.lockfile, &args.version) {
         (Some(l), _) => abs(l),
         (None, Some(v)) => crate::releases::lockfile_path(&config.root, v),
-        (None, None) => return Err(Error::usage("no release given", "pass --version VERSION or --lockfile FILE")),
+        (None, None) => {
+            return Err(Error::usage(
+                "no release given",
+                "pass --version VERSION or --lockfile FILE",
+            ));
+        }
     };
     let lockfile = Lockfile::load(&lockfile_path)?;
     let plan = crate::overlay_pin::plan(&overlay, &lockfile, &config)?;
     let shown = ctx.display(&plan.file);
 
     for name in &plan.unmatched {
-        eprintln!("warning: {shown}: images entry `{name}` matches no component of release {}; kept unchanged — remove it if nothing uses it", lockfile.version);
+        eprintln!(
+            "warning: {shown}: images entry `{name}` matches no component of release {}; kept unchanged — remove it if nothing uses it",
+            lockfile.version
+        );
     }
     let mut out = String::new();
     if args.dry_run {
-        out.push_str(&kustomize::unified_diff(&plan.old_text, &plan.new_text, &shown));
+        out.push_str(&kustomize::unified_diff(
+            &plan.old_text,
+            &plan.new_text,
+            &shown,
+        ));
         if plan.is_noop() {
-            out.push_str(&format!("{shown} already pins release {}\n", lockfile.version));
+            out.push_str(&format!(
+                "{shown} already pins release {}\n",
+                lockfile.version
+            ));
         }
         print_stdout(&out);
         return Ok(Exit::Ok);
     }
     if plan.is_noop() {
-        print_stdout(&format!("{shown} already pins release {}\n", lockfile.version));
+        print_stdout(&format!(
+            "{shown} already pins release {}\n",
+            lockfile.version
+        ));
         return Ok(Exit::Ok);
     }
-    crate::atomic_write::write(&plan.file, plan.new_text.as_bytes()).map_err(|e| Error::io("write the overlay", &plan.file, e))?;
+    crate::atomic_write::write(&plan.file, plan.new_text.as_bytes())
+        .map_err(|e| Error::io("write the overlay", &plan.file, e))?;
     out.push_str(&format!("pinned {shown} to release {}\n", lockfile.version));
     for c in plan.changes.iter().filter(|c| c.changed()) {
         out.push_str(&format!(

@@ -11,9 +11,18 @@ use crate::{Error, Exit};
 pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let repo = Repo::open(&config.root)?;
-    let request = Request { version: args.version.clone(), env: args.env.clone(), from: args.from.clone(), actor: repo.actor() };
+    let request = Request {
+        version: args.version.clone(),
+        env: args.env.clone(),
+        from: args.from.clone(),
+        actor: repo.actor(),
+    };
     let plan = plan(&repo, &config, &request)?;
-    let remote = config.forge.as_ref().and_then(|f| f.remote.clone()).unwrap_or_else(|| "origin".to_owned());
+    let remote = config
+        .forge
+        .as_ref()
+        .and_then(|f| f.remote.clone())
+        .unwrap_or_else(|| "origin".to_owned());
     let push = args.push || args.open_pr;
 
     let mut out = String::new();
@@ -25,20 +34,38 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         plan.from_env,
         plan.pin.changes.len()
     ));
-    let w = plan.pin.changes.iter().map(|c| c.component.len()).max().unwrap_or(0);
+    let w = plan
+        .pin
+        .changes
+        .iter()
+        .map(|c| c.component.len())
+        .max()
+        .unwrap_or(0);
     for c in &plan.pin.changes {
         let old = c.old_digest.as_deref().unwrap_or("(none)");
         if c.changed() {
-            out.push_str(&format!("  {:<w$}  {old} -> {}\n", c.component, c.new_digest));
+            out.push_str(&format!(
+                "  {:<w$}  {old} -> {}\n",
+                c.component, c.new_digest
+            ));
         } else {
-            out.push_str(&format!("  {:<w$}  {} (unchanged)\n", c.component, c.new_digest));
+            out.push_str(&format!(
+                "  {:<w$}  {} (unchanged)\n",
+                c.component, c.new_digest
+            ));
         }
     }
     for u in &plan.pin.unmatched {
-        out.push_str(&format!("  note: {} pins {u}, which is not part of release {}; left as it is\n", plan.overlay_rel, plan.version));
+        out.push_str(&format!(
+            "  note: {} pins {u}, which is not part of release {}; left as it is\n",
+            plan.overlay_rel, plan.version
+        ));
     }
     if plan.is_noop() {
-        out.push_str(&format!("{} already pins release {}: nothing to promote\n", plan.env, plan.version));
+        out.push_str(&format!(
+            "{} already pins release {}: nothing to promote\n",
+            plan.env, plan.version
+        ));
         emit(&args, &out, &plan, None, false, None);
         return Ok(Exit::Ok);
     }
@@ -54,15 +81,41 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         (Some(t), true) => Some(forge::token_from_env(t.kind)?),
         _ => None,
     };
-    let kind = forge_target.as_ref().map(|t| t.kind).unwrap_or(ForgeKind::Github);
-    let source_repo = if kind == ForgeKind::Github { config.repo.as_deref() } else { None };
+    let kind = forge_target
+        .as_ref()
+        .map(|t| t.kind)
+        .unwrap_or(ForgeKind::Github);
+    let source_repo = if kind == ForgeKind::Github {
+        config.repo.as_deref()
+    } else {
+        None
+    };
     let body = plan.pr_body(kind.body_limit(), source_repo);
 
     if args.dry_run {
         out.push_str("\n--- diff\n");
-        out.push_str(&kustomize::unified_diff(&plan.pin.old_text, &plan.pin.new_text, &plan.overlay_rel));
-        out.push_str(&format!("\n--- commit on branch {} (from {})\n{}", plan.branch, short(plan.base), plan.message));
-        out.push_str(&format!("\n--- pull request ({}: {} into {})\n{}\n\n{}", kind.name(), plan.branch, forge_target.as_ref().map(|t| t.base.as_str()).unwrap_or("main"), plan.title(), body));
+        out.push_str(&kustomize::unified_diff(
+            &plan.pin.old_text,
+            &plan.pin.new_text,
+            &plan.overlay_rel,
+        ));
+        out.push_str(&format!(
+            "\n--- commit on branch {} (from {})\n{}",
+            plan.branch,
+            short(plan.base),
+            plan.message
+        ));
+        out.push_str(&format!(
+            "\n--- pull request ({}: {} into {})\n{}\n\n{}",
+            kind.name(),
+            plan.branch,
+            forge_target
+                .as_ref()
+                .map(|t| t.base.as_str())
+                .unwrap_or("main"),
+            plan.title(),
+            body
+        ));
         out.push_str("\ndry run: nothing was committed, pushed or opened\n");
         emit(&args, &out, &plan, None, false, None);
         return Ok(Exit::Ok);
@@ -74,7 +127,8 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         match update {
             BranchUpdate::Created => "committed".to_owned(),
             BranchUpdate::Reused => "reusing".to_owned(),
-            BranchUpdate::Replaced(old) => format!("rebuilt on the current base (was {})", short(old)),
+            BranchUpdate::Replaced(old) =>
+                format!("rebuilt on the current base (was {})", short(old)),
         },
         short(oid),
         plan.branch
@@ -82,7 +136,10 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     if push {
         let expected = repo.tracking_tip(&remote, &plan.branch);
         match repo.push_with_lease(&remote, oid, &plan.branch, expected) {
-            Ok(_) => out.push_str(&format!("pushed {} to {remote} (with a lease)\n", plan.branch)),
+            Ok(_) => out.push_str(&format!(
+                "pushed {} to {remote} (with a lease)\n",
+                plan.branch
+            )),
             Err(e) => {
                 // Leave nothing behind: the branch goes back to what it was.
                 match update {
@@ -99,11 +156,23 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     let mut pr = None;
     if let (Some(target), Some(token)) = (&forge_target, &token) {
         let title = plan.title();
-        let opened = forge::open_or_update(target, token, &Proposal { head: &plan.branch, title: &title, body: &body })?;
+        let opened = forge::open_or_update(
+            target,
+            token,
+            &Proposal {
+                head: &plan.branch,
+                title: &title,
+                body: &body,
+            },
+        )?;
         out.push_str(&format!(
             "{} {} #{}: {}\n",
             if opened.created { "opened" } else { "updated" },
-            if target.kind == ForgeKind::Gitlab { "merge request" } else { "pull request" },
+            if target.kind == ForgeKind::Gitlab {
+                "merge request"
+            } else {
+                "pull request"
+            },
             opened.number,
             opened.url
         ));
@@ -116,7 +185,14 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-fn emit(args: &PromoteArgs, text: &str, plan: &crate::promote::Plan, commit: Option<git2::Oid>, pushed: bool, pr: Option<forge::PullRequest>) {
+fn emit(
+    args: &PromoteArgs,
+    text: &str,
+    plan: &crate::promote::Plan,
+    commit: Option<git2::Oid>,
+    pushed: bool,
+    pr: Option<forge::PullRequest>,
+) {
     match args.format {
         ListFormat::Table => print_stdout(text),
         ListFormat::Json => {
@@ -133,7 +209,10 @@ fn emit(args: &PromoteArgs, text: &str, plan: &crate::promote::Plan, commit: Opt
                 "previousVersion": plan.previous.as_ref().map(|p| p.version.to_string()),
                 "changes": plan.pin.changes,
             });
-            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()));
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            ));
         }
     }
 }

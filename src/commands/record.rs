@@ -17,37 +17,64 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
     let lock_bytes = match std::fs::read(&lock_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(format!("there is no {lock_shown} to record"), format!("lock the release first: `rel lock --version {version}`")));
+            return Err(Error::usage(
+                format!("there is no {lock_shown} to record"),
+                format!("lock the release first: `rel lock --version {version}`"),
+            ));
         }
         Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
     };
     crate::lockfile::Lockfile::load(&lock_path)?;
 
-    let evidence_path = if args.evidence.is_absolute() { args.evidence.clone() } else { ctx.cwd.join(&args.evidence) };
+    let evidence_path = if args.evidence.is_absolute() {
+        args.evidence.clone()
+    } else {
+        ctx.cwd.join(&args.evidence)
+    };
     let evidence_shown = ctx.display(&evidence_path);
-    let evidence = std::fs::read(&evidence_path).map_err(|e| Error::io("read the evidence", &evidence_path, e))?;
-    let report = check_evidence(&String::from_utf8_lossy(&evidence), &evidence_shown, version, &args.env)?;
+    let evidence = std::fs::read(&evidence_path)
+        .map_err(|e| Error::io("read the evidence", &evidence_path, e))?;
+    let report = check_evidence(
+        &String::from_utf8_lossy(&evidence),
+        &evidence_shown,
+        version,
+        &args.env,
+    )?;
 
     let record_path = crate::releases::record_path(root, version, &args.env);
     let record_shown = ctx.display(&record_path);
     let lockfile_sha256 = sha256_hex(&lock_bytes);
     let evidence_sha256 = sha256_hex(&evidence);
     if let Some(existing) = ValidationRecord::load(root, version, &args.env)? {
-        if existing.lockfile_sha256 == lockfile_sha256 && existing.evidence_sha256 == evidence_sha256 {
-            print_stdout(&format!("{record_shown} already records this evidence; nothing to do\n"));
+        if existing.lockfile_sha256 == lockfile_sha256
+            && existing.evidence_sha256 == evidence_sha256
+        {
+            print_stdout(&format!(
+                "{record_shown} already records this evidence; nothing to do\n"
+            ));
             return Ok(Exit::Ok);
         }
         return Err(Error::refused(
-            format!("{record_shown} already exists (recorded {} by {}); a validation record never changes", existing.recorded_at, existing.actor),
+            format!(
+                "{record_shown} already exists (recorded {} by {}); a validation record never changes",
+                existing.recorded_at, existing.actor
+            ),
             "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that",
         ));
     }
 
-    let repo = if args.no_commit { None } else { Repo::discover(root)? };
+    let repo = if args.no_commit {
+        None
+    } else {
+        Repo::discover(root)?
+    };
     let head = match &repo {
         Some(r) => {
             if r.head_branch().is_none() {
-                return Err(Error::usage("HEAD is detached: rel would not know which branch to commit the record on", "check out your branch (e.g. `git switch main`), or pass --no-commit"));
+                return Err(Error::usage(
+                    "HEAD is detached: rel would not know which branch to commit the record on",
+                    "check out your branch (e.g. `git switch main`), or pass --no-commit",
+                ));
             }
             Some(r.head_commit()?)
         }
@@ -85,8 +112,14 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
 
     if let (Some(repo), Some(head)) = (&repo, head) {
         let changes = vec![
-            FileChange { path: repo.rel_path(&lock_path)?, contents: Some(lock_bytes) },
-            FileChange { path: repo.rel_path(&record_path)?, contents: Some(text.into_bytes()) },
+            FileChange {
+                path: repo.rel_path(&lock_path)?,
+                contents: Some(lock_bytes),
+            },
+            FileChange {
+                path: repo.rel_path(&record_path)?,
+                contents: Some(text.into_bytes()),
+            },
         ];
         let mut t = Trailers::new();
         t.push(key::ACTION, Action::Record)
@@ -97,16 +130,26 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
             .push(key::ACTOR, &actor);
         let message = t.message(
             &format!("rel: record {version} validated in {}", args.env),
-            &format!("The deep gate passed in {} for release {version}; {lock_shown} is now immutable.", args.env),
+            &format!(
+                "The deep gate passed in {} for release {version}; {lock_shown} is now immutable.",
+                args.env
+            ),
         );
         let commit = repo.commit_on(head, &changes, &message)?;
         if let Err(e) = repo.advance_head(head, commit, &changes, "rel record") {
             let _ = std::fs::remove_file(&record_path);
             return Err(e);
         }
-        out.push_str(&format!("committed {} on {}: {}\n", short(commit), repo.head_branch().unwrap_or_default(), message.lines().next().unwrap_or_default()));
+        out.push_str(&format!(
+            "committed {} on {}: {}\n",
+            short(commit),
+            repo.head_branch().unwrap_or_default(),
+            message.lines().next().unwrap_or_default()
+        ));
     } else {
-        out.push_str(&format!("not committed: commit {record_shown} and {lock_shown} so promotion can see them\n"));
+        out.push_str(&format!(
+            "not committed: commit {record_shown} and {lock_shown} so promotion can see them\n"
+        ));
     }
     print_stdout(&out);
     Ok(Exit::Ok)

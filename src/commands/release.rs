@@ -32,7 +32,13 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     let (output, build_path) = build::execute(ctx, &config, &build_args)?;
 
     step(2, "lock");
-    let source = crate::build::source::inspect(&config.root, None).unwrap_or(crate::build::source::SourceInfo { commit: None, dirty: false, epoch: 0 });
+    let source = crate::build::source::inspect(&config.root, None).unwrap_or(
+        crate::build::source::SourceInfo {
+            commit: None,
+            dirty: false,
+            epoch: 0,
+        },
+    );
     let (version, dev) = match &args.version {
         Some(v) => (v.clone(), false),
         None => (dev_version(source.commit.as_deref()), true),
@@ -48,7 +54,9 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     };
     let locked = lock::execute(ctx, &config, &lock_args)?;
     let (lock_shown, lockfile) = match locked {
-        lock::Locked::Wrote { path, lockfile } | lock::Locked::UpToDate { path, lockfile } => (path, lockfile),
+        lock::Locked::Wrote { path, lockfile } | lock::Locked::UpToDate { path, lockfile } => {
+            (path, lockfile)
+        }
     };
 
     step(3, "gate coherence");
@@ -56,8 +64,19 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     let mut loaded = crate::lockfile::read_raw(&lock_path)?;
     loaded.path = ctx.display(&lock_path).into();
     let report = crate::gate::coherence::check(&loaded, Some(&config));
-    let format = if std::io::stdout().is_terminal() { Format::Table } else { Format::Plain };
-    if emit_report(&report, &GateOutput { format, junit: None })? != Exit::Ok {
+    let format = if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Plain
+    };
+    if emit_report(
+        &report,
+        &GateOutput {
+            format,
+            junit: None,
+        },
+    )? != Exit::Ok
+    {
         return Ok(Exit::Failed);
     }
 
@@ -66,18 +85,34 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     let plan = crate::overlay_pin::plan(&config.overlay_dir(env), &lockfile, &config)?;
     let overlay_shown = ctx.display(&plan.file);
     if !plan.is_noop() {
-        crate::atomic_write::write(&plan.file, plan.new_text.as_bytes()).map_err(|e| Error::io("write the overlay", &plan.file, e))?;
+        crate::atomic_write::write(&plan.file, plan.new_text.as_bytes())
+            .map_err(|e| Error::io("write the overlay", &plan.file, e))?;
     }
 
     step(5, &format!("render {env_name}"));
     let rendered = render::render(ctx, &config.overlay_dir(env))?;
-    let out_dir = config.root.join(crate::build::OUT_DIR).join("rendered").join(&env_name);
+    let out_dir = config
+        .root
+        .join(crate::build::OUT_DIR)
+        .join("rendered")
+        .join(&env_name);
     let _ = std::fs::remove_dir_all(&out_dir);
     let count = render::write_objects(&rendered, &out_dir)?;
     let all = out_dir.join("all.yaml");
-    crate::atomic_write::write(&all, rendered.to_yaml().as_bytes()).map_err(|e| Error::io("write the rendered stream", &all, e))?;
+    crate::atomic_write::write(&all, rendered.to_yaml().as_bytes())
+        .map_err(|e| Error::io("write the rendered stream", &all, e))?;
 
-    print_stdout(&summary(ctx, &output, &lock_shown, &lockfile, &overlay_shown, &plan, &env_name, count, &out_dir));
+    print_stdout(&summary(
+        ctx,
+        &output,
+        &lock_shown,
+        &lockfile,
+        &overlay_shown,
+        &plan,
+        &env_name,
+        count,
+        &out_dir,
+    ));
     Ok(Exit::Ok)
 }
 
@@ -95,15 +130,26 @@ fn summary(
 ) -> String {
     let mut s = format!("\nrelease {} is locked in {lock_shown}\n", lockfile.version);
     for c in &output.components {
-        s.push_str(&format!("  {:<12} {}@{}  ({})\n", c.component, c.image, c.digest, c.published.as_deref().unwrap_or("")));
+        s.push_str(&format!(
+            "  {:<12} {}@{}  ({})\n",
+            c.component,
+            c.image,
+            c.digest,
+            c.published.as_deref().unwrap_or("")
+        ));
     }
     let changed = plan.changes.iter().filter(|c| c.changed()).count();
     if changed == 0 {
         s.push_str(&format!("{overlay_shown} already pinned these digests\n"));
     } else {
-        s.push_str(&format!("{overlay_shown}: {changed} pins changed (review with `git diff {overlay_shown}`)\n"));
+        s.push_str(&format!(
+            "{overlay_shown}: {changed} pins changed (review with `git diff {overlay_shown}`)\n"
+        ));
     }
-    s.push_str(&format!("rendered {count} objects of {env} into {}\n", ctx.display(out_dir)));
+    s.push_str(&format!(
+        "rendered {count} objects of {env} into {}\n",
+        ctx.display(out_dir)
+    ));
     s.push_str(&format!(
         "\nnext: commit the lockfile and the overlay; Argo CD syncs {env}; then `rel gate smoke --env {env} --profile deep`, `rel record`, `rel promote --version {}`\n",
         lockfile.version
@@ -113,17 +159,30 @@ fn summary(
 
 /// The environment nothing promotes into and that promotes onward: the head of the chain.
 fn first_environment(config: &Config) -> Result<String, Error> {
-    let targets: Vec<&str> = config.environments.values().filter_map(|e| e.promotes_to.as_deref()).collect();
+    let targets: Vec<&str> = config
+        .environments
+        .values()
+        .filter_map(|e| e.promotes_to.as_deref())
+        .collect();
     config
         .environments
         .values()
         .find(|e| !targets.contains(&e.name.as_str()))
         .map(|e| e.name.clone())
-        .ok_or_else(|| Error::usage("rel.toml defines no environment to release into", "add `[environments.staging]` with `overlay = \"overlays/staging\"`, or pass --env"))
+        .ok_or_else(|| {
+            Error::usage(
+                "rel.toml defines no environment to release into",
+                "add `[environments.staging]` with `overlay = \"overlays/staging\"`, or pass --env",
+            )
+        })
 }
 
 /// `0.0.0-dev.g<12 hex>`: a development release of a commit (the `g` keeps it alphanumeric).
 fn dev_version(commit: Option<&str>) -> Version {
-    let id = commit.map(|c| format!("dev.g{}", &c[..12.min(c.len())])).unwrap_or_else(|| "dev".to_owned());
-    format!("0.0.0-{id}").parse().unwrap_or_else(|_| "0.0.0-dev".parse().expect("a valid version"))
+    let id = commit
+        .map(|c| format!("dev.g{}", &c[..12.min(c.len())]))
+        .unwrap_or_else(|| "dev".to_owned());
+    format!("0.0.0-{id}")
+        .parse()
+        .unwrap_or_else(|_| "0.0.0-dev".parse().expect("a valid version"))
 }

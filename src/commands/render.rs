@@ -12,9 +12,16 @@ pub fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
     match &args.output {
         None => print_stdout(&rendered.to_yaml()),
         Some(out) => {
-            let out = if out.is_absolute() { out.clone() } else { ctx.cwd.join(out) };
+            let out = if out.is_absolute() {
+                out.clone()
+            } else {
+                ctx.cwd.join(out)
+            };
             let written = write_objects(&rendered, &out)?;
-            print_stdout(&format!("wrote {written} objects to {}\n", ctx.display(&out)));
+            print_stdout(&format!(
+                "wrote {written} objects to {}\n",
+                ctx.display(&out)
+            ));
         }
     }
     Ok(Exit::Ok)
@@ -23,13 +30,20 @@ pub fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
 /// The directory to render: `DIR` as given, or the overlay of `--env`.
 pub fn overlay_dir(ctx: &Context, dir: Option<&Path>, env: Option<&str>) -> Result<PathBuf, Error> {
     match (dir, env) {
-        (Some(d), _) => Ok(if d.is_absolute() { d.to_path_buf() } else { ctx.cwd.join(d) }),
+        (Some(d), _) => Ok(if d.is_absolute() {
+            d.to_path_buf()
+        } else {
+            ctx.cwd.join(d)
+        }),
         (None, Some(env)) => {
             let config = ctx.project()?;
             let e = config.environment(env)?;
             Ok(config.overlay_dir(e))
         }
-        (None, None) => Err(Error::usage("nothing to render", "pass a kustomization directory or --env ENV")),
+        (None, None) => Err(Error::usage(
+            "nothing to render",
+            "pass a kustomization directory or --env ENV",
+        )),
     }
 }
 
@@ -48,7 +62,8 @@ pub fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize
     let files = rendered.files();
     for (name, text) in &files {
         let path = out.join(name);
-        crate::atomic_write::write(&path, text.as_bytes()).map_err(|e| Error::io("write a rendered object", &path, e))?;
+        crate::atomic_write::write(&path, text.as_bytes())
+            .map_err(|e| Error::io("write a rendered object", &path, e))?;
     }
     Ok(files.len())
 }

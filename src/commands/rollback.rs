@@ -26,17 +26,34 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
     }
     let head_branch = repo.head_branch();
     if !args.open_pr && !args.dry_run && head_branch.is_none() {
-        return Err(Error::usage("HEAD is detached: rel commits the rollback on the current branch", "check out the branch Argo CD follows (e.g. `git switch main`), or use --open-pr"));
+        return Err(Error::usage(
+            "HEAD is detached: rel commits the rollback on the current branch",
+            "check out the branch Argo CD follows (e.g. `git switch main`), or use --open-pr",
+        ));
     }
     let (remote, remote_branch) = match repo.upstream_of_head() {
         Some((r, b)) => (remote_cfg.clone().unwrap_or(r), b),
-        None => (remote_cfg.clone().unwrap_or_else(|| "origin".into()), head_branch.clone().unwrap_or_else(|| "main".into())),
+        None => (
+            remote_cfg.clone().unwrap_or_else(|| "origin".into()),
+            head_branch.clone().unwrap_or_else(|| "main".into()),
+        ),
     };
 
-    let request = Request { env: args.env.clone(), to: args.to.clone(), actor: repo.actor() };
+    let request = Request {
+        env: args.env.clone(),
+        to: args.to.clone(),
+        actor: repo.actor(),
+    };
     let plan = plan(&repo, &config, &request)?;
 
-    let forge_target = if args.open_pr { Some(forge::detect(repo.remote_url(&remote).as_deref(), config.forge.as_ref())?) } else { None };
+    let forge_target = if args.open_pr {
+        Some(forge::detect(
+            repo.remote_url(&remote).as_deref(),
+            config.forge.as_ref(),
+        )?)
+    } else {
+        None
+    };
     let token = match &forge_target {
         Some(t) if !args.dry_run => Some(forge::token_from_env(t.kind)?),
         _ => None,
@@ -45,7 +62,10 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
     let where_to = if args.open_pr {
         format!("a pull request from branch {}", plan.branch())
     } else if push {
-        format!("{} and push it to {remote}/{remote_branch}", head_branch.as_deref().unwrap_or("HEAD"))
+        format!(
+            "{} and push it to {remote}/{remote_branch}",
+            head_branch.as_deref().unwrap_or("HEAD")
+        )
     } else {
         format!("{} (not pushed)", head_branch.as_deref().unwrap_or("HEAD"))
     };
@@ -65,12 +85,18 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
     let dirty = repo.dirty_paths(&paths)?;
     if !dirty.is_empty() && !args.open_pr {
         return Err(Error::refused(
-            format!("{} has uncommitted changes; rel will not commit over them", dirty.join(", ")),
+            format!(
+                "{} has uncommitted changes; rel will not commit over them",
+                dirty.join(", ")
+            ),
             "commit or stash them first (`git stash`), then run the rollback again",
         ));
     }
     if push && !args.yes && !confirm(&format!("Push this rollback ({where_to})? [y/N] "))? {
-        return Err(Error::refused("not confirmed: nothing was committed or pushed", "run again and answer y, or pass --yes"));
+        return Err(Error::refused(
+            "not confirmed: nothing was committed or pushed",
+            "run again and answer y, or pass --yes",
+        ));
     }
 
     let commit = repo.commit_on(plan.base, &changes, &plan.message)?;
@@ -83,16 +109,36 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
             repo.delete_branch_if_at(&branch, commit);
             return Err(e);
         }
-        out.push_str(&format!("committed {} on branch {branch} and pushed it to {remote}\n", short(commit)));
+        out.push_str(&format!(
+            "committed {} on branch {branch} and pushed it to {remote}\n",
+            short(commit)
+        ));
         if let (Some(target), Some(token)) = (&forge_target, &token) {
             let title = plan.message.lines().next().unwrap_or_default().to_owned();
-            let body = format!("{}\n```\n{}```\n\n{}", before, kustomize::unified_diff(&plan.old_text, &plan.new_text, &plan.overlay_rel), steps(&plan, &remote, &target.base, true));
+            let body = format!(
+                "{}\n```\n{}```\n\n{}",
+                before,
+                kustomize::unified_diff(&plan.old_text, &plan.new_text, &plan.overlay_rel),
+                steps(&plan, &remote, &target.base, true)
+            );
             let body: String = body.chars().take(target.kind.body_limit()).collect();
-            let pr = forge::open_or_update(target, token, &Proposal { head: &branch, title: &title, body: &body })?;
+            let pr = forge::open_or_update(
+                target,
+                token,
+                &Proposal {
+                    head: &branch,
+                    title: &title,
+                    body: &body,
+                },
+            )?;
             out.push_str(&format!(
                 "{} {} #{}: {}\n",
                 if pr.created { "opened" } else { "updated" },
-                if target.kind == ForgeKind::Gitlab { "merge request" } else { "pull request" },
+                if target.kind == ForgeKind::Gitlab {
+                    "merge request"
+                } else {
+                    "pull request"
+                },
                 pr.number,
                 pr.url
             ));
@@ -100,16 +146,28 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
         out.push_str(&steps(&plan, &remote, &remote_branch, false));
     } else {
         repo.advance_head(plan.base, commit, &changes, "rel rollback")?;
-        out.push_str(&format!("committed {} on {}: {}\n", short(commit), head_branch.as_deref().unwrap_or("HEAD"), plan.message.lines().next().unwrap_or_default()));
+        out.push_str(&format!(
+            "committed {} on {}: {}\n",
+            short(commit),
+            head_branch.as_deref().unwrap_or("HEAD"),
+            plan.message.lines().next().unwrap_or_default()
+        ));
         if push {
             let expected = repo.tracking_tip(&remote, &remote_branch);
             if let Err(e) = repo.push_with_lease(&remote, commit, &remote_branch, expected) {
                 // Leave nothing behind: put the branch and the files back as they were.
                 let undo = plan.undo_changes(&repo)?;
-                repo.advance_head(commit, plan.base, &undo, "rel rollback: push refused, undone")?;
+                repo.advance_head(
+                    commit,
+                    plan.base,
+                    &undo,
+                    "rel rollback: push refused, undone",
+                )?;
                 return Err(e);
             }
-            out.push_str(&format!("pushed to {remote}/{remote_branch} (with a lease)\n"));
+            out.push_str(&format!(
+                "pushed to {remote}/{remote_branch} (with a lease)\n"
+            ));
         }
         out.push_str(&steps(&plan, &remote, &remote_branch, push));
     }
@@ -119,20 +177,39 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
 
 /// What the rollback changes, in words and digests.
 fn describe(plan: &Plan, where_to: &str) -> String {
-    let from = plan.current.as_ref().map(|v| format!("release {v}")).unwrap_or_else(|| "pins that match no release".into());
-    let to = plan.target.as_ref().map(|v| format!("release {v}")).unwrap_or_else(|| "pins that match no release".into());
+    let from = plan
+        .current
+        .as_ref()
+        .map(|v| format!("release {v}"))
+        .unwrap_or_else(|| "pins that match no release".into());
+    let to = plan
+        .target
+        .as_ref()
+        .map(|v| format!("release {v}"))
+        .unwrap_or_else(|| "pins that match no release".into());
     let how = match &plan.method {
         Method::Revert { commit, subject } => format!("git revert of {} (\"{subject}\")", short(*commit)),
         Method::RestoreVersion => "a forward commit pinning the release's digests (the last overlay change was not a pure promotion)".into(),
         Method::RestoreCommit { commit } => format!("a forward commit restoring the overlay as it was at {}", short(*commit)),
     };
-    let mut s = format!("rollback {}: {from} -> {to}\n  how: {how}\n  where: {where_to}\n  overlay: {}\n", plan.env, plan.overlay_rel);
+    let mut s = format!(
+        "rollback {}: {from} -> {to}\n  how: {how}\n  where: {where_to}\n  overlay: {}\n",
+        plan.env, plan.overlay_rel
+    );
     let w = plan.deltas.iter().map(|d| d.image.len()).max().unwrap_or(0);
     for d in &plan.deltas {
-        s.push_str(&format!("    {:<w$}  {} -> {}\n", d.image, d.before.as_deref().unwrap_or("(none)"), d.after.as_deref().unwrap_or("(none)")));
+        s.push_str(&format!(
+            "    {:<w$}  {} -> {}\n",
+            d.image,
+            d.before.as_deref().unwrap_or("(none)"),
+            d.after.as_deref().unwrap_or("(none)")
+        ));
     }
     match (&plan.current, &plan.holds_text) {
-        (Some(v), Some(_)) => s.push_str(&format!("  hold: {v} goes on hold in {} (promote refuses it until `rel hold clear {v}`)\n", plan.holds_rel)),
+        (Some(v), Some(_)) => s.push_str(&format!(
+            "  hold: {v} goes on hold in {} (promote refuses it until `rel hold clear {v}`)\n",
+            plan.holds_rel
+        )),
         _ => s.push_str("  hold: none (the current pins match no release)\n"),
     }
     s
@@ -140,7 +217,11 @@ fn describe(plan: &Plan, where_to: &str) -> String {
 
 /// The steps to re-converge after the rollback.
 fn steps(plan: &Plan, remote: &str, branch: &str, pushed: bool) -> String {
-    let dir = plan.overlay_rel.rsplit_once('/').map(|(d, _)| d).unwrap_or(&plan.overlay_rel);
+    let dir = plan
+        .overlay_rel
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .unwrap_or(&plan.overlay_rel);
     let mut s = String::from("\nre-converge:\n");
     let mut n = 1;
     if !pushed {
@@ -171,6 +252,9 @@ fn confirm(question: &str) -> Result<bool, Error> {
     eprint(question);
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("read the answer", "stdin", e))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("read the answer", "stdin", e))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

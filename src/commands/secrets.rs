@@ -11,7 +11,10 @@ use genesis::{EnvName, MasterKey, OpenError, ResealError, SecretString};
 use secret_store::VersionId;
 use zeroize::Zeroizing;
 
-use crate::cli::{KeygenArgs, ResealArgs, SealArgs, SealCommand, SealDiffArgs, SecretsCommand, SecretsPullArgs, SecretsPushArgs, SecretsVersionsArgs, StoreArgs, UnsealArgs};
+use crate::cli::{
+    KeygenArgs, ResealArgs, SealArgs, SealCommand, SealDiffArgs, SecretsCommand, SecretsPullArgs,
+    SecretsPushArgs, SecretsVersionsArgs, StoreArgs, UnsealArgs,
+};
 use crate::commands::{Context, print_stdout};
 use crate::config::SecretsConfig;
 use crate::secrets::{self, KeySource, RevealTo, StoreTarget, genesis_error, store_error};
@@ -38,7 +41,10 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
         }
         Err(e) => return Err(Error::io("write the master key", &args.output, e)),
     }
-    print_stdout(&format!("wrote {shown}: master key id {} (mode 0600)\n", key.key_id()));
+    print_stdout(&format!(
+        "wrote {shown}: master key id {} (mode 0600)\n",
+        key.key_id()
+    ));
     say("keep the key out of git; give it to rel as REL_MASTER_KEY, --key-file or --key-stdin\n");
     Ok(Exit::Ok)
 }
@@ -47,11 +53,21 @@ pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
     if let Some(SealCommand::Diff(diff)) = args.command {
         return seal_diff(ctx, diff);
     }
-    let env = args.env.ok_or_else(|| Error::usage("--env is required", "name the environment: `rel seal --env staging ...`"))?;
+    let env = args.env.ok_or_else(|| {
+        Error::usage(
+            "--env is required",
+            "name the environment: `rel seal --env staging ...`",
+        )
+    })?;
     if let Some(envelope) = &args.check {
         return seal_check(ctx, envelope, &env, &args.key.source());
     }
-    let from = args.from.ok_or_else(|| Error::usage("--from is required", "name the dotenv source: `rel seal --env staging --from staging.env.source`"))?;
+    let from = args.from.ok_or_else(|| {
+        Error::usage(
+            "--from is required",
+            "name the dotenv source: `rel seal --env staging --from staging.env.source`",
+        )
+    })?;
     if let Some(out) = &args.output
         && same_file(out, &from)
     {
@@ -62,8 +78,13 @@ pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
     }
     let entries = secrets::read_source(&from)?;
     let key = secrets::load_key(&args.key.source())?;
-    let text = genesis::seal(&key, &env, &entries, secrets::now_unix()).map_err(|e| genesis_error("seal", &e))?;
-    let summary = format!("sealed {} entries for `{env}` under key id {}", entries.len(), key.key_id());
+    let text = genesis::seal(&key, &env, &entries, secrets::now_unix())
+        .map_err(|e| genesis_error("seal", &e))?;
+    let summary = format!(
+        "sealed {} entries for `{env}` under key id {}",
+        entries.len(),
+        key.key_id()
+    );
     match &args.output {
         Some(out) => {
             crate::atomic_write::write_with_mode(out, format!("{text}\n").as_bytes(), Some(0o600))
@@ -87,7 +108,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// `rel seal --check`: exit 0 when the envelope opens for `env`, 1 when it does not, 2 when the
 /// check cannot run (no key, unreadable file).
-fn seal_check(ctx: &Context, envelope: &Path, env: &EnvName, source: &KeySource) -> Result<Exit, Error> {
+fn seal_check(
+    ctx: &Context,
+    envelope: &Path,
+    env: &EnvName,
+    source: &KeySource,
+) -> Result<Exit, Error> {
     secrets::one_stdin(Some(envelope), source)?;
     let text = secrets::read_envelope(envelope)?;
     let key = secrets::load_key(source)?;
@@ -120,7 +146,8 @@ fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
     let text = secrets::read_envelope(&args.envelope)?;
     let source = secrets::read_source(&args.from)?;
     let key = secrets::load_key(&args.key.source())?;
-    let opened = genesis::open(&text, &key, &args.env).map_err(|e| open_error(ctx, &args.envelope, &e))?;
+    let opened =
+        genesis::open(&text, &key, &args.env).map_err(|e| open_error(ctx, &args.envelope, &e))?;
     let d = genesis::diff(&key, &opened, &source);
     let width = d
         .added
@@ -138,7 +165,10 @@ fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
         out.push_str(&format!("- {name:<width$}  removed\n"));
     }
     for c in &d.changed {
-        out.push_str(&format!("~ {:<width$}  changed {} -> {}\n", c.name, c.old, c.new));
+        out.push_str(&format!(
+            "~ {:<width$}  changed {} -> {}\n",
+            c.name, c.old, c.new
+        ));
     }
     out.push_str(&format!(
         "{} added, {} removed, {} changed, {} unchanged ({} vs {}, env `{}`)\n",
@@ -152,15 +182,25 @@ fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
     ));
     print_stdout(&out);
     if !d.is_empty() {
-        say("changed values are shown as keyed fingerprints (HMAC under the master key), never in clear\n");
+        say(
+            "changed values are shown as keyed fingerprints (HMAC under the master key), never in clear\n",
+        );
     }
-    Ok(if args.exit_code && !d.is_empty() { Exit::Failed } else { Exit::Ok })
+    Ok(if args.exit_code && !d.is_empty() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
 }
 
 pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     // Decide where values may go before reading any secret.
     let reveal_to = if args.reveal {
-        Some(secrets::reveal_destination(args.output.as_deref(), std::io::stdout().is_terminal(), args.force)?)
+        Some(secrets::reveal_destination(
+            args.output.as_deref(),
+            std::io::stdout().is_terminal(),
+            args.force,
+        )?)
     } else {
         None
     };
@@ -195,7 +235,11 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
             crate::atomic_write::write_with_mode(&path, dotenv.as_bytes(), Some(0o600))
                 .map_err(|e| Error::io("write the revealed values", &path, e))?;
             print_stdout(&summary);
-            say(&format!("wrote {} values to {} (mode 0600); delete it when done\n", opened.entries().len(), ctx.display(&path)));
+            say(&format!(
+                "wrote {} values to {} (mode 0600); delete it when done\n",
+                opened.entries().len(),
+                ctx.display(&path)
+            ));
         }
     }
     Ok(Exit::Ok)
@@ -225,13 +269,23 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
                 Ok(r) => ResealOutcome::Rotate(r),
                 Err(ResealError::AlreadyUnderNewKey { key_id }) => ResealOutcome::Skip(key_id),
                 Err(ResealError::Open(e)) => ResealOutcome::Fail(open_error(ctx, path, &e)),
-                Err(e) => ResealOutcome::Fail(genesis_error(&format!("cannot re-seal {}", ctx.display(path)), &e)),
+                Err(e) => ResealOutcome::Fail(genesis_error(
+                    &format!("cannot re-seal {}", ctx.display(path)),
+                    &e,
+                )),
             },
         };
         outcomes.push(outcome);
     }
-    let failed = outcomes.iter().filter(|o| matches!(o, ResealOutcome::Fail(_))).count();
-    let verb = if args.dry_run || failed > 0 { "would rotate" } else { "rotated" };
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, ResealOutcome::Fail(_)))
+        .count();
+    let verb = if args.dry_run || failed > 0 {
+        "would rotate"
+    } else {
+        "rotated"
+    };
     let mut report = String::new();
     for (path, outcome) in args.envelopes.iter().zip(&outcomes) {
         let shown = ctx.display(path);
@@ -240,14 +294,20 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
                 "{verb:<12}  {shown}  env `{}`, {} entries, key id {} -> {}\n",
                 r.env, r.entry_count, r.from, r.to
             )),
-            ResealOutcome::Skip(id) => report.push_str(&format!("{:<12}  {shown}  already under key id {id}\n", "skipped")),
+            ResealOutcome::Skip(id) => report.push_str(&format!(
+                "{:<12}  {shown}  already under key id {id}\n",
+                "skipped"
+            )),
             ResealOutcome::Fail(e) => report.push_str(&format!("{:<12}  {shown}  {e}\n", "failed")),
         }
     }
     if failed > 0 {
         print_stdout(&report);
         return Err(Error::invalid(
-            format!("{failed} of {} envelopes cannot be re-sealed; nothing was written", outcomes.len()),
+            format!(
+                "{failed} of {} envelopes cannot be re-sealed; nothing was written",
+                outcomes.len()
+            ),
             "fix or leave out the envelopes marked `failed` (each names its reason) and run again",
         ));
     }
@@ -256,22 +316,39 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
         for (path, outcome) in args.envelopes.iter().zip(&outcomes) {
             if let ResealOutcome::Rotate(r) = outcome {
                 let mode = file_mode(path).unwrap_or(0o600);
-                crate::atomic_write::write_with_mode(path, format!("{}\n", r.text).as_bytes(), Some(mode))
-                    .map_err(|e| Error::io("write the re-sealed envelope", path, e))?;
+                crate::atomic_write::write_with_mode(
+                    path,
+                    format!("{}\n", r.text).as_bytes(),
+                    Some(mode),
+                )
+                .map_err(|e| Error::io("write the re-sealed envelope", path, e))?;
             }
         }
     }
-    let rotated = outcomes.iter().filter(|o| matches!(o, ResealOutcome::Rotate(_))).count();
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, ResealOutcome::Rotate(_)))
+        .count();
     report.push_str(&format!(
         "{} {rotated}, skipped {} (new key id {}){}\n",
-        if args.dry_run { "would rotate" } else { "rotated" },
+        if args.dry_run {
+            "would rotate"
+        } else {
+            "rotated"
+        },
         outcomes.len() - rotated,
         new.key_id(),
-        if args.dry_run { "; dry run, nothing written" } else { "" }
+        if args.dry_run {
+            "; dry run, nothing written"
+        } else {
+            ""
+        }
     ));
     print_stdout(&report);
     if !args.dry_run && rotated > 0 {
-        say("push the re-sealed envelopes (`rel secrets push`) and give services the new key before rolling them\n");
+        say(
+            "push the re-sealed envelopes (`rel secrets push`) and give services the new key before rolling them\n",
+        );
     }
     Ok(Exit::Ok)
 }
@@ -279,7 +356,9 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
 #[cfg(unix)]
 fn file_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
 }
 
 #[cfg(not(unix))]
@@ -312,8 +391,21 @@ fn secrets_config(ctx: &Context, env: &EnvName) -> Result<(SecretsConfig, PathBu
 
 fn target(ctx: &Context, args: &StoreArgs) -> Result<(StoreTarget, SecretsConfig, PathBuf), Error> {
     let (config, base) = secrets_config(ctx, &args.env)?;
-    let dir = args.dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { ctx.cwd.join(d) });
-    let target = StoreTarget::resolve(&config, &base, &args.env, args.store, dir.as_deref(), args.vault.as_deref())?;
+    let dir = args.dir.as_ref().map(|d| {
+        if d.is_absolute() {
+            d.clone()
+        } else {
+            ctx.cwd.join(d)
+        }
+    });
+    let target = StoreTarget::resolve(
+        &config,
+        &base,
+        &args.env,
+        args.store,
+        dir.as_deref(),
+        args.vault.as_deref(),
+    )?;
     Ok((target, config, base))
 }
 
@@ -324,7 +416,10 @@ fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
     }
     let env = &args.store.env;
     secrets::one_stdin(args.envelope.as_deref(), &args.key.source())?;
-    let path = args.envelope.clone().unwrap_or_else(|| base.join(config.envelope_path(env.as_str())));
+    let path = args
+        .envelope
+        .clone()
+        .unwrap_or_else(|| base.join(config.envelope_path(env.as_str())));
     let shown = ctx.display(&path);
     let text = secrets::read_envelope(&path)?;
     let text = text.trim();
@@ -340,11 +435,15 @@ fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
         let key = secrets::load_key(&source)?;
         genesis::check(text, &key, env).map_err(|e| open_error(ctx, &path, &e))?;
     } else {
-        say(&format!("note: no master key given, so {shown} was not checked to open for `{env}` (set REL_MASTER_KEY or --key-file to check)\n"));
+        say(&format!(
+            "note: no master key given, so {shown} was not checked to open for `{env}` (set REL_MASTER_KEY or --key-file to check)\n"
+        ));
     }
     let store = target.open()?;
     let name = secrets::genesis_secret_name();
-    let version = store.put(&name, &SecretString::from(text.to_owned())).map_err(|e| store_error("push the envelope", e))?;
+    let version = store
+        .put(&name, &SecretString::from(text.to_owned()))
+        .map_err(|e| store_error("push the envelope", e))?;
     print_stdout(&format!(
         "pushed {shown} (key id {}) to {} as {name} version {version}\n",
         header.key_id,
@@ -359,8 +458,14 @@ fn push_master_key(target: &StoreTarget, args: &SecretsPushArgs) -> Result<Exit,
     let key = secrets::load_key(&args.key.source())?;
     let store = target.open()?;
     let name = secrets::master_key_secret_name();
-    let version = store.put(&name, &key.to_base64()).map_err(|e| store_error("push the master key", e))?;
-    print_stdout(&format!("pushed master key id {} to {} as {name} version {version}\n", key.key_id(), store.location()));
+    let version = store
+        .put(&name, &key.to_base64())
+        .map_err(|e| store_error("push the master key", e))?;
+    print_stdout(&format!(
+        "pushed master key id {} to {} as {name} version {version}\n",
+        key.key_id(),
+        store.location()
+    ));
     Ok(Exit::Ok)
 }
 
@@ -374,15 +479,28 @@ fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
         .map_err(|e| store_error("read --version", e))?;
     let store = target.open()?;
     let name = secrets::genesis_secret_name();
-    let secret = store.get(&name, version.as_ref()).map_err(|e| store_error("pull the envelope", e))?;
-    let text = genesis::ExposeSecret::expose_secret(&secret.value).trim().to_owned();
+    let secret = store
+        .get(&name, version.as_ref())
+        .map_err(|e| store_error("pull the envelope", e))?;
+    let text = genesis::ExposeSecret::expose_secret(&secret.value)
+        .trim()
+        .to_owned();
     let header = genesis::inspect(&text).map_err(|e| {
         Error::invalid(
-            format!("{name} version {} in {} is not a sealed envelope ({e})", secret.version, store.location()),
+            format!(
+                "{name} version {} in {} is not a sealed envelope ({e})",
+                secret.version,
+                store.location()
+            ),
             "push a sealed envelope with `rel secrets push`",
         )
     })?;
-    let summary = format!("{name} version {} from {} (key id {})", secret.version, store.location(), header.key_id);
+    let summary = format!(
+        "{name} version {} from {} (key id {})",
+        secret.version,
+        store.location(),
+        header.key_id
+    );
     match &args.output {
         Some(out) => {
             crate::atomic_write::write_with_mode(out, format!("{text}\n").as_bytes(), Some(0o600))
@@ -400,21 +518,34 @@ fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
 fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
     let (target, _, _) = target(ctx, &args.store)?;
     let store = target.open()?;
-    let name = if args.master_key { secrets::master_key_secret_name() } else { secrets::genesis_secret_name() };
-    let versions = store.versions(&name).map_err(|e| store_error("list the versions", e))?;
+    let name = if args.master_key {
+        secrets::master_key_secret_name()
+    } else {
+        secrets::genesis_secret_name()
+    };
+    let versions = store
+        .versions(&name)
+        .map_err(|e| store_error("list the versions", e))?;
     if versions.is_empty() {
         return Err(Error::invalid(
             format!("no versions of {name} in {}", store.location()),
             format!("push one with `rel secrets push --env {}`", args.store.env),
         ));
     }
-    let width = versions.iter().map(|v| v.version.as_str().len()).max().unwrap_or(7).max(7);
+    let width = versions
+        .iter()
+        .map(|v| v.version.as_str().len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     let mut out = format!("{:<width$}  {:<20}  ENABLED\n", "VERSION", "CREATED");
     for v in &versions {
         out.push_str(&format!(
             "{:<width$}  {:<20}  {}\n",
             v.version.as_str(),
-            v.created.map(secrets::format_unix).unwrap_or_else(|| "-".into()),
+            v.created
+                .map(secrets::format_unix)
+                .unwrap_or_else(|| "-".into()),
             match v.enabled {
                 Some(true) => "yes",
                 Some(false) => "no",
@@ -423,6 +554,10 @@ fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
         ));
     }
     print_stdout(&out);
-    say(&format!("{} versions of {name} in {}, oldest first\n", versions.len(), store.location()));
+    say(&format!(
+        "{} versions of {name} in {}, oldest first\n",
+        versions.len(),
+        store.location()
+    ));
     Ok(Exit::Ok)
 }

@@ -8,7 +8,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let statuses = crate::status::status(&config)?;
     match args.format {
-        ListFormat::Json => print_stdout(&format!("{}\n", serde_json::to_string_pretty(&statuses).unwrap_or_default())),
+        ListFormat::Json => print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&statuses).unwrap_or_default()
+        )),
         ListFormat::Table => print_stdout(&crate::status::to_table(&statuses)),
     }
     Ok(Exit::Ok)

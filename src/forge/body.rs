@@ -73,10 +73,22 @@ fn render_at(input: &Input, detail: Detail) -> String {
     }
     let changed: Vec<&Row> = input.rows.iter().filter(|r| r.changed()).collect();
     let unchanged = input.rows.len() - changed.len();
-    let _ = writeln!(out, "{} of {} components change{}.\n", changed.len(), input.rows.len(), if unchanged > 0 { format!(" ({unchanged} already pinned)") } else { String::new() });
+    let _ = writeln!(
+        out,
+        "{} of {} components change{}.\n",
+        changed.len(),
+        input.rows.len(),
+        if unchanged > 0 {
+            format!(" ({unchanged} already pinned)")
+        } else {
+            String::new()
+        }
+    );
     match detail {
         Detail::Full => {
-            out.push_str("| component | image | tag | old digest | new digest | source commits |\n");
+            out.push_str(
+                "| component | image | tag | old digest | new digest | source commits |\n",
+            );
             out.push_str("| --- | --- | --- | --- | --- | --- |\n");
             for r in &input.rows {
                 let _ = writeln!(
@@ -86,21 +98,29 @@ fn render_at(input: &Input, detail: Detail) -> String {
                     if r.changed() { "" } else { " (unchanged)" },
                     r.image,
                     tags(r),
-                    r.old_digest.as_deref().map(|d| format!("`{d}`")).unwrap_or_else(|| "(none)".into()),
+                    r.old_digest
+                        .as_deref()
+                        .map(|d| format!("`{d}`"))
+                        .unwrap_or_else(|| "(none)".into()),
                     format_args!("`{}`", r.new_digest),
                     commits(r, input.source_repo.as_deref()),
                 );
             }
         }
         Detail::Short => {
-            out.push_str("| component | tag | old | new | commits |\n| --- | --- | --- | --- | --- |\n");
+            out.push_str(
+                "| component | tag | old | new | commits |\n| --- | --- | --- | --- | --- |\n",
+            );
             for r in &changed {
                 let _ = writeln!(
                     out,
                     "| {} | {} | `{}` | `{}` | {} |",
                     r.component,
                     tags(r),
-                    r.old_digest.as_deref().map(short_digest).unwrap_or("(none)"),
+                    r.old_digest
+                        .as_deref()
+                        .map(short_digest)
+                        .unwrap_or("(none)"),
                     short_digest(&r.new_digest),
                     commits(r, None),
                 );
@@ -147,7 +167,11 @@ fn commits(r: &Row, github_repo: Option<&str>) -> String {
     match (&r.old_commit, &r.new_commit) {
         (Some(o), Some(n)) if o == n => s(n),
         (Some(o), Some(n)) => match github_repo {
-            Some(repo) => format!("[{}…{}](https://github.com/{repo}/compare/{o}...{n})", s(o), s(n)),
+            Some(repo) => format!(
+                "[{}…{}](https://github.com/{repo}/compare/{o}...{n})",
+                s(o),
+                s(n)
+            ),
             None => format!("{}…{}", s(o), s(n)),
         },
         (None, Some(n)) => s(n),
@@ -197,11 +221,16 @@ mod tests {
     fn falls_back_to_shorter_tables_under_the_limit() {
         let big = input(400);
         let full = render_at(&big, Detail::Full);
-        assert!(full.chars().count() > 65_536, "the test needs a body over the limit");
+        assert!(
+            full.chars().count() > 65_536,
+            "the test needs a body over the limit"
+        );
         let body = render(&big, 65_536);
         assert!(body.chars().count() <= 65_536);
         assert!(body.contains("Digests shortened"), "short table expected");
-        assert!(body.contains("| component-399 | 0.3.0 → 0.4.0 | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` |"));
+        assert!(
+            body.contains("| component-399 | 0.3.0 → 0.4.0 | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` |")
+        );
         let names = render(&big, 20_000);
         assert!(names.chars().count() <= 20_000);
         assert!(names.contains("Changed: component-000, "));

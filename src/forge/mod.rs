@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::config::{ForgeConfig, ForgeKind};
 use crate::Error;
+use crate::config::{ForgeConfig, ForgeKind};
 
 pub mod body;
 mod gitea;
@@ -103,7 +103,9 @@ pub fn parse_remote(url: &str) -> Option<(String, String)> {
 pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<Target, Error> {
     let cfg = config.cloned().unwrap_or_default();
     let parsed = remote_url.and_then(parse_remote);
-    let host = parsed.as_ref().map(|(h, _)| h.split(':').next().unwrap_or(h).to_owned());
+    let host = parsed
+        .as_ref()
+        .map(|(h, _)| h.split(':').next().unwrap_or(h).to_owned());
     let kind = cfg.kind.or_else(|| {
         let h = host.as_deref()?.to_ascii_lowercase();
         if h == "github.com" || h.starts_with("github.") {
@@ -118,14 +120,19 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
     });
     let Some(kind) = kind else {
         return Err(Error::usage(
-            format!("cannot tell which forge {} is", remote_url.unwrap_or("the remote")),
+            format!(
+                "cannot tell which forge {} is",
+                remote_url.unwrap_or("the remote")
+            ),
             "say it in rel.toml: [forge] kind = \"github\" | \"gitea\" | \"gitlab\", api-url = \"...\", repo = \"owner/name\"",
         ));
     };
     let api_url = match (cfg.api_url, host.as_deref()) {
         (Some(u), _) => u,
         (None, Some(h)) => match kind {
-            ForgeKind::Github if h.eq_ignore_ascii_case("github.com") => "https://api.github.com".to_owned(),
+            ForgeKind::Github if h.eq_ignore_ascii_case("github.com") => {
+                "https://api.github.com".to_owned()
+            }
             ForgeKind::Github => format!("https://{h}/api/v3"),
             ForgeKind::Gitea => format!("https://{h}/api/v1"),
             ForgeKind::Gitlab => format!("https://{h}/api/v4"),
@@ -141,10 +148,18 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
         (Some(r), _) => r,
         (None, Some((_, p))) => p,
         (None, None) => {
-            return Err(Error::usage("the git remote does not name a repository", "set [forge] repo = \"owner/name\" in rel.toml"));
+            return Err(Error::usage(
+                "the git remote does not name a repository",
+                "set [forge] repo = \"owner/name\" in rel.toml",
+            ));
         }
     };
-    Ok(Target { kind, api_url, repo, base: cfg.base.unwrap_or_else(|| "main".to_owned()) })
+    Ok(Target {
+        kind,
+        api_url,
+        repo,
+        base: cfg.base.unwrap_or_else(|| "main".to_owned()),
+    })
 }
 
 /// The token for `kind`, from its environment variable.
@@ -152,14 +167,25 @@ pub fn token_from_env(kind: ForgeKind) -> Result<String, Error> {
     match std::env::var(kind.token_var()) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
         _ => Err(Error::usage(
-            format!("--open-pr on {} needs a token in {}", kind.name(), kind.token_var()),
-            format!("export {}=<token with pull request write access> (rel reads it from the environment only)", kind.token_var()),
+            format!(
+                "--open-pr on {} needs a token in {}",
+                kind.name(),
+                kind.token_var()
+            ),
+            format!(
+                "export {}=<token with pull request write access> (rel reads it from the environment only)",
+                kind.token_var()
+            ),
         )),
     }
 }
 
 /// Open the pull request for `proposal.head`, or update the open one.
-pub fn open_or_update(target: &Target, token: &str, proposal: &Proposal<'_>) -> Result<PullRequest, Error> {
+pub fn open_or_update(
+    target: &Target,
+    token: &str,
+    proposal: &Proposal<'_>,
+) -> Result<PullRequest, Error> {
     let client = Client::new(target, token)?;
     match target.kind {
         ForgeKind::Github => github::open_or_update(&client, target, proposal),
@@ -183,27 +209,49 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("rel/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::usage(format!("could not start an HTTP client: {e}"), "this is a bug in rel"))?;
+            .map_err(|e| {
+                Error::usage(
+                    format!("could not start an HTTP client: {e}"),
+                    "this is a bug in rel",
+                )
+            })?;
         let (auth, extra) = match target.kind {
             ForgeKind::Github => (
                 ("Authorization", format!("Bearer {token}")),
-                vec![("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28")],
+                vec![
+                    ("Accept", "application/vnd.github+json"),
+                    ("X-GitHub-Api-Version", "2022-11-28"),
+                ],
             ),
-            ForgeKind::Gitea => (("Authorization", format!("token {token}")), vec![("Accept", "application/json")]),
-            ForgeKind::Gitlab => (("PRIVATE-TOKEN", token.to_owned()), vec![("Accept", "application/json")]),
+            ForgeKind::Gitea => (
+                ("Authorization", format!("token {token}")),
+                vec![("Accept", "application/json")],
+            ),
+            ForgeKind::Gitlab => (
+                ("PRIVATE-TOKEN", token.to_owned()),
+                vec![("Accept", "application/json")],
+            ),
         };
         Ok(Client { http, auth, extra })
     }
 
     /// Send a request; retry connection errors, 429 and 5xx up to 3 attempts (0.5 s, 1 s backoff).
-    pub(crate) fn send(&self, method: reqwest::Method, url: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value, Error> {
+    pub(crate) fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
         let endpoint = format!("{method} {}", url.split('?').next().unwrap_or(url));
         let mut last = String::new();
         for attempt in 0..3u32 {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(500 * (1 << (attempt - 1))));
             }
-            let mut req = self.http.request(method.clone(), url).header(self.auth.0, &self.auth.1);
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .header(self.auth.0, &self.auth.1);
             for (k, v) in &self.extra {
                 req = req.header(*k, *v);
             }
@@ -229,9 +277,15 @@ impl Client {
                         continue;
                     }
                     let help = match status.as_u16() {
-                        401 | 403 => "check that the token has pull request write access to this repository",
-                        404 => "check [forge] api-url and repo in rel.toml (or the git remote), and that the token can see the repository",
-                        422 | 409 => "the forge refused the request: is the branch pushed, and the base branch right ([forge] base)?",
+                        401 | 403 => {
+                            "check that the token has pull request write access to this repository"
+                        }
+                        404 => {
+                            "check [forge] api-url and repo in rel.toml (or the git remote), and that the token can see the repository"
+                        }
+                        422 | 409 => {
+                            "the forge refused the request: is the branch pushed, and the base branch right ([forge] base)?"
+                        }
                         _ => "see the forge's answer above",
                     };
                     return Err(Error::usage(last, help));
@@ -241,7 +295,10 @@ impl Client {
                 }
             }
         }
-        Err(Error::usage(format!("{last} (gave up after 3 attempts)"), "check the network and [forge] api-url; run again when the forge is reachable"))
+        Err(Error::usage(
+            format!("{last} (gave up after 3 attempts)"),
+            "check the network and [forge] api-url; run again when the forge is reachable",
+        ))
     }
 }
 
@@ -282,10 +339,22 @@ mod tests {
 
     #[test]
     fn remotes_parse_in_every_spelling() {
-        assert_eq!(parse_remote("https://github.com/org/repo.git"), Some(("github.com".into(), "org/repo".into())));
-        assert_eq!(parse_remote("git@github.com:org/repo.git"), Some(("github.com".into(), "org/repo".into())));
-        assert_eq!(parse_remote("ssh://git@gitlab.example.com:2222/group/sub/repo"), Some(("gitlab.example.com:2222".into(), "group/sub/repo".into())));
-        assert_eq!(parse_remote("https://user:secret@gitea.example.com/o/r"), Some(("gitea.example.com".into(), "o/r".into())));
+        assert_eq!(
+            parse_remote("https://github.com/org/repo.git"),
+            Some(("github.com".into(), "org/repo".into()))
+        );
+        assert_eq!(
+            parse_remote("git@github.com:org/repo.git"),
+            Some(("github.com".into(), "org/repo".into()))
+        );
+        assert_eq!(
+            parse_remote("ssh://git@gitlab.example.com:2222/group/sub/repo"),
+            Some(("gitlab.example.com:2222".into(), "group/sub/repo".into()))
+        );
+        assert_eq!(
+            parse_remote("https://user:secret@gitea.example.com/o/r"),
+            Some(("gitea.example.com".into(), "o/r".into()))
+        );
         assert_eq!(parse_remote("file:///tmp/remote.git"), None);
         assert_eq!(parse_remote("/tmp/remote.git"), None);
     }
@@ -293,23 +362,65 @@ mod tests {
     #[test]
     fn detection_from_the_remote_and_from_config() {
         let t = detect(Some("git@github.com:org/gitops.git"), None).unwrap();
-        assert_eq!(t, Target { kind: ForgeKind::Github, api_url: "https://api.github.com".into(), repo: "org/gitops".into(), base: "main".into() });
+        assert_eq!(
+            t,
+            Target {
+                kind: ForgeKind::Github,
+                api_url: "https://api.github.com".into(),
+                repo: "org/gitops".into(),
+                base: "main".into()
+            }
+        );
         let t = detect(Some("https://gitlab.example.com/g/s/gitops.git"), None).unwrap();
-        assert_eq!((t.kind, t.api_url.as_str(), t.repo.as_str()), (ForgeKind::Gitlab, "https://gitlab.example.com/api/v4", "g/s/gitops"));
+        assert_eq!(
+            (t.kind, t.api_url.as_str(), t.repo.as_str()),
+            (
+                ForgeKind::Gitlab,
+                "https://gitlab.example.com/api/v4",
+                "g/s/gitops"
+            )
+        );
         let t = detect(Some("https://codeberg.org/o/r"), None).unwrap();
-        assert_eq!((t.kind, t.api_url.as_str()), (ForgeKind::Gitea, "https://codeberg.org/api/v1"));
+        assert_eq!(
+            (t.kind, t.api_url.as_str()),
+            (ForgeKind::Gitea, "https://codeberg.org/api/v1")
+        );
         let e = detect(Some("https://git.example.com/o/r"), None).unwrap_err();
         assert!(e.to_string().contains("cannot tell which forge"), "{e}");
-        let e = detect(Some("file:///tmp/r.git"), Some(&ForgeConfig { kind: Some(ForgeKind::Github), ..Default::default() })).unwrap_err();
+        let e = detect(
+            Some("file:///tmp/r.git"),
+            Some(&ForgeConfig {
+                kind: Some(ForgeKind::Github),
+                ..Default::default()
+            }),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not a forge URL"), "{e}");
-        let cfg = ForgeConfig { kind: Some(ForgeKind::Gitea), api_url: Some("http://127.0.0.1:1/api/v1".into()), repo: Some("o/r".into()), base: Some("trunk".into()), remote: None };
+        let cfg = ForgeConfig {
+            kind: Some(ForgeKind::Gitea),
+            api_url: Some("http://127.0.0.1:1/api/v1".into()),
+            repo: Some("o/r".into()),
+            base: Some("trunk".into()),
+            remote: None,
+        };
         let t = detect(Some("file:///tmp/r.git"), Some(&cfg)).unwrap();
-        assert_eq!(t, Target { kind: ForgeKind::Gitea, api_url: "http://127.0.0.1:1/api/v1".into(), repo: "o/r".into(), base: "trunk".into() });
+        assert_eq!(
+            t,
+            Target {
+                kind: ForgeKind::Gitea,
+                api_url: "http://127.0.0.1:1/api/v1".into(),
+                repo: "o/r".into(),
+                base: "trunk".into()
+            }
+        );
     }
 
     #[test]
     fn encoding() {
         assert_eq!(encode("group/sub repo"), "group%2Fsub%20repo");
-        assert_eq!(encode("rel/promote/prod/0.4.0"), "rel%2Fpromote%2Fprod%2F0.4.0");
+        assert_eq!(
+            encode("rel/promote/prod/0.4.0"),
+            "rel%2Fpromote%2Fprod%2F0.4.0"
+        );
     }
 }

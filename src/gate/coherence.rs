@@ -18,7 +18,10 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
     // version, and its agreement with the file name.
     let version = match &raw.version {
         None => {
-            report.push(Check::fail("version", "the lockfile has no `version` field; add `version: \"X.Y.Z\"`"));
+            report.push(Check::fail(
+                "version",
+                "the lockfile has no `version` field; add `version: \"X.Y.Z\"`",
+            ));
             None
         }
         Some(v) => match v.value.parse::<Version>() {
@@ -32,10 +35,17 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
             }
         },
     };
-    let stem = loaded.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = loaded
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Some(v) = &raw.version {
         if v.value == stem {
-            report.push(Check::pass("version/file-name", format!("`{}` matches {stem}.yaml", v.value)));
+            report.push(Check::pass(
+                "version/file-name",
+                format!("`{}` matches {stem}.yaml", v.value),
+            ));
         } else {
             report.push(Check::fail(
                 "version/file-name",
@@ -63,7 +73,10 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
                 Some(parsed)
             }
             Err(err) => {
-                report.push(Check::fail("engineVersion", format!("{}: {err}", loaded.at(e))));
+                report.push(Check::fail(
+                    "engineVersion",
+                    format!("{}: {err}", loaded.at(e)),
+                ));
                 None
             }
         },
@@ -74,7 +87,10 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
     let components = match &raw.components {
         Some(c) if !c.value.is_empty() => &c.value,
         _ => {
-            report.push(Check::fail("components", "the lockfile pins no components; add `components.<name>.digest: sha256:...`"));
+            report.push(Check::fail(
+                "components",
+                "the lockfile pins no components; add `components.<name>.digest: sha256:...`",
+            ));
             &empty
         }
     };
@@ -83,7 +99,10 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
     if let Some(config) = config {
         for name in config.components.keys() {
             if components.contains_key(name) {
-                report.push(Check::pass(format!("component/{name}/present"), "expected by rel.toml and present"));
+                report.push(Check::pass(
+                    format!("component/{name}/present"),
+                    "expected by rel.toml and present",
+                ));
             } else {
                 report.push(Check::fail(
                     format!("component/{name}/present"),
@@ -116,22 +135,35 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
         match &c.digest {
             None => {
                 let by_tag = c.tag.as_deref().map(str::to_owned).or_else(|| {
-                    c.image.as_ref().and_then(|i| i.value.parse::<image_ref::ImageRef>().ok()).and_then(|r| r.tag().map(str::to_owned))
+                    c.image
+                        .as_ref()
+                        .and_then(|i| i.value.parse::<image_ref::ImageRef>().ok())
+                        .and_then(|r| r.tag().map(str::to_owned))
                 });
                 let detail = match by_tag {
                     Some(tag) => format!(
                         "{}: `{name}` is pinned by tag `{tag}` only; a tag is a label, never an authority: add `digest: sha256:<64 hex>` (`rel lock` writes it from the build)",
                         loaded.at(spanned)
                     ),
-                    None => format!("{}: `{name}` has no `digest`; add `digest: sha256:<64 hex>`", loaded.at(spanned)),
+                    None => format!(
+                        "{}: `{name}` has no `digest`; add `digest: sha256:<64 hex>`",
+                        loaded.at(spanned)
+                    ),
                 };
                 report.push(Check::fail(check_name, detail));
             }
             Some(d) => match d.value.parse::<image_ref::Digest>() {
                 Ok(digest) => report.push(Check::pass(check_name, digest.to_string())),
                 Err(e) => {
-                    let hint = if !d.value.contains(':') { " (it looks like a tag: pin by digest instead)" } else { "" };
-                    report.push(Check::fail(check_name, format!("{}: {e}{hint}", loaded.at(d))));
+                    let hint = if !d.value.contains(':') {
+                        " (it looks like a tag: pin by digest instead)"
+                    } else {
+                        ""
+                    };
+                    report.push(Check::fail(
+                        check_name,
+                        format!("{}: {e}{hint}", loaded.at(d)),
+                    ));
                 }
             },
         }
@@ -213,12 +245,18 @@ mod tests {
     }
 
     fn failed(r: &Report) -> Vec<(&str, &str)> {
-        r.checks.iter().filter(|c| c.status == Status::Fail).map(|c| (c.name.as_str(), c.detail.as_str())).collect()
+        r.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| (c.name.as_str(), c.detail.as_str()))
+            .collect()
     }
 
     #[test]
     fn a_good_lockfile_passes() {
-        let text = format!("version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n  a:\n    digest: {D}\n  b:\n    digest: {D}\n    builtAgainstEngine: \"1.0.0\"\n");
+        let text = format!(
+            "version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n  a:\n    digest: {D}\n  b:\n    digest: {D}\n    builtAgainstEngine: \"1.0.0\"\n"
+        );
         let r = run("1.0.0.yaml", &text);
         assert!(r.passed(), "{}", r.to_plain());
         assert_eq!(r.summary.pass, 6);
@@ -233,10 +271,28 @@ mod tests {
         let f = failed(&r);
         assert_eq!(f.len(), 5, "{}", r.to_plain());
         assert!(f[0].0 == "version/file-name" && f[0].1.contains("releases/1.0.0.yaml:1:10: version `1.0.1` does not match the file name `1.0.0.yaml`"), "{f:?}");
-        assert!(f[1].0 == "component/a/digest" && f[1].1.contains("pinned by tag `1.0.1` only"), "{f:?}");
-        assert!(f[2].0 == "component/b/digest" && f[2].1.contains(":7:13: digest `sha256:abc` has 3 hex characters"), "{f:?}");
-        assert!(f[3].0 == "component/c/builtAgainstEngine" && f[3].1.contains("built against engine 1.0.0 but the release's engineVersion is 1.0.1"), "{f:?}");
-        assert!(f[4].0 == "component/d/digest" && f[4].1.contains("looks like a tag"), "{f:?}");
+        assert!(
+            f[1].0 == "component/a/digest" && f[1].1.contains("pinned by tag `1.0.1` only"),
+            "{f:?}"
+        );
+        assert!(
+            f[2].0 == "component/b/digest"
+                && f[2]
+                    .1
+                    .contains(":7:13: digest `sha256:abc` has 3 hex characters"),
+            "{f:?}"
+        );
+        assert!(
+            f[3].0 == "component/c/builtAgainstEngine"
+                && f[3].1.contains(
+                    "built against engine 1.0.0 but the release's engineVersion is 1.0.1"
+                ),
+            "{f:?}"
+        );
+        assert!(
+            f[4].0 == "component/d/digest" && f[4].1.contains("looks like a tag"),
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -41,9 +41,18 @@ fn short(digest: &str) -> String {
 }
 
 /// The static checks; returns the pins the live checks compare against.
-pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release: Release) -> (Report, Pins) {
+pub fn check_static(
+    env: &str,
+    workloads: &[Workload],
+    config: &Config,
+    release: Release,
+) -> (Report, Pins) {
     let mut report = Report::new("drift", env.to_owned()).with_context("env", env.to_owned());
-    let owners: Vec<(&str, &ImageRef)> = config.components.iter().map(|(n, c)| (n.as_str(), &c.image)).collect();
+    let owners: Vec<(&str, &ImageRef)> = config
+        .components
+        .iter()
+        .map(|(n, c)| (n.as_str(), &c.image))
+        .collect();
     let mut pins = Pins::default();
     // component -> digest -> workloads pinning it
     let mut pinned: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -65,7 +74,10 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
                     continue;
                 }
             };
-            let owner = owners.iter().find(|(_, i)| **i == image.without_version()).map(|(n, _)| *n);
+            let owner = owners
+                .iter()
+                .find(|(_, i)| **i == image.without_version())
+                .map(|(n, _)| *n);
             let digest = image.digest().map(ToString::to_string);
             by_container.insert(c.name.clone(), digest.clone());
             let mut problems = Vec::new();
@@ -87,7 +99,12 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
             if problems.is_empty() {
                 let (owner, digest) = (owner.unwrap_or_default(), digest.unwrap_or_default());
                 report.push(Check::pass(name, format!("{owner} @ {digest}")));
-                pinned.entry(owner.to_owned()).or_default().entry(digest).or_default().push(w.id());
+                pinned
+                    .entry(owner.to_owned())
+                    .or_default()
+                    .entry(digest)
+                    .or_default()
+                    .push(w.id());
             } else {
                 report.push(Check::fail(name, problems.join("; ")));
             }
@@ -98,16 +115,26 @@ pub fn check_static(env: &str, workloads: &[Workload], config: &Config, release:
     // The release the pins must equal.
     let matches = |lock: &Lockfile| {
         pinned.iter().all(|(component, digests)| {
-            digests.len() == 1 && lock.components.get(component).is_some_and(|c| digests.contains_key(&c.digest.to_string()))
+            digests.len() == 1
+                && lock
+                    .components
+                    .get(component)
+                    .is_some_and(|c| digests.contains_key(&c.digest.to_string()))
         })
     };
     let lock = match release {
         Release::Given(lock) => Some(lock),
         Release::AnyOf(locks) => {
-            let found = locks.iter().filter(|l| matches(l)).max_by(|a, b| a.version.cmp(&b.version));
+            let found = locks
+                .iter()
+                .filter(|l| matches(l))
+                .max_by(|a, b| a.version.cmp(&b.version));
             match found {
                 Some(l) => {
-                    report.push(Check::pass("release", format!("the overlay's pins match release {}", l.version)));
+                    report.push(Check::pass(
+                        "release",
+                        format!("the overlay's pins match release {}", l.version),
+                    ));
                     Some(l)
                 }
                 None if pinned.is_empty() => None,
@@ -176,14 +203,22 @@ pub struct LiveInput<'a> {
 
 /// The live checks, appended to the static report.
 pub fn check_live(report: &mut Report, workloads: &[Workload], pins: &Pins, live: &LiveInput) {
-    report.context.insert("live".to_owned(), live.source.clone());
-    let index: HashMap<(WorkloadKind, &str), usize> = workloads.iter().enumerate().map(|(i, w)| ((w.kind, w.name.as_str()), i)).collect();
+    report
+        .context
+        .insert("live".to_owned(), live.source.clone());
+    let index: HashMap<(WorkloadKind, &str), usize> = workloads
+        .iter()
+        .enumerate()
+        .map(|(i, w)| ((w.kind, w.name.as_str()), i))
+        .collect();
     let mut pods_of: Vec<Vec<&Pod>> = vec![Vec::new(); workloads.len()];
     for pod in live.pods {
         if pod.is_terminated() {
             continue;
         }
-        let Some(i) = owner_of(pod, &index) else { continue };
+        let Some(i) = owner_of(pod, &index) else {
+            continue;
+        };
         let w = &workloads[i];
         let pod_ns = pod.metadata.namespace.as_deref();
         let ns_ok = match (w.namespace.as_deref(), live.namespace) {
@@ -199,17 +234,35 @@ pub fn check_live(report: &mut Report, workloads: &[Workload], pins: &Pins, live
         let name = format!("live/{}", w.id());
         let pods = &pods_of[i];
         let pinned = &pins.by_workload[i];
-        let unpinned: Vec<&str> = pinned.iter().filter(|(_, d)| d.is_none()).map(|(c, _)| c.as_str()).collect();
+        let unpinned: Vec<&str> = pinned
+            .iter()
+            .filter(|(_, d)| d.is_none())
+            .map(|(c, _)| c.as_str())
+            .collect();
         if !unpinned.is_empty() {
-            report.push(Check::fail(name, format!("cannot compare: the overlay pins no digest for {}", unpinned.join(", "))));
+            report.push(Check::fail(
+                name,
+                format!(
+                    "cannot compare: the overlay pins no digest for {}",
+                    unpinned.join(", ")
+                ),
+            ));
             continue;
         }
         if pods.is_empty() {
             match w.kind {
-                WorkloadKind::Job | WorkloadKind::CronJob => report.push(Check::pass(name, "no running pods (not running now)")),
-                _ if w.replicas == Some(0) => report.push(Check::pass(name, "scaled to 0 replicas: no pods")),
+                WorkloadKind::Job | WorkloadKind::CronJob => {
+                    report.push(Check::pass(name, "no running pods (not running now)"))
+                }
+                _ if w.replicas == Some(0) => {
+                    report.push(Check::pass(name, "scaled to 0 replicas: no pods"))
+                }
                 _ => {
-                    let ns = w.namespace.as_deref().or(live.namespace).map_or(String::new(), |n| format!(" in namespace {n}"));
+                    let ns = w
+                        .namespace
+                        .as_deref()
+                        .or(live.namespace)
+                        .map_or(String::new(), |n| format!(" in namespace {n}"));
                     report.push(Check::fail(
                         name,
                         format!("no live pods{ns} ({}): not deployed yet, or the wrong --context/--namespace", live.source),
@@ -226,12 +279,21 @@ pub fn check_live(report: &mut Report, workloads: &[Workload], pins: &Pins, live
             let mut why = Vec::new();
             for (container, want) in pinned {
                 let want = want.as_deref().unwrap_or_default();
-                let status = pod.status.container_statuses.iter().chain(&pod.status.init_container_statuses).find(|s| &s.name == container);
+                let status = pod
+                    .status
+                    .container_statuses
+                    .iter()
+                    .chain(&pod.status.init_container_statuses)
+                    .find(|s| &s.name == container);
                 match status.and_then(|s| s.digest()) {
                     Some(d) => {
                         runs.push((container.clone(), d.to_owned()));
                         if d != want {
-                            why.push(format!("{container} runs {}, pinned {}", short(d), short(want)));
+                            why.push(format!(
+                                "{container} runs {}, pinned {}",
+                                short(d),
+                                short(want)
+                            ));
                         }
                     }
                     None => {
@@ -248,22 +310,40 @@ pub fn check_live(report: &mut Report, workloads: &[Workload], pins: &Pins, live
         let total = pods.len();
         let good = total - stale.len();
         if stale.is_empty() {
-            report.push(Check::pass(name.clone(), format!("{good}/{total} pods run the pinned digests")));
+            report.push(Check::pass(
+                name.clone(),
+                format!("{good}/{total} pods run the pinned digests"),
+            ));
         } else {
             const SHOWN: usize = 20;
-            let more = if stale.len() > SHOWN { format!("; and {} more", stale.len() - SHOWN) } else { String::new() };
+            let more = if stale.len() > SHOWN {
+                format!("; and {} more", stale.len() - SHOWN)
+            } else {
+                String::new()
+            };
             stale.truncate(SHOWN);
-            report.push(Check::fail(name.clone(), format!("{good}/{total} pods run the pinned digests; stale: {}{more}", stale.join("; "))));
+            report.push(Check::fail(
+                name.clone(),
+                format!(
+                    "{good}/{total} pods run the pinned digests; stale: {}{more}",
+                    stale.join("; ")
+                ),
+            ));
         }
         if versions.len() > 1 {
             let mut counts: Vec<String> = versions
                 .iter()
                 .map(|(runs, n)| {
-                    let on_pin = runs.iter().all(|(c, d)| pinned.get(c).and_then(|p| p.as_deref()) == Some(d.as_str()));
+                    let on_pin = runs
+                        .iter()
+                        .all(|(c, d)| pinned.get(c).and_then(|p| p.as_deref()) == Some(d.as_str()));
                     let what = if on_pin {
                         "the pinned digests".to_owned()
                     } else {
-                        runs.iter().map(|(c, d)| format!("{c}={}", short(d))).collect::<Vec<_>>().join(",")
+                        runs.iter()
+                            .map(|(c, d)| format!("{c}={}", short(d)))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     };
                     format!("{n} on {what}")
                 })
@@ -285,24 +365,39 @@ fn owner_of(pod: &Pod, index: &HashMap<(WorkloadKind, &str), usize>) -> Option<u
     match owner.kind.as_str() {
         "ReplicaSet" => {
             let labels = &pod.metadata.labels;
-            let hash = labels.get("pod-template-hash").or_else(|| labels.get("rollouts-pod-template-hash"));
+            let hash = labels
+                .get("pod-template-hash")
+                .or_else(|| labels.get("rollouts-pod-template-hash"));
             let base = match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
                 Some(b) => b.to_owned(),
                 None => strip_last(&owner.name)?,
             };
-            index.get(&(WorkloadKind::Deployment, base.as_str())).or_else(|| index.get(&(WorkloadKind::Rollout, base.as_str()))).copied()
+            index
+                .get(&(WorkloadKind::Deployment, base.as_str()))
+                .or_else(|| index.get(&(WorkloadKind::Rollout, base.as_str())))
+                .copied()
         }
-        "StatefulSet" => index.get(&(WorkloadKind::StatefulSet, owner.name.as_str())).copied(),
-        "DaemonSet" => index.get(&(WorkloadKind::DaemonSet, owner.name.as_str())).copied(),
+        "StatefulSet" => index
+            .get(&(WorkloadKind::StatefulSet, owner.name.as_str()))
+            .copied(),
+        "DaemonSet" => index
+            .get(&(WorkloadKind::DaemonSet, owner.name.as_str()))
+            .copied(),
         "Job" => index
             .get(&(WorkloadKind::Job, owner.name.as_str()))
             .copied()
-            .or_else(|| strip_last(&owner.name).and_then(|cron| index.get(&(WorkloadKind::CronJob, cron.as_str())).copied())),
+            .or_else(|| {
+                strip_last(&owner.name)
+                    .and_then(|cron| index.get(&(WorkloadKind::CronJob, cron.as_str())).copied())
+            }),
         _ => None,
     }
 }
 
 /// Every distinct namespace the live check must read, given a default for unqualified workloads.
 pub fn namespaces(workloads: &[Workload], default: &str) -> BTreeSet<String> {
-    workloads.iter().map(|w| w.namespace.clone().unwrap_or_else(|| default.to_owned())).collect()
+    workloads
+        .iter()
+        .map(|w| w.namespace.clone().unwrap_or_else(|| default.to_owned()))
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! The deploy gates. Each takes typed inputs and returns a [`crate::report::Report`].
 
 pub mod coherence;
-pub mod smoke;
 pub mod drift;
 pub mod headroom;
+pub mod smoke;

@@ -24,7 +24,10 @@ use crate::support::*;
 
 fn platform() -> Project {
     let p = Project::from_fixture("gates/platform");
-    p.write("nodes.json", &std::fs::read_to_string(fixture("gates/cluster/nodes-and-pods.json")).unwrap());
+    p.write(
+        "nodes.json",
+        &std::fs::read_to_string(fixture("gates/cluster/nodes-and-pods.json")).unwrap(),
+    );
     p
 }
 
@@ -34,7 +37,16 @@ fn rendered() -> String {
 
 fn headroom(p: &Project, extra: &[&str]) -> Run {
     let r = rendered();
-    let mut args = vec!["gate", "headroom", "--env", "staging", "--rendered", r.as_str(), "--nodes", "nodes.json"];
+    let mut args = vec![
+        "gate",
+        "headroom",
+        "--env",
+        "staging",
+        "--rendered",
+        r.as_str(),
+        "--nodes",
+        "nodes.json",
+    ];
     args.extend_from_slice(extra);
     p.rel(&args)
 }
@@ -43,7 +55,13 @@ fn headroom(p: &Project, extra: &[&str]) -> Run {
 fn set_cpu(p: &Project, from: &str, to: &str) {
     let text = p.read("nodes.json");
     assert!(text.contains(&format!("\"cpu\": \"{from}\"")));
-    p.write("nodes.json", &text.replace(&format!("\"cpu\": \"{from}\""), &format!("\"cpu\": \"{to}\"")));
+    p.write(
+        "nodes.json",
+        &text.replace(
+            &format!("\"cpu\": \"{from}\""),
+            &format!("\"cpu\": \"{to}\""),
+        ),
+    );
 }
 
 const NODE_A: &str = "node-a (1560m CPU, 6336Mi memory free)";
@@ -70,10 +88,18 @@ fn with_fail_not_enough_headroom_fails() {
     let p = platform();
     let run = headroom(&p, &["--fail"]);
     run.expect(1);
-    assert!(run.stdout().contains("FAIL total: 1 of 4 surge pod(s) do not fit at once (Rollout/worker ×1)"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("FAIL total: 1 of 4 surge pod(s) do not fit at once (Rollout/worker ×1)"),
+        "{}",
+        run.stdout()
+    );
 
     // `fail = true` in rel.toml does the same.
-    let config = p.read("rel.toml").replace("node-labels = { agentpool = \"nodepool1\" }", "node-labels = { agentpool = \"nodepool1\" }\nfail = true");
+    let config = p.read("rel.toml").replace(
+        "node-labels = { agentpool = \"nodepool1\" }",
+        "node-labels = { agentpool = \"nodepool1\" }\nfail = true",
+    );
     p.write("rel.toml", &config);
     headroom(&p, &[]).expect(1);
 }
@@ -86,9 +112,17 @@ fn with_a_roomier_node_every_surge_pod_fits() {
     let run = headroom(&p, &["--fail", "--format", "json"]);
     run.expect(0);
     let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let total = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "total").unwrap();
+    let total = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "total")
+        .unwrap();
     assert_eq!(total["status"], "pass");
-    assert_eq!(total["detail"], "all 4 surge pod(s) fit at once: they need 3750m CPU, 2816Mi memory of 4810m CPU, 19392Mi memory free");
+    assert_eq!(
+        total["detail"],
+        "all 4 surge pod(s) fit at once: they need 3750m CPU, 2816Mi memory of 4810m CPU, 19392Mi memory free"
+    );
     assert_eq!(v["context"]["surge-cpu"], "3750m");
     assert_eq!(v["context"]["surge-memory"], "2816Mi");
     assert_eq!(v["context"]["nodes"], "2");
@@ -108,18 +142,32 @@ fn a_surge_pod_that_fits_on_no_node() {
         "{out}"
     );
     // 700m + 1250m free: gateway → node-a (200m left), identity → node-a; both workers left over.
-    assert!(out.contains("WARN total: 2 of 4 surge pod(s) do not fit at once (Rollout/worker ×2)"), "{out}");
+    assert!(
+        out.contains("WARN total: 2 of 4 surge pod(s) do not fit at once (Rollout/worker ×2)"),
+        "{out}"
+    );
 }
 
 #[test]
 fn renders_the_overlay_when_no_rendered_file_is_given() {
     assert!(
-        std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success()),
+        std::process::Command::new("kubectl")
+            .arg("version")
+            .arg("--client")
+            .output()
+            .is_ok_and(|o| o.status.success()),
         "this test needs kubectl on PATH (the kustomize oracle; see xtask/src/provision.rs)"
     );
     let p = platform();
     let rendered = headroom(&p, &[]);
-    let run = p.rel(&["gate", "headroom", "--env", "staging", "--nodes", "nodes.json"]);
+    let run = p.rel(&[
+        "gate",
+        "headroom",
+        "--env",
+        "staging",
+        "--nodes",
+        "nodes.json",
+    ]);
     run.expect(0);
     assert_eq!(run.stdout(), rendered.stdout());
 }
@@ -129,23 +177,60 @@ fn nodes_from_stdin_and_bad_input() {
     let p = platform();
     let r = rendered();
     let nodes = std::fs::read(fixture("gates/cluster/nodes-and-pods.json")).unwrap();
-    let run = rel_stdin(p.path(), &["gate", "headroom", "--env", "staging", "--rendered", &r, "--nodes", "-"], &nodes);
+    let run = rel_stdin(
+        p.path(),
+        &[
+            "gate",
+            "headroom",
+            "--env",
+            "staging",
+            "--rendered",
+            &r,
+            "--nodes",
+            "-",
+        ],
+        &nodes,
+    );
     run.expect(0);
-    assert!(run.stdout().contains("WARN total: 1 of 4"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("WARN total: 1 of 4"),
+        "{}",
+        run.stdout()
+    );
 
     p.write("broken.json", "{\"kind\": \"List\"");
-    let run = p.rel(&["gate", "headroom", "--env", "staging", "--rendered", &r, "--nodes", "broken.json"]);
+    let run = p.rel(&[
+        "gate",
+        "headroom",
+        "--env",
+        "staging",
+        "--rendered",
+        &r,
+        "--nodes",
+        "broken.json",
+    ]);
     run.expect(2);
-    assert!(run.stderr().contains("could not read nodes from") && run.stderr().contains("broken.json"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("could not read nodes from") && run.stderr().contains("broken.json"),
+        "{}",
+        run.stderr()
+    );
 
     let run = p.rel(&["gate", "headroom", "--env", "staging", "--rendered", &r]);
     run.expect(2);
     assert!(run.stderr().contains("--nodes"), "{}", run.stderr());
 
     // An allocatable quantity that is not one fails the gate, naming the node.
-    let text = p.read("nodes.json").replacen("\"cpu\": \"3860m\"", "\"cpu\": \"3.8.6\"", 1);
+    let text = p
+        .read("nodes.json")
+        .replacen("\"cpu\": \"3860m\"", "\"cpu\": \"3.8.6\"", 1);
     p.write("nodes.json", &text);
     let run = headroom(&p, &[]);
     run.expect(1);
-    assert!(run.stdout().contains("FAIL input: node node-a: allocatable `3.8.6` is not a Kubernetes quantity"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("FAIL input: node node-a: allocatable `3.8.6` is not a Kubernetes quantity"),
+        "{}",
+        run.stdout()
+    );
 }

@@ -34,7 +34,12 @@ pub struct Behavior {
 
 impl Default for Behavior {
     fn default() -> Self {
-        Behavior { ready: true, jwks_keys: true, missing_asset: false, slow: Duration::from_secs(5) }
+        Behavior {
+            ready: true,
+            jwks_keys: true,
+            missing_asset: false,
+            slow: Duration::from_secs(5),
+        }
     }
 }
 
@@ -60,36 +65,66 @@ pub fn app(b: Behavior) -> Router {
                 if ready {
                     (StatusCode::OK, "ready").into_response()
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "schema not migrated: table automation_execution_claims missing").into_response()
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "schema not migrated: table automation_execution_claims missing",
+                    )
+                        .into_response()
                 }
             }),
         )
-        .route("/version", get(|| async { json(&format!(r#"{{"version":"{RUNNING}","service":"gateway"}}"#)) }))
+        .route(
+            "/version",
+            get(|| async { json(&format!(r#"{{"version":"{RUNNING}","service":"gateway"}}"#)) }),
+        )
         .route(
             "/.well-known/jwks.json",
-            get(move || async move { json(&if keys { format!(r#"{{"keys":[{JWK}]}}"#) } else { r#"{"keys":[]}"#.to_owned() }) }),
+            get(move || async move {
+                json(&if keys {
+                    format!(r#"{{"keys":[{JWK}]}}"#)
+                } else {
+                    r#"{"keys":[]}"#.to_owned()
+                })
+            }),
         )
         .route(
             "/api/query",
             post(|headers: HeaderMap, body: String| async move {
-                let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let auth = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 if auth != format!("Bearer {GOOD_TOKEN}") {
                     // Echo what was sent, as a careless service might: rel must not print it.
-                    return (StatusCode::UNAUTHORIZED, format!("invalid token: {auth}")).into_response();
+                    return (StatusCode::UNAUTHORIZED, format!("invalid token: {auth}"))
+                        .into_response();
                 }
                 json(&format!(r#"{{"data":{{"answer":42}},"echo":{body}}}"#))
             }),
         )
-        .route("/ws", get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(|_socket| async {}) }))
-        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html")], INDEX) }))
-        .route("/assets/index-4f2a.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body{margin:0}") }))
+        .route(
+            "/ws",
+            get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(|_socket| async {}) }),
+        )
+        .route(
+            "/",
+            get(|| async { ([(header::CONTENT_TYPE, "text/html")], INDEX) }),
+        )
+        .route(
+            "/assets/index-4f2a.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body{margin:0}") }),
+        )
         .route(
             "/assets/index-9c1e.js",
             get(move || async move {
                 if missing {
                     (StatusCode::NOT_FOUND, "not found").into_response()
                 } else {
-                    ([(header::CONTENT_TYPE, "text/javascript")], "console.log(1)").into_response()
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript")],
+                        "console.log(1)",
+                    )
+                        .into_response()
                 }
             }),
         )
@@ -103,7 +138,11 @@ pub fn app(b: Behavior) -> Router {
 }
 
 fn json(body: &str) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body.to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_owned(),
+    )
+        .into_response()
 }
 
 /// A server running on a thread of its own until the test process ends.
@@ -117,7 +156,11 @@ impl Server {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 axum::serve(listener, router).await.unwrap();
@@ -131,21 +174,29 @@ impl Server {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der.clone().into()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
-            )
-            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+        )
+        .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let tcp = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                axum::serve(TlsListener { tcp, acceptor }, router).await.unwrap();
+                axum::serve(TlsListener { tcp, acceptor }, router)
+                    .await
+                    .unwrap();
             });
         });
         Server { addr }
@@ -171,7 +222,9 @@ impl axum::serve::Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
             // A client that rejects the certificate aborts the handshake: serve the next one.
             if let Ok(tls) = self.acceptor.accept(stream).await {
                 return (tls, addr);
@@ -195,18 +248,28 @@ impl TestCert {
     /// Valid from 2020 to `until_year`-01-01 (a past year makes it expired).
     pub fn new(until_year: i32) -> TestCert {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(until_year, 1, 1);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        TestCert { pem: cert.pem(), der: cert.der().to_vec(), key_der: key.serialize_der() }
+        TestCert {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
     }
 }
 
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Run `rel ARGS` in `dir` with a clean environment plus `envs`.
@@ -237,7 +300,9 @@ fn rel_full(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8
     let output = match stdin {
         None => cmd.output().expect("run rel"),
         Some(bytes) => {
-            cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             let mut child = cmd.spawn().expect("run rel");
             let mut pipe = child.stdin.take().unwrap();
             let bytes = bytes.to_vec();
@@ -249,7 +314,10 @@ fn rel_full(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8
             output
         }
     };
-    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
 }
 
 /// The bearer token the fake API server accepts.
@@ -273,11 +341,18 @@ pub fn kube_api(recorded: serde_json::Value, mode: ApiMode) -> Router {
     use std::collections::HashMap;
     let items: Vec<serde_json::Value> = recorded["items"].as_array().cloned().unwrap_or_default();
     let items = Arc::new(items);
-    let list = move |kind: &'static str, ns: Option<String>, headers: HeaderMap, q: HashMap<String, String>, items: Arc<Vec<serde_json::Value>>| async move {
+    let list = move |kind: &'static str,
+                     ns: Option<String>,
+                     headers: HeaderMap,
+                     q: HashMap<String, String>,
+                     items: Arc<Vec<serde_json::Value>>| async move {
         if mode == ApiMode::Slow {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
-        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if auth != format!("Bearer {KUBE_TOKEN}") {
             return status(StatusCode::UNAUTHORIZED, "Unauthorized");
         }
@@ -285,14 +360,23 @@ pub fn kube_api(recorded: serde_json::Value, mode: ApiMode) -> Router {
             let ns = ns.as_deref().unwrap_or("");
             return status(
                 StatusCode::FORBIDDEN,
-                &format!("pods is forbidden: User \"system:serviceaccount:ci:rel\" cannot list resource \"pods\" in API group \"\" in the namespace \"{ns}\""),
+                &format!(
+                    "pods is forbidden: User \"system:serviceaccount:ci:rel\" cannot list resource \"pods\" in API group \"\" in the namespace \"{ns}\""
+                ),
             );
         }
         let selected: Vec<&serde_json::Value> = items
             .iter()
             .filter(|i| i["kind"] == kind)
-            .filter(|i| ns.as_deref().is_none_or(|ns| i["metadata"]["namespace"] == ns))
-            .filter(|i| q.get("fieldSelector").is_none_or(|_| !matches!(i["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))))
+            .filter(|i| {
+                ns.as_deref()
+                    .is_none_or(|ns| i["metadata"]["namespace"] == ns)
+            })
+            .filter(|i| {
+                q.get("fieldSelector").is_none_or(|_| {
+                    !matches!(i["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                })
+            })
             .collect();
         // Two pages: the first `limit`/2 items, then the rest behind a continue token.
         let half = selected.len() / 2;
@@ -313,15 +397,40 @@ pub fn kube_api(recorded: serde_json::Value, mode: ApiMode) -> Router {
     Router::new()
         .route(
             "/api/v1/namespaces/{ns}/pods",
-            get(move |UrlPath(ns): UrlPath<String>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| l1("Pod", Some(ns), h, q, i1)),
+            get(
+                move |UrlPath(ns): UrlPath<String>,
+                      h: HeaderMap,
+                      Query(q): Query<HashMap<String, String>>| {
+                    l1("Pod", Some(ns), h, q, i1)
+                },
+            ),
         )
-        .route("/api/v1/pods", get(move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| l2("Pod", None, h, q, i2)))
-        .route("/api/v1/nodes", get(move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| l3("Node", None, h, q, i3)))
+        .route(
+            "/api/v1/pods",
+            get(
+                move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                    l2("Pod", None, h, q, i2)
+                },
+            ),
+        )
+        .route(
+            "/api/v1/nodes",
+            get(
+                move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                    l3("Node", None, h, q, i3)
+                },
+            ),
+        )
 }
 
 fn status(code: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code.as_u16()});
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// A kubeconfig whose context `test` points at `server` with the test token, namespace `platform`.

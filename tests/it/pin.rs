@@ -29,8 +29,18 @@ fn project() -> Project {
     p.write("overlays/staging/kustomization.yaml", OVERLAY);
     p.write("base/kustomization.yaml", "resources:\n  - deploy.yaml\n");
     p.write("base/deploy.yaml", BASE);
-    p.rel(&["lock", "--version", "0.2.0", "--digest", &format!("identity={D3}"), "--digest", &format!("gateway={D1}"), "--digest", &format!("worker={D2}")])
-        .expect(0);
+    p.rel(&[
+        "lock",
+        "--version",
+        "0.2.0",
+        "--digest",
+        &format!("identity={D3}"),
+        "--digest",
+        &format!("gateway={D1}"),
+        "--digest",
+        &format!("worker={D2}"),
+    ])
+    .expect(0);
     p
 }
 
@@ -39,8 +49,18 @@ fn pin_changes_nothing_but_digests_and_appends_missing_entries() {
     let p = project();
     let run = p.rel(&["pin", "--env", "staging", "--version", "0.2.0"]);
     run.expect(0);
-    assert!(run.stdout().contains("pinned overlays/staging/kustomization.yaml to release 0.2.0"), "{}", run.stdout());
-    assert!(run.stderr().contains("images entry `docker.io/library/busybox` matches no component"), "{}", run.stderr());
+    assert!(
+        run.stdout()
+            .contains("pinned overlays/staging/kustomization.yaml to release 0.2.0"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr()
+            .contains("images entry `docker.io/library/busybox` matches no component"),
+        "{}",
+        run.stderr()
+    );
     let after = p.read("overlays/staging/kustomization.yaml");
     let before_lines: Vec<&str> = OVERLAY.lines().collect();
     let after_lines: Vec<&str> = after.lines().collect();
@@ -48,23 +68,55 @@ fn pin_changes_nothing_but_digests_and_appends_missing_entries() {
     for (i, line) in before_lines.iter().enumerate() {
         let now = after_lines[i];
         if line.contains("sha256:1111") {
-            assert_eq!(now, line.replace("sha256:1111111111111111111111111111111111111111111111111111111111111111", D3), "line {}", i + 1);
+            assert_eq!(
+                now,
+                line.replace(
+                    "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                    D3
+                ),
+                "line {}",
+                i + 1
+            );
         } else if line.contains("sha256:2222") {
-            assert_eq!(now, line.replace("sha256:2222222222222222222222222222222222222222222222222222222222222222", D1), "line {}", i + 1);
+            assert_eq!(
+                now,
+                line.replace(
+                    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                    D1
+                ),
+                "line {}",
+                i + 1
+            );
         } else {
             assert_eq!(now, *line, "line {} changed", i + 1);
         }
     }
     // worker had no entry: appended in the file's style.
-    assert!(after.contains(&format!("registry.example.com/platform/worker")), "{after}");
+    assert!(
+        after.contains(&format!("registry.example.com/platform/worker")),
+        "{after}"
+    );
     assert!(after.contains(D2), "{after}");
     // The rendered overlay now runs exactly the release's digests.
     let rendered = p.rel(&["render", "overlays/staging"]);
     rendered.expect(0);
     let out = rendered.stdout();
-    assert!(out.contains(&format!("image: registry.example.com/platform/identity@{D3}")), "{out}");
-    assert!(out.contains(&format!("image: registry.example.com/platform/gateway@{D1}")), "{out}");
-    assert!(out.contains(&format!("image: registry.example.com/platform/worker@{D2}")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "image: registry.example.com/platform/identity@{D3}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "image: registry.example.com/platform/gateway@{D1}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("image: registry.example.com/platform/worker@{D2}")),
+        "{out}"
+    );
     // Pinning again is a no-op.
     let again = p.rel(&["pin", "--env", "staging", "--version", "0.2.0"]);
     again.expect(0);
@@ -75,10 +127,21 @@ fn pin_changes_nothing_but_digests_and_appends_missing_entries() {
 #[test]
 fn dry_run_prints_a_unified_diff_and_writes_nothing() {
     let p = project();
-    let run = p.rel(&["pin", "--overlay", "overlays/staging", "--lockfile", "releases/0.2.0.yaml", "--dry-run"]);
+    let run = p.rel(&[
+        "pin",
+        "--overlay",
+        "overlays/staging",
+        "--lockfile",
+        "releases/0.2.0.yaml",
+        "--dry-run",
+    ]);
     run.expect(0);
     let diff = run.stdout();
-    assert!(diff.contains("--- overlays/staging/kustomization.yaml") || diff.contains("kustomization.yaml"), "{diff}");
+    assert!(
+        diff.contains("--- overlays/staging/kustomization.yaml")
+            || diff.contains("kustomization.yaml"),
+        "{diff}"
+    );
     assert!(diff.contains("-      digest: \"sha256:1111111111111111111111111111111111111111111111111111111111111111\""), "{diff}");
     assert!(diff.contains(&format!("+      digest: \"{D3}\"")), "{diff}");
     assert_eq!(p.read("overlays/staging/kustomization.yaml"), OVERLAY);
@@ -89,10 +152,18 @@ fn bad_inputs() {
     let p = project();
     let run = p.rel(&["pin", "--env", "nowhere", "--version", "0.2.0"]);
     run.expect(2);
-    assert!(run.stderr().contains("unknown environment `nowhere`"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("unknown environment `nowhere`"),
+        "{}",
+        run.stderr()
+    );
     let run = p.rel(&["pin", "--env", "staging", "--version", "9.9.9"]);
     run.expect(2);
-    assert!(run.stderr().contains("releases/9.9.9.yaml"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("releases/9.9.9.yaml"),
+        "{}",
+        run.stderr()
+    );
     p.write("overlays/staging/kustomization.yaml", "images: [\n");
     let run = p.rel(&["pin", "--env", "staging", "--version", "0.2.0"]);
     run.expect(2);
@@ -116,17 +187,41 @@ fn a_release_built_under_another_registry_repoints_the_entry_with_new_name() {
     );
     let gate = p.rel(&["gate", "coherence", "--version", "0.3.0"]);
     gate.expect(0);
-    assert!(gate.stdout().contains("WARN component/identity/image"), "{}", gate.stdout());
-    p.rel(&["pin", "--env", "staging", "--version", "0.3.0"]).expect(0);
+    assert!(
+        gate.stdout().contains("WARN component/identity/image"),
+        "{}",
+        gate.stdout()
+    );
+    p.rel(&["pin", "--env", "staging", "--version", "0.3.0"])
+        .expect(0);
     let after = p.read("overlays/staging/kustomization.yaml");
-    assert!(after.contains("    - name: registry.example.com/platform/identity   # the issuer\n"), "{after}");
-    assert!(after.contains("newName: localhost:5000/platform/identity"), "{after}");
+    assert!(
+        after.contains("    - name: registry.example.com/platform/identity   # the issuer\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains("newName: localhost:5000/platform/identity"),
+        "{after}"
+    );
     let out = p.rel(&["render", "overlays/staging"]).stdout();
-    assert!(out.contains(&format!("image: localhost:5000/platform/identity@{D1}")), "{out}");
-    assert!(out.contains(&format!("image: localhost:5000/platform/gateway@{D2}")), "{out}");
-    assert!(out.contains(&format!("image: localhost:5000/platform/worker@{D3}")), "{out}");
+    assert!(
+        out.contains(&format!("image: localhost:5000/platform/identity@{D1}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("image: localhost:5000/platform/gateway@{D2}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("image: localhost:5000/platform/worker@{D3}")),
+        "{out}"
+    );
     // Pinning the same release again is a no-op: the entries now point at it.
     let again = p.rel(&["pin", "--env", "staging", "--version", "0.3.0"]);
     again.expect(0);
-    assert!(again.stdout().contains("already pins release 0.3.0"), "{}", again.stdout());
+    assert!(
+        again.stdout().contains("already pins release 0.3.0"),
+        "{}",
+        again.stdout()
+    );
 }

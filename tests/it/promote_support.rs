@@ -22,7 +22,13 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env_remove("GIT_DIR")
         .output()
         .expect("run git");
-    assert!(out.status.success(), "git {args:?} in {}: {}{}", dir.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -37,13 +43,32 @@ impl GitProject {
     pub fn new() -> GitProject {
         let work = Project::from_fixture("promote");
         let remote = tempfile::tempdir().unwrap();
-        git(remote.path(), &["init", "--quiet", "--bare", "--initial-branch=main"]);
+        git(
+            remote.path(),
+            &["init", "--quiet", "--bare", "--initial-branch=main"],
+        );
         let w = work.path();
         git(w, &["init", "--quiet", "--initial-branch=main"]);
         configure(w);
         git(w, &["add", "-A"]);
-        git(w, &["commit", "--quiet", "-m", "initial: overlays pin the 0.3.0 digests"]);
-        git(w, &["remote", "add", "origin", &format!("file://{}", remote.path().display())]);
+        git(
+            w,
+            &[
+                "commit",
+                "--quiet",
+                "-m",
+                "initial: overlays pin the 0.3.0 digests",
+            ],
+        );
+        git(
+            w,
+            &[
+                "remote",
+                "add",
+                "origin",
+                &format!("file://{}", remote.path().display()),
+            ],
+        );
         git(w, &["push", "--quiet", "-u", "origin", "main"]);
         GitProject { remote, work }
     }
@@ -79,7 +104,10 @@ impl GitProject {
 
     /// A green deep-gate report for `version` in `env`, written to a file outside the repository.
     pub fn evidence(&self, version: &str, env: &str) -> PathBuf {
-        let p = self.remote.path().join(format!("evidence-{version}-{env}.json"));
+        let p = self
+            .remote
+            .path()
+            .join(format!("evidence-{version}-{env}.json"));
         std::fs::write(&p, deep_report(version, env, true)).unwrap();
         p
     }
@@ -88,21 +116,49 @@ impl GitProject {
     pub fn validated(&self, version: &str, digests: [&str; 3]) {
         self.lock(version, digests);
         let ev = self.evidence(version, "staging");
-        self.rel(&["record", "--version", version, "--env", "staging", "--evidence", ev.to_str().unwrap()]).expect(0);
+        self.rel(&[
+            "record",
+            "--version",
+            version,
+            "--env",
+            "staging",
+            "--evidence",
+            ev.to_str().unwrap(),
+        ])
+        .expect(0);
     }
 
     /// A second clone of the remote.
     pub fn clone_remote(&self) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        git(dir.path(), &["clone", "--quiet", &format!("file://{}", self.remote.path().display()), "."]);
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                &format!("file://{}", self.remote.path().display()),
+                ".",
+            ],
+        );
         configure(dir.path());
         dir
     }
 
     /// The tip of `branch` on the remote, if it exists.
     pub fn remote_tip(&self, branch: &str) -> Option<String> {
-        let out = Command::new("git").args(["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).current_dir(self.remote.path()).output().unwrap();
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let out = Command::new("git")
+            .args([
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ])
+            .current_dir(self.remote.path())
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 }
 
@@ -129,12 +185,19 @@ pub fn rel_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     let output = cmd.output().expect("run rel");
-    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
 }
 
 /// A deep smoke gate report, as `rel gate smoke --profile deep --format json` writes it.
 pub fn deep_report(version: &str, env: &str, green: bool) -> String {
-    let (status, fail, last) = if green { ("pass", 0, "pass") } else { ("fail", 1, "fail") };
+    let (status, fail, last) = if green {
+        ("pass", 0, "pass")
+    } else {
+        ("fail", 1, "fail")
+    };
     format!(
         r#"{{
   "gate": "smoke",
@@ -163,7 +226,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -203,7 +269,9 @@ impl FakeForge {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let Some(req) = read_request(&mut stream) else { continue };
+                let Some(req) = read_request(&mut stream) else {
+                    continue;
+                };
                 rq.lock().unwrap().push(req.clone());
                 let (status, body) = route(kind, &req, &pr, addr.port());
                 let resp = format!(
@@ -218,7 +286,11 @@ impl FakeForge {
             Kind::Gitea => format!("http://{addr}/api/v1"),
             Kind::Gitlab => format!("http://{addr}/api/v4"),
         };
-        FakeForge { url: base, requests, prs }
+        FakeForge {
+            url: base,
+            requests,
+            prs,
+        }
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -249,15 +321,28 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let len = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0usize);
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn query(path: &str, key: &str) -> Option<String> {
     let q = path.split_once('?')?.1;
-    q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| decode(v)))
+    q.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| decode(v))
+    })
 }
 
 fn decode(s: &str) -> String {
@@ -283,27 +368,48 @@ fn route(kind: Kind, req: &Request, prs: &Mutex<Vec<Pr>>, port: u16) -> (&'stati
         Kind::Gitlab => ("private-token", TOKEN.to_owned()),
     };
     if req.header(auth_header) != Some(auth_value.as_str()) {
-        return ("401 Unauthorized", r#"{"message":"Bad credentials"}"#.into());
+        return (
+            "401 Unauthorized",
+            r#"{"message":"Bad credentials"}"#.into(),
+        );
     }
     let path = req.path.split('?').next().unwrap_or_default();
-    let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or(serde_json::Value::Null);
+    let body: serde_json::Value =
+        serde_json::from_str(&req.body).unwrap_or(serde_json::Value::Null);
     let mut prs = prs.lock().unwrap();
     let render = |p: &Pr| match kind {
-        Kind::Github => serde_json::json!({"number": p.number, "html_url": format!("http://127.0.0.1:{port}/org/gitops/pull/{}", p.number), "state": "open", "title": p.title, "body": p.body, "head": {"ref": p.head, "label": format!("org:{}", p.head)}, "base": {"ref": p.base}}),
-        Kind::Gitea => serde_json::json!({"number": p.number, "html_url": format!("http://127.0.0.1:{port}/org/gitops/pulls/{}", p.number), "state": "open", "title": p.title, "body": p.body, "head": {"ref": p.head}, "base": {"ref": p.base}}),
-        Kind::Gitlab => serde_json::json!({"iid": p.number, "id": 1000 + p.number, "web_url": format!("http://127.0.0.1:{port}/org/gitops/-/merge_requests/{}", p.number), "state": "opened", "title": p.title, "description": p.body, "source_branch": p.head, "target_branch": p.base}),
+        Kind::Github => {
+            serde_json::json!({"number": p.number, "html_url": format!("http://127.0.0.1:{port}/org/gitops/pull/{}", p.number), "state": "open", "title": p.title, "body": p.body, "head": {"ref": p.head, "label": format!("org:{}", p.head)}, "base": {"ref": p.base}})
+        }
+        Kind::Gitea => {
+            serde_json::json!({"number": p.number, "html_url": format!("http://127.0.0.1:{port}/org/gitops/pulls/{}", p.number), "state": "open", "title": p.title, "body": p.body, "head": {"ref": p.head}, "base": {"ref": p.base}})
+        }
+        Kind::Gitlab => {
+            serde_json::json!({"iid": p.number, "id": 1000 + p.number, "web_url": format!("http://127.0.0.1:{port}/org/gitops/-/merge_requests/{}", p.number), "state": "opened", "title": p.title, "description": p.body, "source_branch": p.head, "target_branch": p.base})
+        }
     };
     let (list_path, item_prefix) = match kind {
-        Kind::Github => ("/repos/org/gitops/pulls".to_owned(), "/repos/org/gitops/pulls/".to_owned()),
-        Kind::Gitea => ("/api/v1/repos/org/gitops/pulls".to_owned(), "/api/v1/repos/org/gitops/pulls/".to_owned()),
-        Kind::Gitlab => ("/api/v4/projects/org%2Fgitops/merge_requests".to_owned(), "/api/v4/projects/org%2Fgitops/merge_requests/".to_owned()),
+        Kind::Github => (
+            "/repos/org/gitops/pulls".to_owned(),
+            "/repos/org/gitops/pulls/".to_owned(),
+        ),
+        Kind::Gitea => (
+            "/api/v1/repos/org/gitops/pulls".to_owned(),
+            "/api/v1/repos/org/gitops/pulls/".to_owned(),
+        ),
+        Kind::Gitlab => (
+            "/api/v4/projects/org%2Fgitops/merge_requests".to_owned(),
+            "/api/v4/projects/org%2Fgitops/merge_requests/".to_owned(),
+        ),
     };
     match (req.method.as_str(), path) {
         ("GET", p) if p == list_path => {
             let found: Vec<serde_json::Value> = prs
                 .iter()
                 .filter(|pr| match kind {
-                    Kind::Github => query(&req.path, "head").is_none_or(|h| h == format!("org:{}", pr.head)),
+                    Kind::Github => {
+                        query(&req.path, "head").is_none_or(|h| h == format!("org:{}", pr.head))
+                    }
                     Kind::Gitea => true,
                     Kind::Gitlab => query(&req.path, "source_branch").is_none_or(|h| h == pr.head),
                 })
@@ -316,7 +422,11 @@ fn route(kind: Kind, req: &Request, prs: &Mutex<Vec<Pr>>, port: u16) -> (&'stati
                 Kind::Gitlab => ("source_branch", "target_branch", "description"),
                 _ => ("head", "base", "body"),
             };
-            if kind == Kind::Github && body[text].as_str().is_some_and(|b| b.chars().count() > 65_536) {
+            if kind == Kind::Github
+                && body[text]
+                    .as_str()
+                    .is_some_and(|b| b.chars().count() > 65_536)
+            {
                 return ("422 Unprocessable Entity", r#"{"message":"Validation Failed","errors":[{"message":"body is too long (maximum is 65536 characters)"}]}"#.into());
             }
             let pr = Pr {
@@ -332,7 +442,11 @@ fn route(kind: Kind, req: &Request, prs: &Mutex<Vec<Pr>>, port: u16) -> (&'stati
         }
         ("PATCH" | "PUT", p) if p.starts_with(&item_prefix) => {
             let n: u64 = p[item_prefix.len()..].parse().unwrap_or(0);
-            let text = if kind == Kind::Gitlab { "description" } else { "body" };
+            let text = if kind == Kind::Gitlab {
+                "description"
+            } else {
+                "body"
+            };
             let expected_method = if kind == Kind::Gitlab { "PUT" } else { "PATCH" };
             if req.method != expected_method {
                 return ("405 Method Not Allowed", "{}".into());
@@ -362,7 +476,10 @@ impl GitProject {
             Kind::Gitlab => "gitlab",
         };
         let mut config = p.work.read("rel.toml");
-        config.push_str(&format!("\n[forge]\nkind = \"{kind}\"\napi-url = \"{}\"\nrepo = \"org/gitops\"\n", forge.url));
+        config.push_str(&format!(
+            "\n[forge]\nkind = \"{kind}\"\napi-url = \"{}\"\nrepo = \"org/gitops\"\n",
+            forge.url
+        ));
         p.work.write("rel.toml", &config);
         p.git(&["commit", "--quiet", "-am", "forge"]);
         p.git(&["push", "--quiet", "origin", "main"]);

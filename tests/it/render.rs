@@ -10,7 +10,12 @@ fn kubectl_kustomize(dir: &std::path::Path) -> String {
         .arg(dir)
         .output()
         .expect("kubectl is needed as the rendering oracle (it carries kustomize v5.5); install kubectl");
-    assert!(out.status.success(), "kubectl kustomize {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -20,9 +25,17 @@ fn project_overlays_and_templates_render_byte_identical_to_kubectl() {
     for env in ["staging", "prod"] {
         let run = rel_in(&root, &["render", "--env", env]);
         run.expect(0);
-        assert_eq!(run.stdout(), kubectl_kustomize(&root.join("overlays").join(env)), "overlay {env}");
+        assert_eq!(
+            run.stdout(),
+            kubectl_kustomize(&root.join("overlays").join(env)),
+            "overlay {env}"
+        );
     }
-    for dir in ["templates/base", "templates/argocd", "templates/external-secrets"] {
+    for dir in [
+        "templates/base",
+        "templates/argocd",
+        "templates/external-secrets",
+    ] {
         let run = rel_in(&root, &["render", dir]);
         run.expect(0);
         assert_eq!(run.stdout(), kubectl_kustomize(&root.join(dir)), "{dir}");
@@ -34,19 +47,36 @@ fn output_dir_gets_the_files_kubectl_writes() {
     let root = repo_root();
     let out = tempfile::tempdir().unwrap();
     let (ours, theirs) = (out.path().join("rel"), out.path().join("kubectl"));
-    rel_in(&root, &["render", "--env", "staging", "-o", ours.to_str().unwrap()]).expect(0);
+    rel_in(
+        &root,
+        &["render", "--env", "staging", "-o", ours.to_str().unwrap()],
+    )
+    .expect(0);
     std::fs::create_dir_all(&theirs).unwrap();
-    let status = Command::new("kubectl").arg("kustomize").arg(root.join("overlays/staging")).arg("-o").arg(&theirs).status().unwrap();
+    let status = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(root.join("overlays/staging"))
+        .arg("-o")
+        .arg(&theirs)
+        .status()
+        .unwrap();
     assert!(status.success());
     let list = |d: &std::path::Path| {
-        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         v.sort();
         v
     };
     assert_eq!(list(&ours), list(&theirs));
     assert!(list(&ours).contains(&"apps_v1_deployment_identity.yaml".to_owned()));
     for name in list(&theirs) {
-        assert_eq!(std::fs::read(ours.join(&name)).unwrap(), std::fs::read(theirs.join(&name)).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(ours.join(&name)).unwrap(),
+            std::fs::read(theirs.join(&name)).unwrap(),
+            "{name}"
+        );
     }
 }
 

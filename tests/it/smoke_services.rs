@@ -35,7 +35,11 @@ fn service_bins() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Service(Child);
@@ -61,7 +65,11 @@ fn start(bin: &Path, port: u16, envs: &[(&str, String)]) -> Service {
     let service = Service(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{} did not listen on {port}", bin.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not listen on {port}",
+            bin.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     service
@@ -81,35 +89,69 @@ fn platform() -> Platform {
     let bins = service_bins();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("platform.db").display());
-    let migrate = Command::new(bins.join("identity")).arg("migrate").env("DATABASE_URL", &db).output().unwrap();
-    assert!(migrate.status.success(), "identity migrate: {}", String::from_utf8_lossy(&migrate.stderr));
+    let migrate = Command::new(bins.join("identity"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "identity migrate: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     let (identity, worker, gateway) = (free_port(), free_port(), free_port());
     let mut services = vec![start(
         &bins.join("identity"),
         identity,
         &[
             ("DATABASE_URL", db.clone()),
-            ("IDENTITY_SIGNING_KEY_B64", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
-            ("IDENTITY_CLIENTS", format!("smoke:service_account:{SECRET}")),
+            (
+                "IDENTITY_SIGNING_KEY_B64",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+            ),
+            (
+                "IDENTITY_CLIENTS",
+                format!("smoke:service_account:{SECRET}"),
+            ),
         ],
     )];
-    services.push(start(&bins.join("worker"), worker, &[("DATABASE_URL", db.clone()), ("WORKER_ID", "worker-1".into())]));
+    services.push(start(
+        &bins.join("worker"),
+        worker,
+        &[
+            ("DATABASE_URL", db.clone()),
+            ("WORKER_ID", "worker-1".into()),
+        ],
+    ));
     services.push(start(
         &bins.join("gateway"),
         gateway,
         &[
             ("DATABASE_URL", db),
-            ("IDENTITY_JWKS_URL", format!("http://127.0.0.1:{identity}/.well-known/jwks.json")),
+            (
+                "IDENTITY_JWKS_URL",
+                format!("http://127.0.0.1:{identity}/.well-known/jwks.json"),
+            ),
             ("WORKER_URL", format!("http://127.0.0.1:{worker}")),
         ],
     ));
-    Platform { identity, worker, gateway, services, _dir: dir }
+    Platform {
+        identity,
+        worker,
+        gateway,
+        services,
+        _dir: dir,
+    }
 }
 
 fn token(identity: u16) -> String {
     let resp: serde_json::Value = reqwest::blocking::Client::new()
         .post(format!("http://127.0.0.1:{identity}/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", "smoke"), ("client_secret", SECRET)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "smoke"),
+            ("client_secret", SECRET),
+        ])
         .send()
         .unwrap()
         .json()
@@ -120,7 +162,11 @@ fn token(identity: u16) -> String {
 fn project(p: &Platform) -> Project {
     let config = std::fs::read_to_string(repo_root().join("rel.toml")).unwrap();
     // This repository's rel.toml, with the staging smoke checks pointed at the local services.
-    let config = config.split("\n[environments.staging.smoke]").next().unwrap().to_owned();
+    let config = config
+        .split("\n[environments.staging.smoke]")
+        .next()
+        .unwrap()
+        .to_owned();
     let (i, w, g) = (p.identity, p.worker, p.gateway);
     let smoke = format!(
         r#"
@@ -172,15 +218,34 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
 
     // Deep, with the token in the environment: every check runs and passes.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(["gate", "smoke", "--env", "staging", "--profile", "deep", "--version", "0.1.0", "--format", "json"])
+        .args([
+            "gate",
+            "smoke",
+            "--env",
+            "staging",
+            "--profile",
+            "deep",
+            "--version",
+            "0.1.0",
+            "--format",
+            "json",
+        ])
         .current_dir(p.path())
         .env("REL_SMOKE_TOKEN", &token)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!stdout.contains(&token) && !String::from_utf8_lossy(&out.stderr).contains(&token), "the token leaked");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains(&token) && !String::from_utf8_lossy(&out.stderr).contains(&token),
+        "the token leaked"
+    );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["summary"]["pass"], 6, "{stdout}");
     assert_eq!(report["context"]["profile"], "deep");
@@ -188,25 +253,74 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
     p.write("evidence/smoke.json", &stdout);
 
     // That report is the evidence `rel record` accepts.
-    p.rel(&["lock", "--version", "0.1.0", "--digest", &format!("identity={D1}"), "--digest", &format!("gateway={D2}"), "--digest", &format!("worker={D3}")])
-        .expect(0);
-    let record = p.rel(&["record", "--version", "0.1.0", "--env", "staging", "--evidence", "evidence/smoke.json", "--no-commit"]);
+    p.rel(&[
+        "lock",
+        "--version",
+        "0.1.0",
+        "--digest",
+        &format!("identity={D1}"),
+        "--digest",
+        &format!("gateway={D2}"),
+        "--digest",
+        &format!("worker={D3}"),
+    ])
+    .expect(0);
+    let record = p.rel(&[
+        "record",
+        "--version",
+        "0.1.0",
+        "--env",
+        "staging",
+        "--evidence",
+        "evidence/smoke.json",
+        "--no-commit",
+    ]);
     record.expect(0);
-    assert!(p.path().join("releases/0.1.0.staging.validation.yaml").is_file());
+    assert!(
+        p.path()
+            .join("releases/0.1.0.staging.validation.yaml")
+            .is_file()
+    );
 
     // Deep without a token: the authenticated query is a FAIL, not a SKIP.
-    let run = p.rel(&["gate", "smoke", "--env", "staging", "--profile", "deep", "--version", "0.1.0"]);
+    let run = p.rel(&[
+        "gate",
+        "smoke",
+        "--env",
+        "staging",
+        "--profile",
+        "deep",
+        "--version",
+        "0.1.0",
+    ]);
     run.expect(1);
-    assert!(run.stdout().contains("FAIL query through the gateway"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("FAIL query through the gateway"),
+        "{}",
+        run.stdout()
+    );
     // Baseline without a token: a SKIP, and the run passes.
     let run = p.rel(&["gate", "smoke", "--env", "staging", "--profile", "baseline"]);
     run.expect(0);
-    assert!(run.stdout().contains("SKIP query through the gateway"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("SKIP query through the gateway"),
+        "{}",
+        run.stdout()
+    );
 
     // The worker goes down: its readyz and the query through the gateway fail.
     platform.services.remove(1);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(["gate", "smoke", "--env", "staging", "--profile", "deep", "--version", "0.1.0"])
+        .args([
+            "gate",
+            "smoke",
+            "--env",
+            "staging",
+            "--profile",
+            "deep",
+            "--version",
+            "0.1.0",
+        ])
         .current_dir(p.path())
         .env("REL_SMOKE_TOKEN", &token)
         .env("NO_COLOR", "1")
@@ -215,5 +329,8 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL worker readyz"), "{stdout}");
-    assert!(stdout.contains("FAIL query through the gateway"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL query through the gateway"),
+        "{stdout}"
+    );
 }

@@ -23,7 +23,9 @@ pub struct Project {
 
 impl Project {
     pub fn empty() -> Project {
-        Project { dir: tempfile::tempdir().expect("tempdir") }
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// A project with the given rel.toml.
@@ -77,7 +79,10 @@ pub fn rel_in(dir: &Path, args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run rel");
-    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
 }
 
 pub struct Run {

@@ -23,19 +23,40 @@ pub fn run(args: &[String]) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--binary" => binary = Some(it.next().ok_or("--binary needs a path")?.into()),
-            "--rounds" => rounds = it.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0).ok_or("--rounds needs a number > 0")?,
-            other => return Err(format!("unknown argument `{other}`; usage: cargo xtask bench build [--binary PATH] [--rounds N]")),
+            "--rounds" => {
+                rounds = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--rounds needs a number > 0")?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; usage: cargo xtask bench build [--binary PATH] [--rounds N]"
+                ));
+            }
         }
     }
     let registry_bin = tool("docker-registry", "docker-registry")?;
     let umoci = tool("umoci", "umoci")?;
     let skopeo = tool("skopeo", "skopeo")?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?.to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_owned();
 
     eprintln!("building the bench driver (release)...");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "oci", "--example", "bench_push"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "oci",
+            "--example",
+            "bench_push",
+        ])
         // `cargo run` hands xtask its own package variables; build scripts that watch them would
         // rebuild the whole release tree on every bench run.
         .env_remove("CARGO_PKG_NAME")
@@ -62,7 +83,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !status.success() {
         return Err("building `oci` example `bench_push` failed".into());
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let driver = target_dir.join("release/examples/bench_push");
 
     let work = TempDir::new()?;
@@ -72,13 +95,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             (p, what)
         }
         None => {
-            let bytes = std::fs::read(&registry_bin).map_err(|e| format!("cannot read {}: {e}", registry_bin.display()))?;
+            let bytes = std::fs::read(&registry_bin)
+                .map_err(|e| format!("cannot read {}: {e}", registry_bin.display()))?;
             let p = work.0.join("app");
             std::fs::write(&p, &bytes[..bytes.len().min(TEN_MIB)]).map_err(|e| e.to_string())?;
             (p, format!("first 10 MiB of {}", registry_bin.display()))
         }
     };
-    let size = std::fs::metadata(&bin).map_err(|e| format!("{}: {e}", bin.display()))?.len();
+    let size = std::fs::metadata(&bin)
+        .map_err(|e| format!("{}: {e}", bin.display()))?
+        .len();
 
     let registry = RegistryProcess::start(&registry_bin, &work.0)?;
     let host = format!("127.0.0.1:{}", registry.port);
@@ -93,7 +119,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let cache = work.0.join(format!("cache-{round}"));
         let repo = format!("bench/rel-{round}:v1");
         let started = Instant::now();
-        let cold = run_json(Command::new(&driver).arg("push").arg(&bin).arg(&host).arg(&repo).arg(&cache))?;
+        let cold = run_json(
+            Command::new(&driver)
+                .arg("push")
+                .arg(&bin)
+                .arg(&host)
+                .arg(&repo)
+                .arg(&cache),
+        )?;
         a.push(started.elapsed().as_secs_f64());
         if number(&cold, "uploaded")? < 1.0 {
             return Err(format!("the cold push uploaded nothing: {cold}"));
@@ -101,7 +134,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         layer_size = number(&cold, "layer_size")? as u64;
 
         let started = Instant::now();
-        let again = run_json(Command::new(&driver).arg("push").arg(&bin).arg(&host).arg(&repo).arg(&cache))?;
+        let again = run_json(
+            Command::new(&driver)
+                .arg("push")
+                .arg(&bin)
+                .arg(&host)
+                .arg(&repo)
+                .arg(&cache),
+        )?;
         d.push(started.elapsed().as_secs_f64());
         repush_uploads += number(&again, "uploaded")? as u64;
 
@@ -110,28 +150,63 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let started = Instant::now();
         quiet(Command::new(&umoci).args(["init", "--layout"]).arg(&layout))?;
         quiet(Command::new(&umoci).args(["new", "--image"]).arg(&image))?;
-        quiet(Command::new(&umoci).args(["insert", "--rootless", "--image"]).arg(&image).arg(&bin).arg("/app/app"))?;
-        quiet(Command::new(&skopeo)
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{image}"))
-            .arg(format!("docker://{host}/bench/umoci-{round}:v1")))?;
+        quiet(
+            Command::new(&umoci)
+                .args(["insert", "--rootless", "--image"])
+                .arg(&image)
+                .arg(&bin)
+                .arg("/app/app"),
+        )?;
+        quiet(
+            Command::new(&skopeo)
+                .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                .arg(format!("oci:{image}"))
+                .arg(format!("docker://{host}/bench/umoci-{round}:v1")),
+        )?;
         b.push(started.elapsed().as_secs_f64());
     }
-    let (a, b, c, d) = (median(&mut a), median(&mut b), median(&mut c), median(&mut d));
-    println!("cargo xtask bench build: {:.1} MiB binary ({what}), layer {:.1} MiB gzip, {rounds} round(s), medians", size as f64 / 1048576.0, layer_size as f64 / 1048576.0);
+    let (a, b, c, d) = (
+        median(&mut a),
+        median(&mut b),
+        median(&mut c),
+        median(&mut d),
+    );
+    println!(
+        "cargo xtask bench build: {:.1} MiB binary ({what}), layer {:.1} MiB gzip, {rounds} round(s), medians",
+        size as f64 / 1048576.0,
+        layer_size as f64 / 1048576.0
+    );
     println!();
     println!("{:<58} {:>9}", "step", "time");
-    println!("{:<58} {:>7.3} s", "(a) rel: layer + image + push, cold cache, new repository", a);
-    println!("{:<58} {:>7.3} s", "(b) umoci init/new/insert + skopeo copy", b);
-    println!("{:<58} {:>7.3} s", "(c) floor: gzip (rel's compressor, level 1) + sha256", c);
+    println!(
+        "{:<58} {:>7.3} s",
+        "(a) rel: layer + image + push, cold cache, new repository", a
+    );
+    println!(
+        "{:<58} {:>7.3} s",
+        "(b) umoci init/new/insert + skopeo copy", b
+    );
+    println!(
+        "{:<58} {:>7.3} s",
+        "(c) floor: gzip (rel's compressor, level 1) + sha256", c
+    );
     println!("{:<58} {:>7.3} s", "(d) rel: no-change re-push", d);
     println!();
     let speedup = b / a;
     let over_floor = a / c;
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-    println!("(b)/(a) = {speedup:.1}x faster than umoci + skopeo   (goal >= 3x: {})", verdict(speedup >= 3.0));
-    println!("(a)/(c) = {over_floor:.2}x the floor                   (goal <= 1.5x: {})", verdict(over_floor <= 1.5));
-    println!("(d) uploaded {repush_uploads} blob(s) over {rounds} re-push(es)   (goal 0: {})", verdict(repush_uploads == 0));
+    println!(
+        "(b)/(a) = {speedup:.1}x faster than umoci + skopeo   (goal >= 3x: {})",
+        verdict(speedup >= 3.0)
+    );
+    println!(
+        "(a)/(c) = {over_floor:.2}x the floor                   (goal <= 1.5x: {})",
+        verdict(over_floor <= 1.5)
+    );
+    println!(
+        "(d) uploaded {repush_uploads} blob(s) over {rounds} re-push(es)   (goal 0: {})",
+        verdict(repush_uploads == 0)
+    );
     if repush_uploads > 0 {
         return Err("a no-change re-push uploaded blobs".into());
     }
@@ -146,7 +221,10 @@ fn tool(name: &str, package: &str) -> Result<PathBuf, String> {
 }
 
 fn run_json(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!("{cmd:?} failed with {}", out.status));
     }
@@ -154,9 +232,14 @@ fn run_json(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn quiet(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(())
 }
@@ -164,10 +247,16 @@ fn quiet(cmd: &mut Command) -> Result<(), String> {
 /// A number field from a flat JSON line (the bench driver's output).
 fn number(json: &str, key: &str) -> Result<f64, String> {
     let pat = format!("\"{key}\":");
-    let start = json.find(&pat).ok_or_else(|| format!("no `{key}` in {json}"))? + pat.len();
+    let start = json
+        .find(&pat)
+        .ok_or_else(|| format!("no `{key}` in {json}"))?
+        + pat.len();
     let rest = &json[start..];
     let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().map_err(|_| format!("`{key}` is not a number in {json}"))
+    rest[..end]
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{key}` is not a number in {json}"))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -198,7 +287,10 @@ struct RegistryProcess {
 
 impl RegistryProcess {
     fn start(bin: &Path, work: &Path) -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
         let config = work.join("registry.yml");
         std::fs::write(
             &config,
@@ -223,7 +315,9 @@ impl RegistryProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("docker-registry did not listen on 127.0.0.1:{port} within 20 s"))
+        Err(format!(
+            "docker-registry did not listen on 127.0.0.1:{port} within 20 s"
+        ))
     }
 }
 

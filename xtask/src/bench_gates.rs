@@ -25,7 +25,11 @@ const DRIFT_LIMIT: Duration = Duration::from_millis(500);
 pub fn run(args: &[String]) -> Result<(), String> {
     let debug = args.iter().any(|a| a == "--debug");
     let runs: usize = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args.get(i + 1).and_then(|n| n.parse().ok()).filter(|n| *n > 0).ok_or("--runs takes a positive number")?,
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            .ok_or("--runs takes a positive number")?,
         None => 5,
     };
     let rel = build_rel(debug)?;
@@ -34,18 +38,45 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let result = (|| {
         let smoke = bench_smoke(&rel, &work, runs)?;
         let drift = bench_drift(&rel, &work, runs)?;
-        println!("\nbench gates ({} build, best of {runs} runs; median in brackets)", if debug { "debug" } else { "release" });
-        println!("  smoke, {SMOKE_CHECKS} checks, one takes 1 s:   {}  (limit {} ms)", show(&smoke), SMOKE_LIMIT.as_millis());
-        println!("  drift --pods, {PODS} pods, rel:        {}  (limit {} ms)", show(&drift.rel), DRIFT_LIMIT.as_millis());
-        println!("  drift, same JSON, {:<19} {}", format!("{}:", drift.other_name), show(&drift.other));
+        println!(
+            "\nbench gates ({} build, best of {runs} runs; median in brackets)",
+            if debug { "debug" } else { "release" }
+        );
+        println!(
+            "  smoke, {SMOKE_CHECKS} checks, one takes 1 s:   {}  (limit {} ms)",
+            show(&smoke),
+            SMOKE_LIMIT.as_millis()
+        );
+        println!(
+            "  drift --pods, {PODS} pods, rel:        {}  (limit {} ms)",
+            show(&drift.rel),
+            DRIFT_LIMIT.as_millis()
+        );
+        println!(
+            "  drift, same JSON, {:<19} {}",
+            format!("{}:", drift.other_name),
+            show(&drift.other)
+        );
         let mut failed = Vec::new();
         if smoke[0] >= SMOKE_LIMIT {
-            failed.push(format!("smoke took {} ms (limit {} ms)", smoke[0].as_millis(), SMOKE_LIMIT.as_millis()));
+            failed.push(format!(
+                "smoke took {} ms (limit {} ms)",
+                smoke[0].as_millis(),
+                SMOKE_LIMIT.as_millis()
+            ));
         }
         if drift.rel[0] >= DRIFT_LIMIT {
-            failed.push(format!("drift took {} ms (limit {} ms)", drift.rel[0].as_millis(), DRIFT_LIMIT.as_millis()));
+            failed.push(format!(
+                "drift took {} ms (limit {} ms)",
+                drift.rel[0].as_millis(),
+                DRIFT_LIMIT.as_millis()
+            ));
         }
-        if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
     })();
     if std::env::var_os("REL_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&work);
@@ -55,7 +86,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Sorted durations: `best [median]`.
 fn show(d: &[Duration]) -> String {
-    format!("{:>6.1} ms [{:.1} ms]", d[0].as_secs_f64() * 1e3, d[d.len() / 2].as_secs_f64() * 1e3)
+    format!(
+        "{:>6.1} ms [{:.1} ms]",
+        d[0].as_secs_f64() * 1e3,
+        d[d.len() / 2].as_secs_f64() * 1e3
+    )
 }
 
 fn build_rel(debug: bool) -> Result<PathBuf, String> {
@@ -66,23 +101,39 @@ fn build_rel(debug: bool) -> Result<PathBuf, String> {
         cmd.arg("--release");
     }
     crate::provision::run(&mut cmd)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    Ok(target.join(if debug { "debug" } else { "release" }).join("rel"))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target
+        .join(if debug { "debug" } else { "release" })
+        .join("rel"))
 }
 
 /// Run `cmd` `runs` times; the sorted wall times, and the last run's output.
-fn time(runs: usize, mut make: impl FnMut() -> Command, ok_codes: &[i32]) -> Result<(Vec<Duration>, String), String> {
+fn time(
+    runs: usize,
+    mut make: impl FnMut() -> Command,
+    ok_codes: &[i32],
+) -> Result<(Vec<Duration>, String), String> {
     let mut times = Vec::new();
     let mut last = String::new();
     for _ in 0..runs {
         let mut cmd = make();
         let started = Instant::now();
-        let out = cmd.output().map_err(|e| format!("could not run {cmd:?}: {e}"))?;
+        let out = cmd
+            .output()
+            .map_err(|e| format!("could not run {cmd:?}: {e}"))?;
         times.push(started.elapsed());
         let code = out.status.code().unwrap_or(-1);
         if !ok_codes.contains(&code) {
-            return Err(format!("{cmd:?} exited {code}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "{cmd:?} exited {code}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         last = String::from_utf8_lossy(&out.stdout).into_owned();
     }
@@ -135,13 +186,17 @@ fn bench_smoke(rel: &Path, work: &Path, runs: usize) -> Result<Vec<Duration>, St
         runs,
         || {
             let mut c = Command::new(rel);
-            c.args(["gate", "smoke", "--env", "bench", "--format", "plain"]).current_dir(&dir).stdin(Stdio::null());
+            c.args(["gate", "smoke", "--env", "bench", "--format", "plain"])
+                .current_dir(&dir)
+                .stdin(Stdio::null());
             c
         },
         &[0],
     )?;
     if !out.contains(&format!("smoke gate PASSED: {SMOKE_CHECKS} passed")) {
-        return Err(format!("smoke did not pass all {SMOKE_CHECKS} checks:\n{out}"));
+        return Err(format!(
+            "smoke did not pass all {SMOKE_CHECKS} checks:\n{out}"
+        ));
     }
     Ok(times)
 }
@@ -163,8 +218,13 @@ fn bench_drift(rel: &Path, work: &Path, runs: usize) -> Result<DriftTimes, Strin
     let mut config = String::from("registry = \"registry.example.com/bench\"\n");
     let mut lock = String::from("version: \"1.0.0\"\nengineVersion: \"1.0.0\"\ncomponents:\n");
     for c in 0..COMPONENTS {
-        config.push_str(&format!("\n[components.svc-{c}]\nrepo = \"example-org/bench\"\n"));
-        lock.push_str(&format!("  svc-{c}:\n    repo: example-org/bench\n    digest: {}\n", digest(c)));
+        config.push_str(&format!(
+            "\n[components.svc-{c}]\nrepo = \"example-org/bench\"\n"
+        ));
+        lock.push_str(&format!(
+            "  svc-{c}:\n    repo: example-org/bench\n    digest: {}\n",
+            digest(c)
+        ));
     }
     config.push_str("\n[environments.bench]\n");
     std::fs::write(dir.join("rel.toml"), config).map_err(|e| e.to_string())?;
@@ -179,13 +239,19 @@ fn bench_drift(rel: &Path, work: &Path, runs: usize) -> Result<DriftTimes, Strin
             PODS / WORKLOADS,
             digest(c)
         ));
-        pins.push_str(&format!("{}\"app-{w}\":\"{}\"", if w > 0 { "," } else { "" }, digest(c)));
+        pins.push_str(&format!(
+            "{}\"app-{w}\":\"{}\"",
+            if w > 0 { "," } else { "" },
+            digest(c)
+        ));
     }
     pins.push('}');
     std::fs::write(dir.join("rendered.yaml"), rendered).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("pins.json"), &pins).map_err(|e| e.to_string())?;
 
-    let mut pods = String::from("{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[\n");
+    let mut pods = String::from(
+        "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"\"},\"items\":[\n",
+    );
     let mut stale = 0;
     for i in 0..PODS {
         let w = i % WORKLOADS;
@@ -206,13 +272,28 @@ fn bench_drift(rel: &Path, work: &Path, runs: usize) -> Result<DriftTimes, Strin
     }
     pods.push_str("]}\n");
     std::fs::write(dir.join("pods.json"), &pods).map_err(|e| e.to_string())?;
-    println!("drift input: {WORKLOADS} workloads, {PODS} pods ({:.1} MB of JSON), {stale} stale", pods.len() as f64 / 1e6);
+    println!(
+        "drift input: {WORKLOADS} workloads, {PODS} pods ({:.1} MB of JSON), {stale} stale",
+        pods.len() as f64 / 1e6
+    );
 
     let (rel_times, out) = time(
         runs,
         || {
             let mut c = Command::new(rel);
-            c.args(["gate", "drift", "--env", "bench", "--rendered", "rendered.yaml", "--pods", "pods.json", "--format", "plain"]).current_dir(&dir);
+            c.args([
+                "gate",
+                "drift",
+                "--env",
+                "bench",
+                "--rendered",
+                "rendered.yaml",
+                "--pods",
+                "pods.json",
+                "--format",
+                "plain",
+            ])
+            .current_dir(&dir);
             c
         },
         &[1],
@@ -241,7 +322,8 @@ fn bench_drift(rel: &Path, work: &Path, runs: usize) -> Result<DriftTimes, Strin
             "jq",
             Box::new(move || {
                 let mut c = Command::new("jq");
-                c.args(["--slurpfile", "p", "pins.json", JQ, "pods.json"]).current_dir(&dir);
+                c.args(["--slurpfile", "p", "pins.json", JQ, "pods.json"])
+                    .current_dir(&dir);
                 c
             }),
         )
@@ -271,9 +353,18 @@ print(len(bad))
         )
     };
     let (other_times, other_out) = time(runs, other_cmd, &[0])?;
-    let other_stale: usize = other_out.trim().parse().map_err(|_| format!("{other_name} printed `{}`", other_out.trim()))?;
+    let other_stale: usize = other_out
+        .trim()
+        .parse()
+        .map_err(|_| format!("{other_name} printed `{}`", other_out.trim()))?;
     if other_stale != rel_stale || rel_stale != stale {
-        return Err(format!("stale workloads disagree: rel {rel_stale}, {other_name} {other_stale}, generated {stale}"));
+        return Err(format!(
+            "stale workloads disagree: rel {rel_stale}, {other_name} {other_stale}, generated {stale}"
+        ));
     }
-    Ok(DriftTimes { rel: rel_times, other: other_times, other_name })
+    Ok(DriftTimes {
+        rel: rel_times,
+        other: other_times,
+        other_name,
+    })
 }

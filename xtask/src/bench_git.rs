@@ -17,9 +17,14 @@ const RUNS: usize = 7;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let dev = args.iter().any(|a| a == "--dev");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?.to_path_buf();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_path_buf();
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build.current_dir(&root).args(["build", "--quiet", "-p", "rel", "--bin", "rel"]);
+    build
+        .current_dir(&root)
+        .args(["build", "--quiet", "-p", "rel", "--bin", "rel"]);
     if !dev {
         build.arg("--release");
     }
@@ -27,15 +32,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !status.success() {
         return Err("building rel failed".into());
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let rel = target.join(if dev { "debug" } else { "release" }).join("rel");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let rel = target
+        .join(if dev { "debug" } else { "release" })
+        .join("rel");
 
     let tmp = std::env::temp_dir().join(format!("rel-bench-git-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let result = (|| {
         let audit = bench_audit(&rel, &tmp.join("history"))?;
         let promote = bench_promote(&rel, &tmp.join("promote"))?;
-        println!("\nrel built {}", if dev { "debug (--dev)" } else { "release" });
+        println!(
+            "\nrel built {}",
+            if dev { "debug (--dev)" } else { "release" }
+        );
         println!("{audit}{promote}");
         Ok(())
     })();
@@ -68,15 +80,30 @@ fn bench_audit(rel: &Path, dir: &Path) -> Result<String, String> {
         if i > 0 {
             stream.push_str(&format!("from :{i}\n"));
         }
-        stream.push_str(&format!("M 644 inline file-{}.txt\ndata 2\n{}\n\n", i % 100, i % 10));
+        stream.push_str(&format!(
+            "M 644 inline file-{}.txt\ndata 2\n{}\n\n",
+            i % 100,
+            i % 10
+        ));
     }
-    let mut child = Command::new("git").args(["fast-import", "--quiet"]).current_dir(dir).stdin(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
-    child.stdin.take().ok_or("no stdin")?.write_all(stream.as_bytes()).map_err(|e| e.to_string())?;
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(stream.as_bytes())
+        .map_err(|e| e.to_string())?;
     if !child.wait().map_err(|e| e.to_string())?.success() {
         return Err("git fast-import failed".into());
     }
     sh(dir, "git", &["reset", "--quiet", "--hard", "main"])?;
-    std::fs::write(dir.join("rel.toml"), "registry = \"r.example.com/p\"\n").map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("rel.toml"), "registry = \"r.example.com/p\"\n")
+        .map_err(|e| e.to_string())?;
 
     let git_args = [
         "log",
@@ -84,13 +111,28 @@ fn bench_audit(rel: &Path, dir: &Path) -> Result<String, String> {
         "HEAD",
     ];
     let (git_time, git_out) = median(|| run_timed(dir, "git", &git_args))?;
-    let (rel_time, rel_out) = median(|| run_timed(dir, rel.to_str().unwrap_or("rel"), &["audit", "--format", "json"]))?;
-    let git_found = git_out.lines().filter(|l| l.contains("Rel-Action: promote")).count();
+    let (rel_time, rel_out) = median(|| {
+        run_timed(
+            dir,
+            rel.to_str().unwrap_or("rel"),
+            &["audit", "--format", "json"],
+        )
+    })?;
+    let git_found = git_out
+        .lines()
+        .filter(|l| l.contains("Rel-Action: promote"))
+        .count();
     let rel_found = rel_out.matches("\"action\": \"promote\"").count();
     if git_found != rel_commits || rel_found != rel_commits {
-        return Err(format!("audit disagrees: {rel_commits} rel commits, git log found {git_found}, rel audit found {rel_found}"));
+        return Err(format!(
+            "audit disagrees: {rel_commits} rel commits, git log found {git_found}, rel audit found {rel_found}"
+        ));
     }
-    let verdict = if rel_time <= git_time { "goal met: no slower than git" } else { "goal MISSED: slower than git" };
+    let verdict = if rel_time <= git_time {
+        "goal met: no slower than git"
+    } else {
+        "goal MISSED: slower than git"
+    };
     Ok(format!(
         "audit over {COMMITS} commits ({rel_commits} with rel trailers), median of {RUNS}:\n  git log (trailers)   {:>8.1} ms\n  rel audit --json     {:>8.1} ms   ({verdict})\n",
         ms(git_time),
@@ -100,12 +142,18 @@ fn bench_audit(rel: &Path, dir: &Path) -> Result<String, String> {
 
 fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let mut config = String::from("registry = \"registry.example.com/platform\"\nrepo = \"org/platform\"\n\n");
-    let mut overlay = String::from("# prod overlay\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n");
+    let mut config =
+        String::from("registry = \"registry.example.com/platform\"\nrepo = \"org/platform\"\n\n");
+    let mut overlay = String::from(
+        "# prod overlay\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n",
+    );
     let digest = |seed: usize, i: usize| format!("sha256:{:0>64x}", seed * 1000 + i);
     for i in 0..COMPONENTS {
         config.push_str(&format!("[components.c{i:02}]\ncrate = \"c{i:02}\"\n\n"));
-        overlay.push_str(&format!("  # component {i}\n  - name: registry.example.com/platform/c{i:02}\n    digest: {}\n", digest(1, i)));
+        overlay.push_str(&format!(
+            "  # component {i}\n  - name: registry.example.com/platform/c{i:02}\n    digest: {}\n",
+            digest(1, i)
+        ));
     }
     config.push_str("[environments.staging]\noverlay = \"overlays/staging\"\npromotes-to = \"prod\"\n\n[environments.prod]\noverlay = \"overlays/prod\"\n");
     let write = |p: &str, t: &str| {
@@ -117,8 +165,32 @@ fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
     write("overlays/prod/kustomization.yaml", &overlay)?;
     write("overlays/staging/kustomization.yaml", &overlay)?;
     sh(dir, "git", &["init", "--quiet", "--initial-branch=main"])?;
-    sh(dir, "git", &["-c", "user.name=b", "-c", "user.email=b@example.com", "add", "-A"])?;
-    sh(dir, "git", &["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "--quiet", "-m", "init"])?;
+    sh(
+        dir,
+        "git",
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "add",
+            "-A",
+        ],
+    )?;
+    sh(
+        dir,
+        "git",
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "init",
+        ],
+    )?;
     for (version, seed) in [("0.1.0", 1), ("0.2.0", 2)] {
         let mut args: Vec<String> = vec!["lock".into(), "--version".into(), version.into()];
         for i in 0..COMPONENTS {
@@ -134,23 +206,83 @@ fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
         r#"{"gate":"smoke","target":"staging","status":"pass","summary":{"pass":1,"fail":0,"warn":0,"skip":0},"checks":[{"name":"ok","status":"pass","detail":"ok"}],"context":{"profile":"deep","env":"staging","version":"0.2.0"}}"#,
     )
     .map_err(|e| e.to_string())?;
-    sh(dir, "git", &["-c", "user.name=b", "-c", "user.email=b@example.com", "add", "releases/0.1.0.yaml"])?;
-    sh(dir, "git", &["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "--quiet", "-m", "0.1.0"])?;
-    sh(dir, rel.to_str().unwrap_or("rel"), &["record", "--version", "0.2.0", "--env", "staging", "--evidence", evidence.to_str().unwrap_or_default()])?;
+    sh(
+        dir,
+        "git",
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "add",
+            "releases/0.1.0.yaml",
+        ],
+    )?;
+    sh(
+        dir,
+        "git",
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "0.1.0",
+        ],
+    )?;
+    sh(
+        dir,
+        rel.to_str().unwrap_or("rel"),
+        &[
+            "record",
+            "--version",
+            "0.2.0",
+            "--env",
+            "staging",
+            "--evidence",
+            evidence.to_str().unwrap_or_default(),
+        ],
+    )?;
 
-    let (t, out) = median(|| run_timed(dir, rel.to_str().unwrap_or("rel"), &["promote", "--version", "0.2.0", "--env", "prod", "--dry-run"]))?;
+    let (t, out) = median(|| {
+        run_timed(
+            dir,
+            rel.to_str().unwrap_or("rel"),
+            &[
+                "promote",
+                "--version",
+                "0.2.0",
+                "--env",
+                "prod",
+                "--dry-run",
+            ],
+        )
+    })?;
     if !out.contains(&format!("{COMPONENTS} of {COMPONENTS} components change")) {
-        return Err(format!("promote --dry-run did not plan {COMPONENTS} changes:\n{out}"));
+        return Err(format!(
+            "promote --dry-run did not plan {COMPONENTS} changes:\n{out}"
+        ));
     }
-    let verdict = if t < Duration::from_millis(200) { "goal met: under 200 ms" } else { "goal MISSED: 200 ms" };
-    Ok(format!("promote --dry-run, {COMPONENTS} components, median of {RUNS}:\n  rel promote --dry-run {:>7.1} ms   ({verdict})\n", ms(t)))
+    let verdict = if t < Duration::from_millis(200) {
+        "goal met: under 200 ms"
+    } else {
+        "goal MISSED: 200 ms"
+    };
+    Ok(format!(
+        "promote --dry-run, {COMPONENTS} components, median of {RUNS}:\n  rel promote --dry-run {:>7.1} ms   ({verdict})\n",
+        ms(t)
+    ))
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn median(mut f: impl FnMut() -> Result<(Duration, String), String>) -> Result<(Duration, String), String> {
+fn median(
+    mut f: impl FnMut() -> Result<(Duration, String), String>,
+) -> Result<(Duration, String), String> {
     let (_, out) = f()?; // warm the page cache
     let mut times = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
@@ -162,19 +294,36 @@ fn median(mut f: impl FnMut() -> Result<(Duration, String), String>) -> Result<(
 
 fn run_timed(dir: &Path, program: &str, args: &[&str]) -> Result<(Duration, String), String> {
     let start = Instant::now();
-    let out = Command::new(program).args(args).current_dir(dir).env("NO_COLOR", "1").output().map_err(|e| format!("{program}: {e}"))?;
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
     let took = start.elapsed();
     if !out.status.success() {
-        return Err(format!("{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok((took, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 fn sh(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program).args(args).current_dir(dir).env("REL_ACTOR", "bench@example.com").output().map_err(|e| format!("{program}: {e}"))?;
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("REL_ACTOR", "bench@example.com")
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{program} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }

@@ -336,12 +336,22 @@ pub fn run(args: &[String]) -> i32 {
 /// and return its path. Shared by `bench render` and `kustomize-fuzz`.
 pub fn renderer_example(root: &Path) -> Result<PathBuf, String> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "-p", "kustomize-rs", "--example", "bench_render"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kustomize-rs",
+            "--example",
+            "bench_render",
+        ])
         .current_dir(root)
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         return Err("cargo build of the bench_render example failed".to_owned());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     Ok(target.join("release/examples/bench_render"))
 }

@@ -52,7 +52,9 @@ fn main() -> ExitCode {
             Some("build") => bench_build::run(&args[2..]),
             Some("gates") => bench_gates::run(&args[2..]),
             Some("git") => bench_git::run(&args[2..]),
-            _ => Err(format!("usage: cargo xtask bench <render|build|gates|git> [args]\n\n{USAGE}")),
+            _ => Err(format!(
+                "usage: cargo xtask bench <render|build|gates|git> [args]\n\n{USAGE}"
+            )),
         },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

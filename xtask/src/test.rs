@@ -17,10 +17,18 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     provision::ensure_tools()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     for args in SERVICE_BUILDS {
-        provision::run(Command::new(&cargo).args(["build", "--locked", "--quiet"]).args(args))?;
+        provision::run(
+            Command::new(&cargo)
+                .args(["build", "--locked", "--quiet"])
+                .args(args),
+        )?;
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent directory")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask has no parent directory")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     // SAFETY: single-threaded here; the variable is inherited by the test processes.
     unsafe { std::env::set_var("REL_SERVICES_BIN_DIR", target.join("debug")) };
     let nextest = Command::new(&cargo)
@@ -31,13 +39,25 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     if nextest {
         provision::run(
             Command::new(&cargo)
-                .args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
+                .args([
+                    "nextest",
+                    "run",
+                    "--workspace",
+                    "--locked",
+                    "--no-fail-fast",
+                ])
                 .args(extra),
         )?;
         // nextest does not run doctests.
         provision::run(Command::new(&cargo).args(["test", "--workspace", "--locked", "--doc"]))
     } else {
-        eprintln!("xtask: cargo-nextest not found, using cargo test (install: cargo install cargo-nextest --locked)");
-        provision::run(Command::new(&cargo).args(["test", "--workspace", "--locked", "--no-fail-fast"]).args(extra))
+        eprintln!(
+            "xtask: cargo-nextest not found, using cargo test (install: cargo install cargo-nextest --locked)"
+        );
+        provision::run(
+            Command::new(&cargo)
+                .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+                .args(extra),
+        )
     }
 }

@@ -22,7 +22,11 @@ pub enum DigestError {
     #[error("digest `{input}` has uppercase hex at position {position}: digests are lowercase")]
     Uppercase { input: String, position: usize },
     #[error("digest `{input}` has a non-hex character `{found}` at position {position}")]
-    NotHex { input: String, found: char, position: usize },
+    NotHex {
+        input: String,
+        found: char,
+        position: usize,
+    },
 }
 
 impl Digest {
@@ -73,16 +77,28 @@ impl FromStr for Digest {
         let offset = algorithm.len() + 1;
         for (i, c) in hex.char_indices() {
             if c.is_ascii_hexdigit() && c.is_ascii_uppercase() {
-                return Err(DigestError::Uppercase { input: input.to_owned(), position: offset + i });
+                return Err(DigestError::Uppercase {
+                    input: input.to_owned(),
+                    position: offset + i,
+                });
             }
             if !matches!(c, '0'..='9' | 'a'..='f') {
-                return Err(DigestError::NotHex { input: input.to_owned(), found: c, position: offset + i });
+                return Err(DigestError::NotHex {
+                    input: input.to_owned(),
+                    found: c,
+                    position: offset + i,
+                });
             }
         }
         if hex.len() != 64 {
-            return Err(DigestError::WrongLength { input: input.to_owned(), len: hex.len() });
+            return Err(DigestError::WrongLength {
+                input: input.to_owned(),
+                len: hex.len(),
+            });
         }
-        Ok(Digest { hex: hex.to_owned() })
+        Ok(Digest {
+            hex: hex.to_owned(),
+        })
     }
 }
 
@@ -178,7 +194,10 @@ mod tests {
             (format!("sha256:{HEX}0"), "has 65 hex characters"),
             ("sha256:".to_owned(), "has 0 hex characters"),
             (upper, "uppercase hex at position 8"),
-            (format!("sha256:{}g", &HEX[..63]), "non-hex character `g` at position 70"),
+            (
+                format!("sha256:{}g", &HEX[..63]),
+                "non-hex character `g` at position 70",
+            ),
             (format!("sha256: {}", &HEX[..63]), "non-hex character ` `"),
         ];
         for (input, want) in cases {

@@ -27,11 +27,15 @@ pub enum ImageRefError {
     TooLong { input: String, len: usize },
     #[error("image reference `{input}`: repository `{repository}` must be lowercase")]
     Uppercase { input: String, repository: String },
-    #[error("image reference `{input}`: path component `{component}` is invalid (lowercase letters, digits and single `.`, `_`, `__` or `-` separators)")]
+    #[error(
+        "image reference `{input}`: path component `{component}` is invalid (lowercase letters, digits and single `.`, `_`, `__` or `-` separators)"
+    )]
     BadComponent { input: String, component: String },
     #[error("image reference `{input}`: registry host `{host}` is invalid")]
     BadRegistry { input: String, host: String },
-    #[error("image reference `{input}`: tag `{tag}` is invalid (1-128 of letters, digits, `_`, `.`, `-`; not starting with `.` or `-`)")]
+    #[error(
+        "image reference `{input}`: tag `{tag}` is invalid (1-128 of letters, digits, `_`, `.`, `-`; not starting with `.` or `-`)"
+    )]
     BadTag { input: String, tag: String },
     #[error("image reference `{input}`: {source}")]
     BadDigest { input: String, source: DigestError },
@@ -44,10 +48,16 @@ impl ImageRef {
         let input = format!("{prefix}/{repository}");
         let r: ImageRef = input.parse()?;
         if let Some(tag) = r.tag() {
-            return Err(ImageRefError::BadTag { input, tag: tag.to_owned() });
+            return Err(ImageRefError::BadTag {
+                input,
+                tag: tag.to_owned(),
+            });
         }
         if r.digest().is_some() {
-            return Err(ImageRefError::BadComponent { input, component: "@".to_owned() });
+            return Err(ImageRefError::BadComponent {
+                input,
+                component: "@".to_owned(),
+            });
         }
         Ok(r)
     }
@@ -77,18 +87,28 @@ impl ImageRef {
 
     /// The same name pinned to `digest` (the tag, if any, is kept as a label).
     pub fn with_digest(&self, digest: Digest) -> Self {
-        ImageRef { digest: Some(digest), ..self.clone() }
+        ImageRef {
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// The same name with `tag`.
     pub fn with_tag(&self, tag: &str) -> Result<Self, ImageRefError> {
         validate_tag(tag, &self.to_string())?;
-        Ok(ImageRef { tag: Some(tag.to_owned()), ..self.clone() })
+        Ok(ImageRef {
+            tag: Some(tag.to_owned()),
+            ..self.clone()
+        })
     }
 
     /// The name with neither tag nor digest.
     pub fn without_version(&self) -> Self {
-        ImageRef { tag: None, digest: None, ..self.clone() }
+        ImageRef {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
     }
 
     /// Whether the reference is pinned by digest.
@@ -99,7 +119,10 @@ impl ImageRef {
     /// The name as a user would write it: no `docker.io/` and no `library/` for Docker Hub.
     pub fn familiar_name(&self) -> String {
         if self.registry == DEFAULT_REGISTRY {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_owned()
         } else {
             self.name()
         }
@@ -113,7 +136,10 @@ fn is_component_char(c: char) -> bool {
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
 fn valid_component(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.is_empty() || !is_component_char(b[0] as char) || !is_component_char(b[b.len() - 1] as char) {
+    if b.is_empty()
+        || !is_component_char(b[0] as char)
+        || !is_component_char(b[b.len() - 1] as char)
+    {
         return false;
     }
     let mut i = 0;
@@ -143,10 +169,19 @@ fn valid_registry(host: &str) -> bool {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         match rest.split_once(']') {
             Some((addr, tail)) => {
-                if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+                if addr.is_empty()
+                    || !addr
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+                {
                     return false;
                 }
-                (None, tail.strip_prefix(':').map(Some).unwrap_or(if tail.is_empty() { None } else { Some("x") }))
+                (
+                    None,
+                    tail.strip_prefix(':')
+                        .map(Some)
+                        .unwrap_or(if tail.is_empty() { None } else { Some("x") }),
+                )
             }
             None => return false,
         }
@@ -178,9 +213,18 @@ fn valid_registry(host: &str) -> bool {
 fn validate_tag(tag: &str, input: &str) -> Result<(), ImageRefError> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && !tag.starts_with(['.', '-']);
-    if ok { Ok(()) } else { Err(ImageRefError::BadTag { input: input.to_owned(), tag: tag.to_owned() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageRefError::BadTag {
+            input: input.to_owned(),
+            tag: tag.to_owned(),
+        })
+    }
 }
 
 impl FromStr for ImageRef {
@@ -194,7 +238,10 @@ impl FromStr for ImageRef {
             Some((rest, d)) => {
                 let digest = d
                     .parse::<Digest>()
-                    .map_err(|source| ImageRefError::BadDigest { input: input.to_owned(), source })?;
+                    .map_err(|source| ImageRefError::BadDigest {
+                        input: input.to_owned(),
+                        source,
+                    })?;
                 (rest, Some(digest))
             }
             None => (input, None),
@@ -213,28 +260,46 @@ impl FromStr for ImageRef {
             return Err(ImageRefError::Empty);
         }
         if name.len() > 255 {
-            return Err(ImageRefError::TooLong { input: input.to_owned(), len: name.len() });
+            return Err(ImageRefError::TooLong {
+                input: input.to_owned(),
+                len: name.len(),
+            });
         }
         // The first component is a registry host when it looks like one: it has a `.` or `:`,
         // is `localhost`, or has uppercase letters (which a repository path may not).
         let (registry, repository) = match name.split_once('/') {
             Some((first, remainder))
-                if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 if !valid_registry(first) {
-                    return Err(ImageRefError::BadRegistry { input: input.to_owned(), host: first.to_owned() });
+                    return Err(ImageRefError::BadRegistry {
+                        input: input.to_owned(),
+                        host: first.to_owned(),
+                    });
                 }
-                let registry = if first == "index.docker.io" { DEFAULT_REGISTRY } else { first };
+                let registry = if first == "index.docker.io" {
+                    DEFAULT_REGISTRY
+                } else {
+                    first
+                };
                 (registry.to_owned(), remainder.to_owned())
             }
             _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
         };
         if repository.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(ImageRefError::Uppercase { input: input.to_owned(), repository });
+            return Err(ImageRefError::Uppercase {
+                input: input.to_owned(),
+                repository,
+            });
         }
         for component in repository.split('/') {
             if !valid_component(component) {
-                return Err(ImageRefError::BadComponent { input: input.to_owned(), component: component.to_owned() });
+                return Err(ImageRefError::BadComponent {
+                    input: input.to_owned(),
+                    component: component.to_owned(),
+                });
             }
         }
         let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
@@ -242,7 +307,12 @@ impl FromStr for ImageRef {
         } else {
             repository
         };
-        Ok(ImageRef { registry, repository, tag, digest })
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 }
 
@@ -291,22 +361,106 @@ mod tests {
         let d = format!("sha256:{HEX}");
         let cases: Vec<(String, &str, &str, Option<&str>, bool)> = vec![
             ("nginx".into(), "docker.io", "library/nginx", None, false),
-            ("nginx:1.27".into(), "docker.io", "library/nginx", Some("1.27"), false),
-            ("bitnami/redis".into(), "docker.io", "bitnami/redis", None, false),
-            ("docker.io/nginx".into(), "docker.io", "library/nginx", None, false),
-            ("index.docker.io/library/nginx".into(), "docker.io", "library/nginx", None, false),
+            (
+                "nginx:1.27".into(),
+                "docker.io",
+                "library/nginx",
+                Some("1.27"),
+                false,
+            ),
+            (
+                "bitnami/redis".into(),
+                "docker.io",
+                "bitnami/redis",
+                None,
+                false,
+            ),
+            (
+                "docker.io/nginx".into(),
+                "docker.io",
+                "library/nginx",
+                None,
+                false,
+            ),
+            (
+                "index.docker.io/library/nginx".into(),
+                "docker.io",
+                "library/nginx",
+                None,
+                false,
+            ),
             ("localhost/app".into(), "localhost", "app", None, false),
-            ("localhost:5000/app".into(), "localhost:5000", "app", None, false),
-            ("localhost:5000/team/app:v1".into(), "localhost:5000", "team/app", Some("v1"), false),
-            ("127.0.0.1:5000/app".into(), "127.0.0.1:5000", "app", None, false),
-            ("registry.example.com/platform/identity".into(), "registry.example.com", "platform/identity", None, false),
-            (format!("registry.example.com/platform/identity@{d}"), "registry.example.com", "platform/identity", None, true),
-            (format!("ghcr.io/o/r:0.4.0@{d}"), "ghcr.io", "o/r", Some("0.4.0"), true),
-            ("Registry.Example.com:443/a/b".into(), "Registry.Example.com:443", "a/b", None, false),
+            (
+                "localhost:5000/app".into(),
+                "localhost:5000",
+                "app",
+                None,
+                false,
+            ),
+            (
+                "localhost:5000/team/app:v1".into(),
+                "localhost:5000",
+                "team/app",
+                Some("v1"),
+                false,
+            ),
+            (
+                "127.0.0.1:5000/app".into(),
+                "127.0.0.1:5000",
+                "app",
+                None,
+                false,
+            ),
+            (
+                "registry.example.com/platform/identity".into(),
+                "registry.example.com",
+                "platform/identity",
+                None,
+                false,
+            ),
+            (
+                format!("registry.example.com/platform/identity@{d}"),
+                "registry.example.com",
+                "platform/identity",
+                None,
+                true,
+            ),
+            (
+                format!("ghcr.io/o/r:0.4.0@{d}"),
+                "ghcr.io",
+                "o/r",
+                Some("0.4.0"),
+                true,
+            ),
+            (
+                "Registry.Example.com:443/a/b".into(),
+                "Registry.Example.com:443",
+                "a/b",
+                None,
+                false,
+            ),
             ("UPPERHOST/repo".into(), "UPPERHOST", "repo", None, false),
-            ("a/b__c/d-e--f/g.h_i".into(), "docker.io", "a/b__c/d-e--f/g.h_i", None, false),
-            ("[::1]:5000/app:tag".into(), "[::1]:5000", "app", Some("tag"), false),
-            ("app:latest_1.0-RC".into(), "docker.io", "library/app", Some("latest_1.0-RC"), false),
+            (
+                "a/b__c/d-e--f/g.h_i".into(),
+                "docker.io",
+                "a/b__c/d-e--f/g.h_i",
+                None,
+                false,
+            ),
+            (
+                "[::1]:5000/app:tag".into(),
+                "[::1]:5000",
+                "app",
+                Some("tag"),
+                false,
+            ),
+            (
+                "app:latest_1.0-RC".into(),
+                "docker.io",
+                "library/app",
+                Some("latest_1.0-RC"),
+                false,
+            ),
         ];
         for (input, registry, repository, tag, pinned) in cases {
             let r: ImageRef = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -325,7 +479,10 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             ("".into(), "empty"),
             ("Nginx".into(), "must be lowercase"),
-            ("registry.example.com/Platform/app".into(), "must be lowercase"),
+            (
+                "registry.example.com/Platform/app".into(),
+                "must be lowercase",
+            ),
             ("app:".into(), "tag `` is invalid"),
             ("app:-x".into(), "tag `-x` is invalid"),
             (format!("app:{}", "x".repeat(129)), "is invalid"),
@@ -340,8 +497,15 @@ mod tests {
             (format!("{}/x", "a".repeat(300)), "at most 255"),
         ];
         for (input, want) in cases {
-            let err = input.parse::<ImageRef>().map(|r| r.to_string()).unwrap_err().to_string();
-            assert!(err.contains(want), "{input:?}: `{err}` does not contain `{want}`");
+            let err = input
+                .parse::<ImageRef>()
+                .map(|r| r.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want),
+                "{input:?}: `{err}` does not contain `{want}`"
+            );
         }
     }
 
@@ -362,7 +526,10 @@ mod tests {
         assert_eq!(r.familiar_name(), "nginx");
         assert_eq!(r.name(), "docker.io/library/nginx");
         let p = r.with_digest(d.clone());
-        assert_eq!(p.to_string(), format!("docker.io/library/nginx:1@sha256:{HEX}"));
+        assert_eq!(
+            p.to_string(),
+            format!("docker.io/library/nginx:1@sha256:{HEX}")
+        );
         assert_eq!(p.without_version().to_string(), "docker.io/library/nginx");
         let r = ImageRef::new("localhost:5000", "platform/identity").unwrap();
         assert_eq!(r.familiar_name(), "localhost:5000/platform/identity");

@@ -15,9 +15,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("push") if args.len() == 5 => push(&args[1], &args[2], &args[3], &args[4]),
-        Some("floor") if args.len() == 3 => floor(&args[1], args[2].parse().expect("LEVEL is 0..=9")),
+        Some("floor") if args.len() == 3 => {
+            floor(&args[1], args[2].parse().expect("LEVEL is 0..=9"))
+        }
         _ => {
-            eprintln!("usage: bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR | floor BINARY LEVEL");
+            eprintln!(
+                "usage: bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR | floor BINARY LEVEL"
+            );
             std::process::exit(2);
         }
     }
@@ -26,7 +30,11 @@ fn main() {
 fn push(binary: &str, registry: &str, repo_tag: &str, cache_dir: &str) {
     let start = Instant::now();
     let target: ImageRef = format!("{registry}/{repo_tag}").parse().expect("reference");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let published = rt.block_on(async {
         let client = Registry::new(registry, None, ClientOptions::default()).expect("client");
         oci::build_and_push(
@@ -62,5 +70,8 @@ fn floor(binary: &str, level: u32) {
     let start = Instant::now();
     let (digest, size) = oci::layer::gzip_and_hash(&tar, level).expect("gzip");
     let secs = start.elapsed().as_secs_f64();
-    println!("{}", serde_json::json!({ "secs": secs, "digest": digest, "size": size, "level": level }));
+    println!(
+        "{}",
+        serde_json::json!({ "secs": secs, "digest": digest, "size": size, "level": level })
+    );
 }

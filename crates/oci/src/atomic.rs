@@ -10,7 +10,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A unique temporary path next to `target` (same directory, so the rename is atomic).
 pub(crate) fn temp_path_for(target: &Path) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
@@ -50,7 +53,9 @@ pub(crate) fn link_or_copy(source: &Path, target: &Path) -> io::Result<()> {
         fs::create_dir_all(parent)?;
     }
     let tmp = temp_path_for(target);
-    let result = fs::hard_link(source, &tmp).or_else(|_| fs::copy(source, &tmp).map(|_| ())).and_then(|()| fs::rename(&tmp, target));
+    let result = fs::hard_link(source, &tmp)
+        .or_else(|_| fs::copy(source, &tmp).map(|_| ()))
+        .and_then(|()| fs::rename(&tmp, target));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

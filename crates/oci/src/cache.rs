@@ -72,7 +72,10 @@ impl LayerCache {
         if let Some(layer) = self.get(&key.key)? {
             return Ok((layer, CacheOutcome::Hit));
         }
-        Ok((self.build(&key, spec, &mut io::sink())?, CacheOutcome::Built))
+        Ok((
+            self.build(&key, spec, &mut io::sink())?,
+            CacheOutcome::Built,
+        ))
     }
 
     /// The cached layer for `key` (from [`cache_key`]), if its blob is still there.
@@ -90,8 +93,14 @@ impl LayerCache {
 
     /// Build the layer for `spec`, store it under `key`, and copy its compressed bytes to `also`
     /// as they are produced.
-    pub fn build(&self, key: &LayerKey, spec: &LayerSpec, also: &mut dyn io::Write) -> Result<Layer, LayerError> {
-        let layer = layer::build_layer_inner(spec, &self.blob_dir(), also, Some(key.diff_id.clone()))?;
+    pub fn build(
+        &self,
+        key: &LayerKey,
+        spec: &LayerSpec,
+        also: &mut dyn io::Write,
+    ) -> Result<Layer, LayerError> {
+        let layer =
+            layer::build_layer_inner(spec, &self.blob_dir(), also, Some(key.diff_id.clone()))?;
         self.insert(key, &layer)?;
         Ok(layer)
     }
@@ -105,18 +114,31 @@ impl LayerCache {
             size: layer.size,
             media_type: layer.media_type.clone(),
         };
-        let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write { path: entry_path.clone(), source: e.into() })?;
-        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write { path: entry_path.clone(), source })
+        let bytes = serde_json::to_vec(&entry).map_err(|e| LayerError::Write {
+            path: entry_path.clone(),
+            source: e.into(),
+        })?;
+        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write {
+            path: entry_path.clone(),
+            source,
+        })
     }
 
     fn lookup(&self, entry_path: &Path) -> Result<Option<Layer>, LayerError> {
         let bytes = match fs::read(entry_path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(LayerError::CacheEntry { path: entry_path.to_owned(), source }),
+            Err(source) => {
+                return Err(LayerError::CacheEntry {
+                    path: entry_path.to_owned(),
+                    source,
+                });
+            }
         };
         // A corrupt entry is rebuilt, not fatal.
-        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else { return Ok(None) };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+            return Ok(None);
+        };
         let path = self.blob_dir().join(entry.digest.hex());
         match fs::metadata(&path) {
             Ok(m) if m.len() == entry.size => Ok(Some(Layer {
@@ -137,14 +159,25 @@ impl LayerCache {
 /// diff id instead of hashing the tar again.
 pub fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
     let diff_id = layer::diff_id(spec)?;
-    let input = KeyInput { layout_version: LAYOUT_VERSION, compressor: COMPRESSOR, gzip_level: spec.gzip_level, diff_id: &diff_id };
+    let input = KeyInput {
+        layout_version: LAYOUT_VERSION,
+        compressor: COMPRESSOR,
+        gzip_level: spec.gzip_level,
+        diff_id: &diff_id,
+    };
     let bytes = serde_json::to_vec(&input).expect("key input serialises");
-    Ok(LayerKey { key: Digest::of(&bytes), diff_id })
+    Ok(LayerKey {
+        key: Digest::of(&bytes),
+        diff_id,
+    })
 }
 
 /// sha256 of a file's content, streamed.
 pub fn file_sha256(path: &Path) -> Result<Digest, LayerError> {
-    let read_err = |source| LayerError::ReadSource { path: path.to_owned(), source };
+    let read_err = |source| LayerError::ReadSource {
+        path: path.to_owned(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(read_err)?;
     let mut h = Sha256Hasher::new();
     io::copy(&mut f, &mut h).map_err(read_err)?;

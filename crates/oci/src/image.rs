@@ -8,8 +8,8 @@ use image_ref::Digest;
 
 use crate::layer::Layer;
 use crate::spec::{
-    self, ContainerConfig, Descriptor, Empty, History, ImageConfig, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Manifest,
-    RootFs,
+    self, ContainerConfig, Descriptor, Empty, History, ImageConfig, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_MANIFEST, Manifest, RootFs,
 };
 use crate::timestamp::rfc3339;
 
@@ -108,12 +108,20 @@ pub struct Image {
 impl Image {
     /// The config descriptor as the manifest holds it.
     pub fn config_descriptor(&self) -> Descriptor {
-        Descriptor::new(MEDIA_TYPE_CONFIG, self.config_digest.clone(), self.config.len() as u64)
+        Descriptor::new(
+            MEDIA_TYPE_CONFIG,
+            self.config_digest.clone(),
+            self.config.len() as u64,
+        )
     }
 
     /// The manifest descriptor (what an index or a tag points at).
     pub fn manifest_descriptor(&self) -> Descriptor {
-        Descriptor::new(MEDIA_TYPE_MANIFEST, self.manifest_digest.clone(), self.manifest.len() as u64)
+        Descriptor::new(
+            MEDIA_TYPE_MANIFEST,
+            self.manifest_digest.clone(),
+            self.manifest.len() as u64,
+        )
     }
 }
 
@@ -121,7 +129,13 @@ impl Image {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("base image {origin} is {os}/{architecture}, but the image is {want_os}/{want_arch}")]
-    PlatformMismatch { origin: String, os: String, architecture: String, want_os: String, want_arch: String },
+    PlatformMismatch {
+        origin: String,
+        os: String,
+        architecture: String,
+        want_os: String,
+        want_arch: String,
+    },
     #[error("exposed port `{0}` is not `<number>/tcp` or `<number>/udp`")]
     BadPort(String),
     #[error("environment entry `{0}` is not `KEY=value`")]
@@ -131,7 +145,11 @@ pub enum ImageError {
 }
 
 /// Assemble an image from an optional base and our layers (in order).
-pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) -> Result<Image, ImageError> {
+pub fn assemble(
+    base: Option<&BaseImage>,
+    layers: &[Layer],
+    spec: &ImageSpec,
+) -> Result<Image, ImageError> {
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let config_bytes = config(base, &diff_ids, spec)?;
     let config_digest = Digest::of(&config_bytes);
@@ -139,7 +157,11 @@ pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) ->
     blobs.extend(layers.iter().map(LayerBlob::from));
     let manifest = Manifest {
         annotations: BTreeMap::new(),
-        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest.clone(), config_bytes.len() as u64),
+        config: Descriptor::new(
+            MEDIA_TYPE_CONFIG,
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
         layers: blobs.iter().map(|b| b.descriptor.clone()).collect(),
         media_type: Some(MEDIA_TYPE_MANIFEST.into()),
         schema_version: 2,
@@ -156,7 +178,11 @@ pub fn assemble(base: Option<&BaseImage>, layers: &[Layer], spec: &ImageSpec) ->
 
 /// The image config bytes for a base and our layers' diff ids: known before the layers are
 /// compressed, since it names only uncompressed digests.
-pub fn config(base: Option<&BaseImage>, diff_ids: &[Digest], spec: &ImageSpec) -> Result<Vec<u8>, ImageError> {
+pub fn config(
+    base: Option<&BaseImage>,
+    diff_ids: &[Digest],
+    spec: &ImageSpec,
+) -> Result<Vec<u8>, ImageError> {
     let mut blobs: Vec<Digest> = Vec::new();
     let mut history: Vec<History> = Vec::new();
     let mut env: Vec<String> = Vec::new();
@@ -176,7 +202,9 @@ pub fn config(base: Option<&BaseImage>, diff_ids: &[Digest], spec: &ImageSpec) -
         env.extend(base.env.iter().cloned());
     }
     for e in &spec.env {
-        let Some((key, _)) = e.split_once('=') else { return Err(ImageError::BadEnv(e.clone())) };
+        let Some((key, _)) = e.split_once('=') else {
+            return Err(ImageError::BadEnv(e.clone()));
+        };
         if key.is_empty() {
             return Err(ImageError::BadEnv(e.clone()));
         }
@@ -207,7 +235,11 @@ pub fn config(base: Option<&BaseImage>, diff_ids: &[Digest], spec: &ImageSpec) -
     }
     let mut labels = spec.labels.clone();
     labels.insert("org.opencontainers.image.created".into(), created.clone());
-    for (key, value) in [("source", &spec.source), ("revision", &spec.revision), ("version", &spec.version)] {
+    for (key, value) in [
+        ("source", &spec.source),
+        ("revision", &spec.revision),
+        ("version", &spec.version),
+    ] {
         if let Some(v) = value {
             labels.insert(format!("org.opencontainers.image.{key}"), v.clone());
         }
@@ -226,7 +258,10 @@ pub fn config(base: Option<&BaseImage>, diff_ids: &[Digest], spec: &ImageSpec) -
         created: Some(created),
         history,
         os: spec.os.clone(),
-        rootfs: RootFs { diff_ids: blobs, kind: "layers".into() },
+        rootfs: RootFs {
+            diff_ids: blobs,
+            kind: "layers".into(),
+        },
     };
     Ok(spec::canonical_json(&config))
 }

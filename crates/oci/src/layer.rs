@@ -53,7 +53,11 @@ impl LayerSpec {
     /// The usual layer: one binary at `/app/<bin>`, mode 0555.
     pub fn binary(source: impl Into<PathBuf>, bin: &str, mtime: u64) -> Self {
         LayerSpec {
-            files: vec![LayerFile { source: source.into(), dest: format!("/app/{bin}"), mode: 0o555 }],
+            files: vec![LayerFile {
+                source: source.into(),
+                dest: format!("/app/{bin}"),
+                mode: 0o555,
+            }],
             mtime,
             gzip_level: DEFAULT_GZIP_LEVEL,
         }
@@ -61,7 +65,11 @@ impl LayerSpec {
 
     /// Add another file (configuration, static assets) to the layer.
     pub fn with_file(mut self, source: impl Into<PathBuf>, dest: &str, mode: u32) -> Self {
-        self.files.push(LayerFile { source: source.into(), dest: dest.to_owned(), mode });
+        self.files.push(LayerFile {
+            source: source.into(),
+            dest: dest.to_owned(),
+            mode,
+        });
         self
     }
 }
@@ -99,13 +107,21 @@ pub enum LayerError {
 
 /// A normalised tar path for an absolute image path, and its parent directories.
 fn normalise_dest(dest: &str) -> Result<(String, Vec<String>), LayerError> {
-    let bad = |reason| LayerError::BadDest { dest: dest.to_owned(), reason };
-    let rel = dest.strip_prefix('/').ok_or_else(|| bad("must be absolute"))?;
+    let bad = |reason| LayerError::BadDest {
+        dest: dest.to_owned(),
+        reason,
+    };
+    let rel = dest
+        .strip_prefix('/')
+        .ok_or_else(|| bad("must be absolute"))?;
     if rel.is_empty() || rel.ends_with('/') {
         return Err(bad("must name a file"));
     }
     let parts: Vec<&str> = rel.split('/').collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
         return Err(bad("has an empty, `.` or `..` component"));
     }
     let mut parents = Vec::new();
@@ -198,21 +214,42 @@ fn plan(spec: &LayerSpec) -> Result<Vec<Entry<'_>>, LayerError> {
 /// Stream the tar of `spec` into `out` (uncompressed).
 fn write_tar<W: Write>(spec: &LayerSpec, out: &mut W) -> Result<(), LayerError> {
     let entries = plan(spec)?;
-    let werr = |source| LayerError::Write { path: PathBuf::from("<layer stream>"), source };
+    let werr = |source| LayerError::Write {
+        path: PathBuf::from("<layer stream>"),
+        source,
+    };
     for entry in entries {
         match entry {
             Entry::Dir(path) => {
-                let h = EntryHeader { path: &path, mode: 0o755, size: 0, mtime: spec.mtime, is_dir: true };
+                let h = EntryHeader {
+                    path: &path,
+                    mode: 0o755,
+                    size: 0,
+                    mtime: spec.mtime,
+                    is_dir: true,
+                };
                 tar::write_entry(out, &h, None).map_err(werr)?;
             }
             Entry::File { path, file } => {
-                let read_err = |source| LayerError::ReadSource { path: file.source.clone(), source };
+                let read_err = |source| LayerError::ReadSource {
+                    path: file.source.clone(),
+                    source,
+                };
                 let mut f = fs::File::open(&file.source).map_err(read_err)?;
                 let meta = f.metadata().map_err(read_err)?;
                 if !meta.is_file() {
-                    return Err(read_err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+                    return Err(read_err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "not a regular file",
+                    )));
                 }
-                let h = EntryHeader { path: &path, mode: file.mode, size: meta.len(), mtime: spec.mtime, is_dir: false };
+                let h = EntryHeader {
+                    path: &path,
+                    mode: file.mode,
+                    size: meta.len(),
+                    mtime: spec.mtime,
+                    is_dir: false,
+                };
                 // Read errors surface as write errors from io::copy; name the source file for them.
                 tar::write_entry(out, &h, Some(&mut f as &mut dyn Read)).map_err(read_err)?;
             }
@@ -229,7 +266,11 @@ pub fn build_layer(spec: &LayerSpec, blob_dir: &Path) -> Result<Layer, LayerErro
 
 /// [`build_layer`], also copying the compressed bytes to `also` as they are produced (e.g. to a
 /// registry upload that runs while the layer is being compressed).
-pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write) -> Result<Layer, LayerError> {
+pub fn build_layer_into(
+    spec: &LayerSpec,
+    blob_dir: &Path,
+    also: &mut dyn Write,
+) -> Result<Layer, LayerError> {
     build_layer_inner(spec, blob_dir, also, None)
 }
 
@@ -237,7 +278,10 @@ pub fn build_layer_into(spec: &LayerSpec, blob_dir: &Path, also: &mut dyn Write)
 pub fn diff_id(spec: &LayerSpec) -> Result<Digest, LayerError> {
     let mut hasher = BufWriter::with_capacity(256 * 1024, Sha256Hasher::new());
     write_tar(spec, &mut hasher)?;
-    let hasher = hasher.into_inner().map_err(|e| LayerError::Write { path: "<hasher>".into(), source: e.into_error() })?;
+    let hasher = hasher.into_inner().map_err(|e| LayerError::Write {
+        path: "<hasher>".into(),
+        source: e.into_error(),
+    })?;
     Ok(hasher.finish())
 }
 
@@ -260,8 +304,14 @@ pub(crate) fn build_layer_inner(
     let tmp = atomic::temp_path_for(&blob_dir.join("layer"));
     let result = (|| {
         let file = fs::File::create(&tmp).map_err(werr(&tmp))?;
-        let tee = Tee { file: BufWriter::with_capacity(256 * 1024, file), also: &mut *also };
-        let compressed = Hashing { inner: tee, hasher: Sha256Hasher::new() };
+        let tee = Tee {
+            file: BufWriter::with_capacity(256 * 1024, file),
+            also: &mut *also,
+        };
+        let compressed = Hashing {
+            inner: tee,
+            hasher: Sha256Hasher::new(),
+        };
         let gz = gzip_builder().write(compressed, Compression::new(spec.gzip_level));
         let mut tar_stream = MaybeHashing {
             inner: BufWriter::with_capacity(256 * 1024, gz),
@@ -269,7 +319,10 @@ pub(crate) fn build_layer_inner(
         };
         write_tar(spec, &mut tar_stream)?;
         tar_stream.flush().map_err(werr(&tmp))?;
-        let MaybeHashing { inner, hasher: tar_hasher } = tar_stream;
+        let MaybeHashing {
+            inner,
+            hasher: tar_hasher,
+        } = tar_stream;
         let gz = inner.into_inner().map_err(|e| werr(&tmp)(e.into_error()))?;
         let mut compressed = gz.finish().map_err(werr(&tmp))?;
         compressed.flush().map_err(werr(&tmp))?;
@@ -303,7 +356,10 @@ fn gzip_builder() -> GzBuilder {
 /// gzip `data` exactly as layers are compressed, and sha256 the result: the floor a layer build
 /// cannot beat (used by `cargo xtask bench build`). Returns (digest, compressed size).
 pub fn gzip_and_hash(data: &[u8], level: u32) -> io::Result<(Digest, u64)> {
-    let mut out = Hashing { inner: io::sink(), hasher: Sha256Hasher::new() };
+    let mut out = Hashing {
+        inner: io::sink(),
+        hasher: Sha256Hasher::new(),
+    };
     let mut gz = gzip_builder().write(&mut out, Compression::new(level));
     gz.write_all(data)?;
     gz.finish()?;

@@ -14,8 +14,8 @@ use image_ref::Digest;
 use crate::atomic;
 use crate::image::{BaseImage, Image, LayerBlob};
 use crate::spec::{
-    self, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest,
+    self, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest,
 };
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -26,19 +26,34 @@ pub enum LayoutError {
     #[error("cannot access `{path}`: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("`{path}` is not valid JSON for an OCI {what}: {source}")]
-    Json { path: PathBuf, what: &'static str, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("OCI layout `{dir}` has no image{}", match .reference { Some(r) => format!(" named `{r}`"), None => String::new() })]
-    NotFound { dir: PathBuf, reference: Option<String> },
+    NotFound {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
     #[error("OCI layout `{dir}` holds several images; name one of: {names}")]
     Ambiguous { dir: PathBuf, names: String },
     #[error("OCI layout `{dir}`: no linux/amd64 image in index `{digest}`")]
     NoPlatform { dir: PathBuf, digest: Digest },
     #[error("OCI layout `{dir}`: unsupported media type `{media_type}` for {what}")]
-    MediaType { dir: PathBuf, media_type: String, what: &'static str },
+    MediaType {
+        dir: PathBuf,
+        media_type: String,
+        what: &'static str,
+    },
     #[error("OCI layout `{dir}`: blob `{digest}` does not match its digest")]
     Corrupt { dir: PathBuf, digest: Digest },
     #[error("OCI layout `{dir}`: base image has {layers} layers but {diff_ids} diff ids")]
-    LayerCount { dir: PathBuf, layers: usize, diff_ids: usize },
+    LayerCount {
+        dir: PathBuf,
+        layers: usize,
+        diff_ids: usize,
+    },
 }
 
 /// What writing an image into a layout did.
@@ -53,12 +68,17 @@ pub struct LayoutWrite {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
-    move |source| LayoutError::Io { path: path.to_owned(), source }
+    move |source| LayoutError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Path of a blob in a layout.
 pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs").join(digest.algorithm()).join(digest.hex())
+    dir.join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
 }
 
 /// Store `image` in the layout at `dir` (created when missing) and point `tag` at it in
@@ -80,7 +100,10 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<LayoutWrite,
             report.blobs_written += 1;
         }
     }
-    for (digest, bytes) in [(&image.config_digest, &image.config), (&image.manifest_digest, &image.manifest)] {
+    for (digest, bytes) in [
+        (&image.config_digest, &image.config),
+        (&image.manifest_digest, &image.manifest),
+    ] {
         let target = blob_path(dir, digest);
         if present(&target, bytes.len() as u64) {
             report.blobs_present += 1;
@@ -91,18 +114,29 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<LayoutWrite,
     }
     let index_path = dir.join("index.json");
     let mut index = match fs::read(&index_path) {
-        Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|source| LayoutError::Json {
-            path: index_path.clone(),
-            what: "image index",
-            source,
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Index { manifests: Vec::new(), media_type: Some(MEDIA_TYPE_INDEX.into()), schema_version: 2 }
+        Ok(bytes) => {
+            serde_json::from_slice::<Index>(&bytes).map_err(|source| LayoutError::Json {
+                path: index_path.clone(),
+                what: "image index",
+                source,
+            })?
         }
-        Err(source) => return Err(LayoutError::Io { path: index_path, source }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Index {
+            manifests: Vec::new(),
+            media_type: Some(MEDIA_TYPE_INDEX.into()),
+            schema_version: 2,
+        },
+        Err(source) => {
+            return Err(LayoutError::Io {
+                path: index_path,
+                source,
+            });
+        }
     };
     let mut descriptor = image.manifest_descriptor();
-    descriptor.annotations.insert(ANNOTATION_REF_NAME.into(), tag.to_owned());
+    descriptor
+        .annotations
+        .insert(ANNOTATION_REF_NAME.into(), tag.to_owned());
     let mut replaced = None;
     index.manifests.retain(|d| {
         let same_tag = d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(tag);
@@ -121,9 +155,16 @@ fn present(path: &Path, size: u64) -> bool {
     fs::metadata(path).is_ok_and(|m| m.len() == size)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<(Vec<u8>, T), LayoutError> {
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<(Vec<u8>, T), LayoutError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
-    let value = serde_json::from_slice(&bytes).map_err(|source| LayoutError::Json { path: path.to_owned(), what, source })?;
+    let value = serde_json::from_slice(&bytes).map_err(|source| LayoutError::Json {
+        path: path.to_owned(),
+        what,
+        source,
+    })?;
     Ok((bytes, value))
 }
 
@@ -134,7 +175,10 @@ fn read_blob_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, LayoutError> {
     let (bytes, value) = read_json(&blob_path(dir, digest), what)?;
     if &Digest::of(&bytes) != digest {
-        return Err(LayoutError::Corrupt { dir: dir.to_owned(), digest: digest.clone() });
+        return Err(LayoutError::Corrupt {
+            dir: dir.to_owned(),
+            digest: digest.clone(),
+        });
     }
     Ok(value)
 }
@@ -142,7 +186,10 @@ fn read_blob_json<T: serde::de::DeserializeOwned>(
 /// The digest `reference` (a ref name) points at in the layout's `index.json`, if any.
 pub fn resolve_tag(dir: &Path, reference: &str) -> Result<Option<Descriptor>, LayoutError> {
     let (_, index): (_, Index) = read_json(&dir.join("index.json"), "image index")?;
-    Ok(index.manifests.into_iter().find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(reference)))
+    Ok(index
+        .manifests
+        .into_iter()
+        .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(reference)))
 }
 
 /// Read a base image from the layout at `dir`: the manifest named `reference`, or the only one.
@@ -157,24 +204,43 @@ pub fn read_base(dir: &Path, reference: Option<&str>) -> Result<BaseImage, Layou
             .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(r))
             .cloned(),
         None if index.manifests.len() > 1 => {
-            let names: Vec<&str> =
-                index.manifests.iter().filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str)).collect();
-            return Err(LayoutError::Ambiguous { dir: dir.to_owned(), names: names.join(", ") });
+            let names: Vec<&str> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str))
+                .collect();
+            return Err(LayoutError::Ambiguous {
+                dir: dir.to_owned(),
+                names: names.join(", "),
+            });
         }
         None => index.manifests.first().cloned(),
     };
-    let mut desc =
-        chosen.ok_or_else(|| LayoutError::NotFound { dir: dir.to_owned(), reference: reference.map(str::to_owned) })?;
+    let mut desc = chosen.ok_or_else(|| LayoutError::NotFound {
+        dir: dir.to_owned(),
+        reference: reference.map(str::to_owned),
+    })?;
     if desc.media_type == MEDIA_TYPE_INDEX || desc.media_type == MEDIA_TYPE_DOCKER_LIST {
         let inner: Index = read_blob_json(dir, &desc.digest, "image index")?;
         desc = inner
             .manifests
             .into_iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
-            .ok_or_else(|| LayoutError::NoPlatform { dir: dir.to_owned(), digest: desc.digest.clone() })?;
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+            })
+            .ok_or_else(|| LayoutError::NoPlatform {
+                dir: dir.to_owned(),
+                digest: desc.digest.clone(),
+            })?;
     }
     if desc.media_type != MEDIA_TYPE_MANIFEST && desc.media_type != MEDIA_TYPE_DOCKER_MANIFEST {
-        return Err(LayoutError::MediaType { dir: dir.to_owned(), media_type: desc.media_type, what: "a manifest" });
+        return Err(LayoutError::MediaType {
+            dir: dir.to_owned(),
+            media_type: desc.media_type,
+            what: "a manifest",
+        });
     }
     let manifest: Manifest = read_blob_json(dir, &desc.digest, "image manifest")?;
     let config: ImageConfig = read_blob_json(dir, &manifest.config.digest, "image config")?;
@@ -187,19 +253,27 @@ pub fn read_base(dir: &Path, reference: Option<&str>) -> Result<BaseImage, Layou
     }
     let mut layers = Vec::new();
     for (d, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        let media_type = spec::oci_layer_media_type(&d.media_type).ok_or_else(|| LayoutError::MediaType {
-            dir: dir.to_owned(),
-            media_type: d.media_type.clone(),
-            what: "a layer",
-        })?;
+        let media_type =
+            spec::oci_layer_media_type(&d.media_type).ok_or_else(|| LayoutError::MediaType {
+                dir: dir.to_owned(),
+                media_type: d.media_type.clone(),
+                what: "a layer",
+            })?;
         let path = blob_path(dir, &d.digest);
         if !present(&path, d.size) {
             return Err(LayoutError::Io {
                 path,
-                source: io::Error::new(io::ErrorKind::NotFound, "layer blob missing or of the wrong size"),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "layer blob missing or of the wrong size",
+                ),
             });
         }
-        layers.push(LayerBlob { descriptor: Descriptor::new(media_type, d.digest.clone(), d.size), diff_id: diff_id.clone(), path });
+        layers.push(LayerBlob {
+            descriptor: Descriptor::new(media_type, d.digest.clone(), d.size),
+            diff_id: diff_id.clone(),
+            path,
+        });
     }
     Ok(BaseImage {
         layers,
@@ -207,6 +281,10 @@ pub fn read_base(dir: &Path, reference: Option<&str>) -> Result<BaseImage, Layou
         history: config.history,
         architecture: config.architecture,
         os: config.os,
-        origin: format!("oci:{}{}", dir.display(), reference.map(|r| format!(":{r}")).unwrap_or_default()),
+        origin: format!(
+            "oci:{}{}",
+            dir.display(),
+            reference.map(|r| format!(":{r}")).unwrap_or_default()
+        ),
     })
 }

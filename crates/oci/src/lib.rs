@@ -34,9 +34,9 @@ pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};
 pub use image_ref::{Digest, ImageRef};
 pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};
 pub use layout::{LayoutError, LayoutWrite, read_base, write_layout};
+pub use publish::{PublishError, Published, build_and_push};
 pub use record::{BlobStats, BuildRecord, ComponentBuild};
 pub use registry::{
-    BlobOutcome, ClientOptions, CredentialSources, Credentials, PushOptions, PushReport, Registry, RegistryError, TagStatus,
-    resolve_credentials,
+    BlobOutcome, ClientOptions, CredentialSources, Credentials, PushOptions, PushReport, Registry,
+    RegistryError, TagStatus, resolve_credentials,
 };
-pub use publish::{PublishError, Published, build_and_push};

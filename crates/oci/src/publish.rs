@@ -54,10 +54,19 @@ pub async fn build_and_push(
     let build = {
         let (blob_dir, spec, cancel) = (cache.blob_dir(), layer_spec.clone(), cancel.clone());
         blocking(move || {
-            let mut sink = ChannelWriter { tx: Some(tx), buf: Vec::with_capacity(CHUNK), cancel };
+            let mut sink = ChannelWriter {
+                tx: Some(tx),
+                buf: Vec::with_capacity(CHUNK),
+                cancel,
+            };
             // The diff id comes from the key pass, so this pass does not hash the tar: the
             // placeholder is replaced below.
-            let layer = layer::build_layer_inner(&spec, &blob_dir, &mut sink, Some(PLACEHOLDER.parse().expect("digest")))?;
+            let layer = layer::build_layer_inner(
+                &spec,
+                &blob_dir,
+                &mut sink,
+                Some(PLACEHOLDER.parse().expect("digest")),
+            )?;
             sink.close();
             Ok::<_, LayerError>(layer)
         })
@@ -78,7 +87,12 @@ pub async fn build_and_push(
         let _ = miss_tx.send(miss);
         result
     };
-    let size_hint: u64 = layer_spec.files.iter().filter_map(|f| std::fs::metadata(&f.source).ok()).map(|m| m.len()).sum();
+    let size_hint: u64 = layer_spec
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.source).ok())
+        .map(|m| m.len())
+        .sum();
     let repository = target.repository();
     // The upload session opens once the key says miss, and drains what the build produced.
     let upload = async {
@@ -93,7 +107,9 @@ pub async fn build_and_push(
                 return None;
             }
         };
-        let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx)) });
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx))
+        });
         match registry.stream_upload(session, chunks, size_hint).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -112,7 +128,11 @@ pub async fn build_and_push(
         let digest = image_ref::Digest::of(&config);
         let sent = async {
             let session = registry.begin_upload(repository).await.ok()?;
-            registry.upload_into(&session, &digest, &config).await.ok().map(|()| digest.clone())
+            registry
+                .upload_into(&session, &digest, &config)
+                .await
+                .ok()
+                .map(|()| digest.clone())
         }
         .await;
         Ok((key, hit, sent))
@@ -128,9 +148,17 @@ pub async fn build_and_push(
     if let Some(layer) = hit {
         let _ = built; // cancelled, or finished into an unused temp file that it removed
         let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        let known = Known { sent: Vec::new(), tag_digest };
+        let known = Known {
+            sent: Vec::new(),
+            tag_digest,
+        };
         let push = registry.push_with(target, &image, options, known).await?;
-        return Ok(Published { image, layer, cache: CacheOutcome::Hit, push });
+        return Ok(Published {
+            image,
+            layer,
+            cache: CacheOutcome::Hit,
+            push,
+        });
     }
 
     let mut layer = built?;
@@ -148,9 +176,17 @@ pub async fn build_and_push(
         },
         None => None,
     };
-    let known = Known { sent: layer_sent.into_iter().chain(config_sent).collect(), tag_digest };
+    let known = Known {
+        sent: layer_sent.into_iter().chain(config_sent).collect(),
+        tag_digest,
+    };
     let push = registry.push_with(target, &image, options, known).await?;
-    Ok(Published { image, layer, cache: CacheOutcome::Built, push })
+    Ok(Published {
+        image,
+        layer,
+        cache: CacheOutcome::Built,
+        push,
+    })
 }
 
 /// Stands in for the diff id while the speculative build runs (it is never stored).

@@ -74,20 +74,34 @@ impl From<&PushReport> for BlobStats {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RecordError {
     #[error("cannot read `{path}`: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a build record: {source}")]
     #[diagnostic(help("run `rel build` again to regenerate it"))]
-    Parse { path: PathBuf, source: serde_json::Error },
-    #[error("`{path}` has build record schema {found}; this rel reads schema {BUILD_RECORD_SCHEMA}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "`{path}` has build record schema {found}; this rel reads schema {BUILD_RECORD_SCHEMA}"
+    )]
     #[diagnostic(help("run `rel build` again with this rel"))]
     Schema { path: PathBuf, found: u32 },
     #[error("cannot write `{path}`: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Default for BuildRecord {
     fn default() -> Self {
-        BuildRecord { schema: BUILD_RECORD_SCHEMA, components: Vec::new() }
+        BuildRecord {
+            schema: BUILD_RECORD_SCHEMA,
+            components: Vec::new(),
+        }
     }
 }
 
@@ -97,12 +111,23 @@ impl BuildRecord {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(RecordError::Read { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(RecordError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         let record: BuildRecord =
-            serde_json::from_slice(&bytes).map_err(|source| RecordError::Parse { path: path.to_owned(), source })?;
+            serde_json::from_slice(&bytes).map_err(|source| RecordError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
         if record.schema != BUILD_RECORD_SCHEMA {
-            return Err(RecordError::Schema { path: path.to_owned(), found: record.schema });
+            return Err(RecordError::Schema {
+                path: path.to_owned(),
+                found: record.schema,
+            });
         }
         Ok(record)
     }
@@ -111,7 +136,8 @@ impl BuildRecord {
     pub fn upsert(&mut self, build: ComponentBuild) {
         self.components.retain(|c| c.component != build.component);
         self.components.push(build);
-        self.components.sort_by(|a, b| a.component.cmp(&b.component));
+        self.components
+            .sort_by(|a, b| a.component.cmp(&b.component));
     }
 
     /// Pretty JSON with a trailing newline.
@@ -123,7 +149,10 @@ impl BuildRecord {
 
     /// Write atomically (temp file + rename).
     pub fn write(&self, path: &Path) -> Result<(), RecordError> {
-        atomic::write(path, self.to_json().as_bytes()).map_err(|source| RecordError::Write { path: path.to_owned(), source })
+        atomic::write(path, self.to_json().as_bytes()).map_err(|source| RecordError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 }
 
@@ -133,7 +162,10 @@ mod tests {
 
     #[test]
     fn json_shape_round_trips() {
-        let digest: Digest = "sha256:3d3eae79e9f97b2bc334410b07f340b6e279bb13b750401e5f11da8469313003".parse().unwrap();
+        let digest: Digest =
+            "sha256:3d3eae79e9f97b2bc334410b07f340b6e279bb13b750401e5f11da8469313003"
+                .parse()
+                .unwrap();
         let mut record = BuildRecord::default();
         record.upsert(ComponentBuild {
             component: "node".into(),
@@ -147,13 +179,32 @@ mod tests {
             features: vec!["role-worker".into()],
             pushed: true,
             layout: None,
-            blobs: Some(BlobStats { total: 2, uploaded: 1, already_present: 0, mounted: 1, bytes_uploaded: 4096 }),
+            blobs: Some(BlobStats {
+                total: 2,
+                uploaded: 1,
+                already_present: 0,
+                mounted: 1,
+                bytes_uploaded: 4096,
+            }),
         });
         let json = record.to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["schema"], 1);
         let c = &v["components"][0];
-        for key in ["component", "image", "tag", "digest", "reference", "sourceCommit", "crate", "bin", "features", "pushed", "layout", "blobs"] {
+        for key in [
+            "component",
+            "image",
+            "tag",
+            "digest",
+            "reference",
+            "sourceCommit",
+            "crate",
+            "bin",
+            "features",
+            "pushed",
+            "layout",
+            "blobs",
+        ] {
             assert!(c.get(key).is_some(), "missing {key} in {json}");
         }
         assert_eq!(c["blobs"]["alreadyPresent"], 0);
@@ -162,6 +213,9 @@ mod tests {
         let path = dir.path().join("target/rel/build.json");
         record.write(&path).unwrap();
         assert_eq!(BuildRecord::read(&path).unwrap(), record);
-        assert_eq!(BuildRecord::read(&dir.path().join("none.json")).unwrap(), BuildRecord::default());
+        assert_eq!(
+            BuildRecord::read(&dir.path().join("none.json")).unwrap(),
+            BuildRecord::default()
+        );
     }
 }

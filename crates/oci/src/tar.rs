@@ -26,9 +26,13 @@ pub(crate) enum HeaderError {
 /// The 512-byte ustar header for `entry`.
 pub(crate) fn header(entry: &EntryHeader<'_>) -> Result<[u8; BLOCK], HeaderError> {
     let mut h = [0u8; BLOCK];
-    let (prefix, name) = split_path(entry.path).ok_or_else(|| HeaderError::PathTooLong(entry.path.to_owned()))?;
+    let (prefix, name) =
+        split_path(entry.path).ok_or_else(|| HeaderError::PathTooLong(entry.path.to_owned()))?;
     if entry.size >= 1 << 33 {
-        return Err(HeaderError::TooLarge { path: entry.path.to_owned(), size: entry.size });
+        return Err(HeaderError::TooLarge {
+            path: entry.path.to_owned(),
+            size: entry.size,
+        });
     }
     h[..name.len()].copy_from_slice(name.as_bytes());
     octal(&mut h[100..108], u64::from(entry.mode & 0o7777));
@@ -90,7 +94,10 @@ pub(crate) fn write_entry<W: Write>(
         if copied != entry.size {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("`{}` shrank while it was being read: expected {} bytes, got {copied}", entry.path, entry.size),
+                format!(
+                    "`{}` shrank while it was being read: expected {} bytes, got {copied}",
+                    entry.path, entry.size
+                ),
             ));
         }
         let pad = (BLOCK - (entry.size as usize % BLOCK)) % BLOCK;
@@ -110,13 +117,22 @@ mod tests {
 
     #[test]
     fn header_fields_are_fixed_and_checksummed() {
-        let h = header(&EntryHeader { path: "app/x", mode: 0o555, size: 3, mtime: 1_700_000_000, is_dir: false })
-            .unwrap();
+        let h = header(&EntryHeader {
+            path: "app/x",
+            mode: 0o555,
+            size: 3,
+            mtime: 1_700_000_000,
+            is_dir: false,
+        })
+        .unwrap();
         assert_eq!(&h[..5], b"app/x");
         assert_eq!(&h[100..108], b"0000555\0");
         assert_eq!(&h[108..116], b"0000000\0");
         assert_eq!(&h[124..136], b"00000000003\0");
-        assert_eq!(&h[136..148], format!("{:011o}\0", 1_700_000_000u64).as_bytes());
+        assert_eq!(
+            &h[136..148],
+            format!("{:011o}\0", 1_700_000_000u64).as_bytes()
+        );
         assert_eq!(h[156], b'0');
         assert_eq!(&h[257..265], b"ustar\x0000");
         let mut copy = h;
@@ -129,22 +145,54 @@ mod tests {
     fn long_paths_use_the_prefix_field() {
         let dir = "d".repeat(120);
         let path = format!("{dir}/file");
-        let h = header(&EntryHeader { path: &path, mode: 0o644, size: 0, mtime: 0, is_dir: false }).unwrap();
+        let h = header(&EntryHeader {
+            path: &path,
+            mode: 0o644,
+            size: 0,
+            mtime: 0,
+            is_dir: false,
+        })
+        .unwrap();
         assert_eq!(&h[..4], b"file");
         assert_eq!(&h[345..465], dir.as_bytes());
         let too_long = format!("{}/{}", "a".repeat(200), "b".repeat(101));
-        assert!(header(&EntryHeader { path: &too_long, mode: 0, size: 0, mtime: 0, is_dir: false }).is_err());
+        assert!(
+            header(&EntryHeader {
+                path: &too_long,
+                mode: 0,
+                size: 0,
+                mtime: 0,
+                is_dir: false
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn system_tar_reads_what_we_write() {
         let mut out = Vec::new();
-        write_entry(&mut out, &EntryHeader { path: "app/", mode: 0o755, size: 0, mtime: 0, is_dir: true }, None)
-            .unwrap();
+        write_entry(
+            &mut out,
+            &EntryHeader {
+                path: "app/",
+                mode: 0o755,
+                size: 0,
+                mtime: 0,
+                is_dir: true,
+            },
+            None,
+        )
+        .unwrap();
         let body = b"hello tar\n";
         write_entry(
             &mut out,
-            &EntryHeader { path: "app/hello", mode: 0o555, size: body.len() as u64, mtime: 86400, is_dir: false },
+            &EntryHeader {
+                path: "app/hello",
+                mode: 0o555,
+                size: body.len() as u64,
+                mtime: 86400,
+                is_dir: false,
+            },
             Some(&mut &body[..]),
         )
         .unwrap();
@@ -152,10 +200,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("a.tar");
         std::fs::write(&archive, &out).unwrap();
-        let listing = std::process::Command::new("tar").arg("-tvf").arg(&archive).output().expect("tar (Debian package `tar`)");
-        assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+        let listing = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&archive)
+            .output()
+            .expect("tar (Debian package `tar`)");
+        assert!(
+            listing.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listing.stderr)
+        );
         let text = String::from_utf8(listing.stdout).unwrap();
-        assert!(text.contains("dr-xr-xr-x") || text.contains("drwxr-xr-x"), "{text}");
-        assert!(text.contains("-r-xr-xr-x 0/0              10 1970-01-02 00:00 app/hello"), "{text}");
+        assert!(
+            text.contains("dr-xr-xr-x") || text.contains("drwxr-xr-x"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-r-xr-xr-x 0/0              10 1970-01-02 00:00 app/hello"),
+            "{text}"
+        );
     }
 }

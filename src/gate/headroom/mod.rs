@@ -32,13 +32,22 @@ impl Resources {
         self.cpu <= free.cpu && self.memory <= free.memory
     }
     fn minus(self, o: Resources) -> Resources {
-        Resources { cpu: self.cpu - o.cpu, memory: self.memory - o.memory }
+        Resources {
+            cpu: self.cpu - o.cpu,
+            memory: self.memory - o.memory,
+        }
     }
     fn plus(self, o: Resources) -> Resources {
-        Resources { cpu: self.cpu + o.cpu, memory: self.memory + o.memory }
+        Resources {
+            cpu: self.cpu + o.cpu,
+            memory: self.memory + o.memory,
+        }
     }
     fn times(self, n: u32) -> Resources {
-        Resources { cpu: self.cpu * n, memory: self.memory * n }
+        Resources {
+            cpu: self.cpu * n,
+            memory: self.memory * n,
+        }
     }
 }
 
@@ -63,23 +72,44 @@ pub struct Input<'a> {
 
 /// Effective requests of one pod: per resource, the larger of the containers' sum and the
 /// largest init container.
-fn effective<'a>(containers: impl Iterator<Item = (bool, &'a BTreeMap<String, String>)>) -> Result<Resources, String> {
+fn effective<'a>(
+    containers: impl Iterator<Item = (bool, &'a BTreeMap<String, String>)>,
+) -> Result<Resources, String> {
     let mut sum = Resources::default();
     let mut init_max = Resources::default();
     for (init, requests) in containers {
-        let get = |k: &str| requests.get(k).map(|v| Quantity::parse(v).map_err(|e| format!("requests.{k}: {e}"))).transpose().map(Option::unwrap_or_default);
-        let r = Resources { cpu: get("cpu")?, memory: get("memory")? };
+        let get = |k: &str| {
+            requests
+                .get(k)
+                .map(|v| Quantity::parse(v).map_err(|e| format!("requests.{k}: {e}")))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        let r = Resources {
+            cpu: get("cpu")?,
+            memory: get("memory")?,
+        };
         if init {
-            init_max = Resources { cpu: init_max.cpu.max(r.cpu), memory: init_max.memory.max(r.memory) };
+            init_max = Resources {
+                cpu: init_max.cpu.max(r.cpu),
+                memory: init_max.memory.max(r.memory),
+            };
         } else {
             sum = sum.plus(r);
         }
     }
-    Ok(Resources { cpu: sum.cpu.max(init_max.cpu), memory: sum.memory.max(init_max.memory) })
+    Ok(Resources {
+        cpu: sum.cpu.max(init_max.cpu),
+        memory: sum.memory.max(init_max.memory),
+    })
 }
 
 fn workload_requests(w: &Workload) -> Result<Resources, String> {
-    effective(w.containers.iter().map(|c: &Container| (c.init, &c.requests)))
+    effective(
+        w.containers
+            .iter()
+            .map(|c: &Container| (c.init, &c.requests)),
+    )
 }
 
 fn pod_requests(p: &Pod) -> Result<Resources, String> {
@@ -104,8 +134,13 @@ struct Surge {
 }
 
 pub fn check(input: &Input) -> Report {
-    let mut report = Report::new("headroom", input.env.to_owned()).with_context("env", input.env.to_owned());
-    let short = if input.fail { Status::Fail } else { Status::Warn };
+    let mut report =
+        Report::new("headroom", input.env.to_owned()).with_context("env", input.env.to_owned());
+    let short = if input.fail {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
     let fix = "add a node (or raise the autoscaler floor), lower maxSurge, or lower the requests";
 
     // Nodes, and what is already requested on them.
@@ -114,17 +149,26 @@ pub fn check(input: &Input) -> Report {
     let mut bad_quantities = Vec::new();
     let mut requested: BTreeMap<&str, Resources> = BTreeMap::new();
     for pod in input.pods.unwrap_or(&[]) {
-        let Some(node) = pod.spec.node_name.as_deref() else { continue };
+        let Some(node) = pod.spec.node_name.as_deref() else {
+            continue;
+        };
         if pod.is_terminated() {
             continue;
         }
         match pod_requests(pod) {
-            Ok(r) => *requested.entry(node).or_default() = requested.get(node).copied().unwrap_or_default().plus(r),
+            Ok(r) => {
+                *requested.entry(node).or_default() =
+                    requested.get(node).copied().unwrap_or_default().plus(r)
+            }
             Err(e) => bad_quantities.push(format!("pod {}: {e}", pod.metadata.name)),
         }
     }
     for node in input.nodes {
-        if !input.node_labels.iter().all(|(k, v)| node.metadata.labels.get(k) == Some(v)) {
+        if !input
+            .node_labels
+            .iter()
+            .all(|(k, v)| node.metadata.labels.get(k) == Some(v))
+        {
             continue;
         }
         if node.spec.unschedulable {
@@ -135,11 +179,22 @@ pub fn check(input: &Input) -> Report {
         let parse = |k: &str| alloc.get(k).map(|v| Quantity::parse(v)).transpose();
         match (parse("cpu"), parse("memory")) {
             (Ok(cpu), Ok(memory)) => {
-                let allocatable = Resources { cpu: cpu.unwrap_or_default(), memory: memory.unwrap_or_default() };
-                let used = requested.get(node.metadata.name.as_str()).copied().unwrap_or_default();
-                rooms.push(Room { name: node.metadata.name.clone(), free: allocatable.minus(used) });
+                let allocatable = Resources {
+                    cpu: cpu.unwrap_or_default(),
+                    memory: memory.unwrap_or_default(),
+                };
+                let used = requested
+                    .get(node.metadata.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                rooms.push(Room {
+                    name: node.metadata.name.clone(),
+                    free: allocatable.minus(used),
+                });
             }
-            (Err(e), _) | (_, Err(e)) => bad_quantities.push(format!("node {}: allocatable {e}", node.metadata.name)),
+            (Err(e), _) | (_, Err(e)) => {
+                bad_quantities.push(format!("node {}: allocatable {e}", node.metadata.name))
+            }
         }
     }
     for bad in &bad_quantities {
@@ -148,17 +203,37 @@ pub fn check(input: &Input) -> Report {
     let pool = if input.node_labels.is_empty() {
         String::new()
     } else {
-        format!(" with {}", input.node_labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        format!(
+            " with {}",
+            input
+                .node_labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
     };
-    let total_free = rooms.iter().fold(Resources::default(), |acc, r| acc.plus(r.free));
+    let total_free = rooms
+        .iter()
+        .fold(Resources::default(), |acc, r| acc.plus(r.free));
     report = report.with_context("nodes", rooms.len().to_string());
     if rooms.is_empty() {
         report.push(Check::fail(
             "nodes",
-            format!("no schedulable node{pool} in the input{}; nothing to place surge pods on", if cordoned.is_empty() { String::new() } else { format!(" ({} cordoned)", cordoned.join(", ")) }),
+            format!(
+                "no schedulable node{pool} in the input{}; nothing to place surge pods on",
+                if cordoned.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} cordoned)", cordoned.join(", "))
+                }
+            ),
         ));
     } else {
-        let mut detail = format!("{} schedulable node(s){pool}: {total_free} free", rooms.len());
+        let mut detail = format!(
+            "{} schedulable node(s){pool}: {total_free} free",
+            rooms.len()
+        );
         if !cordoned.is_empty() {
             detail.push_str(&format!("; cordoned, not counted: {}", cordoned.join(", ")));
         }
@@ -173,13 +248,23 @@ pub fn check(input: &Input) -> Report {
 
     // Surge pods per workload.
     let mut surges: Vec<Surge> = Vec::new();
-    for w in input.workloads.iter().filter(|w| matches!(w.kind, WorkloadKind::Deployment | WorkloadKind::Rollout)) {
+    for w in input
+        .workloads
+        .iter()
+        .filter(|w| matches!(w.kind, WorkloadKind::Deployment | WorkloadKind::Rollout))
+    {
         let id = w.id();
         let name = format!("workload/{id}");
         let replicas = w.replicas.unwrap_or(1);
         let (pods, how) = match &w.strategy {
-            Strategy::Surge { max_surge } => (max_surge.resolve_up(replicas), format!("maxSurge {max_surge} of {replicas} replica(s)")),
-            Strategy::BlueGreen => (replicas, format!("blue-green: a second set of {replicas} replica(s)")),
+            Strategy::Surge { max_surge } => (
+                max_surge.resolve_up(replicas),
+                format!("maxSurge {max_surge} of {replicas} replica(s)"),
+            ),
+            Strategy::BlueGreen => (
+                replicas,
+                format!("blue-green: a second set of {replicas} replica(s)"),
+            ),
             Strategy::Recreate => (0, "Recreate".to_owned()),
             Strategy::Other => continue,
         };
@@ -200,21 +285,39 @@ pub fn check(input: &Input) -> Report {
         }
         let total = per_pod.times(pods);
         let head = format!("{how} → {pods} pod(s) × ({per_pod}) = {total}");
-        match rooms.iter().filter(|r| per_pod.fits_in(&r.free)).max_by_key(|r| (r.free.cpu, r.free.memory)) {
-            Some(best) => report.push(Check::pass(name, format!("{head}; one fits on {} ({} free)", best.name, best.free))),
+        match rooms
+            .iter()
+            .filter(|r| per_pod.fits_in(&r.free))
+            .max_by_key(|r| (r.free.cpu, r.free.memory))
+        {
+            Some(best) => report.push(Check::pass(
+                name,
+                format!("{head}; one fits on {} ({} free)", best.name, best.free),
+            )),
             None => {
                 let most = rooms.iter().max_by_key(|r| (r.free.cpu, r.free.memory));
-                let most = most.map_or("no node".to_owned(), |r| format!("the roomiest node, {}, has {} free", r.name, r.free));
-                report.push(Check::new(name, short, format!("{head}; no node has room for one surge pod: {most}; {fix}")));
+                let most = most.map_or("no node".to_owned(), |r| {
+                    format!("the roomiest node, {}, has {} free", r.name, r.free)
+                });
+                report.push(Check::new(
+                    name,
+                    short,
+                    format!("{head}; no node has room for one surge pod: {most}; {fix}"),
+                ));
             }
         }
         surges.push(Surge { id, pods, per_pod });
     }
 
     // All at once: first-fit decreasing over the free room.
-    let mut pods: Vec<(&Surge, Resources)> = surges.iter().flat_map(|s| std::iter::repeat_n((s, s.per_pod), s.pods as usize)).collect();
+    let mut pods: Vec<(&Surge, Resources)> = surges
+        .iter()
+        .flat_map(|s| std::iter::repeat_n((s, s.per_pod), s.pods as usize))
+        .collect();
     pods.sort_by_key(|p| std::cmp::Reverse((p.1.cpu, p.1.memory)));
-    let needed = pods.iter().fold(Resources::default(), |acc, p| acc.plus(p.1));
+    let needed = pods
+        .iter()
+        .fold(Resources::default(), |acc, p| acc.plus(p.1));
     let mut free: Vec<Resources> = rooms.iter().map(|r| r.free).collect();
     let mut unplaced: BTreeMap<&str, u32> = BTreeMap::new();
     for (surge, r) in &pods {
@@ -224,14 +327,25 @@ pub fn check(input: &Input) -> Report {
         }
     }
     let count = pods.len();
-    report = report.with_context("surge-cpu", needed.cpu.cpu()).with_context("surge-memory", needed.memory.memory());
+    report = report
+        .with_context("surge-cpu", needed.cpu.cpu())
+        .with_context("surge-memory", needed.memory.memory());
     if count == 0 {
         report.push(Check::pass("total", "no workload adds surge pods"));
     } else if unplaced.is_empty() {
-        report.push(Check::pass("total", format!("all {count} surge pod(s) fit at once: they need {needed} of {total_free} free")));
+        report.push(Check::pass(
+            "total",
+            format!(
+                "all {count} surge pod(s) fit at once: they need {needed} of {total_free} free"
+            ),
+        ));
     } else {
         let missing: u32 = unplaced.values().sum();
-        let which = unplaced.iter().map(|(id, n)| format!("{id} ×{n}")).collect::<Vec<_>>().join(", ");
+        let which = unplaced
+            .iter()
+            .map(|(id, n)| format!("{id} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         report.push(Check::new(
             "total",
             short,
@@ -246,12 +360,19 @@ mod tests {
     use super::*;
 
     fn reqs(cpu: &str, mem: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([("cpu".to_owned(), cpu.to_owned()), ("memory".to_owned(), mem.to_owned())])
+        BTreeMap::from([
+            ("cpu".to_owned(), cpu.to_owned()),
+            ("memory".to_owned(), mem.to_owned()),
+        ])
     }
 
     #[test]
     fn effective_requests_take_the_larger_of_sum_and_init() {
-        let c = [(false, reqs("100m", "64Mi")), (false, reqs("150m", "64Mi")), (true, reqs("200m", "512Mi"))];
+        let c = [
+            (false, reqs("100m", "64Mi")),
+            (false, reqs("150m", "64Mi")),
+            (true, reqs("200m", "512Mi")),
+        ];
         let r = effective(c.iter().map(|(i, r)| (*i, r))).unwrap();
         assert_eq!(r.cpu.cpu(), "250m");
         assert_eq!(r.memory.memory(), "512Mi");

@@ -45,7 +45,9 @@ impl Quantity {
             Some(b'+') => (1, &s[1..]),
             _ => (1, s),
         };
-        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let num_end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (number, suffix) = s.split_at(num_end);
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return Err(bad());
@@ -85,11 +87,17 @@ impl Quantity {
         if digits.len() > 30 {
             return Err(bad());
         }
-        let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| bad())? };
+        let mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| bad())?
+        };
         // Into nano-units: × 10^(exp10 + 9) × 2^exp2, rounding a remainder up.
         let e = exp10 + 9;
         let scaled = if e >= 0 {
-            mantissa.checked_mul(10i128.checked_pow(e as u32).ok_or_else(bad)?).ok_or_else(bad)?
+            mantissa
+                .checked_mul(10i128.checked_pow(e as u32).ok_or_else(bad)?)
+                .ok_or_else(bad)?
         } else {
             let div = 10i128.checked_pow((-e) as u32).ok_or_else(bad)?;
             (mantissa + div - 1) / div
@@ -101,7 +109,11 @@ impl Quantity {
     /// CPU as Kubernetes writes it: `250m`, `2`.
     pub fn cpu(self) -> String {
         let m = self.millis_ceil();
-        if m % 1000 == 0 { format!("{}", m / 1000) } else { format!("{m}m") }
+        if m % 1000 == 0 {
+            format!("{}", m / 1000)
+        } else {
+            format!("{m}m")
+        }
     }
 
     /// Memory in the largest binary unit that divides it: `256Mi`, `1.5Gi` shown as `1536Mi`.
@@ -112,7 +124,11 @@ impl Quantity {
                 return format!("{}{unit}", b >> shift);
             }
         }
-        if b.abs() >= 1 << 20 { format!("{:.1}Mi", b as f64 / (1u64 << 20) as f64) } else { format!("{b}") }
+        if b.abs() >= 1 << 20 {
+            format!("{:.1}Mi", b as f64 / (1u64 << 20) as f64)
+        } else {
+            format!("{b}")
+        }
     }
 }
 

@@ -17,7 +17,11 @@ pub fn referenced(html: &str) -> Vec<String> {
         } else if tag_lower.starts_with("link") {
             let rel = attr(tag, "rel").unwrap_or_default().to_ascii_lowercase();
             let kinds = ["stylesheet", "modulepreload", "preload", "icon", "manifest"];
-            if rel.split_whitespace().any(|r| kinds.contains(&r)) { attr(tag, "href") } else { None }
+            if rel.split_whitespace().any(|r| kinds.contains(&r)) {
+                attr(tag, "href")
+            } else {
+                None
+            }
         } else {
             None
         };
@@ -32,7 +36,11 @@ pub fn referenced(html: &str) -> Vec<String> {
 }
 
 fn is_same_origin(url: &str) -> bool {
-    !(url.is_empty() || url.starts_with("//") || url.contains("://") || url.starts_with("data:") || url.starts_with('#'))
+    !(url.is_empty()
+        || url.starts_with("//")
+        || url.contains("://")
+        || url.starts_with("data:")
+        || url.starts_with('#'))
 }
 
 /// The value of attribute `name` in a tag's text (quoted or bare).
@@ -50,7 +58,10 @@ fn attr(tag: &str, name: &str) -> Option<String> {
         let value = rest[1..].trim_start();
         let v = match value.chars().next() {
             Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or(""),
-            _ => value.split(|c: char| c.is_whitespace() || c == '/' && value.ends_with('/')).next().unwrap_or(""),
+            _ => value
+                .split(|c: char| c.is_whitespace() || c == '/' && value.ends_with('/'))
+                .next()
+                .unwrap_or(""),
         };
         return Some(v.to_owned());
     }
@@ -73,6 +84,14 @@ mod tests {
 <script>let datasrc = "no";</script>
 <link rel="icon" href="data:image/png;base64,AA">
 </head><body><div id="root"></div><script src="/assets/index-def.js"></script></body></html>"#;
-        assert_eq!(referenced(html), ["/assets/index-abc.css", "/assets/vendor.js", "/assets/index-def.js", "./app.js"]);
+        assert_eq!(
+            referenced(html),
+            [
+                "/assets/index-abc.css",
+                "/assets/vendor.js",
+                "/assets/index-def.js",
+                "./app.js"
+            ]
+        );
     }
 }

@@ -42,7 +42,9 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
         rest = &rest[n..];
         len
     };
@@ -101,10 +103,16 @@ mod tests {
             p
         };
         let cert = params(2031, 6, 15).self_signed(&key).unwrap();
-        assert_eq!(not_after(cert.der()), Some(days_from_civil(2031, 6, 15) * 86_400));
+        assert_eq!(
+            not_after(cert.der()),
+            Some(days_from_civil(2031, 6, 15) * 86_400)
+        );
         // GeneralizedTime from 2050 on.
         let cert = params(2051, 1, 1).self_signed(&key).unwrap();
-        assert_eq!(not_after(cert.der()), Some(days_from_civil(2051, 1, 1) * 86_400));
+        assert_eq!(
+            not_after(cert.der()),
+            Some(days_from_civil(2051, 1, 1) * 86_400)
+        );
         assert_eq!(not_after(&cert.der()[..40]), None);
     }
 }

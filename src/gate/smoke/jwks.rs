@@ -16,11 +16,20 @@ pub struct Verdict {
 }
 
 pub fn inspect(doc: &Value) -> Result<Verdict, String> {
-    let keys = doc.get("keys").and_then(Value::as_array).ok_or("not a JWKS document: no `keys` array")?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("not a JWKS document: no `keys` array")?;
     let mut v = Verdict::default();
     for (i, key) in keys.iter().enumerate() {
-        let kid = key.get("kid").and_then(Value::as_str).map_or_else(|| format!("#{i}"), |k| format!("kid {k}"));
-        if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|p| key.get(p).is_some()) {
+        let kid = key
+            .get("kid")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{i}"), |k| format!("kid {k}"));
+        if ["d", "p", "q", "dp", "dq", "qi", "k"]
+            .iter()
+            .any(|p| key.get(p).is_some())
+        {
             v.private.push(kid.clone());
         }
         match usable(key) {
@@ -84,7 +93,10 @@ fn usable(key: &Value) -> Result<String, String> {
             let n = bytes("n")?;
             bytes("e")?;
             if n < 256 {
-                return Err(format!("RSA modulus is {} bits (at least 2048 needed)", n * 8));
+                return Err(format!(
+                    "RSA modulus is {} bits (at least 2048 needed)",
+                    n * 8
+                ));
             }
             Ok(format!("RSA/{}", n * 8))
         }
@@ -112,7 +124,10 @@ mod tests {
         let v = inspect(&doc).unwrap();
         assert_eq!(v.usable, ["OKP/Ed25519 kid a"]);
         assert_eq!(v.unusable.len(), 4);
-        assert!(v.unusable[0].contains("Ed25519 `x` has 3 bytes, not 32"), "{v:?}");
+        assert!(
+            v.unusable[0].contains("Ed25519 `x` has 3 bytes, not 32"),
+            "{v:?}"
+        );
         assert_eq!(v.private, ["kid hmac"]);
         assert_eq!(inspect(&json!({"keys": []})).unwrap(), Verdict::default());
         assert!(inspect(&json!({"nokeys": 1})).is_err());

@@ -187,15 +187,20 @@ fn client(input: &Input) -> Result<reqwest::Client, SmokeError> {
         .user_agent(concat!("rel-smoke/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::limited(5));
     if let Some(pem) = &input.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| SmokeError::Ca(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| SmokeError::Ca(e.to_string()))?;
         if certs.is_empty() {
-            return Err(SmokeError::Ca("no `-----BEGIN CERTIFICATE-----` block".to_owned()));
+            return Err(SmokeError::Ca(
+                "no `-----BEGIN CERTIFICATE-----` block".to_owned(),
+            ));
         }
         for c in certs {
             builder = builder.add_root_certificate(c);
         }
     }
-    builder.build().map_err(|e| SmokeError::Client(error_chain(&e)))
+    builder
+        .build()
+        .map_err(|e| SmokeError::Client(error_chain(&e)))
 }
 
 /// An error and its sources, joined: reqwest's top-level message alone hides the cause.
@@ -236,10 +241,16 @@ fn host_port(url: &str) -> Option<(String, u16)> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let default = if matches!(scheme, "https" | "wss") { 443 } else { 80 };
+    let default = if matches!(scheme, "https" | "wss") {
+        443
+    } else {
+        80
+    };
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, rest) = v6.split_once(']')?;
-        let port = rest.strip_prefix(':').map_or(Some(default), |p| p.parse().ok())?;
+        let port = rest
+            .strip_prefix(':')
+            .map_or(Some(default), |p| p.parse().ok())?;
         return Some((host.to_owned(), port));
     }
     match authority.rsplit_once(':') {
@@ -279,7 +290,10 @@ impl Runner {
     async fn check(&self, check: &SmokeCheck) -> (Check, Option<String>) {
         let profile = self.input.profile;
         if check.deep_only && profile == Profile::Baseline {
-            return (Check::skip(&check.name, "runs in the deep profile only"), None);
+            return (
+                Check::skip(&check.name, "runs in the deep profile only"),
+                None,
+            );
         }
         let timeout = check.timeout.unwrap_or(self.input.smoke.timeout);
         let endpoint = match &check.kind {
@@ -288,14 +302,23 @@ impl Runner {
         };
         let (outcome, observed) = match tokio::time::timeout(timeout, self.run_kind(check)).await {
             Ok(result) => result,
-            Err(_) => (Outcome::Fail(format!("timed out after {} ({endpoint})", show_duration(timeout))), None),
+            Err(_) => (
+                Outcome::Fail(format!(
+                    "timed out after {} ({endpoint})",
+                    show_duration(timeout)
+                )),
+                None,
+            ),
         };
         let row = match outcome {
             Outcome::Pass(d) => Check::pass(&check.name, d),
             Outcome::Fail(d) => Check::fail(&check.name, d),
-            Outcome::Missing(d) if profile == Profile::Deep => {
-                Check::fail(&check.name, format!("missing input: {d}; the deep profile runs every check, so a missing input fails"))
-            }
+            Outcome::Missing(d) if profile == Profile::Deep => Check::fail(
+                &check.name,
+                format!(
+                    "missing input: {d}; the deep profile runs every check, so a missing input fails"
+                ),
+            ),
             Outcome::Missing(d) => Check::skip(&check.name, d),
         };
         (row, observed)
@@ -310,19 +333,33 @@ impl Runner {
         let outcome = match &check.kind {
             SmokeKind::Dns { host } => self.dns(host.clone(), &url).await,
             SmokeKind::Tls { min_days } => self.tls(&url, *min_days).await,
-            SmokeKind::Http { status, body_contains, json } => self.http(&url, *status, body_contains.as_deref(), json.as_ref()).await,
+            SmokeKind::Http {
+                status,
+                body_contains,
+                json,
+            } => {
+                self.http(&url, *status, body_contains.as_deref(), json.as_ref())
+                    .await
+            }
             SmokeKind::Readyz => self.readyz(&url).await,
             SmokeKind::Jwks => self.jwks(&url).await,
             SmokeKind::WebSocket => self.websocket(&url).await,
             SmokeKind::Spa => self.spa(&url).await,
-            SmokeKind::Query { body, status, json } => self.query(&url, body, *status, json.as_ref()).await,
+            SmokeKind::Query { body, status, json } => {
+                self.query(&url, body, *status, json.as_ref()).await
+            }
             SmokeKind::Version { pointer } => return self.version(&url, pointer).await,
         };
         (outcome, None)
     }
 
     /// Send a request, retrying (with backoff) only when the connection itself failed.
-    async fn send(&self, what: &str, url: &str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    async fn send(
+        &self,
+        what: &str,
+        url: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, String> {
         let mut attempt = 0;
         loop {
             match make().send().await {
@@ -333,7 +370,11 @@ impl Runner {
                     attempt += 1;
                 }
                 Err(e) => {
-                    let tries = if attempt > 0 { format!(" (after {} attempts)", attempt + 1) } else { String::new() };
+                    let tries = if attempt > 0 {
+                        format!(" (after {} attempts)", attempt + 1)
+                    } else {
+                        String::new()
+                    };
                     return Err(format!("{what} {url} failed{tries}: {}", error_chain(&e)));
                 }
             }
@@ -345,7 +386,9 @@ impl Runner {
     }
 
     async fn body(url: &str, r: reqwest::Response) -> Result<String, String> {
-        r.text().await.map_err(|e| format!("GET {url}: reading the body failed: {}", error_chain(&e)))
+        r.text()
+            .await
+            .map_err(|e| format!("GET {url}: reading the body failed: {}", error_chain(&e)))
     }
 
     async fn dns(&self, host: Option<String>, url: &str) -> Outcome {
@@ -372,28 +415,46 @@ impl Runner {
 
     async fn tls(&self, url: &str, min_days: u32) -> Outcome {
         if !url.starts_with("https://") {
-            return self.missing(format!("{url} is plain http: there is no TLS to check (use an https base URL)"));
+            return self.missing(format!(
+                "{url} is plain http: there is no TLS to check (use an https base URL)"
+            ));
         }
         let resp = match self.get(url).await {
             Ok(r) => r,
             Err(e) => return Outcome::Fail(format!("TLS handshake: {e}")),
         };
-        let Some(der) = resp.extensions().get::<reqwest::tls::TlsInfo>().and_then(|i| i.peer_certificate().map(<[u8]>::to_vec)) else {
+        let Some(der) = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate().map(<[u8]>::to_vec))
+        else {
             return Outcome::Fail(format!("{url}: the server presented no certificate"));
         };
         let Some(expires) = cert::not_after(&der) else {
             return Outcome::Fail(format!("{url}: cannot read the certificate's expiry"));
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let days = (expires - now).div_euclid(86_400);
         if days < i64::from(min_days) {
-            Outcome::Fail(format!("{url}: the certificate expires in {days} days, fewer than the {min_days} required; renew it"))
+            Outcome::Fail(format!(
+                "{url}: the certificate expires in {days} days, fewer than the {min_days} required; renew it"
+            ))
         } else {
-            Outcome::Pass(format!("{url}: handshake ok, certificate valid for {days} more days (>= {min_days})"))
+            Outcome::Pass(format!(
+                "{url}: handshake ok, certificate valid for {days} more days (>= {min_days})"
+            ))
         }
     }
 
-    async fn http(&self, url: &str, want: u16, contains: Option<&str>, json: Option<&JsonExpect>) -> Outcome {
+    async fn http(
+        &self,
+        url: &str,
+        want: u16,
+        contains: Option<&str>,
+        json: Option<&JsonExpect>,
+    ) -> Outcome {
         let resp = match self.get(url).await {
             Ok(r) => r,
             Err(e) => return Outcome::Fail(e),
@@ -404,12 +465,18 @@ impl Runner {
             Err(e) => return Outcome::Fail(e),
         };
         if status.as_u16() != want {
-            return Outcome::Fail(format!("GET {url} → {status} (expected {want}): {}", truncate(&body, 200)));
+            return Outcome::Fail(format!(
+                "GET {url} → {status} (expected {want}): {}",
+                truncate(&body, 200)
+            ));
         }
         let mut detail = format!("GET {url} → {status}");
         if let Some(needle) = contains {
             if !body.contains(needle) {
-                return Outcome::Fail(format!("GET {url} → {status} but the body does not contain `{needle}`: {}", truncate(&body, 200)));
+                return Outcome::Fail(format!(
+                    "GET {url} → {status} but the body does not contain `{needle}`: {}",
+                    truncate(&body, 200)
+                ));
             }
             detail.push_str(&format!("; body contains `{needle}`"));
         }
@@ -457,18 +524,34 @@ impl Runner {
         };
         let doc: Value = match serde_json::from_str(&body) {
             Ok(v) => v,
-            Err(e) => return Outcome::Fail(format!("GET {url}: not JSON ({e}): {}", truncate(&body, 120))),
+            Err(e) => {
+                return Outcome::Fail(format!(
+                    "GET {url}: not JSON ({e}): {}",
+                    truncate(&body, 120)
+                ));
+            }
         };
         match jwks::inspect(&doc) {
             Err(e) => Outcome::Fail(format!("GET {url}: {e}")),
-            Ok(v) if !v.private.is_empty() => {
-                Outcome::Fail(format!("GET {url}: the JWKS publishes private key material ({}); rotate those keys now", v.private.join(", ")))
-            }
+            Ok(v) if !v.private.is_empty() => Outcome::Fail(format!(
+                "GET {url}: the JWKS publishes private key material ({}); rotate those keys now",
+                v.private.join(", ")
+            )),
             Ok(v) if v.usable.is_empty() => {
-                let why = if v.unusable.is_empty() { "the `keys` array is empty".to_owned() } else { v.unusable.join("; ") };
-                Outcome::Fail(format!("GET {url}: no usable signing key: {why}; tokens cannot be verified"))
+                let why = if v.unusable.is_empty() {
+                    "the `keys` array is empty".to_owned()
+                } else {
+                    v.unusable.join("; ")
+                };
+                Outcome::Fail(format!(
+                    "GET {url}: no usable signing key: {why}; tokens cannot be verified"
+                ))
             }
-            Ok(v) => Outcome::Pass(format!("GET {url}: {} usable key(s): {}", v.usable.len(), v.usable.join(", "))),
+            Ok(v) => Outcome::Pass(format!(
+                "GET {url}: {} usable key(s): {}",
+                v.usable.len(),
+                v.usable.join(", ")
+            )),
         }
     }
 
@@ -498,11 +581,20 @@ impl Runner {
         let status = resp.status();
         if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
             let body = Self::body(url, resp).await.unwrap_or_default();
-            return Outcome::Fail(format!("WebSocket upgrade {url} → {status} (expected 101 Switching Protocols): {}", truncate(&body, 200)));
+            return Outcome::Fail(format!(
+                "WebSocket upgrade {url} → {status} (expected 101 Switching Protocols): {}",
+                truncate(&body, 200)
+            ));
         }
-        let accept = resp.headers().get("sec-websocket-accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = resp
+            .headers()
+            .get("sec-websocket-accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if accept != websocket_accept(&key) {
-            return Outcome::Fail(format!("WebSocket upgrade {url} → 101 but `Sec-WebSocket-Accept` is wrong (`{accept}`): not a WebSocket server"));
+            return Outcome::Fail(format!(
+                "WebSocket upgrade {url} → 101 but `Sec-WebSocket-Accept` is wrong (`{accept}`): not a WebSocket server"
+            ));
         }
         Outcome::Pass(format!("WebSocket upgrade {url} → 101 Switching Protocols"))
     }
@@ -514,7 +606,9 @@ impl Runner {
         };
         let refs = assets::referenced(&html);
         if refs.is_empty() {
-            return Outcome::Fail(format!("GET {url} → {status} but the page references no script or stylesheet: is this the SPA index?"));
+            return Outcome::Fail(format!(
+                "GET {url} → {status} but the page references no script or stylesheet: is this the SPA index?"
+            ));
         }
         let base_dir = match url.rfind('/') {
             Some(i) if i > origin(url).len() => &url[..=i],
@@ -551,15 +645,26 @@ impl Runner {
         }
         broken.sort();
         if broken.is_empty() {
-            Outcome::Pass(format!("GET {url} → {status}; all {} referenced assets load", refs.len()))
+            Outcome::Pass(format!(
+                "GET {url} → {status}; all {} referenced assets load",
+                refs.len()
+            ))
         } else {
-            Outcome::Fail(format!("GET {url} → {status} but {} of {} assets do not load: {}", broken.len(), refs.len(), broken.join("; ")))
+            Outcome::Fail(format!(
+                "GET {url} → {status} but {} of {} assets do not load: {}",
+                broken.len(),
+                refs.len(),
+                broken.join("; ")
+            ))
         }
     }
 
     async fn query(&self, url: &str, body: &str, want: u16, json: Option<&JsonExpect>) -> Outcome {
         let Some(token) = &self.input.token else {
-            return self.missing("no token for the authenticated query: pass --token or set REL_SMOKE_TOKEN".to_owned());
+            return self.missing(
+                "no token for the authenticated query: pass --token or set REL_SMOKE_TOKEN"
+                    .to_owned(),
+            );
         };
         let resp = self
             .send("POST", url, || {
@@ -577,10 +682,15 @@ impl Runner {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if matches!(status.as_u16(), 401 | 403) && want != status.as_u16() {
-            return Outcome::Fail(format!("POST {url} → {status}: the gateway refused the token (expired, wrong issuer, or identity's JWKS not reachable from the gateway)"));
+            return Outcome::Fail(format!(
+                "POST {url} → {status}: the gateway refused the token (expired, wrong issuer, or identity's JWKS not reachable from the gateway)"
+            ));
         }
         if status.as_u16() != want {
-            return Outcome::Fail(format!("POST {url} → {status} (expected {want}): {}", truncate(&text, 200)));
+            return Outcome::Fail(format!(
+                "POST {url} → {status} (expected {want}): {}",
+                truncate(&text, 200)
+            ));
         }
         let mut detail = format!("authenticated POST {url} → {status}");
         if let Some(expect) = json {
@@ -597,41 +707,77 @@ impl Runner {
             Ok(r) => r,
             Err(e) => return (Outcome::Fail(e), None),
         };
-        let running = match serde_json::from_str::<Value>(&body).ok().as_ref().and_then(|v| json_at(v, pointer)) {
+        let running = match serde_json::from_str::<Value>(&body)
+            .ok()
+            .as_ref()
+            .and_then(|v| json_at(v, pointer))
+        {
             Some(v) => json_text(v),
-            None => return (Outcome::Fail(format!("GET {url}: no JSON field `{pointer}` in {}", truncate(&body, 200))), None),
+            None => {
+                return (
+                    Outcome::Fail(format!(
+                        "GET {url}: no JSON field `{pointer}` in {}",
+                        truncate(&body, 200)
+                    )),
+                    None,
+                );
+            }
         };
         match &self.input.version {
             Some(want) if running.strip_prefix('v').unwrap_or(&running) != want.to_string() => (
-                Outcome::Fail(format!("GET {url}: runs version {running}, not {want}: the rollout has not converged, or the wrong version is deployed")),
+                Outcome::Fail(format!(
+                    "GET {url}: runs version {running}, not {want}: the rollout has not converged, or the wrong version is deployed"
+                )),
                 Some(running),
             ),
-            Some(want) => (Outcome::Pass(format!("GET {url}: runs version {want}")), Some(running)),
-            None => (Outcome::Pass(format!("GET {url}: runs version {running}")), Some(running)),
+            Some(want) => (
+                Outcome::Pass(format!("GET {url}: runs version {want}")),
+                Some(running),
+            ),
+            None => (
+                Outcome::Pass(format!("GET {url}: runs version {running}")),
+                Some(running),
+            ),
         }
     }
 }
 
 fn check_json(body: &str, expect: &JsonExpect) -> Result<String, String> {
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e}): {}", truncate(body, 120)))?;
-    let found = json_at(&v, &expect.pointer).ok_or_else(|| format!("no JSON field `{}` in {}", expect.pointer, truncate(body, 200)))?;
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| format!("the body is not JSON ({e}): {}", truncate(body, 120)))?;
+    let found = json_at(&v, &expect.pointer).ok_or_else(|| {
+        format!(
+            "no JSON field `{}` in {}",
+            expect.pointer,
+            truncate(body, 200)
+        )
+    })?;
     let text = json_text(found);
     match &expect.equals {
-        Some(want) if &text != want => Err(format!("JSON `{}` is `{text}`, expected `{want}`", expect.pointer)),
+        Some(want) if &text != want => Err(format!(
+            "JSON `{}` is `{text}`, expected `{want}`",
+            expect.pointer
+        )),
         Some(want) => Ok(format!("`{}` = `{want}`", expect.pointer)),
         None => Ok(format!("`{}` present", expect.pointer)),
     }
 }
 
 fn show_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 bytes, base64. Uniqueness matters, unpredictability does not.
 fn websocket_key() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&t.to_le_bytes());
     bytes[8..].copy_from_slice(&(n ^ u64::from(std::process::id())).to_le_bytes());
@@ -652,15 +798,27 @@ mod tests {
 
     #[test]
     fn websocket_accept_matches_the_rfc_example() {
-        assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn urls() {
-        assert_eq!(host_port("https://a.example.com/x"), Some(("a.example.com".into(), 443)));
-        assert_eq!(host_port("http://127.0.0.1:8080"), Some(("127.0.0.1".into(), 8080)));
+        assert_eq!(
+            host_port("https://a.example.com/x"),
+            Some(("a.example.com".into(), 443))
+        );
+        assert_eq!(
+            host_port("http://127.0.0.1:8080"),
+            Some(("127.0.0.1".into(), 8080))
+        );
         assert_eq!(host_port("http://[::1]:9/x"), Some(("::1".into(), 9)));
-        assert_eq!(origin("https://a.example.com:8443/app/index.html"), "https://a.example.com:8443");
+        assert_eq!(
+            origin("https://a.example.com:8443/app/index.html"),
+            "https://a.example.com:8443"
+        );
         assert_eq!(origin("http://h"), "http://h");
     }
 
@@ -670,7 +828,10 @@ mod tests {
         r.push(Check::fail("query", "echoed: Bearer s3cret-token"));
         scrub(&mut r, "s3cret-token");
         assert_eq!(r.checks[0].detail, "echoed: Bearer [redacted]");
-        assert_eq!(format!("{:?}", Token::new("abc".into()).unwrap()), "Token([redacted])");
+        assert_eq!(
+            format!("{:?}", Token::new("abc".into()).unwrap()),
+            "Token([redacted])"
+        );
         assert!(Token::new("  ".into()).is_none());
     }
 }

@@ -7,13 +7,19 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parse a `WWW-Authenticate` value; `None` for schemes other than Basic and Bearer.
 pub fn parse(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     let params = parse_params(rest);
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
@@ -34,7 +40,12 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_ascii_lowercase();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if key.is_empty() {
             return out;
         }
@@ -68,7 +79,9 @@ mod tests {
 
     #[test]
     fn bearer_with_quoted_commas() {
-        let c = parse(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#);
+        let c = parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+        );
         assert_eq!(
             c,
             Some(Challenge::Bearer {
@@ -85,8 +98,16 @@ mod tests {
         assert_eq!(parse("Negotiate abc"), None);
         assert_eq!(
             parse("bearer realm=http://t/token, service=reg"),
-            Some(Challenge::Bearer { realm: "http://t/token".into(), service: Some("reg".into()), scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://t/token".into(),
+                service: Some("reg".into()),
+                scope: None
+            })
         );
-        assert_eq!(parse("Bearer service=x"), None, "a bearer challenge needs a realm");
+        assert_eq!(
+            parse("Bearer service=x"),
+            None,
+            "a bearer challenge needs a realm"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5) }
+        RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
     }
 }
 
@@ -61,7 +65,8 @@ pub fn is_insecure(registry: &str, extra: &[String]) -> bool {
     } else {
         registry.rsplit_once(':').map_or(registry, |(h, _)| h)
     };
-    matches!(host, "localhost" | "127.0.0.1" | "::1") || extra.iter().any(|e| e == registry || e == host)
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+        || extra.iter().any(|e| e == registry || e == host)
 }
 
 #[derive(Default)]
@@ -96,9 +101,21 @@ pub(crate) struct Call<'a> {
 }
 
 impl Transport {
-    pub fn new(registry: &str, credentials: Option<Credentials>, options: ClientOptions) -> Result<Self, RegistryError> {
-        let scheme = if is_insecure(registry, &options.insecure) { "http" } else { "https" };
-        let api_host = if registry == "docker.io" { "registry-1.docker.io" } else { registry };
+    pub fn new(
+        registry: &str,
+        credentials: Option<Credentials>,
+        options: ClientOptions,
+    ) -> Result<Self, RegistryError> {
+        let scheme = if is_insecure(registry, &options.insecure) {
+            "http"
+        } else {
+            "https"
+        };
+        let api_host = if registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("rel-oci/", env!("CARGO_PKG_VERSION")))
@@ -153,7 +170,10 @@ impl Transport {
         let mut authenticated = false;
         loop {
             attempt += 1;
-            let mut req: RequestBuilder = self.http.request(call.method.clone(), &call.url).timeout(timeout);
+            let mut req: RequestBuilder = self
+                .http
+                .request(call.method.clone(), &call.url)
+                .timeout(timeout);
             for (name, value) in headers {
                 req = req.header(name, value);
             }
@@ -170,7 +190,10 @@ impl Transport {
                     attempt -= 1; // answering a challenge is not a fault
                     continue;
                 }
-                Ok(resp) if resp.status().is_server_error() || resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
+                {
                     let status = resp.status();
                     if attempt >= self.options.retry.attempts {
                         return Err(RegistryError::from_response(&endpoint, resp).await);
@@ -179,8 +202,14 @@ impl Transport {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
-                    if attempt >= self.options.retry.attempts || !(e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()) {
-                        return Err(RegistryError::Transport { endpoint, attempts: attempt, source: e });
+                    if attempt >= self.options.retry.attempts
+                        || !(e.is_timeout() || e.is_connect() || e.is_request() || e.is_body())
+                    {
+                        return Err(RegistryError::Transport {
+                            endpoint,
+                            attempts: attempt,
+                            source: e,
+                        });
                     }
                     tracing::debug!(%endpoint, error = %e, attempt, "retrying");
                 }
@@ -192,12 +221,22 @@ impl Transport {
 
     fn backoff(&self, attempt: u32) -> Duration {
         let policy = &self.options.retry;
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff)
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        policy
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(policy.max_backoff)
     }
 
     /// Answer the 401 in `resp`.
-    async fn authenticate(&self, resp: &Response, scopes: &[String], endpoint: &str) -> Result<(), RegistryError> {
+    async fn authenticate(
+        &self,
+        resp: &Response,
+        scopes: &[String],
+        endpoint: &str,
+    ) -> Result<(), RegistryError> {
         let challenge = resp
             .headers()
             .get_all(header::WWW_AUTHENTICATE)
@@ -219,14 +258,20 @@ impl Transport {
                 self.auth.lock().expect("auth state lock").basic = true;
                 Ok(())
             }
-            Challenge::Bearer { realm, service, scope } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
                 let mut wanted: Vec<String> = scopes.to_vec();
                 if let Some(s) = scope {
                     if !wanted.contains(&s) {
                         wanted.push(s);
                     }
                 }
-                let token = self.fetch_token(&realm, service.as_deref(), &wanted).await?;
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), &wanted)
+                    .await?;
                 let mut state = self.auth.lock().expect("auth state lock");
                 state.bearer = Some((realm, service));
                 state.tokens.insert(scopes.join(" "), token);
@@ -236,7 +281,12 @@ impl Transport {
     }
 
     /// GET the token endpoint (with basic credentials when we have them).
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Secret, RegistryError> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Secret, RegistryError> {
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -247,7 +297,11 @@ impl Transport {
         let endpoint = endpoint(&Method::GET, realm);
         let mut last_error = None;
         for attempt in 1..=self.options.retry.attempts {
-            let mut req = self.http.get(realm).query(&query).timeout(self.options.timeout);
+            let mut req = self
+                .http
+                .get(realm)
+                .query(&query)
+                .timeout(self.options.timeout);
             if let Some(c) = &self.credentials {
                 req = req.header(header::AUTHORIZATION, basic_header(c));
             }
@@ -258,21 +312,30 @@ impl Transport {
                         token: Option<String>,
                         access_token: Option<String>,
                     }
-                    let answer: TokenAnswer = resp.json().await.map_err(|e| RegistryError::Token {
-                        endpoint: endpoint.clone(),
-                        detail: format!("invalid token answer: {e}"),
-                    })?;
-                    let token = answer.token.or(answer.access_token).ok_or_else(|| RegistryError::Token {
-                        endpoint: endpoint.clone(),
-                        detail: "the answer has no `token`".into(),
+                    let answer: TokenAnswer =
+                        resp.json().await.map_err(|e| RegistryError::Token {
+                            endpoint: endpoint.clone(),
+                            detail: format!("invalid token answer: {e}"),
+                        })?;
+                    let token = answer.token.or(answer.access_token).ok_or_else(|| {
+                        RegistryError::Token {
+                            endpoint: endpoint.clone(),
+                            detail: "the answer has no `token`".into(),
+                        }
                     })?;
                     return Ok(Secret::new(token));
                 }
-                Ok(resp) if resp.status().is_server_error() => last_error = Some(format!("{}", resp.status())),
+                Ok(resp) if resp.status().is_server_error() => {
+                    last_error = Some(format!("{}", resp.status()))
+                }
                 Ok(resp) => {
                     return Err(RegistryError::Token {
                         endpoint,
-                        detail: format!("{} (are the credentials right, and allowed {}?)", resp.status(), scopes.join(" ")),
+                        detail: format!(
+                            "{} (are the credentials right, and allowed {}?)",
+                            resp.status(),
+                            scopes.join(" ")
+                        ),
                     });
                 }
                 Err(e) => last_error = Some(e.to_string()),
@@ -282,13 +345,19 @@ impl Transport {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
         }
-        Err(RegistryError::Token { endpoint, detail: last_error.unwrap_or_default() })
+        Err(RegistryError::Token {
+            endpoint,
+            detail: last_error.unwrap_or_default(),
+        })
     }
 }
 
 fn basic_header(c: &Credentials) -> String {
     let raw = zeroize::Zeroizing::new(format!("{}:{}", c.username, c.password.expose()));
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+    )
 }
 
 /// `METHOD url-without-query`, for errors: upload URLs carry state in their query.
@@ -306,7 +375,10 @@ mod tests {
         assert!(is_insecure("localhost", &[]));
         assert!(is_insecure("[::1]:5000", &[]));
         assert!(!is_insecure("ghcr.io", &[]));
-        assert!(is_insecure("registry.lan:5000", &["registry.lan:5000".into()]));
+        assert!(is_insecure(
+            "registry.lan:5000",
+            &["registry.lan:5000".into()]
+        ));
         assert!(is_insecure("registry.lan:5000", &["registry.lan".into()]));
     }
 }

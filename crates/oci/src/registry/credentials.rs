@@ -48,7 +48,10 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &self.password).finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .finish()
     }
 }
 
@@ -94,8 +97,14 @@ pub enum CredentialError {
     #[diagnostic(help("fix the file, or point DOCKER_CONFIG at another directory"))]
     BadConfig { path: PathBuf, reason: String },
     #[error("credential helper `docker-credential-{helper}` for `{registry}` failed: {reason}")]
-    #[diagnostic(help("run `docker-credential-{helper} list` to check it, or set {ENV_USERNAME}/{ENV_PASSWORD}"))]
-    Helper { helper: String, registry: String, reason: String },
+    #[diagnostic(help(
+        "run `docker-credential-{helper} list` to check it, or set {ENV_USERNAME}/{ENV_PASSWORD}"
+    ))]
+    Helper {
+        helper: String,
+        registry: String,
+        reason: String,
+    },
 }
 
 #[derive(Deserialize, Default)]
@@ -128,7 +137,10 @@ struct HelperAnswer {
 
 /// The host a Docker config key names: `https://index.docker.io/v1/` → `index.docker.io`.
 fn config_key_host(key: &str) -> &str {
-    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     key.split('/').next().unwrap_or(key)
 }
 
@@ -141,28 +153,53 @@ fn key_matches(key: &str, registry: &str) -> bool {
 
 /// What a credential helper is asked for `registry`.
 fn helper_server_url(registry: &str) -> String {
-    if registry == "docker.io" { "https://index.docker.io/v1/".into() } else { registry.to_owned() }
+    if registry == "docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        registry.to_owned()
+    }
 }
 
 /// Credentials for `registry` (`127.0.0.1:5000`, `ghcr.io`, `docker.io`): the REL_REGISTRY_*
 /// pair first, then the Docker config's `credHelpers` entry, its `auths` entry, its `credsStore`.
 /// `Ok(None)` means anonymous.
-pub fn resolve_credentials(registry: &str, sources: &CredentialSources) -> Result<Option<Credentials>, CredentialError> {
+pub fn resolve_credentials(
+    registry: &str,
+    sources: &CredentialSources,
+) -> Result<Option<Credentials>, CredentialError> {
     match (&sources.username, &sources.password) {
         (Some(username), Some(password)) => {
-            return Ok(Some(Credentials { username: username.clone(), password: password.clone() }));
+            return Ok(Some(Credentials {
+                username: username.clone(),
+                password: password.clone(),
+            }));
         }
         (None, None) => {}
         _ => return Err(CredentialError::HalfSet),
     }
-    let Some(path) = &sources.docker_config else { return Ok(None) };
-    let config = match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice::<DockerConfig>(&bytes)
-            .map_err(|e| CredentialError::BadConfig { path: path.clone(), reason: e.to_string() })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(CredentialError::BadConfig { path: path.clone(), reason: e.to_string() }),
+    let Some(path) = &sources.docker_config else {
+        return Ok(None);
     };
-    if let Some((_, helper)) = config.cred_helpers.iter().find(|(k, _)| key_matches(k, registry)) {
+    let config = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<DockerConfig>(&bytes).map_err(|e| {
+            CredentialError::BadConfig {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CredentialError::BadConfig {
+                path: path.clone(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    if let Some((_, helper)) = config
+        .cred_helpers
+        .iter()
+        .find(|(k, _)| key_matches(k, registry))
+    {
         return run_helper(helper, registry, sources.helper_path.as_ref());
     }
     if let Some((_, auth)) = config.auths.iter().find(|(k, _)| key_matches(k, registry)) {
@@ -178,28 +215,52 @@ pub fn resolve_credentials(registry: &str, sources: &CredentialSources) -> Resul
 
 fn decode_auth(auth: &DockerAuth, path: &Path) -> Result<Option<Credentials>, CredentialError> {
     if let Some(encoded) = auth.auth.as_deref().filter(|a| !a.is_empty()) {
-        let bad = |reason: &str| CredentialError::BadConfig { path: path.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| CredentialError::BadConfig {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
         let decoded = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad("an `auth` value is not base64"))?,
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| bad("an `auth` value is not base64"))?,
         );
-        let text = std::str::from_utf8(&decoded).map_err(|_| bad("an `auth` value is not UTF-8"))?;
-        let (user, pass) = text.split_once(':').ok_or_else(|| bad("an `auth` value is not `user:password`"))?;
-        return Ok(Some(Credentials { username: user.to_owned(), password: Secret::new(pass) }));
+        let text =
+            std::str::from_utf8(&decoded).map_err(|_| bad("an `auth` value is not UTF-8"))?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| bad("an `auth` value is not `user:password`"))?;
+        return Ok(Some(Credentials {
+            username: user.to_owned(),
+            password: Secret::new(pass),
+        }));
     }
     if let (Some(u), Some(p)) = (&auth.username, &auth.password) {
-        return Ok(Some(Credentials { username: u.clone(), password: Secret::new(p.clone()) }));
+        return Ok(Some(Credentials {
+            username: u.clone(),
+            password: Secret::new(p.clone()),
+        }));
     }
     Ok(None)
 }
 
 fn find_helper(name: &str, search: Option<&OsString>) -> Option<PathBuf> {
     let program = format!("docker-credential-{name}");
-    std::env::split_paths(search?).map(|d| d.join(&program)).find(|p| p.is_file())
+    std::env::split_paths(search?)
+        .map(|d| d.join(&program))
+        .find(|p| p.is_file())
 }
 
 /// `docker-credential-<name> get` with the server URL on stdin; "not found" answers are `None`.
-fn run_helper(name: &str, registry: &str, search: Option<&OsString>) -> Result<Option<Credentials>, CredentialError> {
-    let fail = |reason: String| CredentialError::Helper { helper: name.to_owned(), registry: registry.to_owned(), reason };
+fn run_helper(
+    name: &str,
+    registry: &str,
+    search: Option<&OsString>,
+) -> Result<Option<Credentials>, CredentialError> {
+    let fail = |reason: String| CredentialError::Helper {
+        helper: name.to_owned(),
+        registry: registry.to_owned(),
+        reason,
+    };
     let program = find_helper(name, search).ok_or_else(|| fail("not found on PATH".into()))?;
     let mut child = Command::new(&program)
         .arg("get")
@@ -209,12 +270,19 @@ fn run_helper(name: &str, registry: &str, search: Option<&OsString>) -> Result<O
         .spawn()
         .map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(helper_server_url(registry).as_bytes()).map_err(|e| fail(e.to_string()))?;
+        stdin
+            .write_all(helper_server_url(registry).as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     let stdout = Zeroizing::new(out.stdout);
     if !out.status.success() {
-        let said = String::from_utf8_lossy(if stdout.is_empty() { &out.stderr } else { &stdout }).to_lowercase();
+        let said = String::from_utf8_lossy(if stdout.is_empty() {
+            &out.stderr
+        } else {
+            &stdout
+        })
+        .to_lowercase();
         if said.contains("not found") {
             return Ok(None);
         }
@@ -223,7 +291,10 @@ fn run_helper(name: &str, registry: &str, search: Option<&OsString>) -> Result<O
     }
     let HelperAnswer { username, secret } =
         serde_json::from_slice(&stdout).map_err(|_| fail("answered with invalid JSON".into()))?;
-    Ok(Some(Credentials { username, password: Secret::new(secret) }))
+    Ok(Some(Credentials {
+        username,
+        password: Secret::new(secret),
+    }))
 }
 
 #[cfg(test)]
@@ -232,8 +303,17 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let c = Credentials { username: "ci".into(), password: Secret::new("hunter2") };
-        let shown = format!("{c:?} {:?}", CredentialSources { password: Some(Secret::new("hunter2")), ..Default::default() });
+        let c = Credentials {
+            username: "ci".into(),
+            password: Secret::new("hunter2"),
+        };
+        let shown = format!(
+            "{c:?} {:?}",
+            CredentialSources {
+                password: Some(Secret::new("hunter2")),
+                ..Default::default()
+            }
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"));
     }
@@ -248,10 +328,23 @@ mod tests {
 
     #[test]
     fn env_pair_wins_and_half_a_pair_is_an_error() {
-        let both = CredentialSources { username: Some("u".into()), password: Some(Secret::new("p")), ..Default::default() };
-        assert_eq!(resolve_credentials("r", &both).unwrap().unwrap().username, "u");
-        let half = CredentialSources { username: Some("u".into()), ..Default::default() };
-        assert!(matches!(resolve_credentials("r", &half), Err(CredentialError::HalfSet)));
+        let both = CredentialSources {
+            username: Some("u".into()),
+            password: Some(Secret::new("p")),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_credentials("r", &both).unwrap().unwrap().username,
+            "u"
+        );
+        let half = CredentialSources {
+            username: Some("u".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_credentials("r", &half),
+            Err(CredentialError::HalfSet)
+        ));
     }
 
     #[test]
@@ -264,7 +357,8 @@ mod tests {
             "#!/bin/sh\nread server\nif [ \"$1\" = get ] && [ \"$server\" = helped.test ]; then\n  echo '{\"ServerURL\":\"helped.test\",\"Username\":\"hu\",\"Secret\":\"hs\"}'\nelse\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
         )
         .unwrap();
-        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let config = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("au:ap");
         std::fs::write(
@@ -277,13 +371,24 @@ mod tests {
             helper_path: Some(dir.path().as_os_str().to_owned()),
             ..Default::default()
         };
-        let helped = resolve_credentials("helped.test", &sources).unwrap().unwrap();
-        assert_eq!((helped.username.as_str(), helped.password.expose()), ("hu", "hs"));
+        let helped = resolve_credentials("helped.test", &sources)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (helped.username.as_str(), helped.password.expose()),
+            ("hu", "hs")
+        );
         let authed = resolve_credentials("auth.test", &sources).unwrap().unwrap();
-        assert_eq!((authed.username.as_str(), authed.password.expose()), ("au", "ap"));
+        assert_eq!(
+            (authed.username.as_str(), authed.password.expose()),
+            ("au", "ap")
+        );
         // `stored.test` has an empty auths entry: the credsStore is asked, and it knows nothing.
         assert_eq!(resolve_credentials("stored.test", &sources).unwrap(), None);
-        let missing = CredentialSources { helper_path: Some(OsString::from("/nonexistent")), ..sources };
+        let missing = CredentialSources {
+            helper_path: Some(OsString::from("/nonexistent")),
+            ..sources
+        };
         let err = resolve_credentials("helped.test", &missing).unwrap_err();
         assert!(err.to_string().contains("docker-credential-fake"), "{err}");
     }

@@ -11,7 +11,10 @@ mod push;
 
 pub use challenge::{Challenge, parse as parse_challenge};
 pub use client::{ClientOptions, RetryPolicy, is_insecure};
-pub use credentials::{CredentialError, CredentialSources, Credentials, ENV_PASSWORD, ENV_USERNAME, Secret, resolve_credentials};
+pub use credentials::{
+    CredentialError, CredentialSources, Credentials, ENV_PASSWORD, ENV_USERNAME, Secret,
+    resolve_credentials,
+};
 pub use error::RegistryError;
 pub(crate) use push::Known;
-pub use push::{BlobOutcome, BlobUpload, BlobPush, PushOptions, PushReport, Registry, TagStatus};
+pub use push::{BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus};

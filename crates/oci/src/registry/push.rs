@@ -89,8 +89,14 @@ enum BlobData<'a> {
 
 impl Registry {
     /// A client for `registry` (`127.0.0.1:5000`, `ghcr.io`; `docker.io` goes to its API host).
-    pub fn new(registry: &str, credentials: Option<Credentials>, options: ClientOptions) -> Result<Self, RegistryError> {
-        Ok(Registry { t: Transport::new(registry, credentials, options)? })
+    pub fn new(
+        registry: &str,
+        credentials: Option<Credentials>,
+        options: ClientOptions,
+    ) -> Result<Self, RegistryError> {
+        Ok(Registry {
+            t: Transport::new(registry, credentials, options)?,
+        })
     }
 
     pub fn registry(&self) -> &str {
@@ -102,11 +108,22 @@ impl Registry {
     }
 
     /// The digest `reference` (a tag or digest) points at in `repository`, or `None`.
-    pub async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
-        let url = self.t.url(&format!("/v2/{repository}/manifests/{reference}"));
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let url = self
+            .t
+            .url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Self::scopes(repository);
         let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_owned())];
-        let call = Call { method: Method::HEAD, url: url.clone(), scopes: &scopes, body_len: 0 };
+        let call = Call {
+            method: Method::HEAD,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
         let resp = self.t.send(&call, &|| Ok(None), &accept).await?;
         let ep = endpoint(&Method::HEAD, &url);
         match resp.status() {
@@ -116,12 +133,26 @@ impl Registry {
                     return Ok(Some(d));
                 }
                 // No Docker-Content-Digest: hash the manifest bytes.
-                let call = Call { method: Method::GET, url: url.clone(), scopes: &scopes, body_len: 0 };
+                let call = Call {
+                    method: Method::GET,
+                    url: url.clone(),
+                    scopes: &scopes,
+                    body_len: 0,
+                };
                 let resp = self.t.send(&call, &|| Ok(None), &accept).await?;
                 if !resp.status().is_success() {
-                    return Err(RegistryError::from_response(&endpoint(&Method::GET, &url), resp).await);
+                    return Err(
+                        RegistryError::from_response(&endpoint(&Method::GET, &url), resp).await,
+                    );
                 }
-                let bytes = resp.bytes().await.map_err(|source| RegistryError::Transport { endpoint: ep, attempts: 1, source })?;
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|source| RegistryError::Transport {
+                        endpoint: ep,
+                        attempts: 1,
+                        source,
+                    })?;
                 Ok(Some(Digest::of(&bytes)))
             }
             _ => Err(RegistryError::from_response(&ep, resp).await),
@@ -129,13 +160,28 @@ impl Registry {
     }
 
     /// Whether `repository` has the blob `digest`.
-    pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        self.blob_in(repository, digest, &Self::scopes(repository)).await
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        self.blob_in(repository, digest, &Self::scopes(repository))
+            .await
     }
 
-    async fn blob_in(&self, repository: &str, digest: &Digest, scopes: &[String]) -> Result<bool, RegistryError> {
+    async fn blob_in(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        scopes: &[String],
+    ) -> Result<bool, RegistryError> {
         let url = self.t.url(&format!("/v2/{repository}/blobs/{digest}"));
-        let call = Call { method: Method::HEAD, url: url.clone(), scopes, body_len: 0 };
+        let call = Call {
+            method: Method::HEAD,
+            url: url.clone(),
+            scopes,
+            body_len: 0,
+        };
         let resp = self.t.send(&call, &|| Ok(None), &[]).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -145,36 +191,62 @@ impl Registry {
     }
 
     /// Push `image` to `target` (its registry must be this client's; its tag, if any, is set).
-    pub async fn push(&self, target: &ImageRef, image: &Image, options: &PushOptions) -> Result<PushReport, RegistryError> {
-        self.push_with(target, image, options, Known::default()).await
+    pub async fn push(
+        &self,
+        target: &ImageRef,
+        image: &Image,
+        options: &PushOptions,
+    ) -> Result<PushReport, RegistryError> {
+        self.push_with(target, image, options, Known::default())
+            .await
     }
 
     /// Open an upload session in `repository` before the blob's digest is known.
     pub async fn begin_upload(&self, repository: &str) -> Result<BlobUpload, RegistryError> {
-        Ok(BlobUpload { repository: repository.to_owned(), location: self.start_upload(repository).await?, sent: 0 })
+        Ok(BlobUpload {
+            repository: repository.to_owned(),
+            location: self.start_upload(repository).await?,
+            sent: 0,
+        })
     }
 
     /// Send a blob's bytes into `upload` as they are produced, in one streamed PATCH (no retry:
     /// on failure, upload the finished blob again with [`Registry::push`]).
-    pub async fn stream_upload<S>(&self, mut upload: BlobUpload, chunks: S, size_hint: u64) -> Result<BlobUpload, RegistryError>
+    pub async fn stream_upload<S>(
+        &self,
+        mut upload: BlobUpload,
+        chunks: S,
+        size_hint: u64,
+    ) -> Result<BlobUpload, RegistryError>
     where
         S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
     {
         let url = self.t.url(&upload.location);
         let scopes = Self::scopes(&upload.repository);
-        let call = Call { method: Method::PATCH, url: url.clone(), scopes: &scopes, body_len: size_hint };
+        let call = Call {
+            method: Method::PATCH,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: size_hint,
+        };
         let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let c = counted.clone();
-        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(futures_util::StreamExt::inspect(chunks, move |chunk| {
-            if let Ok(b) = chunk {
-                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }))));
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(
+            futures_util::StreamExt::inspect(chunks, move |chunk| {
+                if let Ok(b) = chunk {
+                    c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }),
+        )));
         let make = || -> Result<Option<reqwest::Body>, RegistryError> {
-            body.lock().expect("body lock").take().map(Some).ok_or_else(|| RegistryError::BadResponse {
-                endpoint: endpoint(&Method::PATCH, &url),
-                detail: "a streamed upload cannot be sent twice".into(),
-            })
+            body.lock()
+                .expect("body lock")
+                .take()
+                .map(Some)
+                .ok_or_else(|| RegistryError::BadResponse {
+                    endpoint: endpoint(&Method::PATCH, &url),
+                    detail: "a streamed upload cannot be sent twice".into(),
+                })
         };
         let headers = [(header::CONTENT_TYPE, "application/octet-stream".to_owned())];
         let resp = self.t.send(&call, &make, &headers).await?;
@@ -188,12 +260,21 @@ impl Registry {
     }
 
     /// Close a streamed upload with the digest of what was sent.
-    pub async fn commit_upload(&self, upload: &BlobUpload, digest: &Digest) -> Result<(), RegistryError> {
+    pub async fn commit_upload(
+        &self,
+        upload: &BlobUpload,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
         let base = self.t.url(&upload.location);
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}digest={digest}");
         let scopes = Self::scopes(&upload.repository);
-        let call = Call { method: Method::PUT, url: url.clone(), scopes: &scopes, body_len: 0 };
+        let call = Call {
+            method: Method::PUT,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
         let headers = [(header::CONTENT_LENGTH, "0".to_owned())];
         let resp = self.t.send(&call, &|| Ok(None), &headers).await?;
         if !resp.status().is_success() {
@@ -203,13 +284,28 @@ impl Registry {
     }
 
     /// Upload `bytes` (a small blob such as a config) into a session opened earlier.
-    pub(crate) async fn upload_into(&self, upload: &BlobUpload, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
-        self.finish_upload(&upload.repository, &upload.location, digest, bytes.len() as u64, &BlobData::Bytes(bytes)).await
+    pub(crate) async fn upload_into(
+        &self,
+        upload: &BlobUpload,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        self.finish_upload(
+            &upload.repository,
+            &upload.location,
+            digest,
+            bytes.len() as u64,
+            &BlobData::Bytes(bytes),
+        )
+        .await
     }
 
     /// Where `target`'s tag points now (`None` when it has no tag: then it is looked up by digest
     /// at push time).
-    pub(crate) async fn tag_digest(&self, target: &ImageRef) -> Result<Option<Option<Digest>>, RegistryError> {
+    pub(crate) async fn tag_digest(
+        &self,
+        target: &ImageRef,
+    ) -> Result<Option<Option<Digest>>, RegistryError> {
         match target.tag() {
             Some(tag) => Ok(Some(self.manifest_digest(target.repository(), tag).await?)),
             None => Ok(None),
@@ -240,16 +336,36 @@ impl Registry {
         let reference = format!("{}@{ours}", target.name());
         let current = match known.tag_digest {
             Some(d) if tag.is_some() => d,
-            _ => self.manifest_digest(repository, tag.as_deref().unwrap_or(ours.to_string().as_str())).await?,
+            _ => {
+                self.manifest_digest(
+                    repository,
+                    tag.as_deref().unwrap_or(ours.to_string().as_str()),
+                )
+                .await?
+            }
         };
         let all_present = || {
-            let outcome = |d: &Digest| if sent.contains(d) { BlobOutcome::Uploaded } else { BlobOutcome::AlreadyPresent };
+            let outcome = |d: &Digest| {
+                if sent.contains(d) {
+                    BlobOutcome::Uploaded
+                } else {
+                    BlobOutcome::AlreadyPresent
+                }
+            };
             let mut blobs: Vec<BlobPush> = image
                 .layers
                 .iter()
-                .map(|l| BlobPush { digest: l.descriptor.digest.clone(), size: l.descriptor.size, outcome: outcome(&l.descriptor.digest) })
+                .map(|l| BlobPush {
+                    digest: l.descriptor.digest.clone(),
+                    size: l.descriptor.size,
+                    outcome: outcome(&l.descriptor.digest),
+                })
                 .collect();
-            blobs.push(BlobPush { digest: image.config_digest.clone(), size: image.config.len() as u64, outcome: outcome(&image.config_digest) });
+            blobs.push(BlobPush {
+                digest: image.config_digest.clone(),
+                size: image.config.len() as u64,
+                outcome: outcome(&image.config_digest),
+            });
             blobs
         };
         let mut previous = None;
@@ -262,9 +378,14 @@ impl Registry {
                     digest: ours,
                     tag,
                     tag_status: TagStatus::Unchanged,
-                    bytes_uploaded: blobs.iter().filter(|b| b.outcome == BlobOutcome::Uploaded).map(|b| b.size).sum(),
+                    bytes_uploaded: blobs
+                        .iter()
+                        .filter(|b| b.outcome == BlobOutcome::Uploaded)
+                        .map(|b| b.size)
+                        .sum(),
                     blobs,
-                    retries: self.t.retries.load(std::sync::atomic::Ordering::Relaxed) - retries_before,
+                    retries: self.t.retries.load(std::sync::atomic::Ordering::Relaxed)
+                        - retries_before,
                 });
             }
             Some(existing) if !options.allow_overwrite => {
@@ -280,13 +401,36 @@ impl Registry {
 
         let mut jobs = Vec::new();
         for l in &image.layers {
-            jobs.push(self.push_blob(repository, &l.descriptor.digest, l.descriptor.size, BlobData::File(&l.path), options, sent));
+            jobs.push(self.push_blob(
+                repository,
+                &l.descriptor.digest,
+                l.descriptor.size,
+                BlobData::File(&l.path),
+                options,
+                sent,
+            ));
         }
-        jobs.push(self.push_blob(repository, &image.config_digest, image.config.len() as u64, BlobData::Bytes(&image.config), options, sent));
+        jobs.push(self.push_blob(
+            repository,
+            &image.config_digest,
+            image.config.len() as u64,
+            BlobData::Bytes(&image.config),
+            options,
+            sent,
+        ));
         let blobs = try_join_all(jobs).await?;
-        let bytes_uploaded = blobs.iter().filter(|b| b.outcome == BlobOutcome::Uploaded).map(|b| b.size).sum();
+        let bytes_uploaded = blobs
+            .iter()
+            .filter(|b| b.outcome == BlobOutcome::Uploaded)
+            .map(|b| b.size)
+            .sum();
 
-        self.put_manifest(repository, tag.as_deref().unwrap_or(ours.to_string().as_str()), image).await?;
+        self.put_manifest(
+            repository,
+            tag.as_deref().unwrap_or(ours.to_string().as_str()),
+            image,
+        )
+        .await?;
         Ok(PushReport {
             reference,
             digest: ours,
@@ -301,20 +445,47 @@ impl Registry {
         })
     }
 
-    async fn put_manifest(&self, repository: &str, reference: &str, image: &Image) -> Result<(), RegistryError> {
-        let url = self.t.url(&format!("/v2/{repository}/manifests/{reference}"));
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        image: &Image,
+    ) -> Result<(), RegistryError> {
+        let url = self
+            .t
+            .url(&format!("/v2/{repository}/manifests/{reference}"));
         let scopes = Self::scopes(repository);
-        let call = Call { method: Method::PUT, url: url.clone(), scopes: &scopes, body_len: image.manifest.len() as u64 };
+        let call = Call {
+            method: Method::PUT,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: image.manifest.len() as u64,
+        };
         let body = image.manifest.clone();
         let headers = [(header::CONTENT_TYPE, MEDIA_TYPE_MANIFEST.to_owned())];
-        let resp = self.t.send(&call, &|| Ok(Some(reqwest::Body::from(body.clone()))), &headers).await?;
+        let resp = self
+            .t
+            .send(
+                &call,
+                &|| Ok(Some(reqwest::Body::from(body.clone()))),
+                &headers,
+            )
+            .await?;
         let ep = endpoint(&Method::PUT, &url);
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
             return Err(RegistryError::from_response(&ep, resp).await);
         }
-        match resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+        match resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(got) if got == image.manifest_digest.to_string() => Ok(()),
-            Some(got) => Err(RegistryError::DigestMismatch { endpoint: ep, expected: image.manifest_digest.clone(), got: got.to_owned() }),
+            Some(got) => Err(RegistryError::DigestMismatch {
+                endpoint: ep,
+                expected: image.manifest_digest.clone(),
+                got: got.to_owned(),
+            }),
             None => {
                 // Not all registries send it: ask for the digest the tag now resolves to.
                 match self.manifest_digest(repository, reference).await? {
@@ -322,7 +493,9 @@ impl Registry {
                     other => Err(RegistryError::DigestMismatch {
                         endpoint: ep,
                         expected: image.manifest_digest.clone(),
-                        got: other.map(|d| d.to_string()).unwrap_or_else(|| "nothing".into()),
+                        got: other
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "nothing".into()),
                     }),
                 }
             }
@@ -338,7 +511,13 @@ impl Registry {
         options: &PushOptions,
         sent: &[Digest],
     ) -> Result<BlobPush, RegistryError> {
-        let done = |outcome| Ok(BlobPush { digest: digest.clone(), size, outcome });
+        let done = |outcome| {
+            Ok(BlobPush {
+                digest: digest.clone(),
+                size,
+                outcome,
+            })
+        };
         if sent.contains(digest) {
             return done(BlobOutcome::Uploaded);
         }
@@ -346,16 +525,28 @@ impl Registry {
             return done(BlobOutcome::AlreadyPresent);
         }
         let mut session = None;
-        let candidates: Vec<&String> = options.mount_from.iter().filter(|r| r.as_str() != repository).collect();
+        let candidates: Vec<&String> = options
+            .mount_from
+            .iter()
+            .filter(|r| r.as_str() != repository)
+            .collect();
         for (i, from) in candidates.iter().enumerate() {
             // Ask the candidates that may not have it first; the last one is tried blind (a 202
             // answer still opens the upload session we need).
             let last = i + 1 == candidates.len();
-            if !last && !self.blob_in(from, digest, &[format!("repository:{from}:pull")]).await? {
+            if !last
+                && !self
+                    .blob_in(from, digest, &[format!("repository:{from}:pull")])
+                    .await?
+            {
                 continue;
             }
             match self.try_mount(repository, digest, from).await? {
-                Mount::Mounted => return done(BlobOutcome::Mounted { from: (*from).clone() }),
+                Mount::Mounted => {
+                    return done(BlobOutcome::Mounted {
+                        from: (*from).clone(),
+                    });
+                }
                 Mount::Upload(location) => {
                     session = Some(location);
                     break;
@@ -368,20 +559,44 @@ impl Registry {
                 Some(l) => l,
                 None => self.start_upload(repository).await?,
             };
-            match self.finish_upload(repository, &location, digest, size, &data).await {
+            match self
+                .finish_upload(repository, &location, digest, size, &data)
+                .await
+            {
                 Ok(()) => return done(BlobOutcome::Uploaded),
-                Err(RegistryError::Status { status: 400 | 404 | 416, .. }) if round == 0 => continue,
+                Err(RegistryError::Status {
+                    status: 400 | 404 | 416,
+                    ..
+                }) if round == 0 => continue,
                 Err(e) => return Err(e),
             }
         }
         unreachable!("the second round returns")
     }
 
-    async fn try_mount(&self, repository: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError> {
-        let url = self.t.url(&format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"));
-        let scopes = vec![format!("repository:{repository}:pull,push"), format!("repository:{from}:pull")];
-        let call = Call { method: Method::POST, url: url.clone(), scopes: &scopes, body_len: 0 };
-        let resp = self.t.send(&call, &|| Ok(Some(reqwest::Body::from(Vec::new()))), &[]).await?;
+    async fn try_mount(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount, RegistryError> {
+        let url = self.t.url(&format!(
+            "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
+        ));
+        let scopes = vec![
+            format!("repository:{repository}:pull,push"),
+            format!("repository:{from}:pull"),
+        ];
+        let call = Call {
+            method: Method::POST,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        let resp = self
+            .t
+            .send(&call, &|| Ok(Some(reqwest::Body::from(Vec::new()))), &[])
+            .await?;
         let ep = endpoint(&Method::POST, &url);
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
@@ -393,8 +608,16 @@ impl Registry {
     async fn start_upload(&self, repository: &str) -> Result<String, RegistryError> {
         let url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"));
         let scopes = Self::scopes(repository);
-        let call = Call { method: Method::POST, url: url.clone(), scopes: &scopes, body_len: 0 };
-        let resp = self.t.send(&call, &|| Ok(Some(reqwest::Body::from(Vec::new()))), &[]).await?;
+        let call = Call {
+            method: Method::POST,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        let resp = self
+            .t
+            .send(&call, &|| Ok(Some(reqwest::Body::from(Vec::new()))), &[])
+            .await?;
         let ep = endpoint(&Method::POST, &url);
         if resp.status() != StatusCode::ACCEPTED {
             return Err(RegistryError::from_response(&ep, resp).await);
@@ -415,7 +638,12 @@ impl Registry {
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}digest={digest}");
         let scopes = Self::scopes(repository);
-        let call = Call { method: Method::PUT, url: url.clone(), scopes: &scopes, body_len: size };
+        let call = Call {
+            method: Method::PUT,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: size,
+        };
         let headers = [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
@@ -431,9 +659,17 @@ impl Registry {
         if !resp.status().is_success() {
             return Err(RegistryError::from_response(&ep, resp).await);
         }
-        if let Some(got) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+        if let Some(got) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
             if got != digest.to_string() {
-                return Err(RegistryError::DigestMismatch { endpoint: ep, expected: digest.clone(), got: got.to_owned() });
+                return Err(RegistryError::DigestMismatch {
+                    endpoint: ep,
+                    expected: digest.clone(),
+                    got: got.to_owned(),
+                });
             }
         }
         Ok(())
@@ -474,16 +710,27 @@ fn location(resp: &reqwest::Response, ep: &str) -> Result<String, RegistryError>
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| RegistryError::BadResponse { endpoint: ep.to_owned(), detail: "202 without a Location header".into() })
+        .ok_or_else(|| RegistryError::BadResponse {
+            endpoint: ep.to_owned(),
+            detail: "202 without a Location header".into(),
+        })
 }
 
 fn header_digest(resp: &reqwest::Response) -> Option<Digest> {
-    resp.headers().get("docker-content-digest")?.to_str().ok()?.parse().ok()
+    resp.headers()
+        .get("docker-content-digest")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// A streamed request body: 1 MiB reads on the blocking pool, never the whole blob in memory.
 fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
-    let file = std::fs::File::open(path).map_err(|source| RegistryError::ReadBlob { path: path.to_owned(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| RegistryError::ReadBlob {
+        path: path.to_owned(),
+        source,
+    })?;
     let path: PathBuf = path.to_owned();
     let stream = futures_util::stream::try_unfold((file, path), |(mut file, path)| async move {
         let (file, path, chunk) = tokio::task::spawn_blocking(move || {
@@ -494,7 +741,9 @@ fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
                     Ok(0) => break,
                     Ok(n) => filled += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+                    Err(e) => {
+                        return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+                    }
                 }
             }
             buf.truncate(filled);
@@ -502,10 +751,11 @@ fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
         })
         .await
         .map_err(io::Error::other)??;
-        if chunk.is_empty() { Ok::<_, io::Error>(None) } else { Ok(Some((bytes::Bytes::from(chunk), (file, path)))) }
+        if chunk.is_empty() {
+            Ok::<_, io::Error>(None)
+        } else {
+            Ok(Some((bytes::Bytes::from(chunk), (file, path))))
+        }
     });
     Ok(reqwest::Body::wrap_stream(stream))
 }
-
-
-

@@ -15,16 +15,24 @@ fn fixed_bytes(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..len)
         .map(|i| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             // Half compressible text, half noise: gzip has real work in both regimes.
-            if i % 4096 < 2048 { b"rel layer "[i % 10] } else { (x >> 33) as u8 }
+            if i % 4096 < 2048 {
+                b"rel layer "[i % 10]
+            } else {
+                (x >> 33) as u8
+            }
         })
         .collect()
 }
 
 fn image_digest_for(bin: &Path, cache_dir: &Path) -> (oci::Image, CacheOutcome) {
     let cache = LayerCache::new(cache_dir);
-    let (layer, outcome) = cache.layer(&LayerSpec::binary(bin, "hello", MTIME)).unwrap();
+    let (layer, outcome) = cache
+        .layer(&LayerSpec::binary(bin, "hello", MTIME))
+        .unwrap();
     let spec = ImageSpec::new(vec!["/app/hello".into()], MTIME);
     (assemble(None, &[layer], &spec).unwrap(), outcome)
 }
@@ -59,8 +67,14 @@ fn layer_digest_of_fixed_input_is_pinned() {
     std::fs::write(&src, fixed_bytes(3 << 20)).unwrap();
     let spec = LayerSpec::binary(&src, "payload", MTIME);
     let layer = oci::build_layer(&spec, &dir.path().join("blobs")).unwrap();
-    assert_eq!(layer.diff_id.to_string(), "sha256:7c822242965141bc07c9da28b30ffb224b1fd0f94c6292d994a3e79d83085659");
-    assert_eq!(layer.digest.to_string(), "sha256:ffc3c8e98231751a188000832e2c0aaaf560eb41b4468cd61b432dfc7a35fdae");
+    assert_eq!(
+        layer.diff_id.to_string(),
+        "sha256:7c822242965141bc07c9da28b30ffb224b1fd0f94c6292d994a3e79d83085659"
+    );
+    assert_eq!(
+        layer.digest.to_string(),
+        "sha256:ffc3c8e98231751a188000832e2c0aaaf560eb41b4468cd61b432dfc7a35fdae"
+    );
     assert_eq!(oci::layer::COMPRESSOR, "flate2-1.1.11+zlib-rs-0.6.8");
 }
 
@@ -69,20 +83,47 @@ fn layer_is_a_sorted_tar_with_fixed_owners_modes_and_times() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("app.toml");
     std::fs::write(&conf, "port = 8080\n").unwrap();
-    let spec = LayerSpec::binary(static_binary(), "hello", MTIME).with_file(&conf, "/etc/hello/app.toml", 0o444);
+    let spec = LayerSpec::binary(static_binary(), "hello", MTIME).with_file(
+        &conf,
+        "/etc/hello/app.toml",
+        0o444,
+    );
     let layer = oci::build_layer(&spec, &dir.path().join("blobs")).unwrap();
     let gz = std::fs::read(&layer.path).unwrap();
-    assert_eq!(&gz[..4], &[0x1f, 0x8b, 8, 0], "gzip magic, deflate, no flags (no name, no comment)");
+    assert_eq!(
+        &gz[..4],
+        &[0x1f, 0x8b, 8, 0],
+        "gzip magic, deflate, no flags (no name, no comment)"
+    );
     assert_eq!(&gz[4..8], &[0, 0, 0, 0], "gzip mtime is zero");
     assert_eq!(gz[9], 255, "gzip OS byte is fixed to 255");
     assert_eq!(layer.size, gz.len() as u64);
     assert_eq!(layer.digest, oci::Digest::of(&gz));
-    assert_eq!(layer.diff_id, oci::Digest::of(&oci::layer::layer_tar(&spec).unwrap()));
+    assert_eq!(
+        layer.diff_id,
+        oci::Digest::of(&oci::layer::layer_tar(&spec).unwrap())
+    );
 
-    let listing = run(Command::new(tool("tar", "tar")).arg("--numeric-owner").arg("-tvzf").arg(&layer.path));
-    let lines: Vec<Vec<&str>> = listing.lines().map(|l| l.split_whitespace().collect()).collect();
+    let listing = run(Command::new(tool("tar", "tar"))
+        .arg("--numeric-owner")
+        .arg("-tvzf")
+        .arg(&layer.path));
+    let lines: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let names: Vec<&str> = lines.iter().map(|l| l[5]).collect();
-    assert_eq!(names, ["app/", "app/hello", "etc/", "etc/hello/", "etc/hello/app.toml"], "{listing}");
+    assert_eq!(
+        names,
+        [
+            "app/",
+            "app/hello",
+            "etc/",
+            "etc/hello/",
+            "etc/hello/app.toml"
+        ],
+        "{listing}"
+    );
     for l in &lines {
         assert_eq!(l[1], "0/0", "{listing}");
         assert_eq!(l[3], "2023-11-14", "{listing}");
@@ -105,7 +146,11 @@ fn unchanged_binary_hits_the_cache_and_a_changed_one_rebuilds() {
     let (second, outcome) = image_digest_for(&bin, &cache_dir);
     assert_eq!(outcome, CacheOutcome::Hit);
     assert_eq!(first.manifest_digest, second.manifest_digest);
-    assert_eq!(std::fs::metadata(blob).unwrap().modified().unwrap(), before, "the blob was not rewritten");
+    assert_eq!(
+        std::fs::metadata(blob).unwrap().modified().unwrap(),
+        before,
+        "the blob was not rewritten"
+    );
 
     let mut bytes = std::fs::read(&bin).unwrap();
     bytes.push(0);
@@ -128,11 +173,17 @@ fn mtime_and_level_are_part_of_the_result() {
     std::fs::write(&src, fixed_bytes(1 << 20)).unwrap();
     let cache = LayerCache::new(dir.path().join("cache"));
     let (base, _) = cache.layer(&LayerSpec::binary(&src, "p", MTIME)).unwrap();
-    let (later, _) = cache.layer(&LayerSpec::binary(&src, "p", MTIME + 1)).unwrap();
+    let (later, _) = cache
+        .layer(&LayerSpec::binary(&src, "p", MTIME + 1))
+        .unwrap();
     let mut level6 = LayerSpec::binary(&src, "p", MTIME);
     level6.gzip_level = 6;
     let (six, outcome) = cache.layer(&level6).unwrap();
-    assert_eq!(outcome, CacheOutcome::Built, "another level is another cache key");
+    assert_eq!(
+        outcome,
+        CacheOutcome::Built,
+        "another level is another cache key"
+    );
     assert_ne!(base.diff_id, later.diff_id);
     assert_eq!(base.diff_id, six.diff_id, "same tar");
     assert_ne!(base.digest, six.digest, "other gzip bytes");
@@ -142,13 +193,24 @@ fn mtime_and_level_are_part_of_the_result() {
 fn bad_layer_paths_are_refused() {
     let bin = static_binary();
     for dest in ["relative/x", "/", "/a/../b", "/a//b", "/dir/"] {
-        let spec = LayerSpec { files: vec![oci::LayerFile { source: bin.clone(), dest: dest.into(), mode: 0o555 }], mtime: 0, gzip_level: 1 };
+        let spec = LayerSpec {
+            files: vec![oci::LayerFile {
+                source: bin.clone(),
+                dest: dest.into(),
+                mode: 0o555,
+            }],
+            mtime: 0,
+            gzip_level: 1,
+        };
         let dir = tempfile::tempdir().unwrap();
         let err = oci::build_layer(&spec, dir.path()).unwrap_err();
         assert!(err.to_string().contains(dest), "{err}");
     }
     let spec = LayerSpec::binary(&bin, "x", 0).with_file(&bin, "/app/x", 0o555);
-    assert!(matches!(oci::build_layer(&spec, tempfile::tempdir().unwrap().path()), Err(oci::LayerError::DuplicateDest(_))));
+    assert!(matches!(
+        oci::build_layer(&spec, tempfile::tempdir().unwrap().path()),
+        Err(oci::LayerError::DuplicateDest(_))
+    ));
 }
 
 #[test]
@@ -191,7 +253,14 @@ fn image_config_and_manifest_are_canonical() {
     );
     assert_eq!(image.manifest_digest, oci::Digest::of(manifest.as_bytes()));
     assert!(matches!(
-        assemble(None, std::slice::from_ref(&layer), &ImageSpec { exposed_ports: vec!["http".into()], ..spec.clone() }),
+        assemble(
+            None,
+            std::slice::from_ref(&layer),
+            &ImageSpec {
+                exposed_ports: vec!["http".into()],
+                ..spec.clone()
+            }
+        ),
         Err(oci::ImageError::BadPort(_))
     ));
 }

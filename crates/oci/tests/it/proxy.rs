@@ -63,7 +63,9 @@ impl Proxy {
         let s = stats.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((conn, _)) = listener.accept().await else { return };
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
                 let (stats, faults, bearer) = (s.clone(), faults.clone(), bearer.clone());
                 tokio::spawn(async move {
                     let _ = handle(conn, upstream, port, stats, faults, bearer).await;
@@ -96,7 +98,10 @@ async fn handle(
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let mut first = text.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
+    let (method, target) = (
+        first.next().unwrap_or_default().to_owned(),
+        first.next().unwrap_or_default().to_owned(),
+    );
     stats.requests.fetch_add(1, Ordering::SeqCst);
     stats.log.lock().unwrap().push(format!("{method} {target}"));
 
@@ -119,25 +124,36 @@ async fn handle(
     }
 
     let header = |name: &str| {
-        text.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+        text.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        })
     };
     if let Some(auth) = &bearer {
         if target.starts_with("/token") {
             stats.token_requests.fetch_add(1, Ordering::SeqCst);
             let expected = format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.user, auth.password))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", auth.user, auth.password))
             );
             if header("authorization").as_deref() != Some(expected.as_str()) {
-                conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+                conn.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
                 return Ok(());
             }
             // The token is the scopes themselves, encoded: the proxy checks them on use.
             let scopes: Vec<String> = target
                 .split(['?', '&'])
                 .filter_map(|kv| kv.strip_prefix("scope="))
-                .map(|s| s.replace("%3A", ":").replace("%2F", "/").replace("%2C", ","))
+                .map(|s| {
+                    s.replace("%3A", ":")
+                        .replace("%2F", "/")
+                        .replace("%2C", ",")
+                })
                 .collect();
             let token = base64::engine::general_purpose::STANDARD.encode(scopes.join(" "));
             let body = format!("{{\"token\":\"{token}\",\"expires_in\":300}}");
@@ -149,7 +165,9 @@ async fn handle(
             return Ok(());
         }
         let repo = target.strip_prefix("/v2/").and_then(|rest| {
-            ["/blobs/", "/manifests/"].iter().find_map(|m| rest.find(m).map(|i| rest[..i].to_owned()))
+            ["/blobs/", "/manifests/"]
+                .iter()
+                .find_map(|m| rest.find(m).map(|i| rest[..i].to_owned()))
         });
         let granted = header("authorization")
             .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
@@ -157,11 +175,15 @@ async fn handle(
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let allowed = match &repo {
-            Some(r) => granted.split(' ').any(|s| s.starts_with(&format!("repository:{r}:"))),
+            Some(r) => granted
+                .split(' ')
+                .any(|s| s.starts_with(&format!("repository:{r}:"))),
             None => !granted.is_empty(),
         };
         if !allowed {
-            let scope = repo.map(|r| format!(",scope=\"repository:{r}:pull,push\"")).unwrap_or_default();
+            let scope = repo
+                .map(|r| format!(",scope=\"repository:{r}:pull,push\""))
+                .unwrap_or_default();
             conn.write_all(
                 format!(
                     "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{own_port}/token\",service=\"rel-test\"{scope}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

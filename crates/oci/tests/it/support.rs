@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 
 /// A tool from a Debian package, or a panic that says which package to install.
 pub fn tool(name: &str, package: &str) -> PathBuf {
-    for dir in std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default() {
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
         }
     }
-    panic!("`{name}` not found on PATH: install the Debian package `{package}` (apt-get install -y {package})");
+    panic!(
+        "`{name}` not found on PATH: install the Debian package `{package}` (apt-get install -y {package})"
+    );
 }
 
 /// A small static binary (Rust, `+crt-static`): prints a line, or with `serve ADDR` answers HTTP.
@@ -33,14 +38,24 @@ pub fn static_binary() -> PathBuf {
         let tmp = dir.join(format!("rel-oci-fixture-hello.{}", std::process::id()));
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let status = Command::new(rustc)
-            .args(["-O", "-C", "target-feature=+crt-static", "-C", "strip=symbols", "--remap-path-prefix"])
+            .args([
+                "-O",
+                "-C",
+                "target-feature=+crt-static",
+                "-C",
+                "strip=symbols",
+                "--remap-path-prefix",
+            ])
             .arg(format!("{}=/src", src.parent().unwrap().display()))
             .arg(&src)
             .arg("-o")
             .arg(&tmp)
             .status()
             .expect("rustc runs");
-        assert!(status.success(), "building the static fixture binary failed");
+        assert!(
+            status.success(),
+            "building the static fixture binary failed"
+        );
         std::fs::rename(&tmp, &out).unwrap();
         out
     })
@@ -49,7 +64,11 @@ pub fn static_binary() -> PathBuf {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running Debian `docker-registry` (distribution v2) with filesystem storage in a temp dir.
@@ -82,7 +101,10 @@ impl Registry {
             let hash = bcrypt::hash(password, 4).unwrap();
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: rel-test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: rel-test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -113,7 +135,10 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-        panic!("docker-registry did not answer /v2/ on port {} within 20 s; log:\n{log}", self.port);
+        panic!(
+            "docker-registry did not answer /v2/ on port {} within 20 s; log:\n{log}",
+            self.port
+        );
     }
 
     /// `127.0.0.1:PORT`
@@ -131,7 +156,9 @@ impl Drop for Registry {
 
 /// Run a command, panic with its output when it fails, return stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",

@@ -619,8 +619,14 @@ pub struct SmokeArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// Bearer token for the authenticated query (deep). Prefer the variable: argv is visible to other users
-    #[arg(long, value_name = "TOKEN", env = env_vars::SMOKE_TOKEN, hide_env_values = true)]
+    /// File holding the bearer token for the authenticated query (deep): a mounted Secret in a
+    /// cluster Job, a 0600 file on a laptop. The token may also come from REL_SMOKE_TOKEN
+    #[arg(long, value_name = "FILE", env = env_vars::SMOKE_TOKEN_FILE, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
+    /// Bearer token as a flag value. Discouraged: argv is visible to every user of the machine
+    /// (`ps`) and lands in shell history; use --token-file or REL_SMOKE_TOKEN
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
     /// Also trust the certificates in this PEM file (a private CA or a self-signed certificate)

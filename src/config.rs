@@ -328,7 +328,7 @@ struct RawForge {
     api_url: Option<Spanned<String>>,
     repo: Option<Spanned<String>>,
     base: Option<String>,
-    remote: Option<String>,
+    remote: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +420,20 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         _ => None,
     }
+}
+
+/// A git remote name rel may pass to `git push`/`git fetch`: what `git remote add` accepts, and
+/// never something git could read as an option.
+pub fn valid_remote_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['-', '.', '/'])
+        && !name.ends_with(['.', '/'])
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.ends_with(".lock")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 /// Component and environment names: lowercase letters, digits and `-`, starting with a letter.
@@ -744,6 +758,35 @@ impl Config {
             .keys()
             .map(|k| k.get_ref().clone())
             .collect();
+        let mut promotion_sources: BTreeMap<String, String> = BTreeMap::new();
+        let promotion_edges: Vec<(String, String, std::ops::Range<usize>)> = raw
+            .environments
+            .iter()
+            .filter_map(|(k, e)| {
+                let t = e.promotes_to.as_ref()?;
+                Some((k.get_ref().clone(), t.get_ref().clone(), t.span()))
+            })
+            .collect();
+        // A cycle (a -> b -> a) would let a version promote forever without reaching a last stage.
+        for (start, _, span) in &promotion_edges {
+            let mut seen = vec![start.clone()];
+            let mut at = start.clone();
+            while let Some((_, next, _)) = promotion_edges.iter().find(|(from, _, _)| *from == at) {
+                if seen.contains(next) {
+                    if next == start && seen.len() > 1 {
+                        seen.push(next.clone());
+                        return Err(err(
+                            span.clone(),
+                            format!("the promotion chain has a cycle: {}", seen.join(" -> ")),
+                            "promotion goes one way (local -> staging -> prod): remove `promotes-to` from the last environment",
+                        ));
+                    }
+                    break;
+                }
+                seen.push(next.clone());
+                at = next.clone();
+            }
+        }
         for (name, e) in raw.environments {
             let span = name.span();
             let name = name.into_inner();
@@ -752,6 +795,27 @@ impl Config {
                     span,
                     format!("environment name `{name}` is invalid"),
                     "use lowercase letters, digits and `-`",
+                ));
+            }
+            if let Some(target) = &e.promotes_to
+                && target.get_ref() == &name
+            {
+                return Err(err(
+                    target.span(),
+                    format!("environment `{name}` promotes to itself"),
+                    "`promotes-to` names the next environment (e.g. staging promotes to prod); remove it from the last one",
+                ));
+            }
+            if let Some(target) = &e.promotes_to
+                && let Some(other) = promotion_sources.insert(target.get_ref().clone(), name.clone())
+            {
+                return Err(err(
+                    target.span(),
+                    format!(
+                        "environments `{other}` and `{name}` both promote to `{}`",
+                        target.get_ref()
+                    ),
+                    "each environment has one source: a chain like local -> staging -> prod",
                 ));
             }
             if let Some(target) = &e.promotes_to
@@ -867,6 +931,15 @@ impl Config {
                         "write the repository as `owner/name` (GitLab: `group/subgroup/name`)",
                     ));
                 }
+                if let Some(remote) = &f.remote
+                    && !valid_remote_name(remote.get_ref())
+                {
+                    return Err(err(
+                        remote.span(),
+                        format!("`remote = \"{}\"` is not a git remote name", remote.get_ref().escape_debug()),
+                        "name a remote of this clone as `git remote` lists it (e.g. `origin`): no leading `-`, no spaces, `:`, `..` or control characters",
+                    ));
+                }
                 Some(ForgeConfig {
                     kind: f.kind,
                     api_url: f
@@ -874,7 +947,7 @@ impl Config {
                         .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
                     repo: f.repo.map(Spanned::into_inner),
                     base: f.base,
-                    remote: f.remote,
+                    remote: f.remote.map(Spanned::into_inner),
                 })
             }
         };

@@ -76,3 +76,48 @@ pub fn no_color() -> bool {
 pub fn github_actions() -> bool {
     std::env::var(GITHUB_ACTIONS).is_ok_and(|v| v == "true")
 }
+
+/// Registry credentials (read by the registry client through rel).
+pub const REGISTRY_USERNAME: &str = "REL_REGISTRY_USERNAME";
+/// Registry password or token.
+pub const REGISTRY_PASSWORD: &str = "REL_REGISTRY_PASSWORD";
+/// The docker configuration directory (`config.json`, credential helpers).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// The user's home directory (docker config and cargo home fall back to it).
+pub const HOME: &str = "HOME";
+/// The user name, the last fallback for the actor.
+pub const USER: &str = "USER";
+/// Where cargo keeps its registry cache.
+pub const CARGO_HOME: &str = "CARGO_HOME";
+/// The CI's own actor (GitHub Actions), used for `Rel-Actor` when `REL_ACTOR` is not set.
+pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+/// GitLab CI's actor.
+pub const GITLAB_USER_LOGIN: &str = "GITLAB_USER_LOGIN";
+/// An extra CA bundle (PEM) trusted by every HTTPS client rel has, besides the platform's store.
+pub const CA_FILE: &str = "REL_CA_FILE";
+/// The smoke gate's token, read from a file (the in-cluster form: a mounted Secret).
+pub const SMOKE_TOKEN_FILE: &str = "REL_SMOKE_TOKEN_FILE";
+
+/// rel's own secrets: never inherited by a child process (cargo and every build script and proc
+/// macro it runs, git and its hooks and credential helpers, kubeconfig exec plugins).
+pub const SECRETS: &[&str] = &[
+    MASTER_KEY,
+    GENESIS_B64,
+    REGISTRY_USERNAME,
+    REGISTRY_PASSWORD,
+    GITHUB_TOKEN,
+    GITEA_TOKEN,
+    GITLAB_TOKEN,
+    SMOKE_TOKEN,
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "IDENTITY_HEADER",
+];
+
+/// Remove rel's own secrets from a child's environment (see [`SECRETS`]).
+pub fn scrub_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for name in SECRETS {
+        cmd.env_remove(name);
+    }
+    cmd
+}

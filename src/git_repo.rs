@@ -623,13 +623,22 @@ impl Repo {
         branch: &str,
         expected: Option<Oid>,
     ) -> Result<PushOutcome, Error> {
+        if !crate::config::valid_remote_name(remote) {
+            return Err(Error::usage(
+                format!("`{}` is not a git remote name", remote.escape_debug()),
+                "set `[forge] remote` in rel.toml to a remote `git remote` lists (e.g. `origin`)",
+            ));
+        }
         let refname = format!("refs/heads/{branch}");
         let expect = expected.map(|o| o.to_string()).unwrap_or_default();
         let mut cmd = Command::new("git");
+        crate::env_vars::scrub_secrets(&mut cmd);
         cmd.current_dir(&self.workdir)
             .arg("push")
             .arg("--porcelain")
             .arg(format!("--force-with-lease={refname}:{expect}"))
+            // `--`: the remote name can never be read as an option.
+            .arg("--")
             .arg(remote)
             .arg(format!("{commit}:{refname}"));
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -688,8 +697,9 @@ impl Repo {
     /// Fetch `branch` from `remote` into its remote-tracking ref, so a lease has a current value.
     pub fn fetch_branch(&self, remote: &str, branch: &str) -> Result<(), Error> {
         let mut cmd = Command::new("git");
+        crate::env_vars::scrub_secrets(&mut cmd);
         cmd.current_dir(&self.workdir)
-            .args(["fetch", "--quiet", remote])
+            .args(["fetch", "--quiet", "--", remote])
             .arg(format!(
                 "+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
             ));
@@ -753,23 +763,9 @@ pub fn short(oid: Oid) -> String {
     oid.to_string()[..12].to_owned()
 }
 
-/// Remove `user:password@` from URLs in a message (git may echo a remote URL with credentials).
+/// Credentials removed from every URL in a message (git may echo a remote URL with them).
 pub fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
-            .unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            out.push_str("***@");
-            rest = &rest[at + 1..];
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::redact::urls(text)
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {

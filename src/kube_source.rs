@@ -354,7 +354,8 @@ struct ClusterEntry {
     insecure_skip_tls_verify: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A kubeconfig user: credentials, so its `Debug` names which fields are set, never their values.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 struct UserEntry {
     token: Option<String>,
@@ -378,11 +379,37 @@ struct ExecConfig {
     env: Vec<ExecEnv>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 struct ExecEnv {
     name: String,
     value: String,
+}
+
+impl std::fmt::Debug for ExecEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecEnv")
+            .field("name", &self.name)
+            .field("value", &"***")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "set" } else { "-" };
+        f.debug_struct("UserEntry")
+            .field("token", &set(&self.token))
+            .field("token_file", &self.token_file.as_ref().or(self.token_file_camel.as_ref()))
+            .field("client_certificate", &self.client_certificate)
+            .field("client_certificate_data", &set(&self.client_certificate_data))
+            .field("client_key", &self.client_key)
+            .field("client_key_data", &set(&self.client_key_data))
+            .field("username", &set(&self.username))
+            .field("password", &set(&self.password))
+            .field("exec", &self.exec)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -490,7 +517,8 @@ impl KubeClient {
         if !(cluster.server.starts_with("https://") || cluster.server.starts_with("http://")) {
             return Err(err(format!(
                 "cluster `{}` has no http(s) `server` (`{}`)",
-                context.cluster, cluster.server
+                context.cluster,
+                crate::redact::urls(&cluster.server)
             )));
         }
         let default_user = UserEntry::default();
@@ -591,7 +619,10 @@ impl KubeClient {
                 .clone()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "default".to_owned()),
-            describe: format!("context `{context_name}` ({})", cluster.server),
+            describe: format!(
+                "context `{context_name}` ({})",
+                crate::redact::urls(&cluster.server)
+            ),
             timeout: opts.timeout,
         })
     }
@@ -613,7 +644,7 @@ impl KubeClient {
             }
             let api_err = |detail: String, help: &str| KubeError::Api {
                 method: "GET",
-                url: url.clone(),
+                url: crate::redact::urls(&url),
                 detail,
                 help: help.to_owned(),
             };
@@ -745,6 +776,7 @@ impl KubeClient {
 /// Run an exec credential plugin and return the token of its `ExecCredential`.
 fn exec_token(exec: &ExecConfig) -> Result<String, String> {
     let mut cmd = std::process::Command::new(&exec.command);
+    crate::env_vars::scrub_secrets(&mut cmd);
     cmd.args(&exec.args).stdin(std::process::Stdio::null());
     for e in &exec.env {
         cmd.env(&e.name, &e.value);

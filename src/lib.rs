@@ -24,6 +24,7 @@ pub mod overlay_pin;
 pub mod project;
 pub mod promote;
 pub mod record;
+pub mod redact;
 pub mod releases;
 pub mod report;
 pub mod rollback;

@@ -19,24 +19,87 @@ pub fn record_path(root: &Path, version: &Version, env: &str) -> PathBuf {
         .join(format!("{version}.{env}.validation.yaml"))
 }
 
+/// What `releases/` holds, classified once: the one scanner every command uses.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// `<version>.yaml`, sorted by version, newest first.
+    pub lockfiles: Vec<(Version, PathBuf)>,
+    /// `<version>.<env>.validation.yaml`, sorted by version then environment.
+    pub records: Vec<RecordEntry>,
+    /// `holds.yaml`, when present.
+    pub holds: Option<PathBuf>,
+    /// Files that are none of the above (a lockfile named with a bad version, a stray file):
+    /// reported by whoever cares (the coherence gate), ignored by everyone else.
+    pub other: Vec<PathBuf>,
+}
+
+/// A validation record found by [`index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    pub version: Version,
+    pub env: String,
+    pub path: PathBuf,
+}
+
+/// Suffix of validation record file names.
+const RECORD_SUFFIX: &str = ".validation.yaml";
+
+/// Scan `releases/` under `root`. A missing directory is an empty index. Names are unambiguous by
+/// construction: environment names have no dots, and no version ends in `.validation`
+/// ([`crate::version::RESERVED_SUFFIX`]).
+pub fn index(root: &Path) -> Index {
+    let mut index = Index::default();
+    let Ok(entries) = std::fs::read_dir(root.join(DIR)) else {
+        return index;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            index.other.push(path);
+            continue;
+        };
+        if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            // Hidden files (temporary files of a writer) and directories are not releases.
+            continue;
+        }
+        if name == crate::hold::FILE {
+            index.holds = Some(path);
+        } else if let Some(stem) = name.strip_suffix(RECORD_SUFFIX) {
+            match stem
+                .rsplit_once('.')
+                .and_then(|(v, env)| Some((v.parse::<Version>().ok()?, env)))
+            {
+                Some((version, env)) if crate::config::valid_name(env) => {
+                    index.records.push(RecordEntry {
+                        version,
+                        env: env.to_owned(),
+                        path,
+                    });
+                }
+                _ => index.other.push(path),
+            }
+        } else if let Some(v) = name.strip_suffix(".yaml").and_then(|v| v.parse::<Version>().ok()) {
+            index.lockfiles.push((v, path));
+        } else {
+            index.other.push(path);
+        }
+    }
+    index.lockfiles.sort_by(|a, b| b.0.cmp(&a.0));
+    index
+        .records
+        .sort_by(|a, b| (&a.version, &a.env).cmp(&(&b.version, &b.env)));
+    index.other.sort();
+    index
+}
+
 /// The validation records that exist for `version`, in any environment.
 pub fn records_for(root: &Path, version: &Version) -> Vec<PathBuf> {
-    let prefix = format!("{version}.");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root.join(DIR))
+    index(root)
+        .records
         .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.strip_prefix(&prefix)
-                    .and_then(|rest| rest.strip_suffix(".validation.yaml"))
-                    .is_some_and(|env| !env.is_empty() && !env.contains('.'))
-            })
-        })
-        .collect();
-    found.sort();
-    found
+        .filter(|r| &r.version == version)
+        .map(|r| r.path)
+        .collect()
 }
 
 /// Whether the lockfile of `version` may still be rewritten: only while no validation record exists.
@@ -73,6 +136,14 @@ mod tests {
         .unwrap();
         assert!(ensure_mutable(dir.path(), &v).is_ok());
         std::fs::write(record_path(dir.path(), &v, "staging"), "").unwrap();
+        std::fs::write(dir.path().join("releases/holds.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("releases/.0.5.0.yaml.rel-tmp-1-0"), "").unwrap();
+        std::fs::write(dir.path().join("releases/notes.yaml"), "").unwrap();
+        let idx = index(dir.path());
+        assert_eq!(idx.lockfiles.len(), 1, "{idx:?}");
+        assert_eq!(idx.records.len(), 2, "{idx:?}");
+        assert!(idx.holds.is_some());
+        assert_eq!(idx.other, vec![dir.path().join("releases/notes.yaml")]);
         let e = ensure_mutable(dir.path(), &v).unwrap_err();
         assert!(
             e.to_string()

@@ -10,32 +10,21 @@ use crate::config::Config;
 use crate::hold::Holds;
 use crate::lockfile::Lockfile;
 use crate::overlay_pin::{component_images, kustomization_file, pins_of};
-use crate::version::Version;
 
 /// Every release lockfile in `releases/`, newest version first. Files that do not parse are
 /// skipped (the coherence gate reports them).
 pub fn releases(root: &Path) -> Vec<Lockfile> {
-    let mut out: Vec<Lockfile> = std::fs::read_dir(root.join(crate::releases::DIR))
+    crate::releases::index(root)
+        .lockfiles
         .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.strip_suffix(".yaml")
-                    .is_some_and(|v| v.parse::<Version>().is_ok())
-            })
-        })
-        .filter_map(|p| match Lockfile::load(&p) {
+        .filter_map(|(_, p)| match Lockfile::load(&p) {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", p.display());
                 None
             }
         })
-        .collect();
-    out.sort_by(|a, b| b.version.cmp(&a.version));
-    out
+        .collect()
 }
 
 /// The release whose every component the overlay pins at exactly its digest.

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The ending that validation record names use (`<v>.<env>.validation.yaml`).
+pub const RESERVED_SUFFIX: &str = ".validation";
+
 /// A release version (semver 2.0).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(semver::Version);
@@ -34,12 +37,21 @@ impl FromStr for Version {
                 reason: "no leading `v`".to_owned(),
             });
         }
-        semver::Version::parse(input)
-            .map(Version)
-            .map_err(|e| VersionError {
+        let parsed = semver::Version::parse(input).map_err(|e| VersionError {
+            input: input.to_owned(),
+            reason: e.to_string(),
+        })?;
+        // `releases/<v>.yaml` must never be the name of a validation record
+        // (`releases/<v>.<env>.validation.yaml`): refuse every version that could produce one.
+        if input.ends_with(RESERVED_SUFFIX) {
+            return Err(VersionError {
                 input: input.to_owned(),
-                reason: e.to_string(),
-            })
+                reason: format!(
+                    "a version may not end in `{RESERVED_SUFFIX}`: its lockfile would be named like a validation record"
+                ),
+            });
+        }
+        Ok(Version(parsed))
     }
 }
 
@@ -76,6 +88,10 @@ mod tests {
     fn table() {
         for ok in ["0.9.14", "1.0.0", "1.2.3-rc.1", "1.2.3+build.5", "10.20.30"] {
             assert_eq!(ok.parse::<Version>().unwrap().to_string(), ok);
+        }
+        for collides in ["1.0.0-rc.staging.validation", "1.0.0+x.validation"] {
+            let e = collides.parse::<Version>().unwrap_err();
+            assert!(e.to_string().contains("named like a validation record"), "{e}");
         }
         for (bad, why) in [
             ("0.9", "0.9"),

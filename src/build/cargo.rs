@@ -74,6 +74,7 @@ fn cargo_home() -> Option<PathBuf> {
 pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    crate::env_vars::scrub_secrets(&mut cmd);
     cmd.current_dir(req.workspace)
         .args(["build", "--release", "--locked", "--target", TARGET])
         .arg("--package")

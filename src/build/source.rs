@@ -19,7 +19,7 @@ pub struct SourceInfo {
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
+    let out = crate::env_vars::scrub_secrets(&mut Command::new("git"))
         .arg("-C")
         .arg(dir)
         .args(args)

@@ -7,7 +7,7 @@ use crate::commands::{Context, emit_report};
 use crate::config::{Config, Environment};
 use crate::kube_source::{KubeClient, KubeError, KubeOptions};
 use crate::manifests::{ManifestSource, Workload};
-use crate::{Error, Exit};
+use crate::{Error, Exit, env_vars};
 
 /// `rel gate coherence [LOCKFILE|--version V]`
 pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
@@ -86,11 +86,26 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
         }
         None => None,
     };
+    let token = match (&args.token_file, args.token) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::io("read the token file", path, e))?;
+            Some(text.trim().to_owned())
+        }
+        (None, Some(flag)) => {
+            tracing::warn!(
+                "--token puts the token in argv, visible to every user of this machine; use --token-file or {}",
+                env_vars::SMOKE_TOKEN
+            );
+            Some(flag)
+        }
+        (None, None) => std::env::var(env_vars::SMOKE_TOKEN).ok(),
+    };
     let input = smoke::Input {
         env: env.name.clone(),
         profile: args.profile,
         base_url,
-        token: args.token.and_then(smoke::Token::new),
+        token: token.and_then(smoke::Token::new),
         ca_pem,
         version: args.version,
         smoke: declared,
@@ -146,20 +161,7 @@ fn kube_client(args: &KubeArgs) -> Result<KubeClient, Error> {
 
 /// The release lockfiles of `releases/` that load (a broken one is reported by `rel gate coherence`).
 fn all_lockfiles(config: &Config) -> Vec<crate::lockfile::Lockfile> {
-    let dir = config.root.join(crate::releases::DIR);
-    let mut locks = Vec::new();
-    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !name.ends_with(".yaml") || name.ends_with(".validation.yaml") {
-            continue;
-        }
-        match crate::lockfile::Lockfile::load(&path) {
-            Ok(l) => locks.push(l),
-            Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
-        }
-    }
-    locks
+    crate::status::releases(&config.root)
 }
 
 /// `rel gate drift --env E [--version V] [--live | --pods FILE]`

@@ -62,6 +62,13 @@ pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked
         ));
     }
 
+    let refuse_changed = |existing: &str| {
+        let changed = describe_changes(existing, &lockfile);
+        Error::refused(
+            format!("{shown} already exists with different content:\n{changed}"),
+            "a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)",
+        )
+    };
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == text => {
             return Ok(Locked::UpToDate {
@@ -70,21 +77,38 @@ pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked
             });
         }
         Ok(existing) => {
-            let changed = describe_changes(&existing, &lockfile);
             if !args.force {
-                return Err(Error::refused(
-                    format!("{shown} already exists with different content:\n{changed}"),
-                    "a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)",
-                ));
+                return Err(refuse_changed(&existing));
             }
             crate::releases::ensure_mutable(&config.root, &args.version)?;
-            tracing::warn!("replacing {shown} (--force):\n{changed}");
+            tracing::warn!(
+                "replacing {shown} (--force):\n{}",
+                describe_changes(&existing, &lockfile)
+            );
+            crate::atomic_write::write(&path, text.as_bytes())
+                .map_err(|e| Error::io("write the lockfile", &path, e))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A new lockfile is created exclusively: of two racing writers exactly one wins, and
+            // the other compares against the winner's content like any later run would.
+            match crate::atomic_write::create_new(&path, text.as_bytes(), None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let existing = std::fs::read_to_string(&path)
+                        .map_err(|e| Error::io("read the existing lockfile", &path, e))?;
+                    if existing == text {
+                        return Ok(Locked::UpToDate {
+                            path: shown,
+                            lockfile,
+                        });
+                    }
+                    return Err(refuse_changed(&existing));
+                }
+                Err(e) => return Err(Error::io("write the lockfile", &path, e)),
+            }
+        }
         Err(e) => return Err(Error::io("read the existing lockfile", &path, e)),
     }
-    crate::atomic_write::write(&path, text.as_bytes())
-        .map_err(|e| Error::io("write the lockfile", &path, e))?;
     Ok(Locked::Wrote {
         path: shown,
         lockfile,

@@ -204,6 +204,18 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     } else {
         None
     };
+    if let Some(RevealTo::File(out)) = &reveal_to
+        && (same_file(out, &args.envelope)
+            || matches!(&args.key.source(), KeySource::File(k) if same_file(out, k)))
+    {
+        return Err(Error::usage(
+            format!(
+                "-o {} is the envelope or the key itself: revealing into it would replace it with plaintext",
+                ctx.display(out)
+            ),
+            "write the revealed values to another file (e.g. `-o staging.env.source`, which .gitignore covers)",
+        ));
+    }
     secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
     let text = secrets::read_envelope(&args.envelope)?;
     let key = secrets::load_key(&args.key.source())?;

@@ -122,7 +122,7 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
         return Err(Error::usage(
             format!(
                 "cannot tell which forge {} is",
-                remote_url.unwrap_or("the remote")
+                crate::redact::urls(remote_url.unwrap_or("the remote"))
             ),
             "say it in rel.toml: [forge] kind = \"github\" | \"gitea\" | \"gitlab\", api-url = \"...\", repo = \"owner/name\"",
         ));

@@ -155,8 +155,8 @@ pub async fn run(input: Input) -> Result<Report, SmokeError> {
         None => {}
     }
 
-    // Values this short are ordinary words, not secrets: scrubbing them would mangle the report.
-    if let Some(token) = input.token.as_ref().filter(|t| t.0.len() >= 8) {
+    // Last line of defence (bodies are already scrubbed as they are read): any length of token.
+    if let Some(token) = &input.token {
         scrub(&mut report, &token.0);
     }
     Ok(report)
@@ -385,10 +385,21 @@ impl Runner {
         self.send("GET", url, || self.client.get(url)).await
     }
 
-    async fn body(url: &str, r: reqwest::Response) -> Result<String, String> {
-        r.text()
+    /// A response body, with the token scrubbed out *before* anything cuts or quotes it (a
+    /// server that reflects the token must not leak any part of it into the report).
+    async fn body(&self, url: &str, r: reqwest::Response) -> Result<String, String> {
+        let text = r
+            .text()
             .await
-            .map_err(|e| format!("GET {url}: reading the body failed: {}", error_chain(&e)))
+            .map_err(|e| format!("GET {url}: reading the body failed: {}", error_chain(&e)))?;
+        Ok(self.scrubbed(text))
+    }
+
+    fn scrubbed(&self, text: String) -> String {
+        match &self.input.token {
+            Some(token) if text.contains(&token.0) => text.replace(&token.0, "[redacted]"),
+            _ => text,
+        }
     }
 
     async fn dns(&self, host: Option<String>, url: &str) -> Outcome {
@@ -460,7 +471,7 @@ impl Runner {
             Err(e) => return Outcome::Fail(e),
         };
         let status = resp.status();
-        let body = match Self::body(url, resp).await {
+        let body = match self.body(url, resp).await {
             Ok(b) => b,
             Err(e) => return Outcome::Fail(e),
         };
@@ -495,7 +506,7 @@ impl Runner {
             Err(e) => return Outcome::Fail(e),
         };
         let status = resp.status();
-        let body = Self::body(url, resp).await.unwrap_or_default();
+        let body = self.body(url, resp).await.unwrap_or_default();
         if status.is_success() {
             Outcome::Pass(format!("GET {url} → {status}"))
         } else {
@@ -510,7 +521,7 @@ impl Runner {
     async fn get_success(&self, url: &str) -> Result<(reqwest::StatusCode, String), String> {
         let resp = self.get(url).await?;
         let status = resp.status();
-        let body = Self::body(url, resp).await?;
+        let body = self.body(url, resp).await?;
         if !status.is_success() {
             return Err(format!("GET {url} → {status}: {}", truncate(&body, 200)));
         }
@@ -580,7 +591,7 @@ impl Runner {
         };
         let status = resp.status();
         if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            let body = Self::body(url, resp).await.unwrap_or_default();
+            let body = self.body(url, resp).await.unwrap_or_default();
             return Outcome::Fail(format!(
                 "WebSocket upgrade {url} → {status} (expected 101 Switching Protocols): {}",
                 truncate(&body, 200)
@@ -680,7 +691,7 @@ impl Runner {
             Err(e) => return Outcome::Fail(e),
         };
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = self.scrubbed(resp.text().await.unwrap_or_default());
         if matches!(status.as_u16(), 401 | 403) && want != status.as_u16() {
             return Outcome::Fail(format!(
                 "POST {url} → {status}: the gateway refused the token (expired, wrong issuer, or identity's JWKS not reachable from the gateway)"

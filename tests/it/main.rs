@@ -7,6 +7,7 @@ mod gates_drift;
 mod gates_headroom;
 mod gates_server;
 mod gates_smoke;
+mod hardening;
 mod lock;
 mod pin;
 mod promote;

@@ -21,6 +21,8 @@ pub struct Entry {
     pub timestamp: i64,
     pub action: String,
     pub version: Option<String>,
+    /// On a rollback: the version taken out of the environment and put on hold.
+    pub held: Option<String>,
     pub env: Option<String>,
     pub from_env: Option<String>,
     pub actor: Option<String>,
@@ -90,6 +92,7 @@ pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> 
             timestamp: c.time,
             action: action.to_owned(),
             version: trailers.get(key::VERSION).map(str::to_owned),
+            held: trailers.get(key::ROLLED_BACK).map(str::to_owned),
             env,
             from_env: trailers.get(key::FROM_ENV).map(str::to_owned),
             actor: trailers
@@ -122,7 +125,12 @@ pub fn to_table(entries: &[Entry]) -> String {
             [
                 e.time.clone(),
                 e.action.clone(),
-                e.version.clone().unwrap_or_else(|| "-".into()),
+                match (&e.version, &e.held) {
+                    (Some(v), Some(h)) => format!("{v} (held {h})"),
+                    (None, Some(h)) => format!("held {h}"),
+                    (Some(v), None) => v.clone(),
+                    (None, None) => "-".into(),
+                },
                 env,
                 e.actor.clone().unwrap_or_else(|| "-".into()),
                 e.commit[..12.min(e.commit.len())].to_owned(),

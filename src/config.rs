@@ -807,7 +807,8 @@ impl Config {
                 ));
             }
             if let Some(target) = &e.promotes_to
-                && let Some(other) = promotion_sources.insert(target.get_ref().clone(), name.clone())
+                && let Some(other) =
+                    promotion_sources.insert(target.get_ref().clone(), name.clone())
             {
                 return Err(err(
                     target.span(),
@@ -936,7 +937,10 @@ impl Config {
                 {
                     return Err(err(
                         remote.span(),
-                        format!("`remote = \"{}\"` is not a git remote name", remote.get_ref().escape_debug()),
+                        format!(
+                            "`remote = \"{}\"` is not a git remote name",
+                            remote.get_ref().escape_debug()
+                        ),
                         "name a remote of this clone as `git remote` lists it (e.g. `origin`): no leading `-`, no spaces, `:`, `..` or control characters",
                     ));
                 }

@@ -229,9 +229,10 @@ impl Repo {
             .repo
             .find_tree(tree)
             .map_err(|e| git_error("build the tree", e))?;
-        let sig = self.signature();
+        let author = self.identity(Role::Author);
+        let committer = self.identity(Role::Committer);
         self.repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .commit(None, &author, &committer, message, &tree, &[&parent])
             .map_err(|e| git_error("create the commit", e))
     }
 
@@ -317,6 +318,30 @@ impl Repo {
         builder.write().map_err(|e| git_error("write a tree", e))
     }
 
+    /// The lock file of `refname` (`<git dir>/refs/heads/x.lock`), when one exists: git (or
+    /// libgit2) holds it while it updates the ref, and a killed process leaves it behind.
+    fn ref_lock(&self, refname: &str) -> Option<PathBuf> {
+        let lock = self.repo.path().join(format!("{refname}.lock"));
+        lock.exists().then_some(lock)
+    }
+
+    /// The refusal for a locked ref, naming the lock file and how to clear it.
+    fn locked(&self, refname: &str) -> Error {
+        let lock = self
+            .ref_lock(refname)
+            .unwrap_or_else(|| self.repo.path().join(format!("{refname}.lock")));
+        Error::refused(
+            format!(
+                "{refname} is locked by {} (a git or rel process is updating it, or one was killed while it did)",
+                lock.display()
+            ),
+            format!(
+                "if no git or rel command is running in this clone, remove the stale lock with `rm '{}'` and run the command again",
+                lock.display()
+            ),
+        )
+    }
+
     /// The tip of local branch `name`.
     pub fn branch_tip(&self, name: &str) -> Option<Oid> {
         self.repo.refname_to_id(&format!("refs/heads/{name}")).ok()
@@ -330,16 +355,17 @@ impl Repo {
             .reference(&refname, oid, false, &format!("rel: create {name}"))
         {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Locked) => {
-                Err(Error::refused(
-                    format!(
-                        "branch {name} already exists (another rel run created it, or an earlier one)"
-                    ),
-                    format!(
-                        "look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"
-                    ),
-                ))
+            Err(e) if e.code() == ErrorCode::Locked || self.ref_lock(&refname).is_some() => {
+                Err(self.locked(&refname))
             }
+            Err(e) if e.code() == ErrorCode::Exists => Err(Error::refused(
+                format!(
+                    "branch {name} already exists (another rel run created it, or an earlier one)"
+                ),
+                format!(
+                    "look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"
+                ),
+            )),
             Err(e) => Err(git_error("create the branch", e)),
         }
     }
@@ -357,7 +383,9 @@ impl Repo {
             )
             .map(|_| ())
             .map_err(|e| {
-                if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
+                if self.ref_lock(&refname).is_some() {
+                    self.locked(&refname)
+                } else if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
                     Error::refused(
                         format!("branch {name} moved while rel was working"),
                         "run the command again",
@@ -449,13 +477,38 @@ impl Repo {
         index.write().map_err(|e| git_error("write the index", e))
     }
 
-    /// Who commits: git's `user.name`/`user.email`, else `rel <rel@localhost>`.
-    pub fn signature(&self) -> Signature<'static> {
-        self.repo
-            .signature()
+    /// Who commits, resolved as `git commit` does: `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL`
+    /// (`GIT_COMMITTER_*` for the committer) first, then `user.name`/`user.email` of git's
+    /// configuration, then `EMAIL`, else `rel <rel@localhost>`. CI systems set the variables.
+    fn identity(&self, role: Role) -> Signature<'static> {
+        let (name_var, email_var) = match role {
+            Role::Author => ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"),
+            Role::Committer => ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"),
+        };
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let config = self.repo.config().ok();
+        let cfg = |k: &str| {
+            config
+                .as_ref()
+                .and_then(|c| c.get_string(k).ok())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let name = var(name_var)
+            .or_else(|| cfg("user.name"))
+            .unwrap_or_else(|| "rel".to_owned());
+        let email = var(email_var)
+            .or_else(|| cfg("user.email"))
+            .or_else(|| var("EMAIL"))
+            .unwrap_or_else(|| "rel@localhost".to_owned());
+        Signature::now(&name, &email)
             .or_else(|_| Signature::now("rel", "rel@localhost"))
             .map(|s| s.to_owned())
             .unwrap_or_else(|_| Signature::now("rel", "rel@localhost").expect("static signature"))
+    }
+
+    /// The author of the commits rel makes (see [`Repo::identity`]).
+    pub fn signature(&self) -> Signature<'static> {
+        self.identity(Role::Author)
     }
 
     /// Who acts, for trailers and records: `REL_ACTOR`, git's `user.email`, `$USER`.
@@ -732,12 +785,28 @@ impl Repo {
     }
 }
 
-/// `REL_ACTOR`, else git's `user.email`, else `$USER`, else `unknown`.
+#[derive(Clone, Copy)]
+enum Role {
+    Author,
+    Committer,
+}
+
+/// Who acts, for trailers and records: `REL_ACTOR`; else the CI's own actor (`GITHUB_ACTOR`,
+/// `GITLAB_USER_LOGIN`); else the author email git would use (`GIT_AUTHOR_EMAIL`, `user.email`);
+/// else `$USER`; else `unknown`.
 pub fn actor(repo: Option<&Repo>) -> String {
-    if let Ok(a) = std::env::var(crate::env_vars::ACTOR)
-        && !a.trim().is_empty()
-    {
-        return a.trim().to_owned();
+    use crate::env_vars;
+    for var in [
+        env_vars::ACTOR,
+        env_vars::GITHUB_ACTOR,
+        env_vars::GITLAB_USER_LOGIN,
+        "GIT_AUTHOR_EMAIL",
+    ] {
+        if let Ok(a) = std::env::var(var)
+            && !a.trim().is_empty()
+        {
+            return a.trim().to_owned();
+        }
     }
     let from_git = match repo {
         Some(r) => r

@@ -400,9 +400,15 @@ impl std::fmt::Debug for UserEntry {
         let set = |v: &Option<String>| if v.is_some() { "set" } else { "-" };
         f.debug_struct("UserEntry")
             .field("token", &set(&self.token))
-            .field("token_file", &self.token_file.as_ref().or(self.token_file_camel.as_ref()))
+            .field(
+                "token_file",
+                &self.token_file.as_ref().or(self.token_file_camel.as_ref()),
+            )
             .field("client_certificate", &self.client_certificate)
-            .field("client_certificate_data", &set(&self.client_certificate_data))
+            .field(
+                "client_certificate_data",
+                &set(&self.client_certificate_data),
+            )
             .field("client_key", &self.client_key)
             .field("client_key_data", &set(&self.client_key_data))
             .field("username", &set(&self.username))

@@ -16,6 +16,8 @@ use crate::version::Version;
 
 /// The gate whose green deep run is the evidence.
 pub const GATE: &str = "smoke";
+/// The report context key binding a smoke report to the lockfile bytes it ran against.
+pub const LOCKFILE_SHA256: &str = "lockfileSha256";
 /// The profile it must have run with.
 pub const PROFILE: &str = "deep";
 
@@ -65,9 +67,10 @@ pub fn check_evidence(
     shown: &str,
     version: &Version,
     env: &str,
+    lockfile_sha256: &str,
 ) -> Result<Report, Error> {
     let report: Report = serde_json::from_str(text).map_err(|e| {
-        Error::refused(
+        Error::invalid(
             format!("{shown} is not a gate report: {e}"),
             format!("give the JSON of the deep gate: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"),
         )
@@ -116,6 +119,25 @@ pub fn check_evidence(
             format!("{shown} is evidence for environment {ev_env}, not {env}"),
             rerun,
         ));
+    }
+    match report.context.get(LOCKFILE_SHA256) {
+        Some(sha) if sha == lockfile_sha256 => {}
+        Some(sha) => {
+            return Err(Error::refused(
+                format!(
+                    "{shown} ran against another lockfile (sha256 {sha}); releases/{version}.yaml is sha256 {lockfile_sha256}"
+                ),
+                format!("the lockfile changed after the gate ran: {rerun}"),
+            ));
+        }
+        None => {
+            return Err(Error::refused(
+                format!(
+                    "{shown} does not name the lockfile it ran against (no `{LOCKFILE_SHA256}` in its context)"
+                ),
+                rerun,
+            ));
+        }
     }
     let failed_checks = report
         .checks
@@ -224,7 +246,8 @@ mod tests {
         let mut r = Report::new("smoke", env)
             .with_context("profile", "deep")
             .with_context("version", version)
-            .with_context("env", env);
+            .with_context("env", env)
+            .with_context(LOCKFILE_SHA256, "ab".repeat(32));
         r.push(Check::pass("login", "ok"));
         r.push(Check::warn("latency", "p99 high"));
         r
@@ -234,7 +257,7 @@ mod tests {
     fn green_deep_evidence_is_accepted_and_everything_else_refused() {
         let v: Version = "0.4.0".parse().unwrap();
         let ok = deep("0.4.0", "staging");
-        assert!(check_evidence(&ok.to_json(), "e.json", &v, "staging").is_ok());
+        assert!(check_evidence(&ok.to_json(), "e.json", &v, "staging", &"ab".repeat(32)).is_ok());
         let cases: Vec<(String, &str)> = vec![
             ("not json".into(), "is not a gate report"),
             (
@@ -277,7 +300,7 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let e = check_evidence(&text, "e.json", &v, "staging").unwrap_err();
+            let e = check_evidence(&text, "e.json", &v, "staging", &"ab".repeat(32)).unwrap_err();
             assert!(e.to_string().contains(want), "want {want:?}, got {e}");
             assert_eq!(e.exit(), crate::Exit::Failed);
         }

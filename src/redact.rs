@@ -120,7 +120,11 @@ mod tests {
             format!("(https://u:{secret}@h)"),
             format!("'https://u:{secret}@h'"),
         ] {
-            assert!(!urls(&input).contains(secret), "{input} -> {}", urls(&input));
+            assert!(
+                !urls(&input).contains(secret),
+                "{input} -> {}",
+                urls(&input)
+            );
         }
     }
 }

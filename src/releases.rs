@@ -78,7 +78,10 @@ pub fn index(root: &Path) -> Index {
                 }
                 _ => index.other.push(path),
             }
-        } else if let Some(v) = name.strip_suffix(".yaml").and_then(|v| v.parse::<Version>().ok()) {
+        } else if let Some(v) = name
+            .strip_suffix(".yaml")
+            .and_then(|v| v.parse::<Version>().ok())
+        {
             index.lockfiles.push((v, path));
         } else {
             index.other.push(path);

@@ -91,7 +91,10 @@ mod tests {
         }
         for collides in ["1.0.0-rc.staging.validation", "1.0.0+x.validation"] {
             let e = collides.parse::<Version>().unwrap_err();
-            assert!(e.to_string().contains("named like a validation record"), "{e}");
+            assert!(
+                e.to_string().contains("named like a validation record"),
+                "{e}"
+            );
         }
         for (bad, why) in [
             ("0.9", "0.9"),

@@ -8,7 +8,14 @@ use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
     let start = match ctx.project() {
-        Ok(c) => c.root,
+        Ok(c) => {
+            // An environment rel.toml does not define has no history to show: say so (exit 2)
+            // instead of an empty table that reads as "nothing happened".
+            if let Some(env) = &args.env {
+                c.environment(env)?;
+            }
+            c.root
+        }
         Err(_) => ctx.cwd.clone(),
     };
     let repo = Repo::open(&start)?;

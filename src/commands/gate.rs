@@ -107,7 +107,7 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
         base_url,
         token: token.and_then(smoke::Token::new),
         ca_pem,
-        version: args.version,
+        version: args.version.clone(),
         smoke: declared,
     };
     let report = runtime()?.block_on(smoke::run(input)).map_err(|e| {
@@ -121,6 +121,22 @@ pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
         };
         Error::invalid(e.to_string(), help)
     })?;
+    // Bind the report to the lockfile bytes of the version it validates: `rel record` refuses
+    // evidence that ran against other bytes.
+    let report = match &args.version {
+        Some(v) => {
+            let path = crate::releases::lockfile_path(&config.root, v);
+            match std::fs::read(&path) {
+                Ok(bytes) => report.with_context(
+                    crate::record::LOCKFILE_SHA256,
+                    crate::record::sha256_hex(&bytes),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => report,
+                Err(e) => return Err(Error::io("read the lockfile", &path, e)),
+            }
+        }
+        None => report,
+    };
     emit_report(&report, &args.output)
 }
 

@@ -39,28 +39,46 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
         &evidence_shown,
         version,
         &args.env,
+        &sha256_hex(&lock_bytes),
     )?;
 
     let record_path = crate::releases::record_path(root, version, &args.env);
     let record_shown = ctx.display(&record_path);
     let lockfile_sha256 = sha256_hex(&lock_bytes);
     let evidence_sha256 = sha256_hex(&evidence);
+    let mut resume: Option<(ValidationRecord, String)> = None;
     if let Some(existing) = ValidationRecord::load(root, version, &args.env)? {
         if existing.lockfile_sha256 == lockfile_sha256
             && existing.evidence_sha256 == evidence_sha256
         {
-            print_stdout(&format!(
-                "{record_shown} already records this evidence; nothing to do\n"
+            // The record is written; is it committed? A run killed between the write and the
+            // commit left it only in the working tree: finish that run's commit now.
+            let text = std::fs::read_to_string(&record_path)
+                .map_err(|e| Error::io("read the validation record", &record_path, e))?;
+            let committed = match (args.no_commit, Repo::discover(root)?) {
+                (true, _) | (false, None) => true,
+                (false, Some(repo)) => {
+                    let rel = repo.rel_path(&record_path)?;
+                    let head = repo.head_commit()?;
+                    repo.read_file(head, &rel)?.as_deref() == Some(text.as_bytes())
+                }
+            };
+            if committed {
+                print_stdout(&format!(
+                    "{record_shown} already records this evidence; nothing to do\n"
+                ));
+                return Ok(Exit::Ok);
+            }
+            resume = Some((existing, text));
+        } else {
+            return Err(Error::refused(
+                format!(
+                    "{record_shown} already exists (recorded {} by {}); a validation record never changes",
+                    existing.recorded_at, existing.actor
+                ),
+                "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that",
             ));
-            return Ok(Exit::Ok);
         }
-        return Err(Error::refused(
-            format!(
-                "{record_shown} already exists (recorded {} by {}); a validation record never changes",
-                existing.recorded_at, existing.actor
-            ),
-            "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that",
-        ));
     }
 
     let repo = if args.no_commit {
@@ -81,27 +99,29 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
         None => None,
     };
     let actor = crate::git_repo::actor(repo.as_ref());
-    let record = ValidationRecord {
-        version: version.to_string(),
-        env: args.env.clone(),
-        lockfile: format!("{}/{version}.yaml", crate::releases::DIR),
-        lockfile_sha256: lockfile_sha256.clone(),
-        gate: report.gate.clone(),
-        profile: crate::record::PROFILE.to_owned(),
-        target: report.target.clone(),
-        summary: report.summary,
-        evidence_sha256,
-        recorded_at: now_rfc3339(),
-        actor: actor.clone(),
-    };
-    let text = record.to_yaml();
-    crate::atomic_write::create_new(&record_path, text.as_bytes(), None).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::refused(format!("{record_shown} was written by someone else just now; a validation record never changes"), "look at it: it may already be the record you wanted")
-        } else {
-            Error::io("write the validation record", &record_path, e)
+    let resumed = resume.is_some();
+    let (record, text) = match resume {
+        Some(found) => found,
+        None => {
+            let record = new_record(
+                version,
+                &args.env,
+                &lockfile_sha256,
+                &report,
+                evidence_sha256,
+                &actor,
+            );
+            let text = record.to_yaml();
+            crate::atomic_write::create_new(&record_path, text.as_bytes(), None).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::refused(format!("{record_shown} was written by someone else just now; a validation record never changes"), "look at it: it may already be the record you wanted")
+                } else {
+                    Error::io("write the validation record", &record_path, e)
+                }
+            })?;
+            (record, text)
         }
-    })?;
+    };
     let mut out = format!(
         "recorded {record_shown}: release {version} passed {} in {} ({} checks passed, {} warnings)\n  lockfile {lock_shown} sha256 {lockfile_sha256}\n",
         record.evidence_line().split(' ').next().unwrap_or_default(),
@@ -137,7 +157,9 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
         );
         let commit = repo.commit_on(head, &changes, &message)?;
         if let Err(e) = repo.advance_head(head, commit, &changes, "rel record") {
-            let _ = std::fs::remove_file(&record_path);
+            if !resumed {
+                let _ = std::fs::remove_file(&record_path);
+            }
             return Err(e);
         }
         out.push_str(&format!(
@@ -153,4 +175,27 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
     }
     print_stdout(&out);
     Ok(Exit::Ok)
+}
+
+fn new_record(
+    version: &crate::version::Version,
+    env: &str,
+    lockfile_sha256: &str,
+    report: &crate::report::Report,
+    evidence_sha256: String,
+    actor: &str,
+) -> ValidationRecord {
+    ValidationRecord {
+        version: version.to_string(),
+        env: env.to_owned(),
+        lockfile: format!("{}/{version}.yaml", crate::releases::DIR),
+        lockfile_sha256: lockfile_sha256.to_owned(),
+        gate: report.gate.clone(),
+        profile: crate::record::PROFILE.to_owned(),
+        target: report.target.clone(),
+        summary: report.summary,
+        evidence_sha256,
+        recorded_at: now_rfc3339(),
+        actor: actor.to_owned(),
+    }
 }

@@ -16,7 +16,10 @@ const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  na
 fn render_output_refuses_a_resource_name_that_walks_out_of_the_directory() {
     let p = Project::platform();
     p.write("releases/0.4.0.yaml", "validated lockfile\n");
-    p.write("overlay/kustomization.yaml", "resources:\n- a.yaml\n- b.yaml\n");
+    p.write(
+        "overlay/kustomization.yaml",
+        "resources:\n- a.yaml\n- b.yaml\n",
+    );
     p.write("overlay/a.yaml", &DEPLOYMENT.replace("NAME", "fine"));
     p.write(
         "overlay/b.yaml",
@@ -78,13 +81,17 @@ fn racing_locks_of_one_new_version_have_one_winner_and_the_loser_is_refused() {
             if i != winners[0] {
                 assert_eq!(o.status.code(), Some(1), "round {round}: {o:?}");
                 assert!(
-                    String::from_utf8_lossy(&o.stderr).contains("already exists with different content"),
+                    String::from_utf8_lossy(&o.stderr)
+                        .contains("already exists with different content"),
                     "{o:?}"
                 );
             }
         }
         let text = p.read("releases/0.4.0.yaml");
-        assert!(text.contains(digests[winners[0]]), "the winner's lockfile stands");
+        assert!(
+            text.contains(digests[winners[0]]),
+            "the winner's lockfile stands"
+        );
         let names: Vec<_> = std::fs::read_dir(p.path().join("releases"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -112,7 +119,9 @@ fn a_version_named_like_a_validation_record_is_refused() {
 #[test]
 fn a_remote_that_git_would_read_as_an_option_is_refused_at_its_line() {
     let config = std::fs::read_to_string(repo_root().join("rel.toml")).unwrap();
-    let p = Project::with_config(&format!("{config}\n[forge]\nkind = \"github\"\nremote = \"-o\"\n"));
+    let p = Project::with_config(&format!(
+        "{config}\n[forge]\nkind = \"github\"\nremote = \"-o\"\n"
+    ));
     let run = p.rel(&["status"]);
     run.expect(2);
     assert!(
@@ -129,19 +138,31 @@ fn a_promotion_cycle_and_self_promotion_are_refused_when_rel_toml_is_read() {
     );
     let run = p.rel(&["status"]);
     run.expect(2);
-    assert!(run.stderr().contains("cycle: a -> b -> a") || run.stderr().contains("cycle: b -> a -> b"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("cycle: a -> b -> a") || run.stderr().contains("cycle: b -> a -> b"),
+        "{}",
+        run.stderr()
+    );
     let p = Project::with_config(
         "registry = \"r.example.com/p\"\n[environments.a]\npromotes-to = \"a\"\n",
     );
     let run = p.rel(&["status"]);
     run.expect(2);
-    assert!(run.stderr().contains("promotes to itself"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("promotes to itself"),
+        "{}",
+        run.stderr()
+    );
     let p = Project::with_config(
         "registry = \"r.example.com/p\"\n[environments.a]\npromotes-to = \"c\"\n[environments.b]\npromotes-to = \"c\"\n[environments.c]\n",
     );
     let run = p.rel(&["status"]);
     run.expect(2);
-    assert!(run.stderr().contains("both promote to `c`"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("both promote to `c`"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -154,7 +175,16 @@ fn a_reflected_token_never_leaks_even_in_part_or_when_short() {
     for token in ["Zq7tokenSECRETvalue0123456789", "Zq7sh"] {
         let run = rel_env(
             p.path(),
-            &["gate", "smoke", "--env", "staging", "--profile", "deep", "--format", "json"],
+            &[
+                "gate",
+                "smoke",
+                "--env",
+                "staging",
+                "--profile",
+                "deep",
+                "--format",
+                "json",
+            ],
             &[("REL_SMOKE_TOKEN", token)],
         );
         run.expect(1);
@@ -216,7 +246,15 @@ fn child_processes_do_not_inherit_rel_secrets() {
     envs.push(("KUBECONFIG", &kc));
     let run = rel_env(
         p.path(),
-        &["gate", "headroom", "--env", "staging", "--live", "--rendered", "/dev/null"],
+        &[
+            "gate",
+            "headroom",
+            "--env",
+            "staging",
+            "--live",
+            "--rendered",
+            "/dev/null",
+        ],
         &envs,
     );
     assert_eq!(run.code(), 2, "the API server is closed: {}", run.stderr());

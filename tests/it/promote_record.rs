@@ -87,7 +87,7 @@ fn record_writes_and_commits_the_record_with_trailers_and_freezes_the_lockfile()
     let other = p.remote.path().join("other.json");
     std::fs::write(
         &other,
-        deep_report("0.4.0", "staging", true).replace("echo in 40 ms", "echo in 41 ms"),
+        deep_report(p.path(), "0.4.0", "staging", true).replace("echo in 40 ms", "echo in 41 ms"),
     )
     .unwrap();
     let changed = p.rel(&[
@@ -132,24 +132,24 @@ fn record_refuses_evidence_that_is_not_a_green_deep_gate_for_that_version_and_en
     };
     let cases = [
         (
-            write("red.json", deep_report("0.4.0", "staging", false)),
+            write("red.json", deep_report(p.path(), "0.4.0", "staging", false)),
             1,
             "the deep gate failed (1 failed: audio)",
         ),
         (
-            write("v.json", deep_report("0.3.9", "staging", true)),
+            write("v.json", deep_report(p.path(), "0.3.9", "staging", true)),
             1,
             "is evidence for version 0.3.9, not 0.4.0",
         ),
         (
-            write("e.json", deep_report("0.4.0", "prod", true)),
+            write("e.json", deep_report(p.path(), "0.4.0", "prod", true)),
             1,
             "is evidence for environment prod, not staging",
         ),
         (
             write(
                 "quick.json",
-                deep_report("0.4.0", "staging", true)
+                deep_report(p.path(), "0.4.0", "staging", true)
                     .replace("\"profile\": \"deep\"", "\"profile\": \"quick\""),
             ),
             1,
@@ -158,7 +158,7 @@ fn record_refuses_evidence_that_is_not_a_green_deep_gate_for_that_version_and_en
         (
             write(
                 "coh.json",
-                deep_report("0.4.0", "staging", true)
+                deep_report(p.path(), "0.4.0", "staging", true)
                     .replace("\"gate\": \"smoke\"", "\"gate\": \"coherence\""),
             ),
             1,
@@ -166,8 +166,33 @@ fn record_refuses_evidence_that_is_not_a_green_deep_gate_for_that_version_and_en
         ),
         (
             write("junk.json", "<html>".into()),
-            1,
+            2,
             "is not a gate report",
+        ),
+        (
+            write(
+                "other-lock.json",
+                deep_report(p.path(), "0.4.0", "staging", true).replace(
+                    &sha256_of(&p.path().join("releases/0.4.0.yaml")),
+                    &"ab".repeat(32),
+                ),
+            ),
+            1,
+            "ran against another lockfile",
+        ),
+        (
+            write(
+                "unbound.json",
+                deep_report(p.path(), "0.4.0", "staging", true).replace(
+                    &format!(
+                        ", \"lockfileSha256\": \"{}\"",
+                        sha256_of(&p.path().join("releases/0.4.0.yaml"))
+                    ),
+                    "",
+                ),
+            ),
+            1,
+            "does not name the lockfile it ran against",
         ),
     ];
     for (file, code, want) in cases {
@@ -252,7 +277,7 @@ fn record_without_git_writes_the_file_only() {
     ])
     .expect(0);
     let ev = p.path().join("ev.json");
-    std::fs::write(&ev, deep_report("0.4.0", "staging", true)).unwrap();
+    std::fs::write(&ev, deep_report(p.path(), "0.4.0", "staging", true)).unwrap();
     let run = p.rel(&[
         "record",
         "--version",

@@ -104,11 +104,16 @@ impl GitProject {
 
     /// A green deep-gate report for `version` in `env`, written to a file outside the repository.
     pub fn evidence(&self, version: &str, env: &str) -> PathBuf {
+        self.evidence_for(self.path(), version, env)
+    }
+
+    /// Like [`GitProject::evidence`], bound to the lockfile of the clone at `root`.
+    pub fn evidence_for(&self, root: &Path, version: &str, env: &str) -> PathBuf {
         let p = self
             .remote
             .path()
             .join(format!("evidence-{version}-{env}.json"));
-        std::fs::write(&p, deep_report(version, env, true)).unwrap();
+        std::fs::write(&p, deep_report(root, version, env, true)).unwrap();
         p
     }
 
@@ -192,7 +197,15 @@ pub fn rel_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// A deep smoke gate report, as `rel gate smoke --profile deep --format json` writes it.
-pub fn deep_report(version: &str, env: &str, green: bool) -> String {
+/// A green (or red) deep-gate report for `version` in `env`, bound to the project's lockfile of
+/// that version (its sha256, as `rel gate smoke --version` records it) when it exists.
+pub fn deep_report(root: &Path, version: &str, env: &str, green: bool) -> String {
+    let lock = root.join(format!("releases/{version}.yaml"));
+    let lock_sha = if lock.is_file() {
+        crate::promote_record::sha256_of(&lock)
+    } else {
+        "0".repeat(64)
+    };
     let (status, fail, last) = if green {
         ("pass", 0, "pass")
     } else {
@@ -209,7 +222,7 @@ pub fn deep_report(version: &str, env: &str, green: bool) -> String {
     {{ "name": "ws-roundtrip", "status": "pass", "detail": "echo in 40 ms" }},
     {{ "name": "audio", "status": "{last}", "detail": "stream" }}
   ],
-  "context": {{ "profile": "deep", "env": "{env}", "version": "{version}" }}
+  "context": {{ "profile": "deep", "env": "{env}", "version": "{version}", "lockfileSha256": "{lock_sha}" }}
 }}
 "#
     )

@@ -40,7 +40,7 @@ fn lock_record_promote_pr_rollback_audit_on_a_fresh_clone() {
     };
     lock("0.3.0", [D1, D2, D3]);
     lock("0.4.0", [D4, D5, D6]);
-    let ev = p.evidence("0.4.0", "staging");
+    let ev = p.evidence_for(dir, "0.4.0", "staging");
     rel(&[
         "record",
         "--version",
@@ -48,7 +48,7 @@ fn lock_record_promote_pr_rollback_audit_on_a_fresh_clone() {
         "--env",
         "staging",
         "--evidence",
-        p.evidence("0.3.0", "staging").to_str().unwrap(),
+        p.evidence_for(dir, "0.3.0", "staging").to_str().unwrap(),
     ])
     .expect(0);
     rel(&[

@@ -215,6 +215,19 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
     let mut platform = platform();
     let p = project(&platform);
     let token = token(platform.identity);
+    // The release is locked first: the deep report is bound to the lockfile's bytes.
+    p.rel(&[
+        "lock",
+        "--version",
+        "0.1.0",
+        "--digest",
+        &format!("identity={D1}"),
+        "--digest",
+        &format!("gateway={D2}"),
+        "--digest",
+        &format!("worker={D3}"),
+    ])
+    .expect(0);
 
     // Deep, with the token in the environment: every check runs and passes.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
@@ -253,18 +266,6 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
     p.write("evidence/smoke.json", &stdout);
 
     // That report is the evidence `rel record` accepts.
-    p.rel(&[
-        "lock",
-        "--version",
-        "0.1.0",
-        "--digest",
-        &format!("identity={D1}"),
-        "--digest",
-        &format!("gateway={D2}"),
-        "--digest",
-        &format!("worker={D3}"),
-    ])
-    .expect(0);
     let record = p.rel(&[
         "record",
         "--version",

@@ -221,17 +221,8 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
-    /// Image repository prefix [default: rel.toml's `registry`]
-    #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
-    pub registry: Option<String>,
-
-    /// Tag to publish with each image [default: git-<commit>]
-    #[arg(long, value_name = "TAG")]
-    pub tag: Option<String>,
-
-    /// Push the images to the registry instead of the local OCI layout
-    #[arg(long)]
-    pub push: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +231,17 @@ pub struct BuildArgs {
     #[arg(long = "component", value_name = "NAME")]
     pub components: Vec<String>,
 
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
+    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
+    pub format: Format,
+}
+
+/// Where images go: the flag group of `build`, `release` and `deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
     /// Image repository prefix [default: rel.toml's `registry`]
     #[arg(long, value_name = "REGISTRY", env = env_vars::REGISTRY)]
     pub registry: Option<String>,
@@ -259,10 +261,18 @@ pub struct BuildArgs {
     /// A registry host (host[:port]) to speak plain HTTP to; loopback registries always are (repeatable)
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+}
 
-    /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
-    #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
-    pub format: Format,
+impl RegistryArgs {
+    pub fn options(&self) -> crate::ops::RegistryOptions {
+        crate::ops::RegistryOptions {
+            registry: self.registry.clone(),
+            tag: self.tag.clone(),
+            push: self.push,
+            allow_overwrite: self.allow_overwrite,
+            insecure_registries: self.insecure_registries.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -332,12 +342,12 @@ pub struct LockArgs {
     pub from: Option<PathBuf>,
 
     /// Pin a component by digest (repeatable); overrides the build result for that component
-    #[arg(long = "digest", value_name = "NAME=sha256:HEX")]
-    pub digests: Vec<String>,
+    #[arg(long = "digest", value_name = "NAME=sha256:HEX", value_parser = parse_digest_pin)]
+    pub digests: Vec<(String, image_ref::Digest)>,
 
     /// Engine version an external component was built against (repeatable)
-    #[arg(long = "built-against", value_name = "NAME=VERSION")]
-    pub built_against: Vec<String>,
+    #[arg(long = "built-against", value_name = "NAME=VERSION", value_parser = parse_version_pin)]
+    pub built_against: Vec<(String, Version)>,
 
     /// Replace an existing lockfile with different content (refused once the version is validated)
     #[arg(long)]
@@ -732,4 +742,27 @@ pub struct HeadroomArgs {
 
     #[command(flatten)]
     pub output: GateOutput,
+}
+
+/// `NAME=sha256:HEX` (`--digest`).
+fn parse_digest_pin(s: &str) -> Result<(String, image_ref::Digest), String> {
+    let (name, digest) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}` is not NAME=sha256:HEX; write it as `identity=sha256:...`")
+    })?;
+    let digest = digest.trim().parse().map_err(|e: image_ref::DigestError| {
+        format!("{e}; give the full digest: sha256: followed by 64 lowercase hex characters")
+    })?;
+    Ok((name.trim().to_owned(), digest))
+}
+
+/// `NAME=VERSION` (`--built-against`).
+fn parse_version_pin(s: &str) -> Result<(String, Version), String> {
+    let (name, version) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VERSION; write it as `console=0.9.14`"))?;
+    let version = version
+        .trim()
+        .parse()
+        .map_err(|e: crate::version::VersionError| e.to_string())?;
+    Ok((name.trim().to_owned(), version))
 }

@@ -29,7 +29,7 @@ impl From<Exit> for ExitCode {
 pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
 
     #[error("could not {action}: {}: {source}", path.display())]
     #[diagnostic(help("check that the path exists and is readable/writable by this user"))]
@@ -50,6 +50,47 @@ pub enum Error {
     #[diagnostic(help("environments defined in rel.toml: {known}"))]
     UnknownEnvironment { name: String, known: String },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] crate::build::BuildError),
+
+    #[error("{component}: could not write the OCI image layout {dir}")]
+    #[diagnostic(help(
+        "check that the directory is writable and the disk has room; `rel build` rewrites it from the layer cache"
+    ))]
+    Layout {
+        component: String,
+        dir: String,
+        #[source]
+        source: oci::LayoutError,
+    },
+
+    #[error("{component}: push to {target} failed")]
+    #[diagnostic(help(
+        "check that the registry is reachable and the credentials allow pushing; a re-run resumes where this stopped"
+    ))]
+    Push {
+        component: String,
+        target: String,
+        #[source]
+        source: oci::RegistryError,
+    },
+
+    #[error("could not start the async runtime")]
+    #[diagnostic(help(
+        "the process could not create its event loop: check the limits on threads and open files (`ulimit -u`, `ulimit -n`) and free memory"
+    ))]
+    Runtime(#[source] std::io::Error),
+
+    #[error("cannot render {dir}")]
+    #[diagnostic(help("{help}"))]
+    Render {
+        dir: String,
+        help: String,
+        #[source]
+        source: kustomize::Error,
+    },
+
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Usage { message: String, help: String },
@@ -62,6 +103,12 @@ pub enum Error {
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Invalid { message: String, help: String },
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        Error::Source(Box::new(e))
+    }
 }
 
 impl Error {

@@ -20,6 +20,7 @@ pub mod hold;
 pub mod kube_source;
 pub mod lockfile;
 pub mod manifests;
+pub mod ops;
 pub mod overlay_pin;
 pub mod project;
 pub mod promote;

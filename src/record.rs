@@ -302,7 +302,14 @@ mod tests {
         for (text, want) in cases {
             let e = check_evidence(&text, "e.json", &v, "staging", &"ab".repeat(32)).unwrap_err();
             assert!(e.to_string().contains(want), "want {want:?}, got {e}");
-            assert_eq!(e.exit(), crate::Exit::Failed);
+            // Evidence that is not a report at all is bad input (2); a report that is not green
+            // deep evidence for this release is a refusal (1).
+            let class = if want == "is not a gate report" {
+                crate::Exit::Error
+            } else {
+                crate::Exit::Failed
+            };
+            assert_eq!(e.exit(), class, "{want}");
         }
     }
 

@@ -144,9 +144,16 @@ mod tests {
         std::fs::write(dir.path().join("releases/notes.yaml"), "").unwrap();
         let idx = index(dir.path());
         assert_eq!(idx.lockfiles.len(), 1, "{idx:?}");
-        assert_eq!(idx.records.len(), 2, "{idx:?}");
+        // `0.4.01` is not a semantic version (leading zero): not a record of anything.
+        assert_eq!(idx.records.len(), 1, "{idx:?}");
         assert!(idx.holds.is_some());
-        assert_eq!(idx.other, vec![dir.path().join("releases/notes.yaml")]);
+        assert_eq!(
+            idx.other,
+            vec![
+                dir.path().join("releases/0.4.01.staging.validation.yaml"),
+                dir.path().join("releases/notes.yaml")
+            ]
+        );
         let e = ensure_mutable(dir.path(), &v).unwrap_err();
         assert!(
             e.to_string()

@@ -1,35 +1,32 @@
-//! `rel lock --version V`: write `releases/V.yaml`.
+//! `rel lock --version V`: parse the flags, run [`ops::lock`](crate::ops::lock), show the result.
 
-use std::collections::BTreeMap;
-
-use image_ref::Digest;
-
-use crate::build_output::BuildOutput;
 use crate::cli::LockArgs;
 use crate::commands::{Context, print_stdout};
-use crate::config::{ComponentSource, Config};
-use crate::lockfile::{LockedComponent, Lockfile};
-use crate::version::Version;
+use crate::ops::lock::{LockOptions, Locked};
 use crate::{Error, Exit};
 
-/// What `rel lock` did.
-pub enum Locked {
-    Wrote { path: String, lockfile: Lockfile },
-    UpToDate { path: String, lockfile: Lockfile },
-}
-
 pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
-    let config = ctx.project()?;
-    match execute(ctx, &config, &args)? {
+    let ws = ctx.workspace()?;
+    let opts = LockOptions {
+        version: args.version,
+        engine_version: args.engine_version,
+        from: args.from,
+        digests: args.digests,
+        built_against: args.built_against,
+        force: args.force,
+    };
+    match crate::ops::lock::lock(&ws, &opts)? {
         Locked::UpToDate { path, lockfile } => {
             print_stdout(&format!(
-                "{path} is up to date ({} components)\n",
+                "{} is up to date ({} components)\n",
+                ctx.display(&path),
                 lockfile.components.len()
             ));
         }
         Locked::Wrote { path, lockfile } => {
             let mut out = format!(
-                "wrote {path}: release {} with {} components\n",
+                "wrote {}: release {} with {} components\n",
+                ctx.display(&path),
                 lockfile.version,
                 lockfile.components.len()
             );
@@ -40,293 +37,4 @@ pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
         }
     }
     Ok(Exit::Ok)
-}
-
-/// Compose, check and write the lockfile.
-pub fn execute(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Locked, Error> {
-    let lockfile = compose(ctx, config, args)?;
-    let text = lockfile.to_yaml();
-
-    // Check our own output with the same gate CI will run.
-    let path = crate::releases::lockfile_path(&config.root, &args.version);
-    let shown = ctx.display(&path);
-    let loaded = crate::lockfile::parse_raw(shown.as_ref(), &text)?;
-    let report = crate::gate::coherence::check(&loaded, Some(config));
-    if !report.passed() {
-        return Err(Error::invalid(
-            format!(
-                "the lockfile rel would write is not coherent:\n{}",
-                report.to_plain()
-            ),
-            "fix the inputs named above (rel.toml, --digest, --built-against) and run again",
-        ));
-    }
-
-    let refuse_changed = |existing: &str| {
-        let changed = describe_changes(existing, &lockfile);
-        Error::refused(
-            format!("{shown} already exists with different content:\n{changed}"),
-            "a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)",
-        )
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => {
-            return Ok(Locked::UpToDate {
-                path: shown,
-                lockfile,
-            });
-        }
-        Ok(existing) => {
-            if !args.force {
-                return Err(refuse_changed(&existing));
-            }
-            crate::releases::ensure_mutable(&config.root, &args.version)?;
-            tracing::warn!(
-                "replacing {shown} (--force):\n{}",
-                describe_changes(&existing, &lockfile)
-            );
-            crate::atomic_write::write(&path, text.as_bytes())
-                .map_err(|e| Error::io("write the lockfile", &path, e))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A new lockfile is created exclusively: of two racing writers exactly one wins, and
-            // the other compares against the winner's content like any later run would.
-            match crate::atomic_write::create_new(&path, text.as_bytes(), None) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let existing = std::fs::read_to_string(&path)
-                        .map_err(|e| Error::io("read the existing lockfile", &path, e))?;
-                    if existing == text {
-                        return Ok(Locked::UpToDate {
-                            path: shown,
-                            lockfile,
-                        });
-                    }
-                    return Err(refuse_changed(&existing));
-                }
-                Err(e) => return Err(Error::io("write the lockfile", &path, e)),
-            }
-        }
-        Err(e) => return Err(Error::io("read the existing lockfile", &path, e)),
-    }
-    Ok(Locked::Wrote {
-        path: shown,
-        lockfile,
-    })
-}
-
-fn parse_pairs(flag: &str, values: &[String]) -> Result<Vec<(String, String)>, Error> {
-    values
-        .iter()
-        .map(|v| {
-            v.split_once('=')
-                .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-                .ok_or_else(|| {
-                    Error::usage(
-                        format!("`{flag} {v}` is not NAME=VALUE"),
-                        format!("write it as `{flag} identity=...`"),
-                    )
-                })
-        })
-        .collect()
-}
-
-/// Build the lockfile from the build result, `--digest` and `--built-against`.
-fn compose(ctx: &Context, config: &Config, args: &LockArgs) -> Result<Lockfile, Error> {
-    let engine_version = args
-        .engine_version
-        .clone()
-        .unwrap_or_else(|| args.version.clone());
-    let unknown = |name: &str, source: &str| {
-        Error::usage(
-            format!("{source} names component `{name}`, which rel.toml does not define"),
-            format!(
-                "components in rel.toml: {}",
-                config
-                    .components
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    };
-
-    let from = match &args.from {
-        Some(p) => Some(if p.is_absolute() {
-            p.clone()
-        } else {
-            ctx.cwd.join(p)
-        }),
-        None if args.digests.is_empty() => {
-            Some(config.root.join(crate::build_output::DEFAULT_PATH))
-        }
-        None => None,
-    };
-    let mut entries: BTreeMap<String, LockedComponent> = BTreeMap::new();
-    if let Some(from) = &from {
-        if args.from.is_none() && !from.exists() {
-            return Err(Error::usage(
-                format!(
-                    "nothing to lock: no --digest given and no build result at {}",
-                    ctx.display(from)
-                ),
-                "run `rel build` first, or pin each component with `--digest NAME=sha256:...`",
-            ));
-        }
-        let build = BuildOutput::read(from)?;
-        for built in build.components {
-            let Some(component) = config.components.get(&built.component) else {
-                return Err(unknown(&built.component, &ctx.display(from)));
-            };
-            entries.insert(
-                built.component.clone(),
-                LockedComponent {
-                    repo: repo_of(config, &component.source),
-                    image: Some(built.image.without_version()),
-                    tag: built.tag,
-                    digest: built.digest,
-                    built_against_engine: None,
-                    source_commit: built.source_commit,
-                    krate: Some(built.krate),
-                },
-            );
-        }
-    }
-    for (name, digest) in parse_pairs("--digest", &args.digests)? {
-        let Some(component) = config.components.get(&name) else {
-            return Err(unknown(&name, "--digest"));
-        };
-        let digest: Digest = digest.parse().map_err(|e: image_ref::DigestError| {
-            Error::usage(
-                format!("--digest {name}=...: {e}"),
-                "give the full digest: sha256: followed by 64 lowercase hex characters",
-            )
-        })?;
-        let entry = entries
-            .entry(name.clone())
-            .or_insert_with(|| LockedComponent {
-                repo: repo_of(config, &component.source),
-                image: Some(component.image.clone()),
-                tag: None,
-                digest: digest.clone(),
-                built_against_engine: None,
-                source_commit: None,
-                krate: match &component.source {
-                    ComponentSource::Built { krate, .. } => Some(krate.clone()),
-                    ComponentSource::External { .. } => None,
-                },
-            });
-        entry.digest = digest;
-    }
-    for (name, version) in parse_pairs("--built-against", &args.built_against)? {
-        if !config.components.contains_key(&name) {
-            return Err(unknown(&name, "--built-against"));
-        }
-        let version: Version = version.parse().map_err(|e: crate::version::VersionError| {
-            Error::usage(
-                format!("--built-against {name}=...: {e}"),
-                "give the engine version the component was built against",
-            )
-        })?;
-        let Some(entry) = entries.get_mut(&name) else {
-            return Err(Error::usage(
-                format!("--built-against names `{name}`, which has no digest to lock"),
-                format!("add `--digest {name}=sha256:...`"),
-            ));
-        };
-        entry.built_against_engine = Some(version);
-    }
-
-    let missing: Vec<&str> = config
-        .components
-        .keys()
-        .filter(|n| !entries.contains_key(*n))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "no digest for {}: every component of rel.toml must be pinned",
-                missing.join(", ")
-            ),
-            format!(
-                "build them with `rel build`, or pin them: {}",
-                missing
-                    .iter()
-                    .map(|m| format!("--digest {m}=sha256:..."))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ));
-    }
-    let needs: Vec<&str> = config
-        .components
-        .values()
-        .filter(|c| {
-            c.built_against_engine
-                && entries
-                    .get(&c.name)
-                    .is_some_and(|e| e.built_against_engine.is_none())
-        })
-        .map(|c| c.name.as_str())
-        .collect();
-    if !needs.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "{} must carry builtAgainstEngine (rel.toml: built-against-engine = true)",
-                needs.join(", ")
-            ),
-            format!(
-                "say which engine each was built against: {}",
-                needs
-                    .iter()
-                    .map(|m| format!("--built-against {m}={engine_version}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ));
-    }
-    Ok(Lockfile {
-        version: args.version.clone(),
-        engine_version,
-        components: entries,
-    })
-}
-
-fn repo_of(config: &Config, source: &ComponentSource) -> Option<String> {
-    match source {
-        ComponentSource::External { repo } => Some(repo.clone()),
-        ComponentSource::Built { .. } => config.repo.clone(),
-    }
-}
-
-/// A short, human description of what differs between an existing lockfile and the new one.
-fn describe_changes(existing: &str, new: &Lockfile) -> String {
-    let old = crate::lockfile::parse_raw("existing".as_ref(), existing).ok();
-    let mut lines = Vec::new();
-    let old_components = old
-        .as_ref()
-        .and_then(|o| o.raw.components.as_ref())
-        .map(|c| &c.value);
-    for (name, c) in &new.components {
-        let before = old_components
-            .and_then(|m| m.get(name))
-            .and_then(|o| o.value.digest.as_ref())
-            .map(|d| d.value.clone());
-        match before {
-            Some(b) if b == c.digest.to_string() => {}
-            Some(b) => lines.push(format!("  {name}: {b} -> {}", c.digest)),
-            None => lines.push(format!("  {name}: (none) -> {}", c.digest)),
-        }
-    }
-    if let Some(m) = old_components {
-        for name in m.keys().filter(|n| !new.components.contains_key(*n)) {
-            lines.push(format!("  {name}: removed"));
-        }
-    }
-    if lines.is_empty() {
-        lines.push("  (same digests; other fields differ)".to_owned());
-    }
-    lines.join("\n")
 }

@@ -1,4 +1,6 @@
 //! The commands: thin functions over the library that render results and pick exit codes.
+//! The only module of rel that prints (the workspace lints deny printing everywhere else).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -116,6 +118,14 @@ impl Context {
     /// The project configuration; an error when there is none.
     pub fn project(&self) -> Result<Config, Error> {
         crate::project::load(self.project_dir.as_deref().unwrap_or(&self.cwd))
+    }
+
+    /// The project as the ops layer takes it.
+    pub fn workspace(&self) -> Result<crate::ops::Workspace, Error> {
+        Ok(crate::ops::Workspace::new(
+            self.project()?,
+            self.cwd.clone(),
+        ))
     }
 
     /// The project whose directory holds `path`, or the `-C` project.

@@ -165,7 +165,7 @@ fn bad_inputs_are_usage_errors_and_write_nothing() {
         ),
         (
             vec!["--digest".into(), "identity".into()],
-            "is not NAME=VALUE",
+            "`identity` is not NAME=sha256:HEX",
         ),
         (vec![], "no build result at target/rel/build.json"),
         (

@@ -93,7 +93,7 @@ fn pin_changes_nothing_but_digests_and_appends_missing_entries() {
     }
     // worker had no entry: appended in the file's style.
     assert!(
-        after.contains(&format!("registry.example.com/platform/worker")),
+        after.contains("registry.example.com/platform/worker"),
         "{after}"
     );
     assert!(after.contains(D2), "{after}");

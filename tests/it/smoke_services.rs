@@ -206,8 +206,7 @@ equals = "worker-1"
 "#
     );
     // Keep the environments' other sections: append the smoke section after them.
-    let p = Project::with_config(&format!("{config}{smoke}"));
-    p
+    Project::with_config(&format!("{config}{smoke}"))
 }
 
 #[test]

@@ -426,10 +426,9 @@ fn fuzz_overlay(rng: &mut Rng) -> Vec<(String, String)> {
     if let Some((name, _)) = workloads
         .iter()
         .find(|(_, k)| *k == "Deployment" || *k == "StatefulSet")
+        && rng.chance(0.4)
     {
-        if rng.chance(0.4) {
-            ov.push_str(&format!("replicas:\n- name: {name}\n  count: 2\n"));
-        }
+        ov.push_str(&format!("replicas:\n- name: {name}\n  count: 2\n"));
     }
     vec![
         ("kustomization.yaml".into(), ov),

@@ -170,18 +170,11 @@ fn process_alive(pid: i32) -> bool {
         return true;
     }
     match rustix::process::Pid::from_raw(pid) {
-        Some(p) => rustix::process::test_kill_process(p).is_ok_or_eperm(),
+        Some(p) => matches!(
+            rustix::process::test_kill_process(p),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        ),
         None => false,
-    }
-}
-
-trait OkOrEperm {
-    fn is_ok_or_eperm(self) -> bool;
-}
-
-impl OkOrEperm for rustix::io::Result<()> {
-    fn is_ok_or_eperm(self) -> bool {
-        matches!(self, Ok(()) | Err(rustix::io::Errno::PERM))
     }
 }
 

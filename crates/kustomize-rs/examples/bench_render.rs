@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)] // an example program: its output is the point
 //! Renders a kustomization directory and writes the YAML stream to standard output, like
 //! `kubectl kustomize DIR`. Used by `cargo xtask bench render` (built in release mode) to time
 //! the library against kubectl.

@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)] // an example program: its output is the point
 //! Writes the per-object files of a rendered kustomization into a directory, like
 //! `kubectl kustomize DIR -o OUT` (a development aid for checking `Rendered::files`).
 

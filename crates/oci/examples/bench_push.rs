@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)] // an example program: its output is the point
 //! The library side of `cargo xtask bench build` (run in release mode).
 //!
 //! `bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR` builds the layer (or takes it from the

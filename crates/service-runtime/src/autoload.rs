@@ -77,6 +77,7 @@ pub fn plan(
 ///
 /// No other thread may read or write the environment while this runs (see
 /// [`std::env::set_var`]): call it before any thread is started.
+#[allow(unsafe_code)] // setting the environment is `unsafe` since Rust 2024; see # Safety
 pub unsafe fn apply(plan: AutoloadPlan) -> Loaded {
     let mut set = Vec::with_capacity(plan.set.len());
     for (name, value) in &plan.set {
@@ -95,6 +96,7 @@ pub unsafe fn apply(plan: AutoloadPlan) -> Loaded {
 
 /// Plan from the process environment and apply. Refuses (rather than risk undefined behaviour)
 /// when the process is known to run more than one thread.
+#[allow(unsafe_code)] // one call of `apply`, justified at the call
 pub fn autoload_process_env() -> Result<Option<Loaded>, AutoloadError> {
     let plan = plan(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))?;
     let Some(plan) = plan else {

@@ -35,6 +35,7 @@ pub fn bootstrap_process() {
         ),
         Err(error) => {
             tracing::error!(%error, "genesis autoload failed; not starting");
+            #[allow(clippy::exit)] // a service that cannot load its secrets must not start
             std::process::exit(2);
         }
     }

@@ -1,0 +1,277 @@
+//! `build`: compile the components, assemble their images, write OCI layouts or push, and record
+//! the result in `target/rel/build.json`.
+
+use std::path::PathBuf;
+
+use crate::build::{self, BuildPlan, Progress};
+use crate::build_output::{self, BuildOutput};
+use crate::config::Component;
+use crate::ops::{RegistryOptions, Workspace};
+use crate::{Error, env_vars};
+
+/// What to build and where it goes.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Only these components [default: every built component of rel.toml].
+    pub components: Vec<String>,
+    pub registry: RegistryOptions,
+    /// `SOURCE_DATE_EPOCH` as given [default: the commit time].
+    pub source_date_epoch: Option<String>,
+    /// Cargo's target directory for release builds [default: target/rel/cargo].
+    pub cargo_target_dir: Option<PathBuf>,
+    /// Let cargo draw its progress (on a terminal).
+    pub show_cargo_progress: bool,
+}
+
+impl BuildOptions {
+    /// Options from the process environment (`SOURCE_DATE_EPOCH`, `REL_CARGO_TARGET_DIR`).
+    pub fn from_env(components: Vec<String>, registry: RegistryOptions) -> BuildOptions {
+        BuildOptions {
+            components,
+            registry,
+            source_date_epoch: std::env::var(env_vars::SOURCE_DATE_EPOCH).ok(),
+            cargo_target_dir: std::env::var_os(env_vars::CARGO_TARGET_DIR).map(PathBuf::from),
+            show_cargo_progress: false,
+        }
+    }
+}
+
+/// What happens, as it happens.
+#[derive(Debug)]
+pub enum BuildEvent<'a> {
+    Compiling {
+        component: &'a str,
+    },
+    Layer {
+        component: &'a str,
+        cached: bool,
+    },
+    Assembled {
+        component: &'a str,
+        digest: &'a image_ref::Digest,
+    },
+    Pushed {
+        component: &'a str,
+        report: &'a oci::PushReport,
+    },
+    /// The working tree has uncommitted changes: the images are not reproducible from a commit.
+    Dirty {
+        commit: Option<&'a str>,
+    },
+}
+
+/// The build result and where it was recorded.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub output: BuildOutput,
+    pub path: PathBuf,
+}
+
+/// Build, publish and record.
+pub fn build(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    mut events: impl FnMut(BuildEvent<'_>),
+) -> Result<BuildOutcome, Error> {
+    let config = &ws.config;
+    let components = select(config, &opts.components)?;
+    let source =
+        build::source::inspect(&config.root, opts.source_date_epoch.as_deref()).map_err(|e| {
+            Error::usage(
+                e,
+                "unset it or give whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)",
+            )
+        })?;
+    if source.dirty {
+        events(BuildEvent::Dirty {
+            commit: source.commit.as_deref(),
+        });
+    }
+    let registry = opts
+        .registry
+        .registry
+        .clone()
+        .unwrap_or_else(|| config.registry.clone());
+    let tag = opts
+        .registry
+        .tag
+        .clone()
+        .unwrap_or_else(|| build::default_tag(&source));
+    image_ref::ImageRef::new(&registry, "probe")
+        .and_then(|r| r.with_tag(&tag))
+        .map_err(|e| {
+            Error::usage(
+                format!("--registry/--tag: {e}"),
+                "give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`",
+            )
+        })?;
+    let plan = BuildPlan {
+        config,
+        components,
+        registry,
+        tag: tag.clone(),
+        source: source.clone(),
+        show_cargo_progress: opts.show_cargo_progress,
+        cargo_target_dir: opts.cargo_target_dir.clone(),
+    };
+    let assembled = build::assemble_all(&plan, |p| match p {
+        Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
+        Progress::Compiled { .. } => {}
+        Progress::Layer { component, cached } => events(BuildEvent::Layer { component, cached }),
+        Progress::Assembled { component, digest } => {
+            events(BuildEvent::Assembled { component, digest })
+        }
+    })?;
+
+    let mut output = BuildOutput {
+        schema: build_output::SCHEMA,
+        components: Vec::new(),
+    };
+    if opts.registry.push {
+        push_all(&assembled, &tag, &opts.registry, &mut events)?;
+        for a in &assembled {
+            output
+                .components
+                .push(a.record(&tag, source.commit.as_deref(), "registry".to_owned()));
+        }
+    } else {
+        for a in &assembled {
+            let dir = build::layout_dir(&config.root, &a.component);
+            oci::write_layout(&dir, &a.image, &tag).map_err(|source| Error::Layout {
+                component: a.component.clone(),
+                dir: ws.display(&dir),
+                source,
+            })?;
+            output.components.push(a.record(
+                &tag,
+                source.commit.as_deref(),
+                format!("oci-layout:{}", ws.display(&dir)),
+            ));
+        }
+    }
+
+    let path = config.root.join(build_output::DEFAULT_PATH);
+    crate::atomic_write::write(&path, output.to_json().as_bytes())
+        .map_err(|e| Error::io("write the build result", &path, e))?;
+    Ok(BuildOutcome { output, path })
+}
+
+/// A current-thread async runtime for the registry client.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+/// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
+fn push_all(
+    assembled: &[build::Assembled],
+    tag: &str,
+    opts: &RegistryOptions,
+    events: &mut impl FnMut(BuildEvent<'_>),
+) -> Result<(), Error> {
+    let Some(first) = assembled.first() else {
+        return Ok(());
+    };
+    let host = first.image_name.registry().to_owned();
+    let credentials = oci::resolve_credentials(&host, &oci::CredentialSources::from_env())
+        .map_err(|e| {
+            Error::usage(
+                format!("registry credentials for {host}: {e}"),
+                format!(
+                    "set both {} and {}, or fix ~/.docker/config.json",
+                    env_vars::REGISTRY_USERNAME,
+                    env_vars::REGISTRY_PASSWORD
+                ),
+            )
+        })?;
+    let options = oci::ClientOptions {
+        insecure: opts.insecure_registries.clone(),
+        ..Default::default()
+    };
+    let registry = oci::Registry::new(&host, credentials, options)
+        .map_err(|e| Error::usage(format!("registry {host}: {e}"), "check --registry"))?;
+    let runtime = runtime()?;
+    for a in assembled {
+        let target = a.image_name.with_tag(tag).map_err(|e| {
+            Error::usage(e.to_string(), "use a tag of letters, digits, `.`, `_`, `-`")
+        })?;
+        // Layers already pushed for another component can be mounted instead of uploaded.
+        let mount_from = assembled
+            .iter()
+            .filter(|o| o.component != a.component && o.image_name.registry() == host)
+            .map(|o| o.image_name.repository().to_owned())
+            .collect();
+        let options = oci::PushOptions {
+            allow_overwrite: opts.allow_overwrite,
+            mount_from,
+        };
+        let report = runtime
+            .block_on(registry.push(&target, &a.image, &options))
+            .map_err(|e| match e {
+                oci::RegistryError::TagExists {
+                    reference,
+                    existing,
+                    ours,
+                } => Error::refused(
+                    format!(
+                        "{}: tag `{reference}` already points at {existing}; this build is {ours}",
+                        a.component
+                    ),
+                    "tags are immutable: push under a new --tag, or pass --allow-overwrite to move it",
+                ),
+                source => Error::Push {
+                    component: a.component.clone(),
+                    target: crate::redact::urls(&target.to_string()),
+                    source,
+                },
+            })?;
+        events(BuildEvent::Pushed {
+            component: &a.component,
+            report: &report,
+        });
+    }
+    Ok(())
+}
+
+/// The components to build: the named ones, or every built component.
+fn select<'a>(
+    config: &'a crate::config::Config,
+    names: &[String],
+) -> Result<Vec<&'a Component>, Error> {
+    if names.is_empty() {
+        return Ok(config
+            .components
+            .values()
+            .filter(|c| c.is_built())
+            .collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            let c = config.components.get(n).ok_or_else(|| {
+                Error::usage(
+                    format!("--component {n}: rel.toml has no component `{n}`"),
+                    format!(
+                        "built components: {}",
+                        config
+                            .components
+                            .values()
+                            .filter(|c| c.is_built())
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            if !c.is_built() {
+                return Err(Error::usage(
+                    format!("--component {n}: `{n}` is external; rel does not build it"),
+                    "pin it with `rel lock --digest`",
+                ));
+            }
+            Ok(c)
+        })
+        .collect()
+}

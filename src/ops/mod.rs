@@ -1,0 +1,55 @@
+//! The ops layer: one function per action, taking the loaded project and a typed options struct,
+//! returning a typed outcome (cargo's `ops::compile(&ws, &opts)` shape).
+//!
+//! Commands (`src/commands/`) parse flags into these options, call one op, and render the outcome.
+//! Composite actions (`release`, `deploy`) compose ops, never commands. Ops never print: progress
+//! reaches the caller through an event callback.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+pub mod build;
+pub mod lock;
+pub mod release;
+pub mod render;
+
+/// The project an op works on, and where the user stands (for paths as they should see them).
+pub struct Workspace {
+    pub config: Config,
+    pub cwd: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(config: Config, cwd: PathBuf) -> Workspace {
+        Workspace { config, cwd }
+    }
+
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        &self.config.root
+    }
+
+    /// A path as the user should see it: relative to the working directory when inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// Where the registry is and how to reach it: the flag group `build`, `release` and `deploy` share.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Image repository prefix [default: rel.toml's `registry`].
+    pub registry: Option<String>,
+    /// Tag published with each image [default: `git-<commit>`].
+    pub tag: Option<String>,
+    /// Push to the registry instead of writing OCI layouts.
+    pub push: bool,
+    /// Let a push move a tag that points at another digest.
+    pub allow_overwrite: bool,
+    /// Registry hosts spoken to over plain HTTP (loopback always is).
+    pub insecure_registries: Vec<String>,
+}

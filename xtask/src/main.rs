@@ -10,14 +10,19 @@ mod kustomize;
 mod provision;
 mod services;
 mod test;
+mod tidy;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
   test [ARGS]
-      install what the tests need (Debian packages with apt-get when root, otherwise named) and
-      run every test of the workspace; ARGS go to cargo-nextest (or cargo test).
+      install what the tests need (Debian packages with apt-get when root, otherwise named), check
+      fmt, clippy (-D warnings) and tidy, and run every test of the workspace; ARGS go to
+      cargo-nextest (or cargo test).
+  tidy
+      the rules the compiler cannot check: atomic writes only, environment variables named in
+      src/env_vars.rs, crates free of CLI wording, a help on every error, a true code map.
   run-services [--base-port N] [--check]
       build identity, gateway and worker, migrate a local SQLite database, start all three on
       127.0.0.1 (ports N, N+1, N+2; default 8081) and print curl commands to query them.
@@ -36,6 +41,14 @@ tasks:
   bench gates
       smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
 
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
 fn code(c: i32) -> ExitCode {
     ExitCode::from(u8::try_from(c).unwrap_or(1))
 }
@@ -44,6 +57,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("tidy") => tidy::run(&workspace_root()),
         Some("run-services") => return services::run_services(&args[1..]),
         Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
         Some("kustomize-fuzz") => return code(kustomize::fuzz(&args[1..])),

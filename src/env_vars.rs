@@ -121,3 +121,14 @@ pub fn scrub_secrets(cmd: &mut std::process::Command) -> &mut std::process::Comm
     }
     cmd
 }
+
+/// The cargo that runs rel's release builds (set by cargo for `cargo run`; else `cargo` on PATH).
+pub const CARGO: &str = "CARGO";
+/// git's identity variables: the author and committer of the commits rel makes, as `git commit`
+/// resolves them (CI systems set these).
+pub const GIT_AUTHOR_NAME: &str = "GIT_AUTHOR_NAME";
+pub const GIT_AUTHOR_EMAIL: &str = "GIT_AUTHOR_EMAIL";
+pub const GIT_COMMITTER_NAME: &str = "GIT_COMMITTER_NAME";
+pub const GIT_COMMITTER_EMAIL: &str = "GIT_COMMITTER_EMAIL";
+/// git's last fallback for an email address.
+pub const EMAIL: &str = "EMAIL";

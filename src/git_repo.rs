@@ -481,9 +481,10 @@ impl Repo {
     /// (`GIT_COMMITTER_*` for the committer) first, then `user.name`/`user.email` of git's
     /// configuration, then `EMAIL`, else `rel <rel@localhost>`. CI systems set the variables.
     fn identity(&self, role: Role) -> Signature<'static> {
+        use crate::env_vars;
         let (name_var, email_var) = match role {
-            Role::Author => ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"),
-            Role::Committer => ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"),
+            Role::Author => (env_vars::GIT_AUTHOR_NAME, env_vars::GIT_AUTHOR_EMAIL),
+            Role::Committer => (env_vars::GIT_COMMITTER_NAME, env_vars::GIT_COMMITTER_EMAIL),
         };
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let config = self.repo.config().ok();
@@ -498,7 +499,7 @@ impl Repo {
             .unwrap_or_else(|| "rel".to_owned());
         let email = var(email_var)
             .or_else(|| cfg("user.email"))
-            .or_else(|| var("EMAIL"))
+            .or_else(|| var(env_vars::EMAIL))
             .unwrap_or_else(|| "rel@localhost".to_owned());
         Signature::now(&name, &email)
             .or_else(|_| Signature::now("rel", "rel@localhost"))
@@ -800,7 +801,7 @@ pub fn actor(repo: Option<&Repo>) -> String {
         env_vars::ACTOR,
         env_vars::GITHUB_ACTOR,
         env_vars::GITLAB_USER_LOGIN,
-        "GIT_AUTHOR_EMAIL",
+        env_vars::GIT_AUTHOR_EMAIL,
     ] {
         if let Ok(a) = std::env::var(var)
             && !a.trim().is_empty()
@@ -821,7 +822,7 @@ pub fn actor(repo: Option<&Repo>) -> String {
     if let Some(e) = from_git.filter(|e| !e.trim().is_empty()) {
         return e;
     }
-    std::env::var("USER")
+    std::env::var(crate::env_vars::USER)
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())

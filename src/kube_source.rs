@@ -442,7 +442,7 @@ fn kubeconfig_path(opts: &KubeOptions) -> Result<PathBuf, KubeError> {
             looked: format!("KUBECONFIG names no existing file ({})", looked.join(", ")),
         });
     }
-    if let Some(home) = std::env::var_os("HOME") {
+    if let Some(home) = std::env::var_os(env_vars::HOME) {
         let p = PathBuf::from(home).join(".kube/config");
         if p.is_file() {
             return Ok(p);

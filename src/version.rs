@@ -11,10 +11,13 @@ pub const RESERVED_SUFFIX: &str = ".validation";
 pub struct Version(semver::Version);
 
 /// Why a string is not a release version.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 #[error(
     "`{input}` is not a semantic version ({reason}); write it as MAJOR.MINOR.PATCH, e.g. `0.4.0` or `1.2.3-rc.1`"
 )]
+#[diagnostic(help(
+    "release versions are semver 2.0 without a leading `v`: `0.4.0`, `1.2.3-rc.1`, `1.2.3+build.5`"
+))]
 pub struct VersionError {
     pub input: String,
     pub reason: String,

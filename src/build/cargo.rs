@@ -24,13 +24,19 @@ pub struct CompileRequest<'a> {
     pub git_commit: Option<&'a str>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CompileError {
     #[error("could not start cargo: {0}")]
+    #[diagnostic(help(
+        "rel builds with the cargo that runs it (CARGO) or `cargo` on PATH: install Rust with rustup, or set CARGO to cargo's path"
+    ))]
     Spawn(#[source] std::io::Error),
     #[error(
         "cargo build of `{krate}` (bin `{bin}`, features [{features}]) failed with {status}\n{output}"
     )]
+    #[diagnostic(help(
+        "fix the compile error above; the build is `cargo build --release --locked` for the static musl-free target, so Cargo.lock must be up to date (`cargo update -w` if a dependency changed)"
+    ))]
     Failed {
         krate: String,
         bin: String,
@@ -39,6 +45,9 @@ pub enum CompileError {
         output: String,
     },
     #[error("cargo reported success but the binary is not at {}", .0.display())]
+    #[diagnostic(help(
+        "check that the component's `bin` in rel.toml names a [[bin]] target of its crate, and that no build script moves the output"
+    ))]
     Missing(PathBuf),
 }
 
@@ -54,7 +63,7 @@ pub fn rustflags(_workspace: &Path) -> Vec<String> {
     if let Some(home) = cargo_home() {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
-    if let Some(home) = std::env::var_os("HOME") {
+    if let Some(home) = std::env::var_os(crate::env_vars::HOME) {
         // rustup's toolchain sources live under $HOME/.rustup.
         flags.push(format!(
             "--remap-path-prefix={}/.rustup=/rustup",
@@ -65,14 +74,16 @@ pub fn rustflags(_workspace: &Path) -> Vec<String> {
 }
 
 fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
+    std::env::var_os(crate::env_vars::CARGO_HOME)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .or_else(|| {
+            std::env::var_os(crate::env_vars::HOME).map(|h| PathBuf::from(h).join(".cargo"))
+        })
 }
 
 /// Compile one binary; returns its path.
 pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo = std::env::var_os(crate::env_vars::CARGO).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     crate::env_vars::scrub_secrets(&mut cmd);
     cmd.current_dir(req.workspace)

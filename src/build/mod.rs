@@ -83,6 +83,9 @@ pub enum BuildError {
         message: String,
     },
     #[error("component `{component}`: could not assemble the image: {source}")]
+    #[diagnostic(help(
+        "check the component's base image (rel.toml `base`) and that target/rel is writable; `RUST_LOG=debug rel build` shows each step"
+    ))]
     Assemble {
         component: String,
         #[source]
@@ -99,6 +102,9 @@ pub enum BuildError {
     #[diagnostic(help("pin external components with `rel lock --digest NAME=sha256:...`"))]
     External { component: String },
     #[error("image name for `{component}` under `{registry}` is invalid: {source}")]
+    #[diagnostic(help(
+        "give a registry like `ghcr.io/org` or `localhost:5000/platform` (rel.toml `registry`, --registry or REL_REGISTRY), and component names of lowercase letters, digits and `-`"
+    ))]
     Name {
         component: String,
         registry: String,

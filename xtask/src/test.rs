@@ -16,6 +16,19 @@ const SERVICE_BUILDS: [&[&str]; 3] = [
 pub fn run(extra: &[String]) -> Result<(), String> {
     provision::ensure_tools()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // The rules first: one style, no lint, no tidy problem (each fails fast with its file:line).
+    provision::run(Command::new(&cargo).args(["fmt", "--all", "--check"]))?;
+    provision::run(Command::new(&cargo).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    crate::tidy::run(&crate::workspace_root())?;
     for args in SERVICE_BUILDS {
         provision::run(
             Command::new(&cargo)

@@ -152,6 +152,7 @@ fn check_error_help(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<Strin
         if variant_attributes(lines, i)
             .iter()
             .any(|a| a.contains("diagnostic(") || a.contains("transparent"))
+            || help_field_follows(lines, i)
         {
             continue;
         }
@@ -159,6 +160,14 @@ fn check_error_help(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<Strin
             "{rel}:{n}: an error without a help; add `#[diagnostic(help(\"...\"))]` that says how to fix it"
         ));
     }
+}
+
+/// A struct-level error whose help is a `#[help]` field (miette's derive).
+fn help_field_follows(lines: &[(usize, &str)], at: usize) -> bool {
+    lines[at..]
+        .iter()
+        .take_while(|(_, l)| l.trim() != "}")
+        .any(|(_, l)| l.trim() == "#[help]")
 }
 
 /// The attribute lines around the `#[error(` at `at`: up to the item they decorate.

@@ -12,8 +12,11 @@ pub struct Quantity(i128);
 
 const NANO: i128 = 1_000_000_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("`{0}` is not a Kubernetes quantity (e.g. `250m`, `1.5`, `128Mi`, `1G`)")]
+#[diagnostic(help(
+    "write a number with an optional suffix: m (milli), k M G T P E (powers of 1000) or Ki Mi Gi Ti Pi Ei (powers of 1024); no negative values"
+))]
 pub struct QuantityError(pub String);
 
 impl Quantity {

@@ -77,11 +77,17 @@ pub struct Input {
 }
 
 /// Why the gate could not run at all (exit 2), as opposed to a check failing.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SmokeError {
     #[error("the CA file holds no usable PEM certificate: {0}")]
+    #[diagnostic(help(
+        "--ca-file takes PEM: one or more `-----BEGIN CERTIFICATE-----` blocks (convert DER with `openssl x509 -inform der -in ca.cer -out ca.pem`)"
+    ))]
     Ca(String),
     #[error("could not set up the HTTP client: {0}")]
+    #[diagnostic(help(
+        "this is a broken TLS setup or a bug: run with RUST_LOG=rel=debug and report it"
+    ))]
     Client(String),
 }
 

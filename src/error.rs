@@ -50,6 +50,10 @@ pub enum Error {
     #[diagnostic(help("environments defined in rel.toml: {known}"))]
     UnknownEnvironment { name: String, known: String },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Diff(#[from] manifest_diff::DiffError),
+
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Usage { message: String, help: String },

@@ -30,7 +30,7 @@ pub enum DiffError {
             "every object must be unique by kind, namespace and name; fix the overlay that renders it twice"
         )
     )]
-    DuplicateObject { side: Side, key: ObjectKey },
+    DuplicateObject { side: Side, key: Box<ObjectKey> },
 
     #[error("an object of the {side} manifests has no {what}")]
     #[diagnostic(
@@ -254,7 +254,10 @@ fn prepare<'a>(side: Side, objects: &'a [kustomize::Object]) -> Result<Prepared<
             name,
         };
         if out.insert(key.clone(), o).is_some() {
-            return Err(DiffError::DuplicateObject { side, key });
+            return Err(DiffError::DuplicateObject {
+                side,
+                key: Box::new(key),
+            });
         }
     }
     Ok(Prepared { objects: out })

@@ -158,7 +158,7 @@ pub struct ObjectDiff {
 /// The difference between two renders.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ManifestDiff {
-    /// Objects that differ, sorted by key.
+    /// Objects that differ, sorted by kind, namespace and name.
     pub objects: Vec<ObjectDiff>,
     /// How many objects are the same on both sides.
     pub unchanged: usize,
@@ -316,7 +316,16 @@ pub fn diff(
             result.objects.push(whole(key, Change::Added, norm(n)));
         }
     }
-    result.objects.sort_by(|a, b| a.key.cmp(&b.key));
+    result.objects.sort_by(|a, b| {
+        let k = |o: &ObjectDiff| {
+            (
+                o.key.kind.clone(),
+                o.key.namespace.clone(),
+                o.key.name.clone(),
+            )
+        };
+        k(a).cmp(&k(b)).then_with(|| a.key.group.cmp(&b.key.group))
+    });
     Ok(result)
 }
 

@@ -116,8 +116,8 @@ fn pinning_a_release_changes_exactly_the_image_fields_of_the_right_objects() {
         .map(|m| {
             (
                 m["component"].as_str().unwrap(),
-                m["old_digest"].as_str().unwrap(),
-                m["new_digest"].as_str().unwrap(),
+                m["oldDigest"].as_str().unwrap(),
+                m["newDigest"].as_str().unwrap(),
             )
         })
         .collect();
@@ -167,8 +167,8 @@ fn pinning_a_release_changes_exactly_the_image_fields_of_the_right_objects() {
     ]);
     run.expect(1);
     let v = json(&run);
-    assert_eq!(v["images"][0]["old_digest"], D4);
-    assert_eq!(v["images"][0]["new_digest"], D1);
+    assert_eq!(v["images"][0]["oldDigest"], D4);
+    assert_eq!(v["images"][0]["newDigest"], D1);
     assert_eq!(keys(&v).len(), 3);
 }
 

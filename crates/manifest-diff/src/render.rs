@@ -8,6 +8,7 @@ use crate::{Change, FieldChange, ImageChange, ManifestDiff, Node, ObjectDiff};
 /// One component's image moving between digests, with the source commits it was built from
 /// (from the release lockfiles).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageMove {
     pub component: String,
     /// The image name (no tag, no digest).

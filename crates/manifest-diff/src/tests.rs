@@ -174,7 +174,13 @@ fn secret_values_and_generated_secret_names_never_show() {
         .replace("plain-old-token", "plain-new-token")
         .replace("creds-5f7t8mh6g2", "creds-b2c4d6f8gh");
     let d = run(SECRET_OLD, &new);
-    let text = all_text(&d);
+    // Added and removed Secrets show their bodies, masked, too.
+    let text = format!(
+        "{}{}{}",
+        all_text(&d),
+        all_text(&run("", &new)),
+        all_text(&run(SECRET_OLD, ""))
+    );
     for planted in [
         "aHVudGVyMg==",
         "czNjcjN0LW5ldw==",

@@ -339,3 +339,39 @@ fn markdown_stays_under_the_budget_and_says_what_it_left_out() {
     let colored = render::text(&view, true);
     assert!(colored.contains("\x1b[32m+   reg.example/api@sha256:2222"));
 }
+
+#[test]
+fn snapshot_of_text_and_markdown() {
+    let old = format!("{DEPLOY}---\n{SECRET_OLD}");
+    let new = old
+        .replace("sha256:1111", "sha256:2222")
+        .replace("value: \"2\"", "value: \"3\"")
+        .replace("aHVudGVyMg==", "czNjcjN0LW5ldw==")
+        .replace("creds-5f7t8mh6g2", "creds-b2c4d6f8gh")
+        .replace(
+            "      - name: sidecar\n        image: reg.example/side:1.0\n",
+            "",
+        );
+    let d = run(
+        &old,
+        &format!(
+            "{new}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: added\ndata:\n  conf: |\n    a = 1\n"
+        ),
+    );
+    let moves = [ImageMove {
+        component: "api".into(),
+        image: "reg.example/api".into(),
+        old_digest: Some(format!("sha256:{}", "1".repeat(64))),
+        new_digest: Some(format!("sha256:{}", "2".repeat(64))),
+        old_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        new_commit: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
+        source_repo: Some("org/repo".into()),
+    }];
+    let view = View {
+        title: "prod: before → after",
+        images: &moves,
+        diff: &d,
+    };
+    insta::assert_snapshot!("text", render::text(&view, false));
+    insta::assert_snapshot!("markdown", render::markdown(&view, 4_000));
+}

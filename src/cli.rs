@@ -52,6 +52,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Roll an environment back to the previous validated version (git revert) and hold the bad one
     Rollback(RollbackArgs),
+    /// What a pin or promotion changes in the rendered manifests, per object, secrets masked (exit 1 when anything changes)
+    Diff(DiffArgs),
     /// Versions on hold (set by rollback): list them, or clear one so it can be promoted again
     #[command(subcommand)]
     Hold(HoldCommand),
@@ -765,4 +767,45 @@ fn parse_version_pin(s: &str) -> Result<(String, Version), String> {
         .parse()
         .map_err(|e: crate::version::VersionError| e.to_string())?;
     Ok((name.trim().to_owned(), version))
+}
+
+/// Output format of `rel diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// Coloured on a terminal (unless NO_COLOR), plain text otherwise.
+    Auto,
+    Text,
+    Json,
+    /// Markdown for a pull request body, under --budget bytes.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The environment whose overlay to render
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// The release to pin into the overlay (the "after" side)
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["from", "to"])]
+    pub version: Option<Version>,
+
+    /// Compare two releases pinned into the overlay: the "before" side
+    #[arg(long, value_name = "V1", requires = "to")]
+    pub from: Option<Version>,
+
+    /// Compare two releases pinned into the overlay: the "after" side
+    #[arg(long, value_name = "V2", requires = "from")]
+    pub to: Option<Version>,
+
+    /// Take the overlay (and what it references) at this git revision as the "before" side; without a version the "after" side is the working tree
+    #[arg(long, value_name = "GIT_REV")]
+    pub rev: Option<String>,
+
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: DiffFormat,
+
+    /// Byte budget of --format markdown
+    #[arg(long, value_name = "BYTES", default_value_t = 60_000)]
+    pub budget: usize,
 }

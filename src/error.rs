@@ -91,6 +91,10 @@ pub enum Error {
         source: kustomize::Error,
     },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Diff(#[from] manifest_diff::DiffError),
+
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Usage { message: String, help: String },

@@ -11,6 +11,7 @@ pub mod build_output;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod diff;
 pub mod env_vars;
 pub mod error;
 pub mod forge;

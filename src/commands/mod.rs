@@ -13,6 +13,7 @@ use crate::{Error, Exit, env_vars};
 
 mod audit;
 mod build;
+mod diff;
 mod gate;
 mod hold;
 mod lock;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gate(GateCommand::Drift(args)) => gate::drift(&ctx, args),
         Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
         Command::Rollback(args) => rollback::run(&ctx, args),
+        Command::Diff(args) => diff::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -3,6 +3,7 @@
 mod audit;
 mod build;
 mod coherence;
+mod diff;
 mod gates_drift;
 mod gates_headroom;
 mod gates_server;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod bench_build;
+mod bench_diff;
 mod bench_gates;
 mod bench_git;
 mod bench_render;
@@ -38,6 +39,8 @@ tasks:
       and a no-change re-push, against a local docker-registry.
   bench git [--dev]
       rel audit against git log over 10,000 commits; rel promote --dry-run of 50 components.
+  bench diff [--size 2000] [--changed 10] [--rounds 5]
+      rel diff of a promotion on a generated overlay against kubectl kustomize ×2 + diff -u.
   bench gates
       smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
 
@@ -66,8 +69,9 @@ fn main() -> ExitCode {
             Some("build") => bench_build::run(&args[2..]),
             Some("gates") => bench_gates::run(&args[2..]),
             Some("git") => bench_git::run(&args[2..]),
+            Some("diff") => bench_diff::run_bench(&args[2..]),
             _ => Err(format!(
-                "usage: cargo xtask bench <render|build|gates|git> [args]\n\n{USAGE}"
+                "usage: cargo xtask bench <render|build|gates|git|diff> [args]\n\n{USAGE}"
             )),
         },
         Some("-h" | "--help" | "help") => {

@@ -21,6 +21,7 @@ mod release;
 mod render;
 mod rollback;
 mod secrets;
+mod stage;
 mod status;
 
 /// Run a parsed command line and return the process exit code.
@@ -52,6 +53,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gate(GateCommand::Drift(args)) => gate::drift(&ctx, args),
         Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
         Command::Rollback(args) => rollback::run(&ctx, args),
+        Command::Up(args) => stage::up(&ctx, args),
+        Command::Down(args) => stage::down(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

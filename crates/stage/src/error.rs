@@ -38,7 +38,7 @@ pub enum StageError {
         image: String,
     },
 
-    #[error("{workload}: container `{container}`: {source}")]
+    #[error("{workload}: container `{container}`: its image cannot be used")]
     #[diagnostic(help(
         "build the image into the OCI layout first (`rel build`), or pin the overlay to an image the layout holds"
     ))]

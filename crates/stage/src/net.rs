@@ -3,12 +3,13 @@
 //!
 //! A block is claimed by holding a listener on `127.A.B.254:CLAIM_PORT` for the stage's life;
 //! another stage that tries the same block fails to bind and moves on. The first block tried is
-//! derived from the stage directory, so a stage usually gets the same addresses each time.
+//! derived from the stage's name (the environment), so a stage gets the same addresses each time
+//! unless another stage holds them: `local` is `127.x.y.0/24` on every machine, and its Services'
+//! addresses (in manifest order from `.200`) can be written in rel.toml's smoke checks.
 //! Pods get `.1`–`.199` (lowest free first); Services `.200`–`.253`.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,15 +47,20 @@ impl AddressBlock {
         }
     }
 
-    fn start_for(stage_dir: &Path) -> usize {
-        let d = image_ref::Digest::of(stage_dir.as_os_str().as_encoded_bytes());
+    fn start_for(name: &str) -> usize {
+        let d = image_ref::Digest::of(name.as_bytes());
         usize::from_str_radix(&d.hex()[..8], 16).unwrap_or(0)
     }
 
-    /// Claim a free block for the stage at `stage_dir`: the listener is the claim; keep it open as
+    /// The block a stage named `name` tries first.
+    pub fn preferred(name: &str) -> AddressBlock {
+        Self::nth(Self::start_for(name))
+    }
+
+    /// Claim a free block for the stage named `name`: the listener is the claim; keep it open as
     /// long as the stage runs.
-    pub fn claim(stage_dir: &Path) -> Result<(AddressBlock, TcpListener), StageError> {
-        let start = Self::start_for(stage_dir);
+    pub fn claim(name: &str) -> Result<(AddressBlock, TcpListener), StageError> {
+        let start = Self::start_for(name);
         for i in 0..TRIES {
             let block = Self::nth(start + i);
             if let Ok(listener) = TcpListener::bind((block.ip(254), CLAIM_PORT)) {
@@ -65,8 +71,8 @@ impl AddressBlock {
     }
 
     /// The block [`AddressBlock::claim`] would take now, without claiming it (for dry runs).
-    pub fn peek(stage_dir: &Path) -> Result<AddressBlock, StageError> {
-        Self::claim(stage_dir).map(|(block, _)| block)
+    pub fn peek(name: &str) -> Result<AddressBlock, StageError> {
+        Self::claim(name).map(|(block, _)| block)
     }
 }
 

@@ -63,8 +63,9 @@ pub struct Claim {
 }
 
 impl Claim {
-    pub fn new(stage_dir: &Path) -> Result<Claim, StageError> {
-        let (block, listener) = AddressBlock::claim(stage_dir)?;
+    /// Claim the block for the stage named `name` (see [`AddressBlock::claim`]).
+    pub fn new(name: &str) -> Result<Claim, StageError> {
+        let (block, listener) = AddressBlock::claim(name)?;
         Ok(Claim {
             block,
             _listener: listener,
@@ -1005,5 +1006,23 @@ fn describe(status: Option<std::process::ExitStatus>) -> (String, bool) {
             (None, Some(sig)) => (format!("signal {sig}"), false),
             _ => ("unknown".to_owned(), false),
         },
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C): when a foreground stage or a detached
+/// supervisor should stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
     }
 }

@@ -314,6 +314,21 @@ pub fn signal_process(pid: u32, signal: i32) {
     }
 }
 
+/// Put a command about to be spawned in a new session (`setsid`): no controlling terminal, its
+/// own process group, so it outlives the terminal and Ctrl-C of the process that started it.
+pub fn new_session(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Stop the stage at `stage_dir` from any process: SIGTERM to its supervisor and a wait of up to
 /// `grace` for it to stop its pods; then SIGKILL to every recorded process group still alive.
 /// Converges: with nothing running it only tidies the state file. The state file is kept (phase

@@ -106,7 +106,7 @@ pub enum StageError {
         source: std::io::Error,
     },
 
-    #[error("Job {job} failed ({status}); nothing else was started. Last log lines:\n{log_tail}")]
+    #[error("{job} failed ({status}); nothing else was started. Last log lines:\n{log_tail}")]
     #[diagnostic(help(
         "fix what the log shows (the whole log is at {}), then run the stage again", log.display()
     ))]

@@ -1,0 +1,392 @@
+//! `rel up` / `rel down`: the local stage runs the platform's real services from real OCI images
+//! (assembled here from the service binaries, as `rel build` assembles them), on their own
+//! loopback addresses, behind Service proxies.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// The service binaries: prebuilt by `cargo xtask test` (REL_SERVICES_BIN_DIR), else built here.
+fn service_bins() -> PathBuf {
+    if let Some(dir) = std::env::var_os("REL_SERVICES_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = repo_root().join("target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for args in [
+        &["-p", "identity", "--bin", "identity"][..],
+        &["-p", "node", "--bin", "gateway", "--features", "gateway"],
+        &["-p", "node", "--bin", "worker", "--features", "worker"],
+    ] {
+        let status = Command::new(&cargo)
+            .arg("build")
+            .arg("--quiet")
+            .args(args)
+            .arg("--target-dir")
+            .arg(&target)
+            .current_dir(repo_root())
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build {args:?}");
+    }
+    target.join("debug")
+}
+
+const SECRET: &str = "stage-client-secret-0123456789";
+const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Staged {
+    project: Project,
+    digests: [(String, String); 3],
+}
+
+/// This repository's rel.toml, templates and local overlay in a temp project; the three images
+/// in its `target/rel/oci/<component>` layouts, the overlay pinned to them; a sealed envelope for
+/// `local` in the file store and its key in `key`.
+fn staged_project(extra_patch: Option<&str>) -> Staged {
+    let p = Project::platform();
+    copy_tree(&repo_root().join("templates"), &p.path().join("templates"));
+    copy_tree(
+        &repo_root().join("overlays/local"),
+        &p.path().join("overlays/local"),
+    );
+    let bins = service_bins();
+    let mut overlay = p.read("overlays/local/kustomization.yaml");
+    let mut digests = Vec::new();
+    let blob_dir = p.path().join("target/rel/cache/blobs");
+    for (component, bin, placeholder) in [
+        ("identity", "identity", D1),
+        ("gateway", "gateway", D2),
+        ("worker", "worker", D3),
+    ] {
+        let mut spec = oci::LayerSpec::binary(bins.join(bin), bin, 1_700_000_000);
+        spec.gzip_level = 1;
+        let layer = oci::build_layer(&spec, &blob_dir).unwrap();
+        let image = oci::assemble(
+            None,
+            &[layer],
+            &oci::ImageSpec::new(vec![format!("/app/{bin}")], 1_700_000_000),
+        )
+        .unwrap();
+        oci::write_layout(
+            &p.path().join("target/rel/oci").join(component),
+            &image,
+            "test",
+        )
+        .unwrap();
+        let digest = image.manifest_digest.to_string();
+        overlay = overlay.replace(placeholder, &digest);
+        digests.push((component.to_owned(), digest));
+    }
+    if let Some(patch) = extra_patch {
+        overlay = overlay.replace("\nimages:\n", &format!("{patch}\nimages:\n"));
+    }
+    p.write("overlays/local/kustomization.yaml", &overlay);
+
+    p.rel(&["keygen", "-o", "key"]).expect(0);
+    p.write(
+        "genesis-local.env",
+        &format!(
+            "IDENTITY_SIGNING_KEY_B64={SEED}\nIDENTITY_CLIENTS=stage:service_account:{SECRET}\n"
+        ),
+    );
+    p.rel(&[
+        "seal",
+        "--env",
+        "local",
+        "--from",
+        "genesis-local.env",
+        "-o",
+        ".rel/genesis/local.b64",
+        "--key-file",
+        "key",
+    ])
+    .expect(0);
+    p.rel(&["secrets", "push", "--env", "local", "--key-file", "key"])
+        .expect(0);
+    let digests: [(String, String); 3] = digests.try_into().unwrap();
+    Staged {
+        project: p,
+        digests,
+    }
+}
+
+fn state(p: &Project) -> serde_json::Value {
+    let run = p.rel(&["up", "status", "--env", "local", "--format", "json"]);
+    run.expect(0);
+    serde_json::from_str(&run.stdout()).unwrap()
+}
+
+fn service_address(state: &serde_json::Value, name: &str) -> String {
+    state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no Service {name}"))["ports"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every pid the state names: the supervisor and each container.
+fn pids(state: &serde_json::Value) -> Vec<u32> {
+    let mut out: Vec<u32> = state["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["containers"].as_array().unwrap().iter())
+        .filter_map(|c| c["process"]["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
+    if let Some(p) = state["supervisor"]["pid"].as_u64() {
+        out.push(p as u32);
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Stops the stage when a test fails halfway.
+struct Down<'a>(&'a Project);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.rel(&["down", "--env", "local"]);
+    }
+}
+
+#[test]
+fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process() {
+    let Staged {
+        project: p,
+        digests,
+    } = staged_project(None);
+    let _down = Down(&p);
+
+    // The plan names each pod, its address and the rewrites, and starts nothing.
+    let dry = p.rel(&["up", "--env", "local", "--dry-run", "--key-file", "key"]);
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains("env LISTEN_ADDR: 0.0.0.0:8080 →"),
+        "{}",
+        dry.stdout()
+    );
+    assert!(
+        dry.stdout()
+            .contains("env DATABASE_URL: sqlite:///data/platform.db → sqlite://")
+    );
+    assert!(!p.path().join(".rel/stage/local/state.json").exists());
+
+    let up = p.rel(&[
+        "up",
+        "--env",
+        "local",
+        "--detach",
+        "--key-file",
+        "key",
+        "--format",
+        "json",
+    ]);
+    up.expect(0);
+    assert!(!up.stderr().contains(SECRET) && !up.stdout().contains(SECRET));
+    let st: serde_json::Value = serde_json::from_str(&up.stdout()).unwrap();
+    assert_eq!(st["phase"], "ready");
+
+    // Every pod runs its image's digest (as the drift gate reads live pods), on its own address.
+    let parsed: ::stage::StageState = serde_json::from_value(st.clone()).unwrap();
+    let live = rel::stage::live_pods(&parsed);
+    let running: Vec<_> = live.iter().filter(|p| !p.is_terminated()).collect();
+    assert_eq!(running.len(), 6, "{st:#}");
+    for pod in &running {
+        let status = &pod.status.container_statuses[0];
+        let component = pod.metadata.labels["app.kubernetes.io/name"].as_str();
+        let want = &digests.iter().find(|(c, _)| c == component).unwrap().1;
+        assert_eq!(
+            status.digest(),
+            Some(want.as_str()),
+            "{}",
+            pod.metadata.name
+        );
+        assert_eq!(pod.controller().unwrap().kind, "ReplicaSet");
+    }
+    let migrate = live
+        .iter()
+        .find(|p| p.metadata.name.starts_with("platform-migrate-"))
+        .expect("the migration Job's pod");
+    assert_eq!(migrate.status.phase.as_deref(), Some("Succeeded"));
+    let mut addresses: Vec<_> = st["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ip"].as_str().unwrap().to_owned())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 7, "one address per pod");
+
+    // End to end through the Services: a token from identity, a query through the gateway,
+    // answered by a worker (gateway → JWKS from identity → worker, all by Service name).
+    let identity = service_address(&st, "identity");
+    let gateway = service_address(&st, "gateway");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let token: serde_json::Value = client
+        .post(format!("http://{identity}/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "stage"),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let query = |client: &reqwest::blocking::Client| {
+        client
+            .post(format!("http://{gateway}/api/query"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"query": "count the nodes"}))
+            .send()
+            .unwrap()
+    };
+    let answer = query(&client);
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().unwrap();
+    let worker_id = answer["worker_id"].as_str().unwrap().to_owned();
+    assert!(worker_id.starts_with("worker-"), "{answer}");
+
+    // Kill a worker pod's process: the stage restarts it (same pod, same address, new pid).
+    let worker = st["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["labels"]["app.kubernetes.io/name"] == "worker")
+        .unwrap()
+        .clone();
+    let name = worker["name"].as_str().unwrap().to_owned();
+    let old_pid = worker["containers"][0]["process"]["pid"].as_u64().unwrap() as u32;
+    ::stage::state::signal_process(old_pid, 9);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let restarted = loop {
+        let now = state(&p);
+        let pod = now["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .cloned()
+            .unwrap();
+        let c = &pod["containers"][0];
+        if c["restarts"].as_u64() >= Some(1)
+            && c["ready"] == true
+            && c["process"]["pid"]
+                .as_u64()
+                .is_some_and(|p| p as u32 != old_pid)
+        {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "worker not restarted: {pod:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!alive(old_pid));
+    assert_eq!(query(&client).status(), 200);
+
+    // Logs per pod.
+    let logs = p.rel(&["up", "logs", "--env", "local", &name]);
+    logs.expect(0);
+    assert!(
+        logs.stdout().contains("exited: signal 9"),
+        "{}",
+        logs.stdout()
+    );
+
+    // Down stops every process; a second down has nothing left to do.
+    let all = pids(&restarted);
+    assert!(all.len() >= 7, "{all:?}");
+    p.rel(&["down", "--env", "local"]).expect(0);
+    let left: Vec<u32> = all.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+    let again = p.rel(&["down", "--env", "local"]);
+    again.expect(0);
+    assert!(
+        again.stderr().contains("no supervisor was running"),
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(state(&p)["phase"], "stopped");
+}
+
+#[test]
+fn a_failing_migration_job_stops_up_before_any_workload_starts() {
+    // The migration cannot open its database: `identity migrate` exits non-zero.
+    let patch = r#"  - patch: |-
+      apiVersion: batch/v1
+      kind: Job
+      metadata:
+        name: platform-migrate
+      spec:
+        backoffLimit: 1
+        template:
+          spec:
+            containers:
+              - name: migrate
+                env:
+                  - name: DATABASE_URL
+                    value: postgres://nowhere/platform
+"#;
+    let Staged { project: p, .. } = staged_project(Some(patch));
+    let _down = Down(&p);
+    let up = p.rel(&["up", "--env", "local", "--key-file", "key"]);
+    up.expect(2);
+    let err = up.stderr();
+    assert!(
+        err.contains("Job/platform-migrate failed (exit 2)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("postgres"),
+        "the log tail is in the error: {err}"
+    );
+    let st = state(&p);
+    assert_eq!(st["phase"], "failed");
+    let logs: Vec<String> = std::fs::read_dir(p.path().join(".rel/stage/local/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        logs.iter().all(|l| l.starts_with("platform-migrate-")),
+        "only the Job ran: {logs:?}"
+    );
+    // Two attempts (backoffLimit 1), then nothing.
+    let log =
+        std::fs::read_to_string(p.path().join(".rel/stage/local/logs").join(&logs[0])).unwrap();
+    assert_eq!(log.matches("--- rel stage: start #").count(), 2, "{log}");
+}

@@ -180,6 +180,19 @@ impl Drop for Down<'_> {
     }
 }
 
+/// Kills the pods of a stage run in the test process itself when a test fails halfway.
+struct KillPods<'a>(&'a Project);
+
+impl Drop for KillPods<'_> {
+    fn drop(&mut self) {
+        if let Ok(Some(state)) = ::stage::read(&self.0.path().join(".rel/stage/local")) {
+            for p in state.processes() {
+                ::stage::state::signal_group(p.pid, 9);
+            }
+        }
+    }
+}
+
 #[test]
 fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process() {
     let Staged {
@@ -389,4 +402,97 @@ fn a_failing_migration_job_stops_up_before_any_workload_starts() {
     let log =
         std::fs::read_to_string(p.path().join(".rel/stage/local/logs").join(&logs[0])).unwrap();
     assert_eq!(log.matches("--- rel stage: start #").count(), 2, "{log}");
+}
+
+#[test]
+fn converge_rolls_a_changed_workload_with_new_pods_ready_before_old_ones_stop() {
+    let Staged { project: p, .. } = staged_project(None);
+    // The stage runs in this process: on failure, kill its pods (not this process).
+    let _kill = KillPods(&p);
+    let config = rel::project::load(p.path()).unwrap();
+    let opts = rel::stage::UpOptions {
+        env: "local".into(),
+        images: Vec::new(),
+        ready_timeout: Duration::from_secs(60),
+        key: rel::secrets::KeySource::File(p.path().join("key")),
+    };
+    let secrets = rel::stage::cluster_secrets(&config, &opts).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stage = rel::stage::up(&config, &opts, secrets.clone()).await.unwrap();
+        let before = stage.state();
+        let worker = service_address(&serde_json::to_value(&before).unwrap(), "worker");
+
+        // Requests through the worker Service, each on a new connection, all along the rollout.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hammer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.get(format!("http://{worker}/readyz")).send() {
+                        Ok(r) if r.status() == 200 => ok += 1,
+                        Ok(r) => failed.push(r.status().to_string()),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        };
+
+        // A new version of the worker only: its pod template changes.
+        let overlay = p.read("overlays/local/kustomization.yaml");
+        p.write(
+            "overlays/local/kustomization.yaml",
+            &overlay.replace(
+                "\nimages:\n",
+                "  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: worker\n      spec:\n        template:\n          metadata:\n            annotations:\n              rel.dev/rollout: \"2\"\n\nimages:\n",
+            ),
+        );
+        let report = rel::stage::converge(&config, &opts, &stage, secrets)
+            .await
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = hammer.join().unwrap();
+        assert!(failed.is_empty(), "{ok} ok, failed: {failed:?}");
+        assert!(ok > 0);
+
+        let old_workers: Vec<String> = before
+            .pods
+            .iter()
+            .filter(|p| p.workload_name == "worker")
+            .map(|p| p.name.clone())
+            .collect();
+        let after = stage.state();
+        let new_workers: Vec<String> = after
+            .pods
+            .iter()
+            .filter(|p| p.workload_name == "worker")
+            .map(|p| p.name.clone())
+            .collect();
+        assert_eq!(new_workers.len(), 2);
+        assert!(new_workers.iter().all(|n| !old_workers.contains(n)));
+        assert!(old_workers.iter().all(|n| report.stopped.contains(n)), "{report:?}");
+        // identity and gateway were not touched.
+        for p in before
+            .pods
+            .iter()
+            .filter(|p| p.workload_name == "identity" || p.workload_name == "gateway")
+        {
+            assert!(report.kept.contains(&p.name), "{report:?}");
+        }
+        assert!(after.pods.iter().filter(|p| p.workload_kind != "Job").all(|p| p.ready()));
+        let pids: Vec<u32> = after.processes().iter().map(|p| p.pid).collect();
+        stage.stop().await;
+        assert!(pids.iter().all(|p| !alive(*p)));
+    });
 }

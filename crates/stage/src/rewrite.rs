@@ -83,14 +83,12 @@ impl Rewriter<'_> {
     fn lookup(&self, host: &str, url_or_port: bool) -> Option<&ServiceTarget> {
         let host = host.strip_suffix('.').unwrap_or(host);
         let parts: Vec<&str> = host.split('.').collect();
-        let (name, ns, explicit) = match parts.as_slice() {
-            [name] if url_or_port => (*name, self.namespace, false),
-            [name, ns] if url_or_port => (*name, *ns, false),
-            [name, ns, "svc"] => (*name, *ns, true),
-            [name, ns, "svc", "cluster", "local"] => (*name, *ns, true),
+        let (name, ns) = match parts.as_slice() {
+            [name] if url_or_port => (*name, self.namespace),
+            [name, ns] if url_or_port => (*name, *ns),
+            [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => (*name, *ns),
             _ => return None,
         };
-        let _ = explicit;
         self.services
             .iter()
             .find(|s| s.name == name && s.namespace == ns)
@@ -113,15 +111,12 @@ impl Rewriter<'_> {
             }
             let token = &value[start..i];
             let before = &value[..start];
-            let scheme = if before.ends_with("://") {
-                let s = before[..before.len() - 3]
-                    .rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '+')
+            let scheme = before.strip_suffix("://").map(|head| {
+                head.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '+')
                     .next()
-                    .unwrap_or("");
-                Some(s.to_ascii_lowercase())
-            } else {
-                None
-            };
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            });
             let after = &value[i..];
             let port: Option<(u16, usize)> = after.strip_prefix(':').and_then(|rest| {
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();

@@ -6,6 +6,7 @@ mod bench_build;
 mod bench_gates;
 mod bench_git;
 mod bench_render;
+mod bench_stage;
 mod kustomize;
 mod provision;
 mod services;
@@ -34,7 +35,10 @@ tasks:
   bench git [--dev]
       rel audit against git log over 10,000 commits; rel promote --dry-run of 50 components.
   bench gates
-      smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
+      smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.
+  bench stage [--debug] [--runs N] [--seconds S]
+      rel up --env local from a warm image cache to ready, and req/s through the gateway Service
+      against straight to a gateway pod (the proxy's overhead).";
 
 fn code(c: i32) -> ExitCode {
     ExitCode::from(u8::try_from(c).unwrap_or(1))
@@ -52,8 +56,9 @@ fn main() -> ExitCode {
             Some("build") => bench_build::run(&args[2..]),
             Some("gates") => bench_gates::run(&args[2..]),
             Some("git") => bench_git::run(&args[2..]),
+            Some("stage") => bench_stage::run(&args[2..]),
             _ => Err(format!(
-                "usage: cargo xtask bench <render|build|gates|git> [args]\n\n{USAGE}"
+                "usage: cargo xtask bench <render|build|gates|git|stage> [args]\n\n{USAGE}"
             )),
         },
         Some("-h" | "--help" | "help") => {

@@ -795,6 +795,10 @@ pub struct UpStatusArgs {
 
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
+
+    /// Print the live pods as `kubectl get pods -o json` does, for `rel gate drift --pods FILE`
+    #[arg(long, conflicts_with = "format")]
+    pub pods: bool,
 }
 
 #[derive(Debug, Args)]

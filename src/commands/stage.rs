@@ -85,6 +85,10 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
 fn status(ctx: &Context, args: UpStatusArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     match ops::status(&config, &args.env)? {
+        Some(state) if args.pods => print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&state.live_pod_list()).unwrap_or_default()
+        )),
         Some(state) => emit_state(&state, args.format),
         None => {
             say(&format!(

@@ -332,6 +332,31 @@ fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process
     assert!(!alive(old_pid));
     assert_eq!(query(&client).status(), 200);
 
+    // The drift gate reads the stage's live pods as it reads a cluster's.
+    let pods = p.rel(&["up", "status", "--env", "local", "--pods"]);
+    pods.expect(0);
+    p.write("pods.json", &pods.stdout());
+    let drift = p.rel(&[
+        "gate",
+        "drift",
+        "--env",
+        "local",
+        "--pods",
+        "pods.json",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&drift.stdout())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", drift.stdout(), drift.stderr()));
+    let live: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("live/")))
+        .collect();
+    assert_eq!(live.len(), 4, "{report:#}");
+    assert!(live.iter().all(|c| c["status"] == "pass"), "{report:#}");
+
     // Logs per pod.
     let logs = p.rel(&["up", "logs", "--env", "local", &name]);
     logs.expect(0);

@@ -21,8 +21,14 @@ pub(crate) async fn serve(
 ) {
     let next = Arc::new(AtomicUsize::new(0));
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, service, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let Some(backend) = pick(&inner, &namespace, &service, port, &next) else {
             drop(client);

@@ -546,10 +546,27 @@ fn plan_workload(
         Digest::of(&serde_json::to_vec(&c.template).unwrap_or_default()).hex()[..10].to_owned();
     let grace = Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30));
 
-    // Images, once per container (every replica runs the same).
+    for v in &spec.volumes {
+        let known = v.empty_dir.is_some()
+            || v.persistent_volume_claim.is_some()
+            || v.config_map.is_some()
+            || v.secret.is_some();
+        if !known {
+            let what = v
+                .other
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
+            return Err(unsupported(format!("volume `{}` ({what})", v.name)));
+        }
+    }
+    // Images, once per container (every replica runs the same); none needed at zero replicas.
     let mut images = Vec::new();
-    for container in &spec.containers {
-        images.push(image_of(sh.opts, &id, container)?);
+    if c.replicas > 0 {
+        for container in &spec.containers {
+            images.push(image_of(sh.opts, &id, container)?);
+        }
     }
 
     let mut pods = Vec::new();
@@ -1052,4 +1069,126 @@ fn probe_plan(
         failure_threshold: p.failure_threshold.unwrap_or(3).max(1),
         success_threshold: p.success_threshold.unwrap_or(1).max(1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn opts(dir: &Path) -> PlanOptions {
+        PlanOptions {
+            stage_dir: dir.join("stage"),
+            image_roots: vec![dir.join("oci")],
+            image_cache: dir.join("cache"),
+            default_namespace: "default".into(),
+            cluster_secrets: Vec::new(),
+        }
+    }
+
+    fn deployment(pod_spec: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}},
+        })
+    }
+
+    fn plan_err(objects: &[Value]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alloc = Allocator::new(AddressBlock { a: 99, b: 1 });
+        plan(objects, &opts(dir.path()), &mut alloc, &[])
+            .unwrap_err()
+            .to_string()
+    }
+
+    const PINNED: &str = "registry.example.com/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[test]
+    fn what_cannot_run_is_refused_before_anything_starts() {
+        let cases = [
+            (
+                json!({"hostNetwork": true, "containers": [{"name": "c", "image": PINNED}]}),
+                "Deployment/web: hostNetwork: true cannot run on the local stage",
+            ),
+            (
+                json!({"initContainers": [{"name": "i", "image": PINNED}], "containers": [{"name": "c", "image": PINNED}]}),
+                "initContainers cannot run",
+            ),
+            (
+                json!({"volumes": [{"name": "h", "hostPath": {"path": "/var"}}], "containers": [{"name": "c", "image": PINNED}]}),
+                "volume `h` (hostPath) cannot run",
+            ),
+            (
+                json!({"containers": [{"name": "c", "image": "registry.example.com/web:1.0"}]}),
+                "image `registry.example.com/web:1.0` is not pinned by digest",
+            ),
+            (
+                json!({"containers": [{"name": "c", "image": PINNED}]}),
+                "its image cannot be used",
+            ),
+        ];
+        for (spec, want) in cases {
+            let e = plan_err(&[deployment(spec)]);
+            assert!(e.contains(want), "{e} (want {want})");
+        }
+        let e = plan_err(&[json!({
+            "kind": "Service",
+            "metadata": {"name": "dns"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 53, "protocol": "UDP"}]},
+        })]);
+        assert!(e.contains("port 53 over UDP cannot run"), "{e}");
+    }
+
+    #[test]
+    fn hooks_come_first_then_waves_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alloc = Allocator::new(AddressBlock { a: 99, b: 2 });
+        // Zero replicas: planned (and ordered) without images.
+        let workload = |kind: &str, name: &str, annotations: Value, labels: Value| {
+            json!({
+                "kind": kind,
+                "metadata": {"name": name, "annotations": annotations, "labels": labels},
+                "spec": {"replicas": 0, "parallelism": 0, "template": {"spec": {"containers": [{"name": "c", "image": PINNED}]}}},
+            })
+        };
+        let objects = [
+            workload("Deployment", "gateway", json!({SYNC_WAVE: "2"}), json!({})),
+            workload("Deployment", "identity", json!({}), json!({})),
+            workload(
+                "Job",
+                "migrate",
+                json!({HOOK: "PreSync", SYNC_WAVE: "-1"}),
+                json!({}),
+            ),
+            workload(
+                "Job",
+                "seed",
+                json!({}),
+                json!({"app.kubernetes.io/component": "migration"}),
+            ),
+            workload("Deployment", "worker", json!({SYNC_WAVE: "1"}), json!({})),
+            workload("Job", "report", json!({HOOK: "PostSync"}), json!({})),
+            json!({"kind": "CronJob", "metadata": {"name": "nightly"}}),
+        ];
+        let p = plan(&objects, &opts(dir.path()), &mut alloc, &[]).unwrap();
+        let groups: Vec<Vec<String>> = p
+            .groups()
+            .iter()
+            .map(|g| g.iter().map(|w| w.id()).collect())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                vec!["Job/migrate"],
+                vec!["Job/seed"],
+                vec!["Deployment/identity"],
+                vec!["Deployment/worker"],
+                vec!["Deployment/gateway"],
+            ]
+        );
+        assert_eq!(p.skipped.len(), 2, "{:?}", p.skipped);
+    }
 }

@@ -790,6 +790,7 @@ pub enum UpAction {
 
 #[derive(Debug, Args)]
 pub struct UpStatusArgs {
+    /// The stage's environment
     #[arg(long, value_name = "ENV", default_value = "local")]
     pub env: String,
 
@@ -803,6 +804,7 @@ pub struct UpStatusArgs {
 
 #[derive(Debug, Args)]
 pub struct UpLogsArgs {
+    /// The stage's environment
     #[arg(long, value_name = "ENV", default_value = "local")]
     pub env: String,
 
@@ -817,6 +819,7 @@ pub struct UpLogsArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
+    /// The stage's environment
     #[arg(long, value_name = "ENV", default_value = "local")]
     pub env: String,
 

@@ -43,6 +43,8 @@ pub struct UpOptions {
     pub ready_timeout: Duration,
     /// Where the master key comes from.
     pub key: KeySource,
+    /// Turns true to stop a start under way (see `stage::run::shutdown_flag`).
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The stage directory of `env`.
@@ -177,6 +179,7 @@ pub async fn up(
     .map_err(stage_error)?;
     let mut run = stage::RunOptions::new(&opts.env, stage_dir(config, &opts.env));
     run.ready_timeout = opts.ready_timeout;
+    run.cancel = opts.cancel.clone();
     stage::Stage::start(plan, claim, run)
         .await
         .map_err(stage_error)

@@ -31,11 +31,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     config.environment(&args.env)?;
-    let opts = UpOptions {
+    let mut opts = UpOptions {
         env: args.env.clone(),
         images: args.images.clone(),
         ready_timeout: args.ready_timeout,
         key: args.key.source(),
+        cancel: None,
     };
     if args.dry_run {
         let plan = ops::dry_run(&config, &opts)?;
@@ -52,8 +53,10 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
         let secrets = ops::read_handoff(&mut std::io::stdin().lock())?;
         let rt = runtime()?;
         return rt.block_on(async {
+            let mut stop = shutdown_flag()?;
+            opts.cancel = Some(stop.clone());
             let stage = ops::up(&config, &opts, secrets).await?;
-            stage::run::shutdown_signal().await;
+            let _ = stop.wait_for(|s| *s).await;
             stage.stop().await;
             Ok(Exit::Ok)
         });
@@ -71,15 +74,22 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     let rt = runtime()?;
     rt.block_on(async {
         say(&format!("starting stage `{}`...\n", args.env));
+        let mut stop = shutdown_flag()?;
+        opts.cancel = Some(stop.clone());
         let stage = ops::up(&config, &opts, secrets).await?;
         emit_state(&stage.state(), args.format);
         say("ready; Ctrl-C stops every pod\n");
-        stage::run::shutdown_signal().await;
+        let _ = stop.wait_for(|s| *s).await;
         say("stopping...\n");
         stage.stop().await;
         say("stopped\n");
         Ok(Exit::Ok)
     })
+}
+
+fn shutdown_flag() -> Result<tokio::sync::watch::Receiver<bool>, Error> {
+    stage::run::shutdown_flag()
+        .map_err(|e| Error::io("install the SIGTERM and SIGINT handlers", "signal", e))
 }
 
 fn status(ctx: &Context, args: UpStatusArgs) -> Result<Exit, Error> {

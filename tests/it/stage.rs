@@ -440,6 +440,7 @@ fn converge_rolls_a_changed_workload_with_new_pods_ready_before_old_ones_stop() 
         images: Vec::new(),
         ready_timeout: Duration::from_secs(60),
         key: rel::secrets::KeySource::File(p.path().join("key")),
+        cancel: None,
     };
     let secrets = rel::stage::cluster_secrets(&config, &opts).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -520,4 +521,38 @@ fn converge_rolls_a_changed_workload_with_new_pods_ready_before_old_ones_stop() 
         stage.stop().await;
         assert!(pids.iter().all(|p| !alive(*p)));
     });
+}
+
+#[test]
+fn ctrl_c_stops_a_foreground_stage_and_every_pod() {
+    use std::io::BufRead as _;
+    let Staged { project: p, .. } = staged_project(None);
+    let _down = Down(&p);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(["up", "--env", "local", "--key-file", "key"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The status table is printed once the stage is ready.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("stage local (ready)"), "{first}");
+    let table: Vec<String> = lines
+        .take_while(|l| l.is_ok())
+        .map_while(Result::ok)
+        .take(9)
+        .collect();
+    assert!(table.iter().any(|l| l.starts_with("POD ")), "{table:?}");
+    let st = state(&p);
+    let all = pids(&st);
+    assert_eq!(all.len(), 7, "six pods and the supervisor: {st:#}");
+    ::stage::state::signal_process(child.id(), 2);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let left: Vec<u32> = all.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert_eq!(state(&p)["phase"], "stopped");
 }

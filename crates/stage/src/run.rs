@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// its first delay, 10 s, is shortened here so a laptop stage recovers quickly).
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// When this turns true while the stage starts (Ctrl-C, SIGTERM), the start stops: what was
+    /// started is stopped again and [`Stage::start`] returns [`StageError::Stopped`].
+    pub cancel: Option<watch::Receiver<bool>>,
 }
 
 impl RunOptions {
@@ -51,6 +54,7 @@ impl RunOptions {
             ready_timeout: Duration::from_secs(120),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
+            cancel: None,
         }
     }
 }
@@ -177,7 +181,16 @@ impl Stage {
             inner,
             _claim: claim,
         };
-        let result = async {
+        let mut cancel = opts.cancel.clone();
+        let cancelled = async move {
+            match cancel.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|c| *c).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let starting = async {
             for s in &plan.services {
                 stage.start_proxies(s).await?;
             }
@@ -195,8 +208,11 @@ impl Stage {
                 stage.wait_for(&expect).await?;
             }
             Ok::<(), StageError>(())
-        }
-        .await;
+        };
+        let result = tokio::select! {
+            r = starting => r,
+            () = cancelled => Err(StageError::Stopped),
+        };
         match result {
             Ok(()) => {
                 stage.inner.update(|s| s.phase = Phase::Ready);
@@ -1009,20 +1025,21 @@ fn describe(status: Option<std::process::ExitStatus>) -> (String, bool) {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C): when a foreground stage or a detached
-/// supervisor should stop.
-pub async fn shutdown_signal() {
+/// A flag that turns true on the first SIGTERM or SIGINT (Ctrl-C): when a foreground stage or
+/// a detached supervisor should stop. The handlers are installed now (inside a runtime), so a
+/// signal during the start is not lost and does not kill the process; pass the receiver as
+/// [`RunOptions::cancel`], then wait on it once the stage is ready.
+pub fn shutdown_flag() -> std::io::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        _ => std::future::pending::<()>().await,
-    }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }

@@ -83,6 +83,10 @@ envelope is opened first; if any fails, nothing is written. Each file is then re
     /// Push, pull and list sealed envelopes in the secret store (file store or Azure Key Vault)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Run an environment on this machine: its workloads as processes from their images, with Services
+    Up(UpArgs),
+    /// Stop an environment's local stage: every process `rel up` started
+    Down(DownArgs),
 }
 
 /// Output format of listing commands.
@@ -808,4 +812,100 @@ pub struct DiffArgs {
     /// Byte budget of --format markdown
     #[arg(long, value_name = "BYTES", default_value_t = 60_000)]
     pub budget: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Images come by digest from the OCI layouts under target/rel/oci (`rel build`). The genesis envelope and master key \
+reach the pods that reference the Secret `platform-secrets`, from the secret store (`rel secrets push --env ENV`) and REL_MASTER_KEY or --key-file.\n\
+State, logs and volumes live in .rel/stage/<env>/."
+)]
+pub struct UpArgs {
+    #[command(subcommand)]
+    pub action: Option<UpAction>,
+
+    #[command(flatten)]
+    pub start: UpStartArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpStartArgs {
+    /// The environment to run
+    #[arg(long, value_name = "ENV", default_value = "local")]
+    pub env: String,
+
+    /// Start in the background and return once ready; `rel down` stops it
+    #[arg(long, conflicts_with = "dry_run")]
+    pub detach: bool,
+
+    /// Show what would run (pods, addresses, Services, rewrites) and start nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// OCI layout directory to find images in (repeatable) [default: target/rel/oci]
+    #[arg(long, value_name = "DIR")]
+    pub images: Vec<PathBuf>,
+
+    /// How long each hook and each sync wave may take to be ready
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration_arg)]
+    pub ready_timeout: std::time::Duration,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Run as the detached supervisor (started by --detach; reads the stage's secrets on stdin)
+    #[arg(long, hide = true)]
+    pub supervise: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpAction {
+    /// The stage's workloads, pods (address, pid, ready, restarts, image digest) and Services
+    Status(UpStatusArgs),
+    /// The pods' logs (.rel/stage/<env>/logs)
+    Logs(UpLogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpStatusArgs {
+    /// The stage's environment
+    #[arg(long, value_name = "ENV", default_value = "local")]
+    pub env: String,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+
+    /// Print the live pods as `kubectl get pods -o json` does, for `rel gate drift --pods FILE`
+    #[arg(long, conflicts_with = "format")]
+    pub pods: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpLogsArgs {
+    /// The stage's environment
+    #[arg(long, value_name = "ENV", default_value = "local")]
+    pub env: String,
+
+    /// Only pods whose name starts with this (a pod or workload name)
+    #[arg(value_name = "POD")]
+    pub pod: Option<String>,
+
+    /// Lines per pod
+    #[arg(long, default_value_t = 50)]
+    pub tail: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The stage's environment
+    #[arg(long, value_name = "ENV", default_value = "local")]
+    pub env: String,
+
+    /// How long the supervisor may take to stop its pods gracefully before everything is killed
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration_arg)]
+    pub grace: std::time::Duration,
 }

@@ -107,6 +107,10 @@ pub enum Error {
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Invalid { message: String, help: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Stage(#[from] stage::StageError),
 }
 
 impl From<SourceError> for Error {

@@ -32,6 +32,7 @@ pub mod report;
 pub mod rollback;
 pub mod secrets;
 pub mod source_error;
+pub mod stage;
 pub mod status;
 pub mod trailers;
 pub mod version;

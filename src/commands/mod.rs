@@ -24,6 +24,7 @@ mod release;
 mod render;
 mod rollback;
 mod secrets;
+mod stage;
 mod status;
 
 /// Run a parsed command line and return the process exit code.
@@ -56,6 +57,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gate(GateCommand::Headroom(args)) => gate::headroom(&ctx, args),
         Command::Rollback(args) => rollback::run(&ctx, args),
         Command::Diff(args) => diff::run(&ctx, args),
+        Command::Up(args) => stage::up(&ctx, args),
+        Command::Down(args) => stage::down(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

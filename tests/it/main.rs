@@ -19,4 +19,5 @@ mod render;
 mod rollback;
 mod secrets;
 mod smoke_services;
+mod stage;
 mod support;

@@ -7,6 +7,7 @@ mod bench_diff;
 mod bench_gates;
 mod bench_git;
 mod bench_render;
+mod bench_stage;
 mod kustomize;
 mod provision;
 mod services;
@@ -42,7 +43,10 @@ tasks:
   bench diff [--size 2000] [--changed 10] [--rounds 5]
       rel diff of a promotion on a generated overlay against kubectl kustomize ×2 + diff -u.
   bench gates
-      smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.";
+      smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.
+  bench stage [--debug] [--runs N] [--seconds S]
+      rel up --env local from a warm image cache to ready, and req/s through the gateway Service
+      against straight to a gateway pod (the proxy's overhead).";
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> std::path::PathBuf {
@@ -70,8 +74,9 @@ fn main() -> ExitCode {
             Some("gates") => bench_gates::run(&args[2..]),
             Some("git") => bench_git::run(&args[2..]),
             Some("diff") => bench_diff::run_bench(&args[2..]),
+            Some("stage") => bench_stage::run(&args[2..]),
             _ => Err(format!(
-                "usage: cargo xtask bench <render|build|gates|git|diff> [args]\n\n{USAGE}"
+                "usage: cargo xtask bench <render|build|gates|git|diff|stage> [args]\n\n{USAGE}"
             )),
         },
         Some("-h" | "--help" | "help") => {

@@ -28,6 +28,7 @@ pub mod registry;
 pub mod spec;
 mod tar;
 pub mod timestamp;
+pub mod unpack;
 
 pub use cache::{CacheOutcome, LayerCache};
 pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};

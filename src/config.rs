@@ -191,6 +191,26 @@ pub struct Environment {
     pub smoke: Option<Smoke>,
     /// Settings of `rel gate headroom` (`[environments.<name>.headroom]`).
     pub headroom: Headroom,
+    /// Where the environment runs: a cluster reconciled by Argo CD, or this machine's stage.
+    pub runtime: Runtime,
+}
+
+/// Where an environment runs (`stage = true` in rel.toml for the local stage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// `rel up`'s local stage (crates/stage): no cluster, no Argo CD.
+    Stage,
+    /// A cluster whose Argo CD Application reconciles the overlay.
+    Cluster(ArgoApp),
+}
+
+/// The Argo CD Application of a cluster environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoApp {
+    /// `argocd-app` [default: `platform-<env>`, as templates/argocd names them].
+    pub name: String,
+    /// `argocd-namespace` [default: `argocd`].
+    pub namespace: String,
 }
 
 /// `[environments.<name>.smoke]`: what `rel gate smoke` checks in an environment.
@@ -353,6 +373,10 @@ struct RawEnvironment {
     promotes_to: Option<Spanned<String>>,
     smoke: Option<RawSmoke>,
     headroom: Option<RawHeadroom>,
+    #[serde(default)]
+    stage: bool,
+    argocd_app: Option<String>,
+    argocd_namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -844,6 +868,23 @@ impl Config {
                 node_labels: h.node_labels,
                 fail: h.fail,
             });
+            let runtime = if e.stage {
+                if e.argocd_app.is_some() || e.argocd_namespace.is_some() {
+                    return Err(err(
+                        span,
+                        format!(
+                            "environment `{name}` is a local stage (`stage = true`) and names an Argo CD Application"
+                        ),
+                        "a stage runs on this machine without Argo CD: remove `argocd-app`/`argocd-namespace`, or `stage`",
+                    ));
+                }
+                Runtime::Stage
+            } else {
+                Runtime::Cluster(ArgoApp {
+                    name: e.argocd_app.unwrap_or_else(|| format!("platform-{name}")),
+                    namespace: e.argocd_namespace.unwrap_or_else(|| "argocd".to_owned()),
+                })
+            };
             environments.insert(
                 name.clone(),
                 Environment {
@@ -852,6 +893,7 @@ impl Config {
                     promotes_to: e.promotes_to.map(Spanned::into_inner),
                     smoke,
                     headroom,
+                    runtime,
                 },
             );
         }

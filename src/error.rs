@@ -95,6 +95,14 @@ pub enum Error {
     #[diagnostic(transparent)]
     Diff(#[from] manifest_diff::DiffError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kube(#[from] crate::kube_source::KubeError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Smoke(#[from] crate::gate::smoke::SmokeError),
+
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Usage { message: String, help: String },

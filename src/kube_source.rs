@@ -633,6 +633,93 @@ impl KubeClient {
         })
     }
 
+    /// The kubeconfig's default namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// One JSON request (GET an object, POST a Job): the status and the body. 401/403 and
+    /// transport failures are errors; every other status is the caller's to judge (404 "not
+    /// there yet", 409 "already exists").
+    pub async fn request_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), KubeError> {
+        let url = format!("{}{path}", self.server);
+        let verb: &'static str = match method.as_str() {
+            "GET" => "GET",
+            "POST" => "POST",
+            "DELETE" => "DELETE",
+            "PATCH" => "PATCH",
+            _ => "PUT",
+        };
+        let api_err = |detail: String, help: &str| KubeError::Api {
+            method: verb,
+            url: crate::redact::urls(&url),
+            detail,
+            help: help.to_owned(),
+        };
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+        };
+        let resp = match tokio::time::timeout(self.timeout, req.send()).await {
+            Err(_) => {
+                return Err(api_err(
+                    format!("timed out after {}s", self.timeout.as_secs_f32()),
+                    "is the API server reachable from here (VPN, firewall)? raise --kube-timeout if it is slow",
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(api_err(
+                    crate::gate::smoke::error_chain(&e),
+                    "check the cluster's `server` in the kubeconfig and that it is reachable",
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let bytes = match tokio::time::timeout(self.timeout, resp.bytes()).await {
+            Ok(Ok(b)) => b,
+            _ => {
+                return Err(api_err(
+                    "the answer broke off".to_owned(),
+                    "retry; the connection broke",
+                ));
+            }
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let message = value
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match status {
+            401 => Err(api_err(
+                format!("401 Unauthorized: {message}"),
+                "the credentials of the kubeconfig's user were rejected: log in again (e.g. `az aks get-credentials`, `kubelogin`)",
+            )),
+            403 => Err(api_err(
+                format!("403 Forbidden: {message}"),
+                "the kubeconfig's user lacks the permission: grant it (a Role/ClusterRole and binding), or use another --context",
+            )),
+            _ => Ok((status, value)),
+        }
+    }
+
     /// All items of a list endpoint, following `continue` tokens.
     pub async fn list<T: DeserializeOwned>(
         &self,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 
 pub mod build;
+pub mod gate;
 pub mod lock;
 pub mod release;
 pub mod render;

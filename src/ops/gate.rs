@@ -1,0 +1,194 @@
+//! The gates as ops: smoke and drift with typed options, returning their reports. `rel gate ...`
+//! and `rel deploy` both call these.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Error;
+use crate::kube_source::{KubeClient, KubeError, KubeOptions, Pod};
+use crate::manifests::ManifestSource;
+use crate::ops::Workspace;
+use crate::report::Report;
+use crate::version::Version;
+
+/// A runtime for the gates that talk to the network. Two workers: the work is I/O-bound.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+/// `smoke` options.
+#[derive(Debug, Clone)]
+pub struct SmokeOptions {
+    pub env: String,
+    pub profile: crate::gate::smoke::Profile,
+    /// [default: the environment's `base-url`]
+    pub base_url: Option<String>,
+    pub token: Option<String>,
+    pub ca_pem: Option<Vec<u8>>,
+    /// The release validated: `version` checks must report it; the report is bound to its lockfile.
+    pub version: Option<Version>,
+    /// Overrides every check's timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// Run the environment's smoke checks.
+pub fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
+    use crate::gate::smoke;
+    let config = &ws.config;
+    let env = config.environment(&opts.env)?;
+    let Some(mut declared) = env.smoke.clone() else {
+        return Err(Error::usage(
+            format!("environment `{}` declares no smoke checks", env.name),
+            format!(
+                "add `[environments.{0}.smoke]` with `[[environments.{0}.smoke.checks]]` to rel.toml (schema: src/config.rs)",
+                env.name
+            ),
+        ));
+    };
+    if let Some(t) = opts.timeout {
+        declared.timeout = t;
+        for c in &mut declared.checks {
+            c.timeout = None;
+        }
+    }
+    let base_url = match opts.base_url.clone().or_else(|| declared.base_url.clone()) {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            return Err(Error::usage(
+                format!(
+                    "--base-url `{}` is not an http(s) URL",
+                    crate::redact::urls(&u)
+                ),
+                "write it as `https://host[:port]`",
+            ));
+        }
+        other => other.map(|u| u.trim_end_matches('/').to_owned()),
+    };
+    let input = smoke::Input {
+        env: env.name.clone(),
+        profile: opts.profile,
+        base_url,
+        token: opts.token.clone().and_then(smoke::Token::new),
+        ca_pem: opts.ca_pem.clone(),
+        version: opts.version.clone(),
+        smoke: declared,
+    };
+    let report = runtime()?.block_on(smoke::run(input))?;
+    // Bind the report to the lockfile bytes of the version it validates: `rel record` refuses
+    // evidence that ran against other bytes.
+    Ok(match &opts.version {
+        Some(v) => {
+            let path = crate::releases::lockfile_path(&config.root, v);
+            match std::fs::read(&path) {
+                Ok(bytes) => report.with_context(
+                    crate::record::LOCKFILE_SHA256,
+                    crate::record::sha256_hex(&bytes),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => report,
+                Err(e) => return Err(Error::io("read the lockfile", &path, e)),
+            }
+        }
+        None => report,
+    })
+}
+
+/// Where the drift gate's live pods come from.
+#[derive(Debug, Clone)]
+pub enum LivePods {
+    /// Static checks only.
+    None,
+    /// A `kubectl get pods -o json` file (`-`: stdin), as the user named it.
+    File { path: PathBuf, shown: String },
+    /// The Kubernetes API.
+    Kube(KubeOptions),
+    /// Pods the caller already has (the local stage), and what to call their source.
+    Given { pods: Vec<Pod>, source: String },
+}
+
+/// `drift` options.
+#[derive(Debug, Clone)]
+pub struct DriftOptions {
+    pub env: String,
+    /// The release the overlay must pin [default: the release whose lockfile the pins match].
+    pub version: Option<Version>,
+    /// [default: the environment's overlay, rendered]
+    pub manifests: Option<ManifestSource>,
+    pub live: LivePods,
+    /// The namespace of workloads that name none [default: the kubeconfig's].
+    pub namespace: Option<String>,
+}
+
+/// Static drift (every workload image pinned, owned, equal to the release) and, when asked, live
+/// drift (pods on the pinned digests).
+pub fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
+    use crate::gate::drift;
+    let config = &ws.config;
+    let env = config.environment(&opts.env)?;
+    let source = opts
+        .manifests
+        .clone()
+        .unwrap_or_else(|| ManifestSource::Overlay(config.overlay_dir(env)));
+    let objects = crate::manifests::load_manifests(&source)?;
+    let workloads = crate::manifests::workloads(&objects);
+    let given;
+    let all;
+    let release = match &opts.version {
+        Some(v) => {
+            given =
+                crate::lockfile::Lockfile::load(&crate::releases::lockfile_path(&config.root, v))?;
+            drift::Release::Given(&given)
+        }
+        None => {
+            all = crate::status::releases(&config.root);
+            drift::Release::AnyOf(&all)
+        }
+    };
+    let (mut report, pins) = drift::check_static(&env.name, &workloads, config, release);
+    let (pods, namespace, source) = match &opts.live {
+        LivePods::None => return Ok(report),
+        LivePods::File { path, shown } => {
+            let pods = crate::kube_source::read_pods(path)?;
+            let source = if shown == "-" {
+                "pods from <stdin>".to_owned()
+            } else {
+                format!("pods from {shown}")
+            };
+            (pods, opts.namespace.clone(), source)
+        }
+        LivePods::Given { pods, source } => (pods.clone(), opts.namespace.clone(), source.clone()),
+        LivePods::Kube(kube) => {
+            let client = KubeClient::from_kubeconfig(kube)?;
+            let default_ns = opts
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.namespace().to_owned());
+            let namespaces = drift::namespaces(&workloads, &default_ns);
+            let pods = runtime()?.block_on(async {
+                let mut pods = Vec::new();
+                for ns in &namespaces {
+                    pods.extend(client.pods(ns).await?);
+                }
+                Ok::<_, KubeError>(pods)
+            })?;
+            (
+                pods,
+                Some(default_ns),
+                format!("the API of {}", client.describe),
+            )
+        }
+    };
+    drift::check_live(
+        &mut report,
+        &workloads,
+        &pins,
+        &drift::LiveInput {
+            pods: &pods,
+            namespace: namespace.as_deref(),
+            source,
+        },
+    );
+    Ok(report)
+}

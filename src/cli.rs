@@ -35,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Cut a release: build → lock → gate coherence → pin the first environment → render it
     Release(ReleaseArgs),
+    /// Deploy a release to an environment, gated and recorded: build → lock → secrets → migrate →
+    /// pin, commit and apply (Argo CD sync, or the local stage) → drift + deep smoke → record
+    Deploy(DeployArgs),
     /// Build each component's binary with cargo and assemble a reproducible OCI image
     Build(BuildArgs),
     /// Write the release lockfile releases/<version>.yaml from build results and pinned digests
@@ -908,4 +911,64 @@ pub struct DownArgs {
     /// How long the supervisor may take to stop its pods gracefully before everything is killed
     #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration_arg)]
     pub grace: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each step is a row of the report (table on a terminal, --format json, --junit FILE); \
+the deploy stops at the first failure. Exit codes: 0 deployed and recorded (or planned), 1 a step failed \
+(the report says which, and after a failed gate the exact rollback), 2 usage or environment error."
+)]
+pub struct DeployArgs {
+    /// The release version to deploy (its lockfile is written by the build step, or must exist with --skip-build)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// The environment to deploy to
+    #[arg(long, value_name = "ENV", default_value = "local")]
+    pub env: String,
+
+    /// Deploy the existing lockfile: build and push nothing
+    #[arg(long)]
+    pub skip_build: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Fail (instead of warn) when the environment's genesis envelope is missing or does not open
+    #[arg(long)]
+    pub require_secrets: bool,
+
+    /// Do not run the migration Job
+    #[arg(long)]
+    pub skip_migrate: bool,
+
+    /// Run no gate (and so record nothing)
+    #[arg(long)]
+    pub no_gate: bool,
+
+    /// Run drift but not the deep smoke gate (and so record nothing)
+    #[arg(long, conflicts_with = "no_gate")]
+    pub no_smoke: bool,
+
+    /// Print the plan (every step, what it would build, push, commit and run); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long the migration, the Argo CD sync or the stage may take
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration_arg)]
+    pub timeout: std::time::Duration,
+
+    /// File holding the deep gate's bearer token [default: REL_SMOKE_TOKEN]
+    #[arg(long, value_name = "FILE", env = env_vars::SMOKE_TOKEN_FILE)]
+    pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    #[command(flatten)]
+    pub output: GateOutput,
 }

@@ -31,6 +31,7 @@ pub mod key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
+    Deploy,
     Record,
     Promote,
     Rollback,
@@ -40,6 +41,7 @@ pub enum Action {
 impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
+            Action::Deploy => "deploy",
             Action::Record => "record",
             Action::Promote => "promote",
             Action::Rollback => "rollback",
@@ -58,6 +60,7 @@ impl FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
+            "deploy" => Action::Deploy,
             "record" => Action::Record,
             "promote" => Action::Promote,
             "rollback" => Action::Rollback,

@@ -13,6 +13,7 @@ use crate::{Error, Exit, env_vars};
 
 mod audit;
 mod build;
+mod deploy;
 mod diff;
 mod gate;
 mod hold;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Release(args) => release::run(&ctx, args),
+        Command::Deploy(args) => deploy::run(&ctx, args),
         Command::Build(args) => build::run(&ctx, args),
         Command::Lock(args) => lock::run(&ctx, args),
         Command::Render(args) => render::run(&ctx, args),

@@ -1,201 +1,21 @@
-//! `rel record --version V --env E --evidence FILE`: write and commit the validation record.
+//! `rel record --version V --env E --evidence FILE`: run [`ops::record`](crate::ops::record).
 
 use crate::cli::RecordArgs;
 use crate::commands::{Context, print_stdout};
-use crate::git_repo::{FileChange, Repo, short};
-use crate::record::{ValidationRecord, check_evidence, now_rfc3339, sha256_hex};
-use crate::trailers::{Action, Trailers, key};
+use crate::ops::record::RecordOptions;
 use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
-    let config = ctx.project()?;
-    config.environment(&args.env)?;
-    let root = &config.root;
-    let version = &args.version;
-    let lock_path = crate::releases::lockfile_path(root, version);
-    let lock_shown = ctx.display(&lock_path);
-    let lock_bytes = match std::fs::read(&lock_path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(
-                format!("there is no {lock_shown} to record"),
-                format!("lock the release first: `rel lock --version {version}`"),
-            ));
-        }
-        Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
-    };
-    crate::lockfile::Lockfile::load(&lock_path)?;
-
-    let evidence_path = if args.evidence.is_absolute() {
-        args.evidence.clone()
-    } else {
-        ctx.cwd.join(&args.evidence)
-    };
-    let evidence_shown = ctx.display(&evidence_path);
-    let evidence = std::fs::read(&evidence_path)
-        .map_err(|e| Error::io("read the evidence", &evidence_path, e))?;
-    let report = check_evidence(
-        &String::from_utf8_lossy(&evidence),
-        &evidence_shown,
-        version,
-        &args.env,
-        &sha256_hex(&lock_bytes),
+    let ws = ctx.workspace()?;
+    let outcome = crate::ops::record::record(
+        &ws,
+        &RecordOptions {
+            version: args.version,
+            env: args.env,
+            evidence: args.evidence,
+            no_commit: args.no_commit,
+        },
     )?;
-
-    let record_path = crate::releases::record_path(root, version, &args.env);
-    let record_shown = ctx.display(&record_path);
-    let lockfile_sha256 = sha256_hex(&lock_bytes);
-    let evidence_sha256 = sha256_hex(&evidence);
-    let mut resume: Option<(ValidationRecord, String)> = None;
-    if let Some(existing) = ValidationRecord::load(root, version, &args.env)? {
-        if existing.lockfile_sha256 == lockfile_sha256
-            && existing.evidence_sha256 == evidence_sha256
-        {
-            // The record is written; is it committed? A run killed between the write and the
-            // commit left it only in the working tree: finish that run's commit now.
-            let text = std::fs::read_to_string(&record_path)
-                .map_err(|e| Error::io("read the validation record", &record_path, e))?;
-            let committed = match (args.no_commit, Repo::discover(root)?) {
-                (true, _) | (false, None) => true,
-                (false, Some(repo)) => {
-                    let rel = repo.rel_path(&record_path)?;
-                    let head = repo.head_commit()?;
-                    repo.read_file(head, &rel)?.as_deref() == Some(text.as_bytes())
-                }
-            };
-            if committed {
-                print_stdout(&format!(
-                    "{record_shown} already records this evidence; nothing to do\n"
-                ));
-                return Ok(Exit::Ok);
-            }
-            resume = Some((existing, text));
-        } else {
-            return Err(Error::refused(
-                format!(
-                    "{record_shown} already exists (recorded {} by {}); a validation record never changes",
-                    existing.recorded_at, existing.actor
-                ),
-                "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that",
-            ));
-        }
-    }
-
-    let repo = if args.no_commit {
-        None
-    } else {
-        Repo::discover(root)?
-    };
-    let head = match &repo {
-        Some(r) => {
-            if r.head_branch().is_none() {
-                return Err(Error::usage(
-                    "HEAD is detached: rel would not know which branch to commit the record on",
-                    "check out your branch (e.g. `git switch main`), or pass --no-commit",
-                ));
-            }
-            Some(r.head_commit()?)
-        }
-        None => None,
-    };
-    let actor = crate::git_repo::actor(repo.as_ref());
-    let resumed = resume.is_some();
-    let (record, text) = match resume {
-        Some(found) => found,
-        None => {
-            let record = new_record(
-                version,
-                &args.env,
-                &lockfile_sha256,
-                &report,
-                evidence_sha256,
-                &actor,
-            );
-            let text = record.to_yaml();
-            crate::atomic_write::create_new(&record_path, text.as_bytes(), None).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::refused(format!("{record_shown} was written by someone else just now; a validation record never changes"), "look at it: it may already be the record you wanted")
-                } else {
-                    Error::io("write the validation record", &record_path, e)
-                }
-            })?;
-            (record, text)
-        }
-    };
-    let mut out = format!(
-        "recorded {record_shown}: release {version} passed {} in {} ({} checks passed, {} warnings)\n  lockfile {lock_shown} sha256 {lockfile_sha256}\n",
-        record.evidence_line().split(' ').next().unwrap_or_default(),
-        args.env,
-        record.summary.pass,
-        record.summary.warn
-    );
-
-    if let (Some(repo), Some(head)) = (&repo, head) {
-        let changes = vec![
-            FileChange {
-                path: repo.rel_path(&lock_path)?,
-                contents: Some(lock_bytes),
-            },
-            FileChange {
-                path: repo.rel_path(&record_path)?,
-                contents: Some(text.into_bytes()),
-            },
-        ];
-        let mut t = Trailers::new();
-        t.push(key::ACTION, Action::Record)
-            .push(key::VERSION, version)
-            .push(key::ENV, &args.env)
-            .push(key::LOCKFILE_SHA256, &lockfile_sha256)
-            .push(key::EVIDENCE, record.evidence_line())
-            .push(key::ACTOR, &actor);
-        let message = t.message(
-            &format!("rel: record {version} validated in {}", args.env),
-            &format!(
-                "The deep gate passed in {} for release {version}; {lock_shown} is now immutable.",
-                args.env
-            ),
-        );
-        let commit = repo.commit_on(head, &changes, &message)?;
-        if let Err(e) = repo.advance_head(head, commit, &changes, "rel record") {
-            if !resumed {
-                let _ = std::fs::remove_file(&record_path);
-            }
-            return Err(e);
-        }
-        out.push_str(&format!(
-            "committed {} on {}: {}\n",
-            short(commit),
-            repo.head_branch().unwrap_or_default(),
-            message.lines().next().unwrap_or_default()
-        ));
-    } else {
-        out.push_str(&format!(
-            "not committed: commit {record_shown} and {lock_shown} so promotion can see them\n"
-        ));
-    }
-    print_stdout(&out);
+    print_stdout(&outcome.message);
     Ok(Exit::Ok)
-}
-
-fn new_record(
-    version: &crate::version::Version,
-    env: &str,
-    lockfile_sha256: &str,
-    report: &crate::report::Report,
-    evidence_sha256: String,
-    actor: &str,
-) -> ValidationRecord {
-    ValidationRecord {
-        version: version.to_string(),
-        env: env.to_owned(),
-        lockfile: format!("{}/{version}.yaml", crate::releases::DIR),
-        lockfile_sha256: lockfile_sha256.to_owned(),
-        gate: report.gate.clone(),
-        profile: crate::record::PROFILE.to_owned(),
-        target: report.target.clone(),
-        summary: report.summary,
-        evidence_sha256,
-        recorded_at: now_rfc3339(),
-        actor: actor.to_owned(),
-    }
 }

@@ -55,8 +55,19 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
         return rt.block_on(async {
             let mut stop = shutdown_flag()?;
             opts.cancel = Some(stop.clone());
-            let stage = ops::up(&config, &opts, secrets).await?;
-            let _ = stop.wait_for(|s| *s).await;
+            let stage = ops::up(&config, &opts, secrets.clone()).await?;
+            // SIGHUP: a deploy left a converge request (`ops::apply`); roll to the overlay as
+            // it is now and answer it.
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| Error::io("install the SIGHUP handler", "signal", e))?;
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = hangup.recv() => {
+                        ops::answer_converge(&config, &opts, &stage, secrets.clone()).await;
+                    }
+                }
+            }
             stage.stop().await;
             Ok(Exit::Ok)
         });

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 
 pub mod build;
+pub mod deploy;
 pub mod gate;
 pub mod lock;
+pub mod record;
 pub mod release;
 pub mod render;
 

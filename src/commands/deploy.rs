@@ -1,0 +1,67 @@
+//! `rel deploy --version V --env E`: flags → [`ops::deploy`](crate::ops::deploy) → the report.
+
+use std::io::Write;
+
+use crate::cli::DeployArgs;
+use crate::commands::{Context, emit_report};
+use crate::kube_source::KubeOptions;
+use crate::ops::deploy::{DeployEvent, DeployOptions, STEPS};
+use crate::report::Status;
+use crate::{Error, Exit, env_vars};
+
+pub fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
+    let ws = ctx.workspace()?;
+    let smoke_token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::io("read the token file", path, e))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(env_vars::SMOKE_TOKEN).ok(),
+    };
+    let opts = DeployOptions {
+        version: args.version,
+        env: args.env,
+        skip_build: args.skip_build,
+        registry: args.registry.options(),
+        require_secrets: args.require_secrets,
+        skip_migrate: args.skip_migrate,
+        no_gate: args.no_gate,
+        no_smoke: args.no_smoke,
+        dry_run: args.dry_run,
+        key: args.key.source(),
+        kube: KubeOptions {
+            kubeconfig: args.kube.kubeconfig.clone(),
+            context: args.kube.context.clone(),
+            timeout: args.kube.kube_timeout,
+        },
+        timeout: args.timeout,
+        smoke_token,
+    };
+    let mut stderr = std::io::stderr();
+    let outcome = crate::ops::deploy::deploy(&ws, &opts, |e| match e {
+        DeployEvent::Step { n, name } => {
+            let _ = writeln!(stderr, "[{n}/{}] {name}", STEPS.len());
+        }
+        DeployEvent::Done(check) => {
+            let mark = match check.status {
+                Status::Pass => "ok",
+                Status::Fail => "FAILED",
+                Status::Warn => "warning",
+                Status::Skip => "skipped",
+            };
+            let _ = writeln!(stderr, "      {mark}: {}", check.detail);
+        }
+        DeployEvent::Build(b) => crate::commands::build::show_event(b),
+    })?;
+    let exit = emit_report(&outcome.report, &args.output)?;
+    if let Some(rollback) = &outcome.rollback {
+        let _ = writeln!(
+            stderr,
+            "\nthe gate failed after the environment changed; rel does not revert on its own.\nto roll back: `{rollback}` (it reverts the deploy commit, holds {}, and prints the re-converge steps; add --dry-run to see the exact change first)",
+            opts.version
+        );
+    }
+    Ok(exit)
+}

@@ -683,7 +683,7 @@ async fn run_job(client: &KubeClient, job: &Value, version: &Version, timeout: D
         .request_json(reqwest::Method::POST, &path, Some(&job))
         .await
     {
-        Ok((201 | 200 | 202, _)) | Ok((409, _)) => {}
+        Ok((200..=202, _)) | Ok((409, _)) => {}
         Ok((status, body)) => {
             return Check::fail(
                 "migrate",

@@ -5,10 +5,15 @@
 //! optional port, or `localhost`), a lowercase repository path, an optional tag and an optional
 //! digest. Both parse at the edge (`FromStr`, serde) and are only ever handled in parsed form.
 //!
+//! [`redact_url`] makes a URL fit for an error or a log line (user info and query tokens
+//! redacted); the registry client, the secret store and the CLI share it.
+//!
 //! This crate does no I/O.
 
 mod digest;
+mod redact;
 mod reference;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use redact::{REDACTED, redact_url};
 pub use reference::{DEFAULT_REGISTRY, ImageRef, ImageRefError};

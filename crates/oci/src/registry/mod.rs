@@ -8,6 +8,7 @@ mod client;
 mod credentials;
 mod error;
 mod push;
+mod tls;
 
 pub use challenge::{Challenge, parse as parse_challenge};
 pub use client::{ClientOptions, RetryPolicy, is_insecure};

@@ -14,7 +14,10 @@ pub mod file;
 
 use std::fmt;
 
-pub use azure::{AzureError, AzureKeyVaultStore, AzureOptions, Credential, ManagedIdentitySource};
+pub use azure::{
+    AzureError, AzureKeyVaultStore, AzureOptions, Credential, ManagedIdentitySource,
+    is_loopback_http,
+};
 pub use file::FileStore;
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -158,7 +161,7 @@ pub enum StoreError {
     #[diagnostic(
         code(secret_store::invalid_name),
         help(
-            "secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `rel-genesis-staging`"
+            "secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `genesis-staging`"
         )
     )]
     InvalidName { name: String },
@@ -177,13 +180,15 @@ pub enum StoreError {
     #[error("`{version}` is not a valid version id")]
     #[diagnostic(
         code(secret_store::invalid_version),
-        help("list the versions with `rel secrets versions NAME`")
+        help(
+            "a version id is the last segment of a secret id: list the secret's versions to find it"
+        )
     )]
     InvalidVersion { version: String },
     #[error("secret `{name}`{} not found in {location}", version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default())]
     #[diagnostic(
         code(secret_store::not_found),
-        help("push it first with `rel secrets push`, or check the name and version")
+        help("check the name and version, or store the secret first")
     )]
     NotFound {
         name: SecretName,
@@ -204,7 +209,7 @@ pub enum StoreError {
     #[error("the stored value of `{name}` version {version} is not UTF-8")]
     #[diagnostic(
         code(secret_store::not_utf8),
-        help("the file was changed outside rel; push the secret again")
+        help("the stored file was changed by something else; store the secret again")
     )]
     NotUtf8 {
         name: SecretName,

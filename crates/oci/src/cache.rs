@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use image_ref::{Digest, Sha256Hasher};
+use image_ref::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -170,16 +170,4 @@ pub fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
         key: Digest::of(&bytes),
         diff_id,
     })
-}
-
-/// sha256 of a file's content, streamed.
-pub fn file_sha256(path: &Path) -> Result<Digest, LayerError> {
-    let read_err = |source| LayerError::ReadSource {
-        path: path.to_owned(),
-        source,
-    };
-    let mut f = fs::File::open(path).map_err(read_err)?;
-    let mut h = Sha256Hasher::new();
-    io::copy(&mut f, &mut h).map_err(read_err)?;
-    Ok(h.finish())
 }

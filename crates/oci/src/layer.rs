@@ -89,19 +89,25 @@ pub struct Layer {
 }
 
 /// Why a layer could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayerError {
     #[error("cannot read `{path}`: {source}")]
+    #[diagnostic(help("check that the file exists and that this user may read it"))]
     ReadSource { path: PathBuf, source: io::Error },
     #[error("layer path `{dest}` is invalid: {reason}")]
+    #[diagnostic(help("layer paths are absolute-free, without `..`, e.g. `app/server`"))]
     BadDest { dest: String, reason: &'static str },
     #[error("two files go to the same layer path `{0}`")]
+    #[diagnostic(help("give each file its own destination path in the layer"))]
     DuplicateDest(String),
     #[error("gzip level {0} is out of range 0..=9")]
+    #[diagnostic(help("use a gzip level from 0 (store) to 9 (smallest)"))]
     BadLevel(u32),
     #[error("cannot write layer to `{path}`: {source}")]
+    #[diagnostic(help("check free disk space and that this user may write the cache directory"))]
     Write { path: PathBuf, source: io::Error },
     #[error("layer cache entry `{path}` is unreadable: {source}")]
+    #[diagnostic(help("delete the layer cache directory; it is rebuilt on the next build"))]
     CacheEntry { path: PathBuf, source: io::Error },
 }
 
@@ -261,17 +267,7 @@ fn write_tar<W: Write>(spec: &LayerSpec, out: &mut W) -> Result<(), LayerError> 
 /// Build the layer for `spec` into `blob_dir/<digest hex>` in one pass: tar → sha256 (diff id) →
 /// gzip → sha256 (digest) → file. Nothing is buffered whole.
 pub fn build_layer(spec: &LayerSpec, blob_dir: &Path) -> Result<Layer, LayerError> {
-    build_layer_into(spec, blob_dir, &mut io::sink())
-}
-
-/// [`build_layer`], also copying the compressed bytes to `also` as they are produced (e.g. to a
-/// registry upload that runs while the layer is being compressed).
-pub fn build_layer_into(
-    spec: &LayerSpec,
-    blob_dir: &Path,
-    also: &mut dyn Write,
-) -> Result<Layer, LayerError> {
-    build_layer_inner(spec, blob_dir, also, None)
+    build_layer_inner(spec, blob_dir, &mut io::sink(), None)
 }
 
 /// sha256 of the uncompressed tar of `spec` (its diff id), without compressing it.

@@ -934,12 +934,21 @@ fn tls_failure<'a>(
     tls_failure(e.source()?, depth + 1)
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+/// `e` and its sources, `: `-separated, without reqwest's ` for url (...)` (the endpoint is
+/// named, redacted, by the caller; the raw URL may carry a query).
+fn error_chain(e: &reqwest::Error) -> String {
+    let top = e.to_string();
+    let mut s = match top.find(" for url (") {
+        Some(i) => top[..i].to_owned(),
+        None => top,
+    };
+    let mut cur = std::error::Error::source(e);
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s

@@ -111,7 +111,7 @@ async fn pushed_image_is_seen_by_skopeo_and_umoci_and_serves_http() {
         .arg(&bundle));
     // The entrypoint's own arguments: it binds port 0 and prints where it listens.
     let mut server = Command::new(bundle.join("rootfs/app/hello"))
-        .args(&img_entrypoint_args())
+        .args(img_entrypoint_args())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

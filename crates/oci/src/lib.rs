@@ -7,7 +7,8 @@
 //! - [`image`]: base layers + ours → canonical config and manifest bytes → manifest digest.
 //! - [`layout`]: the OCI image layout directory (the embedded default) and base images from one.
 //! - [`registry`]: push over the distribution API: HEAD, cross-repository mount, upload, manifest
-//!   last, immutable tags, docker credentials, basic and bearer auth, retries.
+//!   last, immutable tags, docker credentials, basic and bearer auth, retries. Credentials go only
+//!   to the registry's origin; private CAs are trusted when given (see the README).
 //! - [`publish`]: build + push in one go; on a cache miss the gzip bytes stream into the registry
 //!   while they are produced, and the config (which names only diff ids) is uploaded meanwhile.
 //!

@@ -2,6 +2,8 @@
 //!
 //! - [`layer`]: a deterministic layer (sorted ustar, fixed owners/modes/mtime, gzip with a fixed
 //!   header and level), tarred, hashed and compressed in one streaming pass.
+//! - [`gzip`]: block-parallel gzip (pigz-style, 1 MiB blocks with 32 KiB dictionaries) whose bytes
+//!   do not depend on the number of threads.
 //! - [`cache`]: binary hash + compressor + layout version → layer, so an unchanged binary is
 //!   neither re-tarred nor re-gzipped.
 //! - [`image`]: base layers + ours → canonical config and manifest bytes → manifest digest.
@@ -19,6 +21,7 @@
 
 mod atomic;
 pub mod cache;
+pub mod gzip;
 pub mod image;
 pub mod layer;
 pub mod layout;

@@ -334,7 +334,9 @@ impl RegistryProcess {
                     .nth(1)
                     .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                     .and_then(|p| p.parse().ok());
-                if let (Some(port), Some(tx)) = (port, tx.take()) {
+                if let Some(port) = port
+                    && let Some(tx) = tx.take()
+                {
                     let _ = tx.send(port);
                 }
             }

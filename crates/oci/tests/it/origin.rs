@@ -204,3 +204,23 @@ fn a_ca_file_without_certificates_is_refused() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_registry_may_not_redirect_to_plain_http() {
+    let elsewhere = Fake::http(Arc::new(|_: &Method, _: &str, _: Option<&str>| {
+        (200, vec![])
+    }))
+    .await;
+    let to = format!("http://{}/v2/team/app/manifests/v1", elsewhere.addr);
+    let answer: Answer = Arc::new(move |_: &Method, _: &str, _: Option<&str>| {
+        (307, vec![("location".into(), to.clone())])
+    });
+    let (registry, _ca, options) = tls_registry(answer).await;
+    let client = Registry::new(&registry_name(&registry), None, options).unwrap();
+    let err = client.manifest_digest("team/app", "v1").await.unwrap_err();
+    assert!(
+        err.to_string().contains("from https to plain http"),
+        "{err:?}"
+    );
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+}

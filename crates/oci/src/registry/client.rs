@@ -102,7 +102,7 @@ impl ClientOptions {
 }
 
 /// Whether `registry` is spoken to over plain HTTP.
-pub fn is_insecure(registry: &str, extra: &[String]) -> bool {
+pub(crate) fn is_insecure(registry: &str, extra: &[String]) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {

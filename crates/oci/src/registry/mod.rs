@@ -10,8 +10,7 @@ mod error;
 mod push;
 mod tls;
 
-pub use challenge::{Challenge, parse as parse_challenge};
-pub use client::{ClientOptions, RetryPolicy, is_insecure};
+pub use client::{ClientOptions, RetryPolicy};
 pub use credentials::{
     CredentialError, CredentialSources, Credentials, Secret, resolve_credentials,
 };

@@ -352,11 +352,22 @@ impl AzureKeyVaultStore {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(StatusCode, Vec<u8>, String), AzureError> {
-        let url = format!(
-            "{}{}?api-version={}",
-            self.vault, path, self.options.api_version
-        );
-        self.call_url(method, &url, body)
+        let url = self.api_url(path)?;
+        self.call_url(method, url.as_str(), body)
+    }
+
+    /// `{vault}{path}?api-version=…`, built with the `url` crate (names and versions are
+    /// validated to letters, digits and `-`, but nothing is pasted into a URL unencoded).
+    fn api_url(&self, path: &str) -> Result<url::Url, AzureError> {
+        let mut url = url::Url::parse(&self.vault)
+            .and_then(|v| v.join(path))
+            .map_err(|e| AzureError::InvalidVaultUrl {
+                url: image_ref::redact_url(&self.vault),
+                reason: e.to_string(),
+            })?;
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.options.api_version);
+        Ok(url)
     }
 
     fn call_url(
@@ -820,11 +831,8 @@ impl SecretStore for AzureKeyVaultStore {
 
     fn versions(&self, name: &SecretName) -> Result<Vec<VersionInfo>, StoreError> {
         let mut out = Vec::new();
-        let first = format!(
-            "{}/secrets/{name}/versions?api-version={}",
-            self.vault, self.options.api_version
-        );
-        let mut next = Some(first);
+        let first = self.api_url(&format!("/secrets/{name}/versions"))?;
+        let mut next = Some(first.to_string());
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;

@@ -224,3 +224,34 @@ async fn an_https_registry_may_not_redirect_to_plain_http() {
     );
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_carries_no_authorization() {
+    let storage = Fake::http(Arc::new(|_: &Method, _: &str, _: Option<&str>| {
+        (404, vec![])
+    }))
+    .await;
+    let to = format!("http://{}/v2/team/app/manifests/v1", storage.addr);
+    let registry = Fake::http(Arc::new(move |_: &Method, _: &str, auth: Option<&str>| {
+        if auth.is_none() {
+            return (
+                401,
+                vec![("www-authenticate".into(), r#"Basic realm="test""#.into())],
+            );
+        }
+        (307, vec![("location".into(), to.clone())])
+    }))
+    .await;
+    let client = Registry::new(&registry.addr.to_string(), Some(credentials()), options()).unwrap();
+    assert_eq!(
+        client.manifest_digest("team/app", "v1").await.unwrap(),
+        None
+    );
+    let at_storage = storage.seen();
+    assert_eq!(at_storage.len(), 1, "{at_storage:?}");
+    assert!(at_storage[0].authorization.is_none(), "{at_storage:?}");
+    assert!(
+        registry.seen().iter().any(|s| s.authorization.is_some()),
+        "the registry itself got the credentials"
+    );
+}

@@ -11,17 +11,22 @@ pub struct Digest {
 }
 
 /// Why a string is not a valid digest.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum DigestError {
     #[error("digest `{0}` has no algorithm: expected `sha256:<64 hex>`")]
+    #[diagnostic(help("write a digest as `sha256:` followed by 64 lowercase hex characters"))]
     MissingAlgorithm(String),
     #[error("digest `{input}` uses algorithm `{algorithm}`: only `sha256` is supported")]
+    #[diagnostic(help("only sha256 digests are supported: use the image's sha256 digest"))]
     UnknownAlgorithm { input: String, algorithm: String },
     #[error("digest `{input}` has {len} hex characters after `sha256:`: expected 64")]
+    #[diagnostic(help("a sha256 digest has exactly 64 hex characters; copy it whole"))]
     WrongLength { input: String, len: usize },
     #[error("digest `{input}` has uppercase hex at position {position}: digests are lowercase")]
+    #[diagnostic(help("write the digest's hex in lowercase"))]
     Uppercase { input: String, position: usize },
     #[error("digest `{input}` has a non-hex character `{found}` at position {position}")]
+    #[diagnostic(help("a digest's hex has only 0-9 and a-f; copy it again"))]
     NotHex {
         input: String,
         found: char,

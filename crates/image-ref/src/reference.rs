@@ -19,25 +19,36 @@ pub struct ImageRef {
 }
 
 /// Why a string is not a valid image reference.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum ImageRefError {
     #[error("image reference is empty")]
+    #[diagnostic(help("give an image reference like `registry.example.com/team/app:1.0`"))]
     Empty,
     #[error("image reference `{input}` is {len} characters long: the name may be at most 255")]
+    #[diagnostic(help("shorten the registry or repository name"))]
     TooLong { input: String, len: usize },
     #[error("image reference `{input}`: repository `{repository}` must be lowercase")]
+    #[diagnostic(help("repository names are lowercase: write it in lowercase"))]
     Uppercase { input: String, repository: String },
     #[error(
         "image reference `{input}`: path component `{component}` is invalid (lowercase letters, digits and single `.`, `_`, `__` or `-` separators)"
     )]
+    #[diagnostic(help(
+        "use lowercase letters and digits, separated by single `.`, `_`, `__` or `-`, e.g. `team/my-app`"
+    ))]
     BadComponent { input: String, component: String },
     #[error("image reference `{input}`: registry host `{host}` is invalid")]
+    #[diagnostic(help(
+        "write the registry as a host name or IP with an optional port, e.g. `registry.example.com:5000`"
+    ))]
     BadRegistry { input: String, host: String },
     #[error(
         "image reference `{input}`: tag `{tag}` is invalid (1-128 of letters, digits, `_`, `.`, `-`; not starting with `.` or `-`)"
     )]
+    #[diagnostic(help("use a tag such as `1.2.3` or `main-abc123`"))]
     BadTag { input: String, tag: String },
     #[error("image reference `{input}`: {source}")]
+    #[diagnostic(help("write the digest as `@sha256:` and 64 lowercase hex characters"))]
     BadDigest { input: String, source: DigestError },
 }
 

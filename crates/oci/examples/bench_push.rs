@@ -3,7 +3,9 @@
 //!
 //! `bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR` builds the layer (or takes it from the
 //! cache), assembles the image and pushes it, then prints one JSON line with the timings and blob
-//! counts. `bench_push floor BINARY LEVEL` times only gzip + sha256 of the layer's tar.
+//! counts. `bench_push floor BINARY LEVEL [THREADS]` times only gzip + sha256 of the layer's tar:
+//! without THREADS as one flate2 stream on one core (the one-core floor), with THREADS as layers
+//! are compressed (block-parallel) on that many threads.
 
 use std::time::Instant;
 
@@ -16,12 +18,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("push") if args.len() == 5 => push(&args[1], &args[2], &args[3], &args[4]),
-        Some("floor") if args.len() == 3 => {
-            floor(&args[1], args[2].parse().expect("LEVEL is 0..=9"))
-        }
+        Some("floor") if args.len() == 3 || args.len() == 4 => floor(
+            &args[1],
+            args[2].parse().expect("LEVEL is 0..=9"),
+            args.get(3).map(|t| t.parse().expect("THREADS is a number")),
+        ),
         _ => {
             eprintln!(
-                "usage: bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR | floor BINARY LEVEL"
+                "usage: bench_push push BINARY REGISTRY REPO:TAG CACHE_DIR | floor BINARY LEVEL [THREADS]"
             );
             std::process::exit(2);
         }
@@ -66,13 +70,17 @@ fn push(binary: &str, registry: &str, repo_tag: &str, cache_dir: &str) {
     );
 }
 
-fn floor(binary: &str, level: u32) {
+fn floor(binary: &str, level: u32, threads: Option<usize>) {
     let tar = oci::layer::layer_tar(&LayerSpec::binary(binary, "app", MTIME)).expect("tar");
     let start = Instant::now();
-    let (digest, size) = oci::layer::gzip_and_hash(&tar, level).expect("gzip");
+    let (digest, size) = match threads {
+        None => oci::layer::gzip_and_hash(&tar, level),
+        Some(t) => oci::layer::gzip_and_hash_parallel(&tar, level, t),
+    }
+    .expect("gzip");
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{}",
-        serde_json::json!({ "secs": secs, "digest": digest, "size": size, "level": level })
+        serde_json::json!({ "secs": secs, "digest": digest, "size": size, "level": level, "threads": threads })
     );
 }

@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use image_ref::{Digest, Sha256Hasher};
+use image_ref::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -39,9 +39,9 @@ struct KeyInput<'a> {
 
 /// A layer's cache key and the diff id it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerKey {
-    pub key: Digest,
-    pub diff_id: Digest,
+pub(crate) struct LayerKey {
+    pub(crate) key: Digest,
+    pub(crate) diff_id: Digest,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,7 +93,7 @@ impl LayerCache {
 
     /// Build the layer for `spec`, store it under `key`, and copy its compressed bytes to `also`
     /// as they are produced.
-    pub fn build(
+    pub(crate) fn build(
         &self,
         key: &LayerKey,
         spec: &LayerSpec,
@@ -157,7 +157,7 @@ impl LayerCache {
 /// file's content, path, mode and the mtime) with the compressor, its level and the layout
 /// version. Costs one hashing pass over the files, no compression; on a miss the build reuses the
 /// diff id instead of hashing the tar again.
-pub fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
+pub(crate) fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
     let diff_id = layer::diff_id(spec)?;
     let input = KeyInput {
         layout_version: LAYOUT_VERSION,
@@ -170,16 +170,4 @@ pub fn cache_key(spec: &LayerSpec) -> Result<LayerKey, LayerError> {
         key: Digest::of(&bytes),
         diff_id,
     })
-}
-
-/// sha256 of a file's content, streamed.
-pub fn file_sha256(path: &Path) -> Result<Digest, LayerError> {
-    let read_err = |source| LayerError::ReadSource {
-        path: path.to_owned(),
-        source,
-    };
-    let mut f = fs::File::open(path).map_err(read_err)?;
-    let mut h = Sha256Hasher::new();
-    io::copy(&mut f, &mut h).map_err(read_err)?;
-    Ok(h.finish())
 }

@@ -106,15 +106,6 @@ pub struct Image {
 }
 
 impl Image {
-    /// The config descriptor as the manifest holds it.
-    pub fn config_descriptor(&self) -> Descriptor {
-        Descriptor::new(
-            MEDIA_TYPE_CONFIG,
-            self.config_digest.clone(),
-            self.config.len() as u64,
-        )
-    }
-
     /// The manifest descriptor (what an index or a tag points at).
     pub fn manifest_descriptor(&self) -> Descriptor {
         Descriptor::new(
@@ -126,9 +117,10 @@ impl Image {
 }
 
 /// Why an image could not be assembled.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageError {
     #[error("base image {origin} is {os}/{architecture}, but the image is {want_os}/{want_arch}")]
+    #[diagnostic(help("use a base image built for the same OS and architecture as the binary"))]
     PlatformMismatch {
         origin: String,
         os: String,
@@ -137,10 +129,13 @@ pub enum ImageError {
         want_arch: String,
     },
     #[error("exposed port `{0}` is not `<number>/tcp` or `<number>/udp`")]
+    #[diagnostic(help("write exposed ports as `8080/tcp` or `53/udp`"))]
     BadPort(String),
     #[error("environment entry `{0}` is not `KEY=value`")]
+    #[diagnostic(help("write environment entries as `KEY=value`"))]
     BadEnv(String),
     #[error("the image has no layers")]
+    #[diagnostic(help("give at least one layer, or a base image with layers"))]
     NoLayers,
 }
 

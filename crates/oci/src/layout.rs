@@ -21,34 +21,54 @@ use crate::spec::{
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Why a layout could not be written or read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayoutError {
     #[error("cannot access `{path}`: {source}")]
+    #[diagnostic(help("check that the path exists and that this user may read and write it"))]
     Io { path: PathBuf, source: io::Error },
     #[error("`{path}` is not valid JSON for an OCI {what}: {source}")]
+    #[diagnostic(help(
+        "the layout was written or changed by another tool; write it again, or check the file"
+    ))]
     Json {
         path: PathBuf,
         what: &'static str,
         source: serde_json::Error,
     },
     #[error("OCI layout `{dir}` has no image{}", match .reference { Some(r) => format!(" named `{r}`"), None => String::new() })]
+    #[diagnostic(help(
+        "name an image the layout holds (its `org.opencontainers.image.ref.name`), or write one there first"
+    ))]
     NotFound {
         dir: PathBuf,
         reference: Option<String>,
     },
     #[error("OCI layout `{dir}` holds several images; name one of: {names}")]
+    #[diagnostic(help("name the image to use, as a tag after the layout path"))]
     Ambiguous { dir: PathBuf, names: String },
     #[error("OCI layout `{dir}`: no linux/amd64 image in index `{digest}`")]
+    #[diagnostic(help(
+        "use a base image index with a linux/amd64 entry, or a single-platform image"
+    ))]
     NoPlatform { dir: PathBuf, digest: Digest },
     #[error("OCI layout `{dir}`: unsupported media type `{media_type}` for {what}")]
+    #[diagnostic(help(
+        "use an OCI or Docker v2 image (gzip layers); convert other formats first, e.g. with skopeo copy"
+    ))]
     MediaType {
         dir: PathBuf,
         media_type: String,
         what: &'static str,
     },
     #[error("OCI layout `{dir}`: blob `{digest}` does not match its digest")]
+    #[diagnostic(help(
+        "the blob changed after it was written; copy the layout again from its source"
+    ))]
     Corrupt { dir: PathBuf, digest: Digest },
     #[error("OCI layout `{dir}`: base image has {layers} layers but {diff_ids} diff ids")]
+    #[diagnostic(help(
+        "the base image config does not fit its manifest; rebuild or re-copy the base image"
+    ))]
     LayerCount {
         dir: PathBuf,
         layers: usize,
@@ -75,7 +95,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
 }
 
 /// Path of a blob in a layout.
-pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+pub(crate) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
         .join(digest.algorithm())
         .join(digest.hex())

@@ -27,8 +27,10 @@ pub struct Published {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PublishError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -143,12 +143,12 @@ pub struct RootFs {
 }
 
 /// Canonical JSON bytes of a document (see the module docs).
-pub fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("OCI documents always serialise")
 }
 
 /// The OCI media type for a layer media type of either family (Docker's are renamed).
-pub fn oci_layer_media_type(media_type: &str) -> Option<&'static str> {
+pub(crate) fn oci_layer_media_type(media_type: &str) -> Option<&'static str> {
     match media_type {
         "application/vnd.oci.image.layer.v1.tar+gzip"
         | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {

@@ -15,11 +15,13 @@ pub(crate) struct EntryHeader<'a> {
 }
 
 /// Why an entry cannot be written as a plain ustar header.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub(crate) enum HeaderError {
     #[error("path `{0}` does not fit a ustar header (name 100 bytes, prefix 155 bytes)")]
+    #[diagnostic(help("shorten the path in the layer (at most 255 bytes, split at a `/`)"))]
     PathTooLong(String),
     #[error("`{path}` is {size} bytes: ustar entries are limited to 8 GiB")]
+    #[diagnostic(help("files in a layer are limited to 8 GiB by the ustar format"))]
     TooLarge { path: String, size: u64 },
 }
 

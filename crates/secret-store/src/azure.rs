@@ -54,8 +54,38 @@ pub struct AzureOptions {
     pub max_backoff: Duration,
     /// Accept any scope from the 401 challenge (see the module docs).
     pub disable_challenge_resource_verification: bool,
-    /// Allow an `http://` vault URL (tests only; tokens would travel in clear).
+    /// Allow an `http://` vault URL whose host is this machine (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`): a local emulator or test server. Any other plain-http host is refused even so.
     pub allow_insecure_http: bool,
+    /// Extra trusted CA certificates, PEM (each entry may hold several), besides the platform
+    /// store (which honours `SSL_CERT_FILE`) and the bundled roots.
+    pub ca_pem: Vec<Vec<u8>>,
+}
+
+impl AzureOptions {
+    /// Also trust the CA certificate(s) in `pem` (the contents of a CA file).
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+}
+
+/// Whether `url` is a plain-http URL to this machine (`localhost`, a loopback IP), with no user
+/// info: the only plain-http vault [`AzureOptions::allow_insecure_http`] admits.
+pub fn is_loopback_http(url: &str) -> bool {
+    url::Url::parse(url.trim()).is_ok_and(|u| u.scheme() == "http" && is_loopback_url(&u))
+}
+
+/// The URL's real host (as parsed, not as written) is this machine, and it has no user info.
+fn is_loopback_url(u: &url::Url) -> bool {
+    let no_userinfo = u.username().is_empty() && u.password().is_none();
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    no_userinfo && loopback
 }
 
 impl Default for AzureOptions {
@@ -69,6 +99,7 @@ impl Default for AzureOptions {
             max_backoff: Duration::from_secs(8),
             disable_challenge_resource_verification: false,
             allow_insecure_http: false,
+            ca_pem: Vec::new(),
         }
     }
 }
@@ -253,13 +284,21 @@ impl AzureKeyVaultStore {
     ) -> Result<Self, AzureError> {
         let vault = vault_url.trim().trim_end_matches('/').to_owned();
         let bad = |reason: &str| AzureError::InvalidVaultUrl {
-            url: vault.clone(),
+            url: image_ref::redact_url(&vault),
             reason: reason.to_owned(),
         };
-        let url = reqwest::Url::parse(&vault).map_err(|e| bad(&e.to_string()))?;
+        let url = url::Url::parse(&vault).map_err(|e| bad(&e.to_string()))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("a vault URL has no user info (`user@`)"));
+        }
         match url.scheme() {
             "https" => {}
-            "http" if options.allow_insecure_http => {}
+            "http" if options.allow_insecure_http && is_loopback_url(&url) => {}
+            "http" if options.allow_insecure_http => {
+                return Err(bad(
+                    "plain http is allowed only to this machine (localhost or a loopback IP)",
+                ));
+            }
             "http" => return Err(bad("the vault must be reached over https")),
             _ => return Err(bad("expected an https:// URL")),
         }
@@ -272,17 +311,25 @@ impl AzureKeyVaultStore {
             .host_str()
             .ok_or_else(|| bad("no host"))?
             .to_ascii_lowercase();
-        let http = Client::builder()
+        let mut builder = Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rel-secret-store/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| AzureError::Connection {
-                endpoint: vault.clone(),
-                attempts: 0,
-                detail: error_chain(&e),
-            })?;
+            .user_agent(concat!("rel-secret-store/", env!("CARGO_PKG_VERSION")));
+        for pem in &options.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or(AzureError::CaCertificate)?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| AzureError::Connection {
+            endpoint: vault.clone(),
+            attempts: 0,
+            detail: error_chain(&e),
+        })?;
         Ok(Self {
             vault,
             vault_host,
@@ -305,11 +352,22 @@ impl AzureKeyVaultStore {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(StatusCode, Vec<u8>, String), AzureError> {
-        let url = format!(
-            "{}{}?api-version={}",
-            self.vault, path, self.options.api_version
-        );
-        self.call_url(method, &url, body)
+        let url = self.api_url(path)?;
+        self.call_url(method, url.as_str(), body)
+    }
+
+    /// `{vault}{path}?api-version=…`, built with the `url` crate (names and versions are
+    /// validated to letters, digits and `-`, but nothing is pasted into a URL unencoded).
+    fn api_url(&self, path: &str) -> Result<url::Url, AzureError> {
+        let mut url = url::Url::parse(&self.vault)
+            .and_then(|v| v.join(path))
+            .map_err(|e| AzureError::InvalidVaultUrl {
+                url: image_ref::redact_url(&self.vault),
+                reason: e.to_string(),
+            })?;
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.options.api_version);
+        Ok(url)
     }
 
     fn call_url(
@@ -354,6 +412,16 @@ impl AzureKeyVaultStore {
                 auth.scope = Some(scope);
                 auth.token = None;
                 continue;
+            }
+            if token.is_none() && status.is_success() {
+                // Key Vault answers every request without a token with a 401 challenge. A vault
+                // that "succeeds" without one did not store or read anything we can trust.
+                return Err(AzureError::Challenge {
+                    endpoint,
+                    detail: format!(
+                        "the request without a token was answered {status} instead of a 401 challenge"
+                    ),
+                });
             }
             let bytes = read_body(resp, &endpoint)?;
             return Ok((status, bytes, endpoint));
@@ -606,6 +674,12 @@ impl AzureKeyVaultStore {
                     );
                 }
                 Err(e) => {
+                    if let Some(cause) = tls_failure(&e, 0) {
+                        return Err(AzureError::Tls {
+                            endpoint: endpoint.to_owned(),
+                            cause: cause.to_string(),
+                        });
+                    }
                     let retryable =
                         e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
                     if !retryable || last {
@@ -757,11 +831,8 @@ impl SecretStore for AzureKeyVaultStore {
 
     fn versions(&self, name: &SecretName) -> Result<Vec<VersionInfo>, StoreError> {
         let mut out = Vec::new();
-        let first = format!(
-            "{}/secrets/{name}/versions?api-version={}",
-            self.vault, self.options.api_version
-        );
-        let mut next = Some(first);
+        let first = self.api_url(&format!("/secrets/{name}/versions"))?;
+        let mut next = Some(first.to_string());
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
@@ -791,7 +862,15 @@ impl SecretStore for AzureKeyVaultStore {
             }
             if let Some(link) = list.next_link.filter(|l| !l.is_empty()) {
                 // Follow only links into this vault: the token must not go anywhere else.
-                if !link.starts_with(&format!("{}/", self.vault)) {
+                let same_origin = url::Url::parse(&link)
+                    .ok()
+                    .zip(url::Url::parse(&self.vault).ok())
+                    .is_some_and(|(l, v)| {
+                        l.origin() == v.origin()
+                            && l.username().is_empty()
+                            && l.password().is_none()
+                    });
+                if !same_origin {
                     return Err(AzureError::BadResponse {
                         endpoint,
                         detail: "nextLink points outside the vault".into(),
@@ -831,18 +910,53 @@ fn read_body(resp: Response, endpoint: &str) -> Result<Vec<u8>, AzureError> {
         })
 }
 
-/// `METHOD scheme://host/path`, without the query (which may carry a client id).
+/// `METHOD scheme://host/path`, without the query (which may carry a client id) and with any
+/// user info redacted.
 fn endpoint_name(method: &Method, url: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    format!("{method} {base}")
+    let base = url.split(['?', '#']).next().unwrap_or(url);
+    format!("{method} {}", image_ref::redact_url(base))
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+/// The TLS failure (a certificate not trusted, expired, for another name...) in `e`'s source
+/// chain, if any: no retry fixes it.
+fn tls_failure<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+    depth: u32,
+) -> Option<&'a rustls::Error> {
+    if depth > 16 {
+        return None;
+    }
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    // `io::Error::source` skips the error it wraps: look inside.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        let inner: &(dyn std::error::Error + 'static) = inner;
+        if let Some(t) = tls_failure(inner, depth + 1) {
+            return Some(t);
+        }
+    }
+    tls_failure(e.source()?, depth + 1)
+}
+
+/// `e` and its sources, `: `-separated, without reqwest's ` for url (...)` (the endpoint is
+/// named, redacted, by the caller; the raw URL may carry a query).
+fn error_chain(e: &reqwest::Error) -> String {
+    let top = e.to_string();
+    let mut s = match top.find(" for url (") {
+        Some(i) => top[..i].to_owned(),
+        None => top,
+    };
+    let mut cur = std::error::Error::source(e);
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s
@@ -954,8 +1068,27 @@ pub enum AzureError {
         source: std::io::Error,
     },
     #[error("{endpoint}: unexpected response: {detail}")]
-    #[diagnostic(code(secret_store::azure::bad_response))]
+    #[diagnostic(
+        code(secret_store::azure::bad_response),
+        help(
+            "the server does not answer as Key Vault does: check that the URL is the vault's URI"
+        )
+    )]
     BadResponse { endpoint: String, detail: String },
+    #[error("{endpoint}: TLS failed: {cause}")]
+    #[diagnostic(
+        code(secret_store::azure::tls),
+        help(
+            "the server's certificate is not trusted or not valid for its name; behind a TLS-inspecting proxy or private CA, give that CA's certificate (PEM) to trust or install it in the system trust store"
+        )
+    )]
+    Tls { endpoint: String, cause: String },
+    #[error("the CA certificate given to trust holds no usable PEM certificate")]
+    #[diagnostic(
+        code(secret_store::azure::ca_certificate),
+        help("give PEM text with one or more `-----BEGIN CERTIFICATE-----` blocks")
+    )]
+    CaCertificate,
 }
 
 #[cfg(test)]

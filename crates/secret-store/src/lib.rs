@@ -14,7 +14,10 @@ pub mod file;
 
 use std::fmt;
 
-pub use azure::{AzureError, AzureKeyVaultStore, AzureOptions, Credential, ManagedIdentitySource};
+pub use azure::{
+    AzureError, AzureKeyVaultStore, AzureOptions, Credential, ManagedIdentitySource,
+    is_loopback_http,
+};
 pub use file::FileStore;
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -158,7 +161,7 @@ pub enum StoreError {
     #[diagnostic(
         code(secret_store::invalid_name),
         help(
-            "secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `rel-genesis-staging`"
+            "secret names are 1 to 127 characters of letters, digits and `-` (Key Vault's rule), e.g. `genesis-staging`"
         )
     )]
     InvalidName { name: String },
@@ -177,13 +180,15 @@ pub enum StoreError {
     #[error("`{version}` is not a valid version id")]
     #[diagnostic(
         code(secret_store::invalid_version),
-        help("list the versions with `rel secrets versions NAME`")
+        help(
+            "a version id is the last segment of a secret id: list the secret's versions to find it"
+        )
     )]
     InvalidVersion { version: String },
     #[error("secret `{name}`{} not found in {location}", version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default())]
     #[diagnostic(
         code(secret_store::not_found),
-        help("push it first with `rel secrets push`, or check the name and version")
+        help("check the name and version, or store the secret first")
     )]
     NotFound {
         name: SecretName,
@@ -204,7 +209,7 @@ pub enum StoreError {
     #[error("the stored value of `{name}` version {version} is not UTF-8")]
     #[diagnostic(
         code(secret_store::not_utf8),
-        help("the file was changed outside rel; push the secret again")
+        help("the stored file was changed by something else; store the secret again")
     )]
     NotUtf8 {
         name: SecretName,
@@ -213,4 +218,80 @@ pub enum StoreError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Azure(#[from] AzureError),
+}
+
+/// Every `#[error]` variant in this crate's sources has a `#[diagnostic(help(...))]` that says
+/// how to fix it, or is `#[error(transparent)] #[diagnostic(transparent)]`.
+#[cfg(test)]
+mod every_error_has_help {
+    fn sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+
+    /// The variants (file:line) whose attributes lack a help.
+    fn missing_help(text: &str) -> Vec<usize> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut missing = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with("#[error(") {
+                continue;
+            }
+            let transparent = line.contains("#[error(transparent)]");
+            // The attributes run until the variant's own line.
+            let attrs: String = lines[i..]
+                .iter()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    !t.starts_with(|c: char| c.is_ascii_uppercase())
+                })
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n");
+            let ok = if transparent {
+                attrs.contains("#[diagnostic(transparent)]")
+            } else {
+                attrs.contains("help(")
+            };
+            if !ok {
+                missing.push(i + 1);
+            }
+        }
+        missing
+    }
+
+    #[test]
+    fn every_error_variant_has_a_help() {
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let missing: Vec<String> = files
+            .iter()
+            .flat_map(|(path, text)| {
+                missing_help(text)
+                    .into_iter()
+                    .map(move |line| format!("{}:{line}", path.display()))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "error variants without a #[diagnostic(help(...))]:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_check_sees_a_variant_without_help() {
+        let text = "enum E {\n    #[error(\"x\")]\n    A,\n    #[error(\"y\")]\n    #[diagnostic(help(\"fix\"))]\n    B,\n    #[error(transparent)]\n    C(X),\n}\n";
+        assert_eq!(missing_help(text), vec![2, 7]);
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 /// A parsed authentication challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     Basic,
     Bearer {
         realm: String,
@@ -15,7 +15,7 @@ pub enum Challenge {
 }
 
 /// Parse a `WWW-Authenticate` value; `None` for schemes other than Basic and Bearer.
-pub fn parse(header: &str) -> Option<Challenge> {
+pub(crate) fn parse(header: &str) -> Option<Challenge> {
     let header = header.trim();
     let (scheme, rest) = header
         .split_once(char::is_whitespace)

@@ -1,6 +1,10 @@
-//! Registry credentials: `REL_REGISTRY_USERNAME`/`REL_REGISTRY_PASSWORD`, then the Docker config
-//! (`credHelpers`, `auths`, `credsStore`). Secrets are never in argv (credential helpers get the
-//! server on stdin), never in `Debug`, and are zeroized on drop.
+//! Registry credentials: given by the caller, else the Docker config (`credHelpers`, `auths`,
+//! `credsStore`). Secrets are never in argv (credential helpers get the server on stdin), never
+//! in `Debug`, and are zeroized on drop.
+//!
+//! This crate reads no environment variable of its own: the caller passes credentials it got
+//! from its flags or variables ([`CredentialSources::with_credentials`]), and where the Docker
+//! convention looks (`DOCKER_CONFIG`, `HOME`, `PATH`) through [`CredentialSources::docker`].
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -13,10 +17,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-/// Environment variable with the registry user name.
-pub const ENV_USERNAME: &str = "REL_REGISTRY_USERNAME";
-/// Environment variable with the registry password or token.
-pub const ENV_PASSWORD: &str = "REL_REGISTRY_PASSWORD";
+/// The variables [`CredentialSources::from_env`] reads (kept for the callers that still use it).
+const ENV_USERNAME: &str = "REL_REGISTRY_USERNAME";
+const ENV_PASSWORD: &str = "REL_REGISTRY_PASSWORD";
 
 /// A secret string: redacted in `Debug`, no `Display`, zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,6 +49,15 @@ pub struct Credentials {
     pub password: Secret,
 }
 
+impl Credentials {
+    pub fn new(username: impl Into<String>, password: Secret) -> Self {
+        Credentials {
+            username: username.into(),
+            password,
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
@@ -55,13 +67,14 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Where credentials may come from. [`CredentialSources::from_env`] fills it from the process
-/// environment; tests and the CLI may build it by hand.
+/// Where credentials may come from: the pair the caller was given, then the Docker config and
+/// its credential helpers. Build it with [`CredentialSources::docker`] and
+/// [`CredentialSources::with_credentials`], or by hand.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialSources {
-    /// `REL_REGISTRY_USERNAME`.
+    /// The user name the caller was given (from its flags or environment).
     pub username: Option<String>,
-    /// `REL_REGISTRY_PASSWORD`.
+    /// The password or token the caller was given.
     pub password: Option<Secret>,
     /// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
@@ -70,19 +83,41 @@ pub struct CredentialSources {
 }
 
 impl CredentialSources {
-    /// Read `REL_REGISTRY_USERNAME`, `REL_REGISTRY_PASSWORD`, `DOCKER_CONFIG`, `HOME` and `PATH`.
-    /// The only place this crate reads the environment for credentials.
+    /// The Docker convention's sources, with the process environment read through `var`
+    /// (pass `std::env::var_os`): `$DOCKER_CONFIG/config.json`, else
+    /// `$HOME/.docker/config.json`, and helpers on `$PATH`.
+    pub fn docker(var: impl Fn(&str) -> Option<OsString>) -> Self {
+        let docker_config = var("DOCKER_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .map(|d| d.join("config.json"));
+        CredentialSources {
+            docker_config,
+            helper_path: var("PATH"),
+            ..CredentialSources::default()
+        }
+    }
+
+    /// Use `credentials` before anything the Docker config says.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.username = Some(credentials.username);
+        self.password = Some(credentials.password);
+        self
+    }
+
+    /// [`CredentialSources::docker`] over the process environment, plus the
+    /// `REL_REGISTRY_USERNAME`/`REL_REGISTRY_PASSWORD` pair.
+    ///
+    /// Deprecated (not yet marked, so that callers building with `-D warnings` keep building):
+    /// read the pair where the other command-line variables are read and pass it with
+    /// [`CredentialSources::with_credentials`]. To be removed once no caller uses it.
     pub fn from_env() -> Self {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let docker_config = std::env::var_os("DOCKER_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-            .map(|d| d.join("config.json"));
         CredentialSources {
             username: non_empty(ENV_USERNAME),
             password: non_empty(ENV_PASSWORD).map(Secret::new),
-            docker_config,
-            helper_path: std::env::var_os("PATH"),
+            ..CredentialSources::docker(|k| std::env::var_os(k))
         }
     }
 }
@@ -90,15 +125,15 @@ impl CredentialSources {
 /// Why credentials could not be resolved.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CredentialError {
-    #[error("only one of {ENV_USERNAME} and {ENV_PASSWORD} is set")]
-    #[diagnostic(help("set both, or neither to use the Docker config"))]
+    #[error("a registry user name was given without a password, or a password without a user name")]
+    #[diagnostic(help("give both, or neither to use the Docker config"))]
     HalfSet,
     #[error("Docker config `{path}` is not valid: {reason}")]
     #[diagnostic(help("fix the file, or point DOCKER_CONFIG at another directory"))]
     BadConfig { path: PathBuf, reason: String },
     #[error("credential helper `docker-credential-{helper}` for `{registry}` failed: {reason}")]
     #[diagnostic(help(
-        "run `docker-credential-{helper} list` to check it, or set {ENV_USERNAME}/{ENV_PASSWORD}"
+        "run `docker-credential-{helper} list` to check it, or give the registry user name and password explicitly"
     ))]
     Helper {
         helper: String,
@@ -160,8 +195,8 @@ fn helper_server_url(registry: &str) -> String {
     }
 }
 
-/// Credentials for `registry` (`127.0.0.1:5000`, `ghcr.io`, `docker.io`): the REL_REGISTRY_*
-/// pair first, then the Docker config's `credHelpers` entry, its `auths` entry, its `credsStore`.
+/// Credentials for `registry` (`127.0.0.1:5000`, `ghcr.io`, `docker.io`): the caller's pair
+/// first, then the Docker config's `credHelpers` entry, its `auths` entry, its `credsStore`.
 /// `Ok(None)` means anonymous.
 pub fn resolve_credentials(
     registry: &str,
@@ -316,6 +351,29 @@ mod tests {
         );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn docker_sources_follow_docker_config_then_home() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let s = CredentialSources::docker(vars(&[("DOCKER_CONFIG", "/d"), ("HOME", "/h")]));
+        assert_eq!(s.docker_config, Some(PathBuf::from("/d/config.json")));
+        let s = CredentialSources::docker(vars(&[("HOME", "/h"), ("PATH", "/bin")]));
+        assert_eq!(
+            s.docker_config,
+            Some(PathBuf::from("/h/.docker/config.json"))
+        );
+        assert_eq!(s.helper_path, Some(OsString::from("/bin")));
+        assert_eq!(s.username, None);
+        let s = s.with_credentials(Credentials::new("u", Secret::new("p")));
+        assert_eq!(resolve_credentials("r", &s).unwrap().unwrap().username, "u");
     }
 
     #[test]

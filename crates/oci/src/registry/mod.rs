@@ -8,12 +8,11 @@ mod client;
 mod credentials;
 mod error;
 mod push;
+mod tls;
 
-pub use challenge::{Challenge, parse as parse_challenge};
-pub use client::{ClientOptions, RetryPolicy, is_insecure};
+pub use client::{ClientOptions, RetryPolicy};
 pub use credentials::{
-    CredentialError, CredentialSources, Credentials, ENV_PASSWORD, ENV_USERNAME, Secret,
-    resolve_credentials,
+    CredentialError, CredentialSources, Credentials, Secret, resolve_credentials,
 };
 pub use error::RegistryError;
 pub(crate) use push::Known;

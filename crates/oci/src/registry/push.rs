@@ -115,7 +115,7 @@ impl Registry {
     ) -> Result<Option<Digest>, RegistryError> {
         let url = self
             .t
-            .url(&format!("/v2/{repository}/manifests/{reference}"));
+            .url(&format!("/v2/{repository}/manifests/{reference}"))?;
         let scopes = Self::scopes(repository);
         let accept = [(header::ACCEPT, MANIFEST_ACCEPT.to_owned())];
         let call = Call {
@@ -151,7 +151,7 @@ impl Registry {
                     .map_err(|source| RegistryError::Transport {
                         endpoint: ep,
                         attempts: 1,
-                        source,
+                        cause: super::tls::chain(&source),
                     })?;
                 Ok(Some(Digest::of(&bytes)))
             }
@@ -175,7 +175,7 @@ impl Registry {
         digest: &Digest,
         scopes: &[String],
     ) -> Result<bool, RegistryError> {
-        let url = self.t.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let url = self.t.url(&format!("/v2/{repository}/blobs/{digest}"))?;
         let call = Call {
             method: Method::HEAD,
             url: url.clone(),
@@ -221,7 +221,7 @@ impl Registry {
     where
         S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
     {
-        let url = self.t.url(&upload.location);
+        let url = self.t.url(&upload.location)?;
         let scopes = Self::scopes(&upload.repository);
         let call = Call {
             method: Method::PATCH,
@@ -254,7 +254,7 @@ impl Registry {
         if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
             return Err(RegistryError::from_response(&ep, resp).await);
         }
-        upload.location = location(&resp, &ep)?;
+        upload.location = self.location(&resp, &ep)?;
         upload.sent = counted.load(std::sync::atomic::Ordering::Relaxed);
         Ok(upload)
     }
@@ -265,9 +265,9 @@ impl Registry {
         upload: &BlobUpload,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        let base = self.t.url(&upload.location);
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}digest={digest}");
+        let mut url = self.t.url(&upload.location)?;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let scopes = Self::scopes(&upload.repository);
         let call = Call {
             method: Method::PUT,
@@ -453,7 +453,7 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let url = self
             .t
-            .url(&format!("/v2/{repository}/manifests/{reference}"));
+            .url(&format!("/v2/{repository}/manifests/{reference}"))?;
         let scopes = Self::scopes(repository);
         let call = Call {
             method: Method::PUT,
@@ -580,9 +580,10 @@ impl Registry {
         digest: &Digest,
         from: &str,
     ) -> Result<Mount, RegistryError> {
-        let url = self.t.url(&format!(
-            "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
-        ));
+        let mut url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"))?;
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
         let scopes = vec![
             format!("repository:{repository}:pull,push"),
             format!("repository:{from}:pull"),
@@ -600,13 +601,13 @@ impl Registry {
         let ep = endpoint(&Method::POST, &url);
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
-            StatusCode::ACCEPTED => Ok(Mount::Upload(location(&resp, &ep)?)),
+            StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(&resp, &ep)?)),
             _ => Err(RegistryError::from_response(&ep, resp).await),
         }
     }
 
     async fn start_upload(&self, repository: &str) -> Result<String, RegistryError> {
-        let url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"))?;
         let scopes = Self::scopes(repository);
         let call = Call {
             method: Method::POST,
@@ -622,7 +623,7 @@ impl Registry {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(RegistryError::from_response(&ep, resp).await);
         }
-        location(&resp, &ep)
+        self.location(&resp, &ep)
     }
 
     /// Monolithic upload: one PUT with the whole blob and `?digest=`.
@@ -634,9 +635,9 @@ impl Registry {
         size: u64,
         data: &BlobData<'_>,
     ) -> Result<(), RegistryError> {
-        let base = self.t.url(location);
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}digest={digest}");
+        let mut url = self.t.url(location)?;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let scopes = Self::scopes(repository);
         let call = Call {
             method: Method::PUT,
@@ -676,6 +677,22 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The upload `Location` of `resp`, resolved against the registry and checked (no
+    /// downgrade from https to http).
+    fn location(&self, resp: &reqwest::Response, ep: &str) -> Result<String, RegistryError> {
+        let raw = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::BadResponse {
+                endpoint: ep.to_owned(),
+                detail: "202 without a Location header".into(),
+            })?;
+        Ok(self.t.resolve(resp.url(), raw)?.to_string())
+    }
+}
+
 /// What a push already knows from work done earlier in the same run.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
@@ -703,17 +720,6 @@ impl BlobUpload {
 enum Mount {
     Mounted,
     Upload(String),
-}
-
-fn location(resp: &reqwest::Response, ep: &str) -> Result<String, RegistryError> {
-    resp.headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| RegistryError::BadResponse {
-            endpoint: ep.to_owned(),
-            detail: "202 without a Location header".into(),
-        })
 }
 
 fn header_digest(resp: &reqwest::Response) -> Option<Digest> {

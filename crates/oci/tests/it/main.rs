@@ -1,8 +1,10 @@
 //! Integration tests of the `oci` crate against real tools: Debian's `docker-registry`, `skopeo`
 //! and `umoci`, and a static binary built for the purpose.
 
+mod fake;
 mod layer;
 mod layout;
+mod origin;
 mod proxy;
 mod registry;
 mod support;

@@ -109,31 +109,39 @@ async fn pushed_image_is_seen_by_skopeo_and_umoci_and_serves_http() {
         .args(["unpack", "--rootless", "--image"])
         .arg(format!("{}:v1", layout.display()))
         .arg(&bundle));
-    let port = support::free_port();
+    // The entrypoint's own arguments: it binds port 0 and prints where it listens.
     let mut server = Command::new(bundle.join("rootfs/app/hello"))
-        .arg("serve")
-        .arg(format!("127.0.0.1:{port}"))
+        .args(img_entrypoint_args())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let answer = (|| {
-        for _ in 0..100 {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                use std::io::{Read, Write};
-                s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
-                let mut out = String::new();
-                s.read_to_string(&mut out).unwrap();
-                return out;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        String::new()
-    })();
+    let answer = {
+        use std::io::{BufRead, Read, Write};
+        let mut first = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the server says where it listens: {first:?}"))
+            .to_owned();
+        let mut s = std::net::TcpStream::connect(addr.as_str()).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
     let _ = server.kill();
     let _ = server.wait();
     assert!(
         answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok\n"),
         "{answer:?}"
     );
+}
+
+fn img_entrypoint_args() -> [&'static str; 2] {
+    ["serve", "127.0.0.1:0"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,8 +552,16 @@ async fn a_push_that_failed_at_the_manifest_is_finished_without_reuploading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_registry_fails_naming_the_endpoint_after_bounded_retries() {
-    let port = support::free_port();
-    let host = format!("127.0.0.1:{port}");
+    // A listener that hangs up on every connection: the registry is never reached.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let hang_up = tokio::spawn(async move {
+        loop {
+            if let Ok((conn, _)) = listener.accept().await {
+                drop(conn);
+            }
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let img = image(&dir.path().join("cache"), &["/app/hello"]);
     let client = Registry::new(&host, None, options()).unwrap();
@@ -568,6 +584,7 @@ async fn an_unreachable_registry_fails_naming_the_endpoint_after_bounded_retries
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    hang_up.abort();
 }
 
 async fn publish(host: &str, cache: &Path, repo_tag: &str) -> oci::Published {

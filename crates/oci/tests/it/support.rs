@@ -1,12 +1,12 @@
 //! Fixtures: a static test binary, Debian tools found or a failure naming their package, and a
-//! `docker-registry` on a free loopback port that is killed on drop.
+//! `docker-registry` on port 0 (it logs the port it got) that is killed on drop.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A tool from a Debian package, or a panic that says which package to install.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -30,11 +30,16 @@ pub fn static_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let out = dir.join("rel-oci-fixture-hello");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixture/hello.rs");
+        // Named after its source, so that a changed fixture is built again.
+        let source_digest = oci::Digest::of(&std::fs::read(&src).unwrap());
+        let out = dir.join(format!(
+            "rel-oci-fixture-hello-{}",
+            &source_digest.hex()[..12]
+        ));
         if out.is_file() {
             return out;
         }
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixture/hello.rs");
         let tmp = dir.join(format!("rel-oci-fixture-hello.{}", std::process::id()));
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let status = Command::new(rustc)
@@ -62,15 +67,6 @@ pub fn static_binary() -> PathBuf {
     .clone()
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running Debian `docker-registry` (distribution v2) with filesystem storage in a temp dir.
 pub struct Registry {
     child: Child,
@@ -92,9 +88,10 @@ impl Registry {
     fn start_with(auth: Option<(&str, &str)>) -> Self {
         let bin = tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // Port 0: the registry binds a free port and logs `listening on 127.0.0.1:PORT` (at
+        // info level), which is read below.
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
             dir.path().join("data").display()
         );
         if let Some((user, password)) = auth {
@@ -108,37 +105,66 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .arg("serve")
             .arg(&config_path)
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("docker-registry starts");
+        // One thread reads the log to its end (so the registry never blocks on a full pipe),
+        // copying it to a file and reporting the port once it is logged.
+        let stderr = child.stderr.take().unwrap();
+        let log_path = dir.path().join("registry.log");
+        let mut log = std::fs::File::create(&log_path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<u16>();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if let Some(port) = line
+                    .split("listening on 127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|p| p.parse().ok())
+                {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("docker-registry did not say where it listens within 20 s; log:\n{log}");
+            }
+        };
         let registry = Registry { child, port, dir };
-        registry.wait_ready();
+        registry.check_ready();
         registry
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-                let mut buf = [0u8; 12];
-                if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    /// The port is bound (it was logged after binding): one `GET /v2/` must answer.
+    fn check_ready(&self) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 12];
+        let answered = s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.");
+        if !answered {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+            panic!(
+                "docker-registry on port {} does not answer /v2/; log:\n{log}",
+                self.port
+            );
         }
-        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-        panic!(
-            "docker-registry did not answer /v2/ on port {} within 20 s; log:\n{log}",
-            self.port
-        );
     }
 
     /// `127.0.0.1:PORT`

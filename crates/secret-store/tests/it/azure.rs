@@ -407,3 +407,97 @@ fn credential_from_env_picks_the_standard_kinds_and_redacts() {
     assert!(err.to_string().contains("AZURE_TENANT_ID"), "{err}");
     assert_no_secret(&err);
 }
+
+#[test]
+fn azure_plain_http_goes_only_to_a_loopback_host_and_never_with_user_info() {
+    let cred = || client_secret(&server::start(), CLIENT_SECRET);
+    // In the first, `127.0.0.1:80` is user info: the real host is 10.0.0.2.
+    for bad in [
+        "http://127.0.0.1:80@10.0.0.2:5588",
+        "http://localhost@kv.example:80",
+        "http://kv.example:80",
+        "http://127.0.0.1.kv.example",
+        "https://user:pw@kv.vault.azure.net",
+    ] {
+        let err = AzureKeyVaultStore::new(bad, cred(), options()).unwrap_err();
+        assert!(
+            matches!(err, AzureError::InvalidVaultUrl { .. }),
+            "{bad}: {err:?}"
+        );
+        assert!(!err.to_string().contains("pw@"), "{err}");
+        assert!(!secret_store::is_loopback_http(bad), "{bad}");
+    }
+    for good in [
+        "http://127.0.0.1:8200",
+        "http://localhost:8200",
+        "http://[::1]:8200",
+    ] {
+        AzureKeyVaultStore::new(good, cred(), options()).unwrap();
+        assert!(secret_store::is_loopback_http(good), "{good}");
+    }
+}
+
+#[test]
+fn azure_a_2xx_answer_to_the_challenge_probe_is_an_error_not_a_push() {
+    let s = server::start();
+    s.state.probe_ok.store(true, Ordering::SeqCst);
+    let kv = store(&s, client_secret(&s, CLIENT_SECRET));
+    let err = kv
+        .put(&name("rel-genesis"), &secret("genesis-envelope-value-8c1d"))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Azure(AzureError::Challenge { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("instead of a 401 challenge"),
+        "{err}"
+    );
+    assert!(
+        s.state.issued.lock().unwrap().is_empty(),
+        "no token was asked for"
+    );
+    assert_no_secret(&err);
+}
+
+#[test]
+fn azure_private_ca_is_trusted_when_given_and_a_certificate_failure_is_not_retried() {
+    let (ca_pem, chain, key) = server::private_ca();
+    let s = server::start_tls(chain, key);
+    let https = AzureOptions {
+        allow_insecure_http: false,
+        ..options()
+    };
+    let kv =
+        AzureKeyVaultStore::new(&s.url, client_secret(&s, CLIENT_SECRET), https.clone()).unwrap();
+    let err = kv.get(&name("rel-genesis"), None).unwrap_err();
+    let StoreError::Azure(AzureError::Tls { cause, .. }) = &err else {
+        panic!("expected a TLS error, got {err:?}");
+    };
+    assert!(cause.contains("UnknownIssuer"), "{cause}");
+    assert_eq!(s.state.vault_requests.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        s.state.connections.load(Ordering::SeqCst),
+        1,
+        "a certificate failure is not retried"
+    );
+    assert!(
+        miette::Diagnostic::help(&err).is_some_and(|h| h.to_string().contains("CA")),
+        "{err:?}"
+    );
+
+    // With the CA the request reaches the vault (which challenges it; the client secret
+    // credential's authority is this TLS server too).
+    let kv = AzureKeyVaultStore::new(
+        &s.url,
+        client_secret(&s, CLIENT_SECRET),
+        https.with_ca_pem(ca_pem.into_bytes()),
+    )
+    .unwrap();
+    let err = kv.get(&name("rel-genesis"), None).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { .. }),
+        "the TLS connection works and the secret is simply absent: {err:?}"
+    );
+    assert!(s.state.vault_requests.load(Ordering::SeqCst) >= 2);
+}

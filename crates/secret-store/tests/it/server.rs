@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
+use tokio_rustls::rustls;
 
 pub const TENANT: &str = "tenant-0001";
 pub const CLIENT_ID: &str = "app-client-id";
@@ -36,6 +37,10 @@ pub struct Vault {
     /// Body lengths of requests that came without a valid token (challenge probes).
     pub unauthorized_body_lens: Mutex<Vec<usize>>,
     pub challenge_resource: Mutex<String>,
+    /// Misbehave: answer requests without a token with 200 and a secret bundle.
+    pub probe_ok: std::sync::atomic::AtomicBool,
+    /// TCP connections accepted by the TLS server (handshakes tried).
+    pub connections: AtomicU32,
     pub base: Mutex<String>,
     counter: AtomicU32,
 }
@@ -46,9 +51,23 @@ pub struct Server {
 }
 
 pub fn start() -> Server {
+    start_with(None)
+}
+
+/// The same server over TLS, presenting `chain` (leaf first) with `key` (PKCS#8 DER), at
+/// `https://localhost:PORT`.
+pub fn start_tls(chain: Vec<Vec<u8>>, key: Vec<u8>) -> Server {
+    start_with(Some((chain, key)))
+}
+
+fn start_with(tls: Option<(Vec<Vec<u8>>, Vec<u8>)>) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
     let state = Arc::new(Vault::default());
     *state.challenge_resource.lock().unwrap() = RESOURCE.to_owned();
     *state.base.lock().unwrap() = url.clone();
@@ -60,6 +79,7 @@ pub fn start() -> Server {
         .route("/secrets/{name}/versions", get(list_versions))
         .route("/secrets/{name}/{version}", get(get_version))
         .with_state(state.clone());
+    let tls_state = state.clone();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -67,8 +87,34 @@ pub fn start() -> Server {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
+            let tcp = tokio::net::TcpListener::from_std(listener).unwrap();
+            match tls {
+                None => axum::serve(tcp, app).await.unwrap(),
+                Some((chain, key)) => {
+                    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(
+                        chain.into_iter().map(Into::into).collect(),
+                        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+                    )
+                    .unwrap();
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                    axum::serve(
+                        TlsListener {
+                            tcp,
+                            acceptor,
+                            state: tls_state,
+                        },
+                        app,
+                    )
+                    .await
+                    .unwrap()
+                }
+            }
         });
     });
     Server { url, state }
@@ -170,6 +216,10 @@ fn gate(
     let ok = auth
         .strip_prefix("Bearer ")
         .is_some_and(|t| v.issued.lock().unwrap().iter().any(|i| i == t));
+    if !ok && v.probe_ok.load(Ordering::SeqCst) {
+        let base = v.base.lock().unwrap().clone();
+        return Err(axum::Json(bundle(&base, "x", "v1", "", 1)).into_response());
+    }
     if !ok {
         v.unauthorized_body_lens.lock().unwrap().push(body_len);
         let challenge = format!(
@@ -352,4 +402,55 @@ fn pct(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<Vault>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            self.state.connections.fetch_add(1, Ordering::SeqCst);
+            // A client that rejects the certificate aborts the handshake: serve the next one.
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A private CA (PEM) and a `localhost` certificate it signed: (CA PEM, chain, key).
+pub fn private_ca() -> (String, Vec<Vec<u8>>, Vec<u8>) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "secret-store test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    (
+        ca.pem(),
+        vec![leaf.der().to_vec()],
+        leaf_key.serialize_der(),
+    )
 }

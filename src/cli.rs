@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(short = 'C', long = "project-dir", global = true, env = env_vars::PROJECT_DIR, value_name = "DIR")]
     pub project_dir: Option<PathBuf>,
 
+    /// Also trust this CA bundle (PEM) in every HTTPS client: registry, forge, Key Vault, the
+    /// Kubernetes API, smoke checks (the platform's trust store and SSL_CERT_FILE are trusted too)
+    #[arg(long = "ca-file", global = true, env = env_vars::CA_FILE, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -539,7 +539,7 @@ impl KubeClient {
             }
         };
 
-        let mut builder = reqwest::Client::builder()
+        let mut builder = crate::trust::client(reqwest::Client::builder())
             .use_rustls_tls()
             .connect_timeout(opts.timeout);
         let ca = match (

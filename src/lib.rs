@@ -35,6 +35,7 @@ pub mod source_error;
 pub mod stage;
 pub mod status;
 pub mod trailers;
+pub mod trust;
 pub mod version;
 
 pub use error::{Error, Exit};

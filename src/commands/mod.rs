@@ -36,6 +36,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(ctx) => ctx,
         Err(e) => return report_error(e),
     };
+    if let Some(ca) = &cli.ca_file
+        && let Err(e) = crate::trust::load_ca_file(&ctx.cwd.join(ca))
+    {
+        return report_error(e);
+    }
     let result = match cli.command {
         Command::Release(args) => release::run(&ctx, args),
         Command::Deploy(args) => deploy::run(&ctx, args),

@@ -204,7 +204,7 @@ pub(crate) struct Client {
 
 impl Client {
     fn new(target: &Target, token: &str) -> Result<Client, Error> {
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::trust::blocking_client(reqwest::blocking::Client::builder())
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("rel/", env!("CARGO_PKG_VERSION")))

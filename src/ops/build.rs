@@ -175,21 +175,27 @@ fn push_all(
         return Ok(());
     };
     let host = first.image_name.registry().to_owned();
-    let credentials = oci::resolve_credentials(&host, &oci::CredentialSources::from_env())
-        .map_err(|e| {
-            Error::usage(
-                format!("registry credentials for {host}: {e}"),
-                format!(
-                    "set both {} and {}, or fix ~/.docker/config.json",
-                    env_vars::REGISTRY_USERNAME,
-                    env_vars::REGISTRY_PASSWORD
-                ),
-            )
-        })?;
-    let options = oci::ClientOptions {
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
+    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
+    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
+    let credentials = oci::resolve_credentials(&host, &sources).map_err(|e| {
+        Error::usage(
+            format!("registry credentials for {host}: {e}"),
+            format!(
+                "set both {} and {}, or fix ~/.docker/config.json",
+                env_vars::REGISTRY_USERNAME,
+                env_vars::REGISTRY_PASSWORD
+            ),
+        )
+    })?;
+    let mut options = oci::ClientOptions {
         insecure: opts.insecure_registries.clone(),
         ..Default::default()
     };
+    if let Some(pem) = crate::trust::extra_ca_pem() {
+        options = options.with_ca_pem(pem.to_vec());
+    }
     let registry = oci::Registry::new(&host, credentials, options)
         .map_err(|e| Error::usage(format!("registry {host}: {e}"), "check --registry"))?;
     let runtime = runtime()?;

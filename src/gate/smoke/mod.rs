@@ -186,7 +186,7 @@ fn scrub(report: &mut Report, secret: &str) {
 }
 
 fn client(input: &Input) -> Result<reqwest::Client, SmokeError> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::trust::client(reqwest::Client::builder())
         .use_rustls_tls()
         .tls_info(true)
         .connect_timeout(input.smoke.timeout)

@@ -189,40 +189,42 @@ fn read_quoted(text: &str, start: usize, quote: u8) -> Option<(SecretString, usi
 /// A dotenv parse error: the line and what is wrong, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("line {line}: {kind}")]
-#[diagnostic(code(genesis::dotenv), help("{}", kind.help()))]
+#[diagnostic(code(genesis::dotenv), forward(kind))]
 pub struct DotenvError {
     pub line: usize,
     pub kind: DotenvErrorKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum DotenvErrorKind {
     #[error("expected `KEY=VALUE`")]
+    #[diagnostic(help(
+        "each line is `NAME=value`, a `# comment`, or blank; a value that spans lines must be double-quoted"
+    ))]
     MissingEquals,
     #[error("the name before `=` is empty")]
+    #[diagnostic(help(
+        "put the variable's name before `=`: letters, digits and `_`, not starting with a digit (an optional `export ` prefix is allowed)"
+    ))]
     EmptyName,
     #[error("the name before `=` is not a valid variable name")]
+    #[diagnostic(help(
+        "names are letters, digits and `_`, not starting with a digit (an optional `export ` prefix is allowed); e.g. `DB-URL` becomes `DB_URL`"
+    ))]
     InvalidName,
     #[error("unterminated {quote} quote (opened on this line)")]
+    #[diagnostic(help(
+        "close the quote; a double-quoted value may span lines and writes a literal `\"` as `\\\"`, a single-quoted value cannot contain `'`"
+    ))]
     UnterminatedQuote { quote: char },
     #[error("unexpected characters after the closing quote")]
+    #[diagnostic(help(
+        "only a `# comment` may follow a quoted value on its line; move the rest inside the quotes"
+    ))]
     TrailingCharacters,
     #[error("`{name}` is set twice (first on line {first_line})")]
+    #[diagnostic(help(
+        "keep one line per name: delete this line or the one on line {first_line}, or rename one of them"
+    ))]
     Duplicate { name: String, first_line: usize },
-}
-
-impl DotenvErrorKind {
-    fn help(&self) -> &'static str {
-        match self {
-            Self::MissingEquals => "each line is `NAME=value`, a `# comment`, or blank",
-            Self::EmptyName | Self::InvalidName => {
-                "names are letters, digits and `_`, not starting with a digit (an optional `export ` prefix is allowed)"
-            }
-            Self::UnterminatedQuote { .. } => {
-                "close the quote; a double-quoted value may span lines"
-            }
-            Self::TrailingCharacters => "only a `# comment` may follow a quoted value on its line",
-            Self::Duplicate { .. } => "keep one line per name",
-        }
-    }
 }

@@ -475,13 +475,17 @@ pub enum OpenError {
     #[error("the envelope is empty")]
     #[diagnostic(
         code(genesis::open::empty),
-        help("pass the base64 text that `rel seal` wrote")
+        help(
+            "pass the sealed envelope's base64 text; check that the file or variable holding it is not empty"
+        )
     )]
     Empty,
     #[error("the envelope is {len} bytes long; the limit is {max}")]
     #[diagnostic(
         code(genesis::open::too_large),
-        help("this is not an envelope written by `rel seal`")
+        help(
+            "this is not a sealed envelope; check that the right file or variable is passed (the envelope, not an archive or a bundle of several)"
+        )
     )]
     TooLarge { len: usize, max: usize },
     #[error("the envelope is not valid base64 ({detail})")]
@@ -493,7 +497,7 @@ pub enum OpenError {
     #[error("not a genesis envelope: bad magic bytes (expected \"RGEN\")")]
     #[diagnostic(
         code(genesis::open::bad_magic),
-        help("pass the text that `rel seal` wrote, not the source or the key")
+        help("pass the sealed envelope's base64 text, not the dotenv source or the master key")
     )]
     BadMagic,
     #[error(
@@ -539,7 +543,7 @@ pub enum OpenError {
     #[diagnostic(
         code(genesis::open::wrong_environment),
         help(
-            "use the envelope sealed for `{expected}`, or seal one with `rel seal --env {expected}`"
+            "use the envelope sealed for `{expected}`, or seal that environment's source for `{expected}`"
         )
     )]
     WrongEnvironment {
@@ -551,7 +555,12 @@ pub enum OpenError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum SealError {
     #[error("the operating system's random number generator failed")]
-    #[diagnostic(code(genesis::seal::randomness))]
+    #[diagnostic(
+        code(genesis::seal::randomness),
+        help(
+            "nothing was sealed; retry, and if it fails again check that the system's entropy source (`getrandom`, /dev/urandom) is available, e.g. not blocked by a seccomp profile"
+        )
+    )]
     Randomness,
     #[error("the value of `{name}` is too large to seal")]
     #[diagnostic(
@@ -560,7 +569,12 @@ pub enum SealError {
     )]
     ValueTooLarge { name: String },
     #[error("the entries are too large to seal")]
-    #[diagnostic(code(genesis::seal::too_large))]
+    #[diagnostic(
+        code(genesis::seal::too_large),
+        help(
+            "shrink the source: an envelope opens only up to 1 MiB of base64 text and Key Vault holds 25 KB in all; keep large files (certificate bundles, archives) out of it and mount them from their own secret"
+        )
+    )]
     TooLarge,
 }
 
@@ -569,7 +583,7 @@ pub enum ResealError {
     #[error("the new key is the old key (key id {key_id})")]
     #[diagnostic(
         code(genesis::reseal::same_key),
-        help("generate a new key with `rel keygen`")
+        help("generate a new master key and pass that as the new key")
     )]
     SameKey { key_id: KeyId },
     #[error("the envelope is already sealed for the new key (key id {key_id})")]

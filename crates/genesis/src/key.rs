@@ -135,24 +135,33 @@ pub enum KeyError {
     #[error("the master key is empty")]
     #[diagnostic(
         code(genesis::key::empty),
-        help("give the key from `rel keygen`: 44 base64 characters encoding 32 bytes")
+        help(
+            "give the master key itself: 44 base64 characters encoding 32 bytes; check that the file or variable holding it is not empty"
+        )
     )]
     Empty,
     #[error("the master key is not valid base64")]
     #[diagnostic(
         code(genesis::key::bad_base64),
         help(
-            "a master key is 44 characters of standard base64 (A-Z a-z 0-9 + /, `=` padding), as `rel keygen` writes it"
+            "a master key is 44 characters of standard base64 (A-Z a-z 0-9 + /, `=` padding), as generated; check that it was not cut, quoted or re-encoded"
         )
     )]
     BadBase64,
     #[error("the master key decodes to {got} bytes, expected 32")]
     #[diagnostic(
         code(genesis::key::wrong_length),
-        help("a master key is exactly 32 random bytes; generate one with `rel keygen`")
+        help(
+            "a master key is exactly 32 random bytes; check that the whole key was given and not encoded twice, or generate a new one"
+        )
     )]
     WrongLength { got: usize },
     #[error("the operating system's random number generator failed")]
-    #[diagnostic(code(genesis::key::randomness))]
+    #[diagnostic(
+        code(genesis::key::randomness),
+        help(
+            "no key was made; retry, and if it fails again check that the system's entropy source (`getrandom`, /dev/urandom) is available, e.g. not blocked by a seccomp profile"
+        )
+    )]
     Randomness,
 }

@@ -11,30 +11,76 @@
 //! An error stops the service at startup (exit 2) rather than letting it run without the
 //! secrets it expects. Names are logged, values never; errors name key ids, never keys.
 
-use genesis::{AutoloadPlan, EnvName, ExposeSecret, MasterKey};
+use genesis::{AutoloadPlan, EnvName, ExposeSecret, MasterKey, OpenError};
 use zeroize::Zeroizing;
 
 use crate::env::{REL_ENV, REL_GENESIS_B64, REL_MASTER_KEY};
 
 /// Why the envelope could not be loaded. Carries no secret.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AutoloadError {
     #[error("{REL_GENESIS_B64} is set but {REL_MASTER_KEY} is not: the envelope cannot be opened")]
+    #[diagnostic(help(
+        "set {REL_MASTER_KEY} in the service's environment from the secret holding the master key the envelope was sealed with, or unset {REL_GENESIS_B64} to start without the envelope"
+    ))]
     MissingKey,
     #[error(
         "{REL_GENESIS_B64} is set but {REL_ENV} is not: set it to the environment the envelope was sealed for"
     )]
+    #[diagnostic(help(
+        "set {REL_ENV} (e.g. `staging`) next to {REL_GENESIS_B64} in the service's manifest; it must name the environment the envelope was sealed for"
+    ))]
     MissingEnv,
     #[error("{REL_ENV}: {0}")]
+    #[diagnostic(help(
+        "set {REL_ENV} to an environment name such as `staging` or `prod`: 1 to 63 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+    ))]
     BadEnv(genesis::NameError),
     #[error("{REL_MASTER_KEY}: {0}")]
+    #[diagnostic(help(
+        "{REL_MASTER_KEY} must hold the master key text itself, 44 characters of standard base64, unquoted; in a Kubernetes Secret's `data:` the value is base64 of that text (or use `stringData:`), so check it is neither encoded twice nor cut"
+    ))]
     BadKey(genesis::KeyError),
     #[error("{REL_GENESIS_B64}: {0}")]
+    #[diagnostic(help("{}", open_help(.0)))]
     Open(genesis::OpenError),
     #[error(
         "the process already runs {0} threads; the autoload must run first in main, before any thread starts"
     )]
+    #[diagnostic(help(
+        "call `service_runtime::startup::bootstrap_process()` as the first statement of a plain `fn main`, before the tokio runtime is built (`#[tokio::main]` starts its threads before main's body runs)"
+    ))]
     NotSingleThreaded(usize),
+}
+
+/// The help for an envelope that does not open, in the terms of the service's environment.
+fn open_help(error: &OpenError) -> String {
+    match error {
+        OpenError::WrongKey { sealed_for, .. } => format!(
+            "{REL_MASTER_KEY} holds another key than the one the envelope was sealed with: give the service the master key whose id is {sealed_for}, or seal the envelope again under the key it has"
+        ),
+        OpenError::WrongEnvironment {
+            sealed_for,
+            expected,
+        } => format!(
+            "set {REL_ENV} to `{sealed_for}` if the service runs there, or put the envelope sealed for `{expected}` in {REL_GENESIS_B64}"
+        ),
+        OpenError::Empty
+        | OpenError::TooLarge { .. }
+        | OpenError::BadBase64 { .. }
+        | OpenError::BadMagic
+        | OpenError::Truncated { .. } => format!(
+            "{REL_GENESIS_B64} must hold the sealed envelope's base64 text exactly as sealed (unquoted, whole); in a Kubernetes Secret's `data:` the value is base64 of that text (or use `stringData:`), so check it is neither encoded twice nor cut, nor the dotenv source instead"
+        ),
+        OpenError::UnknownVersion { .. } => format!(
+            "this build reads envelope format version 1: seal the envelope again with the tooling of this release and update {REL_GENESIS_B64}, or deploy a build that reads the newer format"
+        ),
+        OpenError::AuthenticationFailed { .. }
+        | OpenError::Malformed { .. }
+        | OpenError::VersionMismatch { .. } => format!(
+            "the envelope in {REL_GENESIS_B64} was altered or damaged: restore it from the secret store, or seal it again from its source"
+        ),
+    }
 }
 
 /// What was loaded: names only.
@@ -231,9 +277,18 @@ mod tests {
             ),
         ];
         for (vars, want) in cases {
-            let e = plan(lookup(&vars)).unwrap_err().to_string();
+            let error = plan(lookup(&vars)).unwrap_err();
+            let help = miette::Diagnostic::help(&error)
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let e = error.to_string();
             assert!(e.contains(want), "{e} (want {want})");
             assert!(!e.contains(&key_text) && !e.contains("c2VlZA=="), "{e}");
+            assert!(help.contains("REL_"), "{e}: help {help:?}");
+            assert!(
+                !help.contains(&key_text) && !help.contains("c2VlZA=="),
+                "{help}"
+            );
         }
     }
 }

@@ -18,13 +18,19 @@ pub struct DatabaseUrl {
     path: PathBuf,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DatabaseUrlError {
     #[error("DATABASE_URL is empty; set it to a SQLite path such as `sqlite:///data/rel.db`")]
+    #[diagnostic(help(
+        "give the file after the scheme in DATABASE_URL (or --database-url): `sqlite:///data/rel.db` is absolute, `sqlite://rel.db` relative to the working directory; on Kubernetes put it on a mounted volume"
+    ))]
     Empty,
     #[error(
         "DATABASE_URL scheme `{0}` is not supported; the services speak SQLite: use `sqlite://PATH` or a plain path"
     )]
+    #[diagnostic(help(
+        "point DATABASE_URL (or --database-url) at a SQLite file on a volume the services share, e.g. `sqlite:///data/rel.db`; a server database (postgres, mysql) cannot be used"
+    ))]
     UnsupportedScheme(String),
 }
 
@@ -57,16 +63,26 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DatabaseError {
     #[error("database {path} does not exist yet; run `identity migrate` against it")]
+    #[diagnostic(help(
+        "check that DATABASE_URL names the file `identity migrate` creates: every service must see the same path on the same volume; only `identity migrate` creates the database, so run it (with this DATABASE_URL) before starting the services"
+    ))]
     Missing { path: PathBuf },
     #[error("cannot open database {path}: {source}")]
+    #[diagnostic(help(
+        "check that DATABASE_URL names a SQLite file (not a directory), that its directory exists and is writable by this process's user (SQLite writes a journal beside the file), and that the volume is not mounted read-only; `database is locked` means another process held the lock for over {} s",
+        BUSY_TIMEOUT.as_secs()
+    ))]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
     },
     #[error("cannot create the directory for database {path}: {source}")]
+    #[diagnostic(help(
+        "create the directory beforehand or choose a DATABASE_URL under a writable one; check that no part of the path is a file and, with a read-only root filesystem, that the path lies on a mounted volume"
+    ))]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,

@@ -57,30 +57,46 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SchemaError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Database(#[from] DatabaseError),
     #[error("SQLite error while {doing}: {source}")]
+    #[diagnostic(help(
+        "check that DATABASE_URL names the database `identity migrate` created, not some other file; `database is locked` means another process (a second migrate, say) held the write lock too long: retry; `readonly database` means the file or its directory is not writable by this user"
+    ))]
     Sqlite {
         doing: &'static str,
         source: rusqlite::Error,
     },
     #[error("migration {version} ({name}) failed: {source}")]
+    #[diagnostic(help(
+        "the migrations run in one transaction, so nothing was applied; `already exists` means the table was made outside the migrations (restore the database from a backup, or drop that table if it holds nothing), otherwise fix the cause the SQLite error names and run `identity migrate` again"
+    ))]
     Migration {
         version: i64,
         name: &'static str,
         source: rusqlite::Error,
     },
     #[error("schema incomplete: missing table(s) {}; run `identity migrate`", missing.join(", "))]
+    #[diagnostic(help(
+        "run `identity migrate` with the DATABASE_URL this service uses (the migrate job and the services must mount the same volume at the same path); the services never create tables themselves, so /readyz stays 503 until then"
+    ))]
     MissingTables { missing: Vec<String> },
     #[error(
         "schema at version {found}, this build needs {needed}; run `identity migrate` from this version"
     )]
+    #[diagnostic(help(
+        "run the `identity migrate` of this release (same image version) against this DATABASE_URL before rolling out its services; an older identity does not know migration {needed}"
+    ))]
     Outdated { found: i64, needed: i64 },
     #[error(
         "database schema version {found} is newer than this build knows ({known}); deploy a newer build"
     )]
+    #[diagnostic(help(
+        "a newer release has migrated this database: roll forward to that release instead of back; migrations are never undone, so running this build again needs the database restored from a backup made at schema version {known} or older"
+    ))]
     Newer { found: i64, known: i64 },
 }
 

@@ -23,22 +23,37 @@ use crate::tls::TlsConfig;
 /// A TLS handshake that takes longer than this is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
+    #[diagnostic(help(
+        "set LISTEN_ADDR (or --listen-addr) to a free `host:port` of this host (`0.0.0.0:8080` listens on all interfaces); `address in use` means another process or sidecar already has the port, and ports below 1024 need privileges the container usually lacks"
+    ))]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot install the SIGTERM handler: {0}")]
+    #[diagnostic(help(
+        "the operating system refused to register the signal handlers, most often for lack of file descriptors: check the container's open-file limit (`ulimit -n`) and restart; without them the service could not drain on SIGTERM, so it does not start"
+    ))]
     Signal(std::io::Error),
     #[error("server failed: {0}")]
+    #[diagnostic(help(
+        "the listener stopped serving; look at the log lines before this one for the cause (`too many open files`: raise the open-file limit), then restart the service"
+    ))]
     Io(std::io::Error),
     #[error("cannot start the async runtime: {0}")]
+    #[diagnostic(help(
+        "the process could not start its worker threads or I/O driver: check the container's limits on threads (pids limit), open files and memory"
+    ))]
     Runtime(std::io::Error),
     #[error(
         "shutdown budget of {budget:?} ran out with {in_flight} request(s) still in flight; raise SHUTDOWN_BUDGET_MS (and terminationGracePeriodSeconds with it)"
     )]
+    #[diagnostic(help(
+        "raise SHUTDOWN_BUDGET_MS (or --shutdown-budget-ms) above the slowest request, keeping terminationGracePeriodSeconds above preStop + DRAIN_DELAY_MS + SHUTDOWN_BUDGET_MS, or find why requests are slow (on the gateway, calls to the worker wait up to WORKER_TIMEOUT_MS per attempt)"
+    ))]
     BudgetExceeded { budget: Duration, in_flight: usize },
 }
 

@@ -19,13 +19,22 @@ impl std::fmt::Debug for TlsConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TlsError {
     #[error("TLS certificate {path}: {reason}")]
+    #[diagnostic(help(
+        "TLS_CERT_FILE (or --tls-cert-file) must name a file this process can read holding the PEM certificate chain (`-----BEGIN CERTIFICATE-----` blocks, the server's own first); check the path and that the TLS secret is mounted there"
+    ))]
     Certificate { path: PathBuf, reason: String },
     #[error("TLS key {path}: {reason}; expected a PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    #[diagnostic(help(
+        "TLS_KEY_FILE (or --tls-key-file) must name a readable file holding the unencrypted private key (`BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY`); check that the certificate and key files are not swapped, and decrypt an encrypted key first (`openssl pkey -in KEY -out KEY.pem`)"
+    ))]
     Key { path: PathBuf, reason: String },
     #[error("TLS certificate {cert} and key {key} do not form a usable server identity: {reason}")]
+    #[diagnostic(help(
+        "check that TLS_KEY_FILE holds the key of the first certificate in TLS_CERT_FILE (`openssl x509 -noout -pubkey -in CERT` and `openssl pkey -pubout -in KEY` print the same key) and that it is an RSA, ECDSA P-256/P-384 or Ed25519 key"
+    ))]
     Config {
         cert: PathBuf,
         key: PathBuf,

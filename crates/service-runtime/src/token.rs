@@ -44,8 +44,11 @@ impl fmt::Display for TokenClass {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("unknown token class `{0}`; expected `service_account` or `node`")]
+#[diagnostic(help(
+    "write the class in lowercase as one of the two, e.g. `smoke:service_account:SECRET` or `node-a:node:SECRET` in the client entry"
+))]
 pub struct UnknownClass(pub String);
 
 impl FromStr for TokenClass {
@@ -102,15 +105,21 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum KeyError {
     #[error(
         "IDENTITY_SIGNING_KEY_B64 is not valid base64; it must be a 32-byte seed in standard base64"
     )]
+    #[diagnostic(help(
+        "make one with `head -c 32 /dev/urandom | base64` and store the output as is (standard alphabet `A-Z a-z 0-9 + /`, no quotes, no URL-safe `-`/`_`); in a Kubernetes Secret's `data:` the value is base64 of that text, so use `stringData:` to store it unencoded"
+    ))]
     Base64,
     #[error(
         "IDENTITY_SIGNING_KEY_B64 decodes to {0} bytes; it must be a 32-byte Ed25519 seed (`head -c 32 /dev/urandom | base64`)"
     )]
+    #[diagnostic(help(
+        "check that the whole seed was stored (44 base64 characters) and not encoded twice, or make a new one with `head -c 32 /dev/urandom | base64`; every identity replica needs the same seed, and a new seed invalidates the tokens already issued"
+    ))]
     Length(usize),
 }
 
@@ -207,23 +216,47 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
 }
 
 /// Why a token was refused. The texts are safe to return to a client: they never echo the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum TokenError {
     #[error("malformed token: {0}")]
+    #[diagnostic(help(
+        "send the `access_token` identity's /token returned, whole and unchanged, as `Authorization: Bearer TOKEN`: three base64url parts joined by dots"
+    ))]
     Malformed(&'static str),
     #[error("unsupported algorithm `{0}`; only EdDSA is accepted")]
+    #[diagnostic(help(
+        "use a token issued by the platform's identity service, which signs with EdDSA; tokens from other issuers, and unsigned ones, are never accepted"
+    ))]
     Algorithm(String),
     #[error("token has no `kid` header")]
+    #[diagnostic(help(
+        "use a token issued by the platform's identity service: its header names the signing key (`kid`) the JWKS lists"
+    ))]
     MissingKid,
     #[error("token signed by unknown key `{0}`")]
+    #[diagnostic(help(
+        "get a fresh token from identity; if fresh tokens fail too, check that the verifier's IDENTITY_JWKS_URL points at the identity that issues them and that every identity replica has the same IDENTITY_SIGNING_KEY_B64"
+    ))]
     UnknownKey(String),
     #[error("signature does not verify")]
+    #[diagnostic(help(
+        "the token was altered or cut after it was issued; send it exactly as identity returned it, or get a fresh one"
+    ))]
     Signature,
     #[error("token expired")]
+    #[diagnostic(help(
+        "get a fresh token from identity's /token before this one expires (the lifetime is identity's IDENTITY_TOKEN_TTL_SECS); if fresh tokens are refused too, check that the clocks of identity and the verifier agree within {LEEWAY_SECS} s"
+    ))]
     Expired,
     #[error("token issued in the future")]
+    #[diagnostic(help(
+        "identity's clock is more than {LEEWAY_SECS} s ahead of the verifier's: synchronise both hosts' clocks (NTP)"
+    ))]
     NotYetValid,
     #[error("token issued by `{found}`, expected `{expected}`")]
+    #[diagnostic(help(
+        "set IDENTITY_ISSUER (or --issuer) to the same value on identity and on the gateway; the gateway expects `{expected}`"
+    ))]
     Issuer { found: String, expected: String },
 }
 

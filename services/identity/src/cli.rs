@@ -89,23 +89,37 @@ pub struct MigrateCommand {
     pub database: DatabaseArgs,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum IdentityError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Tls(#[from] service_runtime::tls::TlsError),
     #[error("IDENTITY_SIGNING_KEY_B64 is not set; give identity its 32-byte Ed25519 seed (base64)")]
+    #[diagnostic(help(
+        "make a seed once with `head -c 32 /dev/urandom | base64` and give it to every identity replica as IDENTITY_SIGNING_KEY_B64, from a Kubernetes Secret or the genesis envelope (REL_GENESIS_B64); it is never a flag"
+    ))]
     MissingSigningKey,
     #[error(transparent)]
+    #[diagnostic(transparent)]
     SigningKey(#[from] KeyError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Clients(#[from] ClientsError),
     #[error("no clients configured: set IDENTITY_CLIENTS or IDENTITY_CLIENTS_FILE")]
+    #[diagnostic(help(
+        "set IDENTITY_CLIENTS to `id:class:secret` entries separated by commas (class `service_account` or `node`), or IDENTITY_CLIENTS_FILE (--clients-file) to a file with one entry a line; both may be set, and a variable that is set but empty counts as no clients"
+    ))]
     NoClients,
     #[error("token lifetime must be between 1 and 86400 seconds, got {0}")]
+    #[diagnostic(help(
+        "set IDENTITY_TOKEN_TTL_SECS (or --token-ttl-secs) to a whole number of seconds from 1 to 86400 (one day), or unset it for the default of 900"
+    ))]
     TokenTtl(u64),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Schema(#[from] service_runtime::schema::SchemaError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
 }
 

@@ -30,19 +30,28 @@ impl fmt::Debug for Client {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ClientsError {
     #[error(
         "{source_name} entry {entry}: expected `id:class:secret` (class = service_account | node, secret non-empty)"
     )]
+    #[diagnostic(help(
+        "rewrite entry {entry} of {source_name} as `id:class:secret` with a non-empty id and secret (the secret may itself contain `:`); entries are separated by commas or newlines, and a line starting with `#` is a comment"
+    ))]
     Shape { source_name: String, entry: usize },
     #[error("{source_name} entry {entry}: {reason}")]
+    #[diagnostic(help(
+        "give entry {entry} of {source_name} the class `service_account` or `node` (lowercase), and an id that no other entry of {source_name} uses"
+    ))]
     Invalid {
         source_name: String,
         entry: usize,
         reason: String,
     },
     #[error("cannot read clients file {path}: {source}")]
+    #[diagnostic(help(
+        "check that IDENTITY_CLIENTS_FILE (or --clients-file) names an existing file identity's user can read (on Kubernetes, the secret mounted at that path), or unset it and give the clients in IDENTITY_CLIENTS"
+    ))]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -70,24 +70,35 @@ pub struct Cli {
     pub worker_timeout_ms: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum GatewayError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Tls(#[from] service_runtime::tls::TlsError),
     #[error("cannot build the HTTP client: {0}")]
+    #[diagnostic(help(
+        "the client's TLS setup failed, most often on a certificate from UPSTREAM_CA_FILE: check that the file holds CA certificates (not a server certificate or a key) in PEM form, or unset UPSTREAM_CA_FILE to rely on the built-in roots"
+    ))]
     Client(reqwest::Error),
     #[error("UPSTREAM_CA_FILE {path}: {reason}")]
+    #[diagnostic(help(
+        "UPSTREAM_CA_FILE (or --upstream-ca-file) must name a readable file of PEM CA certificates (`-----BEGIN CERTIFICATE-----` blocks), such as the cluster CA that signed identity's and the worker's certificates; check the path and that the secret or config map is mounted there"
+    ))]
     CaFile {
         path: std::path::PathBuf,
         reason: String,
     },
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
 }
 
 /// An upstream call that failed after its retries; names the endpoint.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{endpoint}: {reason}")]
+#[diagnostic(help(
+    "check that the service behind {endpoint} is running and ready (its /readyz) and reachable from the gateway, and that the gateway's URL for it is right (IDENTITY_JWKS_URL for identity's keys, WORKER_URL for the worker); a timeout from the worker may need a larger WORKER_TIMEOUT_MS"
+))]
 pub struct UpstreamError {
     pub endpoint: String,
     pub reason: String,

@@ -38,11 +38,13 @@ pub struct Cli {
     pub max_delay_ms: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum WorkerError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Tls(#[from] service_runtime::tls::TlsError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Serve(#[from] service_runtime::serve::ServeError),
 }
 

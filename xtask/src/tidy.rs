@@ -151,7 +151,7 @@ fn check_error_help(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<Strin
         }
         if variant_attributes(lines, i)
             .iter()
-            .any(|a| a.contains("diagnostic(") || a.contains("transparent"))
+            .any(|a| a.contains("help(") || a.contains("transparent") || a.contains("forward("))
             || help_field_follows(lines, i)
         {
             continue;

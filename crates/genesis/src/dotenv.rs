@@ -190,6 +190,7 @@ fn read_quoted(text: &str, start: usize, quote: u8) -> Option<(SecretString, usi
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("line {line}: {kind}")]
 #[diagnostic(code(genesis::dotenv), forward(kind))]
+// The help is the kind's own (`forward(kind)`: every `DotenvErrorKind` has a help).
 pub struct DotenvError {
     pub line: usize,
     pub kind: DotenvErrorKind,

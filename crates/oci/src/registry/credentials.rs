@@ -17,10 +17,6 @@ use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-/// The variables [`CredentialSources::from_env`] reads (kept for the callers that still use it).
-const ENV_USERNAME: &str = "REL_REGISTRY_USERNAME";
-const ENV_PASSWORD: &str = "REL_REGISTRY_PASSWORD";
-
 /// A secret string: redacted in `Debug`, no `Display`, zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Zeroizing<String>);
@@ -104,21 +100,6 @@ impl CredentialSources {
         self.username = Some(credentials.username);
         self.password = Some(credentials.password);
         self
-    }
-
-    /// [`CredentialSources::docker`] over the process environment, plus the
-    /// `REL_REGISTRY_USERNAME`/`REL_REGISTRY_PASSWORD` pair.
-    ///
-    /// Deprecated (not yet marked, so that callers building with `-D warnings` keep building):
-    /// read the pair where the other command-line variables are read and pass it with
-    /// [`CredentialSources::with_credentials`]. To be removed once no caller uses it.
-    pub fn from_env() -> Self {
-        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        CredentialSources {
-            username: non_empty(ENV_USERNAME),
-            password: non_empty(ENV_PASSWORD).map(Secret::new),
-            ..CredentialSources::docker(|k| std::env::var_os(k))
-        }
     }
 }
 

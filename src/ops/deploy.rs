@@ -192,13 +192,20 @@ pub fn deploy(
         return Ok(done(run));
     }
 
-    // 2. secrets.
+    // 2. secrets (a local stage gets what it lacks generated, once, into .rel/local/).
     run.step(2);
+    let local = match &env.runtime {
+        Runtime::Stage => Some(crate::ops::local::ensure(ws, &env.name, &opts.key)?),
+        Runtime::Cluster(_) => None,
+    };
+    let key = local
+        .as_ref()
+        .map_or_else(|| opts.key.clone(), |l| l.key.clone());
     let up = crate::stage::UpOptions {
         env: env.name.clone(),
         images: Vec::new(),
         ready_timeout: opts.timeout,
-        key: opts.key.clone(),
+        key,
         cancel: None,
     };
     let secrets = crate::stage::cluster_secrets(config, &up);
@@ -341,13 +348,24 @@ pub fn deploy(
         ));
         return Ok(done(run));
     }
+    let token = match (&opts.smoke_token, &local) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(l)) => match (
+            &l.smoke_client_secret,
+            crate::stage::status(config, &env.name)?,
+        ) {
+            (Some(secret), Some(state)) => Some(crate::ops::local::stage_token(&state, secret)?),
+            _ => None,
+        },
+        (None, None) => None,
+    };
     let smoke = crate::ops::gate::smoke(
         ws,
         &SmokeOptions {
             env: env.name.clone(),
             profile: crate::gate::smoke::Profile::Deep,
             base_url: None,
-            token: opts.smoke_token.clone(),
+            token,
             ca_pem: None,
             version: Some(opts.version.clone()),
             timeout: None,

@@ -12,6 +12,7 @@ use crate::config::Config;
 pub mod build;
 pub mod deploy;
 pub mod gate;
+pub mod local;
 pub mod lock;
 pub mod record;
 pub mod release;

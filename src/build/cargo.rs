@@ -22,6 +22,9 @@ pub struct CompileRequest<'a> {
     pub show_progress: bool,
     /// The source commit, given to the build as `REL_GIT_COMMIT` (services report it at `/version`).
     pub git_commit: Option<&'a str>,
+    /// The release version, given to the build as `REL_RELEASE_VERSION` (services report it at
+    /// `/version` instead of their crate version); `None` for a build that is not a release.
+    pub release_version: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -108,6 +111,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
     match req.git_commit {
         Some(c) => cmd.env("REL_GIT_COMMIT", c),
         None => cmd.env_remove("REL_GIT_COMMIT"),
+    };
+    match req.release_version {
+        Some(v) => cmd.env("REL_RELEASE_VERSION", v),
+        None => cmd.env_remove("REL_RELEASE_VERSION"),
     };
     let output = if req.show_progress {
         cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());

@@ -33,6 +33,8 @@ pub struct BuildPlan<'a> {
     /// Cargo's target directory for release builds [default: target/rel/cargo]. Sharing one between
     /// checkouts reuses compiled dependencies; the remapped paths keep the output identical.
     pub cargo_target_dir: Option<PathBuf>,
+    /// The release version the binaries report (`REL_RELEASE_VERSION`); `None`: their crate version.
+    pub release_version: Option<String>,
 }
 
 /// Progress events, so the command can show progress without the library printing.
@@ -176,6 +178,7 @@ pub fn assemble_all(
             target_dir: &target_dir,
             show_progress: plan.show_cargo_progress,
             git_commit: plan.source.commit.as_deref(),
+            release_version: plan.release_version.as_deref(),
         })
         .map_err(|source| BuildError::Compile {
             component: name.to_owned(),

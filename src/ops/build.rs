@@ -21,6 +21,9 @@ pub struct BuildOptions {
     pub cargo_target_dir: Option<PathBuf>,
     /// Let cargo draw its progress (on a terminal).
     pub show_cargo_progress: bool,
+    /// The release version the binaries report at `/version` [default: a tag that is a semantic
+    /// version, else the crates' own versions].
+    pub release_version: Option<crate::version::Version>,
 }
 
 impl BuildOptions {
@@ -32,6 +35,7 @@ impl BuildOptions {
             source_date_epoch: std::env::var(env_vars::SOURCE_DATE_EPOCH).ok(),
             cargo_target_dir: std::env::var_os(env_vars::CARGO_TARGET_DIR).map(PathBuf::from),
             show_cargo_progress: false,
+            release_version: None,
         }
     }
 }
@@ -113,6 +117,11 @@ pub fn build(
         source: source.clone(),
         show_cargo_progress: opts.show_cargo_progress,
         cargo_target_dir: opts.cargo_target_dir.clone(),
+        release_version: opts
+            .release_version
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| tag.parse::<crate::version::Version>().ok().map(|v| v.to_string())),
     };
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),

@@ -153,10 +153,11 @@ pub fn deploy(
         if registry.tag.is_none() {
             registry.tag = Some(opts.version.to_string());
         }
-        let build =
-            crate::ops::build::build(ws, &BuildOptions::from_env(Vec::new(), registry), |e| {
-                (run.events)(DeployEvent::Build(e))
-            })?;
+        let mut build_opts = BuildOptions::from_env(Vec::new(), registry);
+        build_opts.release_version = Some(opts.version.clone());
+        let build = crate::ops::build::build(ws, &build_opts, |e| {
+            (run.events)(DeployEvent::Build(e))
+        })?;
         crate::ops::lock::lock(
             ws,
             &LockOptions {

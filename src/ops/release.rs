@@ -74,7 +74,8 @@ pub fn release(
     };
 
     step(1, "build".to_owned(), &mut events);
-    let build_opts = BuildOptions::from_env(Vec::new(), opts.registry.clone());
+    let mut build_opts = BuildOptions::from_env(Vec::new(), opts.registry.clone());
+    build_opts.release_version = opts.version.clone();
     let build = crate::ops::build::build(ws, &build_opts, |e| events(ReleaseEvent::Build(e)))?;
 
     step(2, "lock".to_owned(), &mut events);

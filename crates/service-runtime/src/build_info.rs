@@ -45,7 +45,11 @@ macro_rules! build_info {
     ($component:expr, $role:expr) => {
         $crate::BuildInfo::new(
             $component,
-            env!("CARGO_PKG_VERSION"),
+            // A release build says which release it is (rel sets it); otherwise the crate's version.
+            match option_env!("REL_RELEASE_VERSION") {
+                Some(v) if !v.is_empty() => v,
+                _ => env!("CARGO_PKG_VERSION"),
+            },
             $role,
             option_env!("REL_GIT_COMMIT"),
         )

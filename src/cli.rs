@@ -925,9 +925,10 @@ the deploy stops at the first failure. Exit codes: 0 deployed and recorded (or p
 (the report says which, and after a failed gate the exact rollback), 2 usage or environment error."
 )]
 pub struct DeployArgs {
-    /// The release version to deploy (its lockfile is written by the build step, or must exist with --skip-build)
+    /// The release version to deploy (its lockfile is written by the build step, or must exist
+    /// with --skip-build) [default: 0.0.0-dev.g<commit>, a development release of HEAD]
     #[arg(long, value_name = "VERSION")]
-    pub version: Version,
+    pub version: Option<Version>,
 
     /// The environment to deploy to
     #[arg(long, value_name = "ENV", default_value = "local")]

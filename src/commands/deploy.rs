@@ -20,8 +20,17 @@ pub fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
         ),
         None => std::env::var(env_vars::SMOKE_TOKEN).ok(),
     };
+    let version = match args.version {
+        Some(v) => v,
+        None => {
+            let commit = crate::build::source::inspect(ws.root(), None)
+                .ok()
+                .and_then(|s| s.commit);
+            crate::ops::release::dev_version(commit.as_deref())
+        }
+    };
     let opts = DeployOptions {
-        version: args.version,
+        version,
         env: args.env,
         skip_build: args.skip_build,
         registry: args.registry.options(),

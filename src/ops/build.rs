@@ -121,7 +121,11 @@ pub fn build(
             .release_version
             .as_ref()
             .map(ToString::to_string)
-            .or_else(|| tag.parse::<crate::version::Version>().ok().map(|v| v.to_string())),
+            .or_else(|| {
+                tag.parse::<crate::version::Version>()
+                    .ok()
+                    .map(|v| v.to_string())
+            }),
     };
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),

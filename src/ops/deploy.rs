@@ -155,9 +155,8 @@ pub fn deploy(
         }
         let mut build_opts = BuildOptions::from_env(Vec::new(), registry);
         build_opts.release_version = Some(opts.version.clone());
-        let build = crate::ops::build::build(ws, &build_opts, |e| {
-            (run.events)(DeployEvent::Build(e))
-        })?;
+        let build =
+            crate::ops::build::build(ws, &build_opts, |e| (run.events)(DeployEvent::Build(e)))?;
         crate::ops::lock::lock(
             ws,
             &LockOptions {

@@ -103,6 +103,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Smoke(#[from] crate::gate::smoke::SmokeError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Headroom(#[from] crate::gate::headroom::BadQuantities),
+
     #[error("{message}")]
     #[diagnostic(help("{help}"))]
     Usage { message: String, help: String },

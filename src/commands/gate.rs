@@ -205,6 +205,6 @@ pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
         node_labels: &env.headroom.node_labels,
         fail: args.fail || env.headroom.fail,
     };
-    let report = crate::gate::headroom::check(&input);
+    let report = crate::gate::headroom::check(&input)?;
     emit_report(&report, &args.output)
 }

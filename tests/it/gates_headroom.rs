@@ -220,17 +220,17 @@ fn nodes_from_stdin_and_bad_input() {
     run.expect(2);
     assert!(run.stderr().contains("--nodes"), "{}", run.stderr());
 
-    // An allocatable quantity that is not one fails the gate, naming the node.
+    // An allocatable quantity that is not one is bad input (exit 2), naming the node.
     let text = p
         .read("nodes.json")
         .replacen("\"cpu\": \"3860m\"", "\"cpu\": \"3.8.6\"", 1);
     p.write("nodes.json", &text);
     let run = headroom(&p, &[]);
-    run.expect(1);
+    run.expect(2);
     assert!(
-        run.stdout()
-            .contains("FAIL input: node node-a: allocatable `3.8.6` is not a Kubernetes quantity"),
+        run.stderr()
+            .contains("node node-a: allocatable `3.8.6` is not a Kubernetes quantity"),
         "{}",
-        run.stdout()
+        run.stderr()
     );
 }

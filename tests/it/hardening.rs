@@ -264,3 +264,48 @@ fn child_processes_do_not_inherit_rel_secrets() {
         assert!(!seen.contains(value), "{name} reached the child: {seen}");
     }
 }
+
+/// `rel gate headroom` on the gates fixture with its rendered manifests edited by `edit`.
+fn headroom_with(edit: impl Fn(&str) -> String) -> Run {
+    let p = Project::from_fixture("gates/platform");
+    p.write(
+        "nodes.json",
+        &std::fs::read_to_string(fixture("gates/cluster/nodes-and-pods.json")).unwrap(),
+    );
+    let rendered = std::fs::read_to_string(fixture("gates/rendered/staging.yaml")).unwrap();
+    p.write("rendered.yaml", &edit(&rendered));
+    p.rel(&[
+        "gate",
+        "headroom",
+        "--env",
+        "staging",
+        "--rendered",
+        "rendered.yaml",
+        "--nodes",
+        "nodes.json",
+        "--fail",
+    ])
+}
+
+#[test]
+fn headroom_refuses_quantities_that_would_overflow_and_negative_requests() {
+    // Two huge requests used to wrap around to nothing and pass.
+    let run = headroom_with(|t| t.replacen("cpu: \"0.5\"", "cpu: 9.9e28", 1));
+    run.expect(2);
+    assert!(
+        run.stderr().contains("Deployment/gateway")
+            && run.stderr().contains("not a Kubernetes quantity"),
+        "{}",
+        run.stderr()
+    );
+    let run = headroom_with(|t| t.replacen("cpu: 250m", "cpu: -250m", 1));
+    run.expect(2);
+    assert!(run.stderr().contains("-250m"), "{}", run.stderr());
+}
+
+#[test]
+fn headroom_counts_two_billion_replicas_without_materialising_them() {
+    let run = headroom_with(|t| t.replacen("replicas: 3", "replicas: 2000000000", 1));
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert!(run.stdout().contains("surge pod(s)"), "{}", run.stdout());
+}

@@ -11,6 +11,8 @@ use std::ops::{Add, AddAssign, Mul, Sub};
 pub struct Quantity(i128);
 
 const NANO: i128 = 1_000_000_000;
+/// The largest quantity accepted, in nano-units (10^21 units).
+const MAX_NANO: i128 = 1_000_000_000_000_000_000_000_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("`{0}` is not a Kubernetes quantity (e.g. `250m`, `1.5`, `128Mi`, `1G`)")]
@@ -24,6 +26,11 @@ impl Quantity {
 
     pub fn from_units(n: i64) -> Quantity {
         Quantity(i128::from(n) * NANO)
+    }
+
+    /// The value in nano-units.
+    pub fn nanos(self) -> i128 {
+        self.0
     }
 
     pub fn is_zero(self) -> bool {
@@ -106,7 +113,15 @@ impl Quantity {
             (mantissa + div - 1) / div
         };
         let value = scaled.checked_mul(1i128 << exp2).ok_or_else(bad)?;
-        Ok(Quantity(sign * value))
+        // Requests and capacities are never negative, and nothing real is bigger than 10^21
+        // units (a zetta-core): refusing both keeps every sum far from overflow.
+        if sign < 0 && value != 0 {
+            return Err(bad());
+        }
+        if value > MAX_NANO {
+            return Err(bad());
+        }
+        Ok(Quantity(value))
     }
 
     /// CPU as Kubernetes writes it: `250m`, `2`.
@@ -138,7 +153,7 @@ impl Quantity {
 impl Add for Quantity {
     type Output = Quantity;
     fn add(self, o: Quantity) -> Quantity {
-        Quantity(self.0 + o.0)
+        Quantity(self.0.saturating_add(o.0))
     }
 }
 
@@ -151,14 +166,14 @@ impl AddAssign for Quantity {
 impl Sub for Quantity {
     type Output = Quantity;
     fn sub(self, o: Quantity) -> Quantity {
-        Quantity(self.0 - o.0)
+        Quantity(self.0.saturating_sub(o.0))
     }
 }
 
 impl Mul<u32> for Quantity {
     type Output = Quantity;
     fn mul(self, n: u32) -> Quantity {
-        Quantity(self.0 * i128::from(n))
+        Quantity(self.0.saturating_mul(i128::from(n)))
     }
 }
 
@@ -193,7 +208,12 @@ mod tests {
         assert_eq!(q("1n").millis_ceil(), 1);
         assert_eq!(q("0.0000000001"), q("1n")); // below a nano-unit rounds up
         assert_eq!(q("129M").units_ceil(), 129_000_000);
-        assert_eq!(q("-1").millis_ceil(), -1000);
+        assert!(
+            Quantity::parse("-1").is_err(),
+            "requests are never negative"
+        );
+        assert!(Quantity::parse("-0").is_ok());
+        assert!(Quantity::parse("2E").is_ok() && Quantity::parse("1e22").is_err());
         assert_eq!(q("1536Mi").memory(), "1536Mi");
         assert_eq!(q("2Gi").memory(), "2Gi");
         assert_eq!(q("1G").memory(), "953.7Mi");

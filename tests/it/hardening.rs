@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
 use crate::gates_server::{Server, rel_env};
+use crate::promote_support::{D4, D5, D6};
 use crate::support::*;
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: NAME\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: registry.example.com/platform/identity\n";
@@ -308,4 +309,82 @@ fn headroom_counts_two_billion_replicas_without_materialising_them() {
     let run = headroom_with(|t| t.replacen("replicas: 3", "replicas: 2000000000", 1));
     assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
     assert!(run.stdout().contains("surge pod(s)"), "{}", run.stdout());
+}
+
+/// `rel record` killed after writing the record and before committing leaves exactly what
+/// `--no-commit` leaves: the rerun must commit it, not say "nothing to do".
+#[test]
+fn record_rerun_after_a_kill_between_write_and_commit_commits_it() {
+    let p = crate::promote_support::GitProject::new();
+    p.lock("0.4.0", [D4, D5, D6]);
+    let ev = p.evidence("0.4.0", "staging");
+    let ev = ev.to_str().unwrap();
+    let args = [
+        "record",
+        "--version",
+        "0.4.0",
+        "--env",
+        "staging",
+        "--evidence",
+        ev,
+    ];
+    let mut killed = args.to_vec();
+    killed.push("--no-commit");
+    p.rel(&killed).expect(0);
+    let head = p.git(&["rev-parse", "HEAD"]);
+    let rerun = p.rel(&args);
+    rerun.expect(0);
+    assert!(rerun.stdout().contains("committed "), "{}", rerun.stdout());
+    assert_ne!(p.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        p.git(&["show", "--name-only", "--format=", "HEAD"]),
+        "releases/0.4.0.staging.validation.yaml\nreleases/0.4.0.yaml"
+    );
+    // And a third run has nothing left to do.
+    let again = p.rel(&args);
+    again.expect(0);
+    assert!(
+        again.stdout().contains("nothing to do"),
+        "{}",
+        again.stdout()
+    );
+}
+
+/// A branch ref lock left by a killed git: the refusal names the lock file and the command that
+/// clears it, and after that the rerun goes through.
+#[test]
+fn a_stale_ref_lock_is_named_with_its_fix() {
+    let p = crate::promote_support::GitProject::new().with_releases();
+    let lock = p.path().join(".git/refs/heads/rel/promote/prod/0.4.0.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    let run = p.rel(&["promote", "--version", "0.4.0", "--env", "prod"]);
+    run.expect(1);
+    assert!(
+        run.stderr().contains("is locked by")
+            && run.stderr().contains(&format!("rm '{}'", lock.display())),
+        "{}",
+        run.stderr()
+    );
+    std::fs::remove_file(&lock).unwrap();
+    p.rel(&["promote", "--version", "0.4.0", "--env", "prod"])
+        .expect(0);
+}
+
+/// A lockfile writer killed mid-write leaves a temporary file; the next write sweeps it (its
+/// process is gone) and git never sees it.
+#[test]
+fn a_killed_writers_temporary_file_is_swept_by_the_next_lock() {
+    let p = Project::platform();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = format!("releases/.0.4.0.yaml.rel-tmp-{dead}-0");
+    p.write(&stale, "half a lockf");
+    let args = lock_args(D1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.rel(&args).expect(0);
+    assert!(!p.path().join(&stale).exists());
+    let ignored = std::fs::read_to_string(repo_root().join(".gitignore")).unwrap();
+    assert!(ignored.lines().any(|l| l == ".*.rel-tmp-*"), "{ignored}");
 }

@@ -277,6 +277,18 @@ fn read_input(path: &Path, what: &'static str) -> Result<(Vec<u8>, String), Kube
     }
 }
 
+/// Pods and nodes of a `kubectl get -o json` list (the `--pods`/`--nodes` readers' parser).
+pub fn parse_pods_and_nodes(bytes: &[u8]) -> Result<(Vec<Pod>, Vec<Node>), KubeError> {
+    parse_objects(bytes, "pods", "<input>")
+}
+
+/// Whether `text` reads as a kubeconfig (the reader's parser alone: no file, no exec plugin).
+pub fn parse_kubeconfig(text: &str) -> Result<(), String> {
+    serde_saphyr::from_str::<Kubeconfig>(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Split a list into its pods and nodes (items without a `kind`, as in a `PodList`, are pods).
 fn parse_objects(
     bytes: &[u8],

@@ -8,6 +8,7 @@ mod bench_gates;
 mod bench_git;
 mod bench_render;
 mod bench_stage;
+mod fuzz;
 mod kustomize;
 mod provision;
 mod services;
@@ -22,6 +23,10 @@ tasks:
       install what the tests need (Debian packages with apt-get when root, otherwise named), check
       fmt, clippy (-D warnings) and tidy, and run every test of the workspace; ARGS go to
       cargo-nextest (or cargo test).
+  fuzz [--seconds N] [TARGET...]
+      build the cargo-fuzz targets of fuzz/ and run each for N seconds (default 10): the
+      renderer, lockfiles, rel.toml, image references, the envelope opener, pod lists and
+      kubeconfigs. Installs cargo-fuzz when missing.
   tidy
       the rules the compiler cannot check: atomic writes only, environment variables named in
       src/env_vars.rs, crates free of CLI wording, a help on every error, a true code map.
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("tidy") => tidy::run(&workspace_root()),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("run-services") => return services::run_services(&args[1..]),
         Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
         Some("kustomize-fuzz") => return code(kustomize::fuzz(&args[1..])),

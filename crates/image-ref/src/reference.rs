@@ -318,6 +318,15 @@ impl FromStr for ImageRef {
         } else {
             repository
         };
+        // The limit holds for the name as it is written back (`docker.io/library/...`), so that
+        // every reference that parses also prints as one that parses.
+        let full = registry.len() + 1 + repository.len();
+        if full > 255 {
+            return Err(ImageRefError::TooLong {
+                input: input.to_owned(),
+                len: full,
+            });
+        }
         Ok(ImageRef {
             registry,
             repository,
@@ -545,5 +554,20 @@ mod tests {
         let r = ImageRef::new("localhost:5000", "platform/identity").unwrap();
         assert_eq!(r.familiar_name(), "localhost:5000/platform/identity");
         assert!(r.with_tag("bad tag").is_err());
+    }
+
+    #[test]
+    fn a_name_that_normalises_past_the_limit_is_refused_not_printed_unparseable() {
+        // Found by `cargo xtask fuzz` (image_ref): 240 characters parse, but print with
+        // `docker.io/library/` as 259.
+        let name = "a".repeat(240);
+        let e = name.parse::<ImageRef>().unwrap_err();
+        assert!(
+            matches!(e, ImageRefError::TooLong { len: 258, .. }),
+            "{e:?}"
+        );
+        let ok = "a".repeat(200);
+        let r: ImageRef = ok.parse().unwrap();
+        assert_eq!(r.to_string().parse::<ImageRef>().unwrap(), r);
     }
 }

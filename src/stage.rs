@@ -136,7 +136,15 @@ pub fn dry_run(config: &Config, opts: &UpOptions) -> Result<Plan, Error> {
                 .collect(),
         });
     }
-    let block = stage::AddressBlock::peek(&opts.env).map_err(stage_error)?;
+    // A running stage holds its block: show that one.
+    let running = stage::read(&stage_dir(config, &opts.env))
+        .ok()
+        .flatten()
+        .filter(|s| s.supervisor.is_some_and(|p| p.is_alive()));
+    let block = match running {
+        Some(state) => state.block,
+        None => stage::AddressBlock::peek(&opts.env).map_err(stage_error)?,
+    };
     let mut alloc = stage::Allocator::new(block);
     stage::plan(
         &objects,

@@ -100,6 +100,20 @@ impl Inner {
     fn update(&self, f: impl FnOnce(&mut StageState)) {
         let mut state = self.state.lock().expect("state lock");
         f(&mut state);
+        let StageState {
+            workloads, pods, ..
+        } = &mut *state;
+        for w in workloads.iter_mut() {
+            w.ready = pods
+                .iter()
+                .filter(|p| {
+                    p.workload_kind == w.kind
+                        && p.workload_name == w.name
+                        && p.namespace == w.namespace
+                })
+                .filter(|p| p.ready() || p.phase == PodPhase::Succeeded)
+                .count();
+        }
         if let Err(e) = state::write(&self.opts.stage_dir, &state) {
             tracing::warn!(error = %e, "cannot write the stage state");
         }

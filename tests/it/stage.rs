@@ -431,7 +431,7 @@ fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process
 
 #[test]
 fn a_failing_migration_job_stops_up_before_any_workload_starts() {
-    // The migration cannot open its database: `identity migrate` exits non-zero.
+    // The migration cannot create its database: `identity migrate` exits 1.
     let patch = r#"  - patch: |-
       apiVersion: batch/v1
       kind: Job
@@ -445,7 +445,7 @@ fn a_failing_migration_job_stops_up_before_any_workload_starts() {
               - name: migrate
                 env:
                   - name: DATABASE_URL
-                    value: postgres://nowhere/platform
+                    value: sqlite:///proc/rel-stage-test/platform.db
 "#;
     let Staged { project: p, .. } = staged_project(Some(patch));
     let _down = Down(&p);
@@ -453,11 +453,11 @@ fn a_failing_migration_job_stops_up_before_any_workload_starts() {
     up.expect(2);
     let err = up.stderr();
     assert!(
-        err.contains("Job/platform-migrate failed (exit 2)"),
+        err.contains("Job/platform-migrate failed (exit 1)"),
         "{err}"
     );
     assert!(
-        err.contains("postgres"),
+        err.contains("cannot create the directory for database /proc/rel-stage-test/platform.db"),
         "the log tail is in the error: {err}"
     );
     let st = state(&p);

@@ -54,9 +54,22 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
         let rt = runtime()?;
         return rt.block_on(async {
             let mut stop = shutdown_flag()?;
+            let mut hangups = stage::run::hangups()
+                .map_err(|e| Error::io("install the SIGHUP handler", "signal", e))?;
             opts.cancel = Some(stop.clone());
-            let stage = ops::up(&config, &opts, secrets).await?;
-            let _ = stop.wait_for(|s| *s).await;
+            let stage = ops::up(&config, &opts, secrets.clone()).await?;
+            // SIGHUP (`rel::stage::request_converge`): roll to the overlay as it is now.
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = hangups.recv() => {
+                        match ops::converge(&config, &opts, &stage, secrets.clone()).await {
+                            Ok(report) => say(&format!("converged: {report:?}\n")),
+                            Err(e) => say(&format!("converge failed: {e:?}\n")),
+                        }
+                    }
+                }
+            }
             stage.stop().await;
             Ok(Exit::Ok)
         });

@@ -379,6 +379,38 @@ fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process
     assert!(!alive(old_pid));
     assert_eq!(query(&client).status(), 200);
 
+    // A new version of the worker, rolled by the detached supervisor (what `rel deploy` asks).
+    let old_workers: Vec<String> = restarted["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["workload_name"] == "worker")
+        .map(|x| x["name"].as_str().unwrap().to_owned())
+        .collect();
+    let overlay = p.read("overlays/local/kustomization.yaml");
+    p.write(
+        "overlays/local/kustomization.yaml",
+        &overlay.replace(
+            "\nimages:\n",
+            "  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: worker\n      spec:\n        template:\n          metadata:\n            annotations:\n              rel.dev/rollout: \"2\"\n\nimages:\n",
+        ),
+    );
+    let config = rel::project::load(p.path()).unwrap();
+    let rolled = rel::stage::request_converge(&config, "local", Duration::from_secs(60)).unwrap();
+    let new_workers: Vec<&::stage::state::PodState> = rolled
+        .pods
+        .iter()
+        .filter(|x| x.workload_name == "worker")
+        .collect();
+    assert_eq!(new_workers.len(), 2);
+    assert!(
+        new_workers
+            .iter()
+            .all(|w| w.ready() && !old_workers.contains(&w.name))
+    );
+    assert_eq!(query(&client).status(), 200);
+    let restarted = state(&p);
+
     // The drift gate reads the stage's live pods as it reads a cluster's.
     let pods = p.rel(&["up", "status", "--env", "local", "--pods"]);
     pods.expect(0);

@@ -178,6 +178,7 @@ impl Stage {
             pods: Vec::new(),
             services: plan.services.iter().map(service_state).collect(),
             rewrites: plan.rewrites.clone(),
+            converges: 0,
         };
         let (version, _) = watch::channel(0);
         let inner = Arc::new(Inner {
@@ -286,6 +287,7 @@ impl Stage {
         self.inner.update(|s| {
             s.phase = Phase::Ready;
             s.message = message;
+            s.converges += 1;
         });
         result.map(|()| report)
     }
@@ -1044,6 +1046,15 @@ fn describe(status: Option<std::process::ExitStatus>) -> (String, bool) {
 /// signal during the start is not lost and does not kill the process; pass the receiver as
 /// [`RunOptions::cancel`], then wait on it once the stage is ready.
 pub fn shutdown_flag() -> std::io::Result<watch::Receiver<bool>> {
+    shutdown_flag_inner()
+}
+
+/// A stream of SIGHUP: how a detached supervisor is asked to converge to the current manifests.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
+fn shutdown_flag_inner() -> std::io::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

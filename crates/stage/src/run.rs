@@ -261,9 +261,10 @@ impl Stage {
     /// Roll the stage to `objects` (a new version's rendered manifests): hooks run again; per
     /// wave, each changed workload gets its new pods, which must be ready before its old pods are
     /// stopped (so its Service never lacks a ready endpoint); unchanged workloads are kept;
-    /// workloads gone from `objects` are stopped last. StatefulSet pods, whose names do not
-    /// change, are replaced one at a time. On failure the new pods are stopped and the old ones
-    /// keep serving.
+    /// workloads gone from `objects` are stopped last. A changed workload gets all its new pods
+    /// at once (a 100 % surge, not its maxSurge/maxUnavailable). Pods whose names do not change
+    /// (StatefulSet ordinals, Job reruns) are replaced in place: stopped, then started, before the
+    /// wave's readiness wait. On failure the new pods are stopped and the old ones keep serving.
     pub async fn converge(
         &self,
         objects: &[Value],

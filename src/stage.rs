@@ -136,7 +136,15 @@ pub fn dry_run(config: &Config, opts: &UpOptions) -> Result<Plan, Error> {
                 .collect(),
         });
     }
-    let block = stage::AddressBlock::peek(&opts.env).map_err(stage_error)?;
+    // A running stage holds its block: show that one.
+    let running = stage::read(&stage_dir(config, &opts.env))
+        .ok()
+        .flatten()
+        .filter(|s| s.supervisor.is_some_and(|p| p.is_alive()));
+    let block = match running {
+        Some(state) => state.block,
+        None => stage::AddressBlock::peek(&opts.env).map_err(stage_error)?,
+    };
     let mut alloc = stage::Allocator::new(block);
     stage::plan(
         &objects,
@@ -197,6 +205,57 @@ pub async fn converge(
         .converge(&objects, &plan_options(config, opts, secrets))
         .await
         .map_err(stage_error)
+}
+
+/// Ask the running supervisor of `env` (detached, or a `rel up` in another terminal started with
+/// `--detach`) to converge to the environment's overlay as it is now (SIGHUP), and wait until it
+/// has: new pods ready before old ones stop (see `stage::Stage::converge`). The returned state's
+/// `message` says why, when the converge failed (the old pods then still serve).
+pub fn request_converge(
+    config: &Config,
+    env: &str,
+    timeout: Duration,
+) -> Result<StageState, Error> {
+    let dir = stage_dir(config, env);
+    let state = stage::read(&dir).map_err(stage_error)?;
+    let Some((state, sup)) = state.and_then(|s| {
+        let sup = s.supervisor.filter(|p| p.is_alive())?;
+        Some((s, sup))
+    }) else {
+        return Err(Error::usage(
+            format!("no stage of `{env}` is running"),
+            format!("start one with `rel up --env {env} --detach`"),
+        ));
+    };
+    let before = state.converges;
+    stage::state::signal_process(sup.pid, stage::state::SIGHUP);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(now)) = stage::read(&dir)
+            && now.converges > before
+        {
+            return match &now.message {
+                Some(m) => Err(Error::invalid(
+                    format!("the stage `{env}` did not converge: {m}"),
+                    "the previous pods still serve; fix the cause and converge again",
+                )),
+                None => Ok(now),
+            };
+        }
+        if !sup.is_alive() {
+            return Err(Error::invalid(
+                format!("the stage supervisor of `{env}` exited during the converge"),
+                format!("see {}", dir.join("supervisor.log").display()),
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::invalid(
+                format!("the stage `{env}` did not finish converging in time"),
+                format!("see `rel up status --env {env}`"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The cluster secrets as the detached supervisor reads them from its standard input.

@@ -54,16 +54,16 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
         let rt = runtime()?;
         return rt.block_on(async {
             let mut stop = shutdown_flag()?;
+            let mut hangups = stage::run::hangups()
+                .map_err(|e| Error::io("install the SIGHUP handler", "signal", e))?;
             opts.cancel = Some(stop.clone());
             let stage = ops::up(&config, &opts, secrets.clone()).await?;
-            // SIGHUP: a deploy left a converge request (`ops::apply`); roll to the overlay as
-            // it is now and answer it.
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|e| Error::io("install the SIGHUP handler", "signal", e))?;
+            // SIGHUP: a deploy left a converge request (`ops::apply`, `request_converge`); roll
+            // to the overlay as it is now and answer it.
             loop {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
-                    _ = hangup.recv() => {
+                    _ = hangups.recv() => {
                         ops::answer_converge(&config, &opts, &stage, secrets.clone()).await;
                     }
                 }

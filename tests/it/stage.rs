@@ -51,6 +51,67 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The three images, built once per set of service binaries into `target/stage-it/<key>/oci`
+/// (one layout per component, as `rel build` writes them), and their digests.
+fn shared_images() -> (PathBuf, [(String, String); 3]) {
+    // One builder per test process (cargo test runs the tests as threads of one process).
+    static BUILT: std::sync::OnceLock<(PathBuf, [(String, String); 3])> =
+        std::sync::OnceLock::new();
+    BUILT.get_or_init(build_shared_images).clone()
+}
+
+fn build_shared_images() -> (PathBuf, [(String, String); 3]) {
+    use std::hash::{Hash as _, Hasher as _};
+    let bins = service_bins();
+    let components = [
+        ("identity", "identity"),
+        ("gateway", "gateway"),
+        ("worker", "worker"),
+    ];
+    let mut key = std::collections::hash_map::DefaultHasher::new();
+    for (_, bin) in components {
+        let m = std::fs::metadata(bins.join(bin)).unwrap();
+        (bin, m.len(), m.modified().unwrap()).hash(&mut key);
+    }
+    let dir = repo_root()
+        .join("target/stage-it")
+        .join(format!("{:016x}", key.finish()));
+    let oci = dir.join("oci");
+    if !oci.join("digests").is_file() {
+        let tmp = dir.join(format!("oci.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut lines = String::new();
+        for (component, bin) in components {
+            let mut spec = oci::LayerSpec::binary(bins.join(bin), bin, 1_700_000_000);
+            spec.gzip_level = 1;
+            let layer = oci::build_layer(&spec, &tmp.join("blobs")).unwrap();
+            let image = oci::assemble(
+                None,
+                &[layer],
+                &oci::ImageSpec::new(vec![format!("/app/{bin}")], 1_700_000_000),
+            )
+            .unwrap();
+            oci::write_layout(&tmp.join(component), &image, "test").unwrap();
+            lines.push_str(&format!("{component} {}\n", image.manifest_digest));
+        }
+        std::fs::remove_dir_all(tmp.join("blobs")).unwrap();
+        std::fs::write(tmp.join("digests"), lines).unwrap();
+        // Another test may have finished first: keep its copy.
+        if std::fs::rename(&tmp, &oci).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    let text = std::fs::read_to_string(oci.join("digests")).unwrap();
+    let digests: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let (c, d) = l.split_once(' ').unwrap();
+            (c.to_owned(), d.to_owned())
+        })
+        .collect();
+    (dir, digests.try_into().unwrap())
+}
+
 struct Staged {
     project: Project,
     digests: [(String, String); 3],
@@ -66,33 +127,20 @@ fn staged_project(extra_patch: Option<&str>) -> Staged {
         &repo_root().join("overlays/local"),
         &p.path().join("overlays/local"),
     );
-    let bins = service_bins();
+    let (shared, digests) = shared_images();
+    // Images and the unpacked-image cache are shared by the tests (both are content-addressed
+    // and written atomically); each project links to them where rel looks by default.
+    std::fs::create_dir_all(p.path().join("target/rel")).unwrap();
+    std::os::unix::fs::symlink(shared.join("oci"), p.path().join("target/rel/oci")).unwrap();
+    std::fs::create_dir_all(shared.join("stage-images")).unwrap();
+    std::os::unix::fs::symlink(
+        shared.join("stage-images"),
+        p.path().join("target/rel/stage-images"),
+    )
+    .unwrap();
     let mut overlay = p.read("overlays/local/kustomization.yaml");
-    let mut digests = Vec::new();
-    let blob_dir = p.path().join("target/rel/cache/blobs");
-    for (component, bin, placeholder) in [
-        ("identity", "identity", D1),
-        ("gateway", "gateway", D2),
-        ("worker", "worker", D3),
-    ] {
-        let mut spec = oci::LayerSpec::binary(bins.join(bin), bin, 1_700_000_000);
-        spec.gzip_level = 1;
-        let layer = oci::build_layer(&spec, &blob_dir).unwrap();
-        let image = oci::assemble(
-            None,
-            &[layer],
-            &oci::ImageSpec::new(vec![format!("/app/{bin}")], 1_700_000_000),
-        )
-        .unwrap();
-        oci::write_layout(
-            &p.path().join("target/rel/oci").join(component),
-            &image,
-            "test",
-        )
-        .unwrap();
-        let digest = image.manifest_digest.to_string();
-        overlay = overlay.replace(placeholder, &digest);
-        digests.push((component.to_owned(), digest));
+    for ((_, digest), placeholder) in digests.iter().zip([D1, D2, D3]) {
+        overlay = overlay.replace(placeholder, digest);
     }
     if let Some(patch) = extra_patch {
         overlay = overlay.replace("\nimages:\n", &format!("{patch}\nimages:\n"));
@@ -120,7 +168,6 @@ fn staged_project(extra_patch: Option<&str>) -> Staged {
     .expect(0);
     p.rel(&["secrets", "push", "--env", "local", "--key-file", "key"])
         .expect(0);
-    let digests: [(String, String); 3] = digests.try_into().unwrap();
     Staged {
         project: p,
         digests,
@@ -332,6 +379,38 @@ fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process
     assert!(!alive(old_pid));
     assert_eq!(query(&client).status(), 200);
 
+    // A new version of the worker, rolled by the detached supervisor (what `rel deploy` asks).
+    let old_workers: Vec<String> = restarted["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["workload_name"] == "worker")
+        .map(|x| x["name"].as_str().unwrap().to_owned())
+        .collect();
+    let overlay = p.read("overlays/local/kustomization.yaml");
+    p.write(
+        "overlays/local/kustomization.yaml",
+        &overlay.replace(
+            "\nimages:\n",
+            "  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata:\n        name: worker\n      spec:\n        template:\n          metadata:\n            annotations:\n              rel.dev/rollout: \"2\"\n\nimages:\n",
+        ),
+    );
+    let config = rel::project::load(p.path()).unwrap();
+    let rolled = rel::stage::request_converge(&config, "local", Duration::from_secs(60)).unwrap();
+    let new_workers: Vec<&::stage::state::PodState> = rolled
+        .pods
+        .iter()
+        .filter(|x| x.workload_name == "worker")
+        .collect();
+    assert_eq!(new_workers.len(), 2);
+    assert!(
+        new_workers
+            .iter()
+            .all(|w| w.ready() && !old_workers.contains(&w.name))
+    );
+    assert_eq!(query(&client).status(), 200);
+    let restarted = state(&p);
+
     // The drift gate reads the stage's live pods as it reads a cluster's.
     let pods = p.rel(&["up", "status", "--env", "local", "--pods"]);
     pods.expect(0);
@@ -384,7 +463,7 @@ fn stage_runs_the_platform_from_its_images_restarts_pods_and_stops_every_process
 
 #[test]
 fn a_failing_migration_job_stops_up_before_any_workload_starts() {
-    // The migration cannot open its database: `identity migrate` exits non-zero.
+    // The migration cannot create its database: `identity migrate` exits 1.
     let patch = r#"  - patch: |-
       apiVersion: batch/v1
       kind: Job
@@ -398,7 +477,7 @@ fn a_failing_migration_job_stops_up_before_any_workload_starts() {
               - name: migrate
                 env:
                   - name: DATABASE_URL
-                    value: postgres://nowhere/platform
+                    value: sqlite:///proc/rel-stage-test/platform.db
 "#;
     let Staged { project: p, .. } = staged_project(Some(patch));
     let _down = Down(&p);
@@ -406,11 +485,11 @@ fn a_failing_migration_job_stops_up_before_any_workload_starts() {
     up.expect(2);
     let err = up.stderr();
     assert!(
-        err.contains("Job/platform-migrate failed (exit 2)"),
+        err.contains("Job/platform-migrate failed (exit 1)"),
         "{err}"
     );
     assert!(
-        err.contains("postgres"),
+        err.contains("cannot create the directory for database /proc/rel-stage-test/platform.db"),
         "the log tail is in the error: {err}"
     );
     let st = state(&p);

@@ -13,6 +13,8 @@
 //!   to the registry's origin; private CAs are trusted when given (see the README).
 //! - [`publish`]: build + push in one go; on a cache miss the gzip bytes stream into the registry
 //!   while they are produced, and the config (which names only diff ids) is uploaded meanwhile.
+//! - [`unpack`]: an image of a layout, by manifest digest, applied layer by layer (whiteouts,
+//!   opaque directories) into a content-addressed cache of root filesystems (the local stage).
 //!
 //! Not here yet: base images from a registry (bases come from an OCI layout directory), chunked
 //! (PATCH with `Content-Range`) uploads of finished blobs, zstd layers.

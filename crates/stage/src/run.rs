@@ -100,6 +100,20 @@ impl Inner {
     fn update(&self, f: impl FnOnce(&mut StageState)) {
         let mut state = self.state.lock().expect("state lock");
         f(&mut state);
+        let StageState {
+            workloads, pods, ..
+        } = &mut *state;
+        for w in workloads.iter_mut() {
+            w.ready = pods
+                .iter()
+                .filter(|p| {
+                    p.workload_kind == w.kind
+                        && p.workload_name == w.name
+                        && p.namespace == w.namespace
+                })
+                .filter(|p| p.ready() || p.phase == PodPhase::Succeeded)
+                .count();
+        }
         if let Err(e) = state::write(&self.opts.stage_dir, &state) {
             tracing::warn!(error = %e, "cannot write the stage state");
         }
@@ -164,6 +178,7 @@ impl Stage {
             pods: Vec::new(),
             services: plan.services.iter().map(service_state).collect(),
             rewrites: plan.rewrites.clone(),
+            converges: 0,
         };
         let (version, _) = watch::channel(0);
         let inner = Arc::new(Inner {
@@ -246,9 +261,10 @@ impl Stage {
     /// Roll the stage to `objects` (a new version's rendered manifests): hooks run again; per
     /// wave, each changed workload gets its new pods, which must be ready before its old pods are
     /// stopped (so its Service never lacks a ready endpoint); unchanged workloads are kept;
-    /// workloads gone from `objects` are stopped last. StatefulSet pods, whose names do not
-    /// change, are replaced one at a time. On failure the new pods are stopped and the old ones
-    /// keep serving.
+    /// workloads gone from `objects` are stopped last. A changed workload gets all its new pods
+    /// at once (a 100 % surge, not its maxSurge/maxUnavailable). Pods whose names do not change
+    /// (StatefulSet ordinals, Job reruns) are replaced in place: stopped, then started, before the
+    /// wave's readiness wait. On failure the new pods are stopped and the old ones keep serving.
     pub async fn converge(
         &self,
         objects: &[Value],
@@ -272,6 +288,7 @@ impl Stage {
         self.inner.update(|s| {
             s.phase = Phase::Ready;
             s.message = message;
+            s.converges += 1;
         });
         result.map(|()| report)
     }
@@ -1030,6 +1047,15 @@ fn describe(status: Option<std::process::ExitStatus>) -> (String, bool) {
 /// signal during the start is not lost and does not kill the process; pass the receiver as
 /// [`RunOptions::cancel`], then wait on it once the stage is ready.
 pub fn shutdown_flag() -> std::io::Result<watch::Receiver<bool>> {
+    shutdown_flag_inner()
+}
+
+/// A stream of SIGHUP: how a detached supervisor is asked to converge to the current manifests.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
+fn shutdown_flag_inner() -> std::io::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -21,6 +21,8 @@ use crate::rewrite::Rewrite;
 pub const STATE_FILE: &str = "state.json";
 pub const PID_FILE: &str = "supervisor.pid";
 pub const LOG_DIR: &str = "logs";
+/// The signal that asks a supervisor to converge.
+pub const SIGHUP: i32 = libc::SIGHUP;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -180,6 +182,10 @@ pub struct StageState {
     pub pods: Vec<PodState>,
     pub services: Vec<ServiceState>,
     pub rewrites: Vec<Rewrite>,
+    /// How many converges finished (ok or not) since the start: a caller that asked the
+    /// supervisor for one (SIGHUP) waits for this to grow.
+    #[serde(default)]
+    pub converges: u64,
 }
 
 impl StageState {

@@ -498,11 +498,22 @@ fn split_images(changes: Vec<RawChange>) -> (Vec<ImageChange>, Vec<FieldChange>)
                     new: text(&c.new),
                 });
             }
-            _ => fields.push(FieldChange {
-                path,
-                old: c.old,
-                new: c.new,
-            }),
+            _ => {
+                // A container (or a whole pod template) added or removed: its images too.
+                if c.old.is_none() != c.new.is_none() {
+                    let inner = expand(vec![RawChange {
+                        path: c.path.clone(),
+                        old: c.old.clone(),
+                        new: c.new.clone(),
+                    }]);
+                    images.extend(split_images(inner).0);
+                }
+                fields.push(FieldChange {
+                    path,
+                    old: c.old,
+                    new: c.new,
+                });
+            }
         }
     }
     (images, fields)

@@ -138,6 +138,21 @@ fn added_and_removed_objects_and_containers() {
     let d = run(DEPLOY, "");
     assert_eq!(d.objects[0].images.len(), 2);
     assert!(d.objects[0].images.iter().all(|i| i.new.is_none()));
+    // A container removed from a changed object: its image is listed with the images.
+    let d = run(
+        DEPLOY,
+        &DEPLOY.replace(
+            "      - name: sidecar\n        image: reg.example/side:1.0\n",
+            "",
+        ),
+    );
+    let o = &d.objects[0];
+    assert_eq!(o.change, Change::Changed);
+    assert_eq!(o.images.len(), 1);
+    assert_eq!(o.images[0].container, "sidecar");
+    assert_eq!(o.images[0].old.as_deref(), Some("reg.example/side:1.0"));
+    assert_eq!(o.images[0].new, None);
+    assert_eq!(o.fields[0].path, "spec.template.spec.containers[sidecar]");
 }
 
 const SECRET_OLD: &str = r#"apiVersion: v1

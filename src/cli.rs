@@ -786,7 +786,9 @@ fn parse_version_pin(s: &str) -> Result<(String, Version), String> {
 pub enum DiffFormat {
     /// Coloured on a terminal (unless NO_COLOR), plain text otherwise.
     Auto,
+    /// Plain text, never coloured.
     Text,
+    /// One JSON document; secret values appear only as keyed fingerprints.
     Json,
     /// Markdown for a pull request body, under --budget bytes.
     Markdown,
@@ -814,6 +816,7 @@ pub struct DiffArgs {
     #[arg(long, value_name = "GIT_REV")]
     pub rev: Option<String>,
 
+    /// Output format
     #[arg(long, value_enum, default_value = "auto")]
     pub format: DiffFormat,
 

@@ -152,10 +152,10 @@ pub fn diff(config: &Config, opts: &DiffOptions) -> Result<DiffOutcome, Error> {
     })
 }
 
-/// The Markdown section for a promotion's pull request body: the environment's overlay as
-/// `pin.old_text` and as `pin.new_text` (rendered from a temporary mirror of the working tree's
-/// bases), at most `budget` bytes. `previous` (the release the environment ran, when known) gives
-/// the old source commits.
+/// The Markdown section for a pull request body: the environment's overlay as `pin.old_text`
+/// and as `pin.new_text`, the rest of the tree (bases, patches) from the working tree through a
+/// temporary mirror, at most `budget` bytes. `previous` (the release the environment ran, when
+/// known) gives the old source commits.
 pub fn pin_markdown(
     config: &Config,
     env: &str,
@@ -165,13 +165,46 @@ pub fn pin_markdown(
     budget: usize,
 ) -> Result<String, Error> {
     let overlay = config.overlay_dir(config.environment(env)?);
-    let mut tree = Tree::working(config, &overlay)?;
+    let tree = Tree::working(config, &overlay)?;
+    markdown_in(tree, config, env, pin, &[lockfile], previous, budget)
+}
+
+/// What `rel promote` puts in the pull request body (and prints with `--dry-run`): the
+/// promotion's manifest diff as Markdown, at most `budget` bytes. Rendered from the tree of the
+/// commit the promotion is built on (`plan.base`), so uncommitted changes do not show.
+pub fn promotion_markdown(
+    config: &Config,
+    plan: &crate::promote::Plan,
+    budget: usize,
+) -> Result<String, Error> {
+    let overlay = config.overlay_dir(config.environment(&plan.env)?);
+    let tree = Tree::at_rev(config, &overlay, &plan.base.to_string())?;
+    markdown_in(
+        tree,
+        config,
+        &plan.env,
+        &plan.pin,
+        &[&plan.lockfile],
+        plan.previous.as_ref(),
+        budget,
+    )
+}
+
+fn markdown_in(
+    mut tree: Tree,
+    config: &Config,
+    env: &str,
+    pin: &PinPlan,
+    lockfiles: &[&Lockfile],
+    previous: Option<&Lockfile>,
+    budget: usize,
+) -> Result<String, Error> {
     let file = tree.overlay.join(pin.file.file_name().unwrap_or_default());
     let before = tree.render(&file, &pin.old_text)?;
     let after = tree.render(&file, &pin.new_text)?;
     let masker = Masker::random()?;
     let manifests = manifest_diff::diff(&before, &after, &masker)?;
-    let known: Vec<&Lockfile> = std::iter::once(lockfile).chain(previous).collect();
+    let known: Vec<&Lockfile> = lockfiles.iter().copied().chain(previous).collect();
     let images = image_moves(config, &file, &pin.old_text, &pin.new_text, &known)?;
     let outcome = DiffOutcome {
         env: env.to_owned(),
@@ -181,22 +214,6 @@ pub fn pin_markdown(
         diff: manifests,
     };
     Ok(outcome.to_markdown(budget))
-}
-
-/// [`pin_markdown`] for a promotion plan: what `rel promote` puts in the pull request body.
-pub fn promotion_markdown(
-    config: &Config,
-    plan: &crate::promote::Plan,
-    budget: usize,
-) -> Result<String, Error> {
-    pin_markdown(
-        config,
-        &plan.env,
-        &plan.pin,
-        &plan.lockfile,
-        plan.previous.as_ref(),
-        budget,
-    )
 }
 
 /// Per component whose pin differs between the two overlay texts: the digests and the source

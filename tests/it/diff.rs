@@ -426,3 +426,57 @@ fn errors_exit_2_with_a_help() {
     let run = p.rel(&["diff", "--env", "staging", "--rev", "HEAD"]);
     run.expect(2);
 }
+
+#[test]
+fn promotion_markdown_renders_the_promotion_from_its_base_commit() {
+    use crate::promote_support::GitProject;
+    let p = GitProject::new().with_releases();
+    // The fixture's base is empty: give it the identity Deployment, committed.
+    p.work
+        .write("base/kustomization.yaml", "resources:\n  - identity.yaml\n");
+    p.work.write(
+        "base/identity.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: identity\nspec:\n  template:\n    spec:\n      containers:\n        - name: identity\n          image: registry.example.com/platform/identity:0.1.0\n",
+    );
+    p.git(&["add", "base"]);
+    p.git(&["commit", "--quiet", "-m", "base: identity"]);
+    // An uncommitted edit of the base: not part of the promotion, so not in its diff.
+    let base = p.work.read("base/kustomization.yaml");
+    p.work.write(
+        "base/kustomization.yaml",
+        &format!("{base}commonAnnotations:\n  uncommitted: \"yes\"\n"),
+    );
+    let rendered = p.work.rel(&["render", "--env", "prod"]);
+    assert!(rendered.expect(0).stdout().contains("uncommitted"));
+    let config = rel::config::Config::load(&p.path().join("rel.toml")).unwrap();
+    let repo = rel::git_repo::Repo::open(p.path()).unwrap();
+    let plan = rel::promote::plan(
+        &repo,
+        &config,
+        &rel::promote::Request {
+            version: "0.4.0".parse().unwrap(),
+            env: "prod".into(),
+            from: None,
+            actor: "alice@example.com".into(),
+        },
+    )
+    .unwrap();
+    let md = rel::diff::promotion_markdown(&config, &plan, 65_536).unwrap();
+    assert!(md.starts_with("### Manifest changes in prod\n"), "{md}");
+    assert!(
+        md.contains("| identity | `registry.example.com/platform/identity` |"),
+        "{md}"
+    );
+    assert!(md.contains("(image) — component identity @@"), "{md}");
+    assert!(!md.contains("uncommitted"), "{md}");
+    assert!(
+        md.contains("1 object change: 0 added, 0 removed, 1 changed (0 unchanged)."),
+        "{md}"
+    );
+    // Under a small budget it says what it left out.
+    let small = rel::diff::promotion_markdown(&config, &plan, 700).unwrap();
+    assert!(
+        small.len() <= 700 && small.contains("1 more object not shown"),
+        "{small}"
+    );
+}

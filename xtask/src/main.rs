@@ -45,7 +45,7 @@ tasks:
       and a no-change re-push, against a local docker-registry.
   bench git [--dev]
       rel audit against git log over 10,000 commits; rel promote --dry-run of 50 components.
-  bench diff [--size 2000] [--changed 10] [--rounds 5]
+  bench diff [--size 2000] [--changed 10] [--rounds 3]
       rel diff of a promotion on a generated overlay against kubectl kustomize ×2 + diff -u.
   bench gates
       smoke with 50 checks (one takes 1 s) and drift --pods on 10,000 pods against jq, timed.

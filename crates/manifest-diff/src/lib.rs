@@ -277,16 +277,24 @@ pub fn diff(
     let old = prepare(Side::Old, old)?;
     let new = prepare(Side::New, new)?;
     // Generated Secrets' names end in a hash of their content: mask them wherever they appear.
-    let mut renames = HashMap::new();
+    let mut masking = normalize::Masking {
+        masker,
+        renames: HashMap::new(),
+        values: std::collections::HashSet::new(),
+    };
     for o in old.objects.values().chain(new.objects.values()) {
-        if o.kind == "Secret"
-            && let Some(stem) = generated_stem(&o.name)
-        {
+        if o.kind != "Secret" {
+            continue;
+        }
+        normalize::secret_values(&o.value, &mut masking.values);
+        if let Some(stem) = generated_stem(&o.name) {
             let fp = masker.fingerprint("metadata.name", stem, &o.name);
-            renames.insert(o.name.clone(), format!("{stem}-<hash:{fp}>"));
+            masking
+                .renames
+                .insert(o.name.clone(), format!("{stem}-<hash:{fp}>"));
         }
     }
-    let norm = |o: &kustomize::Object| normalize::object(&o.kind, &o.value, masker, &renames);
+    let norm = |o: &kustomize::Object| normalize::object(&o.kind, &o.value, &masking);
     let mut result = ManifestDiff::default();
     for (key, o) in &old.objects {
         match new.objects.get(key) {
@@ -490,11 +498,22 @@ fn split_images(changes: Vec<RawChange>) -> (Vec<ImageChange>, Vec<FieldChange>)
                     new: text(&c.new),
                 });
             }
-            _ => fields.push(FieldChange {
-                path,
-                old: c.old,
-                new: c.new,
-            }),
+            _ => {
+                // A container (or a whole pod template) added or removed: its images too.
+                if c.old.is_none() != c.new.is_none() {
+                    let inner = expand(vec![RawChange {
+                        path: c.path.clone(),
+                        old: c.old.clone(),
+                        new: c.new.clone(),
+                    }]);
+                    images.extend(split_images(inner).0);
+                }
+                fields.push(FieldChange {
+                    path,
+                    old: c.old,
+                    new: c.new,
+                });
+            }
         }
     }
     (images, fields)

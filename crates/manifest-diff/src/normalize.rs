@@ -10,7 +10,7 @@
 //!
 //! The tables (merge keys, quantity fields, dropped and secret fields) are data: `fields.txt`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use kustomize::Value;
@@ -164,16 +164,66 @@ enum Ctx {
     QuantityMap,
 }
 
-/// Normalise one object of kind `kind`. `renames` maps generated Secret names to their masked
-/// form (see [`crate::diff`]).
-pub(crate) fn object(
-    kind: &str,
-    value: &Value,
-    masker: &Masker,
-    renames: &HashMap<String, String>,
-) -> Node {
+/// What is masked outside the secret fields themselves.
+pub(crate) struct Masking<'a> {
+    pub masker: &'a Masker,
+    /// Generated Secrets' names (their suffix is a content hash) → the masked form.
+    pub renames: HashMap<String, String>,
+    /// Every value of every Secret (as written and base64-decoded): a string field elsewhere
+    /// that equals or contains one came from a secret source (e.g. kustomize `replacements`) and
+    /// is masked whole.
+    pub values: HashSet<String>,
+}
+
+/// Shortest secret value looked for inside longer strings (shorter ones must match whole).
+const MIN_EMBEDDED: usize = 6;
+
+impl Masking<'_> {
+    fn string(&self, s: &str) -> Node {
+        if let Some(masked) = self.renames.get(s) {
+            return Node::Str(masked.clone());
+        }
+        if !self.values.is_empty()
+            && (self.values.contains(s)
+                || self
+                    .values
+                    .iter()
+                    .any(|v| v.len() >= MIN_EMBEDDED && s.contains(v.as_str())))
+        {
+            return Node::Secret(self.masker.fingerprint("from-secret", "", s));
+        }
+        Node::Str(s.to_owned())
+    }
+}
+
+/// The values of a Secret's `data` (as written and decoded) and `stringData`.
+pub(crate) fn secret_values(value: &Value, out: &mut HashSet<String>) {
+    use base64::Engine as _;
+    for (field, encoded) in [("data", true), ("stringData", false)] {
+        let Some(Value::Map(m)) = value.get(field) else {
+            continue;
+        };
+        for (_, v) in m.iter() {
+            let Some(text) = v.scalar_text().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            if encoded
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text.trim())
+                && let Ok(plain) = String::from_utf8(bytes)
+                && !plain.is_empty()
+            {
+                out.insert(plain);
+            }
+            out.insert(text);
+        }
+    }
+}
+
+/// Normalise one object of kind `kind`.
+pub(crate) fn object(kind: &str, value: &Value, masking: &Masking<'_>) -> Node {
     let t = tables();
-    let mut node = convert(value, None, Ctx::Plain, renames);
+    let masker = masking.masker;
+    let mut node = convert(value, None, Ctx::Plain, masking);
     if let Node::Map(m) = &mut node {
         for path in &t.drop {
             remove_path(m, path);
@@ -273,7 +323,7 @@ fn set_path(m: &mut BTreeMap<String, Node>, path: &[String], value: Node) {
     }
 }
 
-fn convert(v: &Value, field: Option<&str>, ctx: Ctx, renames: &HashMap<String, String>) -> Node {
+fn convert(v: &Value, field: Option<&str>, ctx: Ctx, masking: &Masking<'_>) -> Node {
     let t = tables();
     match v {
         Value::Map(m) => {
@@ -285,7 +335,7 @@ fn convert(v: &Value, field: Option<&str>, ctx: Ctx, renames: &HashMap<String, S
                 } else {
                     Ctx::Plain
                 };
-                let n = convert(child, Some(k), child_ctx, renames);
+                let n = convert(child, Some(k), child_ctx, masking);
                 if !n.is_empty() {
                     out.insert(k.clone(), n);
                 }
@@ -295,7 +345,7 @@ fn convert(v: &Value, field: Option<&str>, ctx: Ctx, renames: &HashMap<String, S
         Value::Seq(items) => {
             let nodes: Vec<Node> = items
                 .iter()
-                .map(|i| convert(i, None, Ctx::Plain, renames))
+                .map(|i| convert(i, None, Ctx::Plain, masking))
                 .collect();
             keyed(field, &nodes).unwrap_or(Node::Seq(nodes))
         }
@@ -313,10 +363,7 @@ fn convert(v: &Value, field: Option<&str>, ctx: Ctx, renames: &HashMap<String, S
                 Value::Bool(b) => Node::Bool(*b),
                 Value::Int(i) => Node::Int(*i),
                 Value::Float(f) => Node::Float(*f),
-                Value::Str(s) => match renames.get(s) {
-                    Some(masked) => Node::Str(masked.clone()),
-                    None => Node::Str(s.clone()),
-                },
+                Value::Str(s) => masking.string(s),
                 _ => Node::Null,
             }
         }

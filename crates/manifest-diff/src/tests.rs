@@ -138,6 +138,21 @@ fn added_and_removed_objects_and_containers() {
     let d = run(DEPLOY, "");
     assert_eq!(d.objects[0].images.len(), 2);
     assert!(d.objects[0].images.iter().all(|i| i.new.is_none()));
+    // A container removed from a changed object: its image is listed with the images.
+    let d = run(
+        DEPLOY,
+        &DEPLOY.replace(
+            "      - name: sidecar\n        image: reg.example/side:1.0\n",
+            "",
+        ),
+    );
+    let o = &d.objects[0];
+    assert_eq!(o.change, Change::Changed);
+    assert_eq!(o.images.len(), 1);
+    assert_eq!(o.images[0].container, "sidecar");
+    assert_eq!(o.images[0].old.as_deref(), Some("reg.example/side:1.0"));
+    assert_eq!(o.images[0].new, None);
+    assert_eq!(o.fields[0].path, "spec.template.spec.containers[sidecar]");
 }
 
 const SECRET_OLD: &str = r#"apiVersion: v1
@@ -374,4 +389,35 @@ fn snapshot_of_text_and_markdown() {
     };
     insta::assert_snapshot!("text", render::text(&view, false));
     insta::assert_snapshot!("markdown", render::markdown(&view, 4_000));
+}
+
+#[test]
+fn values_copied_from_a_secret_are_masked_elsewhere() {
+    // `replacements` (or a hand copy) put the secret's value into a ConfigMap and an env var.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  PASSWORD: Y29waWVkLXMzY3JldA==\nstringData:\n  TOKEN: tok-98765\n";
+    let cm = |v: &str, url: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  LEVEL: {v}\n  URL: {url}\n  TOKEN_COPY: tok-98765\n"
+        )
+    };
+    let old = format!("{secret}{}", cm("info", "postgres://app@db/x"));
+    let new = format!(
+        "{secret}{}",
+        cm("debug", "postgres://app:copied-s3cret@db/x")
+    );
+    let d = run(&old, &new);
+    let text = all_text(&d);
+    assert!(!text.contains("copied-s3cret"), "{text}");
+    assert!(
+        text.contains("+   debug"),
+        "ordinary values still show: {text}"
+    );
+    let obj = &d.objects[0];
+    let url = obj.fields.iter().find(|f| f.path == "data.URL").unwrap();
+    assert!(matches!(url.old, Some(Node::Str(_))), "{text}");
+    assert!(matches!(url.new, Some(Node::Secret(_))), "{text}");
+    // Unchanged copies are not reported; added objects mask them in their bodies.
+    let added = run(secret, &format!("{secret}{}", cm("info", "x")));
+    let text = all_text(&added);
+    assert!(!text.contains("tok-98765"), "{text}");
 }

@@ -155,9 +155,8 @@ pub fn deploy(
         }
         let mut build_opts = BuildOptions::from_env(Vec::new(), registry);
         build_opts.release_version = Some(opts.version.clone());
-        let build = crate::ops::build::build(ws, &build_opts, |e| {
-            (run.events)(DeployEvent::Build(e))
-        })?;
+        let build =
+            crate::ops::build::build(ws, &build_opts, |e| (run.events)(DeployEvent::Build(e)))?;
         crate::ops::lock::lock(
             ws,
             &LockOptions {
@@ -252,7 +251,12 @@ pub fn deploy(
                     ));
                 }
                 Err(e) => {
-                    let hook = e.to_string().contains("hook");
+                    // The stage's own record says whether a hook (the migration) failed: its
+                    // error text does not name it as one.
+                    let hook = crate::stage::status(config, &env.name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|state| failed_hook(&state, &e.to_string()));
                     if hook && !opts.skip_migrate {
                         run.row(Check::fail("migrate", e.to_string()));
                     } else {
@@ -424,6 +428,25 @@ pub fn deploy(
             .to_owned(),
     ));
     Ok(done(run))
+}
+
+/// Whether the stage failed in a hook (the migration Job): a hook's pod failed, or the error
+/// (a converge's answer, whose failed pods are gone) names a hook's Job as failed.
+fn failed_hook(state: &stage::StageState, error: &str) -> bool {
+    let is_hook = |kind: &str, name: &str, namespace: &str| {
+        state
+            .workloads
+            .iter()
+            .any(|w| w.hook && w.kind == kind && w.name == name && w.namespace == namespace)
+    };
+    state.pods.iter().any(|p| {
+        p.phase == stage::state::PodPhase::Failed
+            && is_hook(&p.workload_kind, &p.workload_name, &p.namespace)
+    }) || state
+        .workloads
+        .iter()
+        .filter(|w| w.hook)
+        .any(|w| error.contains(&format!("{}/{} failed", w.kind, w.name)))
 }
 
 fn missing_secrets(opts: &DeployOptions, env: &str, why: &str) -> Check {
@@ -632,11 +655,13 @@ fn pin_commit_push(
 }
 
 /// The migration Job of the rendered overlay: the Job labelled
-/// `app.kubernetes.io/component: migration`, else the one Argo CD runs as a PreSync hook.
+/// `app.kubernetes.io/component: migration`, else the one Argo CD runs as a PreSync hook; its
+/// containers that run a component's image run the release's digest of it (the overlay is only
+/// pinned after the migration succeeded, so as rendered it names the running release's).
 fn migration_job(
     ws: &Workspace,
     env: &str,
-    _lockfile: &crate::lockfile::Lockfile,
+    lockfile: &crate::lockfile::Lockfile,
 ) -> Result<Option<Value>, Error> {
     let environment = ws.config.environment(env)?;
     let objects = crate::manifests::load_manifests(&crate::manifests::ManifestSource::Overlay(
@@ -651,9 +676,50 @@ fn migration_job(
             .and_then(Value::as_str)
             == Some("migration")
     });
-    Ok(labelled
+    let Some(mut job) = labelled
         .or_else(|| jobs.iter().find(|j| is_presync_hook(j)))
-        .cloned())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let images = crate::overlay_pin::component_images(lockfile, &ws.config)?;
+    let pinned: Vec<(String, String)> = lockfile
+        .components
+        .iter()
+        .filter_map(|(name, c)| {
+            images
+                .get(name)
+                .map(|image| (image.clone(), c.digest.to_string()))
+        })
+        .collect();
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = job
+            .pointer_mut(&format!("/spec/template/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(image) = container["image"].as_str() else {
+                continue;
+            };
+            let name = image_name(image);
+            if let Some((repo, digest)) = pinned.iter().find(|(repo, _)| repo == name) {
+                container["image"] = Value::String(format!("{repo}@{digest}"));
+            }
+        }
+    }
+    Ok(Some(job))
+}
+
+/// An image reference without its digest and tag: `r.example.com:5000/a/b:1@sha256:…` →
+/// `r.example.com:5000/a/b`.
+fn image_name(image: &str) -> &str {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    match name.rfind(':') {
+        Some(colon) if !name[colon..].contains('/') => &name[..colon],
+        _ => name,
+    }
 }
 
 fn is_presync_hook(job: &Value) -> bool {

@@ -8,7 +8,8 @@
 //!    hook — watched through the Application's operation; on the local stage: the stage's hooks);
 //! 4. pin the overlay and commit it (trailers); a cluster environment is pushed (with lease) and
 //!    rel waits until Argo CD reports the Application synced to that commit and healthy; the local
-//!    stage is converged (new pods ready before old ones stop);
+//!    stage is converged to the pinned working tree (new pods ready before old ones stop) and the
+//!    pin is committed once it runs (a failure restores the overlay and commits nothing);
 //! 5. gates: drift against what runs, then the deep smoke gate; on failure the report names the
 //!    exact rollback and rel never reverts on its own;
 //! 6. record the validation with the smoke report as evidence.
@@ -230,10 +231,13 @@ pub fn deploy(
                 run.row(Check::skip("migrate", "--skip-migrate"));
             }
             run.step(4);
-            let pin = pin_and_commit(ws, &env.name, &lockfile)?;
+            // The stage runs the working tree's overlay: pin it there, and commit the pin only
+            // once the stage runs it (as a cluster's pin is pushed only after its migration).
+            let pinned = pin_working_tree(ws, &env.name, &lockfile)?;
             let applied = crate::stage::apply(config, &up, secrets);
             match applied {
                 Ok(state) => {
+                    let pin = pin_and_commit(ws, &env.name, &lockfile)?;
                     if !opts.skip_migrate {
                         run.row(Check::pass(
                             "migrate",
@@ -257,10 +261,22 @@ pub fn deploy(
                         .ok()
                         .flatten()
                         .is_some_and(|state| failed_hook(&state, &e.to_string()));
+                    // What runs is what ran before: so is the overlay, and nothing is committed.
+                    let restored = match &pinned {
+                        Some(plan) => {
+                            crate::atomic_write::write(&plan.file, plan.old_text.as_bytes())
+                                .map_err(|e| Error::io("restore the overlay", &plan.file, e))?;
+                            format!(
+                                "{} restored as it was; nothing committed",
+                                ws.display(&plan.file)
+                            )
+                        }
+                        None => "nothing committed".to_owned(),
+                    };
                     if hook && !opts.skip_migrate {
-                        run.row(Check::fail("migrate", e.to_string()));
+                        run.row(Check::fail("migrate", format!("{e}\n({restored})")));
                     } else {
-                        run.row(Check::fail("apply", format!("{pin}; {e}")));
+                        run.row(Check::fail("apply", format!("{e}\n({restored})")));
                     }
                     return Ok(done(run));
                 }
@@ -274,25 +290,56 @@ pub fn deploy(
             run.step(3);
             let job = migration_job(ws, &env.name, &lockfile)?;
             let hook_migration = job.as_ref().is_some_and(is_presync_hook);
+            // A PreSync hook's row waits for the sync that runs it.
+            let watch_hook = hook_migration && !opts.skip_migrate;
             let row = match (&job, opts.skip_migrate) {
-                (_, true) => Check::skip("migrate", "--skip-migrate"),
-                (None, false) => Check::skip("migrate", "the overlay has no migration Job"),
-                (Some(_), false) if hook_migration => Check::pass(
-                    "migrate",
-                    "the migration Job is an Argo CD PreSync hook: it runs first in the sync and its result is read from the Application's operation",
-                ),
+                (_, true) => Some(Check::skip("migrate", "--skip-migrate")),
+                (None, false) => Some(Check::skip("migrate", "the overlay has no migration Job")),
+                (Some(_), false) if hook_migration => None,
                 (Some(job), false) => {
-                    rt.block_on(run_job(&client, job, &opts.version, opts.timeout))
+                    Some(rt.block_on(run_job(&client, job, &opts.version, opts.timeout)))
                 }
             };
-            if !run.row(row) {
+            if let Some(row) = row
+                && !run.row(row)
+            {
                 return Ok(done(run));
             }
             // 4. pin, commit, push, wait for Argo CD.
             run.step(4);
             let (pin, commit) = pin_commit_push(ws, config, &env.name, &lockfile)?;
-            let row = rt.block_on(wait_synced(&client, app, &commit, opts.timeout));
-            let row = Check::new("apply", row.status, format!("{pin}; {}", row.detail));
+            let synced = rt.block_on(wait_synced(&client, app, &commit, opts.timeout));
+            if watch_hook {
+                let name = job
+                    .as_ref()
+                    .and_then(|j| j.pointer("/metadata/name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if synced.failed_hook.as_deref() == Some(name) {
+                    run.row(Check::fail(
+                        "migrate",
+                        format!(
+                            "{pin}; the migration Job {name} failed as Argo CD's PreSync hook, so no workload changed: {}",
+                            synced.check.detail
+                        ),
+                    ));
+                    return Ok(done(run));
+                }
+                if synced.check.status == Status::Pass {
+                    run.row(Check::pass(
+                        "migrate",
+                        format!(
+                            "the migration Job {name} ran as Argo CD's PreSync hook in the sync of {} and succeeded before any workload changed",
+                            short_rev(&commit)
+                        ),
+                    ));
+                }
+            }
+            let row = Check::new(
+                "apply",
+                synced.check.status,
+                format!("{pin}; {}", synced.check.detail),
+            );
             if !run.row(row) {
                 return Ok(done(run));
             }
@@ -503,7 +550,7 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
     match runtime {
         Runtime::Stage => {
             r.push(Check::skip("migrate", if opts.skip_migrate { "skipped (--skip-migrate)".to_owned() } else { "would run the stage's PreSync hooks (the migration Job) first; a failure stops before any workload changes".to_owned() }));
-            r.push(Check::skip("apply", format!("would pin {overlay} to {v}, commit it (Rel-Action: deploy), and converge the local stage `{}` (new pods ready before old ones stop)", opts.env)));
+            r.push(Check::skip("apply", format!("would pin {overlay} to {v}, converge the local stage `{}` to it (new pods ready before old ones stop), then commit the pin (Rel-Action: deploy)", opts.env)));
         }
         Runtime::Cluster(app) => {
             r.push(Check::skip("migrate", if opts.skip_migrate { "skipped (--skip-migrate)".to_owned() } else { format!("would run the migration Job pinned to {v} once (or watch it as Argo CD's PreSync hook)") }));
@@ -532,6 +579,23 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
         },
     ));
     r
+}
+
+/// Write the lockfile's pins into the environment's overlay in the working tree (uncommitted);
+/// the plan when the file changed, to restore `old_text` if the stage refuses it.
+fn pin_working_tree(
+    ws: &Workspace,
+    env_name: &str,
+    lockfile: &crate::lockfile::Lockfile,
+) -> Result<Option<crate::overlay_pin::PinPlan>, Error> {
+    let env = ws.config.environment(env_name)?;
+    let plan = crate::overlay_pin::plan(&ws.config.overlay_dir(env), lockfile, &ws.config)?;
+    if plan.is_noop() {
+        return Ok(None);
+    }
+    crate::atomic_write::write(&plan.file, plan.new_text.as_bytes())
+        .map_err(|e| Error::io("write the overlay", &plan.file, e))?;
+    Ok(Some(plan))
 }
 
 /// Pin the overlay to the lockfile and commit it on the current branch (a no-op when it already
@@ -838,9 +902,30 @@ async fn run_job(client: &KubeClient, job: &Value, version: &Version, timeout: D
     }
 }
 
+/// What the wait for Argo CD saw.
+struct Synced {
+    check: Check,
+    /// The hook resource whose failure failed the sync, by name.
+    failed_hook: Option<String>,
+}
+
+impl From<Check> for Synced {
+    fn from(check: Check) -> Synced {
+        Synced {
+            check,
+            failed_hook: None,
+        }
+    }
+}
+
 /// Wait until Argo CD reports the Application synced to `commit` and healthy; a failed operation
 /// on that commit (a failed PreSync migration hook among them) fails at once.
-async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: Duration) -> Check {
+async fn wait_synced(
+    client: &KubeClient,
+    app: &ArgoApp,
+    commit: &str,
+    timeout: Duration,
+) -> Synced {
     let path = format!(
         "/apis/argoproj.io/v1alpha1/namespaces/{}/applications/{}",
         app.namespace, app.name
@@ -876,17 +961,23 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                             )
                         })
                         .unwrap_or_default();
-                    return Check::fail(
-                        "apply",
-                        format!(
-                            "Argo CD's sync of {} failed: {}{what}",
-                            short_rev(commit),
-                            op["message"].as_str().unwrap_or("no message")
+                    return Synced {
+                        check: Check::fail(
+                            "apply",
+                            format!(
+                                "Argo CD's sync of {} failed: {}{what}",
+                                short_rev(commit),
+                                op["message"].as_str().unwrap_or("no message")
+                            ),
                         ),
-                    );
+                        failed_hook: hook
+                            .filter(|r| r["hookPhase"] == "Failed" || r["hookType"].is_string())
+                            .and_then(|r| r["name"].as_str())
+                            .map(str::to_owned),
+                    };
                 }
                 if revision == commit && sync == "Synced" && health == "Healthy" {
-                    return Check::pass(
+                    return Synced::from(Check::pass(
                         "apply",
                         format!(
                             "Application {}/{} synced to {} and healthy in {}s",
@@ -895,24 +986,24 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                             short_rev(commit),
                             start.elapsed().as_secs()
                         ),
-                    );
+                    ));
                 }
                 last = format!("sync {sync} at {}, health {health}", short_rev(revision));
             }
             Ok((404, _)) => {
-                return Check::fail(
+                return Synced::from(Check::fail(
                     "apply",
                     format!(
                         "Application {}/{} does not exist: apply templates/argocd (the app-of-apps), or set `argocd-app` in rel.toml",
                         app.namespace, app.name
                     ),
-                );
+                ));
             }
             Ok((status, _)) => last = format!("the API answered {status}"),
             Err(e) => last = e.to_string(),
         }
         if start.elapsed() >= timeout {
-            return Check::fail(
+            return Synced::from(Check::fail(
                 "apply",
                 format!(
                     "Application {}/{} did not reach {} synced and healthy within {}s (last: {last}); `argocd app get {}`",
@@ -922,7 +1013,7 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                     timeout.as_secs(),
                     app.name
                 ),
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

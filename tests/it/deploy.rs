@@ -387,6 +387,7 @@ fn deploy_builds_runs_gates_records_converges_and_a_broken_migration_changes_not
         overlay.replace("\nimages:\n", &format!("{BROKEN_MIGRATION}\nimages:\n")),
     )
     .unwrap();
+    let head = git(dir, &["rev-parse", "HEAD"]);
     let hammer = Hammer::start(format!("http://{gateway}/readyz"));
     let broken = rel(
         dir,
@@ -413,6 +414,14 @@ fn deploy_builds_runs_gates_records_converges_and_a_broken_migration_changes_not
     );
     assert!(!dir.join("releases/1.0.2.local.validation.yaml").exists());
     assert!(failed.is_empty(), "{ok} ok, failed: {failed:?}");
+    // Nothing committed; the overlay is as it was (still the user's patch, still 1.0.1's pins).
+    assert_eq!(git(dir, &["rev-parse", "HEAD"]), head);
+    assert!(detail.contains("nothing committed"), "{detail}");
+    let now_overlay = std::fs::read_to_string(&overlay_path).unwrap();
+    assert!(now_overlay.contains("postgres://nowhere"));
+    for digest in v2.values() {
+        assert!(now_overlay.contains(digest.as_str()), "{now_overlay}");
+    }
     let now = stage_state(dir);
     assert_eq!(running_pods(&now), pods_v2, "no workload changed: {now:#}");
 
@@ -826,7 +835,12 @@ fn cluster_deploy_pushes_the_pin_and_waits_for_argo_cd_to_sync_it() {
     assert_eq!(r["build"].0, "pass", "{r:#?}");
     assert_eq!(r["secrets"].0, "warn", "no envelope in the store: {r:#?}");
     assert_eq!(r["migrate"].0, "pass", "{r:#?}");
-    assert!(r["migrate"].1.contains("PreSync"), "{r:#?}");
+    assert!(
+        r["migrate"]
+            .1
+            .contains("platform-migrate ran as Argo CD's PreSync hook"),
+        "{r:#?}"
+    );
     let (status, detail) = &r["apply"];
     assert_eq!(status, "pass", "{r:#?}");
     assert!(detail.contains("argocd/platform-staging"), "{detail}");
@@ -942,8 +956,15 @@ fn cluster_deploy_fails_at_once_when_the_presync_hook_fails() {
         started.elapsed()
     );
     let r = rows(&report(&run));
-    let (status, detail) = &r["apply"];
+    // The migration is what failed: its row says so, and names the pushed commit.
+    let (status, detail) = &r["migrate"];
     assert_eq!(status, "fail", "{r:#?}");
     assert!(detail.contains("platform-migrate"), "{detail}");
     assert!(detail.contains("backoff limit"), "{detail}");
+    let pushed = tip(g.remote.path());
+    assert!(detail.contains(&pushed[..12]), "{detail}");
+    assert!(
+        !r.contains_key("apply") && !r.contains_key("gate/drift"),
+        "{r:#?}"
+    );
 }

@@ -15,8 +15,8 @@
 //! 6. record the validation with the smoke report as evidence.
 //!
 //! Re-running after a kill at any step converges: each step checks what is already done (an
-//! existing identical lockfile, a pinned overlay, a pushed commit, a synced Application, an
-//! existing record) and moves on.
+//! existing lockfile, deployed as locked and not rebuilt; a pinned overlay; a pushed commit; a
+//! synced Application; an existing record) and moves on.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -128,7 +128,10 @@ pub fn deploy(
     // 1. build, lock, coherence.
     run.step(1);
     let lock_path = crate::releases::lockfile_path(&config.root, &opts.version);
-    if opts.skip_build {
+    // A locked release is deployed as locked: a rebuild at a later commit (the deploy's own pin
+    // commit among them) would not reproduce its digests, and a rerun must converge.
+    let already_locked = !opts.skip_build && lock_path.is_file();
+    if opts.skip_build || already_locked {
         if !lock_path.is_file() {
             return Err(Error::usage(
                 format!("--skip-build: there is no {}", ws.display(&lock_path)),
@@ -175,9 +178,14 @@ pub fn deploy(
     let coherence = crate::gate::coherence::check(&loaded, Some(config));
     let lockfile = crate::lockfile::Lockfile::load(&lock_path)?;
     let detail = format!(
-        "{} components locked in {}; coherence {}",
+        "{} components locked in {}{}; coherence {}",
         lockfile.components.len(),
         ws.display(&lock_path),
+        if already_locked {
+            " (already locked: deployed as locked, not rebuilt)"
+        } else {
+            ""
+        },
         if coherence.passed() {
             "passed"
         } else {
@@ -517,7 +525,7 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
     let lock = ws.display(&crate::releases::lockfile_path(ws.root(), v));
     r.push(Check::skip(
         "build",
-        if opts.skip_build {
+        if opts.skip_build || crate::releases::lockfile_path(ws.root(), v).is_file() {
             format!("would use {lock} as it is, then run the coherence gate")
         } else {
             format!(

@@ -357,6 +357,27 @@ fn deploy_builds_runs_gates_records_converges_and_a_broken_migration_changes_not
     }
     assert!(dir.join("releases/1.0.1.local.validation.yaml").is_file());
 
+    // A rerun of the same deploy converges: same images, nothing new committed, same pods.
+    let head = git(dir, &["rev-parse", "HEAD"]);
+    let rerun = rel(
+        dir,
+        &[
+            "deploy",
+            "--version",
+            "1.0.1",
+            "--timeout",
+            "120s",
+            "--format",
+            "json",
+        ],
+    );
+    rerun.expect(0);
+    let r = rows(&report(&rerun));
+    assert!(r.values().all(|(s, _)| s == "pass"), "{r:#?}");
+    assert!(r["build"].1.contains("already locked"), "{r:#?}");
+    assert_eq!(git(dir, &["rev-parse", "HEAD"]), head);
+    assert_eq!(running_pods(&stage_state(dir)), pods_v2);
+
     // 1.0.2 (the same images) with a migration that fails: the deploy stops at the migration and
     // no workload changes; the old pods keep serving.
     for (c, d) in &v2 {
@@ -858,6 +879,14 @@ fn cluster_deploy_pushes_the_pin_and_waits_for_argo_cd_to_sync_it() {
         cluster.seen.lock().unwrap().jobs.is_empty(),
         "a hook is not created by rel"
     );
+
+    // A rerun converges: the pin is there, nothing new is committed or pushed.
+    let again = g.deploy(&cluster, &["--timeout", "30s"]);
+    again.expect(0);
+    let r = rows(&report(&again));
+    assert_eq!(r["apply"].0, "pass", "{r:#?}");
+    assert!(r["apply"].1.contains("already pins 1.0.0"), "{r:#?}");
+    assert_eq!(tip(g.remote.path()), after);
 }
 
 #[test]

@@ -331,7 +331,10 @@ pub fn deploy(
                             synced.check.detail
                         ),
                     ));
-                    return Ok(done(run));
+                    return Ok(DeployOutcome {
+                        report: run.report,
+                        rollback: Some(format!("rel rollback --env {}", env.name)),
+                    });
                 }
                 if synced.check.status == Status::Pass {
                     run.row(Check::pass(
@@ -349,7 +352,11 @@ pub fn deploy(
                 format!("{pin}; {}", synced.check.detail),
             );
             if !run.row(row) {
-                return Ok(done(run));
+                // The pin is pushed: Argo CD goes on trying it until it is rolled back.
+                return Ok(DeployOutcome {
+                    report: run.report,
+                    rollback: Some(format!("rel rollback --env {}", env.name)),
+                });
             }
         }
     }

@@ -962,6 +962,12 @@ fn cluster_deploy_fails_naming_the_application_when_it_never_syncs() {
     assert_eq!(status, "fail", "{r:#?}");
     assert!(detail.contains("argocd/platform-staging"), "{detail}");
     assert!(detail.contains("within 2s"), "{detail}");
+    assert!(
+        run.stderr()
+            .contains("to roll back: `rel rollback --env staging`"),
+        "the pin is pushed: {}",
+        run.stderr()
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!r.contains_key("gate/drift"), "{r:#?}");
 }
@@ -995,5 +1001,11 @@ fn cluster_deploy_fails_at_once_when_the_presync_hook_fails() {
     assert!(
         !r.contains_key("apply") && !r.contains_key("gate/drift"),
         "{r:#?}"
+    );
+    assert!(
+        run.stderr()
+            .contains("to roll back: `rel rollback --env staging`"),
+        "{}",
+        run.stderr()
     );
 }

@@ -8,14 +8,15 @@
 //!    hook — watched through the Application's operation; on the local stage: the stage's hooks);
 //! 4. pin the overlay and commit it (trailers); a cluster environment is pushed (with lease) and
 //!    rel waits until Argo CD reports the Application synced to that commit and healthy; the local
-//!    stage is converged (new pods ready before old ones stop);
+//!    stage is converged to the pinned working tree (new pods ready before old ones stop) and the
+//!    pin is committed once it runs (a failure restores the overlay and commits nothing);
 //! 5. gates: drift against what runs, then the deep smoke gate; on failure the report names the
 //!    exact rollback and rel never reverts on its own;
 //! 6. record the validation with the smoke report as evidence.
 //!
 //! Re-running after a kill at any step converges: each step checks what is already done (an
-//! existing identical lockfile, a pinned overlay, a pushed commit, a synced Application, an
-//! existing record) and moves on.
+//! existing lockfile, deployed as locked and not rebuilt; a pinned overlay; a pushed commit; a
+//! synced Application; an existing record) and moves on.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -127,7 +128,10 @@ pub fn deploy(
     // 1. build, lock, coherence.
     run.step(1);
     let lock_path = crate::releases::lockfile_path(&config.root, &opts.version);
-    if opts.skip_build {
+    // A locked release is deployed as locked: a rebuild at a later commit (the deploy's own pin
+    // commit among them) would not reproduce its digests, and a rerun must converge.
+    let already_locked = !opts.skip_build && lock_path.is_file();
+    if opts.skip_build || already_locked {
         if !lock_path.is_file() {
             return Err(Error::usage(
                 format!("--skip-build: there is no {}", ws.display(&lock_path)),
@@ -174,9 +178,14 @@ pub fn deploy(
     let coherence = crate::gate::coherence::check(&loaded, Some(config));
     let lockfile = crate::lockfile::Lockfile::load(&lock_path)?;
     let detail = format!(
-        "{} components locked in {}; coherence {}",
+        "{} components locked in {}{}; coherence {}",
         lockfile.components.len(),
         ws.display(&lock_path),
+        if already_locked {
+            " (already locked: deployed as locked, not rebuilt)"
+        } else {
+            ""
+        },
         if coherence.passed() {
             "passed"
         } else {
@@ -230,10 +239,13 @@ pub fn deploy(
                 run.row(Check::skip("migrate", "--skip-migrate"));
             }
             run.step(4);
-            let pin = pin_and_commit(ws, &env.name, &lockfile)?;
+            // The stage runs the working tree's overlay: pin it there, and commit the pin only
+            // once the stage runs it (as a cluster's pin is pushed only after its migration).
+            let pinned = pin_working_tree(ws, &env.name, &lockfile)?;
             let applied = crate::stage::apply(config, &up, secrets);
             match applied {
                 Ok(state) => {
+                    let pin = pin_and_commit(ws, &env.name, &lockfile)?;
                     if !opts.skip_migrate {
                         run.row(Check::pass(
                             "migrate",
@@ -251,11 +263,28 @@ pub fn deploy(
                     ));
                 }
                 Err(e) => {
-                    let hook = e.to_string().contains("hook");
+                    // The stage's own record says whether a hook (the migration) failed: its
+                    // error text does not name it as one.
+                    let hook = crate::stage::status(config, &env.name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|state| failed_hook(&state, &e.to_string()));
+                    // What runs is what ran before: so is the overlay, and nothing is committed.
+                    let restored = match &pinned {
+                        Some(plan) => {
+                            crate::atomic_write::write(&plan.file, plan.old_text.as_bytes())
+                                .map_err(|e| Error::io("restore the overlay", &plan.file, e))?;
+                            format!(
+                                "{} restored as it was; nothing committed",
+                                ws.display(&plan.file)
+                            )
+                        }
+                        None => "nothing committed".to_owned(),
+                    };
                     if hook && !opts.skip_migrate {
-                        run.row(Check::fail("migrate", e.to_string()));
+                        run.row(Check::fail("migrate", format!("{e}\n({restored})")));
                     } else {
-                        run.row(Check::fail("apply", format!("{pin}; {e}")));
+                        run.row(Check::fail("apply", format!("{e}\n({restored})")));
                     }
                     return Ok(done(run));
                 }
@@ -269,27 +298,65 @@ pub fn deploy(
             run.step(3);
             let job = migration_job(ws, &env.name, &lockfile)?;
             let hook_migration = job.as_ref().is_some_and(is_presync_hook);
+            // A PreSync hook's row waits for the sync that runs it.
+            let watch_hook = hook_migration && !opts.skip_migrate;
             let row = match (&job, opts.skip_migrate) {
-                (_, true) => Check::skip("migrate", "--skip-migrate"),
-                (None, false) => Check::skip("migrate", "the overlay has no migration Job"),
-                (Some(_), false) if hook_migration => Check::pass(
-                    "migrate",
-                    "the migration Job is an Argo CD PreSync hook: it runs first in the sync and its result is read from the Application's operation",
-                ),
+                (_, true) => Some(Check::skip("migrate", "--skip-migrate")),
+                (None, false) => Some(Check::skip("migrate", "the overlay has no migration Job")),
+                (Some(_), false) if hook_migration => None,
                 (Some(job), false) => {
-                    rt.block_on(run_job(&client, job, &opts.version, opts.timeout))
+                    Some(rt.block_on(run_job(&client, job, &opts.version, opts.timeout)))
                 }
             };
-            if !run.row(row) {
+            if let Some(row) = row
+                && !run.row(row)
+            {
                 return Ok(done(run));
             }
             // 4. pin, commit, push, wait for Argo CD.
             run.step(4);
             let (pin, commit) = pin_commit_push(ws, config, &env.name, &lockfile)?;
-            let row = rt.block_on(wait_synced(&client, app, &commit, opts.timeout));
-            let row = Check::new("apply", row.status, format!("{pin}; {}", row.detail));
+            let synced = rt.block_on(wait_synced(&client, app, &commit, opts.timeout));
+            if watch_hook {
+                let name = job
+                    .as_ref()
+                    .and_then(|j| j.pointer("/metadata/name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if synced.failed_hook.as_deref() == Some(name) {
+                    run.row(Check::fail(
+                        "migrate",
+                        format!(
+                            "{pin}; the migration Job {name} failed as Argo CD's PreSync hook, so no workload changed: {}",
+                            synced.check.detail
+                        ),
+                    ));
+                    return Ok(DeployOutcome {
+                        report: run.report,
+                        rollback: Some(format!("rel rollback --env {}", env.name)),
+                    });
+                }
+                if synced.check.status == Status::Pass {
+                    run.row(Check::pass(
+                        "migrate",
+                        format!(
+                            "the migration Job {name} ran as Argo CD's PreSync hook in the sync of {} and succeeded before any workload changed",
+                            short_rev(&commit)
+                        ),
+                    ));
+                }
+            }
+            let row = Check::new(
+                "apply",
+                synced.check.status,
+                format!("{pin}; {}", synced.check.detail),
+            );
             if !run.row(row) {
-                return Ok(done(run));
+                // The pin is pushed: Argo CD goes on trying it until it is rolled back.
+                return Ok(DeployOutcome {
+                    report: run.report,
+                    rollback: Some(format!("rel rollback --env {}", env.name)),
+                });
             }
         }
     }
@@ -425,6 +492,25 @@ pub fn deploy(
     Ok(done(run))
 }
 
+/// Whether the stage failed in a hook (the migration Job): a hook's pod failed, or the error
+/// (a converge's answer, whose failed pods are gone) names a hook's Job as failed.
+fn failed_hook(state: &stage::StageState, error: &str) -> bool {
+    let is_hook = |kind: &str, name: &str, namespace: &str| {
+        state
+            .workloads
+            .iter()
+            .any(|w| w.hook && w.kind == kind && w.name == name && w.namespace == namespace)
+    };
+    state.pods.iter().any(|p| {
+        p.phase == stage::state::PodPhase::Failed
+            && is_hook(&p.workload_kind, &p.workload_name, &p.namespace)
+    }) || state
+        .workloads
+        .iter()
+        .filter(|w| w.hook)
+        .any(|w| error.contains(&format!("{}/{} failed", w.kind, w.name)))
+}
+
 fn missing_secrets(opts: &DeployOptions, env: &str, why: &str) -> Check {
     let detail = format!(
         "{why}; push it with `rel secrets push --env {env}` (and give the key: REL_MASTER_KEY or --key-file)"
@@ -446,7 +532,7 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
     let lock = ws.display(&crate::releases::lockfile_path(ws.root(), v));
     r.push(Check::skip(
         "build",
-        if opts.skip_build {
+        if opts.skip_build || crate::releases::lockfile_path(ws.root(), v).is_file() {
             format!("would use {lock} as it is, then run the coherence gate")
         } else {
             format!(
@@ -479,7 +565,7 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
     match runtime {
         Runtime::Stage => {
             r.push(Check::skip("migrate", if opts.skip_migrate { "skipped (--skip-migrate)".to_owned() } else { "would run the stage's PreSync hooks (the migration Job) first; a failure stops before any workload changes".to_owned() }));
-            r.push(Check::skip("apply", format!("would pin {overlay} to {v}, commit it (Rel-Action: deploy), and converge the local stage `{}` (new pods ready before old ones stop)", opts.env)));
+            r.push(Check::skip("apply", format!("would pin {overlay} to {v}, converge the local stage `{}` to it (new pods ready before old ones stop), then commit the pin (Rel-Action: deploy)", opts.env)));
         }
         Runtime::Cluster(app) => {
             r.push(Check::skip("migrate", if opts.skip_migrate { "skipped (--skip-migrate)".to_owned() } else { format!("would run the migration Job pinned to {v} once (or watch it as Argo CD's PreSync hook)") }));
@@ -508,6 +594,23 @@ fn plan(ws: &Workspace, opts: &DeployOptions, runtime: &Runtime) -> Report {
         },
     ));
     r
+}
+
+/// Write the lockfile's pins into the environment's overlay in the working tree (uncommitted);
+/// the plan when the file changed, to restore `old_text` if the stage refuses it.
+fn pin_working_tree(
+    ws: &Workspace,
+    env_name: &str,
+    lockfile: &crate::lockfile::Lockfile,
+) -> Result<Option<crate::overlay_pin::PinPlan>, Error> {
+    let env = ws.config.environment(env_name)?;
+    let plan = crate::overlay_pin::plan(&ws.config.overlay_dir(env), lockfile, &ws.config)?;
+    if plan.is_noop() {
+        return Ok(None);
+    }
+    crate::atomic_write::write(&plan.file, plan.new_text.as_bytes())
+        .map_err(|e| Error::io("write the overlay", &plan.file, e))?;
+    Ok(Some(plan))
 }
 
 /// Pin the overlay to the lockfile and commit it on the current branch (a no-op when it already
@@ -631,11 +734,13 @@ fn pin_commit_push(
 }
 
 /// The migration Job of the rendered overlay: the Job labelled
-/// `app.kubernetes.io/component: migration`, else the one Argo CD runs as a PreSync hook.
+/// `app.kubernetes.io/component: migration`, else the one Argo CD runs as a PreSync hook; its
+/// containers that run a component's image run the release's digest of it (the overlay is only
+/// pinned after the migration succeeded, so as rendered it names the running release's).
 fn migration_job(
     ws: &Workspace,
     env: &str,
-    _lockfile: &crate::lockfile::Lockfile,
+    lockfile: &crate::lockfile::Lockfile,
 ) -> Result<Option<Value>, Error> {
     let environment = ws.config.environment(env)?;
     let objects = crate::manifests::load_manifests(&crate::manifests::ManifestSource::Overlay(
@@ -650,9 +755,50 @@ fn migration_job(
             .and_then(Value::as_str)
             == Some("migration")
     });
-    Ok(labelled
+    let Some(mut job) = labelled
         .or_else(|| jobs.iter().find(|j| is_presync_hook(j)))
-        .cloned())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let images = crate::overlay_pin::component_images(lockfile, &ws.config)?;
+    let pinned: Vec<(String, String)> = lockfile
+        .components
+        .iter()
+        .filter_map(|(name, c)| {
+            images
+                .get(name)
+                .map(|image| (image.clone(), c.digest.to_string()))
+        })
+        .collect();
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = job
+            .pointer_mut(&format!("/spec/template/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for container in containers {
+            let Some(image) = container["image"].as_str() else {
+                continue;
+            };
+            let name = image_name(image);
+            if let Some((repo, digest)) = pinned.iter().find(|(repo, _)| repo == name) {
+                container["image"] = Value::String(format!("{repo}@{digest}"));
+            }
+        }
+    }
+    Ok(Some(job))
+}
+
+/// An image reference without its digest and tag: `r.example.com:5000/a/b:1@sha256:…` →
+/// `r.example.com:5000/a/b`.
+fn image_name(image: &str) -> &str {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    match name.rfind(':') {
+        Some(colon) if !name[colon..].contains('/') => &name[..colon],
+        _ => name,
+    }
 }
 
 fn is_presync_hook(job: &Value) -> bool {
@@ -771,9 +917,30 @@ async fn run_job(client: &KubeClient, job: &Value, version: &Version, timeout: D
     }
 }
 
+/// What the wait for Argo CD saw.
+struct Synced {
+    check: Check,
+    /// The hook resource whose failure failed the sync, by name.
+    failed_hook: Option<String>,
+}
+
+impl From<Check> for Synced {
+    fn from(check: Check) -> Synced {
+        Synced {
+            check,
+            failed_hook: None,
+        }
+    }
+}
+
 /// Wait until Argo CD reports the Application synced to `commit` and healthy; a failed operation
 /// on that commit (a failed PreSync migration hook among them) fails at once.
-async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: Duration) -> Check {
+async fn wait_synced(
+    client: &KubeClient,
+    app: &ArgoApp,
+    commit: &str,
+    timeout: Duration,
+) -> Synced {
     let path = format!(
         "/apis/argoproj.io/v1alpha1/namespaces/{}/applications/{}",
         app.namespace, app.name
@@ -809,17 +976,23 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                             )
                         })
                         .unwrap_or_default();
-                    return Check::fail(
-                        "apply",
-                        format!(
-                            "Argo CD's sync of {} failed: {}{what}",
-                            short_rev(commit),
-                            op["message"].as_str().unwrap_or("no message")
+                    return Synced {
+                        check: Check::fail(
+                            "apply",
+                            format!(
+                                "Argo CD's sync of {} failed: {}{what}",
+                                short_rev(commit),
+                                op["message"].as_str().unwrap_or("no message")
+                            ),
                         ),
-                    );
+                        failed_hook: hook
+                            .filter(|r| r["hookPhase"] == "Failed" || r["hookType"].is_string())
+                            .and_then(|r| r["name"].as_str())
+                            .map(str::to_owned),
+                    };
                 }
                 if revision == commit && sync == "Synced" && health == "Healthy" {
-                    return Check::pass(
+                    return Synced::from(Check::pass(
                         "apply",
                         format!(
                             "Application {}/{} synced to {} and healthy in {}s",
@@ -828,24 +1001,24 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                             short_rev(commit),
                             start.elapsed().as_secs()
                         ),
-                    );
+                    ));
                 }
                 last = format!("sync {sync} at {}, health {health}", short_rev(revision));
             }
             Ok((404, _)) => {
-                return Check::fail(
+                return Synced::from(Check::fail(
                     "apply",
                     format!(
                         "Application {}/{} does not exist: apply templates/argocd (the app-of-apps), or set `argocd-app` in rel.toml",
                         app.namespace, app.name
                     ),
-                );
+                ));
             }
             Ok((status, _)) => last = format!("the API answered {status}"),
             Err(e) => last = e.to_string(),
         }
         if start.elapsed() >= timeout {
-            return Check::fail(
+            return Synced::from(Check::fail(
                 "apply",
                 format!(
                     "Application {}/{} did not reach {} synced and healthy within {}s (last: {last}); `argocd app get {}`",
@@ -855,7 +1028,7 @@ async fn wait_synced(client: &KubeClient, app: &ArgoApp, commit: &str, timeout: 
                     timeout.as_secs(),
                     app.name
                 ),
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

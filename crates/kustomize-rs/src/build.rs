@@ -344,17 +344,8 @@ impl Builder {
                 });
             }
         };
-        let yaml_err = |e: crate::yaml::SyntaxError| Error::Yaml {
-            at: Location::at(
-                &source.path,
-                if source.line.is_some() {
-                    source.line.unwrap_or(0) + e.line
-                } else {
-                    e.line
-                },
-            ),
-            message: e.message,
-        };
+        let yaml_err =
+            |e: crate::yaml::SyntaxError| Error::yaml(&source.path, source.line.unwrap_or(0), e);
         let docs = parse_documents_with(&text, Typing::V3).map_err(yaml_err)?;
         let docs: Vec<Value> = docs
             .into_iter()
@@ -492,10 +483,7 @@ impl Default for Builder {
 
 /// Parses a resource file: every non-empty document, `List` kinds expanded.
 pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
-    let docs = parse_documents_with(text, Typing::V3).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
+    let docs = parse_documents_with(text, Typing::V3).map_err(|e| Error::yaml(path, 0, e))?;
     let mut out = Vec::new();
     for d in docs {
         match d.value {
@@ -586,10 +574,7 @@ fn field_spec_of(item: &Value) -> FieldSpec {
 }
 
 fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<()> {
-    let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
+    let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::yaml(path, 0, e))?;
     let mut config = TransformerConfig::default();
     for d in docs {
         let Value::Map(m) = d.value else { continue };

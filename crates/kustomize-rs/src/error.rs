@@ -58,6 +58,15 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// A YAML file exceeds the parser's budget (alias expansion, node count or nesting depth):
+    /// hostile input such as a "billion laughs" alias bomb.
+    #[error("{at}: YAML refused: {message}")]
+    YamlBudget {
+        /// Where the limit was crossed.
+        at: Location,
+        /// Which limit.
+        message: String,
+    },
     /// A directory has no kustomization file.
     #[error(
         "{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')"
@@ -132,6 +141,22 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A rendered object's kind, name or namespace cannot be used in an output file name.
+    #[error(
+        "{kind} '{name}': cannot write it to its own file: {field} {value:?} is not a single safe file name component ({reason})"
+    )]
+    UnsafeFileName {
+        /// The object's kind.
+        kind: String,
+        /// The object's name.
+        name: String,
+        /// The offending field.
+        field: String,
+        /// Its value.
+        value: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
     /// A feature kustomize has that this renderer does not implement.
     #[error("{at}: not supported by rel's renderer: {what}")]
     Unsupported {
@@ -146,11 +171,35 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error for a YAML file that did not parse, at `path` (line from `e`, plus `offset`
+    /// lines when the YAML is embedded in another file).
+    pub(crate) fn yaml(
+        path: &std::path::Path,
+        offset: usize,
+        e: crate::yaml::SyntaxError,
+    ) -> Error {
+        let at = Location::at(path, offset + e.line);
+        if e.over_budget {
+            Error::YamlBudget {
+                at,
+                message: e.message,
+            }
+        } else {
+            Error::Yaml {
+                at,
+                message: e.message,
+            }
+        }
+    }
+
     /// A hint on how to fix the problem, for the CLI's reporter.
     pub fn help(&self) -> Option<&'static str> {
         Some(match self {
             Error::Read { .. } => "check the path exists and is readable",
             Error::Yaml { .. } => "fix the YAML syntax at the line shown",
+            Error::YamlBudget { .. } => {
+                "the file expands to far more YAML than any manifest needs (aliases of aliases, or extreme nesting); write the repeated parts out or split the file"
+            }
             Error::NoKustomization { .. } => {
                 "a directory listed under resources or components needs a kustomization.yaml"
             }
@@ -172,6 +221,9 @@ impl Error {
                 "two resources have the same kind, name and namespace; rename one or patch the existing one instead"
             }
             Error::Transform { .. } => return None,
+            Error::UnsafeFileName { .. } => {
+                "Kubernetes names never contain '/' or '..'; fix the object's metadata, or render to one stream (no -o DIR)"
+            }
             Error::Unsupported { .. } => {
                 "rel's renderer does not implement this kustomize feature; see crates/kustomize-rs/README.md"
             }

@@ -236,6 +236,13 @@ pub fn find_file(dir: &Path) -> Result<PathBuf> {
 /// Reads and parses the kustomization in `dir`.
 pub fn load(dir: &Path) -> Result<Kustomization> {
     let path = find_file(dir)?;
+    // The kustomization file is under the same load restrictor as every file it names: a
+    // symlink to a file outside the root is refused (kubectl does not follow it either).
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    crate::loader::resolve_file(dir, name, &Location::file(&path))?;
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
         at: Location::file(&path),
         source,
@@ -245,10 +252,7 @@ pub fn load(dir: &Path) -> Result<Kustomization> {
 
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
-    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
+    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::yaml(path, 0, e))?;
     let mut k = Kustomization {
         path: path.to_path_buf(),
         dir: dir.to_path_buf(),
@@ -460,11 +464,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                         let rel = p.string(path_v, "path")?;
                         let at = Location::at(path, p.line);
                         let (file, text) = crate::loader::read_text(dir, &rel, &at)?;
-                        let docs =
-                            parse_documents_with(&text, Typing::V2).map_err(|e| Error::Yaml {
-                                at: Location::at(&file, e.line),
-                                message: e.message,
-                            })?;
+                        let docs = parse_documents_with(&text, Typing::V2)
+                            .map_err(|e| Error::yaml(&file, 0, e))?;
                         for d in docs {
                             let items: Vec<Value> = match d.value {
                                 Value::Seq(s) => s,

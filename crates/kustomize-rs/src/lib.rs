@@ -94,41 +94,125 @@ impl Rendered {
     /// `<group>_<version>_<kind>_<name>.yaml` in lower case, prefixed with `<namespace>_` when
     /// the namespaced objects span more than one namespace (an unset namespace counts as
     /// `default`); cluster-scoped objects are never prefixed.
-    pub fn files(&self) -> Vec<(String, &str)> {
-        let scoped = |o: &Object| {
-            resource::Gvk::from_api_version(&o.api_version, &o.kind).is_cluster_scoped()
-        };
-        let ns_of = |o: &Object| {
-            if o.namespace.is_empty() {
-                "default".to_string()
-            } else {
-                o.namespace.clone()
-            }
-        };
-        let namespaces: std::collections::HashSet<String> = self
-            .objects
+    ///
+    /// Every name is checked by [`output_file_name`]: an object whose kind, name or namespace
+    /// is not a single safe path component (empty, `.`, `..`, containing `/`, `\` or NUL) is an
+    /// [`Error::UnsafeFileName`], so joining a returned name onto `OUT` never leaves `OUT`.
+    pub fn output_files(&self) -> Result<Vec<(String, &str)>> {
+        let multi_ns = self.spans_namespaces();
+        self.objects
             .iter()
-            .filter(|o| !scoped(o))
-            .map(ns_of)
-            .collect();
+            .map(|o| Ok((output_file_name(o, multi_ns)?, o.yaml.as_str())))
+            .collect()
+    }
+
+    /// The per-object files without the safety check of [`Rendered::output_files`]: an object
+    /// named `x/../../y` yields a name that escapes the output directory.
+    #[deprecated(
+        note = "use `output_files`, which refuses names that are not one safe path component"
+    )]
+    pub fn files(&self) -> Vec<(String, &str)> {
+        let multi_ns = self.spans_namespaces();
         self.objects
             .iter()
             .map(|o| {
                 let gvk = resource::Gvk::from_api_version(&o.api_version, &o.kind);
-                let mut parts: Vec<&str> = Vec::new();
-                for p in [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()] {
-                    if !p.is_empty() {
-                        parts.push(p);
-                    }
-                }
+                let parts: Vec<&str> =
+                    [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()]
+                        .into_iter()
+                        .filter(|p| !p.is_empty())
+                        .collect();
                 let mut name = format!("{}_{}.yaml", parts.join("_"), o.name).to_lowercase();
-                if !scoped(o) && namespaces.len() > 1 {
-                    name = format!("{}_{name}", ns_of(o).to_lowercase());
+                if !is_cluster_scoped(o) && multi_ns {
+                    name = format!("{}_{name}", namespace_or_default(o).to_lowercase());
                 }
                 (name, o.yaml.as_str())
             })
             .collect()
     }
+
+    /// Whether the namespaced objects span more than one namespace (then `kubectl kustomize -o`
+    /// prefixes their file names with the namespace).
+    pub fn spans_namespaces(&self) -> bool {
+        let namespaces: std::collections::HashSet<&str> = self
+            .objects
+            .iter()
+            .filter(|o| !is_cluster_scoped(o))
+            .map(namespace_or_default)
+            .collect();
+        namespaces.len() > 1
+    }
+}
+
+fn is_cluster_scoped(o: &Object) -> bool {
+    resource::Gvk::from_api_version(&o.api_version, &o.kind).is_cluster_scoped()
+}
+
+fn namespace_or_default(o: &Object) -> &str {
+    if o.namespace.is_empty() {
+        "default"
+    } else {
+        &o.namespace
+    }
+}
+
+/// Why `part` is not one safe path component, if it is not.
+fn unsafe_component(part: &str) -> Option<&'static str> {
+    if part.is_empty() {
+        Some("it is empty")
+    } else if part == "." || part == ".." {
+        Some("it is a relative directory reference")
+    } else if part.contains('/') || part.contains('\\') {
+        Some("it contains a path separator")
+    } else if part.contains('\0') {
+        Some("it contains a NUL byte")
+    } else {
+        None
+    }
+}
+
+/// The file name `kubectl kustomize -o DIR` gives `obj` (`multi_ns`: whether the rendered
+/// objects span more than one namespace, see [`Rendered::spans_namespaces`]), or
+/// [`Error::UnsafeFileName`] when its kind, name, namespace or apiVersion parts would not make
+/// a single safe path component.
+pub fn output_file_name(obj: &Object, multi_ns: bool) -> Result<String> {
+    let unsafe_err = |field: &str, value: &str, reason: &str| Error::UnsafeFileName {
+        kind: obj.kind.clone(),
+        name: obj.name.clone(),
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let gvk = resource::Gvk::from_api_version(&obj.api_version, &obj.kind);
+    for (field, value) in [
+        ("kind", obj.kind.as_str()),
+        ("metadata.name", obj.name.as_str()),
+    ] {
+        if let Some(reason) = unsafe_component(value) {
+            return Err(unsafe_err(field, value, reason));
+        }
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()] {
+        if !p.is_empty() {
+            if let Some(reason) = unsafe_component(p) {
+                return Err(unsafe_err("apiVersion", &obj.api_version, reason));
+            }
+            parts.push(p);
+        }
+    }
+    let mut name = format!("{}_{}.yaml", parts.join("_"), obj.name).to_lowercase();
+    if !is_cluster_scoped(obj) && multi_ns {
+        let ns = namespace_or_default(obj);
+        if let Some(reason) = unsafe_component(ns) {
+            return Err(unsafe_err("metadata.namespace", ns, reason));
+        }
+        name = format!("{}_{name}", ns.to_lowercase());
+    }
+    if let Some(reason) = unsafe_component(&name) {
+        return Err(unsafe_err("metadata.name", &obj.name, reason));
+    }
+    Ok(name)
 }
 
 /// Renders the kustomization in `dir` as `kubectl kustomize dir` does.

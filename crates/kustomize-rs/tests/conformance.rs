@@ -34,7 +34,12 @@ fn check(case: &Path) -> Result<(), String> {
     let expected_files = case.join("expected_files.txt");
     if expected_files.exists() {
         let want = std::fs::read_to_string(&expected_files).map_err(|e| e.to_string())?;
-        let mut names: Vec<String> = rendered.files().into_iter().map(|(n, _)| n).collect();
+        let mut names: Vec<String> = rendered
+            .output_files()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         names.sort();
         names.dedup();
         let got: String = names.iter().map(|n| format!("{n}\n")).collect();

@@ -35,21 +35,21 @@ pub fn generate(
     if !opts.labels.is_empty() {
         meta.insert(
             "labels",
-            Value::Map(Map(opts
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
-                .collect())),
+            Value::Map(Map::from_iter(
+                opts.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Str(v.clone()))),
+            )),
         );
     }
     if !opts.annotations.is_empty() {
         meta.insert(
             "annotations",
-            Value::Map(Map(opts
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
-                .collect())),
+            Value::Map(Map::from_iter(
+                opts.annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Str(v.clone()))),
+            )),
         );
     }
     let mut obj = Map::new();
@@ -147,16 +147,6 @@ fn collect_pairs(
                     "configmap/secret '{}': cannot add key '{key}', another key by that name already exists",
                     g.name
                 ),
-            });
-        }
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(Error::Transform {
-                at: at.clone(),
-                message: format!("{key:?} is not a valid key name for a ConfigMap or Secret"),
             });
         }
         out.push((key, val));

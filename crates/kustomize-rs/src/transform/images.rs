@@ -193,7 +193,7 @@ pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec])
 fn walk_containers(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     match v {
         Value::Map(m) => {
-            for (k, child) in m.0.iter_mut() {
+            for (k, child) in m.iter_mut() {
                 if k == "containers" || k == "initContainers" {
                     if let Value::Seq(items) = child {
                         for item in items.iter_mut() {

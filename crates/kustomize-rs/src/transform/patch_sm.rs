@@ -120,7 +120,7 @@ pub fn clean(v: &Value) -> Value {
                 if k == "$patch" || matches!(x, Value::Null) {
                     continue;
                 }
-                out.0.push((k.clone(), clean(x)));
+                out.insert(k.clone(), clean(x));
             }
             Value::Map(out)
         }

@@ -230,11 +230,10 @@ fn visit_targets(
             .iter_mut()
             .map(|e| visit_targets(e, rest, create, f))
             .sum(),
-        (Seg::All, Value::Map(m)) => {
-            m.0.iter_mut()
-                .map(|(_, e)| visit_targets(e, rest, create, f))
-                .sum()
-        }
+        (Seg::All, Value::Map(m)) => m
+            .iter_mut()
+            .map(|(_, e)| visit_targets(e, rest, create, f))
+            .sum(),
         _ => 0,
     }
 }

@@ -61,8 +61,8 @@ fn check(case: &Path) -> Result<(), String> {
     Err(diff)
 }
 
-#[test]
-fn conformance() {
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(cases_dir())
         .expect("tests/cases exists")
         .map(|e| e.expect("readable dir entry").path())
@@ -74,27 +74,16 @@ fn conformance() {
         "expected at least 60 conformance cases, found {}",
         cases.len()
     );
-    let only = std::env::var("CASE").ok();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for case in &cases {
-        let name = case
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
-        if only.as_deref().is_some_and(|o| !name.contains(o)) {
-            continue;
-        }
-        ran += 1;
-        if let Err(report) = check(case) {
-            failures.push(format!("=== case {name} ===\n{report}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} conformance cases failed:\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let trials = cases
+        .into_iter()
+        .map(|case| {
+            let name = case
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_string();
+            libtest_mimic::Trial::test(name, move || check(&case).map_err(Into::into))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }

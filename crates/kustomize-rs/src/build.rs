@@ -10,7 +10,7 @@ use crate::kustomization::{self, Kustomization, PatchSpec};
 use crate::loader;
 use crate::resource::{Behavior, ResMap, Resource};
 use crate::transform::{generate, images, meta, patch_json, patch_sm, select};
-use crate::yaml::{Typing, Value, parse_documents_with};
+use crate::yaml::{Map, Typing, Value, parse_documents_with};
 
 /// Resources plus the transformer configuration that travels with them.
 #[derive(Default)]
@@ -21,6 +21,8 @@ pub struct Accumulator {
     ids: HashSet<(crate::resource::Gvk, String, String)>,
     /// Field specs added by `configurations` (merged up from bases).
     pub config: TransformerConfig,
+    /// `vars` of this kustomization and its bases.
+    pub vars: Vec<crate::transform::vars::Var>,
 }
 
 impl Accumulator {
@@ -119,6 +121,7 @@ impl Builder {
             if joined.is_dir() {
                 let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
                 acc.config.merge(sub.config);
+                crate::transform::vars::merge_set(&mut acc.vars, sub.vars)?;
                 for r in sub.resources.list {
                     acc.append(r, &at)?;
                 }
@@ -181,7 +184,9 @@ impl Builder {
             r?;
         }
         // 5. transformers
-        self.transform(k, acc)
+        self.transform(k, acc)?;
+        // 6. vars, attached to the objects they name (resolved once, after name references)
+        crate::transform::vars::merge(&mut acc.resources, &mut acc.vars, &k.vars)
     }
 
     fn generate(
@@ -234,7 +239,26 @@ impl Builder {
                         om.insert("immutable", v.clone());
                     }
                 } else {
+                    // kustomize's CopyMergeMetaDataFieldsFrom: the replacement keeps the old
+                    // object's labels and annotations under its own.
+                    let kept: Vec<(&str, Map)> = ["labels", "annotations"]
+                        .into_iter()
+                        .filter_map(|f| match old.value.path(&["metadata", f]) {
+                            Some(Value::Map(m)) if !m.is_empty() => Some((f, m.clone())),
+                            _ => None,
+                        })
+                        .collect();
                     old.value = r.value;
+                    for (field, mut merged) in kept {
+                        if let Some(Value::Map(new)) = old.value.path(&["metadata", field]) {
+                            for (k, v) in new.iter() {
+                                merged.insert(k.clone(), v.clone());
+                            }
+                        }
+                        old.map_mut()
+                            .entry_map("metadata")
+                            .insert(field, Value::Map(merged));
+                    }
                     let meta = old.map_mut().entry_map("metadata");
                     meta.insert("name", Value::Str(name));
                     if !ns.is_empty() {
@@ -256,7 +280,9 @@ impl Builder {
         }
         if let Some(ns) = &k.namespace {
             if !ns.is_empty() {
-                meta::namespace(&mut acc.resources, ns);
+                let mut specs = builtin_field_specs("namespace");
+                specs.extend(acc.config.namespace.iter().cloned());
+                meta::namespace(&mut acc.resources, ns, &specs);
             }
         }
         if k.name_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
@@ -539,6 +565,25 @@ pub struct TransformerConfig {
     pub common_annotations: Vec<FieldSpec>,
     /// `nameReference:` rules: (referred group, version, kind) and where it is referred to.
     pub name_references: Vec<(crate::resource::Gvk, FieldSpec)>,
+    /// `namespace:` field specs (where the namespace transformer also writes).
+    pub namespace: Vec<FieldSpec>,
+    /// `varReference:` field specs (where `$(VAR)` is expanded).
+    pub var_reference: Vec<FieldSpec>,
+}
+
+/// kustomize's built-in transformer configuration, kept as data (`builtin/fieldspecs.yaml`).
+const BUILTIN_FIELDSPECS: &str = include_str!("builtin/fieldspecs.yaml");
+
+/// The built-in field specs of one section of `builtin/fieldspecs.yaml` (e.g. `varReference`).
+pub fn builtin_field_specs(section: &str) -> Vec<FieldSpec> {
+    let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
+        .expect("builtin/fieldspecs.yaml is valid YAML");
+    docs.iter()
+        .filter_map(|d| d.value.get(section))
+        .filter_map(Value::as_seq)
+        .flatten()
+        .map(field_spec_of)
+        .collect()
 }
 
 impl TransformerConfig {
@@ -554,6 +599,8 @@ impl TransformerConfig {
         add(&mut self.common_labels, other.common_labels);
         add(&mut self.common_annotations, other.common_annotations);
         add(&mut self.name_references, other.name_references);
+        add(&mut self.namespace, other.namespace);
+        add(&mut self.var_reference, other.var_reference);
     }
 }
 
@@ -620,6 +667,8 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                     }
                 }
                 "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
+                "namespace" => config.namespace.extend(items.iter().map(field_spec_of)),
+                "varReference" => config.var_reference.extend(items.iter().map(field_spec_of)),
                 "commonAnnotations" => config
                     .common_annotations
                     .extend(items.iter().map(field_spec_of)),

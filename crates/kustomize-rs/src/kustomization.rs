@@ -203,6 +203,8 @@ pub struct Kustomization {
     pub fifo: bool,
     /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
     pub legacy_order: Option<(Vec<String>, Vec<String>)>,
+    /// `vars` (deprecated in kustomize, still honoured).
+    pub vars: Vec<crate::transform::vars::Var>,
     /// `replacements`, with the line of each entry.
     pub replacements: Vec<(crate::transform::replacements::Replacement, usize)>,
 }
@@ -317,6 +319,12 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "components" => k.components = p.entries(value, key)?,
             "crds" => k.crds = p.entries(value, key)?,
             "configurations" => k.configurations = p.entries(value, key)?,
+            "vars" => {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
+                    k.vars.push(p.var(item)?);
+                }
+            }
             "namespace" => k.namespace = Some(p.string(value, key)?),
             "namePrefix" => k.name_prefix = Some(p.string(value, key)?),
             "nameSuffix" => k.name_suffix = Some(p.string(value, key)?),
@@ -528,6 +536,48 @@ struct FieldParser<'a> {
 }
 
 impl FieldParser<'_> {
+    /// One `vars:` entry. kustomize decodes it through JSON, whose field names match case
+    /// insensitively (`fieldpath` and `fieldPath` are the same field).
+    fn var(&self, v: &Value) -> Result<crate::transform::vars::Var> {
+        let mut var = crate::transform::vars::Var {
+            line: self.line,
+            path: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        for (f, val) in self.map(v, "vars[]")?.iter() {
+            match f.to_ascii_lowercase().as_str() {
+                "name" => var.name = self.string(val, f)?,
+                "objref" => {
+                    for (of, ov) in self.map(val, f)?.iter() {
+                        let text = self.string(ov, of)?;
+                        match of.to_ascii_lowercase().as_str() {
+                            "kind" => var.kind = text,
+                            "name" => var.obj_name = text,
+                            "namespace" => var.namespace = text,
+                            "apiversion" => var.api_version = text,
+                            "group" => var.group = text,
+                            "version" => var.version = text,
+                            _ => return Err(self.unknown(of)),
+                        }
+                    }
+                }
+                "fieldref" => {
+                    for (ff, fv) in self.map(val, f)?.iter() {
+                        match ff.to_ascii_lowercase().as_str() {
+                            "fieldpath" => var.field_path = self.string(fv, ff)?,
+                            _ => return Err(self.unknown(ff)),
+                        }
+                    }
+                }
+                _ => return Err(self.unknown(f)),
+            }
+        }
+        if var.field_path.is_empty() {
+            var.field_path = "metadata.name".into();
+        }
+        Ok(var)
+    }
+
     fn invalid(&self, message: String) -> Error {
         Error::Invalid {
             at: Location::at(self.path, self.line),
@@ -743,9 +793,6 @@ impl FieldParser<'_> {
                 "options" => g.options = self.gen_options(v)?,
                 other => return Err(self.unknown(other)),
             }
-        }
-        if !matches!(g.behavior.as_str(), "" | "create" | "merge" | "replace") {
-            return Err(self.invalid(format!("unknown generator behavior {:?}", g.behavior)));
         }
         Ok(g)
     }

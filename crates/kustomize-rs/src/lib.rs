@@ -221,6 +221,7 @@ pub fn render(dir: &Path) -> Result<Rendered> {
     let (k, acc) = builder.accumulate_dir(dir, None)?;
     let mut resources = acc.resources;
     let acc_config = acc.config;
+    let acc_vars = acc.vars;
     // Hash suffixes on generated objects.
     for r in &mut resources.list {
         if r.needs_hash {
@@ -235,6 +236,13 @@ pub fn render(dir: &Path) -> Result<Rendered> {
         &acc_config.name_references,
         &Location::file(&k.path),
     )?;
+    let mut var_specs = build::builtin_field_specs("varReference");
+    for fs in &acc_config.var_reference {
+        if !var_specs.contains(fs) {
+            var_specs.push(fs.clone());
+        }
+    }
+    transform::vars::resolve(&mut resources, &acc_vars, &var_specs)?;
     // Drop local-config objects and empty annotations.
     resources.list.retain(|r| {
         r.value

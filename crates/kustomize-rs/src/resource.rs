@@ -147,6 +147,9 @@ pub struct Resource {
     pub needs_hash: bool,
     /// Generated at all.
     pub generated: bool,
+    /// Names of the `vars` whose object reference matched this resource (kustomize's
+    /// `refVarNames`).
+    pub ref_var_names: Vec<String>,
 }
 
 impl Resource {
@@ -160,6 +163,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             generated: false,
+            ref_var_names: Vec::new(),
         };
         r.org_id = r.cur_id();
         r

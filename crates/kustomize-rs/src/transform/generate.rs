@@ -81,7 +81,8 @@ pub fn generate(
             obj.insert("type", Value::Str(t.to_string()));
         }
     }
-    if !data.is_empty() {
+    // kustomize always gives a Secret a `data` map (`data: {}` when there are no sources).
+    if !data.is_empty() || kind == GenKind::Secret {
         obj.insert("data", Value::Map(data));
     }
     if !binary.is_empty() {
@@ -93,6 +94,7 @@ pub fn generate(
     let mut r = Resource::new(Value::Map(obj));
     r.generated = true;
     r.needs_hash = opts.disable_hash != Some(true);
+    // kustomize reads any other value (even an unknown one) as "create".
     let behavior = match g.behavior.as_str() {
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,

@@ -4,31 +4,8 @@ use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{ResId, ResMap};
 use crate::yaml::Value;
 
-/// `namespace:`.
-pub fn namespace(m: &mut ResMap, ns: &str) {
-    let extra = [
-        FieldSpec::new(
-            "apiregistration.k8s.io",
-            "",
-            "APIService",
-            "spec/service/namespace",
-            true,
-        ),
-        FieldSpec::new(
-            "admissionregistration.k8s.io",
-            "",
-            "ValidatingWebhookConfiguration",
-            "webhooks/clientConfig/service/namespace",
-            true,
-        ),
-        FieldSpec::new(
-            "admissionregistration.k8s.io",
-            "",
-            "MutatingWebhookConfiguration",
-            "webhooks/clientConfig/service/namespace",
-            true,
-        ),
-    ];
+/// `namespace:`, with kustomize's namespace field specs (built in plus `configurations`).
+pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
     for r in &mut m.list {
         let gvk = r.gvk();
         let before = r.cur_id();
@@ -42,16 +19,8 @@ pub fn namespace(m: &mut ResMap, ns: &str) {
                 set,
             );
         }
-        if gvk.kind == "Namespace" && gvk.group.is_empty() {
-            visit(
-                &mut r.value,
-                &["metadata".into(), "name".into()],
-                true,
-                Leaf::Scalar,
-                set,
-            );
-        }
-        if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
+        let is_role_binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
+        if is_role_binding {
             if let Some(Value::Seq(subjects)) = r.value.get_mut("subjects") {
                 for s in subjects {
                     if let Value::Map(sm) = s {
@@ -62,7 +31,17 @@ pub fn namespace(m: &mut ResMap, ns: &str) {
                 }
             }
         }
-        for fs in &extra {
+        let api_version = gvk.api_version();
+        for fs in specs {
+            let path = fs.path.join("/");
+            // kustomize's namespace filter handles these itself (removeUnneededMetaFieldSpecs,
+            // removeRoleBindingSubjectFieldSpecs).
+            if path == "metadata/namespace"
+                || (path == "metadata/name" && api_version != "v1")
+                || (is_role_binding && path == "subjects/namespace")
+            {
+                continue;
+            }
             if fs.selects(&gvk) {
                 visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, set);
             }

@@ -118,7 +118,7 @@ impl IdSelector {
 }
 
 /// A parsed field path segment.
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
     Match(String, String),
@@ -175,7 +175,7 @@ pub(crate) fn smarter_path_splitter(path: &str, delimiter: char) -> Vec<String> 
 }
 
 /// A replacement field path as segments (`a.b.[name=x.y].c`, `a.0`, `a.*`).
-fn parse_path(p: &str) -> Vec<Seg> {
+pub(crate) fn parse_path(p: &str) -> Vec<Seg> {
     smarter_path_splitter(p, '.')
         .into_iter()
         .map(|s| {
@@ -195,7 +195,7 @@ fn parse_path(p: &str) -> Vec<Seg> {
         .collect()
 }
 
-fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     let Some((seg, rest)) = path.split_first() else {
         return Some(v);
     };

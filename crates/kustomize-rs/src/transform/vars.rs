@@ -135,10 +135,7 @@ fn field_path(p: &str) -> Vec<Seg> {
 pub fn resolve(m: &mut ResMap, vars: &[Var], specs: &[FieldSpec]) -> Result<Vec<String>> {
     let mut values: Vec<(String, Value)> = Vec::new();
     for v in vars {
-        let holder = m
-            .list
-            .iter()
-            .find(|r| r.ref_var_names.iter().any(|n| *n == v.name));
+        let holder = m.list.iter().find(|r| r.ref_var_names.contains(&v.name));
         let Some(holder) = holder else {
             return Err(Error::Transform {
                 at: v.at(),

@@ -51,12 +51,17 @@ impl Accumulator {
 /// Walks kustomizations, remembering the chain to detect cycles.
 pub struct Builder {
     stack: Vec<PathBuf>,
+    /// Warnings kubectl would print, in the order it prints them.
+    pub warnings: Vec<crate::Warning>,
 }
 
 impl Builder {
     /// A builder.
     pub fn new() -> Self {
-        Builder { stack: Vec::new() }
+        Builder {
+            stack: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     /// Builds the kustomization in `dir` into an accumulator (no hash, no name references).
@@ -85,6 +90,7 @@ impl Builder {
             });
         }
         let k = kustomization::load(&real)?;
+        self.note_deprecations(&k);
         if k.is_component {
             if let Some(at) = at {
                 return Err(Error::Invalid {
@@ -102,6 +108,16 @@ impl Builder {
         self.stack.pop();
         r?;
         Ok((k, acc))
+    }
+
+    fn note_deprecations(&mut self, k: &Kustomization) {
+        for (field, line) in &k.deprecated {
+            self.warnings.push(crate::Warning {
+                at: k.at(*line),
+                field: (*field).to_string(),
+                message: kustomization::deprecation_message(field),
+            });
+        }
     }
 
     fn run(&mut self, k: &Kustomization, acc: &mut Accumulator) -> Result<()> {
@@ -172,6 +188,7 @@ impl Builder {
                 });
             }
             let ck = kustomization::load(&real)?;
+            self.note_deprecations(&ck);
             if !ck.is_component {
                 return Err(Error::Invalid {
                     at,

@@ -203,6 +203,8 @@ pub struct Kustomization {
     pub fifo: bool,
     /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
     pub legacy_order: Option<(Vec<String>, Vec<String>)>,
+    /// Deprecated fields in use, with their lines, in kustomize's warning order.
+    pub deprecated: Vec<(&'static str, usize)>,
     /// `vars` (deprecated in kustomize, still honoured).
     pub vars: Vec<crate::transform::vars::Var>,
     /// `replacements`, with the line of each entry.
@@ -525,8 +527,47 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             }
         }
     }
+    // kustomize's CheckDeprecatedFields: a field counts when it is non-empty.
+    for field in DEPRECATED_FIELDS {
+        let used = match map.get(field) {
+            Some(Value::Seq(s)) => !s.is_empty(),
+            Some(Value::Map(m)) => !m.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        if used {
+            k.deprecated.push((field, line_of(field)));
+        }
+    }
     Ok(k)
 }
+
+/// Fields kustomize v5.5 warns about, in the order it prints the warnings.
+const DEPRECATED_FIELDS: [&str; 6] = [
+    "bases",
+    "commonLabels",
+    "imageTags",
+    "patchesJson6902",
+    "patchesStrategicMerge",
+    "vars",
+];
+
+/// kubectl's warning line for a deprecated field (printed on standard error).
+pub fn deprecation_message(field: &str) -> String {
+    let (instead, fix) = match field {
+        "bases" => ("resources", RUN_EDIT_FIX),
+        "commonLabels" => ("labels", RUN_EDIT_FIX),
+        "imageTags" => ("images", RUN_EDIT_FIX),
+        "patchesJson6902" | "patchesStrategicMerge" => ("patches", RUN_EDIT_FIX),
+        "vars" => ("replacements", RUN_EDIT_FIX_EXPERIMENTAL),
+        _ => ("", RUN_EDIT_FIX),
+    };
+    format!("# Warning: '{field}' is deprecated. Please use '{instead}' instead. {fix}")
+}
+
+const RUN_EDIT_FIX: &str = "Run 'kustomize edit fix' to update your Kustomization automatically.";
+const RUN_EDIT_FIX_EXPERIMENTAL: &str =
+    "[EXPERIMENTAL] Run 'kustomize edit fix' to update your Kustomization automatically.";
 
 struct FieldParser<'a> {
     path: &'a Path,

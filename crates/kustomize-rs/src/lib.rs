@@ -68,11 +68,37 @@ impl Object {
     }
 }
 
+/// Something kubectl warns about on standard error while rendering (a deprecated field, vars
+/// that were never used). The renderer never prints: the caller shows these, once per `field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where: the kustomization and the field's line.
+    pub at: Location,
+    /// The kustomization field it is about (`commonLabels`, `vars`, ...).
+    pub field: String,
+    /// kubectl's text for it (e.g. `# Warning: 'commonLabels' is deprecated. ...`).
+    pub message: String,
+}
+
 /// The result of rendering a kustomization.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     /// The objects, in kubectl's output order.
     pub objects: Vec<Object>,
+    /// Warnings, in the order kubectl prints them (one per kustomization that uses a
+    /// deprecated field: the same field may repeat across bases).
+    pub warnings: Vec<Warning>,
+}
+
+impl Rendered {
+    /// The warnings with one entry per field (the first occurrence), as a CLI shows them.
+    pub fn warnings_once_per_field(&self) -> Vec<&Warning> {
+        let mut seen = std::collections::HashSet::new();
+        self.warnings
+            .iter()
+            .filter(|w| seen.insert(w.field.as_str()))
+            .collect()
+    }
 }
 
 impl Rendered {
@@ -242,7 +268,18 @@ pub fn render(dir: &Path) -> Result<Rendered> {
             var_specs.push(fs.clone());
         }
     }
-    transform::vars::resolve(&mut resources, &acc_vars, &var_specs)?;
+    let unused = transform::vars::resolve(&mut resources, &acc_vars, &var_specs)?;
+    let mut warnings = std::mem::take(&mut builder.warnings);
+    if !unused.is_empty() {
+        warnings.push(Warning {
+            at: Location::file(&k.path),
+            field: "vars:unused".into(),
+            message: format!(
+                "well-defined vars that were never replaced: {}",
+                unused.join(",")
+            ),
+        });
+    }
     // Drop local-config objects and empty annotations.
     resources.list.retain(|r| {
         r.value
@@ -284,5 +321,5 @@ pub fn render(dir: &Path) -> Result<Rendered> {
             }
         })
         .collect();
-    Ok(Rendered { objects })
+    Ok(Rendered { objects, warnings })
 }

@@ -49,6 +49,22 @@ fn check(case: &Path) -> Result<(), String> {
             ));
         }
     }
+    let expected_warnings = case.join("expected_warnings.txt");
+    if expected_warnings.exists() {
+        // kubectl's `# Warning:` lines on standard error, each once.
+        let want = std::fs::read_to_string(&expected_warnings).map_err(|e| e.to_string())?;
+        let got: String = rendered
+            .warnings_once_per_field()
+            .iter()
+            .filter(|w| w.message.starts_with("# Warning:"))
+            .map(|w| format!("{}\n", w.message))
+            .collect();
+        if got != want {
+            return Err(format!(
+                "warnings differ from kubectl's standard error:\nwant:\n{want}got:\n{got}"
+            ));
+        }
+    }
     let got = rendered.to_yaml();
     if got == want {
         return Ok(());

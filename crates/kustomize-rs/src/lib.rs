@@ -294,7 +294,11 @@ pub fn render(dir: &Path) -> Result<Rendered> {
     });
     for r in &mut resources.list {
         if let Some(Value::Map(meta)) = r.value.get_mut("metadata") {
-            if matches!(meta.get("annotations"), Some(Value::Map(a)) if a.is_empty()) {
+            // kustomize rewrites annotations after removing its internal ones: an empty or
+            // null map is dropped (labels are left alone).
+            if matches!(meta.get("annotations"), Some(Value::Map(a)) if a.is_empty())
+                || matches!(meta.get("annotations"), Some(Value::Null))
+            {
                 meta.remove("annotations");
             }
         }

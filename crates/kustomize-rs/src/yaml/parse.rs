@@ -76,6 +76,8 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
         nodes: 0,
         alias_nodes: 0,
         depth: 0,
+        eof_without_newline: (!text.is_empty() && !text.ends_with('\n'))
+            .then(|| text.chars().count()),
     };
     let mut docs = Vec::new();
     loop {
@@ -140,6 +142,9 @@ struct Loader<'a> {
     nodes: usize,
     alias_nodes: usize,
     depth: usize,
+    /// The input's length in characters when it does not end with a line break: a block
+    /// scalar that runs to the end of such input has no final line break in go-yaml.
+    eof_without_newline: Option<usize>,
 }
 
 impl<'a> Loader<'a> {
@@ -245,6 +250,17 @@ impl<'a> Loader<'a> {
         let line = span.start.line();
         match ev {
             Event::Scalar(text, style, _, tag) => {
+                let mut text = text;
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && self
+                        .eof_without_newline
+                        .is_some_and(|len| span.end.index() >= len)
+                    && text.ends_with('\n')
+                {
+                    let mut t = text.into_owned();
+                    t.pop();
+                    text = t.into();
+                }
                 scalar(&text, style, tag.as_deref(), line, self.typing)
             }
             Event::SequenceStart(..) => {

@@ -261,6 +261,9 @@ impl<'a> Loader<'a> {
                     t.pop();
                     text = t.into();
                 }
+                if style == ScalarStyle::Folded && text.contains("\n ") {
+                    text = go_yaml_folded(&text).into();
+                }
                 scalar(&text, style, tag.as_deref(), line, self.typing)
             }
             Event::SequenceStart(..) => {
@@ -344,6 +347,28 @@ impl<'a> Loader<'a> {
             }),
         }
     }
+}
+
+/// go-yaml keeps one more line break than YAML 1.2 before a more-indented line of a folded
+/// scalar that follows a normal line (`>` with `a`, `  b` reads as "a\n\n  b").
+fn go_yaml_folded(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut prev_content: Option<bool> = None;
+    for (i, l) in lines.iter().enumerate() {
+        let blank_start = l.starts_with(' ') || l.starts_with('\t');
+        if i > 0 {
+            out.push('\n');
+        }
+        if !l.is_empty() {
+            if blank_start && prev_content == Some(false) {
+                out.push('\n');
+            }
+            prev_content = Some(blank_start);
+        }
+        out.push_str(l);
+    }
+    out
 }
 
 fn scalar(

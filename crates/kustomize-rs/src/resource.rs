@@ -201,14 +201,6 @@ impl Resource {
             namespace: self.namespace().to_string(),
         }
     }
-    /// kustomize's `PrevIds`: earlier ids, or the current one when it never changed.
-    pub fn prev_ids_or_cur(&self) -> Vec<ResId> {
-        if self.prev_ids.is_empty() {
-            vec![self.cur_id()]
-        } else {
-            self.prev_ids.clone()
-        }
-    }
     /// Whether `id` is the current id or an earlier one.
     pub fn has_any_id(&self, id: &ResId) -> bool {
         let k = id.key();

@@ -347,7 +347,9 @@ pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<
             prefixes: r.prefixes.clone(),
             suffixes: r.suffixes.clone(),
         });
-        for id in r.prev_ids_or_cur() {
+        // kustomize's PrevIds: only ids the object had before a rename; an object that was
+        // never renamed is never a referral (its referrers are left alone).
+        for id in &r.prev_ids {
             if target_kinds.contains(id.gvk.kind.as_str()) {
                 by_old_name
                     .entry((id.gvk.kind.clone(), id.name.clone()))

@@ -53,6 +53,9 @@ pub struct Builder {
     stack: Vec<PathBuf>,
     /// Warnings kubectl would print, in the order it prints them.
     pub warnings: Vec<crate::Warning>,
+    /// The custom OpenAPI schema of the first kustomization that names one (`openapi.path`);
+    /// like kustomize's global schema, it is set once per build.
+    custom_schema: Option<crate::openapi::Schema>,
 }
 
 impl Builder {
@@ -61,6 +64,7 @@ impl Builder {
         Builder {
             stack: Vec::new(),
             warnings: Vec::new(),
+            custom_schema: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Builder {
         }
         let k = kustomization::load(&real)?;
         self.note_deprecations(&k);
+        self.load_openapi(&k)?;
         if k.is_component {
             if let Some(at) = at {
                 return Err(Error::Invalid {
@@ -108,6 +113,31 @@ impl Builder {
         self.stack.pop();
         r?;
         Ok((k, acc))
+    }
+
+    fn schemas(&self) -> crate::openapi::Schemas<'_> {
+        crate::openapi::Schemas {
+            custom: self.custom_schema.as_ref(),
+        }
+    }
+
+    /// kustomize's `openapi.SetSchema`: the first `openapi.path` met wins.
+    fn load_openapi(&mut self, k: &Kustomization) -> Result<()> {
+        let Some((rel, line)) = &k.openapi_path else {
+            return Ok(());
+        };
+        if self.custom_schema.is_some() {
+            return Ok(());
+        }
+        let (path, text) = loader::read_text(&k.dir, rel, &k.at(*line))?;
+        let docs = parse_documents_with(&text, Typing::V3).map_err(|e| Error::yaml(&path, 0, e))?;
+        let doc = docs
+            .into_iter()
+            .next()
+            .map(|d| d.value)
+            .unwrap_or(Value::Null);
+        self.custom_schema = Some(crate::openapi::Schema::from_document(&doc));
+        Ok(())
     }
 
     fn note_deprecations(&mut self, k: &Kustomization) {
@@ -189,6 +219,7 @@ impl Builder {
             }
             let ck = kustomization::load(&real)?;
             self.note_deprecations(&ck);
+            self.load_openapi(&ck)?;
             if !ck.is_component {
                 return Err(Error::Invalid {
                     at,
@@ -467,7 +498,8 @@ impl Builder {
                             m.insert("namespace", Value::Str(r.namespace().to_string()));
                         }
                     }
-                    if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk)
+                    if let patch_sm::Patched::Deleted =
+                        patch_sm::apply(&mut r.value, &patch, &gvk, self.schemas())
                     {
                         delete.push(found[0]);
                     }
@@ -502,7 +534,7 @@ impl Builder {
                             }
                         }
                         if let patch_sm::Patched::Deleted =
-                            patch_sm::apply(&mut r.value, &patch, &gvk)
+                            patch_sm::apply(&mut r.value, &patch, &gvk, self.schemas())
                         {
                             delete.push(i);
                         }

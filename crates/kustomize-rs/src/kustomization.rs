@@ -203,6 +203,8 @@ pub struct Kustomization {
     pub fifo: bool,
     /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
     pub legacy_order: Option<(Vec<String>, Vec<String>)>,
+    /// `openapi.path`: a custom OpenAPI schema for strategic merge, and its line.
+    pub openapi_path: Option<(String, usize)>,
     /// Deprecated fields in use, with their lines, in kustomize's warning order.
     pub deprecated: Vec<(&'static str, usize)>,
     /// `vars` (deprecated in kustomize, still honoured).
@@ -321,6 +323,16 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "components" => k.components = p.entries(value, key)?,
             "crds" => k.crds = p.entries(value, key)?,
             "configurations" => k.configurations = p.entries(value, key)?,
+            "openapi" => {
+                for (f, v) in p.map(value, key)?.iter() {
+                    match f.as_str() {
+                        "path" => k.openapi_path = Some((p.string(v, f)?, p.line)),
+                        // The only built-in version kustomize v5.5 has (v1.21.2) is the default.
+                        "version" => {}
+                        other => return Err(p.unknown(other)),
+                    }
+                }
+            }
             "vars" => {
                 for (i, item) in p.seq(value, key)?.iter().enumerate() {
                     p.line = p.item_line(i);

@@ -10,6 +10,7 @@ pub mod error;
 mod fieldspec;
 pub mod kustomization;
 mod loader;
+pub mod openapi;
 pub mod pin;
 mod resource;
 mod transform;

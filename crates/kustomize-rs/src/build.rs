@@ -115,6 +115,76 @@ impl Builder {
         Ok((k, acc))
     }
 
+    /// `generators:` / `transformers:`: kustomize's builtin plugins as configuration objects
+    /// (files, or inline YAML), run in order after the kustomization's own.
+    fn run_plugins(
+        &mut self,
+        k: &Kustomization,
+        entries: &[kustomization::Entry],
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        use crate::plugins::Plugin;
+        // kustomize loads the inline configurations first, then the files, each in order.
+        let (inline, files): (Vec<&kustomization::Entry>, Vec<&kustomization::Entry>) =
+            entries.iter().partition(|e| e.text.contains('\n'));
+        for e in inline.into_iter().chain(files) {
+            let at = k.at(e.line);
+            let (file, text, line0) = if e.text.contains('\n') {
+                (k.path.clone(), e.text.clone(), e.line)
+            } else {
+                if k.dir.join(&e.text).is_dir() {
+                    return Err(Error::Unsupported {
+                        at,
+                        what: format!(
+                            "a kustomization directory ('{}') as a plugin source",
+                            e.text
+                        ),
+                    });
+                }
+                let (f, t) = loader::read_text(&k.dir, &e.text, &at)?;
+                (f, t, 0)
+            };
+            let docs = parse_documents_with(&text, Typing::V2)
+                .map_err(|err| Error::yaml(&file, line0, err))?;
+            for d in docs.into_iter().filter(|d| d.value != Value::Null) {
+                match crate::plugins::parse(&d.value, &file, &k.dir, line0 + d.line)? {
+                    Plugin::Fields(mut fk, specs) => {
+                        for g in &fk.config_maps {
+                            self.generate(&fk, g, generate::GenKind::ConfigMap, acc)?;
+                        }
+                        for g in &fk.secrets {
+                            self.generate(&fk, g, generate::GenKind::Secret, acc)?;
+                        }
+                        fk.config_maps.clear();
+                        fk.secrets.clear();
+                        if !fk.images.is_empty() {
+                            let rules: Vec<images::ImageRule> = fk
+                                .images
+                                .iter()
+                                .map(|(s, _)| images::ImageRule::new(s.clone()))
+                                .collect();
+                            images::transform(&mut acc.resources, &rules, &specs);
+                            fk.images.clear();
+                        }
+                        self.transform(&fk, acc)?;
+                    }
+                    Plugin::MapEntries(pairs, specs) => {
+                        meta::add_map_entries(&mut acc.resources, &pairs, &specs);
+                    }
+                    Plugin::Namespace(ns, specs) => {
+                        meta::namespace(&mut acc.resources, &ns, &specs);
+                        acc.rebuild_ids();
+                    }
+                    Plugin::Affix(prefix, suffix) => {
+                        meta::name_affix(&mut acc.resources, &prefix, &suffix);
+                        acc.rebuild_ids();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn schemas(&self) -> crate::openapi::Schemas<'_> {
         crate::openapi::Schemas {
             custom: self.custom_schema.as_ref(),
@@ -197,6 +267,7 @@ impl Builder {
         for g in &k.secrets {
             self.generate(k, g, generate::GenKind::Secret, acc)?;
         }
+        self.run_plugins(k, &k.generators, acc)?;
         // 4. components, on this accumulator
         for e in &k.components {
             let at = k.at(e.line);
@@ -233,6 +304,7 @@ impl Builder {
         }
         // 5. transformers
         self.transform(k, acc)?;
+        self.run_plugins(k, &k.transformers, acc)?;
         // 6. vars, attached to the objects they name (resolved once, after name references)
         crate::transform::vars::merge(&mut acc.resources, &mut acc.vars, &k.vars)
     }
@@ -653,13 +725,9 @@ impl TransformerConfig {
     }
 }
 
-fn field_spec_of(item: &Value) -> FieldSpec {
-    let get = |f: &str| {
-        item.get(f)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+pub(crate) fn field_spec_of(item: &Value) -> FieldSpec {
+    // Raw (configurations) or YAML 1.1-typed (plugin configurations) scalars alike.
+    let get = |f: &str| item.get(f).and_then(Value::scalar_text).unwrap_or_default();
     FieldSpec::new(
         &get("group"),
         &get("version"),

@@ -171,6 +171,10 @@ pub struct Kustomization {
     pub crds: Vec<Entry>,
     /// `configurations`.
     pub configurations: Vec<Entry>,
+    /// `generators` (kustomize's builtin generator plugins as configuration objects).
+    pub generators: Vec<Entry>,
+    /// `transformers` (kustomize's builtin transformer plugins as configuration objects).
+    pub transformers: Vec<Entry>,
     /// `namespace`.
     pub namespace: Option<String>,
     /// `namePrefix`.
@@ -259,16 +263,26 @@ pub fn load(dir: &Path) -> Result<Kustomization> {
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
     let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::yaml(path, 0, e))?;
-    let mut k = Kustomization {
-        path: path.to_path_buf(),
-        dir: dir.to_path_buf(),
-        ..Default::default()
-    };
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
         return Err(Error::Invalid {
             at: Location::file(path),
             message: "the kustomization is empty".into(),
         });
+    };
+    from_document(&doc, path, dir)
+}
+
+/// Interprets one parsed kustomization document (also used for the builtin plugin
+/// configurations of `generators:` / `transformers:`, which map onto kustomization fields).
+pub(crate) fn from_document(
+    doc: &crate::yaml::Document,
+    path: &Path,
+    dir: &Path,
+) -> Result<Kustomization> {
+    let mut k = Kustomization {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        ..Default::default()
     };
     let Value::Map(map) = &doc.value else {
         return Err(Error::Invalid {
@@ -322,6 +336,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "resources" | "bases" => k.resources.extend(p.entries(value, key)?),
             "components" => k.components = p.entries(value, key)?,
             "crds" => k.crds = p.entries(value, key)?,
+            "generators" => k.generators = p.entries(value, key)?,
+            "transformers" => k.transformers = p.entries(value, key)?,
             "configurations" => k.configurations = p.entries(value, key)?,
             "openapi" => {
                 for (f, v) in p.map(value, key)?.iter() {

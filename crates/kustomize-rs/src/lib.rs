@@ -12,6 +12,7 @@ pub mod kustomization;
 mod loader;
 pub mod openapi;
 pub mod pin;
+mod plugins;
 mod resource;
 mod transform;
 pub mod yaml;

@@ -290,6 +290,16 @@ pub(crate) fn from_document(
             message: "a kustomization must be a mapping".into(),
         });
     };
+    // kustomize's CheckEmpty: only apiVersion/kind (or null fields) is an empty kustomization.
+    if map
+        .iter()
+        .all(|(k, v)| matches!(k.as_str(), "apiVersion" | "kind") || matches!(v, Value::Null))
+    {
+        return Err(Error::Invalid {
+            at: Location::at(path, doc.line),
+            message: "the kustomization is empty".into(),
+        });
+    }
     let line_of = |key: &str| {
         doc.key_lines
             .iter()

@@ -146,7 +146,7 @@ impl Builder {
             };
             let docs = parse_documents_with(&text, Typing::V2)
                 .map_err(|err| Error::yaml(&file, line0, err))?;
-            for d in docs.into_iter().filter(|d| d.value != Value::Null) {
+            for d in docs.into_iter().filter(|d| !d.value.is_null()) {
                 match crate::plugins::parse(&d.value, &file, &k.dir, line0 + d.line)? {
                     Plugin::Fields(mut fk, specs) => {
                         for g in &fk.config_maps {
@@ -496,7 +496,7 @@ impl Builder {
         let docs: Vec<Value> = docs
             .into_iter()
             .map(|d| d.value)
-            .filter(|v| *v != Value::Null)
+            .filter(|v| !v.is_null())
             .collect();
         let is_json = !legacy_sm && docs.len() == 1 && matches!(docs[0], Value::Seq(_));
         if is_json {
@@ -634,7 +634,7 @@ pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
     let mut out = Vec::new();
     for d in docs {
         match d.value {
-            Value::Null => {}
+            Value::Null | Value::EmptyNull => {}
             Value::Map(m) => {
                 let kind = m.get("kind").and_then(Value::as_str).unwrap_or("");
                 if kind.ends_with("List") && m.get("items").is_some() {

@@ -674,7 +674,7 @@ impl FieldParser<'_> {
     fn string(&self, v: &Value, what: &str) -> Result<String> {
         let found = match v {
             Value::Str(s) => return Ok(s.clone()),
-            Value::Null => return Ok(String::new()),
+            Value::Null | Value::EmptyNull => return Ok(String::new()),
             Value::Int(_) | Value::Float(_) => "a number",
             Value::Bool(_) => "a boolean",
             Value::Seq(_) => "a list",

@@ -299,7 +299,7 @@ pub fn render(dir: &Path) -> Result<Rendered> {
             // kustomize rewrites annotations after removing its internal ones: an empty or
             // null map is dropped (labels are left alone).
             if matches!(meta.get("annotations"), Some(Value::Map(a)) if a.is_empty())
-                || matches!(meta.get("annotations"), Some(Value::Null))
+                || meta.get("annotations").is_some_and(Value::is_null)
             {
                 meta.remove("annotations");
             }

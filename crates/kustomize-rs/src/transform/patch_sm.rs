@@ -29,8 +29,33 @@ pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk, schemas: Schemas<'_>)
             _ => {}
         }
     }
-    merge_value(target, patch, schemas.root(gvk));
+    let root = schemas.root(gvk);
+    merge_value(target, patch, root);
+    drop_empty_nulls(target, root);
     Patched::Kept
+}
+
+/// kyaml's merge walks every map of the patched object (through maps and the elements of
+/// associative lists) and sets each field again: a field whose value is a null written as
+/// nothing (`key:`) is cleared, a spelled-out `null` stays. An emptied map stays as `{}`.
+fn drop_empty_nulls(v: &mut Value, at: Option<At<'_>>) {
+    let Value::Map(m) = v else { return };
+    m.retain(|_, x| !matches!(x, Value::EmptyNull));
+    for (k, x) in m.iter_mut() {
+        let (prop, next) = match at {
+            Some(a) => a.field(k),
+            None => (None, None),
+        };
+        match x {
+            Value::Map(_) => drop_empty_nulls(x, next),
+            Value::Seq(items) if prop.is_some_and(Property::merges) => {
+                for item in items {
+                    drop_empty_nulls(item, next);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// How a list field merges: by key fields, as a set of scalars, or not at all (replace).
@@ -55,7 +80,7 @@ pub fn clean(v: &Value) -> Value {
         Value::Map(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {
-                if k == "$patch" || matches!(x, Value::Null) {
+                if k == "$patch" || x.is_null() {
                     continue;
                 }
                 out.insert(k.clone(), clean(x));
@@ -87,7 +112,7 @@ fn merge_map(t: &mut Map, p: &Map, at: Option<At<'_>>) {
         if k == "$patch" {
             continue;
         }
-        if matches!(pv, Value::Null) {
+        if pv.is_null() {
             t.remove(k);
             continue;
         }
@@ -109,7 +134,7 @@ fn merge_map(t: &mut Map, p: &Map, at: Option<At<'_>>) {
             None => (None, None),
         };
         match t.get_mut(k) {
-            None | Some(Value::Null) => t.insert(k.clone(), clean(pv)),
+            None | Some(Value::Null | Value::EmptyNull) => t.insert(k.clone(), clean(pv)),
             Some(tv) => match (tv, pv) {
                 (Value::Map(tm), Value::Map(pm)) => merge_map(tm, pm, next),
                 (Value::Seq(ts), Value::Seq(ps)) => {

@@ -224,9 +224,7 @@ fn visit_targets(
     };
     match (seg, v) {
         (Seg::Key(k), Value::Map(m)) => {
-            if m.get(k)
-                .is_none_or(|x| matches!(x, Value::Null) && !rest.is_empty())
-            {
+            if m.get(k).is_none_or(|x| x.is_null() && !rest.is_empty()) {
                 if !create {
                     return 0;
                 }

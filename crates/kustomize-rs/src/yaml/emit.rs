@@ -133,7 +133,7 @@ impl Emitter<'_> {
     /// block-scalar content go.
     fn inline_value(&mut self, v: &Value, indent: usize) {
         match v {
-            Value::Null => self.put_str("null"),
+            Value::Null | Value::EmptyNull => self.put_str("null"),
             Value::Bool(b) => self.put_str(if *b { "true" } else { "false" }),
             Value::Int(i) => self.put_str(&i.to_string()),
             Value::Float(f) => self.put_str(&yaml_float(*f)),

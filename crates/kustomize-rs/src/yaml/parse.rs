@@ -291,7 +291,7 @@ impl<'a> Loader<'a> {
                     let k = self.node(ev, sp, None, None)?;
                     let key = match k {
                         Value::Str(s) => s,
-                        Value::Null => "null".to_string(),
+                        Value::Null | Value::EmptyNull => "null".to_string(),
                         other => match other.scalar_text() {
                             Some(t) => t,
                             None => {
@@ -400,6 +400,7 @@ fn scalar(
     }
     Ok(match style {
         ScalarStyle::Plain => match typing {
+            Typing::V3 if text.is_empty() => Value::EmptyNull,
             Typing::V3 => resolve_plain_v3(text),
             Typing::V2 => match text {
                 "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),

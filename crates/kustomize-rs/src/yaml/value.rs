@@ -9,8 +9,11 @@ use indexmap::IndexMap;
 /// A YAML/JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// `null`, `~` or an empty plain scalar.
+    /// `null` or `~` (and every null the renderer makes).
     Null,
+    /// A null written as nothing (`key:`). It prints as `null` too, but a strategic-merge
+    /// patch drops it from the objects it walks, where a spelled-out `null` stays (kyaml).
+    EmptyNull,
     /// A boolean.
     Bool(bool),
     /// An integer (wide enough for YAML's unsigned 64-bit values).
@@ -116,6 +119,10 @@ impl FromIterator<(String, Value)> for Map {
 }
 
 impl Value {
+    /// Whether this is a null, however it was written.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null | Value::EmptyNull)
+    }
     /// The map inside, if this is a map.
     pub fn as_map(&self) -> Option<&Map> {
         match self {
@@ -172,7 +179,7 @@ impl Value {
             Value::Int(i) => Some(i.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             Value::Float(f) => Some(super::emit::json_float(*f)),
-            Value::Null => Some(String::new()),
+            Value::Null | Value::EmptyNull => Some(String::new()),
             _ => None,
         }
     }

@@ -519,6 +519,8 @@ impl Builder {
                 if !t.selects(r) {
                     continue;
                 }
+                // kustomize's PatchTransformer stores the previous id of every target.
+                r.store_prev_id();
                 patch_json::apply(&mut r.value, &ops).map_err(|e| Error::Transform {
                     at: at.clone(),
                     message: format!("patch failed on {}: {e}", r.cur_id()),

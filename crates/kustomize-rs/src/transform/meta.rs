@@ -46,10 +46,9 @@ pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
                 visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, set);
             }
         }
-        let after = r.cur_id();
-        if after != before {
-            r.prev_ids.push(before);
-        }
+        // kustomize's NamespaceTransformer stores every object's previous id, changed or not
+        // (so name references to it are fixed afterwards).
+        r.prev_ids.push(before);
     }
 }
 

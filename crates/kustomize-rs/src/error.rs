@@ -192,7 +192,33 @@ impl Error {
         }
     }
 
-    /// A hint on how to fix the problem, for the CLI's reporter.
+    /// A stable code for the variant (`kustomize::yaml`, `kustomize::unsupported`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "kustomize::read",
+            Error::Yaml { .. } => "kustomize::yaml",
+            Error::YamlBudget { .. } => "kustomize::yaml_budget",
+            Error::NoKustomization { .. } => "kustomize::no_kustomization",
+            Error::MultipleKustomizations { .. } => "kustomize::multiple_kustomizations",
+            Error::UnknownField { .. } => "kustomize::unknown_field",
+            Error::Invalid { .. } => "kustomize::invalid",
+            Error::NotFound { .. } => "kustomize::not_found",
+            Error::OutsideRoot { .. } => "kustomize::outside_root",
+            Error::Cycle { .. } => "kustomize::cycle",
+            Error::DuplicateId { .. } => "kustomize::duplicate_id",
+            Error::Transform { .. } => "kustomize::transform",
+            Error::UnsafeFileName { .. } => "kustomize::unsafe_file_name",
+            Error::Unsupported { .. } => "kustomize::unsupported",
+        }
+    }
+
+    /// Whether this is a feature rel's renderer does not implement (not a fault of the input).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
+    }
+
+    /// A hint on how to fix the problem (or, for [`Error::Unsupported`], that the feature is
+    /// not supported), for the CLI's reporter.
     pub fn help(&self) -> Option<&'static str> {
         Some(match self {
             Error::Read { .. } => "check the path exists and is readable",
@@ -220,13 +246,24 @@ impl Error {
             Error::DuplicateId { .. } => {
                 "two resources have the same kind, name and namespace; rename one or patch the existing one instead"
             }
-            Error::Transform { .. } => return None,
+            Error::Transform { .. } => {
+                "the transformer, patch, generator or var at the line shown failed on the object named; check it against the resources it targets (`kubectl kustomize` fails the same way)"
+            }
             Error::UnsafeFileName { .. } => {
                 "Kubernetes names never contain '/' or '..'; fix the object's metadata, or render to one stream (no -o DIR)"
             }
             Error::Unsupported { .. } => {
-                "rel's renderer does not implement this kustomize feature; see crates/kustomize-rs/README.md"
+                "this kustomize feature is not supported by rel's renderer (see crates/kustomize-rs/README.md, \"Not supported\"); the kustomization itself may be valid"
             }
         })
+    }
+}
+
+impl miette::Diagnostic for Error {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(Error::code(self)))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Error::help(self).map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }

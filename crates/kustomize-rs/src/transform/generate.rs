@@ -155,6 +155,7 @@ fn collect_pairs(
         Ok(())
     };
     for env in &g.envs {
+        refuse_remote(env, at)?;
         let (_, text) = loader::read_text(&k.dir, env, at)?;
         for (i, line) in text.lines().enumerate() {
             let line = if i == 0 {
@@ -188,10 +189,22 @@ fn collect_pairs(
                 (base.to_string(), f.as_str())
             }
         };
+        refuse_remote(rel, at)?;
         let (_, bytes) = loader::read_file(&k.dir, rel, at)?;
         push(key, bytes, &mut out)?;
     }
     Ok(out)
+}
+
+/// kustomize can load generator sources over HTTP(S); rel's renderer does no network I/O.
+fn refuse_remote(source: &str, at: &Location) -> Result<()> {
+    if source.contains("://") {
+        return Err(Error::Unsupported {
+            at: at.clone(),
+            what: format!("remote files are not supported ('{source}')"),
+        });
+    }
+    Ok(())
 }
 
 fn strip_quotes(s: &str) -> &str {

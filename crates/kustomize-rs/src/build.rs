@@ -423,6 +423,8 @@ impl Builder {
             let mut extra = l.fields.clone();
             if l.include_selectors {
                 extra.extend(acc.config.common_labels.iter().cloned());
+            } else if l.include_templates {
+                extra.extend(acc.config.template_labels.iter().cloned());
             }
             let specs = meta::label_specs(l.include_selectors, l.include_templates, &extra);
             meta::add_map_entries(&mut acc.resources, &l.pairs, &specs);
@@ -439,8 +441,15 @@ impl Builder {
         for p in &k.patches_json {
             self.patch(k, p, acc, false)?;
         }
+        let replica_specs = if k.replicas.is_empty() {
+            Vec::new()
+        } else {
+            let mut specs = builtin_field_specs("replicas");
+            specs.extend(acc.config.replicas.iter().cloned());
+            specs
+        };
         for (name, count, line) in &k.replicas {
-            if !meta::replicas(&mut acc.resources, name, *count) {
+            if !meta::replicas(&mut acc.resources, name, *count, &replica_specs) {
                 return Err(Error::Transform {
                     at: k.at(*line),
                     message: format!(
@@ -692,6 +701,10 @@ pub struct TransformerConfig {
     pub namespace: Vec<FieldSpec>,
     /// `varReference:` field specs (where `$(VAR)` is expanded).
     pub var_reference: Vec<FieldSpec>,
+    /// `replicas:` field specs (where `replicas:` entries write the count).
+    pub replicas: Vec<FieldSpec>,
+    /// `templateLabels:` field specs (`labels` with `includeTemplates`).
+    pub template_labels: Vec<FieldSpec>,
 }
 
 /// kustomize's built-in transformer configuration, kept as data (`builtin/fieldspecs.yaml`).
@@ -724,6 +737,8 @@ impl TransformerConfig {
         add(&mut self.name_references, other.name_references);
         add(&mut self.namespace, other.namespace);
         add(&mut self.var_reference, other.var_reference);
+        add(&mut self.replicas, other.replicas);
+        add(&mut self.template_labels, other.template_labels);
     }
 }
 
@@ -787,6 +802,10 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                 }
                 "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
                 "namespace" => config.namespace.extend(items.iter().map(field_spec_of)),
+                "replicas" => config.replicas.extend(items.iter().map(field_spec_of)),
+                "templateLabels" => config
+                    .template_labels
+                    .extend(items.iter().map(field_spec_of)),
                 "varReference" => config.var_reference.extend(items.iter().map(field_spec_of)),
                 "commonAnnotations" => config
                     .common_annotations

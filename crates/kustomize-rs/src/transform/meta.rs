@@ -270,25 +270,22 @@ pub fn add_map_entries(m: &mut ResMap, pairs: &[(String, String)], specs: &[Fiel
     }
 }
 
-/// One `replicas:` entry. Returns false when nothing matched.
-pub fn replicas(m: &mut ResMap, name: &str, count: i128) -> bool {
+/// One `replicas:` entry, at kustomize's replicas field specs (built in plus
+/// `configurations`). Returns false when nothing matched.
+pub fn replicas(m: &mut ResMap, name: &str, count: i128, specs: &[FieldSpec]) -> bool {
     let mut found = false;
     for r in &mut m.list {
         let gvk = r.gvk();
-        if !matches!(
-            gvk.kind.as_str(),
-            "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet"
-        ) {
-            continue;
-        }
         let matches = r.name() == name || r.prev_ids.iter().any(|p: &ResId| p.name == name);
         if !matches {
             continue;
         }
-        found = true;
-        r.map_mut()
-            .entry_map("spec")
-            .insert("replicas", Value::Int(count));
+        for fs in specs.iter().filter(|fs| fs.selects(&gvk)) {
+            found = true;
+            visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, &mut |v| {
+                *v = Value::Int(count)
+            });
+        }
     }
     found
 }

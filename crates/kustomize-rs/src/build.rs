@@ -710,6 +710,39 @@ pub struct TransformerConfig {
 /// kustomize's built-in transformer configuration, kept as data (`builtin/fieldspecs.yaml`).
 const BUILTIN_FIELDSPECS: &str = include_str!("builtin/fieldspecs.yaml");
 
+/// The built-in `nameReference` rules: (referred group/version/kind, where it is referred to).
+pub fn builtin_name_references() -> &'static [(crate::resource::Gvk, FieldSpec)] {
+    static RULES: std::sync::OnceLock<Vec<(crate::resource::Gvk, FieldSpec)>> =
+        std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
+            .expect("builtin/fieldspecs.yaml is valid YAML");
+        let mut out = Vec::new();
+        for item in docs
+            .iter()
+            .filter_map(|d| d.value.get("nameReference"))
+            .filter_map(Value::as_seq)
+            .flatten()
+        {
+            let get = |f: &str| item.get(f).and_then(Value::scalar_text).unwrap_or_default();
+            let target = crate::resource::Gvk {
+                group: get("group"),
+                version: get("version"),
+                kind: get("kind"),
+            };
+            for fs in item
+                .get("fieldSpecs")
+                .and_then(Value::as_seq)
+                .into_iter()
+                .flatten()
+            {
+                out.push((target.clone(), field_spec_of(fs)));
+            }
+        }
+        out
+    })
+}
+
 /// The built-in field specs of one section of `builtin/fieldspecs.yaml` (e.g. `varReference`).
 pub fn builtin_field_specs(section: &str) -> Vec<FieldSpec> {
     let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)

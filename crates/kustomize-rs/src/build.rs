@@ -745,13 +745,30 @@ pub fn builtin_name_references() -> &'static [(crate::resource::Gvk, FieldSpec)]
 
 /// The built-in field specs of one section of `builtin/fieldspecs.yaml` (e.g. `varReference`).
 pub fn builtin_field_specs(section: &str) -> Vec<FieldSpec> {
-    let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
-        .expect("builtin/fieldspecs.yaml is valid YAML");
-    docs.iter()
-        .filter_map(|d| d.value.get(section))
-        .filter_map(Value::as_seq)
-        .flatten()
-        .map(field_spec_of)
+    static SECTIONS: std::sync::OnceLock<Vec<(String, Vec<FieldSpec>)>> =
+        std::sync::OnceLock::new();
+    let sections = SECTIONS.get_or_init(|| {
+        let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
+            .expect("builtin/fieldspecs.yaml is valid YAML");
+        let mut out: Vec<(String, Vec<FieldSpec>)> = Vec::new();
+        for d in &docs {
+            let Some(m) = d.value.as_map() else { continue };
+            for (key, v) in m.iter() {
+                let specs = v
+                    .as_seq()
+                    .into_iter()
+                    .flatten()
+                    .map(field_spec_of)
+                    .collect();
+                out.push((key.clone(), specs));
+            }
+        }
+        out
+    });
+    sections
+        .iter()
+        .filter(|(k, _)| k == section)
+        .flat_map(|(_, v)| v.iter().cloned())
         .collect()
 }
 

@@ -75,11 +75,11 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     );
 }
 
-#[test]
-fn eighty_thousand_keys_render_in_linear_time() {
-    let dir = scratch("many-keys");
+/// Renders one ConfigMap with `n` data keys and returns how long it took.
+fn render_keys(n: usize) -> Duration {
+    let dir = scratch(&format!("many-keys-{n}"));
     let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n");
-    for i in 0..80_000 {
+    for i in 0..n {
         text.push_str(&format!("  key{i}: v\n"));
     }
     write(&dir, "big.yaml", &text);
@@ -92,9 +92,25 @@ fn eighty_thousand_keys_render_in_linear_time() {
     let rendered = kustomize::render(&dir).expect("renders");
     let took = started.elapsed();
     assert_eq!(rendered.objects.len(), 1);
-    assert!(rendered.objects[0].yaml.contains("key79999: v\n"));
-    // Quadratic lookups took 15 s here (release build); linear takes well under a second.
-    assert!(took < Duration::from_secs(5), "80,000 keys took {took:?}");
+    assert!(
+        rendered.objects[0]
+            .yaml
+            .contains(&format!("key{}: v\n", n - 1))
+    );
+    took
+}
+
+#[test]
+fn eighty_thousand_keys_render_in_linear_time() {
+    // Quadratic key lookups took 19 s for 80,000 keys (release build) and 16 times the time
+    // of 20,000; linear rendering takes 4 times as long. Compare the two sizes rather than a
+    // wall-clock budget, so a loaded machine does not fail the test.
+    let small = render_keys(20_000);
+    let large = render_keys(80_000);
+    assert!(
+        large < small * 8 + Duration::from_millis(500),
+        "80,000 keys took {large:?}, 20,000 took {small:?}: not linear"
+    );
 }
 
 #[cfg(unix)]

@@ -1,5 +1,6 @@
 //! The metadata transformers: namespace, name prefix/suffix, labels, annotations, replicas.
 
+use crate::build::builtin_field_specs;
 use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{ResId, ResMap};
 use crate::yaml::Value;
@@ -80,172 +81,28 @@ pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
     }
 }
 
-/// The pod-template label field specs (kustomize's `metadataLabels`, less `metadata/labels`).
-fn template_label_specs() -> Vec<FieldSpec> {
-    vec![
-        FieldSpec::new(
-            "",
-            "v1",
-            "ReplicationController",
-            "spec/template/metadata/labels",
-            true,
-        ),
-        FieldSpec::new("", "", "Deployment", "spec/template/metadata/labels", true),
-        FieldSpec::new("", "", "ReplicaSet", "spec/template/metadata/labels", true),
-        FieldSpec::new("", "", "DaemonSet", "spec/template/metadata/labels", true),
-        FieldSpec::new(
-            "apps",
-            "",
-            "StatefulSet",
-            "spec/template/metadata/labels",
-            true,
-        ),
-        FieldSpec::new("batch", "", "Job", "spec/template/metadata/labels", true),
-        FieldSpec::new(
-            "batch",
-            "",
-            "CronJob",
-            "spec/jobTemplate/metadata/labels",
-            true,
-        ),
-        FieldSpec::new(
-            "batch",
-            "",
-            "CronJob",
-            "spec/jobTemplate/spec/template/metadata/labels",
-            true,
-        ),
-    ]
-}
-
-/// The selector field specs of `commonLabels` (kustomize's `commonLabels` list).
-fn selector_specs() -> Vec<FieldSpec> {
-    let mut v = vec![
-        FieldSpec::new("", "v1", "Service", "spec/selector", true),
-        FieldSpec::new("", "v1", "ReplicationController", "spec/selector", true),
-        FieldSpec::new("", "", "Deployment", "spec/selector/matchLabels", true),
-    ];
-    let affinity = [
-        "spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
-        "spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels",
-    ];
-    for p in affinity {
-        v.push(FieldSpec::new("apps", "", "Deployment", p, false));
-    }
-    v.push(FieldSpec::new(
-        "",
-        "",
-        "ReplicaSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "",
-        "",
-        "DaemonSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "apps",
-        "",
-        "StatefulSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "apps",
-        "",
-        "StatefulSet",
-        "spec/volumeClaimTemplates[]/metadata/labels",
-        true,
-    ));
-    for p in affinity {
-        v.push(FieldSpec::new("apps", "", "StatefulSet", p, false));
-    }
-    v.push(FieldSpec::new(
-        "batch",
-        "",
-        "Job",
-        "spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "batch",
-        "",
-        "CronJob",
-        "spec/jobTemplate/spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "policy",
-        "",
-        "PodDisruptionBudget",
-        "spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/podSelector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/ingress/from/podSelector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/egress/to/podSelector/matchLabels",
-        false,
-    ));
-    v
-}
-
-/// The field specs a label transformer uses.
+/// The field specs a label transformer uses (kustomize's `commonLabels` table with
+/// selectors, else `metadata/labels` plus its `templateLabels` table with templates), then
+/// `extra`.
 pub fn label_specs(
     include_selectors: bool,
     include_templates: bool,
     extra: &[FieldSpec],
 ) -> Vec<FieldSpec> {
-    let mut v = vec![FieldSpec::new("", "", "", "metadata/labels", true)];
-    if include_selectors {
-        v.extend(selector_specs());
-        v.extend(template_label_specs());
+    let mut v = if include_selectors {
+        builtin_field_specs("commonLabels")
     } else if include_templates {
-        v.extend(template_label_specs());
-    }
+        builtin_field_specs("templateLabels")
+    } else {
+        vec![FieldSpec::new("", "", "", "metadata/labels", true)]
+    };
     v.extend(extra.iter().cloned());
     v
 }
 
-/// The field specs of `commonAnnotations`.
+/// The field specs of `commonAnnotations` (kustomize's table).
 pub fn annotation_specs() -> Vec<FieldSpec> {
-    let mut v = vec![FieldSpec::new("", "", "", "metadata/annotations", true)];
-    for s in template_label_specs() {
-        let path: Vec<String> = s
-            .path
-            .iter()
-            .map(|p| {
-                if p == "labels" {
-                    "annotations".to_string()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
-        v.push(FieldSpec { path, ..s });
-    }
-    v
+    builtin_field_specs("commonAnnotations")
 }
 
 /// Adds `pairs` to the maps the field specs reach.

@@ -177,6 +177,15 @@ fn env_file_lines_kubectl_accepts_render_and_never_leak_values() {
         "{text}"
     );
     assert!(text.contains("TOKEN"), "{text}");
+    // A literal without '=' is refused without echoing it.
+    write(
+        &dir,
+        "kustomization.yaml",
+        "secretGenerator:\n- name: s\n  literals:\n  - hunter2-no-equals\n",
+    );
+    let err = kustomize::render(&dir).expect_err("a literal needs key=value");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[test]

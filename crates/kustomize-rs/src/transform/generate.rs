@@ -171,11 +171,16 @@ fn collect_pairs(
             push(key.to_string(), val.as_bytes().to_vec(), &mut out)?;
         }
     }
-    for lit in &g.literals {
+    for (i, lit) in g.literals.iter().enumerate() {
+        // The literal is not echoed: in a secretGenerator it is a secret.
         let Some((key, val)) = lit.split_once('=') else {
             return Err(Error::Transform {
                 at: at.clone(),
-                message: format!("invalid literal source {lit}, expected key=value"),
+                message: format!(
+                    "invalid literal source #{} of '{}', expected key=value",
+                    i + 1,
+                    g.name
+                ),
             });
         };
         let val = strip_quotes(val);

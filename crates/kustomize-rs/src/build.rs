@@ -175,8 +175,8 @@ impl Builder {
                         meta::namespace(&mut acc.resources, &ns, &specs);
                         acc.rebuild_ids();
                     }
-                    Plugin::Affix(prefix, suffix) => {
-                        meta::name_affix(&mut acc.resources, &prefix, &suffix);
+                    Plugin::Affix(prefix, suffix, specs) => {
+                        meta::affix_fields(&mut acc.resources, &prefix, &suffix, &specs);
                         acc.rebuild_ids();
                     }
                 }

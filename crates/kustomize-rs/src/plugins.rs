@@ -17,8 +17,8 @@ pub enum Plugin {
     MapEntries(Vec<(String, String)>, Vec<FieldSpec>),
     /// A namespace set at the configuration's field specs.
     Namespace(String, Vec<FieldSpec>),
-    /// A name prefix and suffix.
-    Affix(String, String),
+    /// A prefix and suffix at the configuration's field specs.
+    Affix(String, String, Vec<FieldSpec>),
 }
 
 fn unsupported(at: &Location, what: String) -> Error {
@@ -163,14 +163,18 @@ pub fn parse(cfg: &Value, file: &Path, dir: &Path, line: usize) -> Result<Plugin
             Ok(Plugin::Namespace(meta("namespace"), specs()))
         }
         "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
-            let fs = specs();
-            if !fs.is_empty() && !fs.iter().any(|f| f.path == ["metadata", "name"]) {
-                return Err(unsupported(
-                    &at,
-                    format!("{kind} with field specs other than metadata/name"),
-                ));
+            if m.get("fieldSpecs").is_none_or(Value::is_null) {
+                return Err(Error::Invalid {
+                    at,
+                    message: format!("{kind}: fieldSpecs is not expected to be nil"),
+                });
             }
-            Ok(Plugin::Affix(str_of("prefix"), str_of("suffix")))
+            let (prefix, suffix) = match kind {
+                "PrefixTransformer" => (str_of("prefix"), String::new()),
+                "SuffixTransformer" => (String::new(), str_of("suffix")),
+                _ => (str_of("prefix"), str_of("suffix")),
+            };
+            Ok(Plugin::Affix(prefix, suffix, specs()))
         }
         other => Err(unsupported(&at, format!("the builtin plugin {other}"))),
     }

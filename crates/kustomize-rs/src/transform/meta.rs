@@ -81,6 +81,38 @@ pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
     }
 }
 
+/// kustomize's PrefixTransformer then SuffixTransformer (a `PrefixSuffixTransformer` plugin):
+/// the prefix, then the suffix, at each field spec; `metadata/name` also renames the object
+/// (recorded for name references), other fields just get the text added.
+pub fn affix_fields(m: &mut ResMap, prefix: &str, suffix: &str, specs: &[FieldSpec]) {
+    for (affix, is_prefix) in [(prefix, true), (suffix, false)] {
+        for r in &mut m.list {
+            let gvk = r.org_id.gvk.clone();
+            if skips_rename(&gvk.kind) {
+                continue;
+            }
+            for fs in specs.iter().filter(|fs| fs.selects(&gvk)) {
+                if fs.path == ["metadata", "name"] && !affix.is_empty() {
+                    r.store_prev_id();
+                    if is_prefix {
+                        r.prefixes.push(affix.to_string());
+                    } else {
+                        r.suffixes.push(affix.to_string());
+                    }
+                }
+                visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, &mut |v| {
+                    let text = v.scalar_text().unwrap_or_default();
+                    *v = Value::Str(if is_prefix {
+                        format!("{affix}{text}")
+                    } else {
+                        format!("{text}{affix}")
+                    });
+                });
+            }
+        }
+    }
+}
+
 /// The field specs a label transformer uses (kustomize's `commonLabels` table with
 /// selectors, else `metadata/labels` plus its `templateLabels` table with templates), then
 /// `extra`.

@@ -830,18 +830,14 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                 "images" => {
                     for item in items {
                         let fs = field_spec_of(item);
-                        let builtin = [
-                            "spec/containers[]/image",
-                            "spec/initContainers[]/image",
-                            "spec/template/spec/containers[]/image",
-                            "spec/template/spec/initContainers[]/image",
-                        ];
                         let p = fs.path.join("/");
-                        if builtin.contains(&p.as_str())
-                            && fs.kind.is_empty()
-                            && fs.group.is_empty()
-                            && fs.version.is_empty()
-                        {
+                        let builtin = builtin_field_specs("images");
+                        if builtin.iter().any(|b| {
+                            b.path == fs.path
+                                && b.kind == fs.kind
+                                && b.group == fs.group
+                                && b.version == fs.version
+                        }) {
                             return Err(Error::Invalid {
                                 at,
                                 message: format!("conflicting fieldspecs: '{p}' is built in"),

@@ -4,7 +4,8 @@
 //! count of each class (identical / differs / rel refuses / both fail / kubectl refuses) and the
 //! directories that are not identical. kubectl's results are cached under the temp directory
 //! (keyed by path) because they do not change while the renderer is worked on; `--fresh`
-//! ignores the cache.
+//! ignores the cache. `--renderer BIN` compares another build (e.g. an older commit's
+//! `bench_render`) instead.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,6 +191,7 @@ pub fn corpus(args: &[String]) -> i32 {
     let mut jobs = 4usize;
     let mut timeout = Duration::from_secs(60);
     let mut fresh = false;
+    let mut renderer: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -202,6 +204,10 @@ pub fn corpus(args: &[String]) -> i32 {
                 None => return usage(),
             },
             "--fresh" => fresh = true,
+            "--renderer" => match it.next() {
+                Some(p) => renderer = Some(PathBuf::from(p)),
+                None => return usage(),
+            },
             s if s.starts_with('-') => return usage(),
             s => roots.push(PathBuf::from(s)),
         }
@@ -210,12 +216,15 @@ pub fn corpus(args: &[String]) -> i32 {
         return usage();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = match crate::bench_render::renderer_example(&root) {
-        Ok(bin) => bin,
-        Err(e) => {
-            eprintln!("{e}");
-            return 2;
-        }
+    let bin = match renderer {
+        Some(bin) => bin,
+        None => match crate::bench_render::renderer_example(&root) {
+            Ok(bin) => bin,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        },
     };
     let mut dirs = Vec::new();
     for r in &roots {
@@ -301,6 +310,8 @@ pub fn corpus(args: &[String]) -> i32 {
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: cargo xtask kustomize-corpus DIR... [--jobs N] [--timeout SECS] [--fresh]");
+    eprintln!(
+        "usage: cargo xtask kustomize-corpus DIR... [--jobs N] [--timeout SECS] [--fresh] [--renderer BIN]"
+    );
     2
 }

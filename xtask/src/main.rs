@@ -26,7 +26,7 @@ tasks:
       --check: query once through the gateway, stop the services (SIGTERM) and exit.
   kustomize-oracle [CASE...]
       regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
-  kustomize-corpus DIR... [--jobs N] [--timeout SECS] [--fresh]
+  kustomize-corpus DIR... [--jobs N] [--timeout SECS] [--fresh] [--renderer BIN]
       every kustomization directory under DIR, rendered by kubectl and by rel; counts per class.
   kustomize-openapi SWAGGER.pb
       regenerate crates/kustomize-rs/src/builtin/openapi_patch.txt from kustomize's embedded schema.

@@ -80,11 +80,19 @@ pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<
     for list in by_old_name.values_mut() {
         list.dedup();
     }
+    // Rules whose target kind has no renamed object cannot change anything.
+    let renamed_kinds: std::collections::HashSet<&str> =
+        by_old_name.keys().map(|(k, _)| k.as_str()).collect();
+    let rules: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| renamed_kinds.contains(r.target_kind.as_str()))
+        .collect();
     let mut error: Option<String> = None;
     for ri in 0..m.list.len() {
         let gvk = m.list[ri].gvk();
         let applicable: Vec<&Rule> = rules
             .iter()
+            .copied()
             .filter(|r| {
                 (r.referrer_kind.is_empty() || r.referrer_kind == gvk.kind)
                     && (r.referrer_group.is_empty() || r.referrer_group == gvk.group)

@@ -336,7 +336,7 @@ impl<'a> Loader<'a> {
                             il.push((key.clone(), lines));
                         }
                     }
-                    map.insert(key, v);
+                    map.push_absent(key, v);
                 }
                 Ok(Value::Map(map))
             }

@@ -4,8 +4,6 @@
 //! kustomize serialises each resource through JSON before printing it: the type decides the
 //! printed text (`1.0` prints as `1`, a quoted `"1.0"` stays a string).
 
-use indexmap::IndexMap;
-
 /// A YAML/JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -28,52 +26,149 @@ pub enum Value {
     Map(Map),
 }
 
-/// An insertion-ordered string-keyed map with a hash index, so lookups stay O(1) in large
-/// generated manifests (a linear scan made 80,000 keys quadratic).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Map(IndexMap<String, Value>);
+/// An insertion-ordered string-keyed map. Kubernetes objects have few keys per level, where a
+/// linear scan of a vector is fastest and smallest; a map that grows past [`INDEX_FROM`] keys
+/// also gets a hash index, so large generated manifests stay linear (a plain scan made 80,000
+/// keys quadratic). Either way it is three words, so a [`Value`] stays four.
+#[derive(Debug, Clone)]
+pub struct Map(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Small(Vec<(String, Value)>),
+    Large(Box<Indexed>),
+}
+
+#[derive(Debug, Clone)]
+struct Indexed {
+    entries: Vec<(String, Value)>,
+    index: foldhash::HashMap<String, usize>,
+}
+
+impl Indexed {
+    fn new(entries: Vec<(String, Value)>) -> Self {
+        let mut index =
+            foldhash::HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+        for (i, (k, _)) in entries.iter().enumerate() {
+            index.entry(k.clone()).or_insert(i);
+        }
+        Indexed { entries, index }
+    }
+}
+
+/// Size from which a [`Map`] keeps a hash index.
+pub const INDEX_FROM: usize = 24;
+
+impl Default for Map {
+    fn default() -> Self {
+        Map(Repr::Small(Vec::new()))
+    }
+}
+
+impl PartialEq for Map {
+    /// Maps are equal when they hold the same keys with equal values, in any order (JSON).
+    fn eq(&self, other: &Map) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
 
 impl Map {
     /// An empty map.
     pub fn new() -> Self {
-        Map(IndexMap::new())
+        Map::default()
     }
-    /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key)
+    fn entries(&self) -> &Vec<(String, Value)> {
+        match &self.0 {
+            Repr::Small(v) => v,
+            Repr::Large(l) => &l.entries,
+        }
     }
-    /// The value under `key`, mutably.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.0.get_mut(key)
+    /// The entries, for changing values only (keys must stay as they are: the index).
+    fn entries_mut(&mut self) -> &mut Vec<(String, Value)> {
+        match &mut self.0 {
+            Repr::Small(v) => v,
+            Repr::Large(l) => &mut l.entries,
+        }
     }
-    /// Sets `key` to `value`, keeping the position of an existing key.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        self.0.insert(key.into(), value);
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.0 {
+            Repr::Small(v) => v.iter().position(|(k, _)| k == key),
+            Repr::Large(l) => l.index.get(key).copied(),
+        }
     }
-    /// Appends `key` when it is absent; returns false (and drops `value`) when present.
-    pub fn insert_new(&mut self, key: String, value: Value) -> bool {
-        match self.0.entry(key) {
-            indexmap::map::Entry::Occupied(_) => false,
-            indexmap::map::Entry::Vacant(v) => {
-                v.insert(value);
-                true
+    /// Rebuilds the index after entries moved.
+    fn reindex(&mut self) {
+        if let Repr::Large(l) = &mut self.0 {
+            let entries = std::mem::take(&mut l.entries);
+            **l = Indexed::new(entries);
+        }
+    }
+    fn push(&mut self, key: String, value: Value) {
+        match &mut self.0 {
+            Repr::Small(v) => {
+                v.push((key, value));
+                if v.len() >= INDEX_FROM {
+                    let entries = std::mem::take(v);
+                    self.0 = Repr::Large(Box::new(Indexed::new(entries)));
+                }
+            }
+            Repr::Large(l) => {
+                l.index.entry(key.clone()).or_insert(l.entries.len());
+                l.entries.push((key, value));
             }
         }
     }
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.position(key).map(|i| &self.entries()[i].1)
+    }
+    /// The value under `key`, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        let i = self.position(key)?;
+        Some(&mut self.entries_mut()[i].1)
+    }
+    /// Sets `key` to `value`, keeping the position of an existing key.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        match self.position(&key) {
+            Some(i) => self.entries_mut()[i].1 = value,
+            None => self.push(key, value),
+        }
+    }
+    /// Appends `key`, which the caller knows is absent (the parser checks duplicates first).
+    pub(crate) fn push_absent(&mut self, key: String, value: Value) {
+        debug_assert!(!self.contains_key(&key));
+        self.push(key, value);
+    }
+    /// Appends `key` when it is absent; returns false (and drops `value`) when present.
+    pub fn insert_new(&mut self, key: String, value: Value) -> bool {
+        if self.position(&key).is_some() {
+            return false;
+        }
+        self.push(key, value);
+        true
+    }
     /// Removes `key`, returning its value (the other keys keep their order).
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.0.shift_remove(key)
+        let i = self.position(key)?;
+        let (_, v) = self.entries_mut().remove(i);
+        self.reindex();
+        Some(v)
     }
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.position(key).is_some()
     }
     /// The entry under `key`, created as an empty map when absent or not a map.
     pub fn entry_map(&mut self, key: &str) -> &mut Map {
-        let slot = self
-            .0
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Map(Map::new()));
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
+                self.push(key.to_string(), Value::Map(Map::new()));
+                self.len() - 1
+            }
+        };
+        let slot = &mut self.entries_mut()[i].1;
         if !matches!(slot, Value::Map(_)) {
             *slot = Value::Map(Map::new());
         }
@@ -84,37 +179,48 @@ impl Map {
     }
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
     /// Iterates over the entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.0.iter()
+        self.entries().iter().map(|(k, v)| (k, v))
     }
     /// Iterates over the entries in insertion order, values mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
-        self.0.iter_mut()
+        self.entries_mut().iter_mut().map(|(k, v)| (&*k, v))
     }
     /// Keeps the entries `f` returns true for.
-    pub fn retain(&mut self, f: impl FnMut(&String, &mut Value) -> bool) {
-        self.0.retain(f)
+    pub fn retain(&mut self, mut f: impl FnMut(&String, &mut Value) -> bool) {
+        let before = self.len();
+        self.entries_mut().retain_mut(|(k, v)| f(k, v));
+        if self.len() != before {
+            self.reindex();
+        }
     }
 }
 
 impl IntoIterator for Map {
     type Item = (String, Value);
-    type IntoIter = indexmap::map::IntoIter<String, Value>;
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        match self.0 {
+            Repr::Small(v) => v.into_iter(),
+            Repr::Large(l) => l.entries.into_iter(),
+        }
     }
 }
 
 impl FromIterator<(String, Value)> for Map {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        Map(iter.into_iter().collect())
+        let mut m = Map::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
     }
 }
 

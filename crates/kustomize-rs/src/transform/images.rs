@@ -66,7 +66,15 @@ impl ImageRule {
             // tail after the name is anchored. A `.` could also swallow a multi-byte character,
             // so non-ASCII images go to the regex.
             let img = image.as_bytes();
-            if img.len() < name.len() || !name.iter().zip(img).all(|(n, c)| *n == b'.' || n == c) {
+            // Names in one `images:` list often share a long prefix (the registry), so compare
+            // from the end of the name, where they differ.
+            if img.len() < name.len()
+                || !name
+                    .iter()
+                    .zip(img)
+                    .rev()
+                    .all(|(n, c)| *n == b'.' || n == c)
+            {
                 // No match, whatever the bytes are: the name's literal bytes differ.
                 if image.is_ascii() {
                     return false;

@@ -77,6 +77,7 @@ impl Map {
     pub fn new() -> Self {
         Map::default()
     }
+    #[inline]
     fn entries(&self) -> &Vec<(String, Value)> {
         match &self.0 {
             Repr::Small(v) => v,
@@ -84,12 +85,14 @@ impl Map {
         }
     }
     /// The entries, for changing values only (keys must stay as they are: the index).
+    #[inline]
     fn entries_mut(&mut self) -> &mut Vec<(String, Value)> {
         match &mut self.0 {
             Repr::Small(v) => v,
             Repr::Large(l) => &mut l.entries,
         }
     }
+    #[inline]
     fn position(&self, key: &str) -> Option<usize> {
         match &self.0 {
             Repr::Small(v) => v.iter().position(|(k, _)| k == key),
@@ -103,6 +106,7 @@ impl Map {
             **l = Indexed::new(entries);
         }
     }
+    #[inline]
     fn push(&mut self, key: String, value: Value) {
         match &mut self.0 {
             Repr::Small(v) => {
@@ -119,15 +123,18 @@ impl Map {
         }
     }
     /// The value under `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.position(key).map(|i| &self.entries()[i].1)
     }
     /// The value under `key`, mutably.
+    #[inline]
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let i = self.position(key)?;
         Some(&mut self.entries_mut()[i].1)
     }
     /// Sets `key` to `value`, keeping the position of an existing key.
+    #[inline]
     pub fn insert(&mut self, key: impl Into<String>, value: Value) {
         let key = key.into();
         match self.position(&key) {
@@ -156,6 +163,7 @@ impl Map {
         Some(v)
     }
     /// Whether `key` is present.
+    #[inline]
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
@@ -178,18 +186,22 @@ impl Map {
         }
     }
     /// Number of entries.
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries().len()
     }
     /// Whether the map is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries().is_empty()
     }
     /// Iterates over the entries in insertion order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.entries().iter().map(|(k, v)| (k, v))
     }
     /// Iterates over the entries in insertion order, values mutably.
+    #[inline]
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
         self.entries_mut().iter_mut().map(|(k, v)| (&*k, v))
     }

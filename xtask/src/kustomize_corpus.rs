@@ -158,18 +158,18 @@ fn cache_path(dir: &Path) -> PathBuf {
 
 fn kubectl(dir: &Path, timeout: Duration, fresh: bool) -> Outcome {
     let cache = cache_path(dir);
-    if !fresh {
-        if let (Ok(status), Ok(stdout)) = (
+    if !fresh
+        && let (Ok(status), Ok(stdout)) = (
             std::fs::read_to_string(cache.with_extension("status")),
             std::fs::read(cache.with_extension("out")),
-        ) {
-            let (ok, reason) = status.split_once('\n').unwrap_or((&status, ""));
-            return Outcome {
-                ok: ok == "ok",
-                stdout,
-                reason: reason.to_string(),
-            };
-        }
+        )
+    {
+        let (ok, reason) = status.split_once('\n').unwrap_or((&status, ""));
+        return Outcome {
+            ok: ok == "ok",
+            stdout,
+            reason: reason.to_string(),
+        };
     }
     let mut cmd = Command::new("kubectl");
     cmd.arg("kustomize").arg(dir);

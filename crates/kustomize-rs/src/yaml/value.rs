@@ -302,3 +302,55 @@ impl Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> String {
+        format!("k{i}")
+    }
+
+    #[test]
+    fn indexed_map_keeps_order_and_lookups_through_changes() {
+        let mut m = Map::new();
+        for i in 0..100 {
+            m.insert(key(i), Value::Int(i as i128));
+        }
+        assert!(matches!(m.0, Repr::Large(_)));
+        assert_eq!(m.get("k57"), Some(&Value::Int(57)));
+        // Replacing keeps the position; removing shifts the rest and keeps lookups right.
+        m.insert("k3", Value::Str("three".into()));
+        assert_eq!(m.iter().nth(3).map(|(k, _)| k.as_str()), Some("k3"));
+        assert_eq!(m.remove("k10"), Some(Value::Int(10)));
+        assert_eq!(m.get("k10"), None);
+        assert_eq!(m.get("k11"), Some(&Value::Int(11)));
+        assert_eq!(m.iter().nth(10).map(|(k, _)| k.as_str()), Some("k11"));
+        m.retain(|k, _| k != "k50");
+        assert_eq!(m.get("k51"), Some(&Value::Int(51)));
+        assert!(!m.contains_key("k50"));
+        assert!(!m.insert_new("k51".into(), Value::Null));
+        assert!(m.insert_new("new".into(), Value::Null));
+        assert_eq!(m.iter().last().map(|(k, _)| k.as_str()), Some("new"));
+        m.entry_map("nested").insert("a", Value::Bool(true));
+        assert_eq!(
+            m.get("nested").and_then(|v| v.get("a")),
+            Some(&Value::Bool(true))
+        );
+        assert_eq!(m.len(), 100 - 2 + 2);
+        // Equality ignores order, as JSON objects do.
+        let a: Map = [(key(1), Value::Null), (key(2), Value::Null)]
+            .into_iter()
+            .collect();
+        let b: Map = [(key(2), Value::Null), (key(1), Value::Null)]
+            .into_iter()
+            .collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_value_stays_four_words() {
+        assert_eq!(std::mem::size_of::<Map>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+}

@@ -53,17 +53,20 @@ pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
     }
 }
 
-fn skips_rename(kind: &str) -> bool {
-    matches!(
-        kind,
-        "CustomResourceDefinition" | "APIService" | "Namespace"
-    )
+/// kustomize's `prefixFieldSpecsToSkip` (and the suffix one), checked on the original id:
+/// CustomResourceDefinition and Namespace of any group, APIService of apiregistration.k8s.io.
+fn skips_rename(gvk: &crate::resource::Gvk) -> bool {
+    match gvk.kind.as_str() {
+        "CustomResourceDefinition" | "Namespace" => true,
+        "APIService" => gvk.group == "apiregistration.k8s.io",
+        _ => false,
+    }
 }
 
 /// `namePrefix:` / `nameSuffix:`.
 pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
     for r in &mut m.list {
-        if skips_rename(r.kind()) {
+        if skips_rename(&r.org_id.gvk) {
             continue;
         }
         let name = r.name().to_string();
@@ -88,7 +91,7 @@ pub fn affix_fields(m: &mut ResMap, prefix: &str, suffix: &str, specs: &[FieldSp
     for (affix, is_prefix) in [(prefix, true), (suffix, false)] {
         for r in &mut m.list {
             let gvk = r.org_id.gvk.clone();
-            if skips_rename(&gvk.kind) {
+            if skips_rename(&gvk) {
                 continue;
             }
             for fs in specs.iter().filter(|fs| fs.selects(&gvk)) {

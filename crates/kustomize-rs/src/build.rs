@@ -171,8 +171,16 @@ impl Builder {
                     Plugin::MapEntries(pairs, specs) => {
                         meta::add_map_entries(&mut acc.resources, &pairs, &specs);
                     }
-                    Plugin::Namespace(ns, specs) => {
-                        meta::namespace(&mut acc.resources, &ns, &specs);
+                    Plugin::Namespace(ns, specs, unset_only, subjects) => {
+                        if !ns.is_empty() {
+                            meta::namespace_with(
+                                &mut acc.resources,
+                                &ns,
+                                &specs,
+                                unset_only,
+                                subjects,
+                            );
+                        }
                         acc.rebuild_ids();
                     }
                     Plugin::Affix(prefix, suffix, specs) => {

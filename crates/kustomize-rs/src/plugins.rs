@@ -15,8 +15,13 @@ pub enum Plugin {
     Fields(Box<crate::kustomization::Kustomization>, Vec<FieldSpec>),
     /// Labels or annotations added at the configuration's field specs.
     MapEntries(Vec<(String, String)>, Vec<FieldSpec>),
-    /// A namespace set at the configuration's field specs.
-    Namespace(String, Vec<FieldSpec>),
+    /// A namespace set at the configuration's field specs (`unsetOnly`, subjects mode).
+    Namespace(
+        String,
+        Vec<FieldSpec>,
+        bool,
+        crate::transform::meta::Subjects,
+    ),
     /// A prefix and suffix at the configuration's field specs.
     Affix(String, String, Vec<FieldSpec>),
 }
@@ -150,17 +155,28 @@ pub fn parse(cfg: &Value, file: &Path, dir: &Path, line: usize) -> Result<Plugin
         "LabelTransformer" => Ok(Plugin::MapEntries(pairs("labels"), specs())),
         "AnnotationsTransformer" => Ok(Plugin::MapEntries(pairs("annotations"), specs())),
         "NamespaceTransformer" => {
-            let unset_only = m.get("unsetOnly").and_then(Value::scalar_text);
-            let subjects = str_of("setRoleBindingSubjects");
-            if unset_only.as_deref().is_some_and(|u| u == "true")
-                || !matches!(subjects.as_str(), "" | "defaultOnly")
-            {
-                return Err(unsupported(
-                    &at,
-                    "NamespaceTransformer with unsetOnly or setRoleBindingSubjects".into(),
-                ));
-            }
-            Ok(Plugin::Namespace(meta("namespace"), specs()))
+            use crate::transform::meta::Subjects;
+            let unset_only =
+                m.get("unsetOnly").and_then(Value::scalar_text).as_deref() == Some("true");
+            let subjects = match str_of("setRoleBindingSubjects").as_str() {
+                "" | "defaultOnly" => Subjects::DefaultOnly,
+                "allServiceAccounts" => Subjects::AllServiceAccounts,
+                "none" => Subjects::None,
+                other => {
+                    return Err(Error::Invalid {
+                        at,
+                        message: format!(
+                            "invalid value {other:?} for setRoleBindingSubjects: must be one of \"defaultOnly\", \"none\" or \"allServiceAccounts\""
+                        ),
+                    });
+                }
+            };
+            Ok(Plugin::Namespace(
+                meta("namespace"),
+                specs(),
+                unset_only,
+                subjects,
+            ))
         }
         "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
             if m.get("fieldSpecs").is_none_or(Value::is_null) {

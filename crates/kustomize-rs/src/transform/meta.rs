@@ -5,12 +5,41 @@ use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{ResId, ResMap};
 use crate::yaml::Value;
 
+/// Which RoleBinding / ClusterRoleBinding subjects get the namespace (kustomize's
+/// `setRoleBindingSubjects`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Subjects {
+    /// Subjects named `default` (the default).
+    #[default]
+    DefaultOnly,
+    /// Every subject of kind ServiceAccount.
+    AllServiceAccounts,
+    /// None.
+    None,
+}
+
 /// `namespace:`, with kustomize's namespace field specs (built in plus `configurations`).
 pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
+    namespace_with(m, ns, specs, false, Subjects::DefaultOnly);
+}
+
+/// kustomize's NamespaceTransformer: `unset_only` sets only empty fields.
+pub fn namespace_with(
+    m: &mut ResMap,
+    ns: &str,
+    specs: &[FieldSpec],
+    unset_only: bool,
+    subjects_mode: Subjects,
+) {
     for r in &mut m.list {
         let gvk = r.gvk();
         let before = r.cur_id();
-        let set = &mut |v: &mut Value| *v = Value::Str(ns.to_string());
+        let set = &mut |v: &mut Value| {
+            let empty = v.is_null() || v.as_str() == Some("");
+            if !unset_only || empty {
+                *v = Value::Str(ns.to_string());
+            }
+        };
         if !gvk.is_cluster_scoped() {
             visit(
                 &mut r.value,
@@ -25,8 +54,21 @@ pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
             if let Some(Value::Seq(subjects)) = r.value.get_mut("subjects") {
                 for s in subjects {
                     if let Value::Map(sm) = s {
-                        if sm.get("name").and_then(Value::as_str) == Some("default") {
-                            sm.insert("namespace", Value::Str(ns.to_string()));
+                        let wanted = match subjects_mode {
+                            Subjects::DefaultOnly => {
+                                sm.get("name").and_then(Value::as_str) == Some("default")
+                            }
+                            Subjects::AllServiceAccounts => {
+                                sm.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                            }
+                            Subjects::None => false,
+                        };
+                        if wanted {
+                            let slot = sm.get_mut("namespace");
+                            match slot {
+                                Some(v) => set(v),
+                                None => sm.insert("namespace", Value::Str(ns.to_string())),
+                            }
                         }
                     }
                 }

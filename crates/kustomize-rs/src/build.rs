@@ -413,19 +413,14 @@ impl Builder {
                 meta::namespace(&mut acc.resources, ns, &specs);
             }
         }
-        if k.name_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(
-                &mut acc.resources,
-                k.name_prefix.as_deref().unwrap_or(""),
-                "",
-            );
+        if let Some(prefix) = k.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, prefix, "");
+            // `configurations` may name more fields that take the prefix.
+            meta::affix_fields(&mut acc.resources, prefix, "", &acc.config.name_prefix);
         }
-        if k.name_suffix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(
-                &mut acc.resources,
-                "",
-                k.name_suffix.as_deref().unwrap_or(""),
-            );
+        if let Some(suffix) = k.name_suffix.as_deref().filter(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, "", suffix);
+            meta::affix_fields(&mut acc.resources, "", suffix, &acc.config.name_suffix);
         }
         for l in &k.labels {
             let mut extra = l.fields.clone();
@@ -713,6 +708,10 @@ pub struct TransformerConfig {
     pub replicas: Vec<FieldSpec>,
     /// `templateLabels:` field specs (`labels` with `includeTemplates`).
     pub template_labels: Vec<FieldSpec>,
+    /// `namePrefix:` field specs besides kustomize's `metadata/name`.
+    pub name_prefix: Vec<FieldSpec>,
+    /// `nameSuffix:` field specs besides kustomize's `metadata/name`.
+    pub name_suffix: Vec<FieldSpec>,
 }
 
 /// kustomize's built-in transformer configuration, kept as data (`builtin/fieldspecs.yaml`).
@@ -797,6 +796,8 @@ impl TransformerConfig {
         add(&mut self.var_reference, other.var_reference);
         add(&mut self.replicas, other.replicas);
         add(&mut self.template_labels, other.template_labels);
+        add(&mut self.name_prefix, other.name_prefix);
+        add(&mut self.name_suffix, other.name_suffix);
     }
 }
 
@@ -857,6 +858,18 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                 "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
                 "namespace" => config.namespace.extend(items.iter().map(field_spec_of)),
                 "replicas" => config.replicas.extend(items.iter().map(field_spec_of)),
+                "namePrefix" => config.name_prefix.extend(
+                    items
+                        .iter()
+                        .map(field_spec_of)
+                        .filter(|fs| fs.path != ["metadata", "name"]),
+                ),
+                "nameSuffix" => config.name_suffix.extend(
+                    items
+                        .iter()
+                        .map(field_spec_of)
+                        .filter(|fs| fs.path != ["metadata", "name"]),
+                ),
                 "templateLabels" => config
                     .template_labels
                     .extend(items.iter().map(field_spec_of)),

@@ -10,6 +10,8 @@ mod bench_render;
 mod bench_stage;
 mod fuzz;
 mod kustomize;
+mod kustomize_corpus;
+mod kustomize_openapi;
 mod provision;
 mod services;
 mod test;
@@ -36,6 +38,10 @@ tasks:
       --check: query once through the gateway, stop the services (SIGTERM) and exit.
   kustomize-oracle [CASE...]
       regenerate crates/kustomize-rs/tests/cases/*/expected.yaml with `kubectl kustomize`.
+  kustomize-corpus DIR... [--jobs N] [--timeout SECS] [--fresh] [--renderer BIN]
+      every kustomization directory under DIR, rendered by kubectl and by rel; counts per class.
+  kustomize-openapi SWAGGER.pb
+      regenerate crates/kustomize-rs/src/builtin/openapi_patch.txt from kustomize's embedded schema.
   kustomize-fuzz [--runs N] [--seed S]
       random overlays over a base, rendered by rel and by `kubectl kustomize`; any difference is kept.
   bench render [--sizes 500,1000,2000]
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("run-services") => return services::run_services(&args[1..]),
         Some("kustomize-oracle") => return code(kustomize::oracle(&args[1..])),
+        Some("kustomize-corpus") => return code(kustomize_corpus::corpus(&args[1..])),
+        Some("kustomize-openapi") => return code(kustomize_openapi::run(&args[1..])),
         Some("kustomize-fuzz") => return code(kustomize::fuzz(&args[1..])),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("render") => return code(bench_render::run(&args[2..])),

@@ -15,7 +15,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    for (name, content) in rendered.files() {
+    let files = match rendered.output_files() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    for (name, content) in files {
         if let Err(e) = std::fs::write(std::path::Path::new(out).join(&name), content) {
             eprintln!("{name}: {e}");
             std::process::exit(1);

@@ -10,7 +10,7 @@ use crate::kustomization::{self, Kustomization, PatchSpec};
 use crate::loader;
 use crate::resource::{Behavior, ResMap, Resource};
 use crate::transform::{generate, images, meta, patch_json, patch_sm, select};
-use crate::yaml::{Typing, Value, parse_documents_with};
+use crate::yaml::{Map, Typing, Value, parse_documents_with};
 
 /// Resources plus the transformer configuration that travels with them.
 #[derive(Default)]
@@ -21,6 +21,8 @@ pub struct Accumulator {
     ids: HashSet<(crate::resource::Gvk, String, String)>,
     /// Field specs added by `configurations` (merged up from bases).
     pub config: TransformerConfig,
+    /// `vars` of this kustomization and its bases.
+    pub vars: Vec<crate::transform::vars::Var>,
 }
 
 impl Accumulator {
@@ -49,12 +51,21 @@ impl Accumulator {
 /// Walks kustomizations, remembering the chain to detect cycles.
 pub struct Builder {
     stack: Vec<PathBuf>,
+    /// Warnings kubectl would print, in the order it prints them.
+    pub warnings: Vec<crate::Warning>,
+    /// The custom OpenAPI schema of the first kustomization that names one (`openapi.path`);
+    /// like kustomize's global schema, it is set once per build.
+    custom_schema: Option<crate::openapi::Schema>,
 }
 
 impl Builder {
     /// A builder.
     pub fn new() -> Self {
-        Builder { stack: Vec::new() }
+        Builder {
+            stack: Vec::new(),
+            warnings: Vec::new(),
+            custom_schema: None,
+        }
     }
 
     /// Builds the kustomization in `dir` into an accumulator (no hash, no name references).
@@ -83,6 +94,8 @@ impl Builder {
             });
         }
         let k = kustomization::load(&real)?;
+        self.note_deprecations(&k);
+        self.load_openapi(&k)?;
         if k.is_component {
             if let Some(at) = at {
                 return Err(Error::Invalid {
@@ -102,6 +115,119 @@ impl Builder {
         Ok((k, acc))
     }
 
+    /// `generators:` / `transformers:`: kustomize's builtin plugins as configuration objects
+    /// (files, or inline YAML), run in order after the kustomization's own.
+    fn run_plugins(
+        &mut self,
+        k: &Kustomization,
+        entries: &[kustomization::Entry],
+        acc: &mut Accumulator,
+    ) -> Result<()> {
+        use crate::plugins::Plugin;
+        // kustomize loads the inline configurations first, then the files, each in order.
+        let (inline, files): (Vec<&kustomization::Entry>, Vec<&kustomization::Entry>) =
+            entries.iter().partition(|e| e.text.contains('\n'));
+        for e in inline.into_iter().chain(files) {
+            let at = k.at(e.line);
+            let (file, text, line0) = if e.text.contains('\n') {
+                (k.path.clone(), e.text.clone(), e.line)
+            } else {
+                if k.dir.join(&e.text).is_dir() {
+                    return Err(Error::Unsupported {
+                        at,
+                        what: format!(
+                            "a kustomization directory ('{}') as a plugin source",
+                            e.text
+                        ),
+                    });
+                }
+                let (f, t) = loader::read_text(&k.dir, &e.text, &at)?;
+                (f, t, 0)
+            };
+            let docs = parse_documents_with(&text, Typing::V2)
+                .map_err(|err| Error::yaml(&file, line0, err))?;
+            for d in docs.into_iter().filter(|d| !d.value.is_null()) {
+                match crate::plugins::parse(&d.value, &file, &k.dir, line0 + d.line)? {
+                    Plugin::Fields(mut fk, specs) => {
+                        for g in &fk.config_maps {
+                            self.generate(&fk, g, generate::GenKind::ConfigMap, acc)?;
+                        }
+                        for g in &fk.secrets {
+                            self.generate(&fk, g, generate::GenKind::Secret, acc)?;
+                        }
+                        fk.config_maps.clear();
+                        fk.secrets.clear();
+                        if !fk.images.is_empty() {
+                            let rules: Vec<images::ImageRule> = fk
+                                .images
+                                .iter()
+                                .map(|(s, _)| images::ImageRule::new(s.clone()))
+                                .collect();
+                            images::transform(&mut acc.resources, &rules, &specs);
+                            fk.images.clear();
+                        }
+                        self.transform(&fk, acc)?;
+                    }
+                    Plugin::MapEntries(pairs, specs) => {
+                        meta::add_map_entries(&mut acc.resources, &pairs, &specs);
+                    }
+                    Plugin::Namespace(ns, specs, unset_only, subjects) => {
+                        if !ns.is_empty() {
+                            meta::namespace_with(
+                                &mut acc.resources,
+                                &ns,
+                                &specs,
+                                unset_only,
+                                subjects,
+                            );
+                        }
+                        acc.rebuild_ids();
+                    }
+                    Plugin::Affix(prefix, suffix, specs) => {
+                        meta::affix_fields(&mut acc.resources, &prefix, &suffix, &specs);
+                        acc.rebuild_ids();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schemas(&self) -> crate::openapi::Schemas<'_> {
+        crate::openapi::Schemas {
+            custom: self.custom_schema.as_ref(),
+        }
+    }
+
+    /// kustomize's `openapi.SetSchema`: the first `openapi.path` met wins.
+    fn load_openapi(&mut self, k: &Kustomization) -> Result<()> {
+        let Some((rel, line)) = &k.openapi_path else {
+            return Ok(());
+        };
+        if self.custom_schema.is_some() {
+            return Ok(());
+        }
+        let (path, text) = loader::read_text(&k.dir, rel, &k.at(*line))?;
+        let docs = parse_documents_with(&text, Typing::V3).map_err(|e| Error::yaml(&path, 0, e))?;
+        let doc = docs
+            .into_iter()
+            .next()
+            .map(|d| d.value)
+            .unwrap_or(Value::Null);
+        self.custom_schema = Some(crate::openapi::Schema::from_document(&doc));
+        Ok(())
+    }
+
+    fn note_deprecations(&mut self, k: &Kustomization) {
+        for (field, line) in &k.deprecated {
+            self.warnings.push(crate::Warning {
+                at: k.at(*line),
+                field: (*field).to_string(),
+                message: kustomization::deprecation_message(field),
+            });
+        }
+    }
+
     fn run(&mut self, k: &Kustomization, acc: &mut Accumulator) -> Result<()> {
         // 1. resources, depth first
         for e in &k.resources {
@@ -119,6 +245,7 @@ impl Builder {
             if joined.is_dir() {
                 let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
                 acc.config.merge(sub.config);
+                crate::transform::vars::merge_set(&mut acc.vars, sub.vars)?;
                 for r in sub.resources.list {
                     acc.append(r, &at)?;
                 }
@@ -148,6 +275,7 @@ impl Builder {
         for g in &k.secrets {
             self.generate(k, g, generate::GenKind::Secret, acc)?;
         }
+        self.run_plugins(k, &k.generators, acc)?;
         // 4. components, on this accumulator
         for e in &k.components {
             let at = k.at(e.line);
@@ -169,6 +297,8 @@ impl Builder {
                 });
             }
             let ck = kustomization::load(&real)?;
+            self.note_deprecations(&ck);
+            self.load_openapi(&ck)?;
             if !ck.is_component {
                 return Err(Error::Invalid {
                     at,
@@ -181,7 +311,10 @@ impl Builder {
             r?;
         }
         // 5. transformers
-        self.transform(k, acc)
+        self.transform(k, acc)?;
+        self.run_plugins(k, &k.transformers, acc)?;
+        // 6. vars, attached to the objects they name (resolved once, after name references)
+        crate::transform::vars::merge(&mut acc.resources, &mut acc.vars, &k.vars)
     }
 
     fn generate(
@@ -234,7 +367,26 @@ impl Builder {
                         om.insert("immutable", v.clone());
                     }
                 } else {
+                    // kustomize's CopyMergeMetaDataFieldsFrom: the replacement keeps the old
+                    // object's labels and annotations under its own.
+                    let kept: Vec<(&str, Map)> = ["labels", "annotations"]
+                        .into_iter()
+                        .filter_map(|f| match old.value.path(&["metadata", f]) {
+                            Some(Value::Map(m)) if !m.is_empty() => Some((f, m.clone())),
+                            _ => None,
+                        })
+                        .collect();
                     old.value = r.value;
+                    for (field, mut merged) in kept {
+                        if let Some(Value::Map(new)) = old.value.path(&["metadata", field]) {
+                            for (k, v) in new.iter() {
+                                merged.insert(k.clone(), v.clone());
+                            }
+                        }
+                        old.map_mut()
+                            .entry_map("metadata")
+                            .insert(field, Value::Map(merged));
+                    }
                     let meta = old.map_mut().entry_map("metadata");
                     meta.insert("name", Value::Str(name));
                     if !ns.is_empty() {
@@ -256,27 +408,26 @@ impl Builder {
         }
         if let Some(ns) = &k.namespace {
             if !ns.is_empty() {
-                meta::namespace(&mut acc.resources, ns);
+                let mut specs = builtin_field_specs("namespace");
+                specs.extend(acc.config.namespace.iter().cloned());
+                meta::namespace(&mut acc.resources, ns, &specs);
             }
         }
-        if k.name_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(
-                &mut acc.resources,
-                k.name_prefix.as_deref().unwrap_or(""),
-                "",
-            );
+        if let Some(prefix) = k.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, prefix, "");
+            // `configurations` may name more fields that take the prefix.
+            meta::affix_fields(&mut acc.resources, prefix, "", &acc.config.name_prefix);
         }
-        if k.name_suffix.as_deref().is_some_and(|p| !p.is_empty()) {
-            meta::name_affix(
-                &mut acc.resources,
-                "",
-                k.name_suffix.as_deref().unwrap_or(""),
-            );
+        if let Some(suffix) = k.name_suffix.as_deref().filter(|p| !p.is_empty()) {
+            meta::name_affix(&mut acc.resources, "", suffix);
+            meta::affix_fields(&mut acc.resources, "", suffix, &acc.config.name_suffix);
         }
         for l in &k.labels {
             let mut extra = l.fields.clone();
             if l.include_selectors {
                 extra.extend(acc.config.common_labels.iter().cloned());
+            } else if l.include_templates {
+                extra.extend(acc.config.template_labels.iter().cloned());
             }
             let specs = meta::label_specs(l.include_selectors, l.include_templates, &extra);
             meta::add_map_entries(&mut acc.resources, &l.pairs, &specs);
@@ -293,8 +444,15 @@ impl Builder {
         for p in &k.patches_json {
             self.patch(k, p, acc, false)?;
         }
+        let replica_specs = if k.replicas.is_empty() {
+            Vec::new()
+        } else {
+            let mut specs = builtin_field_specs("replicas");
+            specs.extend(acc.config.replicas.iter().cloned());
+            specs
+        };
         for (name, count, line) in &k.replicas {
-            if !meta::replicas(&mut acc.resources, name, *count) {
+            if !meta::replicas(&mut acc.resources, name, *count, &replica_specs) {
                 return Err(Error::Transform {
                     at: k.at(*line),
                     message: format!(
@@ -344,22 +502,13 @@ impl Builder {
                 });
             }
         };
-        let yaml_err = |e: crate::yaml::SyntaxError| Error::Yaml {
-            at: Location::at(
-                &source.path,
-                if source.line.is_some() {
-                    source.line.unwrap_or(0) + e.line
-                } else {
-                    e.line
-                },
-            ),
-            message: e.message,
-        };
+        let yaml_err =
+            |e: crate::yaml::SyntaxError| Error::yaml(&source.path, source.line.unwrap_or(0), e);
         let docs = parse_documents_with(&text, Typing::V3).map_err(yaml_err)?;
         let docs: Vec<Value> = docs
             .into_iter()
             .map(|d| d.value)
-            .filter(|v| *v != Value::Null)
+            .filter(|v| !v.is_null())
             .collect();
         let is_json = !legacy_sm && docs.len() == 1 && matches!(docs[0], Value::Seq(_));
         if is_json {
@@ -382,6 +531,8 @@ impl Builder {
                 if !t.selects(r) {
                     continue;
                 }
+                // kustomize's PatchTransformer stores the previous id of every target.
+                r.store_prev_id();
                 patch_json::apply(&mut r.value, &ops).map_err(|e| Error::Transform {
                     at: at.clone(),
                     message: format!("patch failed on {}: {e}", r.cur_id()),
@@ -433,7 +584,8 @@ impl Builder {
                             m.insert("namespace", Value::Str(r.namespace().to_string()));
                         }
                     }
-                    if let patch_sm::Patched::Deleted = patch_sm::apply(&mut r.value, &patch, &gvk)
+                    if let patch_sm::Patched::Deleted =
+                        patch_sm::apply(&mut r.value, &patch, &gvk, self.schemas())
                     {
                         delete.push(found[0]);
                     }
@@ -468,7 +620,7 @@ impl Builder {
                             }
                         }
                         if let patch_sm::Patched::Deleted =
-                            patch_sm::apply(&mut r.value, &patch, &gvk)
+                            patch_sm::apply(&mut r.value, &patch, &gvk, self.schemas())
                         {
                             delete.push(i);
                         }
@@ -492,14 +644,11 @@ impl Default for Builder {
 
 /// Parses a resource file: every non-empty document, `List` kinds expanded.
 pub fn parse_resources(text: &str, path: &Path) -> Result<Vec<Resource>> {
-    let docs = parse_documents_with(text, Typing::V3).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
+    let docs = parse_documents_with(text, Typing::V3).map_err(|e| Error::yaml(path, 0, e))?;
     let mut out = Vec::new();
     for d in docs {
         match d.value {
-            Value::Null => {}
+            Value::Null | Value::EmptyNull => {}
             Value::Map(m) => {
                 let kind = m.get("kind").and_then(Value::as_str).unwrap_or("");
                 if kind.ends_with("List") && m.get("items").is_some() {
@@ -551,6 +700,83 @@ pub struct TransformerConfig {
     pub common_annotations: Vec<FieldSpec>,
     /// `nameReference:` rules: (referred group, version, kind) and where it is referred to.
     pub name_references: Vec<(crate::resource::Gvk, FieldSpec)>,
+    /// `namespace:` field specs (where the namespace transformer also writes).
+    pub namespace: Vec<FieldSpec>,
+    /// `varReference:` field specs (where `$(VAR)` is expanded).
+    pub var_reference: Vec<FieldSpec>,
+    /// `replicas:` field specs (where `replicas:` entries write the count).
+    pub replicas: Vec<FieldSpec>,
+    /// `templateLabels:` field specs (`labels` with `includeTemplates`).
+    pub template_labels: Vec<FieldSpec>,
+    /// `namePrefix:` field specs besides kustomize's `metadata/name`.
+    pub name_prefix: Vec<FieldSpec>,
+    /// `nameSuffix:` field specs besides kustomize's `metadata/name`.
+    pub name_suffix: Vec<FieldSpec>,
+}
+
+/// kustomize's built-in transformer configuration, kept as data (`builtin/fieldspecs.yaml`).
+const BUILTIN_FIELDSPECS: &str = include_str!("builtin/fieldspecs.yaml");
+
+/// The built-in `nameReference` rules: (referred group/version/kind, where it is referred to).
+pub fn builtin_name_references() -> &'static [(crate::resource::Gvk, FieldSpec)] {
+    static RULES: std::sync::OnceLock<Vec<(crate::resource::Gvk, FieldSpec)>> =
+        std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
+            .expect("builtin/fieldspecs.yaml is valid YAML");
+        let mut out = Vec::new();
+        for item in docs
+            .iter()
+            .filter_map(|d| d.value.get("nameReference"))
+            .filter_map(Value::as_seq)
+            .flatten()
+        {
+            let get = |f: &str| item.get(f).and_then(Value::scalar_text).unwrap_or_default();
+            let target = crate::resource::Gvk {
+                group: get("group"),
+                version: get("version"),
+                kind: get("kind"),
+            };
+            for fs in item
+                .get("fieldSpecs")
+                .and_then(Value::as_seq)
+                .into_iter()
+                .flatten()
+            {
+                out.push((target.clone(), field_spec_of(fs)));
+            }
+        }
+        out
+    })
+}
+
+/// The built-in field specs of one section of `builtin/fieldspecs.yaml` (e.g. `varReference`).
+pub fn builtin_field_specs(section: &str) -> Vec<FieldSpec> {
+    static SECTIONS: std::sync::OnceLock<Vec<(String, Vec<FieldSpec>)>> =
+        std::sync::OnceLock::new();
+    let sections = SECTIONS.get_or_init(|| {
+        let docs = parse_documents_with(BUILTIN_FIELDSPECS, Typing::Raw)
+            .expect("builtin/fieldspecs.yaml is valid YAML");
+        let mut out: Vec<(String, Vec<FieldSpec>)> = Vec::new();
+        for d in &docs {
+            let Some(m) = d.value.as_map() else { continue };
+            for (key, v) in m.iter() {
+                let specs = v
+                    .as_seq()
+                    .into_iter()
+                    .flatten()
+                    .map(field_spec_of)
+                    .collect();
+                out.push((key.clone(), specs));
+            }
+        }
+        out
+    });
+    sections
+        .iter()
+        .filter(|(k, _)| k == section)
+        .flat_map(|(_, v)| v.iter().cloned())
+        .collect()
 }
 
 impl TransformerConfig {
@@ -566,16 +792,18 @@ impl TransformerConfig {
         add(&mut self.common_labels, other.common_labels);
         add(&mut self.common_annotations, other.common_annotations);
         add(&mut self.name_references, other.name_references);
+        add(&mut self.namespace, other.namespace);
+        add(&mut self.var_reference, other.var_reference);
+        add(&mut self.replicas, other.replicas);
+        add(&mut self.template_labels, other.template_labels);
+        add(&mut self.name_prefix, other.name_prefix);
+        add(&mut self.name_suffix, other.name_suffix);
     }
 }
 
-fn field_spec_of(item: &Value) -> FieldSpec {
-    let get = |f: &str| {
-        item.get(f)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+pub(crate) fn field_spec_of(item: &Value) -> FieldSpec {
+    // Raw (configurations) or YAML 1.1-typed (plugin configurations) scalars alike.
+    let get = |f: &str| item.get(f).and_then(Value::scalar_text).unwrap_or_default();
     FieldSpec::new(
         &get("group"),
         &get("version"),
@@ -586,10 +814,7 @@ fn field_spec_of(item: &Value) -> FieldSpec {
 }
 
 fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<()> {
-    let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
+    let docs = parse_documents_with(text, Typing::Raw).map_err(|e| Error::yaml(path, 0, e))?;
     let mut config = TransformerConfig::default();
     for d in docs {
         let Value::Map(m) = d.value else { continue };
@@ -614,18 +839,14 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                 "images" => {
                     for item in items {
                         let fs = field_spec_of(item);
-                        let builtin = [
-                            "spec/containers[]/image",
-                            "spec/initContainers[]/image",
-                            "spec/template/spec/containers[]/image",
-                            "spec/template/spec/initContainers[]/image",
-                        ];
                         let p = fs.path.join("/");
-                        if builtin.contains(&p.as_str())
-                            && fs.kind.is_empty()
-                            && fs.group.is_empty()
-                            && fs.version.is_empty()
-                        {
+                        let builtin = builtin_field_specs("images");
+                        if builtin.iter().any(|b| {
+                            b.path == fs.path
+                                && b.kind == fs.kind
+                                && b.group == fs.group
+                                && b.version == fs.version
+                        }) {
                             return Err(Error::Invalid {
                                 at,
                                 message: format!("conflicting fieldspecs: '{p}' is built in"),
@@ -635,6 +856,24 @@ fn load_configuration(text: &str, path: &Path, acc: &mut Accumulator) -> Result<
                     }
                 }
                 "commonLabels" => config.common_labels.extend(items.iter().map(field_spec_of)),
+                "namespace" => config.namespace.extend(items.iter().map(field_spec_of)),
+                "replicas" => config.replicas.extend(items.iter().map(field_spec_of)),
+                "namePrefix" => config.name_prefix.extend(
+                    items
+                        .iter()
+                        .map(field_spec_of)
+                        .filter(|fs| fs.path != ["metadata", "name"]),
+                ),
+                "nameSuffix" => config.name_suffix.extend(
+                    items
+                        .iter()
+                        .map(field_spec_of)
+                        .filter(|fs| fs.path != ["metadata", "name"]),
+                ),
+                "templateLabels" => config
+                    .template_labels
+                    .extend(items.iter().map(field_spec_of)),
+                "varReference" => config.var_reference.extend(items.iter().map(field_spec_of)),
                 "commonAnnotations" => config
                     .common_annotations
                     .extend(items.iter().map(field_spec_of)),

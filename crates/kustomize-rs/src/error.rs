@@ -58,6 +58,15 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// A YAML file exceeds the parser's budget (alias expansion, node count or nesting depth):
+    /// hostile input such as a "billion laughs" alias bomb.
+    #[error("{at}: YAML refused: {message}")]
+    YamlBudget {
+        /// Where the limit was crossed.
+        at: Location,
+        /// Which limit.
+        message: String,
+    },
     /// A directory has no kustomization file.
     #[error(
         "{dir}: no kustomization file (expected one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization')"
@@ -132,6 +141,22 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A rendered object's kind, name or namespace cannot be used in an output file name.
+    #[error(
+        "{kind} '{name}': cannot write it to its own file: {field} {value:?} is not a single safe file name component ({reason})"
+    )]
+    UnsafeFileName {
+        /// The object's kind.
+        kind: String,
+        /// The object's name.
+        name: String,
+        /// The offending field.
+        field: String,
+        /// Its value.
+        value: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
     /// A feature kustomize has that this renderer does not implement.
     #[error("{at}: not supported by rel's renderer: {what}")]
     Unsupported {
@@ -146,11 +171,61 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A hint on how to fix the problem, for the CLI's reporter.
+    /// The error for a YAML file that did not parse, at `path` (line from `e`, plus `offset`
+    /// lines when the YAML is embedded in another file).
+    pub(crate) fn yaml(
+        path: &std::path::Path,
+        offset: usize,
+        e: crate::yaml::SyntaxError,
+    ) -> Error {
+        let at = Location::at(path, offset + e.line);
+        if e.over_budget {
+            Error::YamlBudget {
+                at,
+                message: e.message,
+            }
+        } else {
+            Error::Yaml {
+                at,
+                message: e.message,
+            }
+        }
+    }
+
+    /// A stable code for the variant (`kustomize::yaml`, `kustomize::unsupported`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "kustomize::read",
+            Error::Yaml { .. } => "kustomize::yaml",
+            Error::YamlBudget { .. } => "kustomize::yaml_budget",
+            Error::NoKustomization { .. } => "kustomize::no_kustomization",
+            Error::MultipleKustomizations { .. } => "kustomize::multiple_kustomizations",
+            Error::UnknownField { .. } => "kustomize::unknown_field",
+            Error::Invalid { .. } => "kustomize::invalid",
+            Error::NotFound { .. } => "kustomize::not_found",
+            Error::OutsideRoot { .. } => "kustomize::outside_root",
+            Error::Cycle { .. } => "kustomize::cycle",
+            Error::DuplicateId { .. } => "kustomize::duplicate_id",
+            Error::Transform { .. } => "kustomize::transform",
+            Error::UnsafeFileName { .. } => "kustomize::unsafe_file_name",
+            Error::Unsupported { .. } => "kustomize::unsupported",
+        }
+    }
+
+    /// Whether this is a feature rel's renderer does not implement (not a fault of the input).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported { .. })
+    }
+
+    /// A hint on how to fix the problem (or, for [`Error::Unsupported`], that the feature is
+    /// not supported), for the CLI's reporter.
     pub fn help(&self) -> Option<&'static str> {
         Some(match self {
             Error::Read { .. } => "check the path exists and is readable",
             Error::Yaml { .. } => "fix the YAML syntax at the line shown",
+            Error::YamlBudget { .. } => {
+                "the file expands to far more YAML than any manifest needs (aliases of aliases, or extreme nesting); write the repeated parts out or split the file"
+            }
             Error::NoKustomization { .. } => {
                 "a directory listed under resources or components needs a kustomization.yaml"
             }
@@ -171,10 +246,24 @@ impl Error {
             Error::DuplicateId { .. } => {
                 "two resources have the same kind, name and namespace; rename one or patch the existing one instead"
             }
-            Error::Transform { .. } => return None,
+            Error::Transform { .. } => {
+                "the transformer, patch, generator or var at the line shown failed on the object named; check it against the resources it targets (`kubectl kustomize` fails the same way)"
+            }
+            Error::UnsafeFileName { .. } => {
+                "Kubernetes names never contain '/' or '..'; fix the object's metadata, or render to one stream (no -o DIR)"
+            }
             Error::Unsupported { .. } => {
-                "rel's renderer does not implement this kustomize feature; see crates/kustomize-rs/README.md"
+                "this kustomize feature is not supported by rel's renderer (see crates/kustomize-rs/README.md, \"Not supported\"); the kustomization itself may be valid"
             }
         })
+    }
+}
+
+impl miette::Diagnostic for Error {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(Error::code(self)))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Error::help(self).map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }

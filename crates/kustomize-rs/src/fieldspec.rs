@@ -88,7 +88,7 @@ pub fn visit(
         None => (seg.as_str(), false),
     };
     let Value::Map(m) = v else { return };
-    let present = matches!(m.get(name), Some(x) if !matches!(x, Value::Null));
+    let present = matches!(m.get(name), Some(x) if !x.is_null());
     if !present {
         if !create || is_seq {
             return;

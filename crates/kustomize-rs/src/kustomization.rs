@@ -171,6 +171,10 @@ pub struct Kustomization {
     pub crds: Vec<Entry>,
     /// `configurations`.
     pub configurations: Vec<Entry>,
+    /// `generators` (kustomize's builtin generator plugins as configuration objects).
+    pub generators: Vec<Entry>,
+    /// `transformers` (kustomize's builtin transformer plugins as configuration objects).
+    pub transformers: Vec<Entry>,
     /// `namespace`.
     pub namespace: Option<String>,
     /// `namePrefix`.
@@ -203,6 +207,12 @@ pub struct Kustomization {
     pub fifo: bool,
     /// `sortOptions.legacySortOptions.orderFirst` / `orderLast`, when given.
     pub legacy_order: Option<(Vec<String>, Vec<String>)>,
+    /// `openapi.path`: a custom OpenAPI schema for strategic merge, and its line.
+    pub openapi_path: Option<(String, usize)>,
+    /// Deprecated fields in use, with their lines, in kustomize's warning order.
+    pub deprecated: Vec<(&'static str, usize)>,
+    /// `vars` (deprecated in kustomize, still honoured).
+    pub vars: Vec<crate::transform::vars::Var>,
     /// `replacements`, with the line of each entry.
     pub replacements: Vec<(crate::transform::replacements::Replacement, usize)>,
 }
@@ -236,6 +246,13 @@ pub fn find_file(dir: &Path) -> Result<PathBuf> {
 /// Reads and parses the kustomization in `dir`.
 pub fn load(dir: &Path) -> Result<Kustomization> {
     let path = find_file(dir)?;
+    // The kustomization file is under the same load restrictor as every file it names: a
+    // symlink to a file outside the root is refused (kubectl does not follow it either).
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    crate::loader::resolve_file(dir, name, &Location::file(&path))?;
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
         at: Location::file(&path),
         source,
@@ -245,20 +262,27 @@ pub fn load(dir: &Path) -> Result<Kustomization> {
 
 /// Parses kustomization text.
 pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
-    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::Yaml {
-        at: Location::at(path, e.line),
-        message: e.message,
-    })?;
-    let mut k = Kustomization {
-        path: path.to_path_buf(),
-        dir: dir.to_path_buf(),
-        ..Default::default()
-    };
+    let docs = parse_documents_with(text, Typing::V2).map_err(|e| Error::yaml(path, 0, e))?;
     let Some(doc) = docs.into_iter().find(|d| d.value != Value::Null) else {
         return Err(Error::Invalid {
             at: Location::file(path),
             message: "the kustomization is empty".into(),
         });
+    };
+    from_document(&doc, path, dir)
+}
+
+/// Interprets one parsed kustomization document (also used for the builtin plugin
+/// configurations of `generators:` / `transformers:`, which map onto kustomization fields).
+pub(crate) fn from_document(
+    doc: &crate::yaml::Document,
+    path: &Path,
+    dir: &Path,
+) -> Result<Kustomization> {
+    let mut k = Kustomization {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        ..Default::default()
     };
     let Value::Map(map) = &doc.value else {
         return Err(Error::Invalid {
@@ -266,6 +290,16 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             message: "a kustomization must be a mapping".into(),
         });
     };
+    // kustomize's CheckEmpty: only apiVersion/kind (or null fields) is an empty kustomization.
+    if map
+        .iter()
+        .all(|(k, v)| matches!(k.as_str(), "apiVersion" | "kind") || matches!(v, Value::Null))
+    {
+        return Err(Error::Invalid {
+            at: Location::at(path, doc.line),
+            message: "the kustomization is empty".into(),
+        });
+    }
     let line_of = |key: &str| {
         doc.key_lines
             .iter()
@@ -312,7 +346,25 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             "resources" | "bases" => k.resources.extend(p.entries(value, key)?),
             "components" => k.components = p.entries(value, key)?,
             "crds" => k.crds = p.entries(value, key)?,
+            "generators" => k.generators = p.entries(value, key)?,
+            "transformers" => k.transformers = p.entries(value, key)?,
             "configurations" => k.configurations = p.entries(value, key)?,
+            "openapi" => {
+                for (f, v) in p.map(value, key)?.iter() {
+                    match f.as_str() {
+                        "path" => k.openapi_path = Some((p.string(v, f)?, p.line)),
+                        // The only built-in version kustomize v5.5 has (v1.21.2) is the default.
+                        "version" => {}
+                        other => return Err(p.unknown(other)),
+                    }
+                }
+            }
+            "vars" => {
+                for (i, item) in p.seq(value, key)?.iter().enumerate() {
+                    p.line = p.item_line(i);
+                    k.vars.push(p.var(item)?);
+                }
+            }
             "namespace" => k.namespace = Some(p.string(value, key)?),
             "namePrefix" => k.name_prefix = Some(p.string(value, key)?),
             "nameSuffix" => k.name_suffix = Some(p.string(value, key)?),
@@ -460,11 +512,8 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
                         let rel = p.string(path_v, "path")?;
                         let at = Location::at(path, p.line);
                         let (file, text) = crate::loader::read_text(dir, &rel, &at)?;
-                        let docs =
-                            parse_documents_with(&text, Typing::V2).map_err(|e| Error::Yaml {
-                                at: Location::at(&file, e.line),
-                                message: e.message,
-                            })?;
+                        let docs = parse_documents_with(&text, Typing::V2)
+                            .map_err(|e| Error::yaml(&file, 0, e))?;
                         for d in docs {
                             let items: Vec<Value> = match d.value {
                                 Value::Seq(s) => s,
@@ -516,8 +565,47 @@ pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Kustomization> {
             }
         }
     }
+    // kustomize's CheckDeprecatedFields: a field counts when it is non-empty.
+    for field in DEPRECATED_FIELDS {
+        let used = match map.get(field) {
+            Some(Value::Seq(s)) => !s.is_empty(),
+            Some(Value::Map(m)) => !m.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        if used {
+            k.deprecated.push((field, line_of(field)));
+        }
+    }
     Ok(k)
 }
+
+/// Fields kustomize v5.5 warns about, in the order it prints the warnings.
+const DEPRECATED_FIELDS: [&str; 6] = [
+    "bases",
+    "commonLabels",
+    "imageTags",
+    "patchesJson6902",
+    "patchesStrategicMerge",
+    "vars",
+];
+
+/// kubectl's warning line for a deprecated field (printed on standard error).
+pub fn deprecation_message(field: &str) -> String {
+    let (instead, fix) = match field {
+        "bases" => ("resources", RUN_EDIT_FIX),
+        "commonLabels" => ("labels", RUN_EDIT_FIX),
+        "imageTags" => ("images", RUN_EDIT_FIX),
+        "patchesJson6902" | "patchesStrategicMerge" => ("patches", RUN_EDIT_FIX),
+        "vars" => ("replacements", RUN_EDIT_FIX_EXPERIMENTAL),
+        _ => ("", RUN_EDIT_FIX),
+    };
+    format!("# Warning: '{field}' is deprecated. Please use '{instead}' instead. {fix}")
+}
+
+const RUN_EDIT_FIX: &str = "Run 'kustomize edit fix' to update your Kustomization automatically.";
+const RUN_EDIT_FIX_EXPERIMENTAL: &str =
+    "[EXPERIMENTAL] Run 'kustomize edit fix' to update your Kustomization automatically.";
 
 struct FieldParser<'a> {
     path: &'a Path,
@@ -527,6 +615,48 @@ struct FieldParser<'a> {
 }
 
 impl FieldParser<'_> {
+    /// One `vars:` entry. kustomize decodes it through JSON, whose field names match case
+    /// insensitively (`fieldpath` and `fieldPath` are the same field).
+    fn var(&self, v: &Value) -> Result<crate::transform::vars::Var> {
+        let mut var = crate::transform::vars::Var {
+            line: self.line,
+            path: self.path.to_path_buf(),
+            ..Default::default()
+        };
+        for (f, val) in self.map(v, "vars[]")?.iter() {
+            match f.to_ascii_lowercase().as_str() {
+                "name" => var.name = self.string(val, f)?,
+                "objref" => {
+                    for (of, ov) in self.map(val, f)?.iter() {
+                        let text = self.string(ov, of)?;
+                        match of.to_ascii_lowercase().as_str() {
+                            "kind" => var.kind = text,
+                            "name" => var.obj_name = text,
+                            "namespace" => var.namespace = text,
+                            "apiversion" => var.api_version = text,
+                            "group" => var.group = text,
+                            "version" => var.version = text,
+                            _ => return Err(self.unknown(of)),
+                        }
+                    }
+                }
+                "fieldref" => {
+                    for (ff, fv) in self.map(val, f)?.iter() {
+                        match ff.to_ascii_lowercase().as_str() {
+                            "fieldpath" => var.field_path = self.string(fv, ff)?,
+                            _ => return Err(self.unknown(ff)),
+                        }
+                    }
+                }
+                _ => return Err(self.unknown(f)),
+            }
+        }
+        if var.field_path.is_empty() {
+            var.field_path = "metadata.name".into();
+        }
+        Ok(var)
+    }
+
     fn invalid(&self, message: String) -> Error {
         Error::Invalid {
             at: Location::at(self.path, self.line),
@@ -544,7 +674,7 @@ impl FieldParser<'_> {
     fn string(&self, v: &Value, what: &str) -> Result<String> {
         let found = match v {
             Value::Str(s) => return Ok(s.clone()),
-            Value::Null => return Ok(String::new()),
+            Value::Null | Value::EmptyNull => return Ok(String::new()),
             Value::Int(_) | Value::Float(_) => "a number",
             Value::Bool(_) => "a boolean",
             Value::Seq(_) => "a list",
@@ -742,9 +872,6 @@ impl FieldParser<'_> {
                 "options" => g.options = self.gen_options(v)?,
                 other => return Err(self.unknown(other)),
             }
-        }
-        if !matches!(g.behavior.as_str(), "" | "create" | "merge" | "replace") {
-            return Err(self.invalid(format!("unknown generator behavior {:?}", g.behavior)));
         }
         Ok(g)
     }

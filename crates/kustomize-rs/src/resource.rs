@@ -36,32 +36,30 @@ impl Gvk {
             format!("{}/{}", self.group, self.version)
         }
     }
-    /// Whether objects of this kind live outside namespaces (kustomize's precomputed table of
-    /// built-in cluster-scoped kinds; unknown kinds are namespaced).
+    /// Whether objects of this type live outside namespaces: kustomize's precomputed table of
+    /// the built-in cluster-scoped types (`builtin/cluster_scoped.txt`), by apiVersion and
+    /// kind; unknown types (CRDs, newer versions such as `flowcontrol.apiserver.k8s.io/v1`) are
+    /// namespaced.
     pub fn is_cluster_scoped(&self) -> bool {
-        let g = self.group.as_str();
-        match self.kind.as_str() {
-            "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus" => g.is_empty(),
-            "ClusterRole" | "ClusterRoleBinding" => g == "rbac.authorization.k8s.io",
-            "CustomResourceDefinition" => g == "apiextensions.k8s.io",
-            "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment" => g == "storage.k8s.io",
-            "PriorityClass" => g == "scheduling.k8s.io",
-            "MutatingWebhookConfiguration"
-            | "ValidatingWebhookConfiguration"
-            | "ValidatingAdmissionPolicy"
-            | "ValidatingAdmissionPolicyBinding" => g == "admissionregistration.k8s.io",
-            "APIService" => g == "apiregistration.k8s.io",
-            "RuntimeClass" => g == "node.k8s.io",
-            "PodSecurityPolicy" => g == "policy" || g == "extensions",
-            "IngressClass" => g == "networking.k8s.io",
-            "CertificateSigningRequest" => g == "certificates.k8s.io",
-            "FlowSchema" | "PriorityLevelConfiguration" => g == "flowcontrol.apiserver.k8s.io",
-            "TokenReview" => g == "authentication.k8s.io",
-            "SelfSubjectAccessReview" | "SelfSubjectRulesReview" | "SubjectAccessReview" => {
-                g == "authorization.k8s.io"
+        type Table = std::collections::HashMap<String, Vec<(String, String)>>;
+        static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            let mut t = Table::new();
+            for l in include_str!("builtin/cluster_scoped.txt").lines() {
+                if l.starts_with('#') {
+                    continue;
+                }
+                if let Some((av, kind)) = l.split_once(' ') {
+                    let g = Gvk::from_api_version(av, kind.trim());
+                    t.entry(g.kind).or_default().push((g.group, g.version));
+                }
             }
-            _ => false,
-        }
+            t
+        });
+        table.get(&self.kind).is_some_and(|v| {
+            v.iter()
+                .any(|(g, ver)| *g == self.group && *ver == self.version)
+        })
     }
 }
 
@@ -147,6 +145,9 @@ pub struct Resource {
     pub needs_hash: bool,
     /// Generated at all.
     pub generated: bool,
+    /// Names of the `vars` whose object reference matched this resource (kustomize's
+    /// `refVarNames`).
+    pub ref_var_names: Vec<String>,
 }
 
 impl Resource {
@@ -160,6 +161,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             generated: false,
+            ref_var_names: Vec::new(),
         };
         r.org_id = r.cur_id();
         r
@@ -195,14 +197,6 @@ impl Resource {
             gvk: self.gvk(),
             name: self.name().to_string(),
             namespace: self.namespace().to_string(),
-        }
-    }
-    /// kustomize's `PrevIds`: earlier ids, or the current one when it never changed.
-    pub fn prev_ids_or_cur(&self) -> Vec<ResId> {
-        if self.prev_ids.is_empty() {
-            vec![self.cur_id()]
-        } else {
-            self.prev_ids.clone()
         }
     }
     /// Whether `id` is the current id or an earlier one.

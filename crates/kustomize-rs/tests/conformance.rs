@@ -34,13 +34,34 @@ fn check(case: &Path) -> Result<(), String> {
     let expected_files = case.join("expected_files.txt");
     if expected_files.exists() {
         let want = std::fs::read_to_string(&expected_files).map_err(|e| e.to_string())?;
-        let mut names: Vec<String> = rendered.files().into_iter().map(|(n, _)| n).collect();
+        let mut names: Vec<String> = rendered
+            .output_files()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         names.sort();
         names.dedup();
         let got: String = names.iter().map(|n| format!("{n}\n")).collect();
         if got != want {
             return Err(format!(
                 "per-object file names differ from `kubectl kustomize -o`:\nwant:\n{want}got:\n{got}"
+            ));
+        }
+    }
+    let expected_warnings = case.join("expected_warnings.txt");
+    if expected_warnings.exists() {
+        // kubectl's `# Warning:` lines on standard error, each once.
+        let want = std::fs::read_to_string(&expected_warnings).map_err(|e| e.to_string())?;
+        let got: String = rendered
+            .warnings_once_per_field()
+            .iter()
+            .filter(|w| w.message.starts_with("# Warning:"))
+            .map(|w| format!("{}\n", w.message))
+            .collect();
+        if got != want {
+            return Err(format!(
+                "warnings differ from kubectl's standard error:\nwant:\n{want}got:\n{got}"
             ));
         }
     }
@@ -56,8 +77,8 @@ fn check(case: &Path) -> Result<(), String> {
     Err(diff)
 }
 
-#[test]
-fn conformance() {
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(cases_dir())
         .expect("tests/cases exists")
         .map(|e| e.expect("readable dir entry").path())
@@ -69,27 +90,16 @@ fn conformance() {
         "expected at least 60 conformance cases, found {}",
         cases.len()
     );
-    let only = std::env::var("CASE").ok();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for case in &cases {
-        let name = case
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
-        if only.as_deref().is_some_and(|o| !name.contains(o)) {
-            continue;
-        }
-        ran += 1;
-        if let Err(report) = check(case) {
-            failures.push(format!("=== case {name} ===\n{report}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} conformance cases failed:\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let trials = cases
+        .into_iter()
+        .map(|case| {
+            let name = case
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_string();
+            libtest_mimic::Trial::test(name, move || check(&case).map_err(Into::into))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -35,21 +35,21 @@ pub fn generate(
     if !opts.labels.is_empty() {
         meta.insert(
             "labels",
-            Value::Map(Map(opts
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
-                .collect())),
+            Value::Map(Map::from_iter(
+                opts.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Str(v.clone()))),
+            )),
         );
     }
     if !opts.annotations.is_empty() {
         meta.insert(
             "annotations",
-            Value::Map(Map(opts
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
-                .collect())),
+            Value::Map(Map::from_iter(
+                opts.annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Str(v.clone()))),
+            )),
         );
     }
     let mut obj = Map::new();
@@ -81,7 +81,8 @@ pub fn generate(
             obj.insert("type", Value::Str(t.to_string()));
         }
     }
-    if !data.is_empty() {
+    // kustomize always gives a Secret a `data` map (`data: {}` when there are no sources).
+    if !data.is_empty() || kind == GenKind::Secret {
         obj.insert("data", Value::Map(data));
     }
     if !binary.is_empty() {
@@ -93,6 +94,7 @@ pub fn generate(
     let mut r = Resource::new(Value::Map(obj));
     r.generated = true;
     r.needs_hash = opts.disable_hash != Some(true);
+    // kustomize reads any other value (even an unknown one) as "create".
     let behavior = match g.behavior.as_str() {
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
@@ -149,20 +151,11 @@ fn collect_pairs(
                 ),
             });
         }
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(Error::Transform {
-                at: at.clone(),
-                message: format!("{key:?} is not a valid key name for a ConfigMap or Secret"),
-            });
-        }
         out.push((key, val));
         Ok(())
     };
     for env in &g.envs {
+        refuse_remote(env, at)?;
         let (_, text) = loader::read_text(&k.dir, env, at)?;
         for (i, line) in text.lines().enumerate() {
             let line = if i == 0 {
@@ -178,11 +171,16 @@ fn collect_pairs(
             push(key.to_string(), val.as_bytes().to_vec(), &mut out)?;
         }
     }
-    for lit in &g.literals {
+    for (i, lit) in g.literals.iter().enumerate() {
+        // The literal is not echoed: in a secretGenerator it is a secret.
         let Some((key, val)) = lit.split_once('=') else {
             return Err(Error::Transform {
                 at: at.clone(),
-                message: format!("invalid literal source {lit}, expected key=value"),
+                message: format!(
+                    "invalid literal source #{} of '{}', expected key=value",
+                    i + 1,
+                    g.name
+                ),
             });
         };
         let val = strip_quotes(val);
@@ -196,10 +194,22 @@ fn collect_pairs(
                 (base.to_string(), f.as_str())
             }
         };
+        refuse_remote(rel, at)?;
         let (_, bytes) = loader::read_file(&k.dir, rel, at)?;
         push(key, bytes, &mut out)?;
     }
     Ok(out)
+}
+
+/// kustomize can load generator sources over HTTP(S); rel's renderer does no network I/O.
+fn refuse_remote(source: &str, at: &Location) -> Result<()> {
+    if source.contains("://") {
+        return Err(Error::Unsupported {
+            at: at.clone(),
+            what: format!("remote files are not supported ('{source}')"),
+        });
+    }
+    Ok(())
 }
 
 fn strip_quotes(s: &str) -> &str {

@@ -11,7 +11,8 @@ use crate::yaml::Value;
 pub struct ImageRule {
     spec: ImageSpec,
     re: Option<Regex>,
-    /// The name when it holds no regex syntax except `.` (the common case), matched by hand.
+    /// The name when it holds no regex syntax except `.` and no `:`/`@` (the common case),
+    /// matched by hand.
     simple: Option<Vec<u8>>,
 }
 
@@ -51,7 +52,10 @@ impl ImageRule {
             .all(|c| {
                 c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/' | b'-' | b'_' | b':' | b'@')
             })
-            .then(|| spec.name.as_bytes().to_vec());
+            .then(|| spec.name.as_bytes().to_vec())
+            // The tail's optional parts can also be matched by the name's own `.`s only in the
+            // regex engine's backtracking sense; names without `:`/`@` avoid that.
+            .filter(|n| !n.contains(&b':') && !n.contains(&b'@'));
         ImageRule { spec, re, simple }
     }
 
@@ -62,14 +66,21 @@ impl ImageRule {
             // tail after the name is anchored. A `.` could also swallow a multi-byte character,
             // so non-ASCII images go to the regex.
             let img = image.as_bytes();
-            if image.is_ascii() {
-                // The tail's optional parts can also be matched by the name's own `.`s only in
-                // the regex engine's backtracking sense; names without `:`/`@` avoid that.
-                if !name.contains(&b':') && !name.contains(&b'@') {
-                    return img.len() >= name.len()
-                        && name.iter().zip(img).all(|(n, c)| *n == b'.' || n == c)
-                        && tail_matches(&img[name.len()..]);
+            // Names in one `images:` list often share a long prefix (the registry), so compare
+            // from the end of the name, where they differ.
+            if img.len() < name.len()
+                || !name
+                    .iter()
+                    .zip(img)
+                    .rev()
+                    .all(|(n, c)| *n == b'.' || n == c)
+            {
+                // No match, whatever the bytes are: the name's literal bytes differ.
+                if image.is_ascii() {
+                    return false;
                 }
+            } else if image.is_ascii() {
+                return tail_matches(&img[name.len()..]);
             }
         }
         self.re.as_ref().is_some_and(|r| r.is_match(image))
@@ -148,13 +159,6 @@ pub fn split(image: &str) -> (String, String, String) {
     }
 }
 
-const BUILTIN_PATHS: [&str; 4] = [
-    "spec/containers[]/image",
-    "spec/initContainers[]/image",
-    "spec/template/spec/containers[]/image",
-    "spec/template/spec/initContainers[]/image",
-];
-
 /// Applies every entry, in order, to every image field.
 pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec]) {
     if rules.is_empty() {
@@ -169,6 +173,8 @@ pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec])
             }
         }
     };
+    // kustomize's `images` field specs (data), with the paths as written (`containers[]`).
+    let builtin = crate::build::builtin_field_specs("images");
     for r in &mut m.list {
         let gvk = r.gvk();
         if gvk.kind == "CustomResourceDefinition" {
@@ -177,9 +183,8 @@ pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec])
         walk_containers(&mut r.value, rewrite);
         // kustomize runs its built-in field specs after the walk above, so the pod-spec paths
         // they name are rewritten a second time (visible with `tagSuffix`).
-        for path in BUILTIN_PATHS {
-            let path: Vec<String> = path.split('/').map(str::to_string).collect();
-            visit(&mut r.value, &path, false, Leaf::Scalar, rewrite);
+        for fs in &builtin {
+            visit(&mut r.value, &fs.path, false, Leaf::Scalar, rewrite);
         }
         for fs in extra_specs {
             if fs.selects(&gvk) {
@@ -193,7 +198,7 @@ pub fn transform(m: &mut ResMap, rules: &[ImageRule], extra_specs: &[FieldSpec])
 fn walk_containers(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     match v {
         Value::Map(m) => {
-            for (k, child) in m.0.iter_mut() {
+            for (k, child) in m.iter_mut() {
                 if k == "containers" || k == "initContainers" {
                     if let Value::Seq(items) = child {
                         for item in items.iter_mut() {

@@ -1,38 +1,45 @@
 //! The metadata transformers: namespace, name prefix/suffix, labels, annotations, replicas.
 
+use crate::build::builtin_field_specs;
 use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{ResId, ResMap};
 use crate::yaml::Value;
 
-/// `namespace:`.
-pub fn namespace(m: &mut ResMap, ns: &str) {
-    let extra = [
-        FieldSpec::new(
-            "apiregistration.k8s.io",
-            "",
-            "APIService",
-            "spec/service/namespace",
-            true,
-        ),
-        FieldSpec::new(
-            "admissionregistration.k8s.io",
-            "",
-            "ValidatingWebhookConfiguration",
-            "webhooks/clientConfig/service/namespace",
-            true,
-        ),
-        FieldSpec::new(
-            "admissionregistration.k8s.io",
-            "",
-            "MutatingWebhookConfiguration",
-            "webhooks/clientConfig/service/namespace",
-            true,
-        ),
-    ];
+/// Which RoleBinding / ClusterRoleBinding subjects get the namespace (kustomize's
+/// `setRoleBindingSubjects`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Subjects {
+    /// Subjects named `default` (the default).
+    #[default]
+    DefaultOnly,
+    /// Every subject of kind ServiceAccount.
+    AllServiceAccounts,
+    /// None.
+    None,
+}
+
+/// `namespace:`, with kustomize's namespace field specs (built in plus `configurations`).
+pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) {
+    namespace_with(m, ns, specs, false, Subjects::DefaultOnly);
+}
+
+/// kustomize's NamespaceTransformer: `unset_only` sets only empty fields.
+pub fn namespace_with(
+    m: &mut ResMap,
+    ns: &str,
+    specs: &[FieldSpec],
+    unset_only: bool,
+    subjects_mode: Subjects,
+) {
     for r in &mut m.list {
         let gvk = r.gvk();
         let before = r.cur_id();
-        let set = &mut |v: &mut Value| *v = Value::Str(ns.to_string());
+        let set = &mut |v: &mut Value| {
+            let empty = v.is_null() || v.as_str() == Some("");
+            if !unset_only || empty {
+                *v = Value::Str(ns.to_string());
+            }
+        };
         if !gvk.is_cluster_scoped() {
             visit(
                 &mut r.value,
@@ -42,49 +49,66 @@ pub fn namespace(m: &mut ResMap, ns: &str) {
                 set,
             );
         }
-        if gvk.kind == "Namespace" && gvk.group.is_empty() {
-            visit(
-                &mut r.value,
-                &["metadata".into(), "name".into()],
-                true,
-                Leaf::Scalar,
-                set,
-            );
-        }
-        if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
+        let is_role_binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
+        if is_role_binding {
             if let Some(Value::Seq(subjects)) = r.value.get_mut("subjects") {
                 for s in subjects {
                     if let Value::Map(sm) = s {
-                        if sm.get("name").and_then(Value::as_str) == Some("default") {
-                            sm.insert("namespace", Value::Str(ns.to_string()));
+                        let wanted = match subjects_mode {
+                            Subjects::DefaultOnly => {
+                                sm.get("name").and_then(Value::as_str) == Some("default")
+                            }
+                            Subjects::AllServiceAccounts => {
+                                sm.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                            }
+                            Subjects::None => false,
+                        };
+                        if wanted {
+                            let slot = sm.get_mut("namespace");
+                            match slot {
+                                Some(v) => set(v),
+                                None => sm.insert("namespace", Value::Str(ns.to_string())),
+                            }
                         }
                     }
                 }
             }
         }
-        for fs in &extra {
+        let api_version = gvk.api_version();
+        for fs in specs {
+            let path = fs.path.join("/");
+            // kustomize's namespace filter handles these itself (removeUnneededMetaFieldSpecs,
+            // removeRoleBindingSubjectFieldSpecs).
+            if path == "metadata/namespace"
+                || (path == "metadata/name" && api_version != "v1")
+                || (is_role_binding && path == "subjects/namespace")
+            {
+                continue;
+            }
             if fs.selects(&gvk) {
                 visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, set);
             }
         }
-        let after = r.cur_id();
-        if after != before {
-            r.prev_ids.push(before);
-        }
+        // kustomize's NamespaceTransformer stores every object's previous id, changed or not
+        // (so name references to it are fixed afterwards).
+        r.prev_ids.push(before);
     }
 }
 
-fn skips_rename(kind: &str) -> bool {
-    matches!(
-        kind,
-        "CustomResourceDefinition" | "APIService" | "Namespace"
-    )
+/// kustomize's `prefixFieldSpecsToSkip` (and the suffix one), checked on the original id:
+/// CustomResourceDefinition and Namespace of any group, APIService of apiregistration.k8s.io.
+fn skips_rename(gvk: &crate::resource::Gvk) -> bool {
+    match gvk.kind.as_str() {
+        "CustomResourceDefinition" | "Namespace" => true,
+        "APIService" => gvk.group == "apiregistration.k8s.io",
+        _ => false,
+    }
 }
 
 /// `namePrefix:` / `nameSuffix:`.
 pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
     for r in &mut m.list {
-        if skips_rename(r.kind()) {
+        if skips_rename(&r.org_id.gvk) {
             continue;
         }
         let name = r.name().to_string();
@@ -102,172 +126,60 @@ pub fn name_affix(m: &mut ResMap, prefix: &str, suffix: &str) {
     }
 }
 
-/// The pod-template label field specs (kustomize's `metadataLabels`, less `metadata/labels`).
-fn template_label_specs() -> Vec<FieldSpec> {
-    vec![
-        FieldSpec::new(
-            "",
-            "v1",
-            "ReplicationController",
-            "spec/template/metadata/labels",
-            true,
-        ),
-        FieldSpec::new("", "", "Deployment", "spec/template/metadata/labels", true),
-        FieldSpec::new("", "", "ReplicaSet", "spec/template/metadata/labels", true),
-        FieldSpec::new("", "", "DaemonSet", "spec/template/metadata/labels", true),
-        FieldSpec::new(
-            "apps",
-            "",
-            "StatefulSet",
-            "spec/template/metadata/labels",
-            true,
-        ),
-        FieldSpec::new("batch", "", "Job", "spec/template/metadata/labels", true),
-        FieldSpec::new(
-            "batch",
-            "",
-            "CronJob",
-            "spec/jobTemplate/metadata/labels",
-            true,
-        ),
-        FieldSpec::new(
-            "batch",
-            "",
-            "CronJob",
-            "spec/jobTemplate/spec/template/metadata/labels",
-            true,
-        ),
-    ]
+/// kustomize's PrefixTransformer then SuffixTransformer (a `PrefixSuffixTransformer` plugin):
+/// the prefix, then the suffix, at each field spec; `metadata/name` also renames the object
+/// (recorded for name references), other fields just get the text added.
+pub fn affix_fields(m: &mut ResMap, prefix: &str, suffix: &str, specs: &[FieldSpec]) {
+    for (affix, is_prefix) in [(prefix, true), (suffix, false)] {
+        for r in &mut m.list {
+            let gvk = r.org_id.gvk.clone();
+            if skips_rename(&gvk) {
+                continue;
+            }
+            for fs in specs.iter().filter(|fs| fs.selects(&gvk)) {
+                if fs.path == ["metadata", "name"] && !affix.is_empty() {
+                    r.store_prev_id();
+                    if is_prefix {
+                        r.prefixes.push(affix.to_string());
+                    } else {
+                        r.suffixes.push(affix.to_string());
+                    }
+                }
+                visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, &mut |v| {
+                    let text = v.scalar_text().unwrap_or_default();
+                    *v = Value::Str(if is_prefix {
+                        format!("{affix}{text}")
+                    } else {
+                        format!("{text}{affix}")
+                    });
+                });
+            }
+        }
+    }
 }
 
-/// The selector field specs of `commonLabels` (kustomize's `commonLabels` list).
-fn selector_specs() -> Vec<FieldSpec> {
-    let mut v = vec![
-        FieldSpec::new("", "v1", "Service", "spec/selector", true),
-        FieldSpec::new("", "v1", "ReplicationController", "spec/selector", true),
-        FieldSpec::new("", "", "Deployment", "spec/selector/matchLabels", true),
-    ];
-    let affinity = [
-        "spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
-        "spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
-        "spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels",
-    ];
-    for p in affinity {
-        v.push(FieldSpec::new("apps", "", "Deployment", p, false));
-    }
-    v.push(FieldSpec::new(
-        "",
-        "",
-        "ReplicaSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "",
-        "",
-        "DaemonSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "apps",
-        "",
-        "StatefulSet",
-        "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::new(
-        "apps",
-        "",
-        "StatefulSet",
-        "spec/volumeClaimTemplates[]/metadata/labels",
-        true,
-    ));
-    for p in affinity {
-        v.push(FieldSpec::new("apps", "", "StatefulSet", p, false));
-    }
-    v.push(FieldSpec::new(
-        "batch",
-        "",
-        "Job",
-        "spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "batch",
-        "",
-        "CronJob",
-        "spec/jobTemplate/spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "policy",
-        "",
-        "PodDisruptionBudget",
-        "spec/selector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/podSelector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/ingress/from/podSelector/matchLabels",
-        false,
-    ));
-    v.push(FieldSpec::new(
-        "networking.k8s.io",
-        "",
-        "NetworkPolicy",
-        "spec/egress/to/podSelector/matchLabels",
-        false,
-    ));
-    v
-}
-
-/// The field specs a label transformer uses.
+/// The field specs a label transformer uses (kustomize's `commonLabels` table with
+/// selectors, else `metadata/labels` plus its `templateLabels` table with templates), then
+/// `extra`.
 pub fn label_specs(
     include_selectors: bool,
     include_templates: bool,
     extra: &[FieldSpec],
 ) -> Vec<FieldSpec> {
-    let mut v = vec![FieldSpec::new("", "", "", "metadata/labels", true)];
-    if include_selectors {
-        v.extend(selector_specs());
-        v.extend(template_label_specs());
+    let mut v = if include_selectors {
+        builtin_field_specs("commonLabels")
     } else if include_templates {
-        v.extend(template_label_specs());
-    }
+        builtin_field_specs("templateLabels")
+    } else {
+        vec![FieldSpec::new("", "", "", "metadata/labels", true)]
+    };
     v.extend(extra.iter().cloned());
     v
 }
 
-/// The field specs of `commonAnnotations`.
+/// The field specs of `commonAnnotations` (kustomize's table).
 pub fn annotation_specs() -> Vec<FieldSpec> {
-    let mut v = vec![FieldSpec::new("", "", "", "metadata/annotations", true)];
-    for s in template_label_specs() {
-        let path: Vec<String> = s
-            .path
-            .iter()
-            .map(|p| {
-                if p == "labels" {
-                    "annotations".to_string()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
-        v.push(FieldSpec { path, ..s });
-    }
-    v
+    builtin_field_specs("commonAnnotations")
 }
 
 /// Adds `pairs` to the maps the field specs reach.
@@ -292,25 +204,22 @@ pub fn add_map_entries(m: &mut ResMap, pairs: &[(String, String)], specs: &[Fiel
     }
 }
 
-/// One `replicas:` entry. Returns false when nothing matched.
-pub fn replicas(m: &mut ResMap, name: &str, count: i128) -> bool {
+/// One `replicas:` entry, at kustomize's replicas field specs (built in plus
+/// `configurations`). Returns false when nothing matched.
+pub fn replicas(m: &mut ResMap, name: &str, count: i128, specs: &[FieldSpec]) -> bool {
     let mut found = false;
     for r in &mut m.list {
         let gvk = r.gvk();
-        if !matches!(
-            gvk.kind.as_str(),
-            "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet"
-        ) {
-            continue;
-        }
         let matches = r.name() == name || r.prev_ids.iter().any(|p: &ResId| p.name == name);
         if !matches {
             continue;
         }
-        found = true;
-        r.map_mut()
-            .entry_map("spec")
-            .insert("replicas", Value::Int(count));
+        for fs in specs.iter().filter(|fs| fs.selects(&gvk)) {
+            found = true;
+            visit(&mut r.value, &fs.path, fs.create, Leaf::Scalar, &mut |v| {
+                *v = Value::Int(count)
+            });
+        }
     }
     found
 }

@@ -9,3 +9,4 @@ pub mod patch_sm;
 pub mod replacements;
 pub mod select;
 pub mod sort;
+pub mod vars;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Location, Result};
-use crate::fieldspec::{FieldSpec, Leaf, split_path, visit};
+use crate::fieldspec::{FieldSpec, Leaf, visit};
 use crate::resource::{Gvk, ResMap, Resource};
 use crate::yaml::Value;
 
@@ -12,300 +12,29 @@ use crate::yaml::Value;
 struct Rule {
     target_kind: String,
     target_group: String,
+    target_version: String,
     referrer_kind: String,
     referrer_group: String,
     referrer_version: String,
     path: Vec<String>,
 }
 
-const POD_CM: &[&str] = &[
-    "volumes/configMap/name",
-    "containers/env/valueFrom/configMapKeyRef/name",
-    "initContainers/env/valueFrom/configMapKeyRef/name",
-    "containers/envFrom/configMapRef/name",
-    "initContainers/envFrom/configMapRef/name",
-    "volumes/projected/sources/configMap/name",
-];
-const POD_SECRET: &[&str] = &[
-    "volumes/secret/secretName",
-    "containers/env/valueFrom/secretKeyRef/name",
-    "initContainers/env/valueFrom/secretKeyRef/name",
-    "containers/envFrom/secretRef/name",
-    "initContainers/envFrom/secretRef/name",
-    "imagePullSecrets/name",
-    "volumes/projected/sources/secret/name",
-];
-const WORKLOADS: &[(&str, &str)] = &[
-    ("Pod", "spec/"),
-    ("PodTemplate", "template/spec/"),
-    ("Deployment", "spec/template/spec/"),
-    ("ReplicaSet", "spec/template/spec/"),
-    ("DaemonSet", "spec/template/spec/"),
-    ("StatefulSet", "spec/template/spec/"),
-    ("Job", "spec/template/spec/"),
-    ("CronJob", "spec/jobTemplate/spec/template/spec/"),
-];
-const SA_LIKE: &[(&str, &str)] = &[
-    ("Pod", "spec/"),
-    ("StatefulSet", "spec/template/spec/"),
-    ("Deployment", "spec/template/spec/"),
-    ("ReplicationController", "spec/template/spec/"),
-    ("CronJob", "spec/jobTemplate/spec/template/spec/"),
-    ("Job", "spec/template/spec/"),
-    ("DaemonSet", "spec/template/spec/"),
-];
-
-fn rules() -> Vec<Rule> {
-    let mut v = Vec::new();
-    let mut add = |tk: &str, tg: &str, rk: &str, rg: &str, path: &str| {
-        v.push(Rule {
-            target_kind: tk.to_string(),
-            target_group: tg.to_string(),
-            referrer_kind: rk.to_string(),
-            referrer_group: rg.to_string(),
-            referrer_version: String::new(),
-            path: split_path(path),
+/// kustomize's built-in name references (`nameReference` of `builtin/fieldspecs.yaml`) plus
+/// those of `configurations`, as rules.
+fn rules(extra: &[(Gvk, FieldSpec)]) -> Vec<Rule> {
+    crate::build::builtin_name_references()
+        .iter()
+        .chain(extra)
+        .map(|(target, fs)| Rule {
+            target_kind: target.kind.clone(),
+            target_group: target.group.clone(),
+            target_version: target.version.clone(),
+            referrer_kind: fs.kind.clone(),
+            referrer_group: fs.group.clone(),
+            referrer_version: fs.version.clone(),
+            path: fs.path.clone(),
         })
-    };
-    for k in [
-        "Deployment",
-        "ReplicationController",
-        "ReplicaSet",
-        "StatefulSet",
-    ] {
-        add(
-            k,
-            "",
-            "HorizontalPodAutoscaler",
-            "",
-            "spec/scaleTargetRef/name",
-        );
-    }
-    for (wk, prefix) in WORKLOADS {
-        for p in POD_CM {
-            add("ConfigMap", "", wk, "", &format!("{prefix}{p}"));
-        }
-    }
-    add("ConfigMap", "", "Role", "", "rules/resourceNames");
-    add("ConfigMap", "", "ClusterRole", "", "rules/resourceNames");
-    add(
-        "ConfigMap",
-        "",
-        "Ingress",
-        "",
-        "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap",
-    );
-    for (wk, prefix) in WORKLOADS {
-        for p in POD_SECRET {
-            add("Secret", "", wk, "", &format!("{prefix}{p}"));
-        }
-    }
-    add("Secret", "", "Ingress", "", "spec/tls/secretName");
-    add(
-        "Secret",
-        "",
-        "Ingress",
-        "",
-        "metadata/annotations/ingress.kubernetes.io\\/auth-secret",
-    );
-    add(
-        "Secret",
-        "",
-        "Ingress",
-        "",
-        "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret",
-    );
-    add(
-        "Secret",
-        "",
-        "Ingress",
-        "",
-        "metadata/annotations/nginx.ingress.kubernetes.io\\/auth-tls-secret",
-    );
-    add("Secret", "", "ServiceAccount", "", "imagePullSecrets/name");
-    for p in [
-        "parameters/secretName",
-        "parameters/adminSecretName",
-        "parameters/userSecretName",
-        "parameters/secretRef",
-    ] {
-        add("Secret", "", "StorageClass", "", p);
-    }
-    add("Secret", "", "Role", "", "rules/resourceNames");
-    add("Secret", "", "ClusterRole", "", "rules/resourceNames");
-    add(
-        "Secret",
-        "",
-        "Service",
-        "serving.knative.dev",
-        "spec/template/spec/containers/env/valueFrom/secretKeyRef/name",
-    );
-    add(
-        "Secret",
-        "",
-        "PersistentVolume",
-        "",
-        "spec/azureFile/secretName",
-    );
-    add("Service", "", "StatefulSet", "apps", "spec/serviceName");
-    add(
-        "Service",
-        "",
-        "Ingress",
-        "",
-        "spec/rules/http/paths/backend/serviceName",
-    );
-    add("Service", "", "Ingress", "", "spec/backend/serviceName");
-    add(
-        "Service",
-        "",
-        "Ingress",
-        "",
-        "spec/rules/http/paths/backend/service/name",
-    );
-    add(
-        "Service",
-        "",
-        "Ingress",
-        "",
-        "spec/defaultBackend/service/name",
-    );
-    add(
-        "Service",
-        "",
-        "APIService",
-        "apiregistration.k8s.io",
-        "spec/service/name",
-    );
-    add(
-        "Service",
-        "",
-        "ValidatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
-        "webhooks/clientConfig/service",
-    );
-    add(
-        "Service",
-        "",
-        "MutatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
-        "webhooks/clientConfig/service",
-    );
-    add(
-        "Service",
-        "",
-        "HTTPRoute",
-        "",
-        "spec/rules/backendRefs/name",
-    );
-    add(
-        "Role",
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        "rbac.authorization.k8s.io",
-        "roleRef/name",
-    );
-    add(
-        "ClusterRole",
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        "rbac.authorization.k8s.io",
-        "roleRef/name",
-    );
-    add(
-        "ClusterRole",
-        "rbac.authorization.k8s.io",
-        "ClusterRoleBinding",
-        "rbac.authorization.k8s.io",
-        "roleRef/name",
-    );
-    add(
-        "ServiceAccount",
-        "",
-        "RoleBinding",
-        "rbac.authorization.k8s.io",
-        "subjects",
-    );
-    add(
-        "ServiceAccount",
-        "",
-        "ClusterRoleBinding",
-        "rbac.authorization.k8s.io",
-        "subjects",
-    );
-    for (wk, prefix) in SA_LIKE {
-        add(
-            "ServiceAccount",
-            "",
-            wk,
-            "",
-            &format!("{prefix}serviceAccountName"),
-        );
-    }
-    for (wk, prefix) in SA_LIKE {
-        if *wk == "Pod"
-            || *wk == "DaemonSet"
-            || *wk == "Job"
-            || *wk == "CronJob"
-            || *wk == "StatefulSet"
-            || *wk == "Deployment"
-            || *wk == "ReplicationController"
-        {
-            add(
-                "PersistentVolumeClaim",
-                "",
-                wk,
-                "",
-                &format!("{prefix}volumes/persistentVolumeClaim/claimName"),
-            );
-        }
-    }
-    add(
-        "PersistentVolume",
-        "",
-        "PersistentVolumeClaim",
-        "",
-        "spec/volumeName",
-    );
-    add(
-        "PersistentVolume",
-        "",
-        "ClusterRole",
-        "",
-        "rules/resourceNames",
-    );
-    add(
-        "StorageClass",
-        "storage.k8s.io",
-        "PersistentVolume",
-        "",
-        "spec/storageClassName",
-    );
-    add(
-        "StorageClass",
-        "storage.k8s.io",
-        "PersistentVolumeClaim",
-        "",
-        "spec/storageClassName",
-    );
-    add(
-        "StorageClass",
-        "storage.k8s.io",
-        "StatefulSet",
-        "",
-        "spec/volumeClaimTemplates/spec/storageClassName",
-    );
-    for (wk, prefix) in SA_LIKE {
-        add(
-            "PriorityClass",
-            "scheduling.k8s.io",
-            wk,
-            "",
-            &format!("{prefix}priorityClassName"),
-        );
-    }
-    add("IngressClass", "", "Ingress", "", "spec/ingressClassName");
-    v
+        .collect()
 }
 
 struct Candidate {
@@ -320,17 +49,7 @@ struct Candidate {
 
 /// Rewrites every name reference to follow renamed objects.
 pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<()> {
-    let mut rules = rules();
-    for (target, fs) in extra {
-        rules.push(Rule {
-            target_kind: target.kind.clone(),
-            target_group: target.group.clone(),
-            referrer_kind: fs.kind.clone(),
-            referrer_group: fs.group.clone(),
-            referrer_version: fs.version.clone(),
-            path: fs.path.clone(),
-        });
-    }
+    let rules = rules(extra);
     // Index candidates by each name they once had (or their current one if never renamed).
     let mut by_old_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
     let mut cands: Vec<Candidate> = Vec::with_capacity(m.list.len());
@@ -347,7 +66,9 @@ pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<
             prefixes: r.prefixes.clone(),
             suffixes: r.suffixes.clone(),
         });
-        for id in r.prev_ids_or_cur() {
+        // kustomize's PrevIds: only ids the object had before a rename; an object that was
+        // never renamed is never a referral (its referrers are left alone).
+        for id in &r.prev_ids {
             if target_kinds.contains(id.gvk.kind.as_str()) {
                 by_old_name
                     .entry((id.gvk.kind.clone(), id.name.clone()))
@@ -359,11 +80,19 @@ pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<
     for list in by_old_name.values_mut() {
         list.dedup();
     }
+    // Rules whose target kind has no renamed object cannot change anything.
+    let renamed_kinds: std::collections::HashSet<&str> =
+        by_old_name.keys().map(|(k, _)| k.as_str()).collect();
+    let rules: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| renamed_kinds.contains(r.target_kind.as_str()))
+        .collect();
     let mut error: Option<String> = None;
     for ri in 0..m.list.len() {
         let gvk = m.list[ri].gvk();
         let applicable: Vec<&Rule> = rules
             .iter()
+            .copied()
             .filter(|r| {
                 (r.referrer_kind.is_empty() || r.referrer_kind == gvk.kind)
                     && (r.referrer_group.is_empty() || r.referrer_group == gvk.group)
@@ -415,6 +144,9 @@ pub fn fix(m: &mut ResMap, extra: &[(Gvk, FieldSpec)], at: &Location) -> Result<
                 let mut found: Vec<&Candidate> = found
                     .into_iter()
                     .filter(|c| rule.target_group.is_empty() || c.gvk.group == rule.target_group)
+                    .filter(|c| {
+                        rule.target_version.is_empty() || c.gvk.version == rule.target_version
+                    })
                     .filter(|c| {
                         !is_role_ref
                             || referrer

@@ -170,9 +170,13 @@ pub fn apply(doc: &mut Value, ops: &[Op]) -> Result<(), String> {
                 remove(doc, &op.path)?;
             }
             "replace" => {
-                if get(doc, &op.path).is_none() {
+                // evanphx/json-patch v4 (kustomize's): a missing key of an existing object is
+                // set, as `add` would; a missing parent is an error.
+                let parent_is_map = !op.path.is_empty()
+                    && matches!(get(doc, &op.path[..op.path.len() - 1]), Some(Value::Map(_)));
+                if get(doc, &op.path).is_none() && !parent_is_map {
                     return Err(format!(
-                        "replace operation does not apply: doc is missing key: {}",
+                        "replace operation does not apply: doc is missing path: {}",
                         show(&op.path)
                     ));
                 }

@@ -4,6 +4,7 @@
 //! elements named in the patch first (in patch order) and the rest after; every other list is
 //! replaced. Custom resources have no schema, so all their lists are replaced.
 
+use crate::openapi::{At, Property, Schemas};
 use crate::resource::Gvk;
 use crate::yaml::{Map, Value};
 
@@ -15,8 +16,9 @@ pub enum Patched {
     Deleted,
 }
 
-/// Applies `patch` to `target` (both whole objects).
-pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk) -> Patched {
+/// Applies `patch` to `target` (both whole objects), with list merge strategies from the
+/// OpenAPI schema (`schemas`).
+pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk, schemas: Schemas<'_>) -> Patched {
     if let Some(d) = patch.get("$patch").and_then(Value::as_str) {
         match d {
             "delete" => return Patched::Deleted,
@@ -27,85 +29,46 @@ pub fn apply(target: &mut Value, patch: &Value, gvk: &Gvk) -> Patched {
             _ => {}
         }
     }
-    let builtin = is_builtin_group(&gvk.group);
-    let mut path = Vec::new();
-    merge_value(
-        target,
-        patch,
-        &Ctx {
-            kind: &gvk.kind,
-            builtin,
-        },
-        &mut path,
-    );
+    let root = schemas.root(gvk);
+    merge_value(target, patch, root);
+    drop_empty_nulls(target, root);
     Patched::Kept
 }
 
-struct Ctx<'a> {
-    kind: &'a str,
-    builtin: bool,
+/// kyaml's merge walks every map of the patched object (through maps and the elements of
+/// associative lists) and sets each field again: a field whose value is a null written as
+/// nothing (`key:`) is cleared, a spelled-out `null` stays. An emptied map stays as `{}`.
+fn drop_empty_nulls(v: &mut Value, at: Option<At<'_>>) {
+    let Value::Map(m) = v else { return };
+    m.retain(|_, x| !matches!(x, Value::EmptyNull));
+    for (k, x) in m.iter_mut() {
+        let (prop, next) = match at {
+            Some(a) => a.field(k),
+            None => (None, None),
+        };
+        match x {
+            Value::Map(_) => drop_empty_nulls(x, next),
+            Value::Seq(items) if prop.is_some_and(Property::merges) => {
+                for item in items {
+                    drop_empty_nulls(item, next);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
-fn is_builtin_group(g: &str) -> bool {
-    matches!(
-        g,
-        "" | "apps"
-            | "batch"
-            | "extensions"
-            | "policy"
-            | "autoscaling"
-            | "networking.k8s.io"
-            | "rbac.authorization.k8s.io"
-            | "storage.k8s.io"
-            | "scheduling.k8s.io"
-            | "admissionregistration.k8s.io"
-            | "apiextensions.k8s.io"
-            | "apiregistration.k8s.io"
-            | "coordination.k8s.io"
-            | "discovery.k8s.io"
-            | "node.k8s.io"
-            | "certificates.k8s.io"
-            | "events.k8s.io"
-            | "flowcontrol.apiserver.k8s.io"
-    )
-}
-
-/// How a list field merges: by a key, as a set of scalars, or not at all (replace).
-enum ListKind {
-    Keyed(&'static [&'static str]),
+/// How a list field merges: by key fields, as a set of scalars, or not at all (replace).
+enum ListKind<'s> {
+    Keyed(&'s [String]),
+    Primitive,
     Replace,
 }
 
-fn list_kind(ctx: &Ctx, path: &[String], field: &str) -> ListKind {
-    if !ctx.builtin {
-        return ListKind::Replace;
-    }
-    let parent = path.last().map(String::as_str).unwrap_or("");
-    match field {
-        "containers" | "initContainers" | "ephemeralContainers" => ListKind::Keyed(&["name"]),
-        "env" => ListKind::Keyed(&["name"]),
-        "ports" => {
-            if matches!(
-                parent,
-                "containers" | "initContainers" | "ephemeralContainers"
-            ) {
-                ListKind::Keyed(&["containerPort", "protocol"])
-            } else if ctx.kind == "Service" && parent == "spec" {
-                ListKind::Keyed(&["port", "protocol"])
-            } else {
-                ListKind::Replace
-            }
-        }
-        "volumes" => ListKind::Keyed(&["name"]),
-        "volumeMounts" => ListKind::Keyed(&["mountPath"]),
-        "volumeDevices" => ListKind::Keyed(&["devicePath"]),
-        "imagePullSecrets" => ListKind::Keyed(&["name"]),
-        "hostAliases" => ListKind::Keyed(&["ip"]),
-        "topologySpreadConstraints" => ListKind::Keyed(&["topologyKey"]),
-        "ownerReferences" => ListKind::Keyed(&["uid"]),
-        "resourceClaims" | "schedulingGates" => ListKind::Keyed(&["name"]),
-        "conditions" => ListKind::Keyed(&["type"]),
-        "taints" if ctx.kind == "Node" => ListKind::Keyed(&["key"]),
+fn list_kind(p: Option<&Property>) -> ListKind<'_> {
+    match p {
+        Some(p) if p.merges() && !p.keys.is_empty() => ListKind::Keyed(&p.keys),
+        Some(p) if p.merges() => ListKind::Primitive,
         _ => ListKind::Replace,
     }
 }
@@ -117,10 +80,10 @@ pub fn clean(v: &Value) -> Value {
         Value::Map(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {
-                if k == "$patch" || matches!(x, Value::Null) {
+                if k == "$patch" || x.is_null() {
                     continue;
                 }
-                out.0.push((k.clone(), clean(x)));
+                out.insert(k.clone(), clean(x));
             }
             Value::Map(out)
         }
@@ -135,21 +98,21 @@ pub fn clean(v: &Value) -> Value {
     }
 }
 
-fn merge_value(target: &mut Value, patch: &Value, ctx: &Ctx, path: &mut Vec<String>) {
+fn merge_value(target: &mut Value, patch: &Value, at: Option<At<'_>>) {
     match (target, patch) {
-        (Value::Map(t), Value::Map(p)) => merge_map(t, p, ctx, path),
+        (Value::Map(t), Value::Map(p)) => merge_map(t, p, at),
         (t, p) => *t = clean(p),
     }
 }
 
-fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
+fn merge_map(t: &mut Map, p: &Map, at: Option<At<'_>>) {
     for (k, pv) in p.iter() {
         // Only `$patch` is a directive to kyaml; `$setElementOrder/…`, `$retainKeys` and the
         // like are copied as ordinary fields, as kustomize does.
         if k == "$patch" {
             continue;
         }
-        if matches!(pv, Value::Null) {
+        if pv.is_null() {
             t.remove(k);
             continue;
         }
@@ -166,20 +129,17 @@ fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
                 _ => {}
             }
         }
+        let (prop, next) = match at {
+            Some(a) => a.field(k),
+            None => (None, None),
+        };
         match t.get_mut(k) {
-            None | Some(Value::Null) => t.insert(k.clone(), clean(pv)),
+            None | Some(Value::Null | Value::EmptyNull) => t.insert(k.clone(), clean(pv)),
             Some(tv) => match (tv, pv) {
-                (Value::Map(tm), Value::Map(pm)) => {
-                    path.push(k.clone());
-                    merge_map(tm, pm, ctx, path);
-                    path.pop();
-                }
+                (Value::Map(tm), Value::Map(pm)) => merge_map(tm, pm, next),
                 (Value::Seq(ts), Value::Seq(ps)) => {
-                    let kind = list_kind(ctx, path, k);
-                    path.push(k.clone());
-                    let merged = merge_list(std::mem::take(ts), ps, kind, ctx, path);
+                    let merged = merge_list(std::mem::take(ts), ps, list_kind(prop), next);
                     *ts = merged;
-                    path.pop();
                 }
                 (tv, pv) => *tv = clean(pv),
             },
@@ -190,9 +150,8 @@ fn merge_map(t: &mut Map, p: &Map, ctx: &Ctx, path: &mut Vec<String>) {
 fn merge_list(
     target: Vec<Value>,
     patch: &[Value],
-    kind: ListKind,
-    ctx: &Ctx,
-    path: &mut Vec<String>,
+    kind: ListKind<'_>,
+    at: Option<At<'_>>,
 ) -> Vec<Value> {
     // `- $patch: replace` as an element replaces the whole list.
     let replace_all = patch.iter().any(|e| {
@@ -209,6 +168,16 @@ fn merge_list(
         .collect();
     let key = match kind {
         ListKind::Keyed(k) if !replace_all => k,
+        ListKind::Primitive if !replace_all => {
+            // A set of scalars (finalizers): the patch's values first, then the target's others.
+            let mut out: Vec<Value> = Vec::with_capacity(target.len() + items.len());
+            for v in items.into_iter().map(clean).chain(target) {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            return out;
+        }
         _ => return items.into_iter().map(clean).collect(),
     };
     // Elements match when every key field is equal (a missing field reads as empty); an
@@ -272,11 +241,11 @@ fn merge_list(
             (Some(i), _) => {
                 if in_place {
                     if let Some(t) = target[i].as_mut() {
-                        merge_value(t, e, ctx, path);
+                        merge_value(t, e, at);
                     }
                 } else {
                     let mut t = target[i].take().expect("position found above");
-                    merge_value(&mut t, e, ctx, path);
+                    merge_value(&mut t, e, at);
                     out.push(t);
                 }
             }

@@ -118,34 +118,65 @@ impl IdSelector {
 }
 
 /// A parsed field path segment.
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
     Match(String, String),
     All,
 }
 
-/// Splits `a.b.[name=x.y].c` at dots outside brackets.
-fn parse_path(p: &str) -> Vec<Seg> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0;
-    for c in p.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                cur.push(c);
-            }
-            ']' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            '.' if depth == 0 => parts.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+/// kyaml's `PathSplitter`: splits at `delimiter`, a leading delimiter is dropped and a
+/// backslash before a delimiter escapes it (`example\.com/user` is one segment).
+fn path_splitter(path: &str, delimiter: char) -> Vec<String> {
+    let mut ps: Vec<&str> = path.split(delimiter).collect();
+    if ps.len() > 1 && ps[0].is_empty() {
+        ps.remove(0);
+    }
+    let mut res: Vec<String> = vec![ps[0].to_string()];
+    for p in &ps[1..] {
+        let last = res.last_mut().expect("res starts non-empty");
+        if let Some(stripped) = last.strip_suffix('\\') {
+            *last = format!("{stripped}{delimiter}{p}");
+        } else {
+            res.push((*p).to_string());
         }
     }
-    parts.push(cur);
-    parts
+    res
+}
+
+/// kyaml's `SmarterPathSplitter`: `path_splitter`, with `[a.b=c]` kept whole.
+pub(crate) fn smarter_path_splitter(path: &str, delimiter: char) -> Vec<String> {
+    let split = path_splitter(path, delimiter);
+    let mut result = Vec::new();
+    let mut i = 0;
+    while i < split.len() {
+        let elem = &split[i];
+        if elem.starts_with('[') && !elem.ends_with(']') {
+            let mut bracketed = vec![elem.clone()];
+            while i < split.len() - 1 {
+                i += 1;
+                bracketed.push(split[i].clone());
+                if split[i].ends_with(']') {
+                    break;
+                }
+            }
+            let joined = bracketed.join(&delimiter.to_string());
+            if joined.contains('=') {
+                result.push(joined);
+            } else {
+                result.push(joined.trim_matches(|c| c == '[' || c == ']').to_string());
+            }
+        } else {
+            result.push(elem.clone());
+        }
+        i += 1;
+    }
+    result
+}
+
+/// A replacement field path as segments (`a.b.[name=x.y].c`, `a.0`, `a.*`).
+pub(crate) fn parse_path(p: &str) -> Vec<Seg> {
+    smarter_path_splitter(p, '.')
         .into_iter()
         .map(|s| {
             if let Some(inner) = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
@@ -164,7 +195,7 @@ fn parse_path(p: &str) -> Vec<Seg> {
         .collect()
 }
 
-fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     let Some((seg, rest)) = path.split_first() else {
         return Some(v);
     };
@@ -193,9 +224,7 @@ fn visit_targets(
     };
     match (seg, v) {
         (Seg::Key(k), Value::Map(m)) => {
-            if m.get(k)
-                .is_none_or(|x| matches!(x, Value::Null) && !rest.is_empty())
-            {
+            if m.get(k).is_none_or(|x| x.is_null() && !rest.is_empty()) {
                 if !create {
                     return 0;
                 }
@@ -230,11 +259,10 @@ fn visit_targets(
             .iter_mut()
             .map(|e| visit_targets(e, rest, create, f))
             .sum(),
-        (Seg::All, Value::Map(m)) => {
-            m.0.iter_mut()
-                .map(|(_, e)| visit_targets(e, rest, create, f))
-                .sum()
-        }
+        (Seg::All, Value::Map(m)) => m
+            .iter_mut()
+            .map(|(_, e)| visit_targets(e, rest, create, f))
+            .sum(),
         _ => 0,
     }
 }

@@ -87,14 +87,17 @@ fn id_string(id: &ResId) -> String {
 
 /// Sorts resources in place into kustomize's legacy order.
 pub fn legacy(list: &mut Vec<Resource>, first: &[String], last: &[String]) {
-    let mut keyed: Vec<(i64, String, String, Resource)> = list
+    // (rank, GVK sort string, id sort string, core-group Namespace, resource)
+    let mut keyed: Vec<(i64, String, String, bool, Resource)> = list
         .drain(..)
         .map(|r| {
             let id = r.cur_id();
+            let core_namespace = id.gvk.kind == "Namespace" && id.gvk.group.is_empty();
             (
                 rank(&id.gvk.kind, first, last),
                 gvk_string(&id),
                 id_string(&id),
+                core_namespace,
                 r,
             )
         })
@@ -102,12 +105,20 @@ pub fn legacy(list: &mut Vec<Resource>, first: &[String], last: &[String]) {
     keyed.sort_by(|a, b| match a.0.cmp(&b.0) {
         Ordering::Equal => {
             if a.1 != b.1 {
-                a.1.as_bytes().cmp(b.1.as_bytes())
+                let o = a.1.as_bytes().cmp(b.1.as_bytes());
+                // kustomize's gvkLessThan: between two Namespace kinds where one is the core
+                // group's, the order of the GVK strings is reversed (core `v1` first).
+                let both_namespaces = a.4.kind() == "Namespace" && b.4.kind() == "Namespace";
+                if both_namespaces && (a.3 || b.3) {
+                    o.reverse()
+                } else {
+                    o
+                }
             } else {
                 a.2.as_bytes().cmp(b.2.as_bytes())
             }
         }
         o => o,
     });
-    list.extend(keyed.into_iter().map(|k| k.3));
+    list.extend(keyed.into_iter().map(|k| k.4));
 }

@@ -70,7 +70,7 @@ impl Emitter<'_> {
     /// A non-empty map whose keys go at column `indent`; the first key goes where the cursor is
     /// when that is already `indent` (after `- `).
     fn map(&mut self, m: &Map, indent: usize) {
-        let mut entries: Vec<&(String, Value)> = m.0.iter().collect();
+        let mut entries: Vec<(&String, &Value)> = m.iter().collect();
         sort_keys(&mut entries);
         for (i, (k, v)) in entries.into_iter().enumerate() {
             if !(i == 0 && self.column == indent && indent > 0) {
@@ -133,7 +133,7 @@ impl Emitter<'_> {
     /// block-scalar content go.
     fn inline_value(&mut self, v: &Value, indent: usize) {
         match v {
-            Value::Null => self.put_str("null"),
+            Value::Null | Value::EmptyNull => self.put_str("null"),
             Value::Bool(b) => self.put_str(if *b { "true" } else { "false" }),
             Value::Int(i) => self.put_str(&i.to_string()),
             Value::Float(f) => self.put_str(&yaml_float(*f)),
@@ -499,17 +499,17 @@ fn analyze(s: &str) -> Analysis {
 
 /// Sorts entries the way Go's `sort.Sort` orders go-yaml v2's key list (insertion sort up to 12
 /// elements, which matters only when `keyList.Less` is not a total order).
-fn sort_keys(entries: &mut [&(String, Value)]) {
+fn sort_keys(entries: &mut [(&String, &Value)]) {
     if entries.len() <= 12 {
         for i in 1..entries.len() {
             let mut j = i;
-            while j > 0 && key_less(&entries[j].0, &entries[j - 1].0) {
+            while j > 0 && key_less(entries[j].0, entries[j - 1].0) {
                 entries.swap(j, j - 1);
                 j -= 1;
             }
         }
     } else {
-        entries.sort_by(|a, b| key_cmp(&a.0, &b.0));
+        entries.sort_by(|a, b| key_cmp(a.0, b.0));
     }
 }
 

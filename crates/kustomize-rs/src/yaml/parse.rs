@@ -14,7 +14,28 @@ pub struct SyntaxError {
     pub line: usize,
     /// What went wrong.
     pub message: String,
+    /// The document is well-formed but exceeds a [`Budget`] limit (hostile input).
+    pub over_budget: bool,
 }
+
+/// Limits that keep hostile YAML (alias bombs, pathological nesting) from exhausting memory or
+/// the stack, in the spirit of serde-saphyr's budget. Real manifests stay far below them.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Nodes a file may produce in total, aliases expanded.
+    pub max_nodes: usize,
+    /// Nodes a file may produce by expanding aliases.
+    pub max_alias_nodes: usize,
+    /// Nesting depth of collections.
+    pub max_depth: usize,
+}
+
+/// The limits every file is parsed under.
+pub const BUDGET: Budget = Budget {
+    max_nodes: 10_000_000,
+    max_alias_nodes: 250_000,
+    max_depth: 1_000,
+};
 
 /// One parsed document and the 1-based line of each of its top-level keys.
 #[derive(Debug, Clone)]
@@ -52,6 +73,11 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         typing,
+        nodes: 0,
+        alias_nodes: 0,
+        depth: 0,
+        eof_without_newline: (!text.is_empty() && !text.ends_with('\n'))
+            .then(|| text.chars().count()),
     };
     let mut docs = Vec::new();
     loop {
@@ -80,6 +106,7 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
                     return Err(SyntaxError {
                         line,
                         message: "expected end of document".into(),
+                        over_budget: false,
                     });
                 }
                 docs.push(Document {
@@ -93,6 +120,7 @@ pub fn parse_documents_with(text: &str, typing: Typing) -> Result<Vec<Document>,
                 return Err(SyntaxError {
                     line: span.start.line(),
                     message: "unexpected event".into(),
+                    over_budget: false,
                 });
             }
         }
@@ -108,8 +136,15 @@ type TopLines<'t> = (
 
 struct Loader<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value and the number of nodes it holds.
+    anchors: HashMap<usize, (Value, usize)>,
     typing: Typing,
+    nodes: usize,
+    alias_nodes: usize,
+    depth: usize,
+    /// The input's length in characters when it does not end with a line break: a block
+    /// scalar that runs to the end of such input has no final line break in go-yaml.
+    eof_without_newline: Option<usize>,
 }
 
 impl<'a> Loader<'a> {
@@ -119,15 +154,93 @@ impl<'a> Loader<'a> {
             Some(Err(e)) => Err(SyntaxError {
                 line: e.marker().line(),
                 message: e.info().to_string(),
+                over_budget: false,
             }),
             None => Err(SyntaxError {
                 line: 0,
                 message: "unexpected end of input".into(),
+                over_budget: false,
             }),
         }
     }
 
+    fn over_budget(line: usize, message: String) -> SyntaxError {
+        SyntaxError {
+            line,
+            message,
+            over_budget: true,
+        }
+    }
+
+    /// Counts one node against the budget.
+    fn count(&mut self, line: usize) -> Result<(), SyntaxError> {
+        self.nodes += 1;
+        if self.nodes > BUDGET.max_nodes {
+            return Err(Self::over_budget(
+                line,
+                format!("more than {} YAML nodes in one file", BUDGET.max_nodes),
+            ));
+        }
+        Ok(())
+    }
+
     fn node(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        top: Option<TopLines<'_>>,
+        item_lines: Option<&mut Vec<usize>>,
+    ) -> Result<Value, SyntaxError> {
+        let line = span.start.line();
+        if let Event::Alias(id) = ev {
+            let (v, size) = self.anchors.get(&id).ok_or_else(|| SyntaxError {
+                line,
+                message: "unknown anchor".into(),
+                over_budget: false,
+            })?;
+            self.alias_nodes += size;
+            self.nodes += size;
+            if self.alias_nodes > BUDGET.max_alias_nodes || self.nodes > BUDGET.max_nodes {
+                return Err(Self::over_budget(
+                    line,
+                    format!(
+                        "aliases expand to more than {} YAML nodes (an alias bomb?)",
+                        BUDGET.max_alias_nodes
+                    ),
+                ));
+            }
+            return Ok(v.clone());
+        }
+        let collection = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
+        if collection {
+            self.depth += 1;
+            if self.depth > BUDGET.max_depth {
+                return Err(Self::over_budget(
+                    line,
+                    format!("YAML nested deeper than {} levels", BUDGET.max_depth),
+                ));
+            }
+        }
+        let anchor = match &ev {
+            Event::Scalar(_, _, a, _) | Event::SequenceStart(a, _) | Event::MappingStart(a, _) => {
+                *a
+            }
+            _ => 0,
+        };
+        let before = self.nodes;
+        self.count(line)?;
+        let v = self.node_inner(ev, span, top, item_lines)?;
+        if collection {
+            self.depth -= 1;
+        }
+        if anchor > 0 {
+            self.anchors
+                .insert(anchor, (v.clone(), self.nodes - before));
+        }
+        Ok(v)
+    }
+
+    fn node_inner(
         &mut self,
         ev: Event<'a>,
         span: Span,
@@ -136,18 +249,24 @@ impl<'a> Loader<'a> {
     ) -> Result<Value, SyntaxError> {
         let line = span.start.line();
         match ev {
-            Event::Scalar(text, style, anchor, tag) => {
-                let v = scalar(&text, style, tag.as_deref(), line, self.typing)?;
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+            Event::Scalar(text, style, _, tag) => {
+                let mut text = text;
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && self
+                        .eof_without_newline
+                        .is_some_and(|len| span.end.index() >= len)
+                    && text.ends_with('\n')
+                {
+                    let mut t = text.into_owned();
+                    t.pop();
+                    text = t.into();
                 }
-                Ok(v)
+                if style == ScalarStyle::Folded && text.contains("\n ") {
+                    text = go_yaml_folded(&text).into();
+                }
+                scalar(&text, style, tag.as_deref(), line, self.typing)
             }
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
-                line,
-                message: "unknown anchor".into(),
-            }),
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(..) => {
                 let mut items = Vec::new();
                 loop {
                     let (ev, sp) = self.next()?;
@@ -159,13 +278,9 @@ impl<'a> Loader<'a> {
                     }
                     items.push(self.node(ev, sp, None, None)?);
                 }
-                let v = Value::Seq(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
+                Ok(Value::Seq(items))
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(..) => {
                 let mut map = Map::new();
                 loop {
                     let (ev, sp) = self.next()?;
@@ -176,13 +291,14 @@ impl<'a> Loader<'a> {
                     let k = self.node(ev, sp, None, None)?;
                     let key = match k {
                         Value::Str(s) => s,
-                        Value::Null => "null".to_string(),
+                        Value::Null | Value::EmptyNull => "null".to_string(),
                         other => match other.scalar_text() {
                             Some(t) => t,
                             None => {
                                 return Err(SyntaxError {
                                     line: key_line,
                                     message: "mapping key is not a scalar".into(),
+                                    over_budget: false,
                                 });
                             }
                         },
@@ -201,10 +317,8 @@ impl<'a> Loader<'a> {
                             _ => Vec::new(),
                         };
                         for m in sources {
-                            for (k, v) in m.0 {
-                                if !map.contains_key(&k) {
-                                    map.0.push((k, v));
-                                }
+                            for (k, v) in m {
+                                map.insert_new(k, v);
                             }
                         }
                         continue;
@@ -213,6 +327,7 @@ impl<'a> Loader<'a> {
                         return Err(SyntaxError {
                             line: key_line,
                             message: format!("mapping key {key:?} already defined"),
+                            over_budget: false,
                         });
                     }
                     if let Some((kl, il)) = top.as_mut() {
@@ -221,20 +336,39 @@ impl<'a> Loader<'a> {
                             il.push((key.clone(), lines));
                         }
                     }
-                    map.0.push((key, v));
+                    map.push_absent(key, v);
                 }
-                let v = Value::Map(map);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
+                Ok(Value::Map(map))
             }
             _ => Err(SyntaxError {
                 line,
                 message: "unexpected event".into(),
+                over_budget: false,
             }),
         }
     }
+}
+
+/// go-yaml keeps one more line break than YAML 1.2 before a more-indented line of a folded
+/// scalar that follows a normal line (`>` with `a`, `  b` reads as "a\n\n  b").
+fn go_yaml_folded(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut prev_content: Option<bool> = None;
+    for (i, l) in lines.iter().enumerate() {
+        let blank_start = l.starts_with(' ') || l.starts_with('\t');
+        if i > 0 {
+            out.push('\n');
+        }
+        if !l.is_empty() {
+            if blank_start && prev_content == Some(false) {
+                out.push('\n');
+            }
+            prev_content = Some(blank_start);
+        }
+        out.push_str(l);
+    }
+    out
 }
 
 fn scalar(
@@ -254,6 +388,7 @@ fn scalar(
                         return Err(SyntaxError {
                             line,
                             message: format!("cannot decode {text:?} as !!{}", tag.suffix),
+                            over_budget: false,
                         });
                     }
                     v
@@ -265,6 +400,7 @@ fn scalar(
     }
     Ok(match style {
         ScalarStyle::Plain => match typing {
+            Typing::V3 if text.is_empty() => Value::EmptyNull,
             Typing::V3 => resolve_plain_v3(text),
             Typing::V2 => match text {
                 "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),

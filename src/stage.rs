@@ -160,10 +160,16 @@ fn ensure_not_running(config: &Config, env: &str) -> Result<(), Error> {
     if let Some(state) = stage::read(&stage_dir(config, env)).map_err(stage_error)?
         && let Some(sup) = state.supervisor.filter(|p| p.is_alive())
     {
-        return Err(stage_error(stage::StageError::AlreadyRunning {
-            env: env.to_owned(),
-            pid: sup.pid,
-        }));
+        return Err(Error::refused(
+            stage::StageError::AlreadyRunning {
+                env: env.to_owned(),
+                pid: sup.pid,
+            }
+            .to_string(),
+            format!(
+                "stop it first with `rel down --env {env}`, look at it with `rel up status --env {env}`, or roll it to a new release with `rel deploy --env {env}`"
+            ),
+        ));
     }
     Ok(())
 }

@@ -134,30 +134,6 @@ impl Rendered {
             .collect()
     }
 
-    /// The per-object files without the safety check of [`Rendered::output_files`]: an object
-    /// named `x/../../y` yields a name that escapes the output directory. Kept (not
-    /// deprecated, so the workspace keeps building under `-D warnings`) only until the CLI
-    /// calls `output_files`; do not use it to write files.
-    pub fn files(&self) -> Vec<(String, &str)> {
-        let multi_ns = self.spans_namespaces();
-        self.objects
-            .iter()
-            .map(|o| {
-                let gvk = resource::Gvk::from_api_version(&o.api_version, &o.kind);
-                let parts: Vec<&str> =
-                    [gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()]
-                        .into_iter()
-                        .filter(|p| !p.is_empty())
-                        .collect();
-                let mut name = format!("{}_{}.yaml", parts.join("_"), o.name).to_lowercase();
-                if !is_cluster_scoped(o) && multi_ns {
-                    name = format!("{}_{name}", namespace_or_default(o).to_lowercase());
-                }
-                (name, o.yaml.as_str())
-            })
-            .collect()
-    }
-
     /// Whether the namespaced objects span more than one namespace (then `kubectl kustomize -o`
     /// prefixes their file names with the namespace).
     pub fn spans_namespaces(&self) -> bool {

@@ -33,10 +33,13 @@ pub struct PinOutcome {
 }
 
 /// Why a pin edit was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic, PartialEq, Eq)]
 pub enum PinError {
     /// The kustomization is not valid YAML.
     #[error("kustomization.yaml:{line}: invalid YAML: {message}")]
+    #[diagnostic(help(
+        "fix the YAML at that line (`kubectl kustomize` on the overlay shows the same problem)"
+    ))]
     Yaml {
         /// 1-based line.
         line: usize,
@@ -45,6 +48,9 @@ pub enum PinError {
     },
     /// The file's layout is one the editor does not handle.
     #[error("kustomization.yaml:{line}: cannot edit pins here: {message}")]
+    #[diagnostic(help(
+        "write `images:` as a block list of mappings (`- name: ...` with `digest: sha256:...`); flow style and anchors there cannot be edited byte-exactly"
+    ))]
     Layout {
         /// 1-based line.
         line: usize,
@@ -53,6 +59,9 @@ pub enum PinError {
     },
     /// A digest is not `sha256:` followed by 64 lowercase hex digits.
     #[error("invalid digest for image '{name}': {digest:?} (expected sha256:<64 hex digits>)")]
+    #[diagnostic(help(
+        "pin digests as `sha256:` followed by 64 lowercase hex characters, as the lockfile holds them"
+    ))]
     BadDigest {
         /// The pin's image name.
         name: String,
@@ -61,6 +70,9 @@ pub enum PinError {
     },
     /// Re-parsing the edited file showed a change other than the pins.
     #[error("refusing the edit: re-parsing shows changes beyond the pin values ({0})")]
+    #[diagnostic(help(
+        "nothing was written; this is a bug in the pin editor: report it with the kustomization.yaml that triggers it"
+    ))]
     Verify(String),
 }
 

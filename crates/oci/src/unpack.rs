@@ -39,21 +39,21 @@ const OPAQUE: &str = ".wh..wh..opq";
 pub enum UnpackError {
     #[error("no OCI layout under {searched} holds image {digest}")]
     #[diagnostic(help(
-        "build the image into the layout (`rel build` writes target/rel/oci/<component>), or pin the overlay to a digest the layout has"
+        "build the image into the layout, or pin the overlay to a digest the layout has"
     ))]
     NotFound { digest: Digest, searched: String },
     #[error("cannot access `{path}`: {source}")]
     #[diagnostic(help("check that the path exists and is readable and writable by this user"))]
     Io { path: PathBuf, source: io::Error },
     #[error("`{path}` is not a valid OCI {what}: {source}")]
-    #[diagnostic(help("the layout is damaged: rebuild the image with `rel build`"))]
+    #[diagnostic(help("the layout is damaged: rebuild the image into it"))]
     Json {
         path: PathBuf,
         what: &'static str,
         source: serde_json::Error,
     },
     #[error("blob {digest} in `{dir}` does not match its digest")]
-    #[diagnostic(help("the layout is damaged: rebuild the image with `rel build`"))]
+    #[diagnostic(help("the layout is damaged: rebuild the image into it"))]
     Corrupt { dir: PathBuf, digest: Digest },
     #[error("image {digest}: unsupported media type `{media_type}` for {what}")]
     #[diagnostic(help(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum StageError {
     #[error("{object}: {message}")]
     #[diagnostic(help(
-        "fix the manifest (render it with `rel render` to see the object as the stage reads it)"
+        "fix the manifest (render the overlay to see the object as the stage reads it)"
     ))]
     Manifest { object: String, message: String },
 
@@ -30,7 +30,7 @@ pub enum StageError {
 
     #[error("{workload}: container `{container}` image `{image}` is not pinned by digest")]
     #[diagnostic(help(
-        "the stage runs images by digest only: pin the overlay's `images:` (`rel pin --env ENV --version V`)"
+        "the stage runs images by digest only: pin the overlay's `images:` to digests"
     ))]
     NotPinned {
         workload: String,
@@ -40,7 +40,7 @@ pub enum StageError {
 
     #[error("{workload}: container `{container}`: its image cannot be used")]
     #[diagnostic(help(
-        "build the image into the OCI layout first (`rel build`), or pin the overlay to an image the layout holds"
+        "build the image into the OCI layout first, or pin the overlay to an image the layout holds"
     ))]
     Image {
         workload: String,
@@ -69,9 +69,7 @@ pub enum StageError {
     },
 
     #[error("no free loopback address block for the stage (tried {tried} blocks of 127.0.0.0/8)")]
-    #[diagnostic(help(
-        "stop stages you no longer need (`rel down --env ENV`); each stage claims one /24 of 127.0.0.0/8"
-    ))]
+    #[diagnostic(help("stop stages you no longer need; each stage claims one /24 of 127.0.0.0/8"))]
     NoAddressBlock { tried: usize },
 
     #[error("the stage needs more than {limit} loopback addresses (one per pod and per Service)")]
@@ -97,7 +95,7 @@ pub enum StageError {
 
     #[error("Service {service}: cannot listen on {address}: {source}")]
     #[diagnostic(help(
-        "another process holds this loopback address; stop it, or stop the other stage (`rel down`)"
+        "another process holds this loopback address; stop it, or stop the other stage"
     ))]
     Listen {
         service: String,
@@ -121,7 +119,7 @@ pub enum StageError {
         "{workload} was not ready within {seconds} s ({ready}/{want} pods ready). Last log lines of {pod}:\n{log_tail}"
     )]
     #[diagnostic(help(
-        "check the pod's readiness endpoint and its log (at {}); `rel up status` shows each pod", log.display()
+        "check the pod's readiness endpoint and its log (at {}); the stage's status shows each pod", log.display()
     ))]
     NotReady {
         workload: String,
@@ -134,9 +132,7 @@ pub enum StageError {
     },
 
     #[error("the stage `{env}` already runs (supervisor pid {pid})")]
-    #[diagnostic(help(
-        "stop it first with `rel down --env {env}`, or look at it with `rel up status --env {env}`"
-    ))]
+    #[diagnostic(help("stop stage `{env}` first, or look at its status"))]
     AlreadyRunning { env: String, pid: u32 },
 
     #[error("the stage state file `{path}` is unreadable: {message}")]

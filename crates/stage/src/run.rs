@@ -159,7 +159,8 @@ impl Stage {
         let supervisor = ProcessId::current();
         if let Some(p) = &supervisor {
             let pid_file = dir.join(PID_FILE);
-            std::fs::write(&pid_file, format!("{}\n", p.pid)).map_err(StageError::io(pid_file))?;
+            atomic_file::write(&pid_file, format!("{}\n", p.pid).as_bytes())
+                .map_err(StageError::io(pid_file))?;
         }
         let mut alloc = Allocator::new(claim.block);
         for s in &plan.services {

@@ -279,10 +279,7 @@ pub fn read(stage_dir: &Path) -> Result<Option<StageState>, StageError> {
 pub fn write(stage_dir: &Path, state: &StageState) -> Result<(), StageError> {
     let path = stage_dir.join(STATE_FILE);
     let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
-    let tmp = stage_dir.join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(StageError::io(&path))
+    atomic_file::write(&path, &bytes).map_err(StageError::io(&path))
 }
 
 /// What [`down`] did.

@@ -653,10 +653,6 @@ pub struct SmokeArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Also trust the certificates in this PEM file (a private CA or a self-signed certificate)
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-
     /// The release version being validated; `version` checks must report it, and the evidence names it
     #[arg(long, value_name = "VERSION")]
     pub version: Option<Version>,

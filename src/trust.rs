@@ -17,7 +17,7 @@ pub fn load_ca_file(path: &Path) -> Result<(), Error> {
     if certs.is_empty() {
         return Err(Error::usage(
             format!(
-                "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                "{}: the CA file holds no usable PEM certificate (`-----BEGIN CERTIFICATE-----`)",
                 path.display()
             ),
             "give --ca-file / REL_CA_FILE a PEM bundle of the private CA (convert DER with `openssl x509 -inform der -in ca.cer -out ca.pem`)",

@@ -46,12 +46,9 @@ pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
 /// `rel gate smoke --env E --profile baseline|deep`
 pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
-    let ca_pem = match &args.ca_file {
-        Some(path) => {
-            Some(std::fs::read(path).map_err(|e| Error::io("read the CA file", path, e))?)
-        }
-        None => None,
-    };
+    // A private CA comes from the global --ca-file / REL_CA_FILE (src/trust.rs), as for every
+    // HTTPS client rel has.
+    let ca_pem = None;
     let token = match (&args.token_file, args.token) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)

@@ -29,7 +29,9 @@ fn render_output_refuses_a_resource_name_that_walks_out_of_the_directory() {
     let run = p.rel(&["render", "overlay", "-o", "out/deep/er"]);
     run.expect(2);
     assert!(
-        run.stderr().contains("not a plain file name") && run.stderr().contains("x/../../"),
+        run.stderr()
+            .contains("not a single safe file name component")
+            && run.stderr().contains("x/../../"),
         "{}",
         run.stderr()
     );

@@ -198,7 +198,12 @@ pub fn objects_from_yaml(text: &str, origin: &str) -> Result<Vec<kustomize::Obje
     })?;
     Ok(docs
         .into_iter()
-        .filter(|d| !matches!(d.value, kustomize::Value::Null))
+        .filter(|d| {
+            !matches!(
+                d.value,
+                kustomize::Value::Null | kustomize::Value::EmptyNull
+            )
+        })
         .map(|d| {
             let v = d.value;
             let s = |path: &[&str]| v.path_str(path).unwrap_or("").to_owned();

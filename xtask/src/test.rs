@@ -62,7 +62,8 @@ pub fn run(extra: &[String]) -> Result<(), String> {
                 .args(extra),
         )?;
         // nextest does not run doctests.
-        provision::run(Command::new(&cargo).args(["test", "--workspace", "--locked", "--doc"]))
+        provision::run(Command::new(&cargo).args(["test", "--workspace", "--locked", "--doc"]))?;
+        fuzz_briefly()
     } else {
         eprintln!(
             "xtask: cargo-nextest not found, using cargo test (install: cargo install cargo-nextest --locked)"
@@ -71,6 +72,18 @@ pub fn run(extra: &[String]) -> Result<(), String> {
             Command::new(&cargo)
                 .args(["test", "--workspace", "--locked", "--no-fail-fast"])
                 .args(extra),
-        )
+        )?;
+        fuzz_briefly()
     }
+}
+
+/// Every fuzz target for a short, bounded time (`REL_FUZZ_SECONDS` per target, default 3; `0`
+/// skips): a crash fails CI with its reproducer. Longer runs: `cargo xtask fuzz --seconds N`.
+fn fuzz_briefly() -> Result<(), String> {
+    let seconds = std::env::var("REL_FUZZ_SECONDS").unwrap_or_else(|_| "3".to_owned());
+    if seconds == "0" {
+        eprintln!("xtask: fuzzing skipped (REL_FUZZ_SECONDS=0)");
+        return Ok(());
+    }
+    crate::fuzz::run(&["--seconds".to_owned(), seconds])
 }

@@ -151,7 +151,25 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
                 ctx.display(path)
             },
         },
-        (None, true) => LivePods::Kube(kube_options(&args.kube)),
+        (None, true) => match &ws.config.environment(&args.env)?.runtime {
+            // A local stage is its own live source: the pods it runs, with their real digests.
+            crate::config::Runtime::Stage => match crate::stage::status(&ws.config, &args.env)? {
+                Some(state) => LivePods::Given {
+                    pods: crate::stage::live_pods(&state),
+                    source: format!("the local stage `{}`", args.env),
+                },
+                None => {
+                    return Err(Error::usage(
+                        format!("--live: the local stage `{}` is not running", args.env),
+                        format!(
+                            "start it with `rel up --env {0} --detach` (or `rel deploy --env {0}`)",
+                            args.env
+                        ),
+                    ));
+                }
+            },
+            crate::config::Runtime::Cluster(_) => LivePods::Kube(kube_options(&args.kube)),
+        },
         (None, false) => LivePods::None,
     };
     let report = crate::ops::gate::drift(

@@ -90,7 +90,19 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     } else {
         None
     };
-    let body = plan.pr_body(kind.body_limit(), source_repo);
+    let mut body = plan.pr_body(kind.body_limit(), source_repo);
+    // What the promotion changes in the cluster, object by object (secrets masked), in what room
+    // the forge's body limit leaves; a diff that cannot be rendered never blocks a promotion.
+    let room = kind.body_limit().saturating_sub(body.len() + 2);
+    if room > 512 {
+        match crate::diff::promotion_markdown(&config, &plan, room) {
+            Ok(md) => {
+                body.push_str("\n\n");
+                body.push_str(&md);
+            }
+            Err(e) => tracing::warn!("the rendered diff is left out of the pull request: {e}"),
+        }
+    }
 
     if args.dry_run {
         out.push_str("\n--- diff\n");

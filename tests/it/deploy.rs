@@ -312,6 +312,17 @@ fn deploy_builds_runs_gates_records_converges_and_a_broken_migration_changes_not
         ""
     );
 
+    // The stage is the local environment's live source for the drift gate.
+    let drift = rel(dir, &["gate", "drift", "--env", "local", "--live"]);
+    drift.expect(0);
+    assert!(
+        drift
+            .stdout()
+            .contains("PASS live/Deployment/gateway: 2/2 pods run the pinned digests"),
+        "{}",
+        drift.stdout()
+    );
+
     // Every pod runs the locked digest of its component.
     let before = stage_state(dir);
     let v1 = locked_digests(dir, "1.0.0");

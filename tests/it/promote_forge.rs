@@ -69,6 +69,13 @@ fn open_pr_creates_then_updates(kind: Kind, word: &str, update_method: &str, aut
         "{}",
         pr.body
     );
+    // What the promotion changes in the cluster, rendered and folded per object.
+    assert!(
+        pr.body.contains("### Manifest changes in prod")
+            && pr.body.contains("| identity | `registry.example.com/platform/identity` | `sha256:111111111111` → `sha256:444444444444` |"),
+        "the PR body carries the rendered diff:\n{}",
+        pr.body
+    );
     let first = forge.requests();
     assert!(
         first

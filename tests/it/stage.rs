@@ -138,7 +138,7 @@ fn staged_project(extra_patch: Option<&str>) -> Staged {
         p.path().join("target/rel/stage-images"),
     )
     .unwrap();
-    let mut overlay = p.read("overlays/local/kustomization.yaml");
+    let mut overlay = with_placeholder_pins(&p.read("overlays/local/kustomization.yaml"));
     for ((_, digest), placeholder) in digests.iter().zip([D1, D2, D3]) {
         overlay = overlay.replace(placeholder, digest);
     }

@@ -166,11 +166,17 @@ fn check_error_help(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<Strin
         if !l.trim_start().starts_with("#[error(") {
             continue;
         }
-        if variant_attributes(lines, i)
-            .iter()
-            .any(|a| a.contains("help(") || a.contains("transparent") || a.contains("forward("))
-            || help_field_follows(lines, i)
-        {
+        let attrs = variant_attributes(lines, i);
+        // A transparent error shows its source's diagnostic only if miette is told to.
+        let ok = if l.contains("#[error(transparent)]") {
+            attrs.iter().any(|a| a.contains("diagnostic(transparent)"))
+        } else {
+            attrs
+                .iter()
+                .any(|a| a.contains("help(") || a.contains("forward("))
+                || help_field_follows(lines, i)
+        };
+        if ok {
             continue;
         }
         problems.push(format!(
@@ -295,10 +301,11 @@ mod tests {
 
     #[test]
     fn an_error_without_help_is_found_and_one_with_help_is_not() {
-        let text = "enum E {\n    #[error(\"a\")]\n    A,\n    #[error(\"b\")]\n    #[diagnostic(help(\"fix\"))]\n    B,\n    /// doc\n    #[diagnostic(transparent)]\n    #[error(transparent)]\n    C(X),\n}\n";
+        let text = "enum E {\n    #[error(\"a\")]\n    A,\n    #[error(\"b\")]\n    #[diagnostic(help(\"fix\"))]\n    B,\n    /// doc\n    #[diagnostic(transparent)]\n    #[error(transparent)]\n    C(X),\n    #[error(transparent)]\n    D(Y),\n}\n";
         let mut found = Vec::new();
         check_error_help("x.rs", &non_test_lines(text), &mut found);
-        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("x.rs:2:"), "{found:?}");
+        assert!(found[1].starts_with("x.rs:11:"), "{found:?}");
     }
 }

@@ -17,51 +17,6 @@ use std::time::{Duration, Instant};
 const IMAGES: usize = 50;
 const VERSION: &str = "2.0.0";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-fn deployment(i: usize) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: svc-{i:05}
-  labels:
-    app: svc-{i:05}
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: svc-{i:05}
-  template:
-    metadata:
-      labels:
-        app: svc-{i:05}
-    spec:
-      containers:
-      - name: main
-        image: registry.example.com/team/img-{img:02}:1.0.{i}
-        envFrom:
-        - configMapRef:
-            name: shared-config
-        ports:
-        - containerPort: 8080
-        resources:
-          requests:
-            cpu: 100m
-            memory: 128Mi
-      - name: sidecar
-        image: registry.example.com/team/img-{side:02}:2.0
-",
-        img = i % IMAGES,
-        side = (i + 1) % IMAGES
-    )
-}
-
 fn digest(img: usize, release: usize) -> String {
     format!(
         "sha256:{}",
@@ -119,7 +74,10 @@ fn generate(root: &Path, n: usize, changed: usize, rel: &Path) -> Result<(), Str
     for b in 0..3 {
         let dir = root.join(format!("base-{b}"));
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let docs: Vec<String> = (0..n).filter(|i| i % 3 == b).map(deployment).collect();
+        let docs: Vec<String> = (0..n)
+            .filter(|i| i % 3 == b)
+            .map(crate::bench_render::deployment)
+            .collect();
         std::fs::write(dir.join("deployments.yaml"), docs.join("---\n")).map_err(io)?;
         std::fs::write(
             dir.join("kustomization.yaml"),
@@ -239,7 +197,7 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}; {usage}")),
         }
     }
-    let root = workspace_root();
+    let root = crate::workspace_root();
     eprintln!("building rel (release)...");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--quiet", "--release", "--bin", "rel"])

@@ -49,14 +49,8 @@ fn measure(program: &Path, args: &[&str], out: &Path) -> std::io::Result<Measure
     })
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-fn deployment(i: usize) -> String {
+/// One generated Deployment of the bench overlays (bench render and bench diff share them).
+pub(crate) fn deployment(i: usize) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
@@ -207,7 +201,7 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let root = workspace_root();
+    let root = crate::workspace_root();
     eprintln!("building the renderer (release)...");
     let bin = match renderer_example(&root) {
         Ok(bin) => bin,

@@ -62,15 +62,8 @@ pub fn run_services(args: &[String]) -> ExitCode {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_owned()
-}
-
 fn run(options: &Options) -> Result<(), String> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let state = root.join(".rel-local/services");
     std::fs::create_dir_all(&state).map_err(|e| format!("create {}: {e}", state.display()))?;
     let bin_dir = build(&root)?;

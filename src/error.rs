@@ -31,7 +31,7 @@ pub enum Error {
     #[diagnostic(transparent)]
     Source(Box<SourceError>),
 
-    #[error("could not {action}: {}: {source}", path.display())]
+    #[error("could not {action}: {}", path.display())]
     #[diagnostic(help("check that the path exists and is readable/writable by this user"))]
     Io {
         action: &'static str,

@@ -79,8 +79,24 @@ pub fn parse_raw(path: &Path, text: &str) -> Result<LoadedRaw, SourceError> {
 
 /// Read and parse a lockfile from disk.
 pub fn read_raw(path: &Path) -> Result<LoadedRaw, crate::Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::Error::io("read the release lockfile", path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // The one place every command learns a release is missing: say which, and how to
+            // make it (the file name is the version).
+            let version = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            crate::Error::usage(
+                format!("there is no release lockfile {}", path.display()),
+                format!(
+                    "lock the release first (`rel build`, then `rel lock --version {version}`), or name a release that exists (`ls releases/`)"
+                ),
+            )
+        } else {
+            crate::Error::io("read the release lockfile", path, e)
+        }
+    })?;
     Ok(parse_raw(path, &text)?)
 }
 

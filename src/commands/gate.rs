@@ -153,7 +153,9 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
         },
         (None, true) => match &ws.config.environment(&args.env)?.runtime {
             // A local stage is its own live source: the pods it runs, with their real digests.
-            crate::config::Runtime::Stage => match crate::stage::status(&ws.config, &args.env)? {
+            crate::config::Runtime::Stage => match crate::stage::status(&ws.config, &args.env)?
+                .filter(|s| s.supervisor.as_ref().is_some_and(|p| p.is_alive()))
+            {
                 Some(state) => LivePods::Given {
                     pods: crate::stage::live_pods(&state),
                     source: format!("the local stage `{}`", args.env),

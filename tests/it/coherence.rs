@@ -54,7 +54,7 @@ fn by_version_inside_the_project() {
     let run = p.rel(&["gate", "coherence", "--version", "0.9.15"]);
     run.expect(2);
     assert!(
-        run.stderr().contains("could not read the release lockfile"),
+        run.stderr().contains("there is no release lockfile"),
         "{}",
         run.stderr()
     );

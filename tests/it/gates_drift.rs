@@ -91,7 +91,7 @@ fn the_overlay_against_another_release() {
     let run = drift(&p, &["--version", "0.5.0"]);
     run.expect(2);
     assert!(
-        run.stderr().contains("could not read the release lockfile"),
+        run.stderr().contains("there is no release lockfile"),
         "{}",
         run.stderr()
     );

@@ -243,7 +243,9 @@ pub fn request_converge(
             return match &now.message {
                 Some(m) => Err(Error::invalid(
                     format!("the stage `{env}` did not converge: {m}"),
-                    "the previous pods still serve; fix the cause and converge again",
+                    format!(
+                        "the previous pods still serve; look at `rel up logs --env {env}`, fix the release and deploy again"
+                    ),
                 )),
                 None => Ok(now),
             };
@@ -470,19 +472,6 @@ pub fn relative<'a>(config: &Config, path: &'a Path) -> &'a Path {
     path.strip_prefix(&config.root).unwrap_or(path)
 }
 
-/// The converge request a deploy leaves for the detached supervisor (then SIGHUP wakes it).
-pub const CONVERGE_REQUEST: &str = "converge-request.json";
-/// The supervisor's answer to a converge request.
-pub const CONVERGE_RESULT: &str = "converge-result.json";
-
-/// A converge request and its answer: the request's id pairs them.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ConvergeAnswer {
-    pub id: String,
-    pub ok: bool,
-    pub message: String,
-}
-
 /// Bring `opts.env`'s stage to the environment's current overlay: start it in the background
 /// when none runs; otherwise ask the running supervisor to converge (a rolling replacement: new
 /// pods ready before old ones stop) and wait for its answer. Returns the state once ready.
@@ -495,108 +484,9 @@ pub fn apply(
     let running = stage::read(&dir)
         .map_err(stage_error)?
         .and_then(|s| s.supervisor.filter(|p| p.is_alive()));
-    let Some(supervisor) = running else {
+    if running.is_none() {
         return detach(config, opts, secrets);
-    };
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-    );
-    let request = dir.join(CONVERGE_REQUEST);
-    crate::atomic_write::write(
-        &request,
-        serde_json::json!({ "id": id }).to_string().as_bytes(),
-    )
-    .map_err(|e| Error::io("write the converge request", &request, e))?;
-    stage::state::signal_process(supervisor.pid, 1 /* SIGHUP */);
-    let answer_path = dir.join(CONVERGE_RESULT);
-    let deadline = std::time::Instant::now() + opts.ready_timeout * 2;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&answer_path)
-            && let Ok(answer) = serde_json::from_str::<ConvergeAnswer>(&text)
-            && answer.id == id
-        {
-            if !answer.ok {
-                return Err(Error::refused(
-                    format!(
-                        "the stage `{}` could not converge: {}",
-                        opts.env, answer.message
-                    ),
-                    format!(
-                        "the old pods keep serving; look at `rel up logs --env {}`, fix the release and deploy again",
-                        opts.env
-                    ),
-                ));
-            }
-            return status(config, &opts.env)?.ok_or_else(|| {
-                Error::usage(
-                    format!("the stage `{}` lost its state file", opts.env),
-                    format!(
-                        "stop it with `rel down --env {}` and deploy again",
-                        opts.env
-                    ),
-                )
-            });
-        }
-        if !supervisor.is_alive() {
-            return Err(Error::usage(
-                format!(
-                    "the supervisor of stage `{}` exited during the converge",
-                    opts.env
-                ),
-                format!(
-                    "read {} and deploy again (it starts a new stage)",
-                    relative(config, &dir.join("supervisor.log")).display()
-                ),
-            ));
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(Error::usage(
-                format!(
-                    "the stage `{}` did not answer the converge request in time",
-                    opts.env
-                ),
-                format!(
-                    "look at `rel up status --env {0}` and `rel up logs --env {0}`",
-                    opts.env
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The supervisor's side: converge `stage` to the overlay as it is now, answer the request.
-pub async fn answer_converge(
-    config: &Config,
-    opts: &UpOptions,
-    stage: &stage::Stage,
-    secrets: Vec<ClusterSecret>,
-) {
-    let dir = stage_dir(config, &opts.env);
-    let id = std::fs::read_to_string(dir.join(CONVERGE_REQUEST))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["id"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let answer = match converge(config, opts, stage, secrets).await {
-        Ok(report) => ConvergeAnswer {
-            id,
-            ok: true,
-            message: format!("{report:?}"),
-        },
-        Err(e) => ConvergeAnswer {
-            id,
-            ok: false,
-            message: e.to_string(),
-        },
-    };
-    let path = dir.join(CONVERGE_RESULT);
-    let _ = crate::atomic_write::write(
-        &path,
-        serde_json::to_string(&answer)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
+    // The supervisor has the secrets it was started with; it re-renders the overlay as it is now.
+    request_converge(config, &opts.env, opts.ready_timeout * 2)
 }

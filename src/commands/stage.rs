@@ -58,13 +58,16 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
                 .map_err(|e| Error::io("install the SIGHUP handler", "signal", e))?;
             opts.cancel = Some(stop.clone());
             let stage = ops::up(&config, &opts, secrets.clone()).await?;
-            // SIGHUP: a deploy left a converge request (`ops::apply`, `request_converge`); roll
-            // to the overlay as it is now and answer it.
+            // SIGHUP (`request_converge`, used by `rel deploy`): roll to the overlay as it is now.
             loop {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     _ = hangups.recv() => {
-                        ops::answer_converge(&config, &opts, &stage, secrets.clone()).await;
+                        // The outcome lands in the state file (`converges`, `message`), where
+                        // `request_converge` reads it.
+                        if let Err(e) = ops::converge(&config, &opts, &stage, secrets.clone()).await {
+                            tracing::warn!("converge failed: {e}");
+                        }
                     }
                 }
             }

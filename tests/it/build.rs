@@ -2,88 +2,12 @@
 //! and skopeo/umoci as independent checkers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::*;
 
-/// A docker-registry (the CNCF distribution registry) on a free loopback port, stopped on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is needed (Debian package `docker-registry`; `cargo xtask test` installs it)");
-        let registry = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_for_http(&format!("127.0.0.1:{port}"), "/v2/", 200);
-        registry
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET `path` on `addr` over plain HTTP/1.0; the status code, or None when it cannot connect.
-fn http_status(addr: &str, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn wait_for_http(addr: &str, path: &str, want: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if http_status(addr, path) == Some(want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{addr}{path} did not answer {want} within 30 s");
-}
+use test_support::{Registry, Service, wait_until_answers};
 
 /// A checkout of this workspace at a fresh path: the tracked and untracked (not ignored) files,
 /// committed with a fixed author and date so every checkout has the same commit id.
@@ -145,15 +69,9 @@ fn checkout(registry: &str) -> tempfile::TempDir {
 
 /// Run rel in `dir` with the shared cargo target directory (dependencies compile once).
 fn rel_build(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
+    let mut cmd = rel_command(dir);
     cmd.args(args)
-        .current_dir(dir)
-        .env("REL_CARGO_TARGET_DIR", shared_cargo_target())
-        .env("NO_COLOR", "1")
-        .env_remove("REL_REGISTRY_USERNAME")
-        .env_remove("REL_REGISTRY_PASSWORD")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("REL_PROJECT_DIR");
+        .env("REL_CARGO_TARGET_DIR", shared_cargo_target());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -281,39 +199,28 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     );
     let binary = bundle.join("rootfs/app/identity");
     assert!(binary.is_file(), "{} missing", binary.display());
-    let port = free_port();
-    let mut service = Command::new(&binary)
-        .env_clear()
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", work.path().join("db.sqlite"))
-        .env(
-            "IDENTITY_SIGNING_KEY_B64",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env(
-            "IDENTITY_CLIENTS",
-            "smoke:service_account:not-a-real-secret",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let healthy = (|| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if http_status(&format!("127.0.0.1:{port}"), "/healthz") == Some(200) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    })();
-    let _ = service.kill();
-    let _ = service.wait();
-    assert!(
-        healthy,
-        "the unpacked identity binary did not answer /healthz"
+    // The binary from the image runs and answers: bound on port 0, its address read from its log.
+    let log = work.path().join("identity.log");
+    let service = Service::spawn(
+        &binary,
+        &log,
+        &[
+            (
+                "DATABASE_URL",
+                work.path().join("db.sqlite").display().to_string(),
+            ),
+            (
+                "IDENTITY_SIGNING_KEY_B64",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+            ),
+            (
+                "IDENTITY_CLIENTS",
+                "smoke:service_account:not-a-real-secret".into(),
+            ),
+        ],
     );
+    wait_until_answers(service.port, "/healthz", 200, Duration::from_secs(20), &log);
+    drop(service);
 
     // The same push again uploads nothing.
     let again = rel_build(a.path(), &["build", "--push", "--tag", "1.0.0"], &[]);

@@ -232,9 +232,8 @@ fn junit_and_github_annotations() {
         "sha256:12",
     );
     p.write(SEED, &text);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+    let out = rel_command(p.path())
         .args(["gate", "coherence", SEED, "--junit", "out/junit.xml"])
-        .current_dir(p.path())
         .env("GITHUB_ACTIONS", "true")
         .output()
         .unwrap();

@@ -19,34 +19,19 @@ use serde_json::{Value, json};
 use crate::gates_server::{KUBE_TOKEN, Server, kubeconfig};
 use crate::promote_support::git;
 use crate::promote_support::{D4, D5, D6};
-use crate::support::{Run, repo_root};
+use crate::support::{Run, rel_command, repo_root, run_rel};
 
 /// Run `rel ARGS` in `dir` with the shared cargo target directory of the release builds and none
 /// of the variables that would make the run depend on the caller's environment.
 fn rel(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(args)
-        .current_dir(dir)
+    let mut cmd = rel_command(dir);
+    cmd.args(args)
         .env(
             "REL_CARGO_TARGET_DIR",
             repo_root().join("target").join("rel-it-cargo"),
         )
-        .env("REL_ACTOR", "alice@example.com")
-        .env("NO_COLOR", "1")
-        .env_remove("REL_PROJECT_DIR")
-        .env_remove("REL_FORMAT")
-        .env_remove("REL_MASTER_KEY")
-        .env_remove("REL_SMOKE_TOKEN")
-        .env_remove("REL_SMOKE_TOKEN_FILE")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("KUBECONFIG")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("run rel");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        output,
-    }
+        .env("REL_ACTOR", "alice@example.com");
+    run_rel(cmd)
 }
 
 /// The report of a `--format json` run.

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio_rustls::rustls;
 
-use crate::support::Run;
+use crate::support::{Run, rel_command};
 
 /// The token the fake gateway accepts.
 pub const GOOD_TOKEN: &str = "eyJ0ZXN0IjoidG9rZW4ifQ.s3cret-smoke-token";
@@ -284,16 +283,8 @@ pub fn rel_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
 
 fn rel_full(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
     use std::io::Write as _;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("REL_PROJECT_DIR")
-        .env_remove("REL_FORMAT")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("REL_SMOKE_TOKEN")
-        .env_remove("REL_SMOKE_PROFILE")
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1");
+    let mut cmd = rel_command(dir);
+    cmd.args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -59,10 +59,8 @@ fn racing_locks_of_one_new_version_have_one_winner_and_the_loser_is_refused() {
         let children: Vec<_> = digests
             .iter()
             .map(|d| {
-                Command::new(env!("CARGO_BIN_EXE_rel"))
+                rel_command(p.path())
                     .args(lock_args(d))
-                    .current_dir(p.path())
-                    .env("NO_COLOR", "1")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()

@@ -274,12 +274,9 @@ fn promote_pushes_with_a_lease_and_two_racing_promotions_leave_one_winner_and_no
     let other = p.clone_remote();
     // Two clones promote the same release at the same time.
     let spawn = |dir: &std::path::Path, actor: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        rel_command(dir)
             .args(["promote", "--version", "0.4.0", "--env", "prod", "--push"])
-            .current_dir(dir)
             .env("REL_ACTOR", actor)
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
     };

@@ -175,25 +175,9 @@ fn configure(dir: &Path) {
 
 /// Run rel with extra environment variables.
 pub fn rel_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("REL_PROJECT_DIR")
-        .env_remove("REL_FORMAT")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GITEA_TOKEN")
-        .env_remove("GITLAB_TOKEN")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().expect("run rel");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        output,
-    }
+    let mut cmd = rel_command(dir);
+    cmd.args(args).envs(env.iter().copied());
+    run_rel(cmd)
 }
 
 /// A deep smoke gate report, as `rel gate smoke --profile deep --format json` writes it.

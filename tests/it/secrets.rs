@@ -11,34 +11,18 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use crate::support::{Project, Run};
+use crate::support::{Project, Run, clean_env, rel_command};
 
 const DB_PASSWORD: &str = "db-pass-Zq8v1rT4k2";
 const API_TOKEN: &str = "api-tok-Nw3uX9cL0a";
 const PEM_LINE: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDx7Kp";
 const AZURE_CLIENT_SECRET: &str = "azure-client-secret-Yt6pQ1";
 const AZURE_TOKEN: &str = "kv-access-token-Hb5rJ8";
-
-/// Variables that must not leak into a `rel` run from the test's own environment.
-const CLEAN: &[&str] = &[
-    "REL_MASTER_KEY",
-    "REL_PROJECT_DIR",
-    "REL_FORMAT",
-    "GITHUB_ACTIONS",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_AUTHORITY_HOST",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "RUST_LOG",
-];
 
 fn source_text() -> String {
     format!(
@@ -97,13 +81,8 @@ impl Fx {
 
     /// Run `rel ARGS` in the project and check its output for leaks.
     fn run(&self, args: &[&str], opts: Opts<'_>) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
-        cmd.args(args)
-            .current_dir(self.project.path())
-            .env("NO_COLOR", "1");
-        for k in CLEAN {
-            cmd.env_remove(k);
-        }
+        let mut cmd = rel_command(self.project.path());
+        cmd.args(args);
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -659,11 +638,10 @@ fn reveal_to_a_terminal_is_refused_unless_forced() {
             "'{}' unseal staging.b64 --reveal {extra}; echo \"exit=$?\"",
             env!("CARGO_BIN_EXE_rel")
         );
-        let out = Command::new("script")
+        let out = clean_env(&mut Command::new("script"))
             .args(["-qec", &cmd, "/dev/null"])
             .current_dir(fx.project.path())
             .env("REL_MASTER_KEY", &fx.key)
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .output()
             .expect("run script");
@@ -1863,14 +1841,6 @@ fn identity_bin() -> PathBuf {
         .clone()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -1887,61 +1857,22 @@ fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &str) ->
     (status, body.to_owned())
 }
 
+/// The identity service on port 0 (its address read from its log).
 struct Identity {
-    child: std::process::Child,
+    service: test_support::Service,
     addr: String,
-    log: PathBuf,
 }
 
 impl Identity {
     fn start(dir: &Path, name: &str, envs: &[(&str, String)]) -> Result<Identity, String> {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(identity_bin());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LISTEN_ADDR", &addr)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect(&addr).is_ok() {
-                return Ok(Identity { child, addr, log });
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                return Err(format!(
-                    "identity exited with {status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(format!(
-            "identity did not listen:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        ))
+        let service = test_support::Service::try_spawn(&identity_bin(), &log, envs)?;
+        let addr = service.addr();
+        Ok(Identity { service, addr })
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Identity {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.service.log_text()
     }
 }
 

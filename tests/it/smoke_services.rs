@@ -1,9 +1,10 @@
 //! `rel gate smoke` against the platform's real services (identity, worker, gateway) started as
 //! processes on loopback, and its deep report accepted by `rel record` as evidence.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+
+use test_support::Service;
 
 use crate::support::*;
 
@@ -34,53 +35,13 @@ fn service_bins() -> PathBuf {
     target.join("debug")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(bin: &Path, port: u16, envs: &[(&str, String)]) -> Service {
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DRAIN_DELAY_MS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let service = Service(cmd.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not listen on {port}",
-            bin.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    service
-}
-
 const SECRET: &str = "smoke-client-secret-0123456789";
 
 struct Platform {
     identity: u16,
     worker: u16,
     gateway: u16,
+    /// identity, worker, gateway: each bound on port 0 and ready (`/readyz` 200).
     services: Vec<Service>,
     _dir: tempfile::TempDir,
 }
@@ -99,10 +60,10 @@ fn platform() -> Platform {
         "identity migrate: {}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    let (identity, worker, gateway) = (free_port(), free_port(), free_port());
-    let mut services = vec![start(
+    let log = |name: &str| dir.path().join(format!("{name}.log"));
+    let identity = Service::start(
         &bins.join("identity"),
-        identity,
+        &log("identity"),
         &[
             ("DATABASE_URL", db.clone()),
             (
@@ -114,32 +75,32 @@ fn platform() -> Platform {
                 format!("smoke:service_account:{SECRET}"),
             ),
         ],
-    )];
-    services.push(start(
+    );
+    let worker = Service::start(
         &bins.join("worker"),
-        worker,
+        &log("worker"),
         &[
             ("DATABASE_URL", db.clone()),
             ("WORKER_ID", "worker-1".into()),
         ],
-    ));
-    services.push(start(
+    );
+    let gateway = Service::start(
         &bins.join("gateway"),
-        gateway,
+        &log("gateway"),
         &[
             ("DATABASE_URL", db),
             (
                 "IDENTITY_JWKS_URL",
-                format!("http://127.0.0.1:{identity}/.well-known/jwks.json"),
+                format!("{}/.well-known/jwks.json", identity.url()),
             ),
-            ("WORKER_URL", format!("http://127.0.0.1:{worker}")),
+            ("WORKER_URL", worker.url()),
         ],
-    ));
+    );
     Platform {
-        identity,
-        worker,
-        gateway,
-        services,
+        identity: identity.port,
+        worker: worker.port,
+        gateway: gateway.port,
+        services: vec![identity, worker, gateway],
         _dir: dir,
     }
 }
@@ -229,7 +190,7 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
     .expect(0);
 
     // Deep, with the token in the environment: every check runs and passes.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+    let out = rel_command(p.path())
         .args([
             "gate",
             "smoke",
@@ -242,9 +203,7 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
             "--format",
             "json",
         ])
-        .current_dir(p.path())
         .env("REL_SMOKE_TOKEN", &token)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -310,7 +269,7 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
 
     // The worker goes down: its readyz and the query through the gateway fail.
     platform.services.remove(1);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+    let out = rel_command(p.path())
         .args([
             "gate",
             "smoke",
@@ -321,9 +280,7 @@ fn deep_smoke_against_the_real_services_is_evidence_for_record() {
             "--version",
             "0.1.0",
         ])
-        .current_dir(p.path())
         .env("REL_SMOKE_TOKEN", &token)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -607,10 +607,8 @@ fn ctrl_c_stops_a_foreground_stage_and_every_pod() {
     use std::io::BufRead as _;
     let Staged { project: p, .. } = staged_project(None);
     let _down = Down(&p);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rel"))
+    let mut child = rel_command(p.path())
         .args(["up", "--env", "local", "--key-file", "key"])
-        .current_dir(p.path())
-        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

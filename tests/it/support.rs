@@ -68,21 +68,56 @@ impl Project {
     }
 }
 
-/// Run `rel` in `dir` with a clean environment for the variables rel reads.
-pub fn rel_in(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("REL_PROJECT_DIR")
-        .env_remove("REL_FORMAT")
-        .env_remove("GITHUB_ACTIONS")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run rel");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        output,
+/// Variables of the test process a rel child may see: what cargo, rustup and git need to find
+/// their toolchains and temp space. Everything else (REL_*, tokens, KUBECONFIG, DOCKER_CONFIG,
+/// GITHUB_ACTIONS...) is absent unless a test sets it.
+const ENV_ALLOWLIST: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
+/// Clears `cmd`'s environment down to [`ENV_ALLOWLIST`], with colour off.
+pub fn clean_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear();
+    for key in ENV_ALLOWLIST {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
     }
+    cmd.env("NO_COLOR", "1")
+}
+
+/// The one way tests run rel: the rel binary in `dir` with a cleared environment (see
+/// [`ENV_ALLOWLIST`]) and stdin from /dev/null. A test adds the variables its case needs.
+pub fn rel_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
+    clean_env(&mut cmd);
+    cmd.current_dir(dir).stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` (built by [`rel_command`]) to the end.
+pub fn run_rel(mut cmd: Command) -> Run {
+    let args = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let output = cmd.output().expect("run rel");
+    Run { args, output }
+}
+
+/// Run `rel ARGS` in `dir` (see [`rel_command`]).
+pub fn rel_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = rel_command(dir);
+    cmd.args(args);
+    run_rel(cmd)
 }
 
 pub struct Run {

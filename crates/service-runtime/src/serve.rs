@@ -76,11 +76,15 @@ pub fn run(
     })
 }
 
-/// Binds the listen address.
+/// Binds the listen address and logs the address it got (`listening addr=HOST:PORT`), so a
+/// supervisor that asked for port 0 learns the port without racing for a free one.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "listening");
+    Ok(listener)
 }
 
 /// Serves `app` (over HTTPS when `tls` is given) until SIGTERM or SIGINT, then drains (see the

@@ -1,14 +1,12 @@
-//! Starts the platform's three binaries as real processes on free loopback ports.
+//! Starts the platform's three binaries as real processes on loopback, each on port 0 (the
+//! port it got is read from its log).
 //!
 //! The binaries come from `REL_SERVICES_BIN_DIR` when set (prebuilt, e.g. by CI), otherwise they
-//! are built here with cargo into this test's own target directory: the gateway and the worker
-//! need different, mutually exclusive features of `node`, so no single cargo invocation (and no
-//! `CARGO_BIN_EXE_*`) can provide both.
+//! are built here with cargo into this test's own target directory (each role's binary needs its
+//! feature of `node`, which this test binary is not built with).
 
-use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -117,14 +115,6 @@ fn build_all() -> PathBuf {
     profile_dir
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One running service; killed on drop if still running.
 pub struct Service {
     pub name: &'static str,
@@ -134,10 +124,13 @@ pub struct Service {
 }
 
 impl Service {
+    /// Starts `bin` on `127.0.0.1:0`; the port is read from the `listening addr=` line the
+    /// service logs once bound (no free-port race).
     pub fn start(name: &'static str, bin: &Path, dir: &Path, envs: &[(&str, String)]) -> Self {
-        Self::start_on(free_port(), name, bin, dir, envs)
+        Self::start_at("127.0.0.1:0", name, bin, dir, envs)
     }
 
+    /// Starts `bin` on a port this test already had (a restart at the same address).
     pub fn start_on(
         port: u16,
         name: &'static str,
@@ -145,21 +138,36 @@ impl Service {
         dir: &Path,
         envs: &[(&str, String)],
     ) -> Self {
-        let log = dir.join(format!("{name}-{port}.log"));
-        let out = File::create(&log).unwrap();
+        Self::start_at(&format!("127.0.0.1:{port}"), name, bin, dir, envs)
+    }
+
+    fn start_at(
+        listen: &str,
+        name: &'static str,
+        bin: &Path,
+        dir: &Path,
+        envs: &[(&str, String)],
+    ) -> Self {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("{name}-{n}.log"));
         let mut cmd = Command::new(bin);
         clean_env(&mut cmd);
-        cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
+        cmd.env("LISTEN_ADDR", listen)
+            .env("RUST_LOG", "info,node=debug")
+            .env("NO_COLOR", "1");
         for (key, value) in envs {
             cmd.env(key, value);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let (child, port) =
+            test_support::spawn_reporting_port(cmd, &log, Duration::from_secs(20), |line| {
+                line.contains("listening")
+                    .then(|| test_support::port_after(line, "addr=127.0.0.1:"))
+                    .flatten()
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let tls = envs.iter().any(|(key, _)| *key == "TLS_CERT_FILE");
-        let service = Service {
+        Service {
             name,
             url: if tls {
                 format!("https://localhost:{port}")
@@ -168,25 +176,24 @@ impl Service {
             },
             child,
             log,
-        };
-        service.wait_listening();
-        service
+        }
     }
 
-    fn wait_listening(&self) {
-        let addr = format!("127.0.0.1:{}", self.port());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Waits until the service's log has a line containing `needle` (an event the service
+    /// reports, e.g. `shutdown requested`), up to `within`.
+    pub fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut pause = Duration::from_millis(1);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log `{needle}` within {within:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
-        panic!(
-            "{} did not listen on {addr}; log:\n{}",
-            self.name,
-            self.log()
-        );
     }
 
     pub fn port(&self) -> u16 {

@@ -4,13 +4,21 @@ use std::process::Command;
 
 use crate::provision;
 
-/// The service binaries the tests start as real processes. The two roles of `node` cannot be built
-/// in one cargo invocation (their features exclude each other), so they are built here, once,
-/// instead of by each test binary.
-const SERVICE_BUILDS: [&[&str]; 3] = [
-    &["-p", "identity", "--bin", "identity"],
-    &["-p", "node", "--bin", "gateway", "--features", "gateway"],
-    &["-p", "node", "--bin", "worker", "--features", "worker"],
+/// The service binaries the tests start as real processes, built here once instead of by each
+/// test binary (the role features of `node` are additive: one cargo run builds all three).
+const SERVICE_BUILD: &[&str] = &[
+    "-p",
+    "identity",
+    "--bin",
+    "identity",
+    "-p",
+    "node",
+    "--bin",
+    "gateway",
+    "--bin",
+    "worker",
+    "--features",
+    "node/gateway,node/worker",
 ];
 
 pub fn run(extra: &[String]) -> Result<(), String> {
@@ -22,6 +30,7 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--locked",
         "--quiet",
         "--",
@@ -29,13 +38,11 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     crate::tidy::run(&crate::workspace_root())?;
-    for args in SERVICE_BUILDS {
-        provision::run(
-            Command::new(&cargo)
-                .args(["build", "--locked", "--quiet"])
-                .args(args),
-        )?;
-    }
+    provision::run(
+        Command::new(&cargo)
+            .args(["build", "--locked", "--quiet"])
+            .args(SERVICE_BUILD),
+    )?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("xtask has no parent directory")?;

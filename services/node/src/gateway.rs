@@ -30,7 +30,8 @@ use crate::protocol::{MAX_QUERY_BYTES, QueryRequest, QueryResponse, WorkRequest,
 pub const SCHEMA: SchemaRequirement = SchemaRequirement {
     tables: &[QUERY_AUDIT],
 };
-/// The JWKS is refreshed on an unknown `kid` at most this often.
+/// The JWKS is refreshed on an unknown `kid` at most this often, by default
+/// (`--jwks-min-refresh-ms` / `JWKS_MIN_REFRESH_MS`).
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(2);
 /// Cached keys older than this are refreshed on the next request.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
@@ -68,6 +69,11 @@ pub struct Cli {
     /// Per-attempt timeout of a call to the worker, in milliseconds.
     #[arg(long, env = "WORKER_TIMEOUT_MS", default_value_t = 10_000)]
     pub worker_timeout_ms: u64,
+
+    /// At most one JWKS refresh per this many milliseconds when tokens carry an unknown `kid`
+    /// (so tokens signed by a stranger cannot make the gateway hammer identity).
+    #[arg(long, env = "JWKS_MIN_REFRESH_MS", default_value_t = JWKS_MIN_REFRESH.as_millis() as u64)]
+    pub jwks_min_refresh_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -108,6 +114,7 @@ pub struct UpstreamError {
 pub struct JwksCache {
     http: reqwest::Client,
     url: reqwest::Url,
+    min_refresh: Duration,
     cache: RwLock<Cached>,
     refresh: Mutex<()>,
 }
@@ -130,10 +137,12 @@ pub enum AuthError {
 }
 
 impl JwksCache {
-    pub fn new(http: reqwest::Client, url: reqwest::Url) -> Self {
+    /// A cache of `url`'s keys, refreshed on an unknown `kid` at most once per `min_refresh`.
+    pub fn new(http: reqwest::Client, url: reqwest::Url, min_refresh: Duration) -> Self {
         Self {
             http,
             url,
+            min_refresh,
             cache: RwLock::new(Cached::default()),
             refresh: Mutex::new(()),
         }
@@ -169,7 +178,7 @@ impl JwksCache {
     }
 
     /// Fetches the JWKS unless another request just did (at most one attempt per
-    /// [`JWKS_MIN_REFRESH`]) or, when not `force`d, `kid` is known by now.
+    /// `min_refresh`) or, when not `force`d, `kid` is known by now.
     async fn refresh(&self, kid: &str, force: bool) -> Result<(), UpstreamError> {
         let _one_at_a_time = self.refresh.lock().await;
         {
@@ -179,7 +188,7 @@ impl JwksCache {
             }
             if cache
                 .attempted
-                .is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH)
+                .is_some_and(|at| at.elapsed() < self.min_refresh)
             {
                 return match cache.fetched {
                     Some(_) => Ok(()),
@@ -258,7 +267,7 @@ struct AppState {
 /// The gateway's routes (without the probes).
 pub fn router(
     http: reqwest::Client,
-    jwks_url: reqwest::Url,
+    jwks: JwksCache,
     worker_url: &reqwest::Url,
     issuer: &str,
     db: DatabaseUrl,
@@ -267,7 +276,7 @@ pub fn router(
         .join("work")
         .expect("a base URL joins a relative path");
     let state = AppState {
-        jwks: Arc::new(JwksCache::new(http.clone(), jwks_url)),
+        jwks: Arc::new(jwks),
         http,
         work_url,
         issuer: Arc::from(issuer),
@@ -430,14 +439,12 @@ pub fn run(cli: Cli) -> Result<(), GatewayError> {
         listen = %cli.serve.listen_addr,
         "gateway starting"
     );
-    let app = router(
-        http,
+    let jwks = JwksCache::new(
+        http.clone(),
         cli.identity_jwks_url,
-        &cli.worker_url,
-        &cli.issuer,
-        db,
-    )
-    .merge(health.routes());
+        Duration::from_millis(cli.jwks_min_refresh_ms),
+    );
+    let app = router(http, jwks, &cli.worker_url, &cli.issuer, db).merge(health.routes());
     let tls = cli.serve.tls.load()?;
     service_runtime::serve::run(cli.serve.listen_addr, app, health, cli.serve.drain, tls)?;
     Ok(())

@@ -7,21 +7,12 @@
 //! cargo build -p node --bin worker  --features worker    # the worker: POST /work
 //! ```
 //!
-//! The features are mutually exclusive: with both, this crate does not compile. With neither, only
-//! the role-independent part ([`protocol`], [`role`]) builds, so `cargo build --workspace` and
-//! `cargo test --workspace` work; the binaries need their feature (`required-features`), and each
-//! binary refuses to compile without it.
-
-#[cfg(all(feature = "gateway", feature = "worker"))]
-compile_error!(
-    "node: the `gateway` and `worker` features are mutually exclusive (one role per binary, one \
-     binary per image). Build one role at a time: \
-     `cargo build -p node --bin gateway --features gateway` or \
-     `cargo build -p node --bin worker --features worker`."
-);
+//! The features are additive: each enables its role's module and its binary
+//! (`required-features`), so an image built for one role holds only that role's code, while
+//! `--all-features` (clippy, rust-analyzer, the tests) sees all of it. With neither, only the
+//! role-independent [`protocol`] builds.
 
 pub mod protocol;
-pub mod role;
 
 #[cfg(feature = "gateway")]
 pub mod gateway;

@@ -73,6 +73,7 @@ async fn work(State(state): State<AppState>, Json(request): Json<WorkRequest>) -
             .into_response();
     }
     let delay = Duration::from_millis(request.delay_ms.unwrap_or(0)).min(state.max_delay);
+    tracing::debug!(delay_ms = delay.as_millis() as u64, "work started");
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

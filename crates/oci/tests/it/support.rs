@@ -49,4 +49,3 @@ pub fn static_binary() -> PathBuf {
     })
     .clone()
 }
-

@@ -1,17 +1,9 @@
-//! The `worker` binary: `cargo build -p node --bin worker --features worker`.
+//! The `worker` binary: `cargo build -p node --bin worker --features worker` (the binary
+//! requires its feature, so cargo names the flag when it is missing).
 
-#[cfg(not(feature = "worker"))]
-compile_error!(
-    "the `worker` binary is the worker role: build it with `cargo build -p node --bin worker --features worker`"
-);
-
-#[cfg(feature = "worker")]
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     // First, while single-threaded: tracing, and the hook where the genesis autoload goes.
     service_runtime::startup::bootstrap_process();
     node::worker::main(node::worker::Cli::parse())
 }
-
-#[cfg(not(feature = "worker"))]
-fn main() {}

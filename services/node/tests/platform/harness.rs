@@ -93,25 +93,33 @@ fn build_all() -> PathBuf {
         .and_then(|n| n.to_str())
         .expect("profile dir name")
         .to_owned();
-    let builds: [&[&str]; 3] = [
-        &["-p", "identity", "--bin", "identity"],
-        &["-p", "node", "--bin", "gateway", "--features", "gateway"],
-        &["-p", "node", "--bin", "worker", "--features", "worker"],
+    // The role features are additive: one cargo run builds the three binaries.
+    let args = [
+        "-p",
+        "identity",
+        "--bin",
+        "identity",
+        "-p",
+        "node",
+        "--bin",
+        "gateway",
+        "--bin",
+        "worker",
+        "--features",
+        "node/gateway,node/worker",
     ];
-    for args in builds {
-        let mut cmd = cargo();
-        cmd.arg("build")
-            .arg("--quiet")
-            .args(args)
-            .arg("--target-dir")
-            .arg(&target_dir);
-        if profile != "debug" {
-            cmd.args(["--profile", &profile]);
-        }
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "`cargo build {}` failed", args.join(" "));
+    let mut cmd = cargo();
+    cmd.arg("build")
+        .arg("--quiet")
+        .args(args)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if profile != "debug" {
+        cmd.args(["--profile", &profile]);
     }
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "`cargo build {}` failed", args.join(" "));
     profile_dir
 }
 
@@ -302,6 +310,8 @@ pub struct Options {
     pub drain_delay_ms: u64,
     pub shutdown_budget_ms: u64,
     pub worker_max_delay_ms: u64,
+    /// The gateway's `JWKS_MIN_REFRESH_MS` (its default when `None`).
+    pub jwks_min_refresh_ms: Option<u64>,
     /// Serve HTTPS with the test certificate (and have the gateway trust it upstream).
     pub tls: bool,
 }
@@ -313,6 +323,7 @@ impl Default for Options {
             drain_delay_ms: 200,
             shutdown_budget_ms: 5_000,
             worker_max_delay_ms: 0,
+            jwks_min_refresh_ms: None,
             tls: false,
         }
     }
@@ -382,19 +393,18 @@ impl Platform {
                 ),
             ]),
         );
-        let gateway = Service::start(
-            "gateway",
-            &bins.gateway,
-            dir.path(),
-            &common(vec![
-                (
-                    "IDENTITY_JWKS_URL",
-                    format!("{}/.well-known/jwks.json", identity.url),
-                ),
-                ("WORKER_URL", worker.url.clone()),
-                ("IDENTITY_ISSUER", ISSUER.to_owned()),
-            ]),
-        );
+        let mut gateway_env = vec![
+            (
+                "IDENTITY_JWKS_URL",
+                format!("{}/.well-known/jwks.json", identity.url),
+            ),
+            ("WORKER_URL", worker.url.clone()),
+            ("IDENTITY_ISSUER", ISSUER.to_owned()),
+        ];
+        if let Some(ms) = options.jwks_min_refresh_ms {
+            gateway_env.push(("JWKS_MIN_REFRESH_MS", ms.to_string()));
+        }
+        let gateway = Service::start("gateway", &bins.gateway, dir.path(), &common(gateway_env));
         Platform {
             _dir: dir,
             db,

@@ -747,43 +747,6 @@ impl Repo {
             "check the remote URL and your git credentials (`git push` must work from this clone)",
         ))
     }
-
-    /// Fetch `branch` from `remote` into its remote-tracking ref, so a lease has a current value.
-    pub fn fetch_branch(&self, remote: &str, branch: &str) -> Result<(), Error> {
-        let mut cmd = Command::new("git");
-        crate::env_vars::scrub_secrets(&mut cmd);
-        cmd.current_dir(&self.workdir)
-            .args(["fetch", "--quiet", "--", remote])
-            .arg(format!(
-                "+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
-            ));
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            cmd.env("GIT_TERMINAL_PROMPT", "0");
-        }
-        let out = cmd
-            .output()
-            .map_err(|e| Error::usage(format!("could not run `git fetch`: {e}"), "install git"))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() || stderr.contains("couldn't find remote ref") {
-            if !out.status.success() {
-                // The branch does not exist on the remote: forget any stale tracking ref.
-                if let Ok(mut r) = self
-                    .repo
-                    .find_reference(&format!("refs/remotes/{remote}/{branch}"))
-                {
-                    let _ = r.delete();
-                }
-            }
-            return Ok(());
-        }
-        Err(Error::usage(
-            format!(
-                "git fetch from {remote} failed: {}",
-                redact_urls(stderr.trim())
-            ),
-            "check the remote URL and your git credentials",
-        ))
-    }
 }
 
 #[derive(Clone, Copy)]

@@ -409,9 +409,10 @@ fn live_without_permission_no_kubeconfig_or_in_time_cannot_run() {
     );
 
     // Nothing listening.
+    let down = closed_port();
     p.write(
         "down-kubeconfig",
-        &kubeconfig(&format!("http://127.0.0.1:{}", closed_port())),
+        &kubeconfig(&format!("http://127.0.0.1:{down}")),
     );
     let run = p.rel(&[&live[..], &["--kubeconfig", "down-kubeconfig"]].concat());
     run.expect(2);

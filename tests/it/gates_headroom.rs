@@ -151,7 +151,7 @@ fn a_surge_pod_that_fits_on_no_node() {
 #[test]
 fn renders_the_overlay_when_no_rendered_file_is_given() {
     assert!(
-        std::process::Command::new("kubectl")
+        test_support::kubectl()
             .arg("version")
             .arg("--client")
             .output()

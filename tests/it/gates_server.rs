@@ -263,12 +263,29 @@ impl TestCert {
 }
 
 /// A port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("the bound address").port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
+/// A loopback port that refuses connections for as long as this value lives: the socket is bound
+/// (so nothing else can take the port) but never listens.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.port.fmt(f)
+    }
 }
 
 /// Run `rel ARGS` in `dir` with a clean environment plus `envs`.

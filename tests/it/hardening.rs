@@ -228,11 +228,12 @@ fn child_processes_do_not_inherit_rel_secrets() {
         ),
     );
     std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let down = crate::gates_server::closed_port();
     let kubeconfig = p.write(
         "kubeconfig",
         &format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
-            crate::gates_server::closed_port(),
+            down,
             plugin.display()
         ),
     );

@@ -1,11 +1,9 @@
 //! `rel render` against the oracle: `kubectl kustomize` on the same directories.
 
-use std::process::Command;
-
 use crate::support::*;
 
 fn kubectl_kustomize(dir: &std::path::Path) -> String {
-    let out = Command::new("kubectl")
+    let out = test_support::kubectl()
         .arg("kustomize")
         .arg(dir)
         .output()
@@ -53,7 +51,7 @@ fn output_dir_gets_the_files_kubectl_writes() {
     )
     .expect(0);
     std::fs::create_dir_all(&theirs).unwrap();
-    let status = Command::new("kubectl")
+    let status = test_support::kubectl()
         .arg("kustomize")
         .arg(root.join("overlays/staging"))
         .arg("-o")

@@ -40,36 +40,6 @@ pub struct Object {
     pub yaml: String,
 }
 
-impl Object {
-    /// Every `image` of an item under a `containers` or `initContainers` key, at any depth, in
-    /// document order (what a drift gate compares against the lockfile).
-    pub fn container_images(&self) -> Vec<String> {
-        fn walk(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Map(m) => {
-                    for (k, child) in m.iter() {
-                        if k == "containers" || k == "initContainers" {
-                            if let Value::Seq(items) = child {
-                                for item in items {
-                                    if let Some(img) = item.get("image").and_then(Value::as_str) {
-                                        out.push(img.to_string());
-                                    }
-                                }
-                            }
-                        }
-                        walk(child, out);
-                    }
-                }
-                Value::Seq(items) => items.iter().for_each(|i| walk(i, out)),
-                _ => {}
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.value, &mut out);
-        out
-    }
-}
-
 /// Something kubectl warns about on standard error while rendering (a deprecated field, vars
 /// that were never used). The renderer never prints: the caller shows these, once per `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]

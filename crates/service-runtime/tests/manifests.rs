@@ -4,7 +4,6 @@
 //! shutdown budget, probes point at `/healthz` and `/readyz`, and pods run as non-root.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,7 +15,7 @@ fn workspace_root() -> PathBuf {
 
 fn render(env: &str) -> String {
     let overlay = workspace_root().join("overlays").join(env);
-    let out = Command::new("kubectl").arg("kustomize").arg(&overlay).output().unwrap_or_else(|e| {
+    let out = test_support::kubectl().arg("kustomize").arg(&overlay).output().unwrap_or_else(|e| {
         panic!("cannot run `kubectl kustomize` ({e}); install kubectl (Debian package `kubernetes-client`)")
     });
     assert!(

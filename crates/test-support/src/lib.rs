@@ -31,6 +31,42 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
     );
 }
 
+/// The kustomize version `kubectl` must carry to be the rendering oracle: the renderer is
+/// conformance-tested against this minor release.
+pub const ORACLE_KUSTOMIZE: &str = "v5.5.";
+
+/// `kubectl`, once checked to be the oracle the renderer is tested against (kustomize
+/// [`ORACLE_KUSTOMIZE`]); panics saying what was found and what to install otherwise. A different
+/// kustomize renders differently in places, and the tests would blame the renderer.
+pub fn kubectl() -> Command {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let out = Command::new("kubectl")
+            .args(["version", "--client", "-o", "json"])
+            .output()
+            .map_err(|e| format!("cannot run `kubectl` ({e}): install kubectl (it carries kustomize {ORACLE_KUSTOMIZE}x), it is the rendering oracle"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let found = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"kustomizeVersion\": \""))
+            .map(|v| v.trim_end_matches(['"', ',']).to_owned());
+        match found {
+            Some(v) if v.starts_with(ORACLE_KUSTOMIZE) => Ok(()),
+            Some(v) => Err(format!(
+                "kubectl carries kustomize {v}; the rendering oracle is kustomize {ORACLE_KUSTOMIZE}x (kubectl 1.31 to 1.32): install that kubectl"
+            )),
+            None => Err(format!(
+                "`kubectl version --client -o json` names no kustomizeVersion ({}): install kubectl 1.32 (kustomize {ORACLE_KUSTOMIZE}x)",
+                text.trim()
+            )),
+        }
+    });
+    if let Err(why) = checked {
+        panic!("{why}");
+    }
+    Command::new("kubectl")
+}
+
 /// Run a command, panic with its output when it fails, return stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd

@@ -24,10 +24,6 @@ pub struct QuantityError(pub String);
 impl Quantity {
     pub const ZERO: Quantity = Quantity(0);
 
-    pub fn from_units(n: i64) -> Quantity {
-        Quantity(i128::from(n) * NANO)
-    }
-
     /// The value in nano-units.
     pub fn nanos(self) -> i128 {
         self.0

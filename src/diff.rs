@@ -283,12 +283,12 @@ fn image_moves(
 }
 
 fn render_dir(dir: &Path) -> Result<Vec<kustomize::Object>, Error> {
-    kustomize::render(dir).map(|r| r.objects).map_err(|e| {
-        Error::invalid(
-            format!("cannot render {}: {e}", dir.display()),
-            "fix the overlay named above (`rel render DIR` shows the same error)",
-        )
-    })
+    kustomize::render(dir)
+        .map(|r| r.objects)
+        .map_err(|source| Error::Render {
+            dir: dir.display().to_string(),
+            source,
+        })
 }
 
 /// A tree to render an overlay from, with the overlay's kustomization replaceable.

@@ -83,10 +83,9 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
 
     #[error("cannot render {dir}")]
-    #[diagnostic(help("{help}"))]
+    #[diagnostic(forward(source))]
     Render {
         dir: String,
-        help: String,
         #[source]
         source: kustomize::Error,
     },
@@ -123,6 +122,26 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Stage(#[from] stage::StageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Git(#[from] crate::git_repo::GitError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LocalStage(#[from] crate::stage::LocalStageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Forge(#[from] crate::forge::ForgeError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lockfile(#[from] crate::lockfile::LockfileError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Pin(#[from] crate::overlay_pin::PinFileError),
 }
 
 impl From<SourceError> for Error {
@@ -165,6 +184,8 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Refused { .. } => Exit::Failed,
+            Error::Git(e) => e.exit(),
+            Error::LocalStage(e) => e.exit(),
             _ => Exit::Error,
         }
     }

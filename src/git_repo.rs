@@ -16,14 +16,173 @@ use std::process::Command;
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
 
-use crate::Error;
+use crate::error::Exit;
 
-fn git_error(action: &str, e: git2::Error) -> Error {
-    Error::usage(
-        format!("git: could not {action}: {}", e.message()),
-        "check the repository with `git status`; rel needs a readable git repository",
-    )
+/// What can go wrong in the repository rel works in.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GitError {
+    #[error("git: could not {action}: {}", source.message())]
+    #[diagnostic(
+        code(rel::git::repository),
+        help("check the repository with `git status`; rel needs a readable git repository")
+    )]
+    Libgit2 {
+        action: &'static str,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error("{} is inside a bare git repository", path.display())]
+    #[diagnostic(code(rel::git::bare), help("run rel in a clone with a working tree"))]
+    Bare { path: PathBuf },
+
+    #[error("{} is not inside a git repository", path.display())]
+    #[diagnostic(
+        code(rel::git::not_a_repository),
+        help(
+            "rel promotes and rolls back through git: run it in a clone of the GitOps repository"
+        )
+    )]
+    NotARepository { path: PathBuf },
+
+    #[error("cannot resolve {}", path.display())]
+    #[diagnostic(
+        code(rel::git::path),
+        help("check that the path and its parent directory exist and are readable")
+    )]
+    ResolvePath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is outside the git repository at {}", path.display(), root.display())]
+    #[diagnostic(
+        code(rel::git::outside),
+        help("keep rel.toml, releases/ and overlays/ inside the repository")
+    )]
+    OutsideRepository { path: PathBuf, root: PathBuf },
+
+    #[error("the repository has no commits yet")]
+    #[diagnostic(
+        code(rel::git::no_commits),
+        help("commit rel.toml, releases/ and overlays/ first")
+    )]
+    NoCommits,
+
+    #[error("`{rev}` is not a commit in this repository: {}", source.message())]
+    #[diagnostic(
+        code(rel::git::revision),
+        help("give a commit id or a branch name (`git log --oneline` lists them)")
+    )]
+    UnknownRevision {
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error("{refname} is locked by {} (a git or rel process is updating it, or one was killed while it did)", lock.display())]
+    #[diagnostic(
+        code(rel::git::locked),
+        help("if no git or rel command is running in this clone, remove the stale lock with `rm '{}'` and run the command again", lock.display())
+    )]
+    Locked { refname: String, lock: PathBuf },
+
+    #[error("branch {name} already exists (another rel run created it, or an earlier one)")]
+    #[diagnostic(
+        code(rel::git::branch_exists),
+        help(
+            "look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"
+        )
+    )]
+    BranchExists { name: String },
+
+    #[error("{refname} moved while rel was working (someone committed); nothing was changed")]
+    #[diagnostic(code(rel::git::moved), help("run the command again"))]
+    Moved { refname: String },
+
+    #[error("HEAD is detached")]
+    #[diagnostic(
+        code(rel::git::detached),
+        help("check out the branch the environments live on (e.g. `git switch main`)")
+    )]
+    DetachedHead,
+
+    #[error("could not {action}: {}", path.display())]
+    #[diagnostic(
+        code(rel::git::working_tree),
+        help(
+            "check that the working tree is writable; the branch already moved, so `git status` shows what is left to update (`git checkout -- PATH`)"
+        )
+    )]
+    WorkingTree {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{}` is not a git remote name", remote.escape_debug())]
+    #[diagnostic(
+        code(rel::git::remote_name),
+        help("set `[forge] remote` in rel.toml to a remote `git remote` lists (e.g. `origin`)")
+    )]
+    RemoteName { remote: String },
+
+    #[error("could not run `git {command}`")]
+    #[diagnostic(
+        code(rel::git::no_git),
+        help("install git (rel pushes through it, with your credentials)")
+    )]
+    NoGit {
+        command: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "{remote}/{branch} moved since rel last saw it (expected {expected}); nothing was overwritten"
+    )]
+    #[diagnostic(
+        code(rel::git::remote_moved),
+        help(
+            "someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"
+        )
+    )]
+    RemoteMoved {
+        remote: String,
+        branch: String,
+        expected: String,
+    },
+
+    #[error("git push to {remote} failed: {stderr}")]
+    #[diagnostic(
+        code(rel::git::push),
+        help(
+            "check the remote URL and your git credentials (`git push` must work from this clone)"
+        )
+    )]
+    PushFailed { remote: String, stderr: String },
 }
+
+impl GitError {
+    /// Refusals (a lock held, a branch that moved or exists) are rel saying no: exit 1.
+    pub fn exit(&self) -> Exit {
+        match self {
+            GitError::Locked { .. }
+            | GitError::BranchExists { .. }
+            | GitError::Moved { .. }
+            | GitError::RemoteMoved { .. } => Exit::Failed,
+            _ => Exit::Error,
+        }
+    }
+}
+
+fn git_error(action: &'static str, source: git2::Error) -> GitError {
+    GitError::Libgit2 { action, source }
+}
+
+type Error = GitError;
 
 /// One file to change in a commit: new bytes, or `None` to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +222,9 @@ impl Repo {
         match Repository::discover(path) {
             Ok(repo) => {
                 let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
-                    return Err(Error::usage(
-                        format!("{} is inside a bare git repository", path.display()),
-                        "run rel in a clone with a working tree",
-                    ));
+                    return Err(GitError::Bare {
+                        path: path.to_owned(),
+                    });
                 };
                 let workdir = workdir.canonicalize().unwrap_or(workdir);
                 Ok(Some(Repo { repo, workdir }))
@@ -78,11 +236,8 @@ impl Repo {
 
     /// The repository containing `path`; an error when there is none.
     pub fn open(path: &Path) -> Result<Repo, Error> {
-        Repo::discover(path)?.ok_or_else(|| {
-            Error::usage(
-                format!("{} is not inside a git repository", path.display()),
-                "rel promotes and rolls back through git: run it in a clone of the GitOps repository",
-            )
+        Repo::discover(path)?.ok_or_else(|| GitError::NotARepository {
+            path: path.to_owned(),
         })
     }
 
@@ -96,22 +251,22 @@ impl Repo {
 
     /// `abs` relative to the repository root, `/`-separated.
     pub fn rel_path(&self, abs: &Path) -> Result<String, Error> {
+        let abs_in = abs;
         let abs = abs.canonicalize().or_else(|_| {
             // A file that does not exist yet: canonicalize its parent.
             let parent = abs.parent().unwrap_or(abs).canonicalize()?;
             Ok::<_, std::io::Error>(parent.join(abs.file_name().unwrap_or_default()))
         });
-        let abs = abs.map_err(|e| Error::io("resolve a path", "", e))?;
-        let rel = abs.strip_prefix(&self.workdir).map_err(|_| {
-            Error::usage(
-                format!(
-                    "{} is outside the git repository at {}",
-                    abs.display(),
-                    self.workdir.display()
-                ),
-                "keep rel.toml, releases/ and overlays/ inside the repository",
-            )
+        let abs = abs.map_err(|source| GitError::ResolvePath {
+            path: abs_in.to_owned(),
+            source,
         })?;
+        let rel = abs
+            .strip_prefix(&self.workdir)
+            .map_err(|_| GitError::OutsideRepository {
+                path: abs.clone(),
+                root: self.workdir.clone(),
+            })?;
         Ok(rel
             .components()
             .map(|c| c.as_os_str().to_string_lossy())
@@ -123,10 +278,7 @@ impl Repo {
     pub fn head_commit(&self) -> Result<Oid, Error> {
         let head = self.repo.head().map_err(|e| {
             if e.code() == ErrorCode::UnbornBranch {
-                Error::usage(
-                    "the repository has no commits yet",
-                    "commit rel.toml, releases/ and overlays/ first",
-                )
+                GitError::NoCommits
             } else {
                 git_error("read HEAD", e)
             }
@@ -148,15 +300,13 @@ impl Repo {
 
     /// Resolve a revision (`main`, `HEAD~2`, a full or short commit id) to a commit.
     pub fn resolve_commit(&self, rev: &str) -> Result<Oid, Error> {
-        let obj = self.repo.revparse_single(rev).map_err(|e| {
-            Error::usage(
-                format!(
-                    "`{rev}` is not a commit in this repository: {}",
-                    e.message()
-                ),
-                "give a commit id or a branch name (`git log --oneline` lists them)",
-            )
-        })?;
+        let obj = self
+            .repo
+            .revparse_single(rev)
+            .map_err(|source| GitError::UnknownRevision {
+                rev: rev.to_owned(),
+                source,
+            })?;
         obj.peel_to_commit()
             .map(|c| c.id())
             .map_err(|e| git_error("resolve a commit", e))
@@ -330,16 +480,10 @@ impl Repo {
         let lock = self
             .ref_lock(refname)
             .unwrap_or_else(|| self.repo.path().join(format!("{refname}.lock")));
-        Error::refused(
-            format!(
-                "{refname} is locked by {} (a git or rel process is updating it, or one was killed while it did)",
-                lock.display()
-            ),
-            format!(
-                "if no git or rel command is running in this clone, remove the stale lock with `rm '{}'` and run the command again",
-                lock.display()
-            ),
-        )
+        GitError::Locked {
+            refname: refname.to_owned(),
+            lock,
+        }
     }
 
     /// The tip of local branch `name`.
@@ -358,14 +502,9 @@ impl Repo {
             Err(e) if e.code() == ErrorCode::Locked || self.ref_lock(&refname).is_some() => {
                 Err(self.locked(&refname))
             }
-            Err(e) if e.code() == ErrorCode::Exists => Err(Error::refused(
-                format!(
-                    "branch {name} already exists (another rel run created it, or an earlier one)"
-                ),
-                format!(
-                    "look at it with `git log {name}`; delete it with `git branch -D {name}` to start over"
-                ),
-            )),
+            Err(e) if e.code() == ErrorCode::Exists => Err(GitError::BranchExists {
+                name: name.to_owned(),
+            }),
             Err(e) => Err(git_error("create the branch", e)),
         }
     }
@@ -386,10 +525,9 @@ impl Repo {
                 if self.ref_lock(&refname).is_some() {
                     self.locked(&refname)
                 } else if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked) {
-                    Error::refused(
-                        format!("branch {name} moved while rel was working"),
-                        "run the command again",
-                    )
+                    GitError::Moved {
+                        refname: refname.clone(),
+                    }
                 } else {
                     git_error("move the branch", e)
                 }
@@ -435,21 +573,19 @@ impl Repo {
     ) -> Result<(), Error> {
         let head = self.repo.head().map_err(|e| git_error("read HEAD", e))?;
         let Some(refname) = head.name().filter(|_| head.is_branch()).map(str::to_owned) else {
-            return Err(Error::usage(
-                "HEAD is detached",
-                "check out the branch the environments live on (e.g. `git switch main`)",
-            ));
+            return Err(GitError::DetachedHead);
         };
-        self.repo.reference_matching(&refname, new, true, expected, reflog).map_err(|e| {
-            if e.code() == ErrorCode::Modified || e.code() == ErrorCode::Locked {
-                Error::refused(
-                    format!("{refname} moved while rel was working (someone committed); nothing was changed"),
-                    "run the command again",
-                )
-            } else {
-                git_error("move the branch", e)
-            }
-        })?;
+        self.repo
+            .reference_matching(&refname, new, true, expected, reflog)
+            .map_err(|e| {
+                if e.code() == ErrorCode::Modified || e.code() == ErrorCode::Locked {
+                    GitError::Moved {
+                        refname: refname.clone(),
+                    }
+                } else {
+                    git_error("move the branch", e)
+                }
+            })?;
         let mut index = self
             .repo
             .index()
@@ -458,8 +594,13 @@ impl Repo {
             let abs = self.workdir.join(&change.path);
             match &change.contents {
                 Some(bytes) => {
-                    crate::atomic_write::write(&abs, bytes)
-                        .map_err(|e| Error::io("write a file", &abs, e))?;
+                    crate::atomic_write::write(&abs, bytes).map_err(|source| {
+                        GitError::WorkingTree {
+                            action: "write a file",
+                            path: abs.clone(),
+                            source,
+                        }
+                    })?;
                     index
                         .add_path(Path::new(&change.path))
                         .map_err(|e| git_error("update the index", e))?;
@@ -468,7 +609,13 @@ impl Repo {
                     match std::fs::remove_file(&abs) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io("remove a file", &abs, e)),
+                        Err(source) => {
+                            return Err(GitError::WorkingTree {
+                                action: "remove a file",
+                                path: abs,
+                                source,
+                            });
+                        }
                     }
                     let _ = index.remove_path(Path::new(&change.path));
                 }
@@ -678,10 +825,9 @@ impl Repo {
         expected: Option<Oid>,
     ) -> Result<PushOutcome, Error> {
         if !crate::config::valid_remote_name(remote) {
-            return Err(Error::usage(
-                format!("`{}` is not a git remote name", remote.escape_debug()),
-                "set `[forge] remote` in rel.toml to a remote `git remote` lists (e.g. `origin`)",
-            ));
+            return Err(GitError::RemoteName {
+                remote: remote.to_owned(),
+            });
         }
         let refname = format!("refs/heads/{branch}");
         let expect = expected.map(|o| o.to_string()).unwrap_or_default();
@@ -701,11 +847,9 @@ impl Repo {
         tracing::debug!(
             "git push --force-with-lease={refname}:{expect} {remote} {commit}:{refname}"
         );
-        let out = cmd.output().map_err(|e| {
-            Error::usage(
-                format!("could not run `git push`: {e}"),
-                "install git (rel pushes through it, with your credentials)",
-            )
+        let out = cmd.output().map_err(|source| GitError::NoGit {
+            command: "push",
+            source,
         })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -727,25 +871,18 @@ impl Repo {
             || stderr.contains("stale info")
             || stderr.contains("[rejected]");
         if rejected {
-            return Err(Error::refused(
-                format!(
-                    "{remote}/{branch} moved since rel last saw it (expected {}); nothing was overwritten",
-                    expected
-                        .map(short)
-                        .unwrap_or_else(|| "no such branch".to_owned())
-                ),
-                format!(
-                    "someone else pushed: `git fetch {remote}` and look at `git log {remote}/{branch}`, then run rel again"
-                ),
-            ));
+            return Err(GitError::RemoteMoved {
+                remote: remote.to_owned(),
+                branch: branch.to_owned(),
+                expected: expected
+                    .map(short)
+                    .unwrap_or_else(|| "no such branch".to_owned()),
+            });
         }
-        Err(Error::usage(
-            format!(
-                "git push to {remote} failed: {}",
-                redact_urls(stderr.trim())
-            ),
-            "check the remote URL and your git credentials (`git push` must work from this clone)",
-        ))
+        Err(GitError::PushFailed {
+            remote: remote.to_owned(),
+            stderr: redact_urls(stderr.trim()),
+        })
     }
 }
 

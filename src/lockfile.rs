@@ -15,7 +15,65 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::source_error::SourceError;
-use crate::version::Version;
+use crate::version::{Version, VersionError};
+
+/// A release lockfile that is missing or does not hold a coherent release.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LockfileError {
+    #[error("there is no release lockfile {}", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::missing),
+        help(
+            "lock the release first (`rel build`, then `rel lock --version {version}`), or name a release that exists (`ls releases/`)"
+        )
+    )]
+    Missing { path: PathBuf, version: String },
+
+    #[error("{} is not a valid release lockfile:\n{problems}", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::incoherent),
+        help("run `rel gate coherence {}` for the full report", path.display())
+    )]
+    Incoherent { path: PathBuf, problems: String },
+
+    #[error("{}: `{field}` is not a valid version", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::version),
+        help("write a semantic version such as 0.4.0 (the version is also the file name)")
+    )]
+    Version {
+        path: PathBuf,
+        field: String,
+        #[source]
+        source: VersionError,
+    },
+
+    #[error("{}: component `{component}` has an invalid digest", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::digest),
+        help("a digest is `sha256:` and 64 lowercase hex digits, as `rel lock` writes it")
+    )]
+    Digest {
+        path: PathBuf,
+        component: String,
+        #[source]
+        source: image_ref::DigestError,
+    },
+
+    #[error("{}: component `{component}` has an invalid image", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::image),
+        help(
+            "write the image as `registry/repository` (without tag or digest: the digest is its own field)"
+        )
+    )]
+    Image {
+        path: PathBuf,
+        component: String,
+        #[source]
+        source: image_ref::ImageRefError,
+    },
+}
 
 /// A lockfile as written, with positions, before validation.
 #[derive(Debug, Deserialize)]
@@ -87,12 +145,11 @@ pub fn read_raw(path: &Path) -> Result<LoadedRaw, crate::Error> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            crate::Error::usage(
-                format!("there is no release lockfile {}", path.display()),
-                format!(
-                    "lock the release first (`rel build`, then `rel lock --version {version}`), or name a release that exists (`ls releases/`)"
-                ),
-            )
+            LockfileError::Missing {
+                path: path.to_owned(),
+                version,
+            }
+            .into()
         } else {
             crate::Error::io("read the release lockfile", path, e)
         }
@@ -150,28 +207,26 @@ impl Lockfile {
                 .filter(|c| c.status == crate::report::Status::Fail)
                 .map(|c| format!("  - {}: {}", c.name, c.detail))
                 .collect();
-            return Err(crate::Error::invalid(
-                format!(
-                    "{} is not a valid release lockfile:\n{}",
-                    loaded.path.display(),
-                    problems.join("\n")
-                ),
-                format!(
-                    "run `rel gate coherence {}` for the full report",
-                    loaded.path.display()
-                ),
-            ));
+            return Err(LockfileError::Incoherent {
+                path: loaded.path.clone(),
+                problems: problems.join("\n"),
+            }
+            .into());
         }
         // The checks above passed, so every value below parses.
         let raw = &loaded.raw;
-        let parse_version = |s: &Option<Spanned<String>>| -> Result<Version, crate::Error> {
+        let path = &loaded.path;
+        let parse_version = |s: &Option<Spanned<String>>, field: &str| {
             let text = s.as_ref().map(|s| s.value.as_str()).unwrap_or_default();
-            text.parse().map_err(|e: crate::version::VersionError| {
-                crate::Error::invalid(e.to_string(), "fix the lockfile")
-            })
+            text.parse()
+                .map_err(|source: VersionError| LockfileError::Version {
+                    path: path.clone(),
+                    field: field.to_owned(),
+                    source,
+                })
         };
-        let version = parse_version(&raw.version)?;
-        let engine_version = parse_version(&raw.engine_version)?;
+        let version = parse_version(&raw.version, "version")?;
+        let engine_version = parse_version(&raw.engine_version, "engineVersion")?;
         let mut components = BTreeMap::new();
         if let Some(map) = &raw.components {
             for (name, c) in &map.value {
@@ -181,25 +236,37 @@ impl Lockfile {
                     .as_ref()
                     .map(|d| d.value.as_str())
                     .unwrap_or_default();
-                let digest: Digest = digest_text.parse().map_err(|e: image_ref::DigestError| {
-                    crate::Error::invalid(e.to_string(), "fix the lockfile")
-                })?;
+                let digest: Digest =
+                    digest_text
+                        .parse()
+                        .map_err(|source| LockfileError::Digest {
+                            path: path.clone(),
+                            component: name.clone(),
+                            source,
+                        })?;
                 let image = match &c.image {
                     Some(i) => Some(
                         i.value
                             .parse::<ImageRef>()
-                            .map_err(|e| crate::Error::invalid(e.to_string(), "fix the lockfile"))?
+                            .map_err(|source| LockfileError::Image {
+                                path: path.clone(),
+                                component: name.clone(),
+                                source,
+                            })?
                             .without_version(),
                     ),
                     None => None,
                 };
-                let built_against_engine =
-                    match &c.built_against_engine {
-                        Some(b) => Some(b.value.parse::<Version>().map_err(|e| {
-                            crate::Error::invalid(e.to_string(), "fix the lockfile")
-                        })?),
-                        None => None,
-                    };
+                let built_against_engine = match &c.built_against_engine {
+                    Some(b) => Some(b.value.parse::<Version>().map_err(|source| {
+                        LockfileError::Version {
+                            path: path.clone(),
+                            field: format!("components.{name}.builtAgainstEngine"),
+                            source,
+                        }
+                    })?),
+                    None => None,
+                };
                 components.insert(
                     name.clone(),
                     LockedComponent {

@@ -11,6 +11,53 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::config::Config;
+
+/// An overlay whose pins rel cannot read, edit or confirm.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PinFileError {
+    #[error("{} has no kustomization.yaml", dir.display())]
+    #[diagnostic(
+        code(rel::pin::no_kustomization),
+        help(
+            "check the environment's `overlay` in rel.toml; the overlay directory must hold a kustomization.yaml with an `images:` list"
+        )
+    )]
+    NoKustomization { dir: PathBuf },
+
+    #[error(
+        "component `{component}` of release {version} has no image name (neither in the lockfile nor in rel.toml)"
+    )]
+    #[diagnostic(
+        code(rel::pin::no_image),
+        help("add it to rel.toml's components, or lock the release again with `rel lock`")
+    )]
+    NoImageName { component: String, version: String },
+
+    #[error("cannot read the overlay's pins")]
+    #[diagnostic(forward(source))]
+    Read {
+        #[source]
+        source: kustomize::Error,
+    },
+
+    #[error("{}: {source}", file.display())]
+    #[diagnostic(forward(source))]
+    Edit {
+        file: PathBuf,
+        source: kustomize::PinError,
+    },
+
+    #[error("{} does not pin release {version}:\n  {wrong}", file.display())]
+    #[diagnostic(
+        code(rel::pin::not_pinned),
+        help("this is a bug in the pin editor or a hand edit raced rel; nothing was committed")
+    )]
+    NotPinned {
+        file: PathBuf,
+        version: String,
+        wrong: String,
+    },
+}
 use crate::lockfile::Lockfile;
 
 /// The kustomization file names kustomize accepts, in its order of preference.
@@ -56,12 +103,16 @@ impl PinPlan {
 
 /// The kustomization file in `dir`.
 pub fn kustomization_file(dir: &Path) -> Result<PathBuf, Error> {
-    FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()).ok_or_else(|| {
-        Error::usage(
-            format!("{} has no kustomization.yaml", dir.display()),
-            "check the environment's `overlay` in rel.toml; the overlay directory must hold a kustomization.yaml with an `images:` list",
-        )
-    })
+    FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            PinFileError::NoKustomization {
+                dir: dir.to_owned(),
+            }
+            .into()
+        })
 }
 
 /// The image name each component is pinned under: the lockfile's `image`, else rel.toml's.
@@ -78,11 +129,9 @@ pub fn component_images(
                 .as_ref()
                 .map(|i| i.without_version().to_string())
                 .or_else(|| config.components.get(name).map(|k| k.image.to_string()))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        format!("component `{name}` of release {} has no image name (neither in the lockfile nor in rel.toml)", lockfile.version),
-                        "add it to rel.toml's components, or lock the release again with `rel lock`",
-                    )
+                .ok_or_else(|| PinFileError::NoImageName {
+                    component: name.clone(),
+                    version: lockfile.version.to_string(),
                 })?;
             Ok((name.clone(), image))
         })
@@ -92,12 +141,8 @@ pub fn component_images(
 /// The overlay's `images:` entries.
 fn entries_of(text: &str, file: &Path) -> Result<Vec<kustomize::kustomization::ImageSpec>, Error> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    let k = kustomize::kustomization::parse(text, file, dir).map_err(|e| {
-        Error::invalid(
-            format!("cannot read the overlay's pins: {e}"),
-            "fix the kustomization YAML",
-        )
-    })?;
+    let k = kustomize::kustomization::parse(text, file, dir)
+        .map_err(|source| PinFileError::Read { source })?;
     Ok(k.images.into_iter().map(|(i, _)| i).collect())
 }
 
@@ -174,11 +219,9 @@ pub fn plan_text(
             )
         })
         .collect();
-    let outcome = kustomize::pin(old_text, &pins).map_err(|e| {
-        Error::invalid(
-            format!("{}: {e}", file.display()),
-            "rel edits only the `images:` pin values of an overlay; fix the layout named above (or pin by hand once) and run again",
-        )
+    let outcome = kustomize::pin(old_text, &pins).map_err(|source| PinFileError::Edit {
+        file: file.to_owned(),
+        source,
     })?;
     let changes = lockfile
         .components
@@ -235,15 +278,12 @@ pub fn verify(text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> 
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(Error::invalid(
-            format!(
-                "{} does not pin release {}:\n  {}",
-                file.display(),
-                lockfile.version,
-                wrong.join("\n  ")
-            ),
-            "this is a bug in the pin editor or a hand edit raced rel; nothing was committed",
-        ))
+        Err(PinFileError::NotPinned {
+            file: file.to_owned(),
+            version: lockfile.version.to_string(),
+            wrong: wrong.join("\n  "),
+        }
+        .into())
     }
 }
 

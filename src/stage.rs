@@ -56,14 +56,109 @@ fn stage_error(e: stage::StageError) -> Error {
     Error::from(e)
 }
 
+/// What `rel up`, `rel down` and a deploy's converge can refuse or fail with (the stage's own
+/// planning and running errors are `stage::StageError`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LocalStageError {
+    #[error("`{env}` is not a valid environment name")]
+    #[diagnostic(
+        code(rel::stage::env_name),
+        help("use the environment's name from rel.toml")
+    )]
+    EnvName {
+        env: String,
+        #[source]
+        source: genesis::NameError,
+    },
+
+    #[error("the stage needs the master key of `{env}` to give its pods the genesis envelope")]
+    #[diagnostic(
+        code(rel::stage::no_master_key),
+        help("set REL_MASTER_KEY or pass --key-file FILE")
+    )]
+    NoMasterKey { env: String },
+
+    #[error("the stage `{env}` already runs (supervisor pid {pid})")]
+    #[diagnostic(
+        code(rel::stage::running),
+        help(
+            "stop it first with `rel down --env {env}`, look at it with `rel up status --env {env}`, or roll it to a new release with `rel deploy --env {env}`"
+        )
+    )]
+    AlreadyRunning { env: String, pid: u32 },
+
+    #[error("no stage of `{env}` is running")]
+    #[diagnostic(
+        code(rel::stage::not_running),
+        help("start one with `rel up --env {env} --detach`")
+    )]
+    NotRunning { env: String },
+
+    #[error("the stage `{env}` did not converge: {reason}")]
+    #[diagnostic(
+        code(rel::stage::converge),
+        help(
+            "the previous pods still serve; look at `rel up logs --env {env}`, fix the release and deploy again"
+        )
+    )]
+    ConvergeFailed { env: String, reason: String },
+
+    #[error("the stage supervisor of `{env}` exited {when}")]
+    #[diagnostic(code(rel::stage::supervisor_exited), help("see its log: {}{tail}", log.display()))]
+    SupervisorExited {
+        env: String,
+        when: &'static str,
+        log: PathBuf,
+        /// The log's last lines, on lines of their own (empty when not read).
+        tail: String,
+    },
+
+    #[error("the stage `{env}` did not {what} in time")]
+    #[diagnostic(
+        code(rel::stage::timeout),
+        help("see `rel up status --env {env}` and {}", log.display())
+    )]
+    Timeout {
+        env: String,
+        what: &'static str,
+        log: PathBuf,
+    },
+
+    #[error("the stage `{env}` failed to start: {reason}")]
+    #[diagnostic(
+        code(rel::stage::start),
+        help("nothing of the stage runs; the supervisor's log is {}", log.display())
+    )]
+    StartFailed {
+        env: String,
+        reason: String,
+        log: PathBuf,
+    },
+
+    #[error("the stage supervisor's input is not valid")]
+    #[diagnostic(
+        code(rel::stage::handoff),
+        help("`--supervise` is started by `rel up --detach`; do not run it by hand")
+    )]
+    Handoff(#[source] serde_json::Error),
+}
+
+impl LocalStageError {
+    /// A second stage is refused (exit 1); everything else could not be done (exit 2).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            LocalStageError::AlreadyRunning { .. } => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Error,
+        }
+    }
+}
+
 /// The envelope and master key from rel's secret store and key, as the cluster Secret; `None`
 /// when the store has no envelope for `env` (pods that need it then fail to plan, saying so).
 pub fn cluster_secrets(config: &Config, opts: &UpOptions) -> Result<Vec<ClusterSecret>, Error> {
-    let env = EnvName::new(&opts.env).map_err(|e| {
-        Error::usage(
-            format!("`{}` is not a valid environment name: {e}", opts.env),
-            "use the environment's name from rel.toml",
-        )
+    let env = EnvName::new(&opts.env).map_err(|source| LocalStageError::EnvName {
+        env: opts.env.clone(),
+        source,
     })?;
     let target = StoreTarget::resolve(&config.secrets, &config.root, &env, None, None, None)?;
     let store = target.open()?;
@@ -74,13 +169,10 @@ pub fn cluster_secrets(config: &Config, opts: &UpOptions) -> Result<Vec<ClusterS
         Err(e) => return Err(secrets::store_error("read the genesis envelope", e)),
     };
     if !opts.key.is_available() {
-        return Err(Error::usage(
-            format!(
-                "the stage needs the master key of `{}` to give its pods the genesis envelope",
-                opts.env
-            ),
-            "set REL_MASTER_KEY or pass --key-file FILE",
-        ));
+        return Err(LocalStageError::NoMasterKey {
+            env: opts.env.clone(),
+        }
+        .into());
     }
     let key = secrets::load_key(&opts.key)?;
     genesis::check(&envelope, &key, &env)
@@ -160,16 +252,11 @@ fn ensure_not_running(config: &Config, env: &str) -> Result<(), Error> {
     if let Some(state) = stage::read(&stage_dir(config, env)).map_err(stage_error)?
         && let Some(sup) = state.supervisor.filter(|p| p.is_alive())
     {
-        return Err(Error::refused(
-            stage::StageError::AlreadyRunning {
-                env: env.to_owned(),
-                pid: sup.pid,
-            }
-            .to_string(),
-            format!(
-                "stop it first with `rel down --env {env}`, look at it with `rel up status --env {env}`, or roll it to a new release with `rel deploy --env {env}`"
-            ),
-        ));
+        return Err(LocalStageError::AlreadyRunning {
+            env: env.to_owned(),
+            pid: sup.pid,
+        }
+        .into());
     }
     Ok(())
 }
@@ -228,10 +315,10 @@ pub fn request_converge(
         let sup = s.supervisor.filter(|p| p.is_alive())?;
         Some((s, sup))
     }) else {
-        return Err(Error::usage(
-            format!("no stage of `{env}` is running"),
-            format!("start one with `rel up --env {env} --detach`"),
-        ));
+        return Err(LocalStageError::NotRunning {
+            env: env.to_owned(),
+        }
+        .into());
     };
     let before = state.converges;
     stage::state::signal_process(sup.pid, stage::state::SIGHUP);
@@ -241,26 +328,30 @@ pub fn request_converge(
             && now.converges > before
         {
             return match &now.message {
-                Some(m) => Err(Error::invalid(
-                    format!("the stage `{env}` did not converge: {m}"),
-                    format!(
-                        "the previous pods still serve; look at `rel up logs --env {env}`, fix the release and deploy again"
-                    ),
-                )),
+                Some(m) => Err(LocalStageError::ConvergeFailed {
+                    env: env.to_owned(),
+                    reason: m.clone(),
+                }
+                .into()),
                 None => Ok(now),
             };
         }
         if !sup.is_alive() {
-            return Err(Error::invalid(
-                format!("the stage supervisor of `{env}` exited during the converge"),
-                format!("see {}", dir.join("supervisor.log").display()),
-            ));
+            return Err(LocalStageError::SupervisorExited {
+                env: env.to_owned(),
+                when: "during the converge",
+                log: dir.join("supervisor.log"),
+                tail: String::new(),
+            }
+            .into());
         }
         if Instant::now() > deadline {
-            return Err(Error::invalid(
-                format!("the stage `{env}` did not finish converging in time"),
-                format!("see `rel up status --env {env}`"),
-            ));
+            return Err(LocalStageError::Timeout {
+                env: env.to_owned(),
+                what: "finish converging",
+                log: dir.join("supervisor.log"),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -281,12 +372,7 @@ pub fn read_handoff(input: &mut impl std::io::Read) -> Result<Vec<ClusterSecret>
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let handoff: Handoff = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(
-            format!("the stage supervisor's input is not valid: {e}"),
-            "`--supervise` is started by `rel up --detach`; do not run it by hand",
-        )
-    })?;
+    let handoff: Handoff = serde_json::from_str(&text).map_err(LocalStageError::Handoff)?;
     Ok(handoff
         .secrets
         .into_iter()
@@ -364,38 +450,39 @@ pub fn detach(
         {
             if state.phase == stage::Phase::Failed {
                 let _ = child.wait();
-                return Err(Error::invalid(
-                    state
+                return Err(LocalStageError::StartFailed {
+                    env: opts.env.clone(),
+                    reason: state
                         .message
                         .clone()
-                        .unwrap_or_else(|| "the stage failed to start".into()),
-                    format!(
-                        "nothing of the stage runs; the supervisor's log is {}",
-                        log_path.display()
-                    ),
-                ));
+                        .unwrap_or_else(|| "no reason given".into()),
+                    log: log_path,
+                }
+                .into());
             }
             return Ok(state);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(Error::invalid(
-                format!("the stage supervisor exited ({status}) before the stage was ready"),
-                format!(
-                    "see its log: {}\n{}",
-                    log_path.display(),
-                    stage::state::log_tail(&log_path, 20)
-                ),
-            ));
+            let tail = stage::state::log_tail(&log_path, 20);
+            return Err(LocalStageError::SupervisorExited {
+                env: opts.env.clone(),
+                when: if status.success() {
+                    "before the stage was ready"
+                } else {
+                    "with an error before the stage was ready"
+                },
+                log: log_path,
+                tail: format!("\n{tail}"),
+            }
+            .into());
         }
         if Instant::now() > deadline {
-            return Err(Error::invalid(
-                "the stage supervisor did not report ready in time",
-                format!(
-                    "see `rel up status --env {}` and {}",
-                    opts.env,
-                    log_path.display()
-                ),
-            ));
+            return Err(LocalStageError::Timeout {
+                env: opts.env.clone(),
+                what: "report ready",
+                log: log_path,
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -161,7 +161,7 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
                     }
                     BranchUpdate::Reused => {}
                 }
-                return Err(e);
+                return Err(e.into());
             }
         }
     }

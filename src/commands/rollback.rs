@@ -107,7 +107,7 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
         let expected = repo.tracking_tip(&remote, &branch);
         if let Err(e) = repo.push_with_lease(&remote, commit, &branch, expected) {
             repo.delete_branch_if_at(&branch, commit);
-            return Err(e);
+            return Err(e.into());
         }
         out.push_str(&format!(
             "committed {} on branch {branch} and pushed it to {remote}\n",
@@ -163,7 +163,7 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
                     &undo,
                     "rel rollback: push refused, undone",
                 )?;
-                return Err(e);
+                return Err(e.into());
             }
             out.push_str(&format!(
                 "pushed to {remote}/{remote_branch} (with a lease)\n"

@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::json;
 
+use super::ForgeError as Error;
 use super::{Client, Proposal, PullRequest, Target};
-use crate::Error;
 
 /// Open pull requests scanned for an existing one (50 per page).
 const MAX_PAGES: u32 = 20;
@@ -66,8 +66,8 @@ pub(super) fn open_or_update(
 }
 
 fn bad(what: &str) -> Error {
-    Error::usage(
-        format!("Gitea answered with {what}"),
-        "check [forge] api-url in rel.toml",
-    )
+    Error::UnexpectedAnswer {
+        forge: "Gitea",
+        what: what.to_owned(),
+    }
 }

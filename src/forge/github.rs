@@ -4,8 +4,8 @@
 use reqwest::Method;
 use serde_json::json;
 
+use super::ForgeError as Error;
 use super::{Client, Proposal, PullRequest, Target, encode};
-use crate::Error;
 
 pub(super) fn open_or_update(
     client: &Client,
@@ -57,8 +57,8 @@ pub(super) fn open_or_update(
 }
 
 fn bad(what: &str) -> Error {
-    Error::usage(
-        format!("GitHub answered with {what}"),
-        "check [forge] api-url in rel.toml",
-    )
+    Error::UnexpectedAnswer {
+        forge: "GitHub",
+        what: what.to_owned(),
+    }
 }

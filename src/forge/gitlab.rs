@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::json;
 
+use super::ForgeError as Error;
 use super::{Client, Proposal, PullRequest, Target, encode};
-use crate::Error;
 
 pub(super) fn open_or_update(
     client: &Client,
@@ -61,8 +61,8 @@ pub(super) fn open_or_update(
 }
 
 fn bad(what: &str) -> Error {
-    Error::usage(
-        format!("GitLab answered with {what}"),
-        "check [forge] api-url in rel.toml",
-    )
+    Error::UnexpectedAnswer {
+        forge: "GitLab",
+        what: what.to_owned(),
+    }
 }

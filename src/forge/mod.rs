@@ -7,8 +7,96 @@
 
 use std::time::Duration;
 
-use crate::Error;
 use crate::config::{ForgeConfig, ForgeKind};
+
+/// What can go wrong finding the forge or talking to its API.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ForgeError {
+    #[error("cannot tell which forge {remote} is")]
+    #[diagnostic(
+        code(rel::forge::kind),
+        help(
+            "say it in rel.toml: [forge] kind = \"github\" | \"gitea\" | \"gitlab\", api-url = \"...\", repo = \"owner/name\""
+        )
+    )]
+    UnknownKind { remote: String },
+
+    #[error("the git remote is not a forge URL, so rel cannot derive the API address")]
+    #[diagnostic(
+        code(rel::forge::api_url),
+        help("set [forge] api-url = \"https://...\" and repo = \"owner/name\" in rel.toml")
+    )]
+    NoApiUrl,
+
+    #[error("the git remote does not name a repository")]
+    #[diagnostic(
+        code(rel::forge::repo),
+        help("set [forge] repo = \"owner/name\" in rel.toml")
+    )]
+    NoRepo,
+
+    #[error("--open-pr on {forge} needs a token in {var}")]
+    #[diagnostic(
+        code(rel::forge::token),
+        help(
+            "export {var}=<token with pull request write access> (rel reads it from the environment only)"
+        )
+    )]
+    NoToken {
+        forge: &'static str,
+        var: &'static str,
+    },
+
+    #[error("could not start an HTTP client")]
+    #[diagnostic(
+        code(rel::forge::client),
+        help("the TLS setup failed: check --ca-file / REL_CA_FILE and SSL_CERT_FILE")
+    )]
+    Client(#[source] reqwest::Error),
+
+    #[error("{endpoint}: the forge answered with something that is not JSON")]
+    #[diagnostic(code(rel::forge::not_json), help("check [forge] api-url in rel.toml"))]
+    NotJson {
+        endpoint: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{forge} answered with {what}")]
+    #[diagnostic(code(rel::forge::answer), help("check [forge] api-url in rel.toml"))]
+    UnexpectedAnswer { forge: &'static str, what: String },
+
+    #[error("{endpoint}: HTTP {status}: {detail}")]
+    #[diagnostic(code(rel::forge::refused), help("{}", http_help(*status)))]
+    Http {
+        endpoint: String,
+        status: u16,
+        detail: String,
+    },
+
+    #[error("{last} (gave up after 3 attempts)")]
+    #[diagnostic(
+        code(rel::forge::unreachable),
+        help("check the network and [forge] api-url; run again when the forge is reachable")
+    )]
+    Unreachable { last: String },
+}
+
+/// How to fix a forge's refusal with HTTP `status`.
+fn http_help(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "check that the token has pull request write access to this repository",
+        404 => {
+            "check [forge] api-url and repo in rel.toml (or the git remote), and that the token can see the repository"
+        }
+        422 | 409 => {
+            "the forge refused the request: is the branch pushed, and the base branch right ([forge] base)?"
+        }
+        _ => "read the forge's answer in the message",
+    }
+}
+
+type Error = ForgeError;
 
 pub mod body;
 mod gitea;
@@ -119,13 +207,9 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
         }
     });
     let Some(kind) = kind else {
-        return Err(Error::usage(
-            format!(
-                "cannot tell which forge {} is",
-                crate::redact::urls(remote_url.unwrap_or("the remote"))
-            ),
-            "say it in rel.toml: [forge] kind = \"github\" | \"gitea\" | \"gitlab\", api-url = \"...\", repo = \"owner/name\"",
-        ));
+        return Err(ForgeError::UnknownKind {
+            remote: crate::redact::urls(remote_url.unwrap_or("the remote")),
+        });
     };
     let api_url = match (cfg.api_url, host.as_deref()) {
         (Some(u), _) => u,
@@ -138,20 +222,14 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
             ForgeKind::Gitlab => format!("https://{h}/api/v4"),
         },
         (None, None) => {
-            return Err(Error::usage(
-                "the git remote is not a forge URL, so rel cannot derive the API address",
-                "set [forge] api-url = \"https://...\" and repo = \"owner/name\" in rel.toml",
-            ));
+            return Err(ForgeError::NoApiUrl);
         }
     };
     let repo = match (cfg.repo, parsed) {
         (Some(r), _) => r,
         (None, Some((_, p))) => p,
         (None, None) => {
-            return Err(Error::usage(
-                "the git remote does not name a repository",
-                "set [forge] repo = \"owner/name\" in rel.toml",
-            ));
+            return Err(ForgeError::NoRepo);
         }
     };
     Ok(Target {
@@ -166,17 +244,10 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
 pub fn token_from_env(kind: ForgeKind) -> Result<String, Error> {
     match std::env::var(kind.token_var()) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
-        _ => Err(Error::usage(
-            format!(
-                "--open-pr on {} needs a token in {}",
-                kind.name(),
-                kind.token_var()
-            ),
-            format!(
-                "export {}=<token with pull request write access> (rel reads it from the environment only)",
-                kind.token_var()
-            ),
-        )),
+        _ => Err(ForgeError::NoToken {
+            forge: kind.name(),
+            var: kind.token_var(),
+        }),
     }
 }
 
@@ -209,12 +280,7 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("rel/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| {
-                Error::usage(
-                    format!("could not start an HTTP client: {e}"),
-                    "this is a bug in rel",
-                )
-            })?;
+            .map_err(ForgeError::Client)?;
         let (auth, extra) = match target.kind {
             ForgeKind::Github => (
                 ("Authorization", format!("Bearer {token}")),
@@ -267,8 +333,9 @@ impl Client {
                         if text.trim().is_empty() {
                             return Ok(serde_json::Value::Null);
                         }
-                        return serde_json::from_str(&text).map_err(|e| {
-                            Error::usage(format!("{endpoint}: the forge answered with something that is not JSON: {e}"), "check [forge] api-url in rel.toml")
+                        return serde_json::from_str(&text).map_err(|source| ForgeError::NotJson {
+                            endpoint: endpoint.clone(),
+                            source,
                         });
                     }
                     let detail: String = text.chars().take(300).collect();
@@ -276,29 +343,18 @@ impl Client {
                     if status.as_u16() == 429 || status.is_server_error() {
                         continue;
                     }
-                    let help = match status.as_u16() {
-                        401 | 403 => {
-                            "check that the token has pull request write access to this repository"
-                        }
-                        404 => {
-                            "check [forge] api-url and repo in rel.toml (or the git remote), and that the token can see the repository"
-                        }
-                        422 | 409 => {
-                            "the forge refused the request: is the branch pushed, and the base branch right ([forge] base)?"
-                        }
-                        _ => "see the forge's answer above",
-                    };
-                    return Err(Error::usage(last, help));
+                    return Err(ForgeError::Http {
+                        endpoint: endpoint.clone(),
+                        status: status.as_u16(),
+                        detail,
+                    });
                 }
                 Err(e) => {
                     last = format!("{endpoint}: {}", without_url(&e));
                 }
             }
         }
-        Err(Error::usage(
-            format!("{last} (gave up after 3 attempts)"),
-            "check the network and [forge] api-url; run again when the forge is reachable",
-        ))
+        Err(ForgeError::Unreachable { last })
     }
 }
 

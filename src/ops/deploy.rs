@@ -725,7 +725,7 @@ fn pin_commit_push(
     let expected = repo.tracking_tip(&remote, &branch);
     match repo.push_with_lease(&remote, commit, &branch, expected) {
         Ok(_) => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     Ok((
         format!("{said}; pushed to {remote}/{branch}"),

@@ -187,7 +187,7 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
             if !resumed {
                 let _ = std::fs::remove_file(&record_path);
             }
-            return Err(e);
+            return Err(e.into());
         }
         out.push_str(&format!(
             "committed {} on {}: {}\n",

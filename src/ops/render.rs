@@ -7,17 +7,14 @@ use crate::Error;
 /// Render the kustomization in `dir`; its errors name the file (and line) at fault, with the
 /// renderer's own help.
 pub fn render(dir: &Path, shown: &str) -> Result<kustomize::Rendered, Error> {
-    let rendered =
-        kustomize::render(dir).map_err(|source| {
-            Error::Render {
-        dir: if shown.is_empty() { ".".to_owned() } else { shown.to_owned() },
-        help: source.help().map(str::to_owned).unwrap_or_else(|| {
-            "rel renders exactly what `kubectl kustomize` would; fix the kustomization named above"
-                .to_owned()
-        }),
+    let rendered = kustomize::render(dir).map_err(|source| Error::Render {
+        dir: if shown.is_empty() {
+            ".".to_owned()
+        } else {
+            shown.to_owned()
+        },
         source,
-    }
-        })?;
+    })?;
     // kubectl's deprecation warnings, once per field, on stderr (through the log: ops do not
     // print).
     for w in rendered.warnings_once_per_field() {
@@ -33,7 +30,6 @@ pub fn render(dir: &Path, shown: &str) -> Result<kustomize::Rendered, Error> {
 pub fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
     let files = rendered.output_files().map_err(|source| Error::Render {
         dir: out.display().to_string(),
-        help: source.help().unwrap_or_default().to_owned(),
         source,
     })?;
     for (name, text) in &files {

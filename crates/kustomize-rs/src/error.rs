@@ -193,7 +193,7 @@ impl Error {
     }
 
     /// A stable code for the variant (`kustomize::yaml`, `kustomize::unsupported`, ...).
-    pub fn code(&self) -> &'static str {
+    pub fn code_name(&self) -> &'static str {
         match self {
             Error::Read { .. } => "kustomize::read",
             Error::Yaml { .. } => "kustomize::yaml",
@@ -219,7 +219,7 @@ impl Error {
 
     /// A hint on how to fix the problem (or, for [`Error::Unsupported`], that the feature is
     /// not supported), for the CLI's reporter.
-    pub fn help(&self) -> Option<&'static str> {
+    pub fn help_text(&self) -> Option<&'static str> {
         Some(match self {
             Error::Read { .. } => "check the path exists and is readable",
             Error::Yaml { .. } => "fix the YAML syntax at the line shown",
@@ -261,9 +261,9 @@ impl Error {
 
 impl miette::Diagnostic for Error {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(Error::code(self)))
+        Some(Box::new(Error::code_name(self)))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Error::help(self).map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        Error::help_text(self).map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }

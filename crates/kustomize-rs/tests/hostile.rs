@@ -53,7 +53,7 @@ fn alias_bomb_is_refused_with_file_and_line() {
         }
         other => panic!("expected Error::YamlBudget, got {other:?}"),
     }
-    assert!(err.help().is_some());
+    assert!(err.help_text().is_some());
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn env_file_lines_kubectl_accepts_render_and_never_leak_values() {
     // A duplicate key is an error that names the key, never the value.
     write(&dir, "e.env", "TOKEN=sup3rsecret\nTOKEN=0therSecret\n");
     let err = kustomize::render(&dir).expect_err("duplicate keys are an error");
-    let text = format!("{err} {err:?} {}", err.help().unwrap_or(""));
+    let text = format!("{err} {err:?} {}", err.help_text().unwrap_or(""));
     assert!(
         !text.contains("sup3rsecret") && !text.contains("0therSecret"),
         "{text}"
@@ -203,7 +203,7 @@ fn output_file_names_refuse_path_traversal() {
             .output_files()
             .expect_err("unsafe name must be refused");
         assert!(matches!(err, Error::UnsafeFileName { .. }), "{err:?}");
-        assert!(err.help().is_some());
+        assert!(err.help_text().is_some());
     }
     for (field, doc) in [
         (

@@ -131,10 +131,6 @@ pub enum StageError {
         log_tail: String,
     },
 
-    #[error("the stage `{env}` already runs (supervisor pid {pid})")]
-    #[diagnostic(help("stop stage `{env}` first, or look at its status"))]
-    AlreadyRunning { env: String, pid: u32 },
-
     #[error("the stage state file `{path}` is unreadable: {message}")]
     #[diagnostic(help(
         "the file is written by the stage's supervisor; if no stage runs, delete the stage directory"

@@ -96,7 +96,12 @@ pub fn spawn_reporting_port(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e}",
+                Path::new(cmd.get_program()).display()
+            )
+        });
     let stderr = child.stderr.take().unwrap();
     let mut file = std::fs::File::create(log).unwrap();
     let (tx, rx) = mpsc::channel::<u16>();
@@ -126,8 +131,10 @@ pub fn spawn_reporting_port(
                 mpsc::RecvTimeoutError::Timeout => format!("nothing within {within:?}, killed"),
                 mpsc::RecvTimeoutError::Disconnected => "it exited".to_owned(),
             };
+            // The program only: its environment may hold the secrets under test.
             Err(format!(
-                "{cmd:?} did not say where it listens ({why}; {status}); log:\n{text}"
+                "{} did not say where it listens ({why}; {status}); log:\n{text}",
+                Path::new(cmd.get_program()).display()
             ))
         }
     }

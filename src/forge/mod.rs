@@ -67,10 +67,10 @@ pub enum ForgeError {
     UnexpectedAnswer { forge: &'static str, what: String },
 
     #[error("{endpoint}: HTTP {status}: {detail}")]
-    #[diagnostic(code(rel::forge::refused), help("{}", http_help(*status)))]
+    #[diagnostic(code(rel::forge::refused), help("{}", http_help(status.as_u16())))]
     Http {
         endpoint: String,
-        status: u16,
+        status: reqwest::StatusCode,
         detail: String,
     },
 
@@ -345,7 +345,7 @@ impl Client {
                     }
                     return Err(ForgeError::Http {
                         endpoint: endpoint.clone(),
-                        status: status.as_u16(),
+                        status,
                         detail,
                     });
                 }

@@ -114,6 +114,12 @@ pub fn deploy(
             .with_context("env", env.name.clone()),
         events: &mut events,
     };
+    // A frozen environment is not deployed to (nor planned for): the freeze says why.
+    crate::freeze::ensure_not_frozen(
+        &config.root,
+        &env.name,
+        &format!("deploy {} to {}", opts.version, env.name),
+    )?;
     if opts.dry_run {
         return Ok(DeployOutcome {
             report: plan(ws, opts, &env.runtime),

@@ -465,6 +465,7 @@ fn promotion_markdown_renders_the_promotion_from_its_base_commit() {
             env: "prod".into(),
             from: None,
             actor: "alice@example.com".into(),
+            override_soak: None,
         },
     )
     .unwrap();

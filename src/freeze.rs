@@ -31,7 +31,7 @@ pub struct Freeze {
     /// RFC 3339, UTC.
     pub since: String,
     /// RFC 3339, UTC; `None`: until `rel unfreeze`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub until: Option<String>,
     pub actor: String,
 }

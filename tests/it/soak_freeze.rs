@@ -156,6 +156,31 @@ fn override_soak_records_the_reason_in_the_trailers_and_the_audit_log() {
     );
 
     let reason = "hotfix for incident 42: login loop";
+    // The pull request says so too (here in the dry run's copy of it).
+    let dry = rel_at(
+        &p,
+        &now,
+        &[
+            "promote",
+            "--version",
+            "0.4.0",
+            "--env",
+            "prod",
+            "--override-soak",
+            "--reason",
+            reason,
+            "--dry-run",
+        ],
+    );
+    dry.expect(0);
+    assert!(
+        dry.stdout().contains(&format!(
+            "**Soak overridden**: staging soaks 24h (eligible {eligible}, 22h early): {reason}"
+        )),
+        "{}",
+        dry.stdout()
+    );
+    assert_eq!(p.git(&["branch", "--list", "rel/*"]), "");
     let run = rel_at(
         &p,
         &now,

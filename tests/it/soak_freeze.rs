@@ -369,6 +369,7 @@ fn freeze_and_unfreeze_commit_with_trailers_and_refuse_promote_pin_and_deploy_me
             "--skip-build",
             "--no-gate",
         ],
+        &["release", "--env", "prod", "--version", "0.5.0"],
     ] {
         let r = p.rel(args);
         r.expect(1);

@@ -995,7 +995,7 @@ pub struct DeployArgs {
 #[command(
     after_help = "The freeze is a committed file (releases/freezes.yaml) with Rel-* trailers on the commit: reviewed and \
 audited like everything else. `rel promote`, `rel pin` and `rel deploy` into the environment are refused with the reason \
-until it expires or `rel unfreeze` lifts it; `rel rollback` is never refused. Freezing a frozen environment replaces its freeze."
+(and `rel release` pinning it) until it expires or `rel unfreeze` lifts it; `rel rollback` is never refused. Freezing a frozen environment replaces its freeze."
 )]
 pub struct FreezeArgs {
     /// The environment to freeze

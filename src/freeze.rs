@@ -173,6 +173,27 @@ pub fn ensure_not_frozen(root: &Path, env: &str, action: &str) -> Result<(), Err
     Ok(())
 }
 
+/// Like [`ensure_not_frozen`], for the freezes file as committed in `commit` (what a promotion
+/// branch is built on): an uncommitted edit of the working tree's file does not lift a freeze.
+pub fn ensure_not_frozen_at(
+    repo: &crate::git_repo::Repo,
+    commit: git2::Oid,
+    root: &Path,
+    env: &str,
+    action: &str,
+) -> Result<(), Error> {
+    let file = path(root);
+    let rel = repo.rel_path(&file)?;
+    let Some(bytes) = repo.read_file(commit, &rel)? else {
+        return Ok(());
+    };
+    let freezes = Freezes::parse(&file, &String::from_utf8_lossy(&bytes))?;
+    match freezes.get(env) {
+        Some(f) if f.is_active(crate::clock::now()?) => Err(f.refusal(action)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

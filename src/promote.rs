@@ -252,6 +252,13 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         _ => None,
     };
     let base = repo.head_commit()?;
+    crate::freeze::ensure_not_frozen_at(
+        repo,
+        base,
+        root,
+        &req.env,
+        &format!("promote {version} to {}", req.env),
+    )?;
     for (rel, bytes) in [
         (&lockfile_rel, lock_bytes.clone()),
         (&record_rel, std::fs::read(&record_path).unwrap_or_default()),

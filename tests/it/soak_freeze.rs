@@ -380,6 +380,20 @@ fn freeze_and_unfreeze_commit_with_trailers_and_refuse_promote_pin_and_deploy_me
     p.rel(&["pin", "--env", "staging", "--version", "0.4.0", "--dry-run"])
         .expect(0);
 
+    // An uncommitted unfreeze of the working tree does not lift the committed freeze for a
+    // promotion (its branch is built on the last commit).
+    let local = p.rel(&["unfreeze", "--env", "prod", "--no-commit"]);
+    local.expect(0);
+    assert!(
+        local.stdout().contains("(not committed: commit it)"),
+        "{}",
+        local.stdout()
+    );
+    let promote = p.rel(&["promote", "--version", "0.4.0", "--env", "prod"]);
+    promote.expect(1);
+    assert!(promote.stderr().contains(frozen), "{}", promote.stderr());
+    p.git(&["checkout", "--", "releases/freezes.yaml"]);
+
     // Freezing again with the same reason changes nothing; another reason replaces the freeze.
     let again = p.rel(&[
         "freeze",

@@ -40,7 +40,22 @@ fn soaking_project() -> (GitProject, String) {
     assert!(config.contains("soak = \"24h\""));
     p.work.write("rel.toml", &config);
     p.git(&["commit", "--quiet", "-am", "staging soaks 24h"]);
-    let p = p.with_releases();
+    // What `with_releases` does, with the record's output kept.
+    p.lock("0.3.0", [D1, D2, D3]);
+    p.git(&["add", "releases/0.3.0.yaml"]);
+    p.git(&["commit", "--quiet", "-m", "release 0.3.0"]);
+    p.lock("0.4.0", [D4, D5, D6]);
+    let ev = p.evidence("0.4.0", "staging");
+    let recorded = p.rel(&[
+        "record",
+        "--version",
+        "0.4.0",
+        "--env",
+        "staging",
+        "--evidence",
+        ev.to_str().unwrap(),
+    ]);
+    recorded.expect(0);
     let record = p.work.read("releases/0.4.0.staging.validation.yaml");
     let at = record
         .lines()
@@ -48,6 +63,14 @@ fn soaking_project() -> (GitProject, String) {
         .unwrap()
         .trim_matches('"')
         .to_owned();
+    assert!(
+        recorded.stdout().contains(&format!(
+            "soak 24h: 0.4.0 may be promoted to prod from {} (in ",
+            plus(&at, 86_400)
+        )),
+        "{}",
+        recorded.stdout()
+    );
     (p, at)
 }
 

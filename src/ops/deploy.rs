@@ -14,6 +14,8 @@
 //!    exact rollback and rel never reverts on its own;
 //! 6. record the validation with the smoke report as evidence.
 //!
+//! A frozen environment (`rel freeze`) is refused before step 1, and so is its dry run.
+//!
 //! Re-running after a kill at any step converges: each step checks what is already done (an
 //! existing lockfile, deployed as locked and not rebuilt; a pinned overlay; a pushed commit; a
 //! synced Application; an existing record) and moves on.

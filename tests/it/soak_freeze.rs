@@ -315,6 +315,26 @@ fn freeze_and_unfreeze_commit_with_trailers_and_refuse_promote_pin_and_deploy_me
     );
     assert_eq!(p.git(&["rev-parse", "HEAD"]), head);
     assert!(!p.path().join("releases/freezes.yaml").exists());
+    let dry_json = p.rel(&[
+        "freeze",
+        "--env",
+        "prod",
+        "--reason",
+        "incident 42",
+        "--dry-run",
+        "--format",
+        "json",
+    ]);
+    dry_json.expect(0);
+    let j = json(&dry_json);
+    assert_eq!(j["env"], "prod");
+    assert_eq!(j["action"], "freeze");
+    assert_eq!(j["done"], "dry-run");
+    assert_eq!(j["file"], "releases/freezes.yaml");
+    assert_eq!(j["freeze"]["reason"], "incident 42");
+    assert_eq!(j["freeze"]["actor"], "alice@example.com");
+    assert_eq!(j["freeze"]["until"], serde_json::Value::Null);
+    assert_eq!(j["commit"], serde_json::Value::Null);
 
     let run = p.rel(&[
         "freeze",

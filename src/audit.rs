@@ -27,6 +27,12 @@ pub struct Entry {
     pub from_env: Option<String>,
     pub actor: Option<String>,
     pub subject: String,
+    /// `Rel-Reason`: why (a freeze's reason).
+    pub reason: Option<String>,
+    /// `Rel-Until`: when a freeze ends by itself.
+    pub until: Option<String>,
+    /// `Rel-Soak-Override`: a promotion made before its soak window was over, and why.
+    pub soak_override: Option<String>,
     /// Every `Rel-*` trailer of the commit.
     pub trailers: BTreeMap<String, String>,
 }
@@ -100,6 +106,9 @@ pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> 
                 .map(str::to_owned)
                 .or_else(|| Some(c.author.clone())),
             subject: c.message.lines().next().unwrap_or_default().to_owned(),
+            reason: trailers.get(key::REASON).map(str::to_owned),
+            until: trailers.get(key::UNTIL).map(str::to_owned),
+            soak_override: trailers.get(key::SOAK_OVERRIDE).map(str::to_owned),
             trailers: trailers
                 .0
                 .iter()
@@ -124,7 +133,11 @@ pub fn to_table(entries: &[Entry]) -> String {
             };
             [
                 e.time.clone(),
-                e.action.clone(),
+                if e.soak_override.is_some() {
+                    format!("{} (soak overridden)", e.action)
+                } else {
+                    e.action.clone()
+                },
                 match (&e.version, &e.held) {
                     (Some(v), Some(h)) => format!("{v} (held {h})"),
                     (None, Some(h)) => format!("held {h}"),

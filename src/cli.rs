@@ -95,6 +95,10 @@ envelope is opened first; if any fails, nothing is written. Each file is then re
     Up(UpArgs),
     /// Stop an environment's local stage: every process `rel up` started
     Down(DownArgs),
+    /// Freeze an environment: promote, pin and deploy into it are refused (commits releases/freezes.yaml)
+    Freeze(FreezeArgs),
+    /// Lift an environment's freeze (commits releases/freezes.yaml)
+    Unfreeze(UnfreezeArgs),
 }
 
 /// Output format of listing commands.
@@ -154,6 +158,15 @@ pub struct PromoteArgs {
     /// Output format of the result
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
+
+    /// Promote before the source environment's soak window is over (needs --reason; the
+    /// override and the reason are recorded in the commit trailers and `rel audit`)
+    #[arg(long, requires = "reason")]
+    pub override_soak: bool,
+
+    /// Why the soak is overridden
+    #[arg(long, value_name = "TEXT", requires = "override_soak")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -976,4 +989,54 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub output: GateOutput,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The freeze is a committed file (releases/freezes.yaml) with Rel-* trailers on the commit: reviewed and \
+audited like everything else. `rel promote`, `rel pin` and `rel deploy` into the environment are refused with the reason \
+(and `rel release` pinning it) until it expires or `rel unfreeze` lifts it; `rel rollback` is never refused. Freezing a frozen environment replaces its freeze."
+)]
+pub struct FreezeArgs {
+    /// The environment to freeze
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// Why (shown in every refusal, in `rel status` and in `rel audit`)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// When the freeze ends by itself: an RFC 3339 time, a date (midnight UTC) or a duration
+    /// from now (`4h`, `2d`) [default: until `rel unfreeze`]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Print the file and the commit; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write releases/freezes.yaml but do not commit it
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_commit: bool,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct UnfreezeArgs {
+    /// The environment whose freeze to lift
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// Print the file and the commit; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write releases/freezes.yaml but do not commit it
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_commit: bool,
+
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
 }

@@ -16,6 +16,7 @@
 //! [environments.staging]
 //! overlay = "overlays/staging"
 //! promotes-to = "prod"
+//! soak = "24h"                                  # promote out only 24h after validation (s/m/h/d)
 //!
 //! [secrets]                                     # optional; these are the defaults
 //! store = "file"                                # `file` or `azure`
@@ -193,6 +194,9 @@ pub struct Environment {
     pub headroom: Headroom,
     /// Where the environment runs: a cluster reconciled by Argo CD, or this machine's stage.
     pub runtime: Runtime,
+    /// How long a version must have been validated here before it may be promoted out
+    /// (`soak = "24h"`); `None`: no soak.
+    pub soak: Option<Duration>,
 }
 
 /// Where an environment runs (`stage = true` in rel.toml for the local stage).
@@ -377,6 +381,7 @@ struct RawEnvironment {
     stage: bool,
     argocd_app: Option<String>,
     argocd_namespace: Option<String>,
+    soak: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +486,19 @@ fn duration_at(value: &Spanned<String>, err: &SpanErr) -> Result<Duration, Sourc
                 value.span(),
                 format!("`{}` is not a duration", value.get_ref()),
                 "write a whole number with a unit: `500ms`, `10s` or `2m`",
+            )
+        })
+}
+
+/// `soak = "24h"`: a humane duration (`s`, `m`, `h`, `d`), more than zero.
+fn soak_at(value: &Spanned<String>, err: &SpanErr) -> Result<Duration, SourceError> {
+    crate::clock::parse_duration(value.get_ref())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            err(
+                value.span(),
+                format!("`soak = \"{}\"` is not a soak window", value.get_ref()),
+                "write whole numbers with units s, m, h or d, largest first: `soak = \"24h\"`, `\"2d\"`, `\"1d12h\"` (remove the line for no soak)",
             )
         })
 }
@@ -885,6 +903,10 @@ impl Config {
                     namespace: e.argocd_namespace.unwrap_or_else(|| "argocd".to_owned()),
                 })
             };
+            let soak = match &e.soak {
+                Some(text) => Some(soak_at(text, &err)?),
+                None => None,
+            };
             environments.insert(
                 name.clone(),
                 Environment {
@@ -894,6 +916,7 @@ impl Config {
                     smoke,
                     headroom,
                     runtime,
+                    soak,
                 },
             );
         }
@@ -1388,5 +1411,33 @@ fail = true
         assert!(
             matches!(&c.components["worker"].source, ComponentSource::Built { bin, .. } if bin == "worker")
         );
+    }
+
+    #[test]
+    fn soak_is_a_humane_duration_and_errors_point_at_its_line() {
+        let base = "registry = \"r.io/p\"\n\n[environments.staging]\npromotes-to = \"prod\"\n";
+        let c = parse(&format!("{base}soak = \"1d12h\"\n\n[environments.prod]\n")).unwrap();
+        assert_eq!(
+            c.environments["staging"].soak,
+            Some(Duration::from_secs(129_600))
+        );
+        assert_eq!(c.environments["prod"].soak, None);
+        for bad in ["24", "0h", "1w", "12h1d", "soon"] {
+            let e = parse(&format!("{base}soak = \"{bad}\"\n\n[environments.prod]\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} parsed"));
+            assert_eq!(e.line, 5, "{bad}: {e}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("`soak = \"{bad}\"` is not a soak window")),
+                "{e}"
+            );
+            assert!(
+                e.help
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("`soak = \"24h\"`")
+            );
+        }
     }
 }

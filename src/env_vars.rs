@@ -132,3 +132,7 @@ pub const GIT_COMMITTER_NAME: &str = "GIT_COMMITTER_NAME";
 pub const GIT_COMMITTER_EMAIL: &str = "GIT_COMMITTER_EMAIL";
 /// git's last fallback for an email address.
 pub const EMAIL: &str = "EMAIL";
+/// "Now" for soak windows and freezes (RFC 3339, e.g. `2026-12-02T10:00:00Z`); default: the system
+/// clock. For tests and rehearsals: a promotion decided under it carries `Rel-Clock` in its
+/// trailers, so an injected clock is visible in `rel audit`.
+pub const NOW: &str = "REL_NOW";

@@ -37,5 +37,9 @@ pub mod status;
 pub mod trailers;
 pub mod trust;
 pub mod version;
+// Soak windows and freezes (issue 17).
+pub mod clock;
+pub mod freeze;
+pub mod soak;
 
 pub use error::{Error, Exit};

@@ -3,7 +3,9 @@
 //! One commit sets every component at once, on branch `rel/promote/<env>/<version>`, built from
 //! the current commit without touching the working tree. Nothing is committed unless the version
 //! has a validation record for the source environment whose lockfile hash still matches, is not
-//! on hold, and the pinned overlay checks out against the lockfile.
+//! on hold, has soaked in the source environment for its `soak` window (or the caller overrides
+//! it with a reason, which the trailers record), the target environment is not frozen, and the
+//! pinned overlay checks out against the lockfile.
 
 use std::path::Path;
 
@@ -27,6 +29,8 @@ pub struct Request {
     pub env: String,
     pub from: Option<String>,
     pub actor: String,
+    /// `--override-soak --reason R`: promote before the source's soak window is over, recording R.
+    pub override_soak: Option<String>,
 }
 
 /// Everything a promotion will do, computed before anything changes.
@@ -50,6 +54,10 @@ pub struct Plan {
     /// The release the environment ran before, when its pins matched one.
     pub previous: Option<Lockfile>,
     pub message: String,
+    /// The source environment's soak window and where the version stands in it (no window: `None`).
+    pub soak: Option<crate::soak::Soak>,
+    /// The soak was not over and `--override-soak` let the promotion through: its reason.
+    pub soak_override: Option<String>,
 }
 
 impl Plan {
@@ -84,6 +92,19 @@ impl Plan {
             })
             .collect();
         let r = &self.record;
+        let soak_line = self.soak.as_ref().map(|s| match &self.soak_override {
+            Some(reason) => format!(
+                "**Soak overridden**: {} soaks {} (eligible {}, {} early): {reason}",
+                s.env,
+                s.soak,
+                s.eligible_at,
+                s.remaining()
+            ),
+            None => format!(
+                "Soaked in **{}** for its {} window (validated {}, eligible {})",
+                s.env, s.soak, s.validated_at, s.eligible_at
+            ),
+        });
         let input = Input {
             headline: format!(
                 "Promote release **{}** to **{}** (from {}): digest copy, no rebuild. Every component is pinned in one commit.",
@@ -113,7 +134,10 @@ impl Plan {
                     "Overlay `{}` checked against the lockfile after pinning",
                     self.overlay_rel
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(soak_line)
+            .collect(),
             source_repo: source_repo.map(str::to_owned),
             footer: vec![
                 format!(
@@ -150,6 +174,15 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         ));
     }
     let version = &req.version;
+    if let Some(reason) = &req.override_soak
+        && reason.trim().is_empty()
+    {
+        return Err(Error::usage(
+            "--override-soak needs a reason",
+            "say why the soak window cannot be waited out: `--override-soak --reason \"hotfix for incident 42\"`",
+        ));
+    }
+    crate::freeze::ensure_not_frozen(root, &req.env, &format!("promote {version} to {}", req.env))?;
 
     let lock_path = crate::releases::lockfile_path(root, version);
     let lock_bytes = match std::fs::read(&lock_path) {
@@ -201,7 +234,31 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let record_path = crate::releases::record_path(root, version, &from_env);
     let lockfile_rel = repo.rel_path(&lock_path)?;
     let record_rel = repo.rel_path(&record_path)?;
+
+    let soak = match config.environment(&from_env)?.soak {
+        Some(window) => Some(crate::soak::Soak::of(
+            &record,
+            &record_rel,
+            window,
+            crate::clock::now()?,
+        )?),
+        None => None,
+    };
+    let soak_override = match &soak {
+        Some(s) if !s.eligible => match &req.override_soak {
+            Some(reason) => Some(reason.trim().to_owned()),
+            None => return Err(s.refusal(&req.env)),
+        },
+        _ => None,
+    };
     let base = repo.head_commit()?;
+    crate::freeze::ensure_not_frozen_at(
+        repo,
+        base,
+        root,
+        &req.env,
+        &format!("promote {version} to {}", req.env),
+    )?;
     for (rel, bytes) in [
         (&lockfile_rel, lock_bytes.clone()),
         (&record_rel, std::fs::read(&record_path).unwrap_or_default()),
@@ -253,6 +310,16 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     if let Some(p) = &previous {
         t.push(key::PREVIOUS_VERSION, &p.version);
     }
+    if let Some(s) = &soak {
+        t.push(key::SOAK, &s.soak)
+            .push(key::SOAK_ELIGIBLE, &s.eligible_at);
+        if let Some(reason) = &soak_override {
+            t.push(key::SOAK_OVERRIDE, reason);
+        }
+    }
+    if let Some(clock) = crate::clock::injected() {
+        t.push(key::CLOCK, clock);
+    }
     t.push(key::ACTOR, &req.actor);
     let changed: Vec<String> = pin
         .changes
@@ -291,6 +358,8 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         pin,
         previous,
         message,
+        soak,
+        soak_override,
     })
 }
 

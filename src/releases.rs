@@ -28,6 +28,8 @@ pub struct Index {
     pub records: Vec<RecordEntry>,
     /// `holds.yaml`, when present.
     pub holds: Option<PathBuf>,
+    /// `freezes.yaml`, when present.
+    pub freezes: Option<PathBuf>,
     /// Files that are none of the above (a lockfile named with a bad version, a stray file):
     /// reported by whoever cares (the coherence gate), ignored by everyone else.
     pub other: Vec<PathBuf>,
@@ -64,6 +66,8 @@ pub fn index(root: &Path) -> Index {
         }
         if name == crate::hold::FILE {
             index.holds = Some(path);
+        } else if name == crate::freeze::FILE {
+            index.freezes = Some(path);
         } else if let Some(stem) = name.strip_suffix(RECORD_SUFFIX) {
             match stem
                 .rsplit_once('.')
@@ -140,6 +144,7 @@ mod tests {
         assert!(ensure_mutable(dir.path(), &v).is_ok());
         std::fs::write(record_path(dir.path(), &v, "staging"), "").unwrap();
         std::fs::write(dir.path().join("releases/holds.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("releases/freezes.yaml"), "").unwrap();
         std::fs::write(dir.path().join("releases/.0.5.0.yaml.rel-tmp-1-0"), "").unwrap();
         std::fs::write(dir.path().join("releases/notes.yaml"), "").unwrap();
         let idx = index(dir.path());
@@ -147,6 +152,7 @@ mod tests {
         // `0.4.01` is not a semantic version (leading zero): not a record of anything.
         assert_eq!(idx.records.len(), 1, "{idx:?}");
         assert!(idx.holds.is_some());
+        assert!(idx.freezes.is_some());
         assert_eq!(
             idx.other,
             vec![

@@ -1,6 +1,7 @@
 //! `rel status`: per environment, the digests its overlay pins, which release they match, and
-//! whether that release is validated or held. Also the release matching that promote and
-//! rollback use to name "the version an environment runs".
+//! whether that release is validated or held; the environment's freeze, its soak window with
+//! where each version validated there stands in it, and the holds set in it. Also the release
+//! matching that promote and rollback use to name "the version an environment runs".
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,14 +61,56 @@ pub struct EnvStatus {
     pub held: Option<crate::hold::Hold>,
     /// Why the overlay could not be read, if it could not.
     pub error: Option<String>,
+    /// The environment's freeze (`releases/freezes.yaml`), active or expired; `null`: none.
+    pub freeze: Option<FreezeStatus>,
+    /// The soak window of promotions out of this environment (`24h`); `null`: none.
+    pub soak: Option<String>,
+    /// With a soak window: every version validated here and where it stands in the window,
+    /// newest version first.
+    pub soaking: Vec<crate::soak::Soak>,
+    /// Versions held after a rollback in this environment.
+    pub holds: Vec<crate::hold::Hold>,
+}
+
+/// A freeze and whether it holds now.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreezeStatus {
+    #[serde(flatten)]
+    pub freeze: crate::freeze::Freeze,
+    /// False once `until` has passed (the entry stays until `rel unfreeze`).
+    pub active: bool,
 }
 
 /// The status of every environment, from the working tree.
 pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
     let all = releases(&config.root);
     let holds = Holds::load(&config.root)?;
+    let freezes = crate::freeze::Freezes::load(&config.root)?;
+    let now = crate::clock::now()?;
+    let records = crate::releases::index(&config.root).records;
     let mut out = Vec::new();
     for env in config.environments.values() {
+        let mut soaking = Vec::new();
+        if let Some(window) = env.soak {
+            // Newest version first.
+            for r in records.iter().rev().filter(|r| r.env == env.name) {
+                let shown = format!(
+                    "{}/{}",
+                    crate::releases::DIR,
+                    r.path.file_name().unwrap_or_default().to_string_lossy()
+                );
+                match crate::record::ValidationRecord::load(&config.root, &r.version, &r.env)
+                    .and_then(|rec| match rec {
+                        Some(rec) => crate::soak::Soak::of(&rec, &shown, window, now).map(Some),
+                        None => Ok(None),
+                    }) {
+                    Ok(Some(soak)) => soaking.push(soak),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("skipping {shown}: {e}"),
+                }
+            }
+        }
         let mut s = EnvStatus {
             env: env.name.clone(),
             overlay: env.overlay.display().to_string(),
@@ -76,6 +119,18 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
             validated_in: Vec::new(),
             held: None,
             error: None,
+            freeze: freezes.get(&env.name).map(|f| FreezeStatus {
+                freeze: f.clone(),
+                active: f.is_active(now),
+            }),
+            soak: env.soak.map(crate::clock::format_duration_exact),
+            soaking,
+            holds: holds
+                .holds
+                .iter()
+                .filter(|h| h.env == env.name)
+                .cloned()
+                .collect(),
         };
         let read = kustomization_file(&config.overlay_dir(env)).and_then(|file| {
             let text = std::fs::read_to_string(&file)
@@ -125,6 +180,45 @@ pub fn to_table(statuses: &[EnvStatus]) -> String {
             out.push_str(&format!(", {validated}{held}"));
         }
         out.push('\n');
+        if let Some(f) = &s.freeze {
+            let until = f.freeze.until.as_deref().unwrap_or("`rel unfreeze`");
+            if f.active {
+                out.push_str(&format!(
+                    "  FROZEN: {} (by {}, since {}, until {until})\n",
+                    f.freeze.reason, f.freeze.actor, f.freeze.since
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  freeze expired at {until}: {} (by {}; `rel unfreeze --env {}` removes it)\n",
+                    f.freeze.reason, f.freeze.actor, s.env
+                ));
+            }
+        }
+        if let Some(window) = &s.soak {
+            // Every version still soaking, and the newest one that is through.
+            let through = s.soaking.iter().find(|k| k.eligible);
+            for k in s.soaking.iter().filter(|k| !k.eligible).chain(through) {
+                if k.eligible {
+                    out.push_str(&format!(
+                        "  soak {window}: {} soaked (eligible since {})\n",
+                        k.version, k.eligible_at
+                    ));
+                } else {
+                    out.push_str(&format!(
+                        "  soak {window}: {} soaking, eligible at {} (in {})\n",
+                        k.version,
+                        k.eligible_at,
+                        k.remaining()
+                    ));
+                }
+            }
+        }
+        for h in &s.holds {
+            out.push_str(&format!(
+                "  hold: {} (by {}, since {}): {}\n",
+                h.version, h.actor, h.since, h.reason
+            ));
+        }
         if let Some(e) = &s.error {
             out.push_str(&format!("  error: {e}\n"));
         }

@@ -25,6 +25,18 @@ pub mod key {
     pub const REVERTS: &str = "Rel-Reverts";
     /// On a rollback to a commit: the commit whose pins were restored.
     pub const RESTORES: &str = "Rel-Restores";
+    /// Why (a freeze's reason).
+    pub const REASON: &str = "Rel-Reason";
+    /// On a freeze: when it ends by itself (RFC 3339); absent: until `rel unfreeze`.
+    pub const UNTIL: &str = "Rel-Until";
+    /// On a promotion out of an environment with a soak window: the window (`24h`).
+    pub const SOAK: &str = "Rel-Soak";
+    /// ... and when the version became (or becomes) eligible (RFC 3339).
+    pub const SOAK_ELIGIBLE: &str = "Rel-Soak-Eligible";
+    /// On a promotion made before the soak was over (`--override-soak`): the reason given.
+    pub const SOAK_OVERRIDE: &str = "Rel-Soak-Override";
+    /// When the decision used an injected clock (`REL_NOW`): the time it used.
+    pub const CLOCK: &str = "Rel-Clock";
 }
 
 /// What a rel commit did.
@@ -36,6 +48,8 @@ pub enum Action {
     Promote,
     Rollback,
     HoldClear,
+    Freeze,
+    Unfreeze,
 }
 
 impl Action {
@@ -46,6 +60,8 @@ impl Action {
             Action::Promote => "promote",
             Action::Rollback => "rollback",
             Action::HoldClear => "hold-clear",
+            Action::Freeze => "freeze",
+            Action::Unfreeze => "unfreeze",
         }
     }
 }
@@ -65,6 +81,8 @@ impl FromStr for Action {
             "promote" => Action::Promote,
             "rollback" => Action::Rollback,
             "hold-clear" => Action::HoldClear,
+            "freeze" => Action::Freeze,
+            "unfreeze" => Action::Unfreeze,
             other => return Err(format!("unknown Rel-Action `{other}`")),
         })
     }

@@ -15,6 +15,7 @@ mod audit;
 mod build;
 mod deploy;
 mod diff;
+mod freeze;
 mod gate;
 mod hold;
 mod lock;
@@ -66,6 +67,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Up(args) => stage::up(&ctx, args),
         Command::Down(args) => stage::down(&ctx, args),
+        Command::Freeze(args) => freeze::freeze_run(&ctx, args),
+        Command::Unfreeze(args) => freeze::unfreeze_run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),

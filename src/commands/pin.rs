@@ -37,6 +37,22 @@ pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
             ));
         }
     };
+    // A frozen environment takes no pins (nor a dry run of one): named, or found by its overlay.
+    let env_name = match &args.env {
+        Some(e) => Some(e.clone()),
+        None => {
+            let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            let want = canon(&overlay);
+            config
+                .environments
+                .values()
+                .find(|e| want.is_some() && canon(&config.overlay_dir(e)) == want)
+                .map(|e| e.name.clone())
+        }
+    };
+    if let Some(env) = &env_name {
+        crate::freeze::ensure_not_frozen(&config.root, env, &format!("pin into {env}"))?;
+    }
     let lockfile_path = match (&args.lockfile, &args.version) {
         (Some(l), _) => abs(l),
         (None, Some(v)) => crate::releases::lockfile_path(&config.root, v),

@@ -16,6 +16,7 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         env: args.env.clone(),
         from: args.from.clone(),
         actor: repo.actor(),
+        override_soak: args.reason.clone().filter(|_| args.override_soak),
     };
     let plan = plan(&repo, &config, &request)?;
     let remote = config
@@ -41,6 +42,31 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         .map(|c| c.component.len())
         .max()
         .unwrap_or(0);
+    if let Some(s) = &plan.soak {
+        match &plan.soak_override {
+            Some(reason) => out.push_str(&format!(
+                "  soak: {} {} NOT over (eligible {}, in {}): overridden, reason: {reason}\n",
+                s.env,
+                s.soak,
+                s.eligible_at,
+                s.remaining()
+            )),
+            None => out.push_str(&format!(
+                "  soak: {} {} over (validated {}, eligible {})\n",
+                s.env, s.soak, s.validated_at, s.eligible_at
+            )),
+        }
+    }
+    if args.override_soak && plan.soak_override.is_none() {
+        out.push_str(&format!(
+            "  note: --override-soak was not needed ({}); nothing is recorded as overridden\n",
+            if plan.soak.is_some() {
+                format!("the soak in {} is over", plan.from_env)
+            } else {
+                format!("{} has no soak window", plan.from_env)
+            }
+        ));
+    }
     for c in &plan.pin.changes {
         let old = c.old_digest.as_deref().unwrap_or("(none)");
         if c.changed() {
@@ -220,6 +246,8 @@ fn emit(
                 "pullRequest": pr,
                 "previousVersion": plan.previous.as_ref().map(|p| p.version.to_string()),
                 "changes": plan.pin.changes,
+                "soak": plan.soak,
+                "soakOverride": plan.soak_override,
             });
             print_stdout(&format!(
                 "{}\n",

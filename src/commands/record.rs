@@ -7,6 +7,7 @@ use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
+    let (args_version, args_env) = (args.version.clone(), args.env.clone());
     let outcome = crate::ops::record::record(
         &ws,
         &RecordOptions {
@@ -17,5 +18,29 @@ pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
         },
     )?;
     print_stdout(&outcome.message);
+    // With a soak window, say when the version may move on.
+    let env = ws.config.environment(&args_env)?;
+    if let (Some(window), Some(next)) = (env.soak, &env.promotes_to)
+        && let Some(record) =
+            crate::record::ValidationRecord::load(ws.root(), &args_version, &env.name)?
+    {
+        let soak = crate::soak::Soak::of(
+            &record,
+            &ws.display(&outcome.record_path),
+            window,
+            crate::clock::now()?,
+        )?;
+        print_stdout(&format!(
+            "soak {}: {} may be promoted to {next} from {}{}\n",
+            soak.soak,
+            soak.version,
+            soak.eligible_at,
+            if soak.eligible {
+                String::new()
+            } else {
+                format!(" (in {})", soak.remaining())
+            }
+        ));
+    }
     Ok(Exit::Ok)
 }

@@ -14,6 +14,8 @@
 //!    exact rollback and rel never reverts on its own;
 //! 6. record the validation with the smoke report as evidence.
 //!
+//! A frozen environment (`rel freeze`) is refused before step 1, and so is its dry run.
+//!
 //! Re-running after a kill at any step converges: each step checks what is already done (an
 //! existing lockfile, deployed as locked and not rebuilt; a pinned overlay; a pushed commit; a
 //! synced Application; an existing record) and moves on.
@@ -114,6 +116,12 @@ pub fn deploy(
             .with_context("env", env.name.clone()),
         events: &mut events,
     };
+    // A frozen environment is not deployed to (nor planned for): the freeze says why.
+    crate::freeze::ensure_not_frozen(
+        &config.root,
+        &env.name,
+        &format!("deploy {} to {}", opts.version, env.name),
+    )?;
     if opts.dry_run {
         return Ok(DeployOutcome {
             report: plan(ws, opts, &env.runtime),

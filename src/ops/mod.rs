@@ -11,6 +11,7 @@ use crate::config::Config;
 
 pub mod build;
 pub mod deploy;
+pub mod freeze;
 pub mod gate;
 pub mod local;
 pub mod lock;

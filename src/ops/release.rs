@@ -65,6 +65,12 @@ pub fn release(
         Some(e) => config.environment(e)?.name.clone(),
         None => first_environment(config)?,
     };
+    // Its last step pins the environment: a frozen one is refused before anything is built.
+    crate::freeze::ensure_not_frozen(
+        &config.root,
+        &env_name,
+        &format!("release (pinning {env_name})"),
+    )?;
     let step = |n: u8, what: String, events: &mut dyn FnMut(ReleaseEvent<'_>)| {
         events(ReleaseEvent::Step {
             n,

@@ -465,6 +465,7 @@ fn promotion_markdown_renders_the_promotion_from_its_base_commit() {
             env: "prod".into(),
             from: None,
             actor: "alice@example.com".into(),
+            override_soak: None,
         },
     )
     .unwrap();
@@ -486,4 +487,51 @@ fn promotion_markdown_renders_the_promotion_from_its_base_commit() {
         small.len() <= 700 && small.contains("1 more object not shown"),
         "{small}"
     );
+}
+
+#[test]
+fn promotion_dry_run_and_the_pull_request_over_the_forge_carry_the_manifest_diff() {
+    use crate::promote_support::{FakeForge, GitProject, Kind, TOKEN, rel_env};
+    let forge = FakeForge::start(Kind::Github);
+    let p = GitProject::with_forge(Kind::Github, &forge);
+    // The fixture's base is empty: give it the identity Deployment, committed and pushed.
+    p.work
+        .write("base/kustomization.yaml", "resources:\n  - identity.yaml\n");
+    p.work.write(
+        "base/identity.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: identity\nspec:\n  template:\n    spec:\n      containers:\n        - name: identity\n          image: registry.example.com/platform/identity:0.1.0\n",
+    );
+    p.git(&["add", "base"]);
+    p.git(&["commit", "--quiet", "-m", "base: identity"]);
+    p.git(&["push", "--quiet", "origin", "main"]);
+    let p = p.with_releases();
+    let promote = ["promote", "--version", "0.4.0", "--env", "prod"];
+    let want = [
+        "### Manifest changes in prod\n",
+        "(image) — component identity @@",
+        "1 object change: 0 added, 0 removed, 1 changed (0 unchanged).",
+    ];
+
+    let dry = p.rel(&[&promote[..], &["--dry-run"]].concat());
+    dry.expect(0);
+    for w in want {
+        assert!(
+            dry.stdout().contains(w),
+            "dry run lacks {w:?}:\n{}",
+            dry.stdout()
+        );
+    }
+
+    let env = [("REL_ACTOR", "alice@example.com"), ("GITHUB_TOKEN", TOKEN)];
+    rel_env(p.path(), &[&promote[..], &["--open-pr"]].concat(), &env).expect(0);
+    let prs = forge.prs();
+    assert_eq!(prs.len(), 1);
+    for w in want {
+        assert!(
+            prs[0].body.contains(w),
+            "PR body lacks {w:?}:\n{}",
+            prs[0].body
+        );
+    }
+    assert!(prs[0].body.chars().count() <= 65_536);
 }

@@ -20,5 +20,6 @@ mod render;
 mod rollback;
 mod secrets;
 mod smoke_services;
+mod soak_freeze;
 mod stage;
 mod support;

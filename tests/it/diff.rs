@@ -138,7 +138,7 @@ fn pinning_a_release_changes_exactly_the_image_fields_of_the_right_objects() {
         "{text}"
     );
     assert!(
-        text.contains("3 objects change: 0 added, 0 removed, 3 changed (10 unchanged)."),
+        text.contains("3 objects change: 0 added, 0 removed, 3 changed (16 unchanged)."),
         "{text}"
     );
     assert!(text.contains(&format!(

@@ -161,7 +161,7 @@ fn pinning_a_release_changes_exactly_the_image_fields_of_the_right_objects() {
     let run = p.rel(&["diff", "--env", "staging", "--version", "0.1.0"]);
     run.expect(0);
     assert!(
-        run.stdout().contains("No change (13 objects the same)."),
+        run.stdout().contains("No change (19 objects the same)."),
         "{}",
         run.stdout()
     );

@@ -636,3 +636,42 @@ fn shapes_reject_unknown_and_missing_fields() {
         ["AT.spec.metrics[0].provider.job: required field `spec` is missing"]
     );
 }
+
+#[test]
+fn template_rollouts_component_follows_prefix_suffix_and_labels() {
+    let (_keep, dir) = component_on_base(
+        "namePrefix: blue-\nnameSuffix: -v2\nlabels:\n- pairs:\n    team: platform\n  includeSelectors: true\n",
+    );
+    let (text, objects) = render_same(&dir);
+    assert_core_objects_validate(&text, &objects);
+    let gw = find(&objects, "Rollout", "blue-gateway-v2");
+    let bg = &gw["spec"]["strategy"]["blueGreen"];
+    assert_eq!(bg["activeService"], "blue-gateway-v2");
+    assert_eq!(bg["previewService"], "blue-gateway-preview-v2");
+    assert_eq!(
+        bg["prePromotionAnalysis"]["templates"][0]["templateName"],
+        "blue-deploy-gate-v2"
+    );
+    assert_eq!(gw["spec"]["workloadRef"]["name"], "blue-gateway-v2");
+    assert_eq!(gw["spec"]["selector"]["matchLabels"]["team"], "platform");
+    // The selector label reaches the pods through the Deployment's template, and the Rollout
+    // gets no template of its own (invalid next to a workloadRef).
+    assert!(gw["spec"].get("template").is_none(), "{gw}");
+    let d = find(&objects, "Deployment", "blue-gateway-v2");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["team"],
+        "platform"
+    );
+    let worker = find(&objects, "Rollout", "blue-worker-v2");
+    let canary = &worker["spec"]["strategy"]["canary"];
+    assert_eq!(canary["canaryService"], "blue-worker-canary-v2");
+    assert_eq!(
+        canary["analysis"]["templates"][0]["templateName"],
+        "blue-deploy-gate-v2"
+    );
+    let at = find(&objects, "AnalysisTemplate", "blue-deploy-gate-v2");
+    let volumes =
+        &at["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["configMap"]["name"], "blue-rel-gate-v2");
+    check_shape(gw, &rollout_shape(), "Rollout/blue-gateway-v2");
+}

@@ -60,6 +60,19 @@ pub struct EnvStatus {
     pub held: Option<crate::hold::Hold>,
     /// Why the overlay could not be read, if it could not.
     pub error: Option<String>,
+    /// A cluster environment's Argo CD Application and Rollouts, with the commands on-call runs
+    /// against them (none for a local stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoStatus>,
+}
+
+/// The Argo objects of a cluster environment and the commands for them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoStatus {
+    #[serde(flatten)]
+    pub objects: crate::oncall::OnCall,
+    pub commands: Vec<crate::oncall::Command>,
 }
 
 /// The status of every environment, from the working tree.
@@ -76,6 +89,10 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
             validated_in: Vec::new(),
             held: None,
             error: None,
+            argocd: crate::oncall::for_env_rendered(config, env).map(|o| ArgoStatus {
+                commands: o.all_commands(),
+                objects: o,
+            }),
         };
         let read = kustomization_file(&config.overlay_dir(env)).and_then(|file| {
             let text = std::fs::read_to_string(&file)
@@ -131,6 +148,18 @@ pub fn to_table(statuses: &[EnvStatus]) -> String {
         let w = s.pins.keys().map(|k| k.len()).max().unwrap_or(0);
         for (image, digest) in &s.pins {
             out.push_str(&format!("  {image:<w$}  {digest}\n"));
+        }
+        if let Some(a) = &s.argocd {
+            let rollouts: Vec<&str> = a.objects.rollouts.iter().map(|r| r.name.as_str()).collect();
+            out.push_str(&format!("  Argo CD Application {}", a.objects.app));
+            if !rollouts.is_empty() {
+                out.push_str(&format!(", Rollouts {}", rollouts.join(", ")));
+            }
+            out.push_str(" (rel runs none of these; git is the authority):\n");
+            let w = a.commands.iter().map(|c| c.line.len()).max().unwrap_or(0);
+            for c in &a.commands {
+                out.push_str(&format!("    {:<w$}  # {}\n", c.line, c.purpose));
+            }
         }
     }
     out

@@ -7,6 +7,7 @@ mod deploy;
 mod diff;
 mod gates_drift;
 mod gates_headroom;
+mod gates_rollouts;
 mod gates_server;
 mod gates_smoke;
 mod hardening;

@@ -21,6 +21,7 @@ pub mod hold;
 pub mod kube_source;
 pub mod lockfile;
 pub mod manifests;
+pub mod oncall;
 pub mod ops;
 pub mod overlay_pin;
 pub mod project;

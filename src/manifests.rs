@@ -238,8 +238,51 @@ impl Workload {
 }
 
 /// The workloads among `objects`, in order.
+///
+/// A Rollout that adopts a Deployment through `spec.workloadRef` has no pod template of its own:
+/// it runs the referenced Deployment's (same namespace), so it gets that Deployment's containers.
 pub fn workloads(objects: &[Value]) -> Vec<Workload> {
-    objects.iter().filter_map(workload).collect()
+    let mut all: Vec<Workload> = objects.iter().filter_map(workload).collect();
+    for obj in objects {
+        let Some(target) = workload_ref(obj) else {
+            continue;
+        };
+        let namespace = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+        let adopted = all
+            .iter()
+            .find(|w| {
+                w.kind == WorkloadKind::Deployment && w.name == target && w.namespace == namespace
+            })
+            .map(|w| w.containers.clone());
+        if let (Some(containers), Some(w)) = (
+            adopted,
+            all.iter_mut().find(|w| {
+                w.kind == WorkloadKind::Rollout
+                    && Some(w.name.as_str()) == name
+                    && w.namespace == namespace
+                    && w.containers.is_empty()
+            }),
+        ) {
+            w.containers = containers;
+        }
+    }
+    all
+}
+
+/// The Deployment a Rollout adopts (`spec.workloadRef` of kind Deployment), if any.
+fn workload_ref(obj: &Value) -> Option<&str> {
+    if obj.get("kind")?.as_str()? != "Rollout" {
+        return None;
+    }
+    let r = obj.pointer("/spec/workloadRef")?;
+    if r.get("kind").and_then(Value::as_str) != Some("Deployment") {
+        return None;
+    }
+    r.get("name")?.as_str()
 }
 
 fn workload(obj: &Value) -> Option<Workload> {
@@ -410,6 +453,68 @@ spec:
         );
         assert_eq!(w[2].strategy, Strategy::BlueGreen);
         assert_eq!(w[2].replicas, None);
+    }
+
+    #[test]
+    fn a_rollout_with_a_workload_ref_runs_the_deployments_containers() {
+        let objects = parse_manifests(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: gateway
+  namespace: staging
+spec:
+  replicas: 0
+  template:
+    spec:
+      containers:
+      - name: gateway
+        image: registry.example.com/platform/gateway@sha256:2222222222222222222222222222222222222222222222222222222222222222
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: gateway
+  namespace: other
+spec:
+  template:
+    spec:
+      containers:
+      - name: elsewhere
+        image: elsewhere:1
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: gateway
+  namespace: staging
+spec:
+  replicas: 3
+  workloadRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: gateway
+  strategy:
+    blueGreen:
+      activeService: gateway
+"#,
+            "x.yaml",
+        )
+        .unwrap();
+        let w = workloads(&objects);
+        let rollout = w.iter().find(|w| w.kind == WorkloadKind::Rollout).unwrap();
+        assert_eq!(rollout.replicas, Some(3));
+        assert_eq!(rollout.strategy, Strategy::BlueGreen);
+        assert_eq!(
+            rollout
+                .containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["gateway"],
+            "the Deployment of the Rollout's own namespace"
+        );
+        assert_eq!(w[0].replicas, Some(0));
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct EnvStatus {
     pub soaking: Vec<crate::soak::Soak>,
     /// Versions held after a rollback in this environment.
     pub holds: Vec<crate::hold::Hold>,
+    /// A cluster environment's Argo CD Application and Rollouts, with the commands on-call runs
+    /// against them (none for a local stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoStatus>,
 }
 
 /// A freeze and whether it holds now.
@@ -80,6 +84,15 @@ pub struct FreezeStatus {
     pub freeze: crate::freeze::Freeze,
     /// False once `until` has passed (the entry stays until `rel unfreeze`).
     pub active: bool,
+}
+
+/// The Argo objects of a cluster environment and the commands for them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoStatus {
+    #[serde(flatten)]
+    pub objects: crate::oncall::OnCall,
+    pub commands: Vec<crate::oncall::Command>,
 }
 
 /// The status of every environment, from the working tree.
@@ -131,6 +144,10 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
                 .filter(|h| h.env == env.name)
                 .cloned()
                 .collect(),
+            argocd: crate::oncall::for_env_rendered(config, env).map(|o| ArgoStatus {
+                commands: o.all_commands(),
+                objects: o,
+            }),
         };
         let read = kustomization_file(&config.overlay_dir(env)).and_then(|file| {
             let text = std::fs::read_to_string(&file)
@@ -225,6 +242,18 @@ pub fn to_table(statuses: &[EnvStatus]) -> String {
         let w = s.pins.keys().map(|k| k.len()).max().unwrap_or(0);
         for (image, digest) in &s.pins {
             out.push_str(&format!("  {image:<w$}  {digest}\n"));
+        }
+        if let Some(a) = &s.argocd {
+            let rollouts: Vec<&str> = a.objects.rollouts.iter().map(|r| r.name.as_str()).collect();
+            out.push_str(&format!("  Argo CD Application {}", a.objects.app));
+            if !rollouts.is_empty() {
+                out.push_str(&format!(", Rollouts {}", rollouts.join(", ")));
+            }
+            out.push_str(" (rel runs none of these; git is the authority):\n");
+            let w = a.commands.iter().map(|c| c.line.len()).max().unwrap_or(0);
+            for c in &a.commands {
+                out.push_str(&format!("    {:<w$}  # {}\n", c.line, c.purpose));
+            }
         }
     }
     out

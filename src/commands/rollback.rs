@@ -45,6 +45,8 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
         actor: repo.actor(),
     };
     let plan = plan(&repo, &config, &request)?;
+    // The environment's Argo CD Application and Rollouts, named in the re-converge steps.
+    let oncall = crate::oncall::for_env_rendered(&config, config.environment(&args.env)?);
 
     let forge_target = if args.open_pr {
         Some(forge::detect(
@@ -119,7 +121,7 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
                 "{}\n```\n{}```\n\n{}",
                 before,
                 kustomize::unified_diff(&plan.old_text, &plan.new_text, &plan.overlay_rel),
-                steps(&plan, &remote, &target.base, true)
+                steps(&plan, oncall.as_ref(), &remote, &target.base, true)
             );
             let body: String = body.chars().take(target.kind.body_limit()).collect();
             let pr = forge::open_or_update(
@@ -143,7 +145,13 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
                 pr.url
             ));
         }
-        out.push_str(&steps(&plan, &remote, &remote_branch, false));
+        out.push_str(&steps(
+            &plan,
+            oncall.as_ref(),
+            &remote,
+            &remote_branch,
+            false,
+        ));
     } else {
         repo.advance_head(plan.base, commit, &changes, "rel rollback")?;
         out.push_str(&format!(
@@ -169,7 +177,13 @@ pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
                 "pushed to {remote}/{remote_branch} (with a lease)\n"
             ));
         }
-        out.push_str(&steps(&plan, &remote, &remote_branch, push));
+        out.push_str(&steps(
+            &plan,
+            oncall.as_ref(),
+            &remote,
+            &remote_branch,
+            push,
+        ));
     }
     print_stdout(&out);
     Ok(Exit::Ok)
@@ -215,8 +229,16 @@ fn describe(plan: &Plan, where_to: &str) -> String {
     s
 }
 
-/// The steps to re-converge after the rollback.
-fn steps(plan: &Plan, remote: &str, branch: &str, pushed: bool) -> String {
+/// The steps to re-converge after the rollback, naming the environment's Argo CD Application
+/// and Rollouts (rel.toml's `argocd-app`; the rendered overlay) with the exact commands. rel runs
+/// none of them: it changed git, Argo CD applies it.
+fn steps(
+    plan: &Plan,
+    oncall: Option<&crate::oncall::OnCall>,
+    remote: &str,
+    branch: &str,
+    pushed: bool,
+) -> String {
     let dir = plan
         .overlay_rel
         .rsplit_once('/')
@@ -228,13 +250,45 @@ fn steps(plan: &Plan, remote: &str, branch: &str, pushed: bool) -> String {
         s.push_str(&format!("  {n}. push it: `git push {remote} HEAD:{branch}` (or merge the pull request); Argo CD only sees what is on {branch}\n"));
         n += 1;
     }
+    match oncall {
+        Some(o) => {
+            let app = &o.app;
+            s.push_str(&format!(
+                "  {n}. Argo CD ({app}) reconciles {dir} on its next poll (auto-sync); to go now: `argocd app sync {app} --prune`\n"
+            ));
+            s.push_str(&format!("  {}. watch it converge: `argocd app wait {app} --sync --health --timeout 600`; pods roll one by one (maxUnavailable 0)\n", n + 1));
+            n += 2;
+            for r in &o.rollouts {
+                let t = match &r.namespace {
+                    Some(ns) => format!("{} -n {ns}", r.name),
+                    None => r.name.clone(),
+                };
+                let what = match r.strategy {
+                    crate::oncall::RolloutStrategy::BlueGreen => format!(
+                        "Rollout {}: blue/green, the restored version comes up as the preview and waits for a human: when deploy-gate passed, `kubectl argo rollouts promote {t}`",
+                        r.name
+                    ),
+                    crate::oncall::RolloutStrategy::Canary => format!(
+                        "Rollout {}: canary steps with deploy-gate in the background; to skip a pause, `kubectl argo rollouts promote {t}`",
+                        r.name
+                    ),
+                };
+                s.push_str(&format!(
+                    "  {n}. {what}; watch: `kubectl argo rollouts get rollout {t} --watch`\n"
+                ));
+                n += 1;
+            }
+        }
+        None => {
+            s.push_str(&format!(
+                "  {n}. {dir} runs on the local stage: restart it on the restored pins with `rel down --env {0}` then `rel up --env {0} --detach`\n",
+                plan.env
+            ));
+            n += 1;
+        }
+    }
     s.push_str(&format!(
-        "  {n}. Argo CD reconciles {dir} on its next poll (auto-sync); to go now: `argocd app sync <app> --prune` for the Application whose source path is {dir}\n"
-    ));
-    s.push_str(&format!("  {}. watch it converge: `argocd app wait <app> --sync --health --timeout 600`; pods roll one by one (maxUnavailable 0)\n", n + 1));
-    s.push_str(&format!(
-        "  {}. check every pod runs the restored digests: `rel gate drift --env {} --live` (or `kubectl get pods -o jsonpath='{{..imageID}}'`)\n",
-        n + 2,
+        "  {n}. check every pod runs the restored digests: `rel gate drift --env {} --live` (or `kubectl get pods -o jsonpath='{{..imageID}}'`)\n",
         plan.env
     ));
     s.push_str("  watch: pods in CrashLoopBackOff or ImagePullBackOff, readiness, error rates; if Argo CD auto-sync is off, the sync is yours to run\n");

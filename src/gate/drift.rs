@@ -365,16 +365,23 @@ fn owner_of(pod: &Pod, index: &HashMap<(WorkloadKind, &str), usize>) -> Option<u
     match owner.kind.as_str() {
         "ReplicaSet" => {
             let labels = &pod.metadata.labels;
-            let hash = labels
-                .get("pod-template-hash")
-                .or_else(|| labels.get("rollouts-pod-template-hash"));
+            // A Rollout's ReplicaSets label their pods `rollouts-pod-template-hash`, a
+            // Deployment's `pod-template-hash`: the label decides between a Rollout and the
+            // Deployment of the same name it adopts through `workloadRef`.
+            let rollout_hash = labels.get("rollouts-pod-template-hash");
+            let hash = rollout_hash.or_else(|| labels.get("pod-template-hash"));
             let base = match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
                 Some(b) => b.to_owned(),
                 None => strip_last(&owner.name)?,
             };
+            let (first, second) = if rollout_hash.is_some() {
+                (WorkloadKind::Rollout, WorkloadKind::Deployment)
+            } else {
+                (WorkloadKind::Deployment, WorkloadKind::Rollout)
+            };
             index
-                .get(&(WorkloadKind::Deployment, base.as_str()))
-                .or_else(|| index.get(&(WorkloadKind::Rollout, base.as_str())))
+                .get(&(first, base.as_str()))
+                .or_else(|| index.get(&(second, base.as_str())))
                 .copied()
         }
         "StatefulSet" => index

@@ -526,18 +526,25 @@ struct FakeCluster {
     seen: Arc<Mutex<Seen>>,
 }
 
-/// The pods of namespace `platform-staging`, one per component, on `digests`.
+/// The pods of namespace `platform-staging`, one per component, on `digests`. identity's
+/// belong to its Deployment; the gateway's and the worker's to their Rollouts (staging uses
+/// templates/rollouts), whose ReplicaSets label pods `rollouts-pod-template-hash`.
 fn cluster_pods(digests: [&str; 3]) -> Value {
     let items: Vec<Value> = ["identity", "gateway", "worker"]
         .iter()
         .zip(digests)
         .map(|(c, d)| {
             let image = format!("registry.example.com/platform/{c}@{d}");
+            let hash_label = if *c == "identity" {
+                "pod-template-hash"
+            } else {
+                "rollouts-pod-template-hash"
+            };
             json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {
                     "name": format!("{c}-6d4b75cb6d-7xk2p"), "namespace": "platform-staging",
-                    "labels": {"app.kubernetes.io/name": c, "app.kubernetes.io/component": c, "pod-template-hash": "6d4b75cb6d"},
+                    "labels": {"app.kubernetes.io/name": c, "app.kubernetes.io/component": c, hash_label: "6d4b75cb6d"},
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{c}-6d4b75cb6d"), "controller": true, "uid": "0"}]
                 },
                 "spec": {"containers": [{"name": c, "image": image}]},
@@ -739,7 +746,7 @@ impl GitOps {
         let work = tempfile::tempdir().unwrap();
         let w = work.path();
         std::fs::copy(repo_root().join("rel.toml"), w.join("rel.toml")).unwrap();
-        for sub in ["templates/base", "overlays/staging"] {
+        for sub in ["templates/base", "templates/rollouts", "overlays/staging"] {
             copy_dir(&repo_root().join(sub), &w.join(sub));
         }
         if let Some(patch) = overlay_patch {

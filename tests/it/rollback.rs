@@ -116,7 +116,7 @@ fn lock_record_promote_pr_rollback_audit_on_a_fresh_clone() {
         "{after}"
     );
     assert!(
-        after.contains("re-converge:\n  1. Argo CD reconciles overlays/prod"),
+        after.contains("re-converge:\n  1. Argo CD (platform-prod) reconciles overlays/prod"),
         "{after}"
     );
     assert!(
@@ -442,4 +442,84 @@ fn rollback_refuses_to_commit_over_uncommitted_overlay_edits() {
     let run = p.rel(&["rollback", "--env", "prod"]);
     run.expect(1);
     assert!(run.stderr().contains("overlays/prod/kustomization.yaml has uncommitted changes; rel will not commit over them"), "{}", run.stderr());
+}
+
+#[test]
+fn rollback_and_status_name_the_argocd_application_and_rollouts_from_rel_toml() {
+    let p = promoted();
+    // prod's Application is `team/shop-prod` (rel.toml), and its gateway rolls blue/green.
+    let config = p.work.read("rel.toml").replace(
+        "[environments.prod]\n",
+        "[environments.prod]\nargocd-app = \"shop-prod\"\nargocd-namespace = \"team\"\n",
+    );
+    p.work.write("rel.toml", &config);
+    p.work
+        .write("base/kustomization.yaml", "resources:\n  - rollout.yaml\n");
+    p.work.write(
+        "base/rollout.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: gateway\nspec:\n  strategy:\n    blueGreen:\n      activeService: gateway\n",
+    );
+    p.work.write(
+        "overlays/prod/replicas.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: gateway\nspec:\n  replicas: 2\n",
+    );
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "--quiet", "-m", "gateway rolls blue/green"]);
+
+    let run = p.rel(&["rollback", "--env", "prod"]);
+    run.expect(0);
+    let out = run.stdout();
+    assert!(!out.contains("<app>"), "{out}");
+    for want in [
+        "Argo CD (team/shop-prod) reconciles overlays/prod on its next poll (auto-sync); to go now: `argocd app sync team/shop-prod --prune`",
+        "`argocd app wait team/shop-prod --sync --health --timeout 600`",
+        "Rollout gateway: blue/green, the restored version comes up as the preview and waits for a human: when deploy-gate passed, `kubectl argo rollouts promote gateway -n platform`",
+        "`kubectl argo rollouts get rollout gateway -n platform --watch`",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // rel names the commands; it runs no abort, promote or undo itself (no such tool here).
+    assert!(!out.contains("undo"), "{out}");
+
+    let run = p.rel(&["status", "--format", "json"]);
+    run.expect(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let prod = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["env"] == "prod")
+        .unwrap();
+    assert_eq!(prod["argocd"]["app"], "team/shop-prod");
+    assert_eq!(
+        prod["argocd"]["rollouts"],
+        serde_json::json!([{"name": "gateway", "namespace": "platform", "strategy": "blueGreen"}])
+    );
+    let lines: Vec<&str> = prod["argocd"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.contains(&"argocd app get team/shop-prod"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"kubectl argo rollouts promote gateway -n platform"),
+        "{lines:?}"
+    );
+    // staging has no `argocd-app`: the default name, as templates/argocd names it.
+    let staging = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["env"] == "staging")
+        .unwrap();
+    assert_eq!(staging["argocd"]["app"], "platform-staging");
+    let table = p.rel(&["status"]).stdout();
+    assert!(
+        table.contains("  Argo CD Application team/shop-prod, Rollouts gateway (rel runs none of these; git is the authority):\n"),
+        "{table}"
+    );
 }

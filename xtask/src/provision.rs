@@ -125,3 +125,71 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
         Err(format!("{cmd:?} failed with {status}"))
     }
 }
+
+/// A Python module the tests run (`python3 -m MODULE`) and the PyPI package that provides it.
+pub struct PythonModule {
+    pub module: &'static str,
+    pub package: &'static str,
+    pub why: &'static str,
+}
+
+/// Every Python module the test suite runs.
+pub const PYTHON_MODULES: &[PythonModule] = &[PythonModule {
+    module: "kubernetes_validate",
+    package: "kubernetes-validate",
+    why: "offline validation of the rendered templates against the Kubernetes 1.32 schemas",
+}];
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Make sure every Python module is importable: `pip install` the missing ones (into the user's
+/// site when not root), otherwise fail naming them.
+pub fn ensure_python_modules() -> Result<(), String> {
+    if !on_path("python3") {
+        return Err("the tests need python3 (for kubernetes-validate); install it: apt-get install -y python3 python3-pip".to_owned());
+    }
+    let missing: Vec<&PythonModule> = PYTHON_MODULES
+        .iter()
+        .filter(|m| !python_has(m.module))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let packages: Vec<&str> = missing.iter().map(|m| m.package).collect();
+    eprintln!(
+        "xtask: installing {} with pip ({})",
+        packages.join(" "),
+        missing.iter().map(|m| m.why).collect::<Vec<_>>().join("; ")
+    );
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "install", "--quiet"]);
+    if !is_root() {
+        pip.arg("--user");
+    }
+    // Debian's python3 marks its site "externally managed" (PEP 668); a test tool installs there
+    // on purpose.
+    pip.env("PIP_BREAK_SYSTEM_PACKAGES", "1").args(&packages);
+    run(&mut pip).map_err(|e| {
+        format!(
+            "{e}; install them with: python3 -m pip install {}",
+            packages.join(" ")
+        )
+    })?;
+    let still: Vec<&str> = PYTHON_MODULES
+        .iter()
+        .filter(|m| !python_has(m.module))
+        .map(|m| m.package)
+        .collect();
+    if !still.is_empty() {
+        return Err(format!(
+            "pip finished but {} is still not importable",
+            still.join(", ")
+        ));
+    }
+    Ok(())
+}

@@ -23,6 +23,7 @@ const SERVICE_BUILD: &[&str] = &[
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     provision::ensure_tools()?;
+    provision::ensure_python_modules()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     // The rules first: one style, no lint, no tidy problem (each fails fast with its file:line).
     provision::run(Command::new(&cargo).args(["fmt", "--all", "--check"]))?;

@@ -243,6 +243,9 @@ impl Builder {
             }
             let joined = k.dir.join(&e.text);
             if joined.is_dir() {
+                if Path::new(&e.text).is_absolute() {
+                    return Err(Error::AbsoluteRoot { at, dir: joined });
+                }
                 let (_, sub) = self.accumulate_dir(&joined, Some(&at))?;
                 acc.config.merge(sub.config);
                 crate::transform::vars::merge_set(&mut acc.vars, sub.vars)?;
@@ -285,6 +288,9 @@ impl Builder {
                     at,
                     entry: e.text.clone(),
                 });
+            }
+            if Path::new(&e.text).is_absolute() {
+                return Err(Error::AbsoluteRoot { at, dir });
             }
             let real = std::fs::canonicalize(&dir).map_err(|source| Error::Read {
                 at: at.clone(),

@@ -157,6 +157,14 @@ pub enum Error {
         /// Why it is unsafe.
         reason: String,
     },
+    /// A resource or component directory given as an absolute path (kustomize refuses them).
+    #[error("{at}: new root '{}' cannot be absolute", dir.display())]
+    AbsoluteRoot {
+        /// The entry in the kustomization.
+        at: Location,
+        /// The directory as written.
+        dir: PathBuf,
+    },
     /// A feature kustomize has that this renderer does not implement.
     #[error("{at}: not supported by rel's renderer: {what}")]
     Unsupported {
@@ -209,6 +217,7 @@ impl Error {
             Error::Transform { .. } => "kustomize::transform",
             Error::UnsafeFileName { .. } => "kustomize::unsafe_file_name",
             Error::Unsupported { .. } => "kustomize::unsupported",
+            Error::AbsoluteRoot { .. } => "kustomize::absolute_root",
         }
     }
 
@@ -239,6 +248,9 @@ impl Error {
                 "quote values kustomize reads as numbers or booleans (\"1.20\", \"yes\") and check the field's shape"
             }
             Error::NotFound { .. } => "the path is relative to the kustomization's directory",
+            Error::AbsoluteRoot { .. } => {
+                "write the directory relative to the kustomization's directory (e.g. ../base): kustomize refuses absolute directories"
+            }
             Error::OutsideRoot { .. } => {
                 "kustomize only loads files in or below the kustomization's directory; move the file, or list its directory (with a kustomization) as a resource"
             }

@@ -287,6 +287,9 @@ pub fn check(input: &Input) -> Result<Report, BadQuantities> {
         let name = format!("workload/{id}");
         let replicas = w.replicas.unwrap_or(1);
         let (pods, how) = match &w.strategy {
+            // Zero replicas roll no pods, whatever maxSurge says (a Deployment adopted by a
+            // Rollout's workloadRef stays at zero).
+            Strategy::Surge { .. } if replicas == 0 => (0, "0 replicas".to_owned()),
             Strategy::Surge { max_surge } => (
                 max_surge.resolve_up(replicas),
                 format!("maxSurge {max_surge} of {replicas} replica(s)"),

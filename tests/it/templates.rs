@@ -675,3 +675,17 @@ fn template_rollouts_component_follows_prefix_suffix_and_labels() {
     assert_eq!(volumes[0]["configMap"]["name"], "blue-rel-gate-v2");
     check_shape(gw, &rollout_shape(), "Rollout/blue-gateway-v2");
 }
+
+#[test]
+fn an_overlay_images_entry_pins_the_deploy_gate_image_as_kubectl_does() {
+    let digest = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
+    let (_keep, dir) = component_on_base(&format!(
+        "images:\n- name: registry.example.com/platform/rel\n  digest: {digest}\n"
+    ));
+    let (_, objects) = render_same(&dir);
+    let at = find(&objects, "AnalysisTemplate", "deploy-gate");
+    assert_eq!(
+        at["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("registry.example.com/platform/rel@{digest}")
+    );
+}

@@ -142,6 +142,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pin(#[from] crate::overlay_pin::PinFileError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rollback(#[from] crate::rollback::RollbackError),
 }
 
 impl From<SourceError> for Error {
@@ -186,6 +190,7 @@ impl Error {
             Error::Refused { .. } => Exit::Failed,
             Error::Git(e) => e.exit(),
             Error::LocalStage(e) => e.exit(),
+            Error::Rollback(e) => e.exit(),
             _ => Exit::Error,
         }
     }

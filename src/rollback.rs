@@ -21,6 +21,89 @@ use crate::overlay_pin::{kustomization_file, pins_of, plan_text};
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
 
+/// Why rel will not plan a rollback.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RollbackError {
+    #[error("{overlay} is not committed")]
+    #[diagnostic(
+        code(rel::rollback::uncommitted),
+        help("commit the overlay first: a rollback reverts or restores committed history")
+    )]
+    Uncommitted { overlay: String },
+
+    #[error("{overlay} is not UTF-8 text")]
+    #[diagnostic(
+        code(rel::rollback::not_text),
+        help("an overlay is YAML text: restore it from history (`git log -p -- {overlay}`)")
+    )]
+    NotText { overlay: String },
+
+    #[error("there is no release {version} (releases/{version}.yaml)")]
+    #[diagnostic(
+        code(rel::rollback::no_release),
+        help("`rel status` and `rel audit --env {env}` show what {env} ran")
+    )]
+    NoRelease { version: String, env: String },
+
+    #[error("{overlay} does not exist at {commit}")]
+    #[diagnostic(
+        code(rel::rollback::no_overlay_at),
+        help("pick a commit where the overlay existed (`git log -- {overlay}`)")
+    )]
+    NoOverlayAt { overlay: String, commit: String },
+
+    #[error(
+        "found no earlier validated version that {env} ran (in the Rel-* trailers of the history)"
+    )]
+    #[diagnostic(
+        code(rel::rollback::no_target),
+        help(
+            "say where to go: `rel rollback --env {env} --to <version>` or `--to <commit>` (`git log -- {overlay}` lists the overlay's commits)"
+        )
+    )]
+    NoTarget { env: String, overlay: String },
+
+    #[error("release {version} was never validated (no releases/{version}.<env>.validation.yaml)")]
+    #[diagnostic(
+        code(rel::rollback::not_validated),
+        help("roll back to a validated version, or to a commit with `--to <commit>`")
+    )]
+    NotValidated { version: Version },
+
+    #[error("release {version} is on hold ({reason}); rel will not roll {env} onto it")]
+    #[diagnostic(
+        code(rel::rollback::held),
+        help(
+            "pick another target with `--to`, or clear the hold first: `rel hold clear {version}`"
+        )
+    )]
+    Held {
+        version: Version,
+        reason: String,
+        env: String,
+    },
+
+    #[error("{env} already pins {what}: there is nothing to roll back")]
+    #[diagnostic(
+        code(rel::rollback::nothing),
+        help("`rel status` shows what each environment pins")
+    )]
+    Nothing { env: String, what: String },
+}
+
+impl RollbackError {
+    /// rel checked and said no (exit 1), or could not plan from what it was given (exit 2).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            RollbackError::NoTarget { .. }
+            | RollbackError::NotValidated { .. }
+            | RollbackError::Held { .. }
+            | RollbackError::Nothing { .. } => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Error,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Request {
     pub env: String,
@@ -119,17 +202,13 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let overlay_rel = repo.rel_path(&overlay_file)?;
     let holds_rel = repo.rel_path(&crate::hold::path(root))?;
     let base = repo.head_commit()?;
-    let old_bytes = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
-        Error::usage(
-            format!("{overlay_rel} is not committed"),
-            "commit the overlay first",
-        )
-    })?;
-    let old_text = String::from_utf8(old_bytes).map_err(|_| {
-        Error::invalid(
-            format!("{overlay_rel} is not UTF-8"),
-            "an overlay is YAML text",
-        )
+    let old_bytes =
+        repo.read_file(base, &overlay_rel)?
+            .ok_or_else(|| RollbackError::Uncommitted {
+                overlay: overlay_rel.clone(),
+            })?;
+    let old_text = String::from_utf8(old_bytes).map_err(|_| RollbackError::NotText {
+        overlay: overlay_rel.clone(),
     })?;
     let overlay_path = Path::new(&overlay_rel);
     let releases = crate::status::releases(root);
@@ -195,20 +274,18 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         (Some(_), Some(v), _) => (Method::RestoreVersion, String::new(), Some(v)),
         (Some(to), None, _) => {
             if to.parse::<Version>().is_ok() {
-                return Err(Error::usage(
-                    format!("there is no release {to} (releases/{to}.yaml)"),
-                    format!(
-                        "`rel status` and `rel audit --env {}` show what {} ran",
-                        req.env, req.env
-                    ),
-                ));
+                return Err(RollbackError::NoRelease {
+                    version: to.clone(),
+                    env: req.env.clone(),
+                }
+                .into());
             }
             let commit = repo.resolve_commit(to)?;
             let text = repo.read_file(commit, &overlay_rel)?.ok_or_else(|| {
-                Error::usage(
-                    format!("{overlay_rel} does not exist at {}", short(commit)),
-                    "pick a commit where the overlay existed (`git log -- <overlay>`)",
-                )
+                RollbackError::NoOverlayAt {
+                    overlay: overlay_rel.clone(),
+                    commit: short(commit),
+                }
             })?;
             (
                 Method::RestoreCommit { commit },
@@ -249,16 +326,11 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
             match candidate {
                 Some(v) => (Method::RestoreVersion, String::new(), Some(v)),
                 None => {
-                    return Err(Error::refused(
-                        format!(
-                            "found no earlier validated version that {} ran (in the Rel-* trailers of the history)",
-                            req.env
-                        ),
-                        format!(
-                            "say where to go: `rel rollback --env {} --to <version>` or `--to <commit>` (`git log -- {overlay_rel}` lists the overlay's commits)",
-                            req.env
-                        ),
-                    ));
+                    return Err(RollbackError::NoTarget {
+                        env: req.env.clone(),
+                        overlay: overlay_rel.clone(),
+                    }
+                    .into());
                 }
             }
         }
@@ -267,10 +339,7 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let new_text = if method == Method::RestoreVersion {
         let v = target.as_ref().expect("a version target");
         if !validated(root, v) {
-            return Err(Error::refused(
-                format!("release {v} was never validated (no releases/{v}.<env>.validation.yaml)"),
-                "roll back to a validated version, or to a commit with `--to <commit>`",
-            ));
+            return Err(RollbackError::NotValidated { version: v.clone() }.into());
         }
         let lockfile = Lockfile::load(&crate::releases::lockfile_path(root, v))?;
         plan_text(&old_text, overlay_path, &lockfile, config)?.new_text
@@ -285,28 +354,22 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     if let Some(t) = &target
         && let Some(h) = holds.get(t)
     {
-        return Err(Error::refused(
-            format!(
-                "release {t} is on hold ({}); rel will not roll {} onto it",
-                h.reason, req.env
-            ),
-            format!(
-                "pick another target with `--to`, or clear the hold first: `rel hold clear {t}`"
-            ),
-        ));
+        return Err(RollbackError::Held {
+            version: t.clone(),
+            reason: h.reason.clone(),
+            env: req.env.clone(),
+        }
+        .into());
     }
     if new_text == old_text {
-        return Err(Error::refused(
-            format!(
-                "{} already pins {}: there is nothing to roll back",
-                req.env,
-                target
-                    .as_ref()
-                    .map(|t| format!("release {t}"))
-                    .unwrap_or_else(|| "those digests".into())
-            ),
-            "`rel status` shows what each environment pins",
-        ));
+        return Err(RollbackError::Nothing {
+            env: req.env.clone(),
+            what: target
+                .as_ref()
+                .map(|t| format!("release {t}"))
+                .unwrap_or_else(|| "those digests".into()),
+        }
+        .into());
     }
 
     let mut deltas: BTreeMap<String, PinDelta> = BTreeMap::new();

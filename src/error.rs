@@ -146,6 +146,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Rollback(#[from] crate::rollback::RollbackError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Evidence(#[from] crate::record::EvidenceError),
 }
 
 impl From<SourceError> for Error {
@@ -191,6 +195,7 @@ impl Error {
             Error::Git(e) => e.exit(),
             Error::LocalStage(e) => e.exit(),
             Error::Rollback(e) => e.exit(),
+            Error::Evidence(e) => e.exit(),
             _ => Exit::Error,
         }
     }

@@ -14,6 +14,165 @@ use crate::Error;
 use crate::report::{Report, Status, Summary};
 use crate::version::Version;
 
+/// Evidence that is not a green deep gate of this release in this environment, or a record that
+/// cannot be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EvidenceError {
+    #[error("{shown} is not a gate report")]
+    #[diagnostic(
+        code(rel::record::not_a_report),
+        help(
+            "give the JSON of the deep gate: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    NotAReport {
+        shown: String,
+        env: String,
+        version: Version,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{shown} is a `{gate}` gate report, not the `{GATE}` gate")]
+    #[diagnostic(
+        code(rel::record::wrong_gate),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    WrongGate {
+        shown: String,
+        gate: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error("{shown} is a `{GATE}` report with profile `{profile}`, not `{PROFILE}`")]
+    #[diagnostic(
+        code(rel::record::wrong_profile),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    WrongProfile {
+        shown: String,
+        profile: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error("{shown} is evidence for version {found}, not {version}")]
+    #[diagnostic(
+        code(rel::record::wrong_version),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    WrongVersion {
+        shown: String,
+        found: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error("{shown} is evidence for environment {found}, not {env}")]
+    #[diagnostic(
+        code(rel::record::wrong_env),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    WrongEnv {
+        shown: String,
+        found: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error(
+        "{shown} ran against another lockfile (sha256 {found}); releases/{version}.yaml is sha256 {sha256}"
+    )]
+    #[diagnostic(
+        code(rel::record::other_lockfile),
+        help(
+            "the lockfile changed after the gate ran: run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    OtherLockfile {
+        shown: String,
+        found: String,
+        sha256: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error(
+        "{shown} does not name the lockfile it ran against (no `{LOCKFILE_SHA256}` in its context)"
+    )]
+    #[diagnostic(
+        code(rel::record::no_lockfile),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    NoLockfile {
+        shown: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error("{shown}: the deep gate failed ({count} failed: {failed})")]
+    #[diagnostic(
+        code(rel::record::failed),
+        help(
+            "a failed gate is not evidence: fix what failed, run the deep gate again, and record its green report"
+        )
+    )]
+    Failed {
+        shown: String,
+        count: u64,
+        failed: String,
+    },
+
+    #[error("{shown}: the deep gate ran no checks")]
+    #[diagnostic(
+        code(rel::record::empty),
+        help(
+            "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
+        )
+    )]
+    Empty {
+        shown: String,
+        env: String,
+        version: Version,
+    },
+
+    #[error("{} is not a valid validation record", path.display())]
+    #[diagnostic(
+        code(rel::record::unreadable),
+        help(
+            "validation records are written by `rel record` and never edited; restore it from git (`git checkout -- <file>`)"
+        )
+    )]
+    Record {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+}
+
+impl EvidenceError {
+    /// Evidence that is not a green deep gate is refused (exit 1); unreadable input is exit 2.
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            EvidenceError::NotAReport { .. } | EvidenceError::Record { .. } => {
+                crate::error::Exit::Error
+            }
+            _ => crate::error::Exit::Failed,
+        }
+    }
+}
+
 /// The gate whose green deep run is the evidence.
 pub const GATE: &str = "smoke";
 /// The report context key binding a smoke report to the lockfile bytes it ran against.
@@ -69,23 +228,27 @@ pub fn check_evidence(
     env: &str,
     lockfile_sha256: &str,
 ) -> Result<Report, Error> {
-    let report: Report = serde_json::from_str(text).map_err(|e| {
-        Error::invalid(
-            format!("{shown} is not a gate report: {e}"),
-            format!("give the JSON of the deep gate: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"),
-        )
-    })?;
-    let rerun = format!(
-        "run the deep gate for this version and environment: `rel gate smoke --profile deep --env {env} --version {version} --format json > evidence.json`"
-    );
+    let (shown, env, version) = (shown.to_owned(), env.to_owned(), version.clone());
+    let report: Report = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(source) => {
+            return Err(EvidenceError::NotAReport {
+                shown,
+                env,
+                version,
+                source,
+            }
+            .into());
+        }
+    };
     if report.gate != GATE {
-        return Err(Error::refused(
-            format!(
-                "{shown} is a `{}` gate report, not the `{GATE}` gate",
-                report.gate
-            ),
-            rerun,
-        ));
+        return Err(EvidenceError::WrongGate {
+            shown,
+            gate: report.gate.clone(),
+            env,
+            version,
+        }
+        .into());
     }
     let profile = report
         .context
@@ -93,10 +256,13 @@ pub fn check_evidence(
         .map(String::as_str)
         .unwrap_or("(none)");
     if profile != PROFILE {
-        return Err(Error::refused(
-            format!("{shown} is a `{GATE}` report with profile `{profile}`, not `{PROFILE}`"),
-            rerun,
-        ));
+        return Err(EvidenceError::WrongProfile {
+            shown,
+            profile: profile.to_owned(),
+            env,
+            version,
+        }
+        .into());
     }
     let ev_version = report
         .context
@@ -104,10 +270,13 @@ pub fn check_evidence(
         .map(String::as_str)
         .unwrap_or("(none)");
     if ev_version != version.to_string() {
-        return Err(Error::refused(
-            format!("{shown} is evidence for version {ev_version}, not {version}"),
-            rerun,
-        ));
+        return Err(EvidenceError::WrongVersion {
+            shown,
+            found: ev_version.to_owned(),
+            env,
+            version,
+        }
+        .into());
     }
     let ev_env = report
         .context
@@ -115,28 +284,33 @@ pub fn check_evidence(
         .map(String::as_str)
         .unwrap_or("(none)");
     if ev_env != env {
-        return Err(Error::refused(
-            format!("{shown} is evidence for environment {ev_env}, not {env}"),
-            rerun,
-        ));
+        return Err(EvidenceError::WrongEnv {
+            shown,
+            found: ev_env.to_owned(),
+            env,
+            version,
+        }
+        .into());
     }
     match report.context.get(LOCKFILE_SHA256) {
         Some(sha) if sha == lockfile_sha256 => {}
         Some(sha) => {
-            return Err(Error::refused(
-                format!(
-                    "{shown} ran against another lockfile (sha256 {sha}); releases/{version}.yaml is sha256 {lockfile_sha256}"
-                ),
-                format!("the lockfile changed after the gate ran: {rerun}"),
-            ));
+            return Err(EvidenceError::OtherLockfile {
+                shown,
+                found: sha.clone(),
+                sha256: lockfile_sha256.to_owned(),
+                env,
+                version,
+            }
+            .into());
         }
         None => {
-            return Err(Error::refused(
-                format!(
-                    "{shown} does not name the lockfile it ran against (no `{LOCKFILE_SHA256}` in its context)"
-                ),
-                rerun,
-            ));
+            return Err(EvidenceError::NoLockfile {
+                shown,
+                env,
+                version,
+            }
+            .into());
         }
     }
     let failed_checks = report
@@ -151,20 +325,20 @@ pub fn check_evidence(
             .filter(|c| c.status == Status::Fail)
             .map(|c| c.name.as_str())
             .collect();
-        return Err(Error::refused(
-            format!(
-                "{shown}: the deep gate failed ({} failed: {})",
-                report.summary.fail.max(failed_checks),
-                failed.join(", ")
-            ),
-            "a failed gate is not evidence: fix what failed, run the deep gate again, and record its green report",
-        ));
+        return Err(EvidenceError::Failed {
+            shown,
+            count: report.summary.fail.max(failed_checks) as u64,
+            failed: failed.join(", "),
+        }
+        .into());
     }
     if report.checks.is_empty() || report.summary.pass == 0 {
-        return Err(Error::refused(
-            format!("{shown}: the deep gate ran no checks"),
-            rerun,
-        ));
+        return Err(EvidenceError::Empty {
+            shown,
+            env,
+            version,
+        }
+        .into());
     }
     Ok(report)
 }
@@ -205,11 +379,12 @@ impl ValidationRecord {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<ValidationRecord, Error> {
-        serde_saphyr::from_str(text).map_err(|e| {
-            Error::invalid(
-                format!("{} is not a valid validation record: {e}", path.display()),
-                "validation records are written by `rel record` and never edited; restore it from git (`git checkout -- <file>`)",
-            )
+        serde_saphyr::from_str(text).map_err(|source| {
+            EvidenceError::Record {
+                path: path.to_owned(),
+                source,
+            }
+            .into()
         })
     }
 

@@ -13,6 +13,18 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     let mut opts = BuildOptions::from_env(args.components, args.registry.options());
     opts.show_cargo_progress = std::io::stderr().is_terminal();
     let outcome = crate::ops::build::build(&ws, &opts, show_event)?;
+    for a in &outcome.attested {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}: signed {} (signature {}, provenance {}, SBOM {} with {} dependencies)",
+            a.component,
+            a.image,
+            a.signature,
+            a.provenance,
+            a.sbom,
+            a.dependencies
+        );
+    }
     match args.format {
         Format::Json => print_stdout(&outcome.output.to_json()),
         _ => {

@@ -22,3 +22,4 @@ mod secrets;
 mod smoke_services;
 mod stage;
 mod support;
+mod trust;

@@ -581,3 +581,113 @@ fn keygen_signing_keeps_the_secret_out_of_output_and_never_replaces_a_key() {
     );
     assert!(!run.stderr().contains("not-a-key-at-all"));
 }
+
+#[test]
+fn promote_refuses_an_unsigned_release_when_trust_is_configured() {
+    use crate::promote_support::GitProject;
+    let registry = Registry::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "release.key");
+    let p = GitProject::new();
+    let config = std::fs::read_to_string(p.path().join("rel.toml")).unwrap();
+    std::fs::write(
+        p.path().join("rel.toml"),
+        config.replace(
+            "registry = \"registry.example.com/platform\"",
+            &format!("registry = \"{}/platform\"", registry.host()),
+        ) + &format!("\n[trust]\nkeys = [\"{public}\"]\n"),
+    )
+    .unwrap();
+    p.git(&["commit", "--quiet", "-am", "trust the release key"]);
+    let p = p.with_releases();
+    let head = p.git(&["rev-parse", "HEAD"]);
+
+    let run = p.rel(&["promote", "--version", "0.4.0", "--env", "prod"]);
+    run.expect(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("release 0.4.0 is not trusted for prod ([trust] in rel.toml)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lockfile signature: releases/0.4.0.yaml has no signature"),
+        "{err}"
+    );
+    assert!(
+        err.contains("record signature 0.4.0.staging.validation.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("identity: signature:"), "{err}");
+    assert!(err.contains("is not signed (no sha256-"), "{err}");
+    assert!(
+        err.contains("rel verify --version 0.4.0 --env prod"),
+        "{err}"
+    );
+    // Nothing was committed or branched.
+    assert_eq!(p.git(&["rev-parse", "HEAD"]), head);
+    assert!(p.git(&["branch", "--list", "rel/promote/*"]).is_empty());
+}
+
+#[test]
+fn record_signs_the_record_commits_the_signatures_and_verify_checks_them() {
+    let s = signed_release();
+    let p = s.dir.path();
+    // The signed build leaves build.json; the release commit comes first.
+    git(p, &["add", "releases"]);
+    git(p, &["commit", "-q", "-m", "release 1.0.0"]);
+    let evidence = s.keys.path().join("evidence.json");
+    std::fs::write(
+        &evidence,
+        crate::promote_support::deep_report(p, "1.0.0", "staging", true),
+    )
+    .unwrap();
+    signed_rel(
+        &s,
+        &[
+            "record",
+            "--version",
+            "1.0.0",
+            "--env",
+            "staging",
+            "--evidence",
+            evidence.to_str().unwrap(),
+        ],
+    )
+    .expect(0);
+    let committed = Command::new("git")
+        .args(["show", "--name-only", "--format=", "HEAD"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    let committed = String::from_utf8(committed.stdout).unwrap();
+    assert!(
+        committed.contains("releases/1.0.0.staging.validation.yaml.minisig"),
+        "{committed}"
+    );
+    // minisign-verify accepts the record's signature.
+    let pk = minisign_verify::PublicKey::from_base64(&s.public).unwrap();
+    let record = std::fs::read(p.join("releases/1.0.0.staging.validation.yaml")).unwrap();
+    let sig = minisign_verify::Signature::decode(
+        &std::fs::read_to_string(p.join("releases/1.0.0.staging.validation.yaml.minisig")).unwrap(),
+    )
+    .unwrap();
+    pk.verify(&record, &sig, false).unwrap();
+
+    let (code, report) = verify(&s, "1.0.0");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        check(&report, "record signature 1.0.0.staging.validation.yaml").0,
+        "pass"
+    );
+    // The signature of another file (the lockfile) put in place of the record's is refused.
+    std::fs::copy(
+        p.join("releases/1.0.0.yaml.minisig"),
+        p.join("releases/1.0.0.staging.validation.yaml.minisig"),
+    )
+    .unwrap();
+    let (code, report) = verify(&s, "1.0.0");
+    assert_eq!(code, 1, "{report:#}");
+    let (status, detail) = check(&report, "record signature 1.0.0.staging.validation.yaml");
+    assert_eq!(status, "fail");
+    assert!(detail.contains("does not verify"), "{detail}");
+}

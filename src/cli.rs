@@ -282,6 +282,11 @@ pub struct BuildArgs {
     /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
     #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
     pub format: Format,
+
+    /// Instead of building: rebuild release VERSION from its lockfile's source commits in clean
+    /// worktrees and compare the digests (exit 0 identical, 1 not)
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["push", "components"])]
+    pub verify_reproducible: Option<Version>,
 }
 
 /// Where images go: the flag group of `build`, `release` and `deploy`.

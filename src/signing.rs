@@ -417,6 +417,54 @@ mod tests {
         assert!(other.verify_minisign(b"version: 1.0.0\n", &sig).is_err());
     }
 
+    fn config(trust: &str) -> Result<crate::config::Config, crate::source_error::SourceError> {
+        crate::config::Config::parse(
+            Path::new("rel.toml"),
+            &format!(
+                "registry = \"r.example.com/p\"\n[environments.staging]\noverlay = \"o/s\"\n[environments.prod]\noverlay = \"o/p\"\n{trust}"
+            ),
+            PathBuf::from("/p"),
+        )
+    }
+
+    #[test]
+    fn trust_keys_parse_per_environment_and_bad_ones_point_at_their_line() {
+        let (a, b) = (
+            SigningKey::generate().unwrap().public(),
+            SigningKey::generate().unwrap().public(),
+        );
+        let c = config(&format!(
+            "[trust]\nkeys = [\"{}\"]\n[trust.environments.prod]\nkeys = [\"{}\"]\n",
+            a.to_minisign(),
+            b.to_minisign()
+        ))
+        .unwrap();
+        let t = c.trust.unwrap();
+        assert_eq!(t.keys_for(None), std::slice::from_ref(&a));
+        assert_eq!(t.keys_for(Some("staging")), std::slice::from_ref(&a));
+        assert_eq!(t.keys_for(Some("prod")), std::slice::from_ref(&b));
+        assert!(config("").unwrap().trust.is_none());
+
+        let e = config("[trust]\nkeys = [\"RWnot-a-key\"]\n").unwrap_err();
+        let text = format!("{:?}", miette::Report::new(e));
+        assert!(
+            text.contains("is not a signing public key: not base64"),
+            "{text}"
+        );
+        assert!(text.contains("rel.toml:7:9"), "{text}");
+        let e = config(&format!(
+            "[trust.environments.qa]\nkeys = [\"{}\"]\n",
+            a.to_minisign()
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{e:?}").contains("names no environment")
+                || e.to_string().contains("names no environment"),
+            "{e:?}"
+        );
+        assert!(config("[trust]\n").is_err());
+    }
+
     #[test]
     fn dsse_envelopes_verify_with_the_signing_key_only() {
         let key = SigningKey::generate().unwrap();

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod record;
 pub mod release;
 pub mod render;
+pub mod reproduce;
 pub mod verify;
 
 /// The project an op works on, and where the user stands (for paths as they should see them).

@@ -318,6 +318,17 @@ fn a_signed_release_verifies_with_rel_and_independent_verifiers() {
     let sbom = get_blob(&s, sbom_manifest["layers"][0]["digest"].as_str().unwrap());
     let bom: serde_json::Value = serde_json::from_slice(&sbom).unwrap();
     assert_eq!(bom["metadata"]["component"]["name"], "hello");
+    let props = &bom["metadata"]["component"]["properties"];
+    let prop = |name: &str| {
+        props
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(prop("rel:features").as_deref(), Some("loud"));
+    assert_eq!(prop("rel:resolved-features").as_deref(), Some("loud"));
     let fastrand = bom["components"]
         .as_array()
         .unwrap()
@@ -690,4 +701,57 @@ fn record_signs_the_record_commits_the_signatures_and_verify_checks_them() {
     let (status, detail) = check(&report, "record signature 1.0.0.staging.validation.yaml");
     assert_eq!(status, "fail");
     assert!(detail.contains("does not verify"), "{detail}");
+}
+
+#[test]
+fn verify_reproducible_rebuilds_from_the_source_commit_and_compares_digests() {
+    let s = signed_release();
+    let p = s.dir.path();
+    let run = rel_in(
+        p,
+        &[
+            "build",
+            "--verify-reproducible",
+            "1.0.0",
+            "--format",
+            "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout(), run.stderr()));
+    assert_eq!(run.code(), 0, "{report:#}\n{}", run.stderr());
+    let (status, detail) = check(&report, "hello");
+    assert_eq!(status, "pass");
+    assert!(detail.contains(&s.digest), "{detail}");
+    // The worktree is gone again.
+    assert!(
+        !p.join("target/rel/reproduce")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
+
+    // A lockfile naming another digest for the same commit is refused.
+    let lock = p.join("releases/1.0.0.yaml");
+    let other = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let text = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(&lock, text.replace(&s.digest, other)).unwrap();
+    let run = rel_in(
+        p,
+        &[
+            "build",
+            "--verify-reproducible",
+            "1.0.0",
+            "--format",
+            "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(run.code(), 1, "{report:#}");
+    let (status, detail) = check(&report, "hello");
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains(&format!("to {}, the lockfile pins {other}", s.digest)),
+        "{detail}"
+    );
 }

@@ -120,7 +120,13 @@ fn signed_release() -> Signed {
         "{}",
         build.stderr()
     );
-    signed_rel(&s, &["lock", "--version", "1.0.0"]).expect(0);
+    let lock = signed_rel(&s, &["lock", "--version", "1.0.0"]);
+    lock.expect(0);
+    // The secret key never reaches output.
+    let seed = s.key_text.lines().nth(1).unwrap();
+    for out in [build.stdout(), build.stderr(), lock.stdout(), lock.stderr()] {
+        assert!(!out.contains(seed), "the signing key leaked: {out}");
+    }
     let build_json = s.dir.path().join("target/rel/build.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(build_json).unwrap()).unwrap();

@@ -32,6 +32,11 @@ pub struct Cli {
     #[arg(long = "ca-file", global = true, env = env_vars::CA_FILE, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
+    /// The release signing key (`rel keygen --signing`; `-` reads standard input) for `build
+    /// --push`, `lock` and `record`; REL_SIGNING_KEY holds it otherwise (never a flag value)
+    #[arg(long = "signing-key-file", global = true, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -99,6 +104,32 @@ envelope is opened first; if any fails, nothing is written. Each file is then re
     Freeze(FreezeArgs),
     /// Lift an environment's freeze (commits releases/freezes.yaml)
     Unfreeze(UnfreezeArgs),
+    /// Verify a release: image signatures by trusted keys, provenance, SBOMs, lockfile and record signatures
+    #[command(
+        long_about = "Verify a release against rel.toml's [trust] keys: for every component, the registry holds a cosign \
+signature by a trusted key over the locked digest, a signed SLSA provenance naming the lockfile's repository and \
+source commit, and a CycloneDX SBOM; releases/<v>.yaml and the validation records carry valid minisign signatures.\n\n\
+Exit 0 all verified, 1 something is unsigned or does not match, 2 the check cannot run."
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The release to verify (releases/<VERSION>.yaml)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Version,
+
+    /// Use the keys trusted for this environment and check its validation record
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// A registry host (host[:port]) to speak plain HTTP to; loopback registries always are (repeatable)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+
+    #[command(flatten)]
+    pub output: GateOutput,
 }
 
 /// Output format of listing commands.
@@ -264,6 +295,11 @@ pub struct BuildArgs {
     /// Output: a table on a terminal, plain lines otherwise, or the build result as JSON
     #[arg(long, value_enum, default_value = "auto", env = env_vars::FORMAT)]
     pub format: Format,
+
+    /// Instead of building: rebuild release VERSION from its lockfile's source commits in clean
+    /// worktrees and compare the digests (exit 0 identical, 1 not)
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["push", "components"])]
+    pub verify_reproducible: Option<Version>,
 }
 
 /// Where images go: the flag group of `build`, `release` and `deploy`.
@@ -448,6 +484,10 @@ pub struct KeygenArgs {
     /// Where to write the key (created with mode 0600; an existing file is never replaced)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+
+    /// Make a release signing key (Ed25519) instead of a master key; `-o -` writes it to stdout
+    #[arg(long)]
+    pub signing: bool,
 }
 
 #[derive(Debug, Args)]

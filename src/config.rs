@@ -78,6 +78,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Where pull requests go; `None` when rel.toml has no `[forge]` (detected from the remote).
     pub forge: Option<ForgeConfig>,
+    /// Keys that sign releases (`[trust]`); `None`: releases are not verified.
+    pub trust: Option<crate::signing::TrustConfig>,
 }
 
 /// The `[forge]` section: every field optional, the rest is detected from the git remote.
@@ -333,6 +335,7 @@ struct RawConfig {
     environments: BTreeMap<Spanned<String>, RawEnvironment>,
     secrets: Option<RawSecrets>,
     forge: Option<RawForge>,
+    trust: Option<crate::signing::RawTrust>,
 }
 
 #[derive(Deserialize)]
@@ -1021,6 +1024,14 @@ impl Config {
             }
         };
 
+        let trust = match raw.trust {
+            None => None,
+            Some(t) => Some(
+                t.validate(&environments.keys().cloned().collect::<Vec<_>>())
+                    .map_err(|(span, msg, help)| err(span, msg, help))?,
+            ),
+        };
+
         Ok(Config {
             root,
             registry,
@@ -1029,6 +1040,7 @@ impl Config {
             environments,
             secrets,
             forge,
+            trust,
         })
     }
 

@@ -38,6 +38,9 @@ pub const LOG: &str = "RUST_LOG";
 /// `secrets push`. Secret: rel never takes it as a flag value; `--key-file` and `--key-stdin`
 /// override it.
 pub const MASTER_KEY: &str = "REL_MASTER_KEY";
+/// The release signing key (`rel keygen --signing`), for `rel build --push`, `rel lock`,
+/// `rel record`. Secret: `--signing-key-file FILE` (or `-` for stdin) overrides it.
+pub const SIGNING_KEY: &str = "REL_SIGNING_KEY";
 
 /// Not read by rel: the sealed envelope a service autoloads at boot (`crates/service-runtime`).
 /// Listed so the whole set of names is in one place.
@@ -102,6 +105,7 @@ pub const SMOKE_TOKEN_FILE: &str = "REL_SMOKE_TOKEN_FILE";
 /// macro it runs, git and its hooks and credential helpers, kubeconfig exec plugins).
 pub const SECRETS: &[&str] = &[
     MASTER_KEY,
+    SIGNING_KEY,
     GENESIS_B64,
     REGISTRY_USERNAME,
     REGISTRY_PASSWORD,
@@ -121,6 +125,9 @@ pub fn scrub_secrets(cmd: &mut std::process::Command) -> &mut std::process::Comm
     }
     cmd
 }
+
+/// The rustc whose version provenance records (`rustc -V`; default `rustc` on PATH).
+pub const RUSTC: &str = "RUSTC";
 
 /// The cargo that runs rel's release builds (set by cargo for `cargo run`; else `cargo` on PATH).
 pub const CARGO: &str = "CARGO";

@@ -5,6 +5,7 @@
 //! results; they never print. See `ARCHITECTURE.md` for the map.
 
 pub mod atomic_write;
+pub mod attest;
 pub mod audit;
 pub mod build;
 pub mod build_output;
@@ -32,6 +33,7 @@ pub mod releases;
 pub mod report;
 pub mod rollback;
 pub mod secrets;
+pub mod signing;
 pub mod source_error;
 pub mod stage;
 pub mod status;

@@ -10,9 +10,29 @@ use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
+    if let Some(version) = &args.verify_reproducible {
+        let report = crate::ops::reproduce::verify_reproducible(&ws, version)?;
+        let output = crate::cli::GateOutput {
+            format: args.format,
+            junit: None,
+        };
+        return crate::commands::emit_report(&report, &output);
+    }
     let mut opts = BuildOptions::from_env(args.components, args.registry.options());
     opts.show_cargo_progress = std::io::stderr().is_terminal();
     let outcome = crate::ops::build::build(&ws, &opts, show_event)?;
+    for a in &outcome.attested {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}: signed {} (signature {}, provenance {}, SBOM {} with {} dependencies)",
+            a.component,
+            a.image,
+            a.signature,
+            a.provenance,
+            a.sbom,
+            a.dependencies
+        );
+    }
     match args.format {
         Format::Json => print_stdout(&outcome.output.to_json()),
         _ => {

@@ -26,17 +26,26 @@ mod release;
 mod render;
 mod rollback;
 mod secrets;
+mod signing;
 mod stage;
 mod status;
+mod verify;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     init_error_reporter();
-    let ctx = match Context::new(cli.project_dir) {
+    let mut ctx = match Context::new(cli.project_dir) {
         Ok(ctx) => ctx,
         Err(e) => return report_error(e),
     };
+    ctx.signing_key_file = cli.signing_key_file.map(|f| {
+        if f == Path::new("-") || f.is_absolute() {
+            f
+        } else {
+            ctx.cwd.join(f)
+        }
+    });
     if let Some(ca) = &cli.ca_file
         && let Err(e) = crate::trust::load_ca_file(&ctx.cwd.join(ca))
     {
@@ -55,6 +64,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(&ctx, args),
         Command::Promote(args) => promote::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Keygen(args) if args.signing => signing::keygen(&ctx, args),
         Command::Keygen(args) => secrets::keygen(&ctx, args),
         Command::Seal(args) => secrets::seal(&ctx, args),
         Command::Unseal(args) => secrets::unseal(&ctx, args),
@@ -69,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(args) => stage::down(&ctx, args),
         Command::Freeze(args) => freeze::freeze_run(&ctx, args),
         Command::Unfreeze(args) => freeze::unfreeze_run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -112,6 +123,8 @@ fn init_tracing() {
 pub struct Context {
     pub cwd: PathBuf,
     pub project_dir: Option<PathBuf>,
+    /// `--signing-key-file` (absolute, or `-`).
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl Context {
@@ -127,7 +140,11 @@ impl Context {
                 "point -C / REL_PROJECT_DIR at the directory that holds rel.toml",
             ));
         }
-        Ok(Context { cwd, project_dir })
+        Ok(Context {
+            cwd,
+            project_dir,
+            signing_key_file: None,
+        })
     }
 
     /// The project configuration; an error when there is none.
@@ -137,10 +154,13 @@ impl Context {
 
     /// The project as the ops layer takes it.
     pub fn workspace(&self) -> Result<crate::ops::Workspace, Error> {
-        Ok(crate::ops::Workspace::new(
-            self.project()?,
-            self.cwd.clone(),
-        ))
+        let mut ws = crate::ops::Workspace::new(self.project()?, self.cwd.clone());
+        if let Some(source) =
+            crate::signing::SigningKeySource::pick(self.signing_key_file.as_deref())
+        {
+            ws.signer = Some(std::sync::Arc::new(crate::signing::load(&source)?));
+        }
+        Ok(ws)
     }
 
     /// The project whose directory holds `path`, or the `-C` project.

@@ -19,6 +19,9 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         override_soak: args.reason.clone().filter(|_| args.override_soak),
     };
     let plan = plan(&repo, &config, &request)?;
+    if config.trust.is_some() {
+        refuse_untrusted(ctx, &config, &args)?;
+    }
     let remote = config
         .forge
         .as_ref()
@@ -255,4 +258,43 @@ fn emit(
             ));
         }
     }
+}
+
+/// With `[trust]` configured, promotion runs `verify` for the target environment first and
+/// refuses a release that is unsigned or does not match, naming each failed check.
+fn refuse_untrusted(
+    ctx: &Context,
+    config: &crate::config::Config,
+    args: &PromoteArgs,
+) -> Result<(), Error> {
+    let ws = crate::ops::Workspace::new(config.clone(), ctx.cwd.clone());
+    let report = crate::ops::verify::verify(
+        &ws,
+        &crate::ops::verify::VerifyOptions {
+            version: args.version.clone(),
+            env: Some(args.env.clone()),
+            insecure_registries: Vec::new(),
+        },
+    )?;
+    if report.passed() {
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == crate::report::Status::Fail)
+        .map(|c| format!("  {}: {}", c.name, c.detail))
+        .collect();
+    Err(Error::refused(
+        format!(
+            "release {} is not trusted for {} ([trust] in rel.toml):\n{}",
+            args.version,
+            args.env,
+            failed.join("\n")
+        ),
+        format!(
+            "sign the release with a trusted key (REL_SIGNING_KEY=... `rel build --push`, `rel lock`, `rel record`), then check it with `rel verify --version {} --env {}`",
+            args.version, args.env
+        ),
+    ))
 }

@@ -69,6 +69,8 @@ pub enum BuildEvent<'a> {
 pub struct BuildOutcome {
     pub output: BuildOutput,
     pub path: PathBuf,
+    /// Signatures, provenance and SBOMs attached to the pushed images (a push with a signing key).
+    pub attested: Vec<crate::attest::Attested>,
 }
 
 /// Build, publish and record.
@@ -140,8 +142,21 @@ pub fn build(
         schema: build_output::SCHEMA,
         components: Vec::new(),
     };
+    let mut attested = Vec::new();
     if opts.registry.push {
-        push_all(&assembled, &tag, &opts.registry, &mut events)?;
+        let pushed = push_all(&assembled, &tag, &opts.registry, &mut events)?;
+        if let (Some(key), Some((registry, runtime))) = (&ws.signer, &pushed) {
+            let toolchain = crate::attest::toolchain_version(&config.root);
+            let lock_sha = crate::attest::cargo_lock_sha256(&config.root)?;
+            let inputs = crate::attest::BuildInputs {
+                workspace: &config.root,
+                repository: config.repo.as_deref(),
+                source: &source,
+                toolchain: &toolchain,
+                cargo_lock_sha256: &lock_sha,
+            };
+            attested = crate::attest::publish(key, registry, runtime, &assembled, &inputs)?;
+        }
         for a in &assembled {
             output
                 .components
@@ -166,7 +181,11 @@ pub fn build(
     let path = config.root.join(build_output::DEFAULT_PATH);
     crate::atomic_write::write(&path, output.to_json().as_bytes())
         .map_err(|e| Error::io("write the build result", &path, e))?;
-    Ok(BuildOutcome { output, path })
+    Ok(BuildOutcome {
+        output,
+        path,
+        attested,
+    })
 }
 
 /// A current-thread async runtime for the registry client.
@@ -178,14 +197,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
+/// Returns the client and runtime for what follows the push (signing), `None` when nothing was
+/// pushed.
 fn push_all(
     assembled: &[build::Assembled],
     tag: &str,
     opts: &RegistryOptions,
     events: &mut impl FnMut(BuildEvent<'_>),
-) -> Result<(), Error> {
+) -> Result<Option<(oci::Registry, tokio::runtime::Runtime)>, Error> {
     let Some(first) = assembled.first() else {
-        return Ok(());
+        return Ok(None);
     };
     let host = first.image_name.registry().to_owned();
     let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -251,7 +272,7 @@ fn push_all(
             report: &report,
         });
     }
-    Ok(())
+    Ok(Some((registry, runtime)))
 }
 
 /// The components to build: the named ones, or every built component.

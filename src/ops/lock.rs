@@ -51,8 +51,19 @@ impl Locked {
     }
 }
 
-/// Compose, check and write the lockfile.
+/// Compose, check and write the lockfile; sign it (`releases/<v>.yaml.minisig`) when the
+/// workspace has a signing key.
 pub fn lock(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
+    let locked = write_lockfile(ws, args)?;
+    if let Some(key) = &ws.signer {
+        let path = locked.path();
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read the lockfile", path, e))?;
+        crate::signing::write_detached(key, path, &bytes)?;
+    }
+    Ok(locked)
+}
+
+fn write_lockfile(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
     let config = &ws.config;
     let lockfile = compose(ws, args)?;
     let text = lockfile.to_yaml();

@@ -18,16 +18,25 @@ pub mod lock;
 pub mod record;
 pub mod release;
 pub mod render;
+pub mod reproduce;
+pub mod verify;
 
 /// The project an op works on, and where the user stands (for paths as they should see them).
 pub struct Workspace {
     pub config: Config,
     pub cwd: PathBuf,
+    /// The release signing key, when one is given (`REL_SIGNING_KEY`, `--signing-key-file`):
+    /// lockfiles, records and pushed images are then signed.
+    pub signer: Option<std::sync::Arc<crate::signing::SigningKey>>,
 }
 
 impl Workspace {
     pub fn new(config: Config, cwd: PathBuf) -> Workspace {
-        Workspace { config, cwd }
+        Workspace {
+            config,
+            cwd,
+            signer: None,
+        }
     }
 
     /// The project root.

@@ -157,8 +157,21 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
         record.summary.warn
     );
 
+    // With a signing key, the lockfile and the record get detached signatures, committed with them.
+    let mut signatures = Vec::new();
+    if let Some(key) = &ws.signer {
+        for (path, bytes) in [
+            (&lock_path, lock_bytes.as_slice()),
+            (&record_path, text.as_bytes()),
+        ] {
+            let sig = crate::signing::write_detached(key, path, bytes)?;
+            let sig_text =
+                std::fs::read(&sig).map_err(|e| Error::io("read the signature", &sig, e))?;
+            signatures.push((sig, sig_text));
+        }
+    }
     if let (Some(repo), Some(head)) = (&repo, head) {
-        let changes = vec![
+        let mut changes = vec![
             FileChange {
                 path: repo.rel_path(&lock_path)?,
                 contents: Some(lock_bytes),
@@ -168,6 +181,12 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
                 contents: Some(text.into_bytes()),
             },
         ];
+        for (sig, sig_text) in signatures {
+            changes.push(FileChange {
+                path: repo.rel_path(&sig)?,
+                contents: Some(sig_text),
+            });
+        }
         let mut t = Trailers::new();
         t.push(key::ACTION, Action::Record)
             .push(key::VERSION, version)

@@ -25,3 +25,4 @@ mod soak_freeze;
 mod stage;
 mod support;
 mod templates;
+mod trust;

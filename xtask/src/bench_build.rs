@@ -6,6 +6,7 @@
 //! (c) the one-core floor: one gzip stream (flate2, level 1) + sha256 of the layer tar, in memory.
 //! (c2) the N-core floor: rel's block-parallel gzip on every core + sha256, in memory.
 //! (d) rel, no change: the same push again; it must upload zero blobs.
+//! (e) `rel build --push` without and with a signing key, and `rel verify` (bench_trust.rs).
 //!
 //! Flags: `--binary PATH` (default: the first 10 MiB of `/usr/bin/docker-registry`, a real Go
 //! binary), `--rounds N` (default 5; medians are reported).
@@ -228,6 +229,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if repush_uploads > 0 {
         return Err("a no-change re-push uploaded blobs".into());
     }
+
+    // (e) What a signing key adds to `rel build --push` (see bench_trust.rs).
+    let t = crate::bench_trust::run(&root, &host, &bin, &work.0, rounds)?;
+    let added = (t.signed - t.plain) / t.plain;
+    println!();
+    println!(
+        "{:<58} {:>7.3} s",
+        "(e1) rel build --push (warm cargo + cache), new repository", t.plain
+    );
+    println!(
+        "{:<58} {:>7.3} s",
+        "(e2) the same with a signing key (sign, provenance, SBOM)", t.signed
+    );
+    println!(
+        "{:<58} {:>7.3} s",
+        "(e3) rel verify of that release (1 image)", t.verify
+    );
+    println!(
+        "(e2)/(e1) = +{:.1}% for signing and attaching   (goal < 10%: {})",
+        added * 100.0,
+        verdict(added < 0.10)
+    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod bench_gates;
 mod bench_git;
 mod bench_render;
 mod bench_stage;
+mod bench_trust;
 mod fuzz;
 mod kustomize;
 mod kustomize_corpus;

@@ -8,6 +8,7 @@ mod client;
 mod credentials;
 mod error;
 mod push;
+mod referrers;
 mod tls;
 
 pub use client::{ClientOptions, RetryPolicy};
@@ -17,3 +18,8 @@ pub use credentials::{
 pub use error::RegistryError;
 pub(crate) use push::Known;
 pub use push::{BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus};
+pub use referrers::{
+    ANNOTATION_COSIGN_SIGNATURE, ArtifactManifest, EMPTY_CONFIG, MEDIA_TYPE_EMPTY,
+    MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag, fallback_tag,
+    simple_signing_payload,
+};

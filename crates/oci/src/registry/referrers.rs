@@ -1,0 +1,557 @@
+//! Artifacts attached to an image: OCI 1.1 manifests with a `subject` and an `artifactType`
+//! (SBOMs, attestations), found through the referrers API or, on registries without it, through
+//! the tag-schema fallback (an image index tagged `sha256-<hex>` listing the referrers); and
+//! cosign signature manifests (tag `sha256-<hex>.sig`, one simple-signing layer per signature).
+//!
+//! Nothing here signs or verifies: the caller brings signature bytes and checks them.
+
+use std::collections::BTreeMap;
+
+use image_ref::Digest;
+use reqwest::{Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::client::{Call, endpoint};
+use super::error::RegistryError;
+use super::push::Registry;
+use crate::spec::{Descriptor, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+
+/// The OCI empty descriptor's media type (an artifact without a config).
+pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The empty JSON object every artifact without a config points at.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+/// cosign's simple-signing layer media type.
+pub const MEDIA_TYPE_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation holding a cosign signature (base64) on its layer.
+pub const ANNOTATION_COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// An image manifest with the OCI 1.1 fields (keys in lexicographic order: canonical bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactManifest {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+}
+
+/// One entry of a referrers list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    pub digest: Digest,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReferrerIndex {
+    #[serde(default)]
+    manifests: Vec<Referrer>,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+}
+
+/// Where a referrers list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// `GET /v2/<name>/referrers/<digest>`.
+    Api,
+    /// The `sha256-<hex>` tag (the registry has no referrers API).
+    FallbackTag,
+}
+
+/// The tag-schema fallback tag of `digest`: `sha256-<hex>`.
+pub fn fallback_tag(digest: &Digest) -> String {
+    digest.to_string().replacen(':', "-", 1)
+}
+
+fn manifest_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("manifests serialize")
+}
+
+impl Registry {
+    fn pull_scopes(repository: &str) -> Vec<String> {
+        vec![format!("repository:{repository}:pull")]
+    }
+
+    fn push_scopes(repository: &str) -> Vec<String> {
+        vec![format!("repository:{repository}:pull,push")]
+    }
+
+    /// Upload `bytes` as a blob unless the repository has it; its digest.
+    pub async fn put_blob(&self, repository: &str, bytes: &[u8]) -> Result<Digest, RegistryError> {
+        let digest = Digest::of(bytes);
+        if !self.blob_exists(repository, &digest).await? {
+            let session = self.begin_upload(repository).await?;
+            self.upload_into(&session, &digest, bytes).await?;
+        }
+        Ok(digest)
+    }
+
+    /// Fetch a blob and check its digest.
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = self.t.url(&format!("/v2/{repository}/blobs/{digest}"))?;
+        let scopes = Self::pull_scopes(repository);
+        let call = Call {
+            method: Method::GET,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        let resp = self.t.send(&call, &|| Ok(None), &[]).await?;
+        let ep = endpoint(&Method::GET, &url);
+        if !resp.status().is_success() {
+            return Err(RegistryError::from_response(&ep, resp).await);
+        }
+        let bytes = body(resp, &ep).await?;
+        if Digest::of(&bytes) != *digest {
+            return Err(RegistryError::DigestMismatch {
+                endpoint: ep,
+                expected: digest.clone(),
+                got: Digest::of(&bytes).to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Put manifest `bytes` of `media_type` under `reference` (a tag or its digest); the registry
+    /// must answer our digest. Returns whether the registry says it indexed the `subject`
+    /// (the `OCI-Subject` header of registries with the referrers API).
+    pub async fn put_manifest_bytes(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool, RegistryError> {
+        let url = self
+            .t
+            .url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let scopes = Self::push_scopes(repository);
+        let call = Call {
+            method: Method::PUT,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: bytes.len() as u64,
+        };
+        let owned = bytes.to_vec();
+        let headers = [(header::CONTENT_TYPE, media_type.to_owned())];
+        let resp = self
+            .t
+            .send(
+                &call,
+                &|| Ok(Some(reqwest::Body::from(owned.clone()))),
+                &headers,
+            )
+            .await?;
+        let ep = endpoint(&Method::PUT, &url);
+        if !resp.status().is_success() {
+            return Err(RegistryError::from_response(&ep, resp).await);
+        }
+        let ours = Digest::of(bytes).to_string();
+        if let Some(got) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            && got != ours
+        {
+            return Err(RegistryError::DigestMismatch {
+                endpoint: ep,
+                expected: Digest::of(bytes),
+                got: got.to_owned(),
+            });
+        }
+        Ok(resp.headers().contains_key("oci-subject"))
+    }
+
+    /// The manifest `reference` names, with its media type, or `None`.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        accept: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, RegistryError> {
+        let url = self
+            .t
+            .url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let scopes = Self::pull_scopes(repository);
+        let call = Call {
+            method: Method::GET,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        let resp = self
+            .t
+            .send(&call, &|| Ok(None), &[(header::ACCEPT, accept.to_owned())])
+            .await?;
+        let ep = endpoint(&Method::GET, &url);
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let media_type = resp
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let bytes = body(resp, &ep).await?;
+                if let Ok(d) = reference.parse::<Digest>()
+                    && Digest::of(&bytes) != d
+                {
+                    return Err(RegistryError::DigestMismatch {
+                        endpoint: ep,
+                        expected: d,
+                        got: Digest::of(&bytes).to_string(),
+                    });
+                }
+                Ok(Some((media_type, bytes)))
+            }
+            _ => Err(RegistryError::from_response(&ep, resp).await),
+        }
+    }
+
+    /// The artifacts that name `subject`: from the referrers API, else from the fallback tag.
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<(Vec<Referrer>, ReferrersSource), RegistryError> {
+        let url = self
+            .t
+            .url(&format!("/v2/{repository}/referrers/{subject}"))?;
+        let scopes = Self::pull_scopes(repository);
+        let call = Call {
+            method: Method::GET,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        let resp = self
+            .t
+            .send(
+                &call,
+                &|| Ok(None),
+                &[(header::ACCEPT, MEDIA_TYPE_INDEX.to_owned())],
+            )
+            .await?;
+        let ep = endpoint(&Method::GET, &url);
+        let is_index = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with(MEDIA_TYPE_INDEX));
+        if resp.status().is_success() && is_index {
+            let bytes = body(resp, &ep).await?;
+            let index: ReferrerIndex =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
+                    endpoint: ep,
+                    detail: format!("the referrers list is not an image index: {e}"),
+                })?;
+            return Ok((index.manifests, ReferrersSource::Api));
+        }
+        Ok((
+            self.fallback_index(repository, subject)
+                .await?
+                .map(|i| i.manifests)
+                .unwrap_or_default(),
+            ReferrersSource::FallbackTag,
+        ))
+    }
+
+    async fn fallback_index(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Option<ReferrerIndex>, RegistryError> {
+        let tag = fallback_tag(subject);
+        let Some((_, bytes)) = self
+            .get_manifest(repository, &tag, MEDIA_TYPE_INDEX)
+            .await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RegistryError::BadResponse {
+                endpoint: format!("GET {repository}:{tag}"),
+                detail: format!("the referrers fallback tag is not an image index: {e}"),
+            })
+    }
+
+    /// Attach `content` (of `media_type`) to `subject` as an artifact of `artifact_type`: the
+    /// blob, the empty config, the manifest by digest; then, unless the registry indexed the
+    /// subject itself, the fallback tag's index gains the artifact. Rerunning converges.
+    pub async fn attach(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        artifact_type: &str,
+        media_type: &str,
+        content: &[u8],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<Digest, RegistryError> {
+        let (blob, config) = futures_util::future::try_join(
+            self.put_blob(repository, content),
+            self.put_blob(repository, EMPTY_CONFIG),
+        )
+        .await?;
+        let manifest = ArtifactManifest {
+            annotations: annotations.clone(),
+            artifact_type: Some(artifact_type.to_owned()),
+            config: Descriptor::new(MEDIA_TYPE_EMPTY, config, EMPTY_CONFIG.len() as u64),
+            layers: vec![Descriptor::new(media_type, blob, content.len() as u64)],
+            media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
+            schema_version: 2,
+            subject: Some(Descriptor::new(
+                &subject.media_type,
+                subject.digest.clone(),
+                subject.size,
+            )),
+        };
+        let bytes = manifest_bytes(&manifest);
+        let digest = Digest::of(&bytes);
+        let indexed = self
+            .put_manifest_bytes(repository, &digest.to_string(), MEDIA_TYPE_MANIFEST, &bytes)
+            .await?;
+        if indexed {
+            return Ok(digest);
+        }
+        let mut index = self
+            .fallback_index(repository, &subject.digest)
+            .await?
+            .unwrap_or(ReferrerIndex {
+                manifests: Vec::new(),
+                media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
+                schema_version: 2,
+            });
+        if index.manifests.iter().any(|m| m.digest == digest) {
+            return Ok(digest);
+        }
+        index.manifests.push(Referrer {
+            annotations,
+            artifact_type: Some(artifact_type.to_owned()),
+            digest: digest.clone(),
+            media_type: MEDIA_TYPE_MANIFEST.to_owned(),
+            size: bytes.len() as u64,
+        });
+        self.put_manifest_bytes(
+            repository,
+            &fallback_tag(&subject.digest),
+            MEDIA_TYPE_INDEX,
+            &manifest_bytes(&index),
+        )
+        .await?;
+        Ok(digest)
+    }
+
+    /// The manifest of an attached artifact and the bytes of its first layer.
+    pub async fn artifact_content(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(ArtifactManifest, Vec<u8>), RegistryError> {
+        let ep = format!("GET {repository}@{digest}");
+        let (_, bytes) = self
+            .get_manifest(repository, &digest.to_string(), MEDIA_TYPE_MANIFEST)
+            .await?
+            .ok_or_else(|| RegistryError::BadResponse {
+                endpoint: ep.clone(),
+                detail: "the referrers list names a manifest the registry does not have".into(),
+            })?;
+        let manifest: ArtifactManifest =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
+                endpoint: ep.clone(),
+                detail: format!("not an OCI manifest: {e}"),
+            })?;
+        let layer = manifest
+            .layers
+            .first()
+            .ok_or_else(|| RegistryError::BadResponse {
+                endpoint: ep,
+                detail: "the artifact has no layer".into(),
+            })?;
+        let content = self.get_blob(repository, &layer.digest).await?;
+        Ok((manifest, content))
+    }
+
+    /// Add a cosign signature (`signature_b64` over `payload`) to the `sha256-<hex>.sig` manifest
+    /// of `subject`, keeping the signatures already there. Rerunning converges.
+    pub async fn push_cosign_signature(
+        &self,
+        repository: &str,
+        subject: &Digest,
+        payload: &[u8],
+        signature_b64: &str,
+    ) -> Result<Digest, RegistryError> {
+        let tag = cosign_signature_tag(subject);
+        let mut layers = match self
+            .get_manifest(repository, &tag, MEDIA_TYPE_MANIFEST)
+            .await?
+        {
+            Some((_, bytes)) => serde_json::from_slice::<ArtifactManifest>(&bytes)
+                .map(|m| m.layers)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let payload_digest = self.put_blob(repository, payload).await?;
+        let ours = layers.iter().any(|l| {
+            l.digest == payload_digest
+                && l.annotations
+                    .get(ANNOTATION_COSIGN_SIGNATURE)
+                    .map(String::as_str)
+                    == Some(signature_b64)
+        });
+        if !ours {
+            let mut layer = Descriptor::new(
+                MEDIA_TYPE_SIMPLE_SIGNING,
+                payload_digest,
+                payload.len() as u64,
+            );
+            layer.annotations.insert(
+                ANNOTATION_COSIGN_SIGNATURE.to_owned(),
+                signature_b64.to_owned(),
+            );
+            layers.push(layer);
+        }
+        // The config lists the layers as diff ids (they are not compressed), as cosign writes it.
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "",
+            "config": {},
+            "created": "0001-01-01T00:00:00Z",
+            "history": [{"created": "0001-01-01T00:00:00Z"}],
+            "os": "",
+            "rootfs": {"diff_ids": diff_ids, "type": "layers"},
+        }))
+        .expect("json");
+        let config_digest = self.put_blob(repository, &config).await?;
+        let manifest = ArtifactManifest {
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+            config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config.len() as u64),
+            layers,
+            media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
+            schema_version: 2,
+            subject: None,
+        };
+        let bytes = manifest_bytes(&manifest);
+        self.put_manifest_bytes(repository, &tag, MEDIA_TYPE_MANIFEST, &bytes)
+            .await?;
+        Ok(Digest::of(&bytes))
+    }
+
+    /// The cosign signatures of `subject`: each layer's payload and its base64 signature.
+    pub async fn cosign_signatures(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Vec<(Vec<u8>, String)>, RegistryError> {
+        let tag = cosign_signature_tag(subject);
+        let Some((_, bytes)) = self
+            .get_manifest(repository, &tag, MEDIA_TYPE_MANIFEST)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let manifest: ArtifactManifest =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
+                endpoint: format!("GET {repository}:{tag}"),
+                detail: format!("the signature manifest is not an OCI manifest: {e}"),
+            })?;
+        let mut out = Vec::new();
+        for layer in manifest
+            .layers
+            .iter()
+            .filter(|l| l.media_type == MEDIA_TYPE_SIMPLE_SIGNING)
+        {
+            let Some(sig) = layer.annotations.get(ANNOTATION_COSIGN_SIGNATURE) else {
+                continue;
+            };
+            let payload = self.get_blob(repository, &layer.digest).await?;
+            out.push((payload, sig.clone()));
+        }
+        Ok(out)
+    }
+}
+
+/// cosign's signature tag of `digest`: `sha256-<hex>.sig`.
+pub fn cosign_signature_tag(digest: &Digest) -> String {
+    format!("{}.sig", fallback_tag(digest))
+}
+
+/// cosign's simple-signing payload for `docker_reference` (the repository, without tag or digest)
+/// at `digest`, in cosign's byte layout.
+pub fn simple_signing_payload(docker_reference: &str, digest: &Digest) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": digest.to_string()},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .expect("json")
+}
+
+async fn body(resp: reqwest::Response, ep: &str) -> Result<Vec<u8>, RegistryError> {
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|source| RegistryError::Transport {
+            endpoint: ep.to_owned(),
+            attempts: 1,
+            cause: super::tls::chain(&source),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_payload_follow_cosign() {
+        let d: Digest = "sha256:62ae288d059f84a10e47af8945d1062c7fb84168577b7f5eed211d85e2686e19"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            cosign_signature_tag(&d),
+            "sha256-62ae288d059f84a10e47af8945d1062c7fb84168577b7f5eed211d85e2686e19.sig"
+        );
+        assert_eq!(
+            String::from_utf8(simple_signing_payload(
+                "localhost:5000/platform/gateway",
+                &d
+            ))
+            .unwrap(),
+            r#"{"critical":{"identity":{"docker-reference":"localhost:5000/platform/gateway"},"image":{"docker-manifest-digest":"sha256:62ae288d059f84a10e47af8945d1062c7fb84168577b7f5eed211d85e2686e19"},"type":"cosign container image signature"},"optional":null}"#
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! What a signed build publishes next to each image: a cosign signature of the manifest digest,
+//! a SLSA provenance v1 in-toto statement in a DSSE envelope, and a CycloneDX 1.5 SBOM of the
+//! binary's crate graph (`cargo metadata` for the component's crate, features and target;
+//! versions and checksums from Cargo.lock). Both documents are attached to the image as OCI 1.1
+//! artifacts (referrers API or the tag-schema fallback).
+//!
+//! Every document is a function of the build inputs (no clock, no random): a rebuild of the same
+//! commit attaches the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use image_ref::Digest;
+use serde::Deserialize;
+use sha2::Digest as _;
+
+use crate::build::{Assembled, cargo::TARGET, source::SourceInfo};
+use crate::signing::{IN_TOTO_PAYLOAD_TYPE, SigningKey};
+use crate::{Error, env_vars};
+
+/// The artifact type (and layer media type) of the provenance attachment: a DSSE envelope of an
+/// in-toto statement.
+pub const PROVENANCE_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+/// The artifact type (and layer media type) of the SBOM attachment.
+pub const SBOM_ARTIFACT_TYPE: &str = "application/vnd.cyclonedx+json";
+/// in-toto statement and SLSA predicate types.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// Who built it: rel's builder, versioned with rel.
+pub const BUILDER_ID: &str = "urn:rel:builder:rel-build";
+/// How it was built: `cargo build --release --locked` into a reproducible OCI image.
+pub const BUILD_TYPE: &str = "urn:rel:build-type:cargo-oci:v1";
+
+/// What the build of one image used: the inputs provenance and the SBOM describe.
+#[derive(Debug, Clone)]
+pub struct BuildInputs<'a> {
+    pub workspace: &'a Path,
+    /// The source repository (`org/name`, rel.toml's `repo`).
+    pub repository: Option<&'a str>,
+    pub source: &'a SourceInfo,
+    /// `rustc -V`.
+    pub toolchain: &'a str,
+    /// SHA-256 of Cargo.lock.
+    pub cargo_lock_sha256: &'a str,
+}
+
+/// What was published for one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attested {
+    pub component: String,
+    pub image: String,
+    pub signature: Digest,
+    pub provenance: Digest,
+    pub sbom: Digest,
+    /// Resolved dependencies in the SBOM.
+    pub dependencies: usize,
+}
+
+/// `rustc -V` of the toolchain cargo builds with.
+pub fn toolchain_version(workspace: &Path) -> String {
+    let rustc = std::env::var_os(env_vars::RUSTC).unwrap_or_else(|| "rustc".into());
+    env_vars::scrub_secrets(&mut Command::new(rustc))
+        .current_dir(workspace)
+        .arg("-V")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The in-toto statement (SLSA provenance v1) of one image, as canonical JSON bytes.
+pub fn provenance(a: &Assembled, inputs: &BuildInputs<'_>) -> Vec<u8> {
+    let digest = &a.image.manifest_digest;
+    let mut command = vec![
+        "cargo",
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        TARGET,
+        "--package",
+        &a.krate,
+        "--bin",
+        &a.bin,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    if !a.features.is_empty() {
+        command.push("--features".to_owned());
+        command.push(a.features.join(","));
+    }
+    let commit = inputs.source.commit.as_deref().unwrap_or_default();
+    let repository = inputs.repository.unwrap_or_default();
+    serde_json::to_vec(&serde_json::json!({
+        "_type": STATEMENT_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "bin": a.bin,
+                    "command": command,
+                    "component": a.component,
+                    "crate": a.krate,
+                    "features": a.features,
+                    "source": {"commit": commit, "dirty": inputs.source.dirty, "repository": repository},
+                    "sourceDateEpoch": inputs.source.epoch,
+                    "target": TARGET,
+                },
+                "internalParameters": {
+                    "rustflags": crate::build::cargo::rustflags(inputs.workspace),
+                    "toolchain": inputs.toolchain,
+                },
+                "resolvedDependencies": [
+                    {"digest": {"gitCommit": commit}, "name": "source", "uri": format!("git+{repository}@{commit}")},
+                    {"digest": {"sha256": inputs.cargo_lock_sha256}, "name": "Cargo.lock"},
+                ],
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID, "version": {"rel": env!("CARGO_PKG_VERSION")}},
+            },
+        },
+        "predicateType": SLSA_PROVENANCE_V1,
+        "subject": [{"digest": {"sha256": digest.hex()}, "name": a.image_name.name()}],
+    }))
+    .expect("json")
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    resolve: Option<Resolve>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    id: String,
+    name: String,
+    version: String,
+    source: Option<String>,
+    license: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Resolve {
+    nodes: Vec<Node>,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    id: String,
+    #[serde(default)]
+    deps: Vec<NodeDep>,
+    #[serde(default)]
+    features: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct NodeDep {
+    pkg: String,
+    #[serde(default)]
+    dep_kinds: Vec<DepKind>,
+}
+
+#[derive(Deserialize)]
+struct DepKind {
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CargoLock {
+    #[serde(default)]
+    package: Vec<LockPackage>,
+}
+
+#[derive(Deserialize)]
+struct LockPackage {
+    name: String,
+    version: String,
+    checksum: Option<String>,
+}
+
+/// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
+/// every package linked into it (normal dependencies, transitively, for the image's target).
+pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize), Error> {
+    let cargo = std::env::var_os(env_vars::CARGO).unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // `cargo metadata` resolves features for the package of --manifest-path.
+    env_vars::scrub_secrets(&mut cmd)
+        .current_dir(inputs.workspace)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", TARGET, "--manifest-path"])
+        .arg(crate_manifest(inputs.workspace, &a.krate));
+    if !a.features.is_empty() {
+        cmd.arg("--features").arg(a.features.join(","));
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("run cargo metadata", inputs.workspace, e))?;
+    if !out.status.success() {
+        return Err(Error::usage(
+            format!(
+                "cargo metadata for the SBOM of {} failed: {}",
+                a.component,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
+        ));
+    }
+    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::invalid(
+            format!("cargo metadata printed something rel cannot read: {e}"),
+            "report this with your cargo version (`cargo -V`)",
+        )
+    })?;
+    let lock_text = std::fs::read_to_string(inputs.workspace.join("Cargo.lock"))
+        .map_err(|e| Error::io("read Cargo.lock", inputs.workspace.join("Cargo.lock"), e))?;
+    let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
+        Error::invalid(
+            format!("Cargo.lock is not readable: {e}"),
+            "regenerate it with `cargo generate-lockfile`",
+        )
+    })?;
+    let checksums: BTreeMap<(String, String), String> = lock
+        .package
+        .into_iter()
+        .filter_map(|p| Some(((p.name, p.version), p.checksum?)))
+        .collect();
+    let packages: BTreeMap<&str, &Package> =
+        meta.packages.iter().map(|p| (p.id.as_str(), p)).collect();
+    let nodes: BTreeMap<&str, &Node> = meta
+        .resolve
+        .as_ref()
+        .map(|r| r.nodes.iter().map(|n| (n.id.as_str(), n)).collect())
+        .unwrap_or_default();
+    let root = meta
+        .packages
+        .iter()
+        .find(|p| p.name == a.krate && p.source.is_none())
+        .ok_or_else(|| {
+            Error::invalid(
+                format!("cargo metadata does not list the crate `{}`", a.krate),
+                "check the component's `crate` in rel.toml",
+            )
+        })?;
+    // Normal dependencies only: build scripts and proc macros run at build time, they are not
+    // in the binary.
+    let normal = |d: &&NodeDep| d.dep_kinds.iter().any(|k| k.kind.is_none());
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root.id.as_str()];
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        let from = purl(packages[id]);
+        let entry = edges.entry(from).or_default();
+        for dep in node.deps.iter().filter(normal) {
+            if let Some(p) = packages.get(dep.pkg.as_str()) {
+                entry.insert(purl(p));
+                stack.push(dep.pkg.as_str());
+            }
+        }
+    }
+    let component = |p: &Package| {
+        let mut c = serde_json::json!({
+            "bom-ref": purl(p),
+            "name": p.name,
+            "purl": purl(p),
+            "type": "library",
+            "version": p.version,
+        });
+        if let Some(sum) = checksums.get(&(p.name.clone(), p.version.clone())) {
+            c["hashes"] = serde_json::json!([{"alg": "SHA-256", "content": sum}]);
+        }
+        if let Some(l) = &p.license {
+            c["licenses"] = serde_json::json!([{"expression": l}]);
+        }
+        c
+    };
+    let components: Vec<_> = seen
+        .iter()
+        .filter(|id| **id != root.id)
+        .map(|id| component(packages[id]))
+        .collect();
+    let count = components.len();
+    let mut main = component(root);
+    main["type"] = "application".into();
+    main["properties"] = serde_json::json!([
+        {"name": "rel:bin", "value": a.bin},
+        {"name": "rel:component", "value": a.component},
+        {"name": "rel:features", "value": a.features.join(",")},
+        {"name": "rel:target", "value": TARGET},
+        {"name": "rel:image", "value": format!("{}@{}", a.image_name.name(), a.image.manifest_digest)},
+    ]);
+    let root_features = nodes.get(root.id.as_str()).map(|n| n.features.join(","));
+    if let Some(f) = root_features {
+        main["properties"]
+            .as_array_mut()
+            .expect("array")
+            .push(serde_json::json!({"name": "rel:resolved-features", "value": f}));
+    }
+    let dependencies: Vec<_> = edges
+        .into_iter()
+        .map(|(r, deps)| serde_json::json!({"dependsOn": deps, "ref": r}))
+        .collect();
+    let timestamp = time::OffsetDateTime::from_unix_timestamp(inputs.source.epoch)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let bom = serde_json::json!({
+        "bomFormat": "CycloneDX",
+        "components": components,
+        "dependencies": dependencies,
+        "metadata": {
+            "component": main,
+            "timestamp": timestamp,
+            "tools": {"components": [{"name": "rel", "type": "application", "version": env!("CARGO_PKG_VERSION")}]},
+        },
+        "serialNumber": serial_number(&a.image.manifest_digest),
+        "specVersion": "1.5",
+        "version": 1,
+    });
+    Ok((serde_json::to_vec(&bom).expect("json"), count))
+}
+
+fn crate_manifest(workspace: &Path, krate: &str) -> std::path::PathBuf {
+    for dir in ["crates", "services"] {
+        let p = workspace.join(dir).join(krate).join("Cargo.toml");
+        if p.is_file() {
+            return p;
+        }
+    }
+    workspace.join("Cargo.toml")
+}
+
+fn purl(p: &Package) -> String {
+    format!("pkg:cargo/{}@{}", p.name, p.version)
+}
+
+/// A UUID (version 5 layout) derived from the image digest: the same image, the same BOM serial.
+fn serial_number(digest: &Digest) -> String {
+    let h = sha2::Sha256::digest(digest.to_string().as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Sign and attach everything for the pushed images.
+pub fn publish(
+    key: &SigningKey,
+    registry: &oci::Registry,
+    runtime: &tokio::runtime::Runtime,
+    assembled: &[Assembled],
+    inputs: &BuildInputs<'_>,
+) -> Result<Vec<Attested>, Error> {
+    let mut out = Vec::new();
+    for a in assembled {
+        let repository = a.image_name.repository();
+        let digest = &a.image.manifest_digest;
+        let push_err = |source| Error::Push {
+            component: a.component.clone(),
+            target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
+            source,
+        };
+        let payload = oci::registry::simple_signing_payload(&a.image_name.name(), digest);
+        let sig = base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
+        let statement = provenance(a, inputs);
+        let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &statement);
+        let (bom, dependencies) = sbom(a, inputs)?;
+        let subject = oci::spec::Descriptor::new(
+            oci::spec::MEDIA_TYPE_MANIFEST,
+            digest.clone(),
+            a.image.manifest.len() as u64,
+        );
+        // One after the other: the fallback tag's index is read, extended and written, so two
+        // attachments of one subject must not race.
+        let (signature, provenance, sbom) = runtime
+            .block_on(async {
+                let signature = registry
+                    .push_cosign_signature(repository, digest, &payload, &sig)
+                    .await?;
+                let provenance = registry
+                    .attach(
+                        repository,
+                        &subject,
+                        PROVENANCE_MEDIA_TYPE,
+                        PROVENANCE_MEDIA_TYPE,
+                        envelope.as_bytes(),
+                        BTreeMap::from([(
+                            "dev.rel.predicate-type".to_owned(),
+                            SLSA_PROVENANCE_V1.to_owned(),
+                        )]),
+                    )
+                    .await?;
+                let sbom = registry
+                    .attach(
+                        repository,
+                        &subject,
+                        SBOM_ARTIFACT_TYPE,
+                        SBOM_ARTIFACT_TYPE,
+                        &bom,
+                        BTreeMap::new(),
+                    )
+                    .await?;
+                Ok::<_, oci::RegistryError>((signature, provenance, sbom))
+            })
+            .map_err(push_err)?;
+        out.push(Attested {
+            component: a.component.clone(),
+            image: format!("{}@{digest}", a.image_name.name()),
+            signature,
+            provenance,
+            sbom,
+            dependencies,
+        });
+    }
+    Ok(out)
+}
+
+/// SHA-256 (hex) of the workspace's Cargo.lock.
+pub fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
+    let path = workspace.join("Cargo.lock");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read Cargo.lock", &path, e))?;
+    Ok(crate::record::sha256_hex(&bytes))
+}

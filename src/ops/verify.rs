@@ -1,0 +1,456 @@
+//! `verify`: is a release what the team signed? For every component of the lockfile, the
+//! registry holds a cosign signature by a trusted key over the locked digest, and (for components
+//! rel builds) a signed SLSA provenance naming the lockfile's repository and source commit and a
+//! CycloneDX SBOM, attached to that digest; the lockfile and its validation records carry valid
+//! minisign signatures. The answer is a [`Report`] like every gate's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use image_ref::{Digest, ImageRef};
+
+use crate::attest::{
+    PROVENANCE_MEDIA_TYPE, SBOM_ARTIFACT_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE,
+};
+use crate::lockfile::{LockedComponent, Lockfile};
+use crate::ops::Workspace;
+use crate::report::{Check, Report};
+use crate::signing::{IN_TOTO_PAYLOAD_TYPE, PublicKey};
+use crate::version::Version;
+use crate::{Error, env_vars};
+
+/// What to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub version: Version,
+    /// Use the keys `[trust]` gives this environment (and name it in the report).
+    pub env: Option<String>,
+    /// Registry hosts spoken to over plain HTTP (loopback always is).
+    pub insecure_registries: Vec<String>,
+}
+
+/// Run every check; `Err` only when verification cannot run (no `[trust]`, no lockfile).
+pub fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Error> {
+    let config = &ws.config;
+    let trust = config.trust.as_ref().ok_or_else(|| {
+        Error::usage(
+            "rel.toml has no [trust]: there are no trusted keys to verify against",
+            "make a key with `rel keygen --signing -o FILE` and add its public key: `[trust] keys = [\"RW...\"]`",
+        )
+    })?;
+    if let Some(env) = &opts.env {
+        config.environment(env)?;
+    }
+    let keys = trust.keys_for(opts.env.as_deref());
+    if keys.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "[trust] gives no key for {}",
+                opts.env.as_deref().unwrap_or("the project")
+            ),
+            "list keys under [trust] keys or [trust.environments.<env>] keys",
+        ));
+    }
+    let lock_path = crate::releases::lockfile_path(&config.root, &opts.version);
+    let lock_bytes = std::fs::read(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::usage(
+                format!("there is no {} to verify", ws.display(&lock_path)),
+                format!(
+                    "lock the release first: `rel lock --version {}`",
+                    opts.version
+                ),
+            )
+        } else {
+            Error::io("read the lockfile", &lock_path, e)
+        }
+    })?;
+    let lockfile = Lockfile::load(&lock_path)?;
+
+    let mut report = Report::new(
+        "verify",
+        match &opts.env {
+            Some(env) => format!("{} for {env}", opts.version),
+            None => opts.version.to_string(),
+        },
+    );
+    report.context.insert(
+        "trusted_keys".into(),
+        keys.iter()
+            .map(PublicKey::id_hex)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+
+    report.push(detached_check(
+        "lockfile signature",
+        &ws.display(&lock_path),
+        &lock_path,
+        &lock_bytes,
+        keys,
+        &format!(
+            "sign it: `REL_SIGNING_KEY=... rel lock --version {}`",
+            opts.version
+        ),
+    ));
+    for record in crate::releases::records_for(&config.root, &opts.version) {
+        let shown = ws.display(&record);
+        let bytes = std::fs::read(&record).map_err(|e| Error::io("read the record", &record, e))?;
+        report.push(detached_check(
+            &format!("record signature {}", file_name(&record)),
+            &shown,
+            &record,
+            &bytes,
+            keys,
+            "records are signed by `rel record` when a signing key is given; re-record under a new version",
+        ));
+    }
+
+    let runtime = crate::ops::build::runtime()?;
+    let mut clients: BTreeMap<String, oci::Registry> = BTreeMap::new();
+    for (name, c) in &lockfile.components {
+        let image = c
+            .image
+            .clone()
+            .or_else(|| config.components.get(name).map(|comp| comp.image.clone()));
+        let Some(image) = image else {
+            report.push(Check::fail(
+                format!("{name}: signature"),
+                "the lockfile names no image for this component, and rel.toml has none",
+            ));
+            continue;
+        };
+        let host = image.registry().to_owned();
+        if !clients.contains_key(&host) {
+            clients.insert(
+                host.clone(),
+                registry_client(&host, &opts.insecure_registries)?,
+            );
+        }
+        let registry = &clients[&host];
+        for check in runtime.block_on(component_checks(registry, name, &image, c, keys)) {
+            report.push(check);
+        }
+    }
+    Ok(report)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A detached minisign signature of a file, by a trusted key, with the file's own name signed.
+fn detached_check(
+    name: &str,
+    shown: &str,
+    path: &Path,
+    bytes: &[u8],
+    keys: &[PublicKey],
+    fix: &str,
+) -> Check {
+    let sig_path = crate::signing::signature_path(path);
+    let Ok(sig) = std::fs::read_to_string(&sig_path) else {
+        return Check::fail(
+            name,
+            format!("{shown} has no signature ({shown}.minisig is missing); {fix}"),
+        );
+    };
+    let expected = crate::signing::trusted_comment(path);
+    let mut last = String::new();
+    for key in keys {
+        match key.verify_minisign(bytes, &sig) {
+            Ok(comment) if comment == expected => {
+                return Check::pass(
+                    name,
+                    format!("{shown}.minisig: valid, key {}", key.id_hex()),
+                );
+            }
+            Ok(comment) => {
+                return Check::fail(
+                    name,
+                    format!(
+                        "{shown}.minisig was made for another file (trusted comment `{comment}`, expected `{expected}`)"
+                    ),
+                );
+            }
+            Err(e) => last = e,
+        }
+    }
+    Check::fail(
+        name,
+        format!(
+            "{shown}.minisig does not verify with any trusted key ({last}): the file changed after signing, or it was signed by a key rel.toml does not trust"
+        ),
+    )
+}
+
+/// The signature, provenance and SBOM checks of one component.
+async fn component_checks(
+    registry: &oci::Registry,
+    name: &str,
+    image: &ImageRef,
+    c: &LockedComponent,
+    keys: &[PublicKey],
+) -> Vec<Check> {
+    let repository = image.repository();
+    let digest = &c.digest;
+    let at = format!("{}@{digest}", image.name());
+    let mut checks = vec![signature_check(registry, name, image, digest, keys).await];
+    if c.krate.is_none() {
+        checks.push(Check::skip(
+            format!("{name}: provenance"),
+            "external component: rel did not build it",
+        ));
+        return checks;
+    }
+    let referrers = match registry.referrers(repository, digest).await {
+        Ok((r, _)) => r,
+        Err(e) => {
+            let detail = format!("cannot list what is attached to {at}: {e}");
+            checks.push(Check::fail(format!("{name}: provenance"), detail.clone()));
+            checks.push(Check::fail(format!("{name}: sbom"), detail));
+            return checks;
+        }
+    };
+    let of_type = |t: &str| {
+        referrers
+            .iter()
+            .filter(|r| r.artifact_type.as_deref() == Some(t))
+            .map(|r| r.digest.clone())
+            .collect::<Vec<_>>()
+    };
+
+    // Provenance: signed by a trusted key, about this digest, from this repository and commit.
+    let provenances = of_type(PROVENANCE_MEDIA_TYPE);
+    let check = if provenances.is_empty() {
+        Check::fail(
+            format!("{name}: provenance"),
+            format!(
+                "no provenance is attached to {at}; build and push it with a signing key (`rel build --push`)"
+            ),
+        )
+    } else {
+        let mut reasons = Vec::new();
+        let mut ok = None;
+        for d in &provenances {
+            match registry.artifact_content(repository, d).await {
+                Ok((_, envelope)) => match provenance_matches(&envelope, digest, c, keys) {
+                    Ok(detail) => {
+                        ok = Some(detail);
+                        break;
+                    }
+                    Err(reason) => reasons.push(reason),
+                },
+                Err(e) => reasons.push(e.to_string()),
+            }
+        }
+        match ok {
+            Some(detail) => Check::pass(format!("{name}: provenance"), detail),
+            None => Check::fail(format!("{name}: provenance"), reasons.join("; ")),
+        }
+    };
+    checks.push(check);
+
+    // SBOM: a CycloneDX document is attached to this digest.
+    let sboms = of_type(SBOM_ARTIFACT_TYPE);
+    let check = match sboms.first() {
+        None => Check::fail(
+            format!("{name}: sbom"),
+            format!(
+                "no SBOM is attached to {at}; build and push it with a signing key (`rel build --push`)"
+            ),
+        ),
+        Some(d) => match registry.artifact_content(repository, d).await {
+            Ok((_, bytes)) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(bom) if bom["bomFormat"] == "CycloneDX" => Check::pass(
+                    format!("{name}: sbom"),
+                    format!(
+                        "CycloneDX {} with {} components",
+                        bom["specVersion"].as_str().unwrap_or("?"),
+                        bom["components"].as_array().map_or(0, Vec::len)
+                    ),
+                ),
+                _ => Check::fail(
+                    format!("{name}: sbom"),
+                    format!("the SBOM attached to {at} is not CycloneDX JSON"),
+                ),
+            },
+            Err(e) => Check::fail(format!("{name}: sbom"), e.to_string()),
+        },
+    };
+    checks.push(check);
+    checks
+}
+
+async fn signature_check(
+    registry: &oci::Registry,
+    name: &str,
+    image: &ImageRef,
+    digest: &Digest,
+    keys: &[PublicKey],
+) -> Check {
+    let check = format!("{name}: signature");
+    let tag = oci::registry::cosign_signature_tag(digest);
+    let sigs = match registry.cosign_signatures(image.repository(), digest).await {
+        Ok(s) => s,
+        Err(e) => return Check::fail(check, format!("cannot read {tag}: {e}")),
+    };
+    if sigs.is_empty() {
+        return Check::fail(
+            check,
+            format!(
+                "{}@{digest} is not signed (no {tag}); push it with a signing key: `REL_SIGNING_KEY=... rel build --push`",
+                image.name()
+            ),
+        );
+    }
+    let mut reasons = Vec::new();
+    for (payload, sig_b64) in &sigs {
+        let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig_b64) else {
+            reasons.push("a signature is not base64".to_owned());
+            continue;
+        };
+        let Some(key) = keys.iter().find(|k| k.verify_raw(payload, &sig)) else {
+            reasons.push(
+                "a signature does not verify with any trusted key (tampered, or signed by an untrusted key)"
+                    .to_owned(),
+            );
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+        let signed_digest = v["critical"]["image"]["docker-manifest-digest"]
+            .as_str()
+            .unwrap_or_default();
+        let signed_ref = v["critical"]["identity"]["docker-reference"]
+            .as_str()
+            .unwrap_or_default();
+        if signed_digest != digest.to_string() {
+            reasons.push(format!(
+                "a trusted signature covers {signed_digest}, not the locked digest"
+            ));
+            continue;
+        }
+        if signed_ref != image.name() {
+            reasons.push(format!(
+                "a trusted signature names {signed_ref}, not {}",
+                image.name()
+            ));
+            continue;
+        }
+        return Check::pass(
+            check,
+            format!("cosign signature ({tag}) by key {}", key.id_hex()),
+        );
+    }
+    Check::fail(check, format!("{tag}: {}", reasons.join("; ")))
+}
+
+/// A provenance envelope: signed by a trusted key, its statement about `digest`, built from the
+/// lockfile's repository and source commit.
+fn provenance_matches(
+    envelope: &[u8],
+    digest: &Digest,
+    c: &LockedComponent,
+    keys: &[PublicKey],
+) -> Result<String, String> {
+    let mut last = String::from("no trusted key");
+    let mut verified = None;
+    for key in keys {
+        match key.verify_dsse(envelope) {
+            Ok(v) => {
+                verified = Some((key, v));
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let Some((key, (payload_type, payload))) = verified else {
+        return Err(format!(
+            "the provenance envelope is not signed by a trusted key ({last})"
+        ));
+    };
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "the envelope holds `{payload_type}`, not an in-toto statement"
+        ));
+    }
+    let st: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("the statement is not JSON: {e}"))?;
+    if st["_type"] != STATEMENT_TYPE || st["predicateType"] != SLSA_PROVENANCE_V1 {
+        return Err("the statement is not an in-toto v1 SLSA provenance v1".to_owned());
+    }
+    let about = st["subject"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["digest"]["sha256"] == digest.hex()));
+    if !about {
+        return Err(format!(
+            "the provenance is about another image, not {digest}"
+        ));
+    }
+    let source = &st["predicate"]["buildDefinition"]["externalParameters"]["source"];
+    let (repo, commit) = (
+        source["repository"].as_str().unwrap_or_default(),
+        source["commit"].as_str().unwrap_or_default(),
+    );
+    if let Some(want) = &c.repo
+        && repo != want
+    {
+        return Err(format!(
+            "the provenance names repository `{repo}`, the lockfile `{want}`"
+        ));
+    }
+    match &c.source_commit {
+        Some(want) if commit != want => Err(format!(
+            "the provenance names commit {commit}, the lockfile's source commit is {want}: the image was not built from the locked source"
+        )),
+        None => Err("the lockfile has no sourceCommit to compare the provenance with".to_owned()),
+        Some(_) => {
+            if source["dirty"] == true {
+                return Err(format!(
+                    "the provenance says the image was built from a dirty tree at {commit}"
+                ));
+            }
+            Ok(format!(
+                "SLSA v1, {repo}@{}, signed by key {}",
+                &commit[..commit.len().min(12)],
+                key.id_hex()
+            ))
+        }
+    }
+}
+
+/// A registry client for reading (credentials as for pushing: `REL_REGISTRY_USERNAME`/`_PASSWORD`
+/// or the Docker config).
+pub(crate) fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Registry, Error> {
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
+    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
+    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
+    let credentials = oci::resolve_credentials(host, &sources).map_err(|e| {
+        Error::usage(
+            format!("registry credentials for {host}: {e}"),
+            format!(
+                "set both {} and {}, or fix ~/.docker/config.json",
+                env_vars::REGISTRY_USERNAME,
+                env_vars::REGISTRY_PASSWORD
+            ),
+        )
+    })?;
+    let mut options = oci::ClientOptions {
+        insecure: insecure.to_vec(),
+        ..Default::default()
+    };
+    if let Some(pem) = crate::trust::extra_ca_pem() {
+        options = options.with_ca_pem(pem.to_vec());
+    }
+    oci::Registry::new(host, credentials, options).map_err(|e| {
+        Error::usage(
+            format!("registry {host}: {e}"),
+            "check the lockfile's image names",
+        )
+    })
+}

@@ -1,0 +1,557 @@
+//! The release signing key and the three signature formats it makes, all over one Ed25519 key pair:
+//!
+//! - **minisign** detached signatures (`releases/<v>.yaml.minisig`, records): algorithm `ED`
+//!   (Ed25519 over BLAKE2b-512 of the file), key id, trusted comment and global signature, as
+//!   `minisign -V` and the `minisign-verify` crate read them. Verification uses `minisign-verify`.
+//! - **cosign** image signatures: Ed25519 over the simple-signing payload bytes; the public key in
+//!   PEM/SPKI is what `cosign verify --key` and containers/image's `sigstoreSigned` policy take.
+//! - **DSSE** envelopes (in-toto attestations): Ed25519 over the pre-authentication encoding.
+//!
+//! The public key is written the minisign way (`RW...`, base64 of `Ed` + key id + key) in
+//! rel.toml's `[trust]`; [`PublicKey::to_pem`] gives the same key for cosign-style verifiers.
+//! The secret key never reaches `Debug`, output or a child process.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer as _, Verifier as _};
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+use crate::{Error, env_vars};
+
+/// The first line of a secret key file `rel keygen --signing` writes.
+const SECRET_COMMENT: &str = "untrusted comment: rel signing secret key";
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the key's 32 bytes follow.
+const SPKI_ED25519_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+/// DSSE payload type of in-toto statements.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// An Ed25519 signing key with its minisign key id. Wiped on drop; `Debug` shows the id only.
+pub struct SigningKey {
+    key: ed25519_dalek::SigningKey,
+    id: [u8; 8],
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.public().id_hex())
+    }
+}
+
+/// A trusted Ed25519 public key with its minisign key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: ed25519_dalek::VerifyingKey,
+    id: [u8; 8],
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.id_hex())
+    }
+}
+
+/// Why a key text is unusable. Never carries the key text itself.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum KeyError {
+    #[error("not base64")]
+    #[diagnostic(help("a key is one line of base64, as `rel keygen --signing` prints it"))]
+    Base64,
+    #[error("{0} bytes where {1} were expected")]
+    #[diagnostic(help("copy the whole line `rel keygen --signing` printed"))]
+    Length(usize, usize),
+    #[error("not an Ed25519 minisign key (algorithm `{0}`)")]
+    #[diagnostic(help("rel trusts Ed25519 keys: `rel keygen --signing` makes one"))]
+    Algorithm(String),
+    #[error("the key's bytes are not an Ed25519 public key")]
+    #[diagnostic(help("copy the whole line `rel keygen --signing` printed"))]
+    Point,
+}
+
+impl SigningKey {
+    /// A new key from the operating system's random source.
+    pub fn generate() -> Result<SigningKey, Error> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::getrandom(seed.as_mut()).map_err(|e| {
+            Error::usage(
+                format!("cannot draw random bytes for a signing key: {e}"),
+                "the operating system's random source failed; try again",
+            )
+        })?;
+        Ok(SigningKey::from_seed(&seed))
+    }
+
+    fn from_seed(seed: &[u8; 32]) -> SigningKey {
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
+        let id = key_id(&key.verifying_key());
+        SigningKey { key, id }
+    }
+
+    /// The secret key file's text: a comment line and the 32-byte seed in base64.
+    pub fn to_secret_text(&self) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(String::with_capacity(100));
+        text.push_str(SECRET_COMMENT);
+        text.push(' ');
+        text.push_str(&self.public().id_hex());
+        text.push('\n');
+        text.push_str(&B64.encode(self.key.to_bytes()));
+        text.push('\n');
+        text
+    }
+
+    /// Parse a secret key: the text [`SigningKey::to_secret_text`] writes, or its base64 line alone.
+    pub fn from_secret_text(text: &str) -> Result<SigningKey, KeyError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .unwrap_or_default();
+        let bytes = Zeroizing::new(B64.decode(line).map_err(|_| KeyError::Base64)?);
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyError::Length(bytes.len(), 32))?,
+        );
+        Ok(SigningKey::from_seed(&seed))
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            key: self.key.verifying_key(),
+            id: self.id,
+        }
+    }
+
+    /// Ed25519 over `message` itself (cosign's signature over the simple-signing payload).
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
+    /// A minisign detached signature of `message` (algorithm `ED`: the BLAKE2b-512 prehash).
+    /// Deterministic: the same key, bytes and comment give the same signature file.
+    pub fn sign_minisign(&self, message: &[u8], trusted_comment: &str) -> String {
+        let hash = blake2::Blake2b512::digest(message);
+        let sig = self.key.sign(&hash).to_bytes();
+        let mut line = Vec::with_capacity(74);
+        line.extend_from_slice(b"ED");
+        line.extend_from_slice(&self.id);
+        line.extend_from_slice(&sig);
+        let mut global = Vec::with_capacity(64 + trusted_comment.len());
+        global.extend_from_slice(&sig);
+        global.extend_from_slice(trusted_comment.as_bytes());
+        let global_sig = self.key.sign(&global).to_bytes();
+        format!(
+            "untrusted comment: signature from rel secret key {}\n{}\ntrusted comment: {trusted_comment}\n{}\n",
+            self.public().id_hex(),
+            B64.encode(&line),
+            B64.encode(global_sig)
+        )
+    }
+
+    /// A DSSE envelope (JSON) of `payload`, signed over its pre-authentication encoding.
+    pub fn dsse_envelope(&self, payload_type: &str, payload: &[u8]) -> String {
+        let sig = self.key.sign(&pae(payload_type, payload)).to_bytes();
+        serde_json::json!({
+            "payload": B64.encode(payload),
+            "payloadType": payload_type,
+            "signatures": [{"keyid": self.public().id_hex(), "sig": B64.encode(sig)}],
+        })
+        .to_string()
+    }
+}
+
+/// DSSE's pre-authentication encoding: `DSSEv1 <len> <type> <len> <body>`.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Key ids are derived from the public key (the first 8 bytes of its SHA-256), so the same seed
+/// always has the same id.
+fn key_id(key: &ed25519_dalek::VerifyingKey) -> [u8; 8] {
+    let hash = sha2::Sha256::digest(key.as_bytes());
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&hash[..8]);
+    id
+}
+
+impl PublicKey {
+    /// Parse a minisign public key line (`RW...`; a leading `untrusted comment:` line is skipped).
+    pub fn from_minisign(text: &str) -> Result<PublicKey, KeyError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .unwrap_or_default();
+        let bytes = B64.decode(line).map_err(|_| KeyError::Base64)?;
+        if bytes.len() != 42 {
+            return Err(KeyError::Length(bytes.len(), 42));
+        }
+        if &bytes[..2] != b"Ed" {
+            return Err(KeyError::Algorithm(
+                String::from_utf8_lossy(&bytes[..2]).into_owned(),
+            ));
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[2..10]);
+        let raw: [u8; 32] = bytes[10..].try_into().expect("32 bytes");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::Point)?;
+        Ok(PublicKey { key, id })
+    }
+
+    /// The minisign public key line (base64 of `Ed` + key id + key).
+    pub fn to_minisign(&self) -> String {
+        let mut bytes = Vec::with_capacity(42);
+        bytes.extend_from_slice(b"Ed");
+        bytes.extend_from_slice(&self.id);
+        bytes.extend_from_slice(self.key.as_bytes());
+        B64.encode(bytes)
+    }
+
+    /// The key in PEM (SubjectPublicKeyInfo), as cosign and containers/image read it.
+    pub fn to_pem(&self) -> String {
+        let mut der = SPKI_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(self.key.as_bytes());
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            B64.encode(der)
+        )
+    }
+
+    /// The key id as minisign prints it (16 hex digits of the little-endian number).
+    pub fn id_hex(&self) -> String {
+        format!("{:016X}", u64::from_le_bytes(self.id))
+    }
+
+    /// Whether `sig` is this key's Ed25519 signature of `message`.
+    pub fn verify_raw(&self, message: &[u8], sig: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+            return false;
+        };
+        self.key.verify(message, &sig).is_ok()
+    }
+
+    /// Check a minisign signature file over `message` with `minisign-verify`; the trusted
+    /// comment on success.
+    pub fn verify_minisign(&self, message: &[u8], sig_text: &str) -> Result<String, String> {
+        let pk = minisign_verify::PublicKey::from_base64(&self.to_minisign())
+            .map_err(|e| format!("public key: {e}"))?;
+        let sig = minisign_verify::Signature::decode(sig_text)
+            .map_err(|e| format!("not a minisign signature: {e}"))?;
+        pk.verify(message, &sig, false).map_err(|e| e.to_string())?;
+        Ok(sig.trusted_comment().to_owned())
+    }
+
+    /// The payload of a DSSE envelope when one of its signatures is this key's.
+    pub fn verify_dsse(&self, envelope: &[u8]) -> Result<(String, Vec<u8>), String> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            payload: String,
+            #[serde(rename = "payloadType")]
+            payload_type: String,
+            signatures: Vec<Sig>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Sig {
+            sig: String,
+        }
+        let env: Envelope =
+            serde_json::from_slice(envelope).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+        let payload = B64
+            .decode(&env.payload)
+            .map_err(|_| "the DSSE payload is not base64".to_owned())?;
+        let message = pae(&env.payload_type, &payload);
+        let ok = env.signatures.iter().any(|s| {
+            B64.decode(&s.sig)
+                .is_ok_and(|sig| self.verify_raw(&message, &sig))
+        });
+        if ok {
+            Ok((env.payload_type, payload))
+        } else {
+            Err(format!("no signature by key {}", self.id_hex()))
+        }
+    }
+}
+
+/// Where the signing key comes from. Never a flag value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningKeySource {
+    /// `REL_SIGNING_KEY`.
+    Env,
+    /// `--signing-key-file FILE`; `-` is standard input.
+    File(PathBuf),
+}
+
+impl SigningKeySource {
+    /// `--signing-key-file` when given, else `REL_SIGNING_KEY` when set, else no key.
+    pub fn pick(file: Option<&Path>) -> Option<SigningKeySource> {
+        match file {
+            Some(p) => Some(SigningKeySource::File(p.to_path_buf())),
+            None => std::env::var_os(env_vars::SIGNING_KEY)
+                .filter(|v| !v.is_empty())
+                .map(|_| SigningKeySource::Env),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SigningKeySource::Env => format!("${}", env_vars::SIGNING_KEY),
+            SigningKeySource::File(p) if p == Path::new("-") => "standard input".to_owned(),
+            SigningKeySource::File(p) => format!("key file {}", p.display()),
+        }
+    }
+}
+
+/// Read and parse the signing key; the text is wiped once parsed.
+pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
+    let text: Zeroizing<String> = match source {
+        SigningKeySource::Env => {
+            Zeroizing::new(std::env::var(env_vars::SIGNING_KEY).map_err(|_| {
+                Error::usage(
+                    format!("{} is not set or not UTF-8", env_vars::SIGNING_KEY),
+                    "give the key `rel keygen --signing` wrote, or pass --signing-key-file FILE",
+                )
+            })?)
+        }
+        SigningKeySource::File(p) if p == Path::new("-") => {
+            let mut buf = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut buf)
+                .map_err(|e| Error::io("read the signing key from standard input", "-", e))?;
+            buf
+        }
+        SigningKeySource::File(path) => {
+            let bytes = Zeroizing::new(
+                std::fs::read(path).map_err(|e| Error::io("read the signing key file", path, e))?,
+            );
+            Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    SigningKey::from_secret_text(&text).map_err(|e| {
+        let help = miette::Diagnostic::help(&e)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Error::usage(
+            format!(
+                "the signing key from {} is unusable: {e}",
+                source.describe()
+            ),
+            help,
+        )
+    })
+}
+
+/// `releases/<file>.minisig`: the detached signature next to the signed file.
+pub fn signature_path(signed: &Path) -> PathBuf {
+    let mut name = signed.file_name().unwrap_or_default().to_os_string();
+    name.push(".minisig");
+    signed.with_file_name(name)
+}
+
+/// The trusted comment of a detached signature: the signed file's name (no time, so a rerun
+/// writes the same bytes).
+pub fn trusted_comment(signed: &Path) -> String {
+    format!(
+        "file:{}",
+        signed.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Write the detached signature of `bytes` (the content of `signed`) unless an identical one is
+/// there. Returns the signature's path.
+pub fn write_detached(key: &SigningKey, signed: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let path = signature_path(signed);
+    let text = key.sign_minisign(bytes, &trusted_comment(signed));
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+        return Ok(path);
+    }
+    crate::atomic_write::write(&path, text.as_bytes())
+        .map_err(|e| Error::io("write the signature", &path, e))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_and_public_keys_round_trip() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_secret_text(&key.to_secret_text()).unwrap();
+        assert_eq!(key.public(), again.public());
+        let public = PublicKey::from_minisign(&key.public().to_minisign()).unwrap();
+        assert_eq!(public, key.public());
+        assert!(!format!("{key:?}").contains(&B64.encode(key.key.to_bytes())));
+        assert!(
+            key.public()
+                .to_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA")
+        );
+    }
+
+    #[test]
+    fn minisign_signatures_verify_and_tampering_is_caught() {
+        let key = SigningKey::generate().unwrap();
+        let sig = key.sign_minisign(b"version: 1.0.0\n", "file:1.0.0.yaml");
+        let pk = key.public();
+        assert_eq!(
+            pk.verify_minisign(b"version: 1.0.0\n", &sig).unwrap(),
+            "file:1.0.0.yaml"
+        );
+        assert!(pk.verify_minisign(b"version: 1.0.1\n", &sig).is_err());
+        let forged = sig.replace("file:1.0.0.yaml", "file:2.0.0.yaml");
+        assert!(pk.verify_minisign(b"version: 1.0.0\n", &forged).is_err());
+        let other = SigningKey::generate().unwrap().public();
+        assert!(other.verify_minisign(b"version: 1.0.0\n", &sig).is_err());
+    }
+
+    fn config(trust: &str) -> Result<crate::config::Config, crate::source_error::SourceError> {
+        crate::config::Config::parse(
+            Path::new("rel.toml"),
+            &format!(
+                "registry = \"r.example.com/p\"\n[environments.staging]\noverlay = \"o/s\"\n[environments.prod]\noverlay = \"o/p\"\n{trust}"
+            ),
+            PathBuf::from("/p"),
+        )
+    }
+
+    #[test]
+    fn trust_keys_parse_per_environment_and_bad_ones_point_at_their_line() {
+        let (a, b) = (
+            SigningKey::generate().unwrap().public(),
+            SigningKey::generate().unwrap().public(),
+        );
+        let c = config(&format!(
+            "[trust]\nkeys = [\"{}\"]\n[trust.environments.prod]\nkeys = [\"{}\"]\n",
+            a.to_minisign(),
+            b.to_minisign()
+        ))
+        .unwrap();
+        let t = c.trust.unwrap();
+        assert_eq!(t.keys_for(None), std::slice::from_ref(&a));
+        assert_eq!(t.keys_for(Some("staging")), std::slice::from_ref(&a));
+        assert_eq!(t.keys_for(Some("prod")), std::slice::from_ref(&b));
+        assert!(config("").unwrap().trust.is_none());
+
+        let e = config("[trust]\nkeys = [\"RWnot-a-key\"]\n").unwrap_err();
+        let text = format!("{:?}", miette::Report::new(e));
+        assert!(
+            text.contains("is not a signing public key: not base64"),
+            "{text}"
+        );
+        assert!(text.contains("rel.toml:7:9"), "{text}");
+        let e = config(&format!(
+            "[trust.environments.qa]\nkeys = [\"{}\"]\n",
+            a.to_minisign()
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{e:?}").contains("names no environment")
+                || e.to_string().contains("names no environment"),
+            "{e:?}"
+        );
+        assert!(config("[trust]\n").is_err());
+    }
+
+    #[test]
+    fn dsse_envelopes_verify_with_the_signing_key_only() {
+        let key = SigningKey::generate().unwrap();
+        let env = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, b"{}");
+        let (t, body) = key.public().verify_dsse(env.as_bytes()).unwrap();
+        assert_eq!(
+            (t.as_str(), body.as_slice()),
+            (IN_TOTO_PAYLOAD_TYPE, &b"{}"[..])
+        );
+        let other = SigningKey::generate().unwrap().public();
+        assert!(other.verify_dsse(env.as_bytes()).is_err());
+    }
+}
+
+/// rel.toml's `[trust]`: the public keys whose signatures make a release trusted, project-wide and
+/// optionally per environment (an environment's list replaces the project-wide one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustConfig {
+    pub keys: Vec<PublicKey>,
+    pub environments: std::collections::BTreeMap<String, Vec<PublicKey>>,
+}
+
+impl TrustConfig {
+    /// The keys trusted in `env` (or project-wide for `None`).
+    pub fn keys_for(&self, env: Option<&str>) -> &[PublicKey] {
+        env.and_then(|e| self.environments.get(e))
+            .map_or(self.keys.as_slice(), Vec::as_slice)
+    }
+}
+
+/// `[trust]` as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTrust {
+    #[serde(default)]
+    keys: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    environments: std::collections::BTreeMap<toml::Spanned<String>, RawTrustEnv>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTrustEnv {
+    keys: Vec<toml::Spanned<String>>,
+}
+
+impl RawTrust {
+    /// Validate: every key parses, every environment exists. Errors carry the span.
+    pub(crate) fn validate(
+        self,
+        known_envs: &[String],
+    ) -> Result<TrustConfig, (std::ops::Range<usize>, String, &'static str)> {
+        let parse = |keys: Vec<toml::Spanned<String>>| {
+            keys.into_iter()
+                .map(|k| {
+                    PublicKey::from_minisign(k.get_ref()).map_err(|e| {
+                        (
+                            k.span(),
+                            format!("`{}` is not a signing public key: {e}", k.get_ref()),
+                            "paste the public key `rel keygen --signing` printed (base64, starting with `RW`)",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let keys = parse(self.keys)?;
+        let mut environments = std::collections::BTreeMap::new();
+        for (name, env) in self.environments {
+            if !known_envs.contains(name.get_ref()) {
+                return Err((
+                    name.span(),
+                    format!(
+                        "[trust.environments.{}] names no environment",
+                        name.get_ref()
+                    ),
+                    "use an environment of `[environments]`, or drop the section",
+                ));
+            }
+            environments.insert(name.get_ref().clone(), parse(env.keys)?);
+        }
+        if keys.is_empty() && environments.is_empty() {
+            return Err((
+                0..0,
+                "[trust] lists no key".to_owned(),
+                "add `keys = [\"RW...\"]` with the public key `rel keygen --signing` printed, or remove [trust]",
+            ));
+        }
+        Ok(TrustConfig { keys, environments })
+    }
+}

@@ -1,0 +1,187 @@
+//! The signing rows of `cargo xtask bench build`: what a signing key adds to `rel build --push`
+//! (cosign signature, SLSA provenance in DSSE, CycloneDX SBOM from `cargo metadata`, all pushed
+//! and attached), and what `rel verify` of that release costs.
+//!
+//! A small cargo workspace whose one binary embeds the bench's 10 MiB payload (an image the size
+//! of a service), committed in git, built once to warm cargo and the layer cache. Each round then
+//! pushes to two new repositories, one without and one with `REL_SIGNING_KEY`: both runs are
+//! cargo's freshness check + a layer cache hit + a cold push, so their difference is the signing.
+//! The rel binary is built in release mode.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+pub struct Rows {
+    pub plain: f64,
+    pub signed: f64,
+    pub verify: f64,
+}
+
+pub fn run(
+    root: &Path,
+    host: &str,
+    payload: &Path,
+    work: &Path,
+    rounds: usize,
+) -> Result<Rows, String> {
+    eprintln!("building rel (release) for the signing rows...");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--release", "--quiet", "-p", "rel", "--bin", "rel"])
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_MANIFEST_PATH")
+        .env_remove("CARGO_PKG_NAME")
+        .env_remove("CARGO_CRATE_NAME")
+        .env_remove("CARGO_PRIMARY_PACKAGE")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building rel (release) failed".into());
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let rel = target_dir.join("release/rel");
+
+    let ws = work.join("signing-ws");
+    std::fs::create_dir_all(ws.join("crates/app/src")).map_err(|e| e.to_string())?;
+    let write = |rel_path: &str, text: String| {
+        std::fs::write(ws.join(rel_path), text).map_err(|e| format!("{rel_path}: {e}"))
+    };
+    write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"crates/*\"]\nresolver = \"2\"\n".into(),
+    )?;
+    write(
+        "crates/app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n".into(),
+    )?;
+    write(
+        "crates/app/src/main.rs",
+        format!(
+            "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{{}}\", PAYLOAD.len()); }}\n",
+            payload.display().to_string()
+        ),
+    )?;
+    write(".gitignore", "/target\n".into())?;
+    quiet(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["generate-lockfile", "--offline"])
+            .current_dir(&ws),
+    )?;
+    let keys = work.join("signing-keys");
+    std::fs::create_dir_all(&keys).map_err(|e| e.to_string())?;
+    quiet(
+        Command::new(&rel)
+            .args(["keygen", "--signing", "-o"])
+            .arg(keys.join("k"))
+            .current_dir(&keys),
+    )?;
+    let key = std::fs::read_to_string(keys.join("k")).map_err(|e| e.to_string())?;
+    let public = std::fs::read_to_string(keys.join("k.pub"))
+        .map_err(|e| e.to_string())?
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    write(
+        "rel.toml",
+        format!(
+            "registry = \"{host}/warm\"\nrepo = \"example-org/app\"\n\n[components.app]\ncrate = \"app\"\n\n\
+             [environments.prod]\noverlay = \"overlays/prod\"\n\n[trust]\nkeys = [\"{public}\"]\n"
+        ),
+    )?;
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "-A"],
+        vec![
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "bench",
+        ],
+    ] {
+        quiet(Command::new("git").args(&args).current_dir(&ws))?;
+    }
+    let rel_build = |registry: &str, signed: bool| -> Result<f64, String> {
+        let mut cmd = Command::new(&rel);
+        cmd.current_dir(&ws)
+            .args(["build", "--push", "--tag", "v1", "--registry", registry])
+            .env_remove("REL_SIGNING_KEY");
+        if signed {
+            cmd.env("REL_SIGNING_KEY", &key);
+        }
+        let started = Instant::now();
+        quiet(&mut cmd)?;
+        let secs = started.elapsed().as_secs_f64();
+        if signed {
+            // The lock below takes the signed build's result, whichever run came last.
+            let round = registry.rsplit('-').next().unwrap_or_default();
+            std::fs::copy(
+                ws.join("target/rel/build.json"),
+                work.join(format!("signed-{round}.json")),
+            )
+            .map_err(|e| format!("copy build.json: {e}"))?;
+        }
+        Ok(secs)
+    };
+    eprintln!("warming cargo and the layer cache...");
+    rel_build(&format!("{host}/warm"), false)?;
+    let (mut plain, mut signed, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        eprintln!("signing round {}/{rounds}...", round + 1);
+        // Alternate the order so neither run always follows the other.
+        if round % 2 == 0 {
+            plain.push(rel_build(&format!("{host}/plain-{round}"), false)?);
+            signed.push(rel_build(&format!("{host}/signed-{round}"), true)?);
+        } else {
+            signed.push(rel_build(&format!("{host}/signed-{round}"), true)?);
+            plain.push(rel_build(&format!("{host}/plain-{round}"), false)?);
+        }
+        let version = format!("1.0.{round}");
+        quiet(
+            Command::new(&rel)
+                .current_dir(&ws)
+                .args(["lock", "--version", &version, "--from"])
+                .arg(work.join(format!("signed-{round}.json")))
+                .env("REL_SIGNING_KEY", &key),
+        )?;
+        let started = Instant::now();
+        quiet(
+            Command::new(&rel)
+                .current_dir(&ws)
+                .args(["verify", "--version", &version, "--format", "json"])
+                .env_remove("REL_SIGNING_KEY"),
+        )?;
+        verify.push(started.elapsed().as_secs_f64());
+    }
+    Ok(Rows {
+        plain: median(&mut plain),
+        signed: median(&mut signed),
+        verify: median(&mut verify),
+    })
+}
+
+fn quiet(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}

@@ -123,6 +123,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Stage(#[from] stage::StageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Init(#[from] crate::init::InitError),
 }
 
 impl From<SourceError> for Error {
@@ -165,6 +169,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Refused { .. } => Exit::Failed,
+            Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }
     }

@@ -13,10 +13,12 @@ use crate::{Error, Exit, env_vars};
 
 mod audit;
 mod build;
+mod completions;
 mod deploy;
 mod diff;
 mod gate;
 mod hold;
+mod init;
 mod lock;
 mod pin;
 mod promote;
@@ -32,6 +34,12 @@ mod status;
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
     init_error_reporter();
+    if let Some(result) = run_without_project(&cli) {
+        return match result {
+            Ok(exit) => exit.into(),
+            Err(e) => report_error(e),
+        };
+    }
     let ctx = match Context::new(cli.project_dir) {
         Ok(ctx) => ctx,
         Err(e) => return report_error(e),
@@ -66,11 +74,28 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Up(args) => stage::up(&ctx, args),
         Command::Down(args) => stage::down(&ctx, args),
+        Command::Init(_) | Command::Completions(_) | Command::Man => {
+            unreachable!("run without a project")
+        }
     };
     match result {
         Ok(exit) => exit.into(),
         Err(e) => report_error(e),
     }
+}
+
+/// The commands that need no rel project (`init` makes one); `None` for every other command.
+fn run_without_project(cli: &Cli) -> Option<Result<Exit, Error>> {
+    let cwd =
+        || std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e));
+    Some(match &cli.command {
+        Command::Init(args) => {
+            cwd().and_then(|cwd| init::run(&cwd, cli.project_dir.as_deref(), args.clone()))
+        }
+        Command::Completions(args) => completions::completions(args.clone()),
+        Command::Man => completions::man(),
+        _ => return None,
+    })
 }
 
 fn report_error(e: Error) -> ExitCode {

@@ -10,6 +10,7 @@ mod gates_headroom;
 mod gates_server;
 mod gates_smoke;
 mod hardening;
+mod init;
 mod lock;
 mod pin;
 mod promote;

@@ -38,7 +38,7 @@ pub fn man() -> Result<Exit, Error> {
         out.extend_from_slice(roff.as_bytes());
     }
     man.render_version_section(&mut out).map_err(write_err)?;
-    crate::commands::print_stdout(&String::from_utf8_lossy(&out));
+    crate::commands::print_stdout(&ascii_roff(&String::from_utf8_lossy(&out)));
     Ok(Exit::Ok)
 }
 
@@ -112,4 +112,17 @@ fn roff_text(s: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// roff input is ASCII: every other character as a groff escape (`→` is `\[u2192]`).
+fn ascii_roff(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    out
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod build;
 mod coherence;
+mod completions;
 mod deploy;
 mod diff;
 mod gates_drift;

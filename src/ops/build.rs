@@ -126,6 +126,7 @@ pub fn build(
                     .ok()
                     .map(|v| v.to_string())
             }),
+        insecure_registries: opts.registry.insecure_registries.clone(),
     };
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),

@@ -61,7 +61,7 @@ required-features = ["worker"]
     p
 }
 
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+pub(crate) fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -75,7 +75,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn commit(dir: &Path, message: &str) {
+pub(crate) fn commit(dir: &Path, message: &str) {
     run(dir, "git", &["add", "-A"]);
     run(
         dir,

@@ -1,6 +1,7 @@
 //! Integration tests: drive the `rel` binary against real files, repositories and services.
 
 mod audit;
+mod base_image;
 mod build;
 mod coherence;
 mod completions;

@@ -79,7 +79,7 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 
 /// A client for one registry host.
 pub struct Registry {
-    t: Transport,
+    pub(super) t: Transport,
 }
 
 enum BlobData<'a> {

@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(long = "ca-file", global = true, env = env_vars::CA_FILE, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
+    /// Say nothing on stderr but warnings and errors (no progress); stdout is unchanged
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more on stderr: debug logs (unless RUST_LOG is set) and cargo's own output
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

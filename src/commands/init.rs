@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::cli::InitArgs;
 use crate::commands::print_stdout;
+use crate::commands::progress::say;
 use crate::init::{Action, Plan};
 use crate::{Error, Exit};
 
@@ -38,13 +39,13 @@ pub fn run(cwd: &Path, project_dir: Option<&Path>, args: InitArgs) -> Result<Exi
             s.push_str(&f.shown);
         }
         print_stdout(&s);
-        eprintln!("{}", summary(&plan));
-        eprintln!("dry run: nothing was written");
+        say(&summary(&plan));
+        say("dry run: nothing was written");
         let refused = !args.force && !plan.conflicts().is_empty();
         return Ok(if refused { Exit::Failed } else { Exit::Ok });
     }
     let written = crate::init::apply(&plan, args.force)?;
-    eprintln!("{}", summary(&plan));
+    say(&summary(&plan));
     let mut s = String::new();
     for f in &plan.files {
         let action = if written.contains(&f.path) {
@@ -56,14 +57,12 @@ pub fn run(cwd: &Path, project_dir: Option<&Path>, args: InitArgs) -> Result<Exi
     }
     print_stdout(&s);
     if !plan.workspace.has_lockfile {
-        eprintln!(
+        say(&format!(
             "note: {} has no Cargo.lock; rel builds with `--locked`: run `cargo generate-lockfile` and commit it",
             root.display()
-        );
+        ));
     }
-    eprintln!(
-        "next: review rel.toml and templates/base (probes, ports), commit, then `rel release`"
-    );
+    say("next: review rel.toml and templates/base (probes, ports), commit, then `rel release`");
     Ok(Exit::Ok)
 }
 

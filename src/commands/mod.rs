@@ -21,6 +21,7 @@ mod hold;
 mod init;
 mod lock;
 mod pin;
+pub mod progress;
 mod promote;
 mod record;
 mod release;
@@ -32,6 +33,13 @@ mod status;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    progress::set_verbosity(if cli.quiet {
+        progress::Verbosity::Quiet
+    } else if cli.verbose {
+        progress::Verbosity::Verbose
+    } else {
+        progress::Verbosity::Normal
+    });
     init_tracing();
     init_error_reporter();
     if let Some(result) = run_without_project(&cli) {
@@ -120,8 +128,12 @@ fn init_error_reporter() {
 }
 
 fn init_tracing() {
+    let default = match progress::verbosity() {
+        progress::Verbosity::Verbose => "debug",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

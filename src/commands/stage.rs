@@ -3,12 +3,15 @@
 use std::io::Write as _;
 
 use crate::cli::{DownArgs, ListFormat, UpAction, UpArgs, UpLogsArgs, UpStartArgs, UpStatusArgs};
-use crate::commands::{Context, print_stdout};
+use crate::commands::{Context, print_stdout, progress};
 use crate::stage::{self as ops, UpOptions};
 use crate::{Error, Exit};
 
-/// Talk (not data) goes to stderr.
+/// Talk (not data) goes to stderr, unless `--quiet`.
 fn say(text: &str) {
+    if progress::verbosity() == progress::Verbosity::Quiet {
+        return;
+    }
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
@@ -77,7 +80,13 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     }
     let secrets = ops::cluster_secrets(&config, &opts)?;
     if args.detach {
-        let state = ops::detach(&config, &opts, secrets)?;
+        let spinner = progress::spinner(&format!(
+            "starting stage `{}` in the background...",
+            args.env
+        ));
+        let state = ops::detach(&config, &opts, secrets);
+        spinner.finish_and_clear();
+        let state = state?;
         emit_state(&state, args.format);
         say(&format!(
             "stage `{}` is ready in the background; `rel up status --env {0}`, `rel up logs --env {0}`, `rel down --env {0}`\n",
@@ -87,10 +96,12 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     }
     let rt = runtime()?;
     rt.block_on(async {
-        say(&format!("starting stage `{}`...\n", args.env));
+        let spinner = progress::spinner(&format!("starting stage `{}`...", args.env));
         let mut stop = shutdown_flag()?;
         opts.cancel = Some(stop.clone());
-        let stage = ops::up(&config, &opts, secrets).await?;
+        let stage = ops::up(&config, &opts, secrets).await;
+        spinner.finish_and_clear();
+        let stage = stage?;
         emit_state(&stage.state(), args.format);
         say("ready; Ctrl-C stops every pod\n");
         let _ = stop.wait_for(|s| *s).await;

@@ -54,6 +54,10 @@ pub enum BuildEvent<'a> {
         component: &'a str,
         digest: &'a image_ref::Digest,
     },
+    /// The push of one image starts.
+    Pushing {
+        component: &'a str,
+    },
     Pushed {
         component: &'a str,
         report: &'a oci::PushReport,
@@ -227,6 +231,9 @@ fn push_all(
             allow_overwrite: opts.allow_overwrite,
             mount_from,
         };
+        events(BuildEvent::Pushing {
+            component: &a.component,
+        });
         let report = runtime
             .block_on(registry.push(&target, &a.image, &options))
             .map_err(|e| match e {

@@ -8,7 +8,7 @@ use crate::support::*;
 
 /// Two tiny dependency-free bin crates: `api` (one bin) and `node` (two bins, each behind its
 /// role feature), committed in a git repository with a lockfile.
-fn two_crate_workspace() -> Project {
+pub(crate) fn two_crate_workspace() -> Project {
     let p = Project::empty();
     p.write(
         "Cargo.toml",

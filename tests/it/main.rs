@@ -15,6 +15,7 @@ mod hardening;
 mod init;
 mod lock;
 mod pin;
+mod progress;
 mod promote;
 mod promote_forge;
 mod promote_record;

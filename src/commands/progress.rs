@@ -86,6 +86,8 @@ fn plain_lines(text: &str) -> String {
 pub struct Progress {
     multi: Option<MultiProgress>,
     bars: BTreeMap<String, (ProgressBar, Instant)>,
+    /// The last thing said per component: a repeat is not said again.
+    last: BTreeMap<String, String>,
 }
 
 impl Default for Progress {
@@ -99,11 +101,16 @@ impl Progress {
         Progress {
             multi: draws().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: BTreeMap::new(),
+            last: BTreeMap::new(),
         }
     }
 
     /// `component` is now doing `what` (a spinner's message, or a line).
     pub fn update(&mut self, component: &str, what: &str) {
+        if self.last.get(component).is_some_and(|l| l == what) {
+            return;
+        }
+        self.last.insert(component.to_owned(), what.to_owned());
         self.bar(component).set_message(plain(what));
         if self.multi.is_none() {
             say(&format!("{component}: {what}"));
@@ -112,6 +119,10 @@ impl Progress {
 
     /// `component` is done: `what`, with the time it took.
     pub fn finish(&mut self, component: &str, what: &str) {
+        if self.last.get(component).is_some_and(|l| l == what) {
+            return;
+        }
+        self.last.insert(component.to_owned(), what.to_owned());
         let started = self.bars.get(component).map(|(_, t)| *t);
         let took = started
             .map(|t| format!(" ({})", seconds(t.elapsed())))

@@ -753,6 +753,27 @@ mod tests {
         assert!(crate::config::valid_name(&dns_label(&"a_".repeat(60))));
     }
 
+    #[test]
+    fn repo_is_inferred_from_the_origin_remote() {
+        for (url, want) in [
+            ("git@github.com:acme/shop.git", Some("acme/shop")),
+            ("https://gitlab.example.com/acme/shop", Some("acme/shop")),
+            (
+                "ssh://git@forge.example.com:2222/acme/shop.git/",
+                Some("acme/shop"),
+            ),
+            ("/srv/git/shop.git", None),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = git2::Repository::init(dir.path()).unwrap();
+            repo.remote("origin", url).unwrap();
+            assert_eq!(origin_repo(dir.path()).as_deref(), want, "{url}");
+        }
+        let none = tempfile::tempdir().unwrap();
+        git2::Repository::init(none.path()).unwrap();
+        assert_eq!(origin_repo(none.path()), None);
+    }
+
     fn ws(dir: &Path) -> Workspace {
         Workspace {
             root: dir.to_path_buf(),

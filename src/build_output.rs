@@ -34,6 +34,9 @@ pub struct BuiltImage {
     pub features: Vec<String>,
     /// Where the image went: `registry` (pushed and verified) or `oci-layout:<dir>`.
     pub published: Option<String>,
+    /// The registry base image its layers start with, pinned by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<ImageRef>,
 }
 
 pub const SCHEMA: u32 = 1;

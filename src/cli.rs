@@ -36,6 +36,13 @@ pub struct Cli {
     /// --push`, `lock` and `record`; REL_SIGNING_KEY holds it otherwise (never a flag value)
     #[arg(long = "signing-key-file", global = true, value_name = "FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// Say nothing on stderr but warnings and errors (no progress); stdout is unchanged
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more on stderr: debug logs (unless RUST_LOG is set) and cargo's own output
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -112,6 +119,59 @@ source commit, and a CycloneDX SBOM; releases/<v>.yaml and the validation record
 Exit 0 all verified, 1 something is unsigned or does not match, 2 the check cannot run."
     )]
     Verify(VerifyArgs),
+    /// Make this Cargo workspace a rel project: rel.toml, templates/base, overlays, releases/
+    #[command(
+        long_about = "Make an existing Cargo workspace a rel project, asking nothing it can infer. `cargo metadata \
+--no-deps` names the bin targets; each becomes a component (a bin's `required-features` are its role features). \
+rel writes a commented rel.toml (components, a registry placeholder, environments local → staging → prod), \
+templates/base (a Deployment, Service and PodDisruptionBudget per component), overlays/<env> pinned by \
+placeholder digests, releases/, and the .gitignore lines for secret sources and keys. Then `rel release` works \
+with no edit.\n\nA file that exists with other content is never replaced without --force; .gitignore only \
+gains the lines it lacks. Every write is atomic, rel.toml last: a rerun after an interruption finishes the job."
+    )]
+    Init(InitArgs),
+    /// Print a shell completion script: bash, zsh, fish or powershell
+    #[command(
+        long_about = "Print a shell completion script for rel to standard output.\n\n\
+bash:       rel completions bash > ~/.local/share/bash-completion/completions/rel\n\
+zsh:        rel completions zsh > ~/.zfunc/_rel   (with `fpath+=~/.zfunc; autoload -U compinit; compinit`)\n\
+fish:       rel completions fish > ~/.config/fish/completions/rel.fish\n\
+powershell: rel completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Print rel's manual page (roff) to standard output: `rel man | man -l -`
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// The workspace (or a directory inside it) [default: -C DIR, else the current directory]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Show the files rel would write, and their content; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Replace files that exist with other content
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells `rel completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,8 @@ pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 pub const ACTOR: &str = "REL_ACTOR";
 /// When set (to anything), no colour in output (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+/// The terminal type; `dumb` gets no progress drawing (plain lines, as off a terminal).
+pub const TERM: &str = "TERM";
 /// `true` inside GitHub Actions: gates also print workflow annotations.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
 /// Token for GitHub's REST API (`--open-pr`); read from the environment only, never printed.

@@ -150,6 +150,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Evidence(#[from] crate::record::EvidenceError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Init(#[from] crate::init::InitError),
 }
 
 impl From<SourceError> for Error {
@@ -196,6 +200,7 @@ impl Error {
             Error::LocalStage(e) => e.exit(),
             Error::Rollback(e) => e.exit(),
             Error::Evidence(e) => e.exit(),
+            Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }
     }

@@ -19,6 +19,7 @@ pub mod forge;
 pub mod gate;
 pub mod git_repo;
 pub mod hold;
+pub mod init;
 pub mod kube_source;
 pub mod lockfile;
 pub mod manifests;

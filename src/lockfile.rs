@@ -2,7 +2,7 @@
 //!
 //! Reading takes the seed's format unchanged (`version`, `engineVersion`,
 //! `components.<name>.repo`, `.digest`, `.builtAgainstEngine`) plus our optional fields (`image`,
-//! `tag`, `sourceCommit`, `crate`). A file is first parsed into [`RawLockfile`], which keeps
+//! `tag`, `sourceCommit`, `crate`, `base`). A file is first parsed into [`RawLockfile`], which keeps
 //! positions and tolerates wrong values so the coherence gate can report each one; [`Lockfile`] is
 //! the validated form the rest of rel uses. Writing is canonical (fixed key order) and atomic.
 
@@ -96,6 +96,8 @@ pub struct RawComponent {
     pub source_commit: Option<String>,
     #[serde(rename = "crate")]
     pub krate: Option<String>,
+    /// The registry base image, pinned by digest.
+    pub base: Option<Spanned<String>>,
 }
 
 /// A raw lockfile with the text and path it came from.
@@ -178,6 +180,8 @@ pub struct LockedComponent {
     pub built_against_engine: Option<Version>,
     pub source_commit: Option<String>,
     pub krate: Option<String>,
+    /// The registry base image its layers start with, pinned by digest.
+    pub base: Option<ImageRef>,
 }
 
 impl LockedComponent {
@@ -277,6 +281,12 @@ impl Lockfile {
                         built_against_engine,
                         source_commit: c.source_commit.clone(),
                         krate: c.krate.clone(),
+                        base: match &c.base {
+                            Some(b) => Some(b.value.parse::<ImageRef>().map_err(|e| {
+                                crate::Error::invalid(e.to_string(), "fix the lockfile")
+                            })?),
+                            None => None,
+                        },
                     },
                 );
             }
@@ -321,6 +331,9 @@ impl Lockfile {
             }
             if let Some(k) = &c.krate {
                 let _ = writeln!(out, "    crate: {}", scalar(k));
+            }
+            if let Some(base) = &c.base {
+                let _ = writeln!(out, "    base: {}", scalar(&base.to_string()));
             }
         }
         out
@@ -393,6 +406,7 @@ mod tests {
                     built_against_engine: None,
                     source_commit: Some("0123abc".into()),
                     krate: Some("node".into()),
+                    base: None,
                 },
             )]),
         };

@@ -5,6 +5,7 @@
 //! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
 //! binary hits the layer cache and is neither re-tarred nor re-gzipped.
 
+pub mod base;
 pub mod cargo;
 pub mod source;
 
@@ -35,6 +36,8 @@ pub struct BuildPlan<'a> {
     pub cargo_target_dir: Option<PathBuf>,
     /// The release version the binaries report (`REL_RELEASE_VERSION`); `None`: their crate version.
     pub release_version: Option<String>,
+    /// Registry hosts spoken to over plain HTTP, for registry bases (loopback always is).
+    pub insecure_registries: Vec<String>,
 }
 
 /// Progress events, so the command can show progress without the library printing.
@@ -77,12 +80,22 @@ pub enum BuildError {
     },
     #[error("component `{component}`: base image `{base}`: {message}")]
     #[diagnostic(help(
-        "a base image is an OCI image layout directory, written `oci:PATH` or `oci:PATH:TAG` (e.g. from `skopeo copy docker://gcr.io/distroless/static oci:base:static`)"
+        "a base image is a registry image pinned by digest (`registry/repository@sha256:...`) or an OCI image layout directory, written `oci:PATH` or `oci:PATH:TAG`"
     ))]
     Base {
         component: String,
         base: String,
         message: String,
+    },
+    #[error("component `{component}`: could not pull base image `{base}`")]
+    #[diagnostic(help(
+        "check the base reference in rel.toml (`registry/repository@sha256:...`), that the registry is reachable and the credentials allow pulling"
+    ))]
+    Pull {
+        component: String,
+        base: String,
+        #[source]
+        source: oci::PullError,
     },
     #[error("component `{component}`: could not assemble the image: {source}")]
     #[diagnostic(help(
@@ -124,6 +137,8 @@ pub struct Assembled {
     pub krate: String,
     pub bin: String,
     pub features: Vec<String>,
+    /// The registry base, pinned by digest (`None`: FROM scratch or an OCI layout base).
+    pub base: Option<ImageRef>,
 }
 
 impl Assembled {
@@ -139,6 +154,7 @@ impl Assembled {
             bin: self.bin.clone(),
             features: self.features.clone(),
             published: Some(published),
+            base: self.base.clone(),
         }
     }
 }
@@ -201,9 +217,20 @@ pub fn assemble_all(
             cached: matches!(outcome, oci::CacheOutcome::Hit),
         });
 
-        let base_image = match base {
-            Some(base) => Some(read_base(root, name, base)?),
-            None => None,
+        let (base_image, base_ref) = match base {
+            Some(b) if b.starts_with("oci:") => (Some(read_base(root, name, b)?), None),
+            Some(b) => {
+                let reference = base::parse(name, b)?;
+                let image = base::pull(
+                    root,
+                    name,
+                    &reference,
+                    &plan.registry,
+                    &plan.insecure_registries,
+                )?;
+                (Some(image), Some(reference))
+            }
+            None => (None, None),
         };
         let mut spec = oci::ImageSpec::new(vec![format!("/app/{bin}")], epoch);
         spec.source = plan.config.repo.as_ref().map(|r| {
@@ -241,6 +268,7 @@ pub fn assemble_all(
             krate: krate.clone(),
             bin: bin.clone(),
             features: features.clone(),
+            base: base_ref,
         });
     }
     Ok(results)

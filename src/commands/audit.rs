@@ -46,6 +46,5 @@ pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
 }
 
 fn eprintln_hint(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{text}");
+    crate::commands::progress::say(text);
 }

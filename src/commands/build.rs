@@ -1,8 +1,9 @@
 //! `rel build`: parse the flags, run [`ops::build`](crate::ops::build), show what happened.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::cli::BuildArgs;
+use crate::commands::progress::{self, Progress, Verbosity};
 use crate::commands::{Context, print_stdout};
 use crate::ops::build::{BuildEvent, BuildOptions};
 use crate::report::Format;
@@ -19,8 +20,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
         return crate::commands::emit_report(&report, &output);
     }
     let mut opts = BuildOptions::from_env(args.components, args.registry.options());
-    opts.show_cargo_progress = std::io::stderr().is_terminal();
-    let outcome = crate::ops::build::build(&ws, &opts, show_event)?;
+    opts.show_cargo_progress = show_cargo();
+    let mut show = ShowBuild::new();
+    let outcome = crate::ops::build::build(&ws, &opts, |e| show.event(e))?;
+    drop(show);
     for a in &outcome.attested {
         let _ = writeln!(
             std::io::stderr(),
@@ -53,42 +56,71 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-/// One line on stderr per build event (talk, not data).
-pub fn show_event(event: BuildEvent<'_>) {
-    let line = match event {
-        BuildEvent::Compiling { component } => format!("compiling {component}"),
-        BuildEvent::Layer { component, cached } => format!(
-            "{component}: layer {}",
-            if cached {
-                "unchanged (cache hit)"
-            } else {
-                "built"
+/// cargo draws its own progress only with `--verbose` on a terminal (else its output is kept and
+/// shown when it fails): one display at a time.
+pub fn show_cargo() -> bool {
+    progress::verbosity() == Verbosity::Verbose && std::io::stderr().is_terminal()
+}
+
+/// Build events shown as they happen: a spinner per component on a terminal, one plain line per
+/// event elsewhere, nothing with `--quiet` (see [`progress`](crate::commands::progress)).
+#[derive(Default)]
+pub struct ShowBuild {
+    progress: Progress,
+}
+
+impl ShowBuild {
+    pub fn new() -> ShowBuild {
+        ShowBuild::default()
+    }
+
+    pub fn event(&mut self, event: BuildEvent<'_>) {
+        let p = &mut self.progress;
+        match event {
+            BuildEvent::Compiling { component } => p.update(component, "compiling"),
+            BuildEvent::Layer { component, cached } => p.update(
+                component,
+                if cached {
+                    "layer unchanged (cache hit)"
+                } else {
+                    "layer built"
+                },
+            ),
+            BuildEvent::Assembled { component, digest } => {
+                p.finish(component, &format!("image {digest}"))
             }
-        ),
-        BuildEvent::Assembled { component, digest } => format!("{component}: image {digest}"),
-        BuildEvent::Pushed { component, report } => {
-            let uploaded = report.count(|o| matches!(o, oci::BlobOutcome::Uploaded));
-            let present = report.count(|o| matches!(o, oci::BlobOutcome::AlreadyPresent));
-            let mounted = report.count(|o| matches!(o, oci::BlobOutcome::Mounted { .. }));
-            let tag_status = match &report.tag_status {
-                oci::TagStatus::Created => "tag created".to_owned(),
-                oci::TagStatus::Unchanged => "tag unchanged".to_owned(),
-                oci::TagStatus::Overwritten { previous } => {
-                    format!("tag moved from {previous} (--allow-overwrite)")
-                }
-            };
-            format!(
-                "{component}: pushed {} ({uploaded} blobs uploaded, {present} already present, {mounted} mounted, {} bytes; {tag_status})",
-                report.reference, report.bytes_uploaded
-            )
+            BuildEvent::Pushing { component } => p.update(component, "pushing"),
+            BuildEvent::Pushed { component, report } => {
+                let uploaded = report.count(|o| matches!(o, oci::BlobOutcome::Uploaded));
+                let present = report.count(|o| matches!(o, oci::BlobOutcome::AlreadyPresent));
+                let mounted = report.count(|o| matches!(o, oci::BlobOutcome::Mounted { .. }));
+                let tag_status = match &report.tag_status {
+                    oci::TagStatus::Created => "tag created".to_owned(),
+                    oci::TagStatus::Unchanged => "tag unchanged".to_owned(),
+                    oci::TagStatus::Overwritten { previous } => {
+                        format!("tag moved from {previous} (--allow-overwrite)")
+                    }
+                };
+                p.finish(
+                    component,
+                    &format!(
+                        "pushed {} ({uploaded} blobs uploaded, {present} already present, {mounted} mounted, {}; {tag_status})",
+                        report.reference,
+                        progress::bytes(report.bytes_uploaded)
+                    ),
+                );
+            }
+            BuildEvent::Dirty { commit } => {
+                tracing::warn!(
+                    "the working tree has uncommitted changes: these images are not reproducible from commit {}",
+                    commit.unwrap_or("?")
+                );
+            }
         }
-        BuildEvent::Dirty { commit } => {
-            tracing::warn!(
-                "the working tree has uncommitted changes: these images are not reproducible from commit {}",
-                commit.unwrap_or("?")
-            );
-            return;
-        }
-    };
-    let _ = writeln!(std::io::stderr(), "{line}");
+    }
+
+    /// A line above the spinners (a release or deploy step).
+    pub fn line(&self, text: &str) {
+        self.progress.line(text);
+    }
 }

@@ -48,10 +48,10 @@ pub fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
         timeout: args.timeout,
         smoke_token,
     };
-    let mut stderr = std::io::stderr();
+    let mut show = crate::commands::build::ShowBuild::new();
     let outcome = crate::ops::deploy::deploy(&ws, &opts, |e| match e {
         DeployEvent::Step { n, name } => {
-            let _ = writeln!(stderr, "[{n}/{}] {name}", STEPS.len());
+            show.line(&format!("[{n}/{}] {name}", STEPS.len()));
         }
         DeployEvent::Done(check) => {
             let mark = match check.status {
@@ -60,14 +60,15 @@ pub fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
                 Status::Warn => "warning",
                 Status::Skip => "skipped",
             };
-            let _ = writeln!(stderr, "      {mark}: {}", check.detail);
+            show.line(&format!("      {mark}: {}", check.detail));
         }
-        DeployEvent::Build(b) => crate::commands::build::show_event(b),
+        DeployEvent::Build(b) => show.event(b),
     })?;
+    drop(show);
     let exit = emit_report(&outcome.report, &args.output)?;
     if let Some(rollback) = &outcome.rollback {
         let _ = writeln!(
-            stderr,
+            std::io::stderr(),
             "\nthe gate failed after the environment changed; rel does not revert on its own.\nto roll back: `{rollback}` (it reverts the deploy commit, holds {}, and prints the re-converge steps; add --dry-run to see the exact change first)",
             opts.version
         );

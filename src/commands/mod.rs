@@ -13,13 +13,16 @@ use crate::{Error, Exit, env_vars};
 
 mod audit;
 mod build;
+mod completions;
 mod deploy;
 mod diff;
 mod freeze;
 mod gate;
 mod hold;
+mod init;
 mod lock;
 mod pin;
+pub mod progress;
 mod promote;
 mod record;
 mod release;
@@ -33,8 +36,21 @@ mod verify;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    progress::set_verbosity(if cli.quiet {
+        progress::Verbosity::Quiet
+    } else if cli.verbose {
+        progress::Verbosity::Verbose
+    } else {
+        progress::Verbosity::Normal
+    });
     init_tracing();
     init_error_reporter();
+    if let Some(result) = run_without_project(&cli) {
+        return match result {
+            Ok(exit) => exit.into(),
+            Err(e) => report_error(e),
+        };
+    }
     let mut ctx = match Context::new(cli.project_dir) {
         Ok(ctx) => ctx,
         Err(e) => return report_error(e),
@@ -80,11 +96,28 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Freeze(args) => freeze::freeze_run(&ctx, args),
         Command::Unfreeze(args) => freeze::unfreeze_run(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
+        Command::Init(_) | Command::Completions(_) | Command::Man => {
+            unreachable!("run without a project")
+        }
     };
     match result {
         Ok(exit) => exit.into(),
         Err(e) => report_error(e),
     }
+}
+
+/// The commands that need no rel project (`init` makes one); `None` for every other command.
+fn run_without_project(cli: &Cli) -> Option<Result<Exit, Error>> {
+    let cwd =
+        || std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e));
+    Some(match &cli.command {
+        Command::Init(args) => {
+            cwd().and_then(|cwd| init::run(&cwd, cli.project_dir.as_deref(), args.clone()))
+        }
+        Command::Completions(args) => completions::completions(args.clone()),
+        Command::Man => completions::man(),
+        _ => return None,
+    })
 }
 
 fn report_error(e: Error) -> ExitCode {
@@ -109,8 +142,12 @@ fn init_error_reporter() {
 }
 
 fn init_tracing() {
+    let default = match progress::verbosity() {
+        progress::Verbosity::Verbose => "debug",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

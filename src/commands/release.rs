@@ -16,10 +16,12 @@ pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
         env: args.env,
         registry: args.registry.options(),
     };
+    let mut show = crate::commands::build::ShowBuild::new();
     let outcome = crate::ops::release::release(&ws, &opts, |e| match e {
-        ReleaseEvent::Step { n, total, what } => eprintln!("[{n}/{total}] {what}"),
-        ReleaseEvent::Build(e) => crate::commands::build::show_event(e),
+        ReleaseEvent::Step { n, total, what } => show.line(&format!("[{n}/{total}] {what}")),
+        ReleaseEvent::Build(e) => show.event(e),
     })?;
+    drop(show);
     let format = if std::io::stdout().is_terminal() {
         Format::Table
     } else {

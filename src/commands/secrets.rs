@@ -20,8 +20,11 @@ use crate::config::SecretsConfig;
 use crate::secrets::{self, KeySource, RevealTo, StoreTarget, genesis_error, store_error};
 use crate::{Error, Exit};
 
-/// Talk (not data) goes to stderr.
+/// Talk (not data) goes to stderr, unless `--quiet`.
 fn say(text: &str) {
+    if crate::commands::progress::verbosity() == crate::commands::progress::Verbosity::Quiet {
+        return;
+    }
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 

@@ -3,12 +3,15 @@
 use std::io::Write as _;
 
 use crate::cli::{DownArgs, ListFormat, UpAction, UpArgs, UpLogsArgs, UpStartArgs, UpStatusArgs};
-use crate::commands::{Context, print_stdout};
+use crate::commands::{Context, print_stdout, progress};
 use crate::stage::{self as ops, UpOptions};
 use crate::{Error, Exit};
 
-/// Talk (not data) goes to stderr.
+/// Talk (not data) goes to stderr, unless `--quiet`.
 fn say(text: &str) {
+    if progress::verbosity() == progress::Verbosity::Quiet {
+        return;
+    }
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
@@ -77,7 +80,13 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     }
     let secrets = ops::cluster_secrets(&config, &opts)?;
     if args.detach {
-        let state = ops::detach(&config, &opts, secrets)?;
+        let spinner = progress::spinner(&format!(
+            "starting stage `{}` in the background...",
+            args.env
+        ));
+        let state = ops::detach(&config, &opts, secrets);
+        spinner.finish_and_clear();
+        let state = state?;
         emit_state(&state, args.format);
         say(&format!(
             "stage `{}` is ready in the background; `rel up status --env {0}`, `rel up logs --env {0}`, `rel down --env {0}`\n",
@@ -87,10 +96,13 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
     }
     let rt = runtime()?;
     rt.block_on(async {
-        say(&format!("starting stage `{}`...\n", args.env));
+        progress::say(&format!("starting stage `{}`...", args.env));
         let mut stop = shutdown_flag()?;
         opts.cancel = Some(stop.clone());
-        let stage = ops::up(&config, &opts, secrets).await?;
+        let stage = with_workload_progress(&ops::stage_dir(&config, &args.env), async {
+            ops::up(&config, &opts, secrets).await
+        })
+        .await?;
         emit_state(&stage.state(), args.format);
         say("ready; Ctrl-C stops every pod\n");
         let _ = stop.wait_for(|s| *s).await;
@@ -99,6 +111,42 @@ fn start(ctx: &Context, args: UpStartArgs) -> Result<Exit, Error> {
         say("stopped\n");
         Ok(Exit::Ok)
     })
+}
+
+/// Run `work` (a stage starting) while showing each workload's readiness from the stage's state
+/// file, as it changes: a spinner per workload on a terminal, a line per change elsewhere.
+async fn with_workload_progress<T>(
+    dir: &std::path::Path,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut shown = progress::Progress::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let show = |shown: &mut progress::Progress, last: bool| {
+        // Only this start's state: a stale file of an earlier run says Stopped or Failed.
+        let Ok(Some(state)) = stage::read(dir) else {
+            return;
+        };
+        if !last && state.phase != stage::state::Phase::Starting {
+            return;
+        }
+        for w in &state.workloads {
+            let what = format!("{} {}: {}/{} ready", w.kind, w.name, w.ready, w.replicas);
+            if last || (w.replicas > 0 && w.ready >= w.replicas) {
+                shown.finish(&w.name, &what);
+            } else {
+                shown.update(&w.name, &what);
+            }
+        }
+    };
+    tokio::pin!(work);
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = tick.tick() => show(&mut shown, false),
+        }
+    };
+    show(&mut shown, true);
+    out
 }
 
 fn shutdown_flag() -> Result<tokio::sync::watch::Receiver<bool>, Error> {

@@ -199,6 +199,23 @@ pub fn check(loaded: &LoadedRaw, config: Option<&Config>) -> Report {
             },
         }
 
+        // Base image: pinned by digest, as every image the release depends on.
+        if let Some(base) = &c.base {
+            let check_name = format!("component/{name}/base");
+            match base.value.parse::<image_ref::ImageRef>() {
+                Ok(r) if r.digest().is_some() => report.push(Check::pass(check_name, r.to_string())),
+                Ok(r) => report.push(Check::fail(
+                    check_name,
+                    format!(
+                        "{}: base `{r}` of `{name}` is not pinned by digest; write `{}@sha256:<64 hex>` in rel.toml and rebuild",
+                        loaded.at(base),
+                        r.without_version()
+                    ),
+                )),
+                Err(e) => report.push(Check::fail(check_name, format!("{}: {e}", loaded.at(base)))),
+            }
+        }
+
         // Image name against rel.toml.
         if let (Some(expected), Some(image)) = (expected, &c.image) {
             let check_name = format!("component/{name}/image");

@@ -54,6 +54,10 @@ pub enum BuildEvent<'a> {
         component: &'a str,
         digest: &'a image_ref::Digest,
     },
+    /// The push of one image starts.
+    Pushing {
+        component: &'a str,
+    },
     Pushed {
         component: &'a str,
         report: &'a oci::PushReport,
@@ -128,6 +132,7 @@ pub fn build(
                     .ok()
                     .map(|v| v.to_string())
             }),
+        insecure_registries: opts.registry.insecure_registries.clone(),
     };
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
@@ -247,6 +252,9 @@ fn push_all(
             allow_overwrite: opts.allow_overwrite,
             mount_from,
         };
+        events(BuildEvent::Pushing {
+            component: &a.component,
+        });
         let report = runtime
             .block_on(registry.push(&target, &a.image, &options))
             .map_err(|e| match e {

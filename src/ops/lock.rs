@@ -186,6 +186,7 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
                     built_against_engine: None,
                     source_commit: built.source_commit,
                     krate: Some(built.krate),
+                    base: built.base,
                 },
             );
         }
@@ -208,6 +209,7 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
                     ComponentSource::Built { krate, .. } => Some(krate.clone()),
                     ComponentSource::External { .. } => None,
                 },
+                base: None,
             });
         entry.digest = digest;
     }

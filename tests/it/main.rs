@@ -1,8 +1,10 @@
 //! Integration tests: drive the `rel` binary against real files, repositories and services.
 
 mod audit;
+mod base_image;
 mod build;
 mod coherence;
+mod completions;
 mod deploy;
 mod diff;
 mod gates_drift;
@@ -11,8 +13,10 @@ mod gates_rollouts;
 mod gates_server;
 mod gates_smoke;
 mod hardening;
+mod init;
 mod lock;
 mod pin;
+mod progress;
 mod promote;
 mod promote_forge;
 mod promote_record;

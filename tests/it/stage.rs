@@ -607,10 +607,11 @@ fn ctrl_c_stops_a_foreground_stage_and_every_pod() {
     use std::io::BufRead as _;
     let Staged { project: p, .. } = staged_project(None);
     let _down = Down(&p);
+    let talk = p.path().join("up.stderr");
     let mut child = rel_command(p.path())
         .args(["up", "--env", "local", "--key-file", "key"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&talk).unwrap())
         .spawn()
         .unwrap();
     // The status table is printed once the stage is ready.
@@ -632,4 +633,21 @@ fn ctrl_c_stops_a_foreground_stage_and_every_pod() {
     let left: Vec<u32> = all.iter().copied().filter(|p| alive(*p)).collect();
     assert!(left.is_empty(), "still running: {left:?}");
     assert_eq!(state(&p)["phase"], "stopped");
+    // Off a terminal, progress is one plain line per workload change: readiness of each one.
+    let talk = std::fs::read_to_string(&talk).unwrap();
+    assert!(
+        talk.lines().all(|l| !l.chars().any(char::is_control)),
+        "{talk:?}"
+    );
+    for workload in [
+        "Deployment identity",
+        "Deployment gateway",
+        "Deployment worker",
+    ] {
+        assert!(
+            talk.lines()
+                .any(|l| l.contains(&format!("{workload}: ")) && l.contains(" ready")),
+            "no readiness of {workload}:\n{talk}"
+        );
+    }
 }

@@ -16,7 +16,10 @@
 //! - [`unpack`]: an image of a layout, by manifest digest, applied layer by layer (whiteouts,
 //!   opaque directories) into a content-addressed cache of root filesystems (the local stage).
 //!
-//! Not here yet: base images from a registry (bases come from an OCI layout directory), chunked
+//! Base images come from an OCI layout directory ([`layout::read_base`]) or a registry, by digest
+//! ([`Registry::pull_base`]: every blob verified, kept in a content-addressed store).
+//!
+//! Not here yet: chunked
 //! (PATCH with `Content-Range`) uploads of finished blobs, zstd layers.
 //!
 //! This crate does not print, read the clock for image content, or exit the process.
@@ -41,6 +44,6 @@ pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};
 pub use layout::{LayoutError, LayoutWrite, read_base, write_layout};
 pub use publish::{PublishError, Published, build_and_push};
 pub use registry::{
-    BlobOutcome, ClientOptions, CredentialSources, Credentials, PushOptions, PushReport, Registry,
-    RegistryError, TagStatus, resolve_credentials,
+    BlobOutcome, ClientOptions, CredentialSources, Credentials, PullError, PushOptions, PushReport,
+    Registry, RegistryError, TagStatus, resolve_credentials,
 };

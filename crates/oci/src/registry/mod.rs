@@ -1,12 +1,12 @@
 //! Pushing images over the OCI distribution API, on `reqwest` (rustls, no aws-lc).
 //!
-//! Registry bases (pulling a base image from a registry) are not implemented yet: bases come
-//! from an OCI layout directory ([`crate::layout::read_base`]).
+//! Base images are pulled by digest ([`Registry::pull_base`], `pull.rs`), each blob verified.
 
 mod challenge;
 mod client;
 mod credentials;
 mod error;
+mod pull;
 mod push;
 mod referrers;
 mod tls;
@@ -16,6 +16,7 @@ pub use credentials::{
     CredentialError, CredentialSources, Credentials, Secret, resolve_credentials,
 };
 pub use error::RegistryError;
+pub use pull::PullError;
 pub(crate) use push::Known;
 pub use push::{BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus};
 pub use referrers::{

@@ -6,5 +6,6 @@ mod layer;
 mod layout;
 mod origin;
 mod proxy;
+mod pull;
 mod registry;
 mod support;

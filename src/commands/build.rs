@@ -25,16 +25,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     let outcome = crate::ops::build::build(&ws, &opts, |e| show.event(e))?;
     drop(show);
     for a in &outcome.attested {
-        let _ = writeln!(
-            std::io::stderr(),
+        progress::say(&format!(
             "{}: signed {} (signature {}, provenance {}, SBOM {} with {} dependencies)",
-            a.component,
-            a.image,
-            a.signature,
-            a.provenance,
-            a.sbom,
-            a.dependencies
-        );
+            a.component, a.image, a.signature, a.provenance, a.sbom, a.dependencies
+        ));
     }
     match args.format {
         Format::Json => print_stdout(&outcome.output.to_json()),

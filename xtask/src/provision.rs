@@ -33,6 +33,11 @@ pub const TOOLS: &[Tool] = &[
         why: "real repositories for promotion and rollback",
     },
     Tool {
+        command: "openssl",
+        package: Some("openssl"),
+        why: "an independent verifier of the Ed25519 image and provenance signatures",
+    },
+    Tool {
         command: "kubectl",
         package: None,
         why: "the kustomize oracle (`kubectl kustomize`, kustomize v5.5)",
@@ -134,11 +139,24 @@ pub struct PythonModule {
 }
 
 /// Every Python module the test suite runs.
-pub const PYTHON_MODULES: &[PythonModule] = &[PythonModule {
-    module: "kubernetes_validate",
-    package: "kubernetes-validate",
-    why: "offline validation of the rendered templates against the Kubernetes 1.32 schemas",
-}];
+pub const PYTHON_MODULES: &[PythonModule] = &[
+    PythonModule {
+        module: "kubernetes_validate",
+        package: "kubernetes-validate",
+        why: "offline validation of the rendered templates against the Kubernetes 1.32 schemas",
+    },
+    PythonModule {
+        module: "cyclonedx.validation.json",
+        package: "cyclonedx-python-lib[json-validation]",
+        why: "the CycloneDX 1.5 JSON schema, an independent check of rel's SBOMs",
+    },
+    PythonModule {
+        // The schema validator the extra above brings (the module imports without it).
+        module: "jsonschema",
+        package: "cyclonedx-python-lib[json-validation]",
+        why: "the CycloneDX 1.5 JSON schema, an independent check of rel's SBOMs",
+    },
+];
 
 fn python_has(module: &str) -> bool {
     Command::new("python3")
@@ -160,12 +178,13 @@ pub fn ensure_python_modules() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let packages: Vec<&str> = missing.iter().map(|m| m.package).collect();
-    eprintln!(
-        "xtask: installing {} with pip ({})",
-        packages.join(" "),
-        missing.iter().map(|m| m.why).collect::<Vec<_>>().join("; ")
-    );
+    let mut packages: Vec<&str> = missing.iter().map(|m| m.package).collect();
+    packages.dedup();
+    eprintln!("xtask: installing {} with pip ({})", packages.join(" "), {
+        let mut why: Vec<&str> = missing.iter().map(|m| m.why).collect();
+        why.dedup();
+        why.join("; ")
+    });
     let mut pip = Command::new("python3");
     pip.args(["-m", "pip", "install", "--quiet"]);
     if !is_root() {

@@ -56,8 +56,12 @@ fn overlays_render_pinned_with_a_grace_period_that_covers_the_drain() {
     for env in ["staging", "prod"] {
         let rendered = render(env);
         let namespace = format!("platform-{env}");
+        // The workloads' images (the Rollouts adopt these Deployments through workloadRef; the
+        // deploy-gate AnalysisTemplate runs rel's image, which is not a component yet).
         let images: Vec<&str> = rendered
-            .lines()
+            .split("\n---\n")
+            .filter(|d| d.contains("\nkind: Deployment\n") || d.contains("\nkind: Job\n"))
+            .flat_map(|d| d.lines())
             .filter_map(|l| l.trim().strip_prefix("image: "))
             .collect();
         assert_eq!(
@@ -92,7 +96,8 @@ fn overlays_render_pinned_with_a_grace_period_that_covers_the_drain() {
         let mut deployments = 0;
         for doc in rendered
             .split("\n---\n")
-            .filter(|d| d.contains("kind: Deployment"))
+            // A Rollout names its Deployment (`workloadRef.kind`): match the object's own kind.
+            .filter(|d| d.contains("\nkind: Deployment\n"))
         {
             deployments += 1;
             let grace: u64 = field(doc, "terminationGracePeriodSeconds:")

@@ -50,6 +50,45 @@ pub fn write_with_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> io::R
     result
 }
 
+/// Like [`write`] without making anything durable (no fsync): for cache entries, which are
+/// checked against their digest on every read, so a torn entry after a power loss is a miss.
+/// A crash still leaves the old file or the new one under `path`, never half of one.
+pub fn write_unsynced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = parent(path)?;
+    let tmp = temp_name(&dir, path);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A fresh temporary name next to `path` (same directory, so a rename onto `path` is atomic),
+/// for content streamed in by the caller and renamed into place once complete. The parent
+/// directory is created.
+pub fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let dir = parent(path)?;
+    Ok(temp_name(&dir, path))
+}
+
+/// Place a copy of `source` at `target` atomically: a hard link when both are on one file system
+/// (for content-addressed files that are never modified in place), else a copy.
+pub fn link_or_copy(source: &Path, target: &Path) -> io::Result<()> {
+    let dir = parent(target)?;
+    let tmp = temp_name(&dir, target);
+    let result = fs::hard_link(source, &tmp)
+        .or_else(|_| fs::copy(source, &tmp).map(|_| ()))
+        .and_then(|()| fs::rename(&tmp, target));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Create `path` atomically, failing with `AlreadyExists` if it is there (the final step is a
 /// link, which refuses an existing target: no check-then-write race).
 pub fn create_new(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use image_ref::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::layer::{self, COMPRESSOR, LAYOUT_VERSION, Layer, LayerError, LayerSpec};
 
 /// A layer cache rooted at a directory the caller owns (rel uses `target/rel/cache`).
@@ -118,7 +117,7 @@ impl LayerCache {
             path: entry_path.clone(),
             source: e.into(),
         })?;
-        atomic::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write {
+        atomic_file::write_unsynced(&entry_path, &bytes).map_err(|source| LayerError::Write {
             path: entry_path.clone(),
             source,
         })

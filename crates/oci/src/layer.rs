@@ -10,7 +10,6 @@ use flate2::{Compression, GzBuilder};
 use image_ref::{Digest, Sha256Hasher};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::gzip::{self, ParallelGzip};
 use crate::tar::{self, EntryHeader};
 
@@ -299,8 +298,7 @@ pub(crate) fn build_layer_inner(
         let path = path.to_owned();
         move |source| LayerError::Write { path, source }
     };
-    fs::create_dir_all(blob_dir).map_err(werr(blob_dir))?;
-    let tmp = atomic::temp_path_for(&blob_dir.join("layer"));
+    let tmp = atomic_file::temp_path(&blob_dir.join("layer")).map_err(werr(blob_dir))?;
     let result = (|| {
         let file = fs::File::create(&tmp).map_err(werr(&tmp))?;
         let tee = Tee {

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use image_ref::Digest;
 
-use crate::atomic;
 use crate::image::{BaseImage, Image, LayerBlob};
 use crate::spec::{
     self, ANNOTATION_REF_NAME, Descriptor, ImageConfig, Index, MEDIA_TYPE_DOCKER_LIST,
@@ -109,14 +108,14 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<LayoutWrite,
     let mut report = LayoutWrite::default();
     let layout_file = dir.join("oci-layout");
     if !layout_file.exists() {
-        atomic::write(&layout_file, OCI_LAYOUT).map_err(io_err(&layout_file))?;
+        atomic_file::write(&layout_file, OCI_LAYOUT).map_err(io_err(&layout_file))?;
     }
     for layer in &image.layers {
         let target = blob_path(dir, &layer.descriptor.digest);
         if present(&target, layer.descriptor.size) {
             report.blobs_present += 1;
         } else {
-            atomic::link_or_copy(&layer.path, &target).map_err(io_err(&target))?;
+            atomic_file::link_or_copy(&layer.path, &target).map_err(io_err(&target))?;
             report.blobs_written += 1;
         }
     }
@@ -128,7 +127,7 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<LayoutWrite,
         if present(&target, bytes.len() as u64) {
             report.blobs_present += 1;
         } else {
-            atomic::write(&target, bytes).map_err(io_err(&target))?;
+            atomic_file::write(&target, bytes).map_err(io_err(&target))?;
             report.blobs_written += 1;
         }
     }
@@ -167,7 +166,7 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<LayoutWrite,
     });
     index.manifests.push(descriptor);
     report.replaced = replaced;
-    atomic::write(&index_path, &spec::canonical_json(&index)).map_err(io_err(&index_path))?;
+    atomic_file::write(&index_path, &spec::canonical_json(&index)).map_err(io_err(&index_path))?;
     Ok(report)
 }
 

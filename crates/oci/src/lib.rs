@@ -24,7 +24,6 @@
 //!
 //! This crate does not print, read the clock for image content, or exit the process.
 
-mod atomic;
 pub mod cache;
 pub mod gzip;
 pub mod image;

@@ -250,7 +250,7 @@ impl Registry {
                 actual,
             });
         }
-        crate::atomic::write_unsynced(&path, &bytes).map_err(|source| PullError::Io {
+        atomic_file::write_unsynced(&path, &bytes).map_err(|source| PullError::Io {
             path: path.clone(),
             source,
         })?;
@@ -303,13 +303,10 @@ impl Registry {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let tmp = crate::atomic::temp_path_for(&path);
+        let tmp = atomic_file::temp_path(&path).map_err(io)?;
         let result = async {
             // A fresh temporary name, renamed over the blob's only once verified (like
-            // `atomic::write_unsynced`: store entries are checked when read).
+            // `atomic_file::write_unsynced`: store entries are checked when read).
             let mut file = tokio::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

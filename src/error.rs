@@ -153,6 +153,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Promote(#[from] crate::promote::PromoteError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
 }
 
@@ -200,6 +204,7 @@ impl Error {
             Error::LocalStage(e) => e.exit(),
             Error::Rollback(e) => e.exit(),
             Error::Evidence(e) => e.exit(),
+            Error::Promote(e) => e.exit(),
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }

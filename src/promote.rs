@@ -22,6 +22,115 @@ use crate::record::{ValidationRecord, sha256_hex};
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
 
+/// Why a promotion cannot be planned: bad input (exit 2) or a refusal after checking (exit 1).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PromoteError {
+    #[error("no environment promotes to {env} in rel.toml")]
+    #[diagnostic(
+        code(rel::promote::no_source),
+        help("say where the release was validated with `--from <env>`, or set `promotes-to = \"{env}\"` on that environment")
+    )]
+    NoSource { env: String },
+
+    #[error("--from {env} is the target environment itself")]
+    #[diagnostic(
+        code(rel::promote::self_promotion),
+        help("promote from the environment where the release was validated")
+    )]
+    FromItself { env: String },
+
+    #[error("--override-soak needs a reason")]
+    #[diagnostic(
+        code(rel::promote::no_reason),
+        help("say why the soak window cannot be waited out: `--override-soak --reason \"hotfix for incident 42\"`")
+    )]
+    NoReason,
+
+    #[error("there is no release {version} (releases/{version}.yaml)")]
+    #[diagnostic(
+        code(rel::promote::no_release),
+        help("lock it first: `rel lock --version {version}`")
+    )]
+    NoRelease { version: Version },
+
+    #[error("release {version} is on hold: {reason} (since {since}, by {actor})")]
+    #[diagnostic(
+        code(rel::promote::held),
+        help("fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again")
+    )]
+    Held {
+        version: Version,
+        reason: String,
+        since: String,
+        actor: String,
+    },
+
+    #[error("release {version} has no validation record for {from}: it did not pass the deep gate there")]
+    #[diagnostic(
+        code(rel::promote::not_validated),
+        help("run the deep gate in {from} and record it: `rel gate smoke --profile deep --env {from} --version {version} --format json > evidence.json && rel record --version {version} --env {from} --evidence evidence.json`")
+    )]
+    NotValidated { version: Version, from: String },
+
+    #[error("releases/{version}.yaml changed since it was validated in {from} (recorded sha256 {recorded}, now {now})")]
+    #[diagnostic(
+        code(rel::promote::lockfile_changed),
+        help("a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that")
+    )]
+    LockfileChanged {
+        version: Version,
+        from: String,
+        recorded: String,
+        now: String,
+    },
+
+    #[error("{path} is not committed: the promotion branch is built from the last commit, which must hold the evidence")]
+    #[diagnostic(
+        code(rel::promote::evidence_uncommitted),
+        help("commit it first: `git add {path} && git commit -m \"release {version}\"` (`rel record` commits its record itself)")
+    )]
+    EvidenceUncommitted { path: String, version: Version },
+
+    #[error("{overlay} is not committed")]
+    #[diagnostic(
+        code(rel::promote::overlay_uncommitted),
+        help("commit the {env} overlay first")
+    )]
+    OverlayUncommitted { overlay: String, env: String },
+
+    #[error("{overlay} is not UTF-8 text")]
+    #[diagnostic(
+        code(rel::promote::not_text),
+        help("an overlay is YAML text: restore it from history (`git log -p -- {overlay}`)")
+    )]
+    NotText { overlay: String },
+
+    #[error("branch {branch} already exists and holds something other than rel's promotion of {version} to {env}")]
+    #[diagnostic(
+        code(rel::promote::branch_taken),
+        help("look at it with `git log {branch}`; if it is stale, delete it (`git branch -D {branch}`) and run again")
+    )]
+    BranchTaken {
+        branch: String,
+        version: Version,
+        env: String,
+    },
+}
+
+impl PromoteError {
+    /// Refusals after checking the release are exit 1; input rel cannot act on is exit 2.
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            PromoteError::NoSource { .. }
+            | PromoteError::FromItself { .. }
+            | PromoteError::NoReason
+            | PromoteError::NoRelease { .. }
+            | PromoteError::NotText { .. } => crate::error::Exit::Error,
+            _ => crate::error::Exit::Failed,
+        }
+    }
+}
+
 /// What to promote where.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -160,27 +269,21 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let target = config.environment(&req.env)?;
     let from_env = match &req.from {
         Some(f) => config.environment(f)?.name.clone(),
-        None => config.promotes_from(&req.env).map(|e| e.name.clone()).ok_or_else(|| {
-            Error::usage(
-                format!("no environment promotes to {} in rel.toml", req.env),
-                format!("say where the release was validated with `--from <env>`, or set `promotes-to = \"{}\"` on that environment", req.env),
-            )
-        })?,
+        None => config
+            .promotes_from(&req.env)
+            .map(|e| e.name.clone())
+            .ok_or_else(|| PromoteError::NoSource {
+                env: req.env.clone(),
+            })?,
     };
     if from_env == req.env {
-        return Err(Error::usage(
-            format!("--from {from_env} is the target environment itself"),
-            "promote from the environment where the release was validated",
-        ));
+        return Err(PromoteError::FromItself { env: from_env }.into());
     }
     let version = &req.version;
     if let Some(reason) = &req.override_soak
         && reason.trim().is_empty()
     {
-        return Err(Error::usage(
-            "--override-soak needs a reason",
-            "say why the soak window cannot be waited out: `--override-soak --reason \"hotfix for incident 42\"`",
-        ));
+        return Err(PromoteError::NoReason.into());
     }
     crate::freeze::ensure_not_frozen(root, &req.env, &format!("promote {version} to {}", req.env))?;
 
@@ -188,10 +291,10 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
     let lock_bytes = match std::fs::read(&lock_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(
-                format!("there is no release {version} (releases/{version}.yaml)"),
-                format!("lock it first: `rel lock --version {version}`"),
-            ));
+            return Err(PromoteError::NoRelease {
+                version: version.clone(),
+            }
+            .into());
         }
         Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
     };
@@ -199,36 +302,30 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
 
     let holds = Holds::load(root)?;
     if let Some(h) = holds.get(version) {
-        return Err(Error::refused(
-            format!(
-                "release {version} is on hold: {} (since {}, by {})",
-                h.reason, h.since, h.actor
-            ),
-            format!(
-                "fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again"
-            ),
-        ));
+        return Err(PromoteError::Held {
+            version: version.clone(),
+            reason: h.reason.clone(),
+            since: h.since.to_string(),
+            actor: h.actor.clone(),
+        }
+        .into());
     }
 
     let record = ValidationRecord::load(root, version, &from_env)?.ok_or_else(|| {
-        Error::refused(
-            format!("release {version} has no validation record for {from_env}: it did not pass the deep gate there"),
-            format!(
-                "run the deep gate in {from_env} and record it: `rel gate smoke --profile deep --env {from_env} --version {version} --format json > evidence.json && rel record --version {version} --env {from_env} --evidence evidence.json`"
-            ),
-        )
+        PromoteError::NotValidated {
+            version: version.clone(),
+            from: from_env.clone(),
+        }
     })?;
     let lockfile_sha256 = sha256_hex(&lock_bytes);
     if record.lockfile_sha256 != lockfile_sha256 {
-        return Err(Error::refused(
-            format!(
-                "releases/{version}.yaml changed since it was validated in {from_env} (recorded sha256 {}, now {lockfile_sha256})",
-                record.lockfile_sha256
-            ),
-            format!(
-                "a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that"
-            ),
-        ));
+        return Err(PromoteError::LockfileChanged {
+            version: version.clone(),
+            from: from_env.clone(),
+            recorded: record.lockfile_sha256.clone(),
+            now: lockfile_sha256,
+        }
+        .into());
     }
 
     let record_path = crate::releases::record_path(root, version, &from_env);
@@ -264,30 +361,24 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         (&record_rel, std::fs::read(&record_path).unwrap_or_default()),
     ] {
         if repo.read_file(base, rel)?.as_deref() != Some(bytes.as_slice()) {
-            return Err(Error::refused(
-                format!(
-                    "{rel} is not committed: the promotion branch is built from the last commit, which must hold the evidence"
-                ),
-                format!(
-                    "commit it first: `git add {rel} && git commit -m \"release {version}\"` (`rel record` commits its record itself)"
-                ),
-            ));
+            return Err(PromoteError::EvidenceUncommitted {
+                path: rel.to_string(),
+                version: version.clone(),
+            }
+            .into());
         }
     }
 
     let overlay_file = kustomization_file(&config.overlay_dir(target))?;
     let overlay_rel = repo.rel_path(&overlay_file)?;
     let old_text = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
-        Error::refused(
-            format!("{overlay_rel} is not committed"),
-            format!("commit the {} overlay first", req.env),
-        )
+        PromoteError::OverlayUncommitted {
+            overlay: overlay_rel.clone(),
+            env: req.env.clone(),
+        }
     })?;
-    let old_text = String::from_utf8(old_text).map_err(|_| {
-        Error::invalid(
-            format!("{overlay_rel} is not UTF-8"),
-            "an overlay is YAML text",
-        )
+    let old_text = String::from_utf8(old_text).map_err(|_| PromoteError::NotText {
+        overlay: overlay_rel.clone(),
     })?;
     let pin = plan_text(&old_text, Path::new(&overlay_rel), &lockfile, config)?;
 
@@ -399,16 +490,12 @@ pub fn commit(repo: &Repo, plan: &Plan) -> Result<(Oid, BranchUpdate), Error> {
         && t.get(key::VERSION) == Some(plan.version.to_string().as_str())
         && t.get(key::ENV) == Some(plan.env.as_str());
     if !(pure && same_promotion) {
-        return Err(Error::refused(
-            format!(
-                "branch {} already exists and holds something other than rel's promotion of {} to {}",
-                plan.branch, plan.version, plan.env
-            ),
-            format!(
-                "look at it with `git log {}`; if it is stale, delete it (`git branch -D {}`) and run again",
-                plan.branch, plan.branch
-            ),
-        ));
+        return Err(PromoteError::BranchTaken {
+            branch: plan.branch.clone(),
+            version: plan.version.clone(),
+            env: plan.env.clone(),
+        }
+        .into());
     }
     // The same promotion on an older base: rebuild it on the current one.
     let oid = repo.commit_on(plan.base, &changes, &plan.message)?;

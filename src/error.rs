@@ -157,6 +157,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Lock(#[from] crate::ops::lock::LockError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
 }
 
@@ -205,6 +209,7 @@ impl Error {
             Error::Rollback(e) => e.exit(),
             Error::Evidence(e) => e.exit(),
             Error::Promote(e) => e.exit(),
+            Error::Lock(e) => e.exit(),
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }

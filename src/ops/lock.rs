@@ -14,6 +14,70 @@ use crate::lockfile::{LockedComponent, Lockfile};
 use crate::ops::Workspace;
 use crate::version::Version;
 
+/// Why `rel lock` writes nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LockError {
+    #[error("the lockfile rel would write is not coherent:\n{report}")]
+    #[diagnostic(
+        code(rel::lock::incoherent),
+        help("fix the inputs named above (rel.toml, --digest, --built-against) and run again")
+    )]
+    Incoherent { report: String },
+
+    #[error("{shown} already exists with different content:\n{changes}")]
+    #[diagnostic(
+        code(rel::lock::changed),
+        help("a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)")
+    )]
+    Changed { shown: String, changes: String },
+
+    #[error("{source_name} names component `{name}`, which rel.toml does not define")]
+    #[diagnostic(code(rel::lock::unknown_component), help("components in rel.toml: {known}"))]
+    UnknownComponent {
+        name: String,
+        source_name: String,
+        known: String,
+    },
+
+    #[error("nothing to lock: no --digest given and no build result at {shown}")]
+    #[diagnostic(
+        code(rel::lock::nothing),
+        help("run `rel build` first, or pin each component with `--digest NAME=sha256:...`")
+    )]
+    Nothing { shown: String },
+
+    #[error("--built-against names `{name}`, which has no digest to lock")]
+    #[diagnostic(
+        code(rel::lock::built_against_without_digest),
+        help("add `--digest {name}=sha256:...`")
+    )]
+    BuiltAgainstWithoutDigest { name: String },
+
+    #[error("no digest for {missing}: every component of rel.toml must be pinned")]
+    #[diagnostic(
+        code(rel::lock::missing),
+        help("build them with `rel build`, or pin them: {flags}")
+    )]
+    Missing { missing: String, flags: String },
+
+    #[error("{names} must carry builtAgainstEngine (rel.toml: built-against-engine = true)")]
+    #[diagnostic(
+        code(rel::lock::built_against),
+        help("say which engine each was built against: {flags}")
+    )]
+    NeedsBuiltAgainst { names: String, flags: String },
+}
+
+impl LockError {
+    /// A lockfile that exists with other content is refused (exit 1); the rest is input (exit 2).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            LockError::Changed { .. } => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Error,
+        }
+    }
+}
+
 /// What to lock.
 #[derive(Debug, Clone)]
 pub struct LockOptions {
@@ -74,21 +138,17 @@ fn write_lockfile(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
     let loaded = crate::lockfile::parse_raw(shown.as_ref(), &text)?;
     let report = crate::gate::coherence::check(&loaded, Some(config));
     if !report.passed() {
-        return Err(Error::invalid(
-            format!(
-                "the lockfile rel would write is not coherent:\n{}",
-                report.to_plain()
-            ),
-            "fix the inputs named above (rel.toml, --digest, --built-against) and run again",
-        ));
+        return Err(LockError::Incoherent {
+            report: report.to_plain(),
+        }
+        .into());
     }
 
     let refuse_changed = |existing: &str| {
-        let changed = describe_changes(existing, &lockfile);
-        Error::refused(
-            format!("{shown} already exists with different content:\n{changed}"),
-            "a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)",
-        )
+        Error::from(LockError::Changed {
+            shown: shown.to_string(),
+            changes: describe_changes(existing, &lockfile),
+        })
     };
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == text => {
@@ -135,18 +195,16 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
         .clone()
         .unwrap_or_else(|| args.version.clone());
     let unknown = |name: &str, source: &str| {
-        Error::usage(
-            format!("{source} names component `{name}`, which rel.toml does not define"),
-            format!(
-                "components in rel.toml: {}",
-                config
-                    .components
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
+        Error::from(LockError::UnknownComponent {
+            name: name.to_owned(),
+            source_name: source.to_owned(),
+            known: config
+                .components
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     };
 
     let from = match &args.from {
@@ -163,13 +221,10 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
     let mut entries: BTreeMap<String, LockedComponent> = BTreeMap::new();
     if let Some(from) = &from {
         if args.from.is_none() && !from.exists() {
-            return Err(Error::usage(
-                format!(
-                    "nothing to lock: no --digest given and no build result at {}",
-                    ws.display(from)
-                ),
-                "run `rel build` first, or pin each component with `--digest NAME=sha256:...`",
-            ));
+            return Err(LockError::Nothing {
+                shown: ws.display(from).to_string(),
+            }
+            .into());
         }
         let build = BuildOutput::read(from)?;
         for built in build.components {
@@ -219,10 +274,7 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
             return Err(unknown(&name, "--built-against"));
         }
         let Some(entry) = entries.get_mut(&name) else {
-            return Err(Error::usage(
-                format!("--built-against names `{name}`, which has no digest to lock"),
-                format!("add `--digest {name}=sha256:...`"),
-            ));
+            return Err(LockError::BuiltAgainstWithoutDigest { name: name.clone() }.into());
         };
         entry.built_against_engine = Some(version);
     }
@@ -234,20 +286,15 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "no digest for {}: every component of rel.toml must be pinned",
-                missing.join(", ")
-            ),
-            format!(
-                "build them with `rel build`, or pin them: {}",
-                missing
-                    .iter()
-                    .map(|m| format!("--digest {m}=sha256:..."))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ));
+        return Err(LockError::Missing {
+            missing: missing.join(", "),
+            flags: missing
+                .iter()
+                .map(|m| format!("--digest {m}=sha256:..."))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+        .into());
     }
     let needs: Vec<&str> = config
         .components
@@ -261,20 +308,15 @@ fn compose(ws: &Workspace, args: &LockOptions) -> Result<Lockfile, Error> {
         .map(|c| c.name.as_str())
         .collect();
     if !needs.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "{} must carry builtAgainstEngine (rel.toml: built-against-engine = true)",
-                needs.join(", ")
-            ),
-            format!(
-                "say which engine each was built against: {}",
-                needs
-                    .iter()
-                    .map(|m| format!("--built-against {m}={engine_version}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ));
+        return Err(LockError::NeedsBuiltAgainst {
+            names: needs.join(", "),
+            flags: needs
+                .iter()
+                .map(|m| format!("--built-against {m}={engine_version}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+        .into());
     }
     Ok(Lockfile {
         version: args.version.clone(),

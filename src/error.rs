@@ -161,6 +161,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    BuildOp(#[from] crate::ops::build::BuildOpError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
 }
 
@@ -210,6 +214,7 @@ impl Error {
             Error::Evidence(e) => e.exit(),
             Error::Promote(e) => e.exit(),
             Error::Lock(e) => e.exit(),
+            Error::BuildOp(e) => e.exit(),
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }

@@ -9,6 +9,83 @@ use crate::config::Component;
 use crate::ops::{RegistryOptions, Workspace};
 use crate::{Error, env_vars};
 
+/// Why `rel build` could not start, or a push was refused.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildOpError {
+    #[error("SOURCE_DATE_EPOCH: {reason}")]
+    #[diagnostic(
+        code(rel::build::source_date_epoch),
+        help("unset it or give whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)")
+    )]
+    SourceDateEpoch { reason: String },
+
+    #[error("--registry/--tag: `{registry}` with tag `{tag}` is not an image reference")]
+    #[diagnostic(
+        code(rel::build::registry),
+        help("give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`")
+    )]
+    Registry {
+        registry: String,
+        tag: String,
+        #[source]
+        source: image_ref::ImageRefError,
+    },
+
+    #[error("registry credentials for {host}")]
+    #[diagnostic(
+        code(rel::build::credentials),
+        help("set both {user_var} and {password_var}, or fix ~/.docker/config.json")
+    )]
+    Credentials {
+        host: String,
+        user_var: &'static str,
+        password_var: &'static str,
+        #[source]
+        source: oci::CredentialError,
+    },
+
+    #[error("registry {host}")]
+    #[diagnostic(code(rel::build::client), help("check --registry (host[:port]/path) and --ca-file"))]
+    Client {
+        host: String,
+        #[source]
+        source: oci::RegistryError,
+    },
+
+    #[error("{component}: tag `{reference}` already points at {existing}; this build is {ours}")]
+    #[diagnostic(
+        code(rel::build::tag_exists),
+        help("tags are immutable: push under a new --tag, or pass --allow-overwrite to move it")
+    )]
+    TagExists {
+        component: String,
+        reference: String,
+        existing: image_ref::Digest,
+        ours: image_ref::Digest,
+    },
+
+    #[error("--component {name}: rel.toml has no component `{name}`")]
+    #[diagnostic(code(rel::build::unknown_component), help("built components: {built}"))]
+    UnknownComponent { name: String, built: String },
+
+    #[error("--component {name}: `{name}` is external; rel does not build it")]
+    #[diagnostic(
+        code(rel::build::external),
+        help("pin it with `rel lock --digest {name}=sha256:...`")
+    )]
+    External { name: String },
+}
+
+impl BuildOpError {
+    /// Moving an immutable tag is refused (exit 1); the rest is input or environment (exit 2).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            BuildOpError::TagExists { .. } => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Error,
+        }
+    }
+}
+
 /// What to build and where it goes.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -86,12 +163,8 @@ pub fn build(
     let config = &ws.config;
     let components = select(config, &opts.components)?;
     let source =
-        build::source::inspect(&config.root, opts.source_date_epoch.as_deref()).map_err(|e| {
-            Error::usage(
-                e,
-                "unset it or give whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)",
-            )
-        })?;
+        build::source::inspect(&config.root, opts.source_date_epoch.as_deref())
+            .map_err(|reason| BuildOpError::SourceDateEpoch { reason })?;
     if source.dirty {
         events(BuildEvent::Dirty {
             commit: source.commit.as_deref(),
@@ -109,11 +182,10 @@ pub fn build(
         .unwrap_or_else(|| build::default_tag(&source));
     image_ref::ImageRef::new(&registry, "probe")
         .and_then(|r| r.with_tag(&tag))
-        .map_err(|e| {
-            Error::usage(
-                format!("--registry/--tag: {e}"),
-                "give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`",
-            )
+        .map_err(|source| BuildOpError::Registry {
+            registry: registry.clone(),
+            tag: tag.clone(),
+            source,
         })?;
     let plan = BuildPlan {
         config,
@@ -218,15 +290,13 @@ fn push_all(
     let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
     sources.username = non_empty(env_vars::REGISTRY_USERNAME);
     sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials = oci::resolve_credentials(&host, &sources).map_err(|e| {
-        Error::usage(
-            format!("registry credentials for {host}: {e}"),
-            format!(
-                "set both {} and {}, or fix ~/.docker/config.json",
-                env_vars::REGISTRY_USERNAME,
-                env_vars::REGISTRY_PASSWORD
-            ),
-        )
+    let credentials = oci::resolve_credentials(&host, &sources).map_err(|source| {
+        BuildOpError::Credentials {
+            host: host.clone(),
+            user_var: env_vars::REGISTRY_USERNAME,
+            password_var: env_vars::REGISTRY_PASSWORD,
+            source,
+        }
     })?;
     let mut options = oci::ClientOptions {
         insecure: opts.insecure_registries.clone(),
@@ -236,7 +306,10 @@ fn push_all(
         options = options.with_ca_pem(pem.to_vec());
     }
     let registry = oci::Registry::new(&host, credentials, options)
-        .map_err(|e| Error::usage(format!("registry {host}: {e}"), "check --registry"))?;
+        .map_err(|source| BuildOpError::Client {
+            host: host.clone(),
+            source,
+        })?;
     let runtime = runtime()?;
     for a in assembled {
         let target = a.image_name.with_tag(tag).map_err(|e| {
@@ -262,13 +335,13 @@ fn push_all(
                     reference,
                     existing,
                     ours,
-                } => Error::refused(
-                    format!(
-                        "{}: tag `{reference}` already points at {existing}; this build is {ours}",
-                        a.component
-                    ),
-                    "tags are immutable: push under a new --tag, or pass --allow-overwrite to move it",
-                ),
+                } => BuildOpError::TagExists {
+                    component: a.component.clone(),
+                    reference,
+                    existing,
+                    ours,
+                }
+                .into(),
                 source => Error::Push {
                     component: a.component.clone(),
                     target: crate::redact::urls(&target.to_string()),
@@ -299,25 +372,19 @@ fn select<'a>(
         .iter()
         .map(|n| {
             let c = config.components.get(n).ok_or_else(|| {
-                Error::usage(
-                    format!("--component {n}: rel.toml has no component `{n}`"),
-                    format!(
-                        "built components: {}",
-                        config
-                            .components
-                            .values()
-                            .filter(|c| c.is_built())
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
+                Error::from(BuildOpError::UnknownComponent {
+                    name: n.clone(),
+                    built: config
+                        .components
+                        .values()
+                        .filter(|c| c.is_built())
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
             })?;
             if !c.is_built() {
-                return Err(Error::usage(
-                    format!("--component {n}: `{n}` is external; rel does not build it"),
-                    "pin it with `rel lock --digest`",
-                ));
+                return Err(BuildOpError::External { name: n.clone() }.into());
             }
             Ok(c)
         })

@@ -312,9 +312,14 @@ fn push_all(
         })?;
     let runtime = runtime()?;
     for a in assembled {
-        let target = a.image_name.with_tag(tag).map_err(|e| {
-            Error::usage(e.to_string(), "use a tag of letters, digits, `.`, `_`, `-`")
-        })?;
+        let target =
+            a.image_name
+                .with_tag(tag)
+                .map_err(|source| BuildOpError::Registry {
+                    registry: a.image_name.to_string(),
+                    tag: tag.to_owned(),
+                    source,
+                })?;
         // Layers already pushed for another component can be mounted instead of uploaded.
         let mount_from = assembled
             .iter()

@@ -28,7 +28,9 @@ pub enum PromoteError {
     #[error("no environment promotes to {env} in rel.toml")]
     #[diagnostic(
         code(rel::promote::no_source),
-        help("say where the release was validated with `--from <env>`, or set `promotes-to = \"{env}\"` on that environment")
+        help(
+            "say where the release was validated with `--from <env>`, or set `promotes-to = \"{env}\"` on that environment"
+        )
     )]
     NoSource { env: String },
 
@@ -42,7 +44,9 @@ pub enum PromoteError {
     #[error("--override-soak needs a reason")]
     #[diagnostic(
         code(rel::promote::no_reason),
-        help("say why the soak window cannot be waited out: `--override-soak --reason \"hotfix for incident 42\"`")
+        help(
+            "say why the soak window cannot be waited out: `--override-soak --reason \"hotfix for incident 42\"`"
+        )
     )]
     NoReason,
 
@@ -56,7 +60,9 @@ pub enum PromoteError {
     #[error("release {version} is on hold: {reason} (since {since}, by {actor})")]
     #[diagnostic(
         code(rel::promote::held),
-        help("fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again")
+        help(
+            "fix the cause and cut a new version, or release it with `rel hold clear {version}` if it is safe again"
+        )
     )]
     Held {
         version: Version,
@@ -65,17 +71,25 @@ pub enum PromoteError {
         actor: String,
     },
 
-    #[error("release {version} has no validation record for {from}: it did not pass the deep gate there")]
+    #[error(
+        "release {version} has no validation record for {from}: it did not pass the deep gate there"
+    )]
     #[diagnostic(
         code(rel::promote::not_validated),
-        help("run the deep gate in {from} and record it: `rel gate smoke --profile deep --env {from} --version {version} --format json > evidence.json && rel record --version {version} --env {from} --evidence evidence.json`")
+        help(
+            "run the deep gate in {from} and record it: `rel gate smoke --profile deep --env {from} --version {version} --format json > evidence.json && rel record --version {version} --env {from} --evidence evidence.json`"
+        )
     )]
     NotValidated { version: Version, from: String },
 
-    #[error("releases/{version}.yaml changed since it was validated in {from} (recorded sha256 {recorded}, now {now})")]
+    #[error(
+        "releases/{version}.yaml changed since it was validated in {from} (recorded sha256 {recorded}, now {now})"
+    )]
     #[diagnostic(
         code(rel::promote::lockfile_changed),
-        help("a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that")
+        help(
+            "a validated lockfile never changes: restore it (`git checkout -- releases/{version}.yaml`), or cut a new version and validate that"
+        )
     )]
     LockfileChanged {
         version: Version,
@@ -84,10 +98,14 @@ pub enum PromoteError {
         now: String,
     },
 
-    #[error("{path} is not committed: the promotion branch is built from the last commit, which must hold the evidence")]
+    #[error(
+        "{path} is not committed: the promotion branch is built from the last commit, which must hold the evidence"
+    )]
     #[diagnostic(
         code(rel::promote::evidence_uncommitted),
-        help("commit it first: `git add {path} && git commit -m \"release {version}\"` (`rel record` commits its record itself)")
+        help(
+            "commit it first: `git add {path} && git commit -m \"release {version}\"` (`rel record` commits its record itself)"
+        )
     )]
     EvidenceUncommitted { path: String, version: Version },
 
@@ -105,10 +123,14 @@ pub enum PromoteError {
     )]
     NotText { overlay: String },
 
-    #[error("branch {branch} already exists and holds something other than rel's promotion of {version} to {env}")]
+    #[error(
+        "branch {branch} already exists and holds something other than rel's promotion of {version} to {env}"
+    )]
     #[diagnostic(
         code(rel::promote::branch_taken),
-        help("look at it with `git log {branch}`; if it is stale, delete it (`git branch -D {branch}`) and run again")
+        help(
+            "look at it with `git log {branch}`; if it is stale, delete it (`git branch -D {branch}`) and run again"
+        )
     )]
     BranchTaken {
         branch: String,
@@ -371,12 +393,12 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
 
     let overlay_file = kustomization_file(&config.overlay_dir(target))?;
     let overlay_rel = repo.rel_path(&overlay_file)?;
-    let old_text = repo.read_file(base, &overlay_rel)?.ok_or_else(|| {
-        PromoteError::OverlayUncommitted {
-            overlay: overlay_rel.clone(),
-            env: req.env.clone(),
-        }
-    })?;
+    let old_text =
+        repo.read_file(base, &overlay_rel)?
+            .ok_or_else(|| PromoteError::OverlayUncommitted {
+                overlay: overlay_rel.clone(),
+                env: req.env.clone(),
+            })?;
     let old_text = String::from_utf8(old_text).map_err(|_| PromoteError::NotText {
         overlay: overlay_rel.clone(),
     })?;

@@ -22,7 +22,9 @@ pub enum BuildOpError {
     #[error("--registry/--tag: `{registry}` with tag `{tag}` is not an image reference")]
     #[diagnostic(
         code(rel::build::registry),
-        help("give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`")
+        help(
+            "give a registry like `localhost:5000/platform` and a tag of letters, digits, `.`, `_`, `-`"
+        )
     )]
     Registry {
         registry: String,
@@ -41,11 +43,14 @@ pub enum BuildOpError {
         user_var: &'static str,
         password_var: &'static str,
         #[source]
-        source: oci::CredentialError,
+        source: oci::registry::CredentialError,
     },
 
     #[error("registry {host}")]
-    #[diagnostic(code(rel::build::client), help("check --registry (host[:port]/path) and --ca-file"))]
+    #[diagnostic(
+        code(rel::build::client),
+        help("check --registry (host[:port]/path) and --ca-file")
+    )]
     Client {
         host: String,
         #[source]
@@ -162,9 +167,8 @@ pub fn build(
 ) -> Result<BuildOutcome, Error> {
     let config = &ws.config;
     let components = select(config, &opts.components)?;
-    let source =
-        build::source::inspect(&config.root, opts.source_date_epoch.as_deref())
-            .map_err(|reason| BuildOpError::SourceDateEpoch { reason })?;
+    let source = build::source::inspect(&config.root, opts.source_date_epoch.as_deref())
+        .map_err(|reason| BuildOpError::SourceDateEpoch { reason })?;
     if source.dirty {
         events(BuildEvent::Dirty {
             commit: source.commit.as_deref(),
@@ -290,14 +294,13 @@ fn push_all(
     let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
     sources.username = non_empty(env_vars::REGISTRY_USERNAME);
     sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials = oci::resolve_credentials(&host, &sources).map_err(|source| {
-        BuildOpError::Credentials {
+    let credentials =
+        oci::resolve_credentials(&host, &sources).map_err(|source| BuildOpError::Credentials {
             host: host.clone(),
             user_var: env_vars::REGISTRY_USERNAME,
             password_var: env_vars::REGISTRY_PASSWORD,
             source,
-        }
-    })?;
+        })?;
     let mut options = oci::ClientOptions {
         insecure: opts.insecure_registries.clone(),
         ..Default::default()
@@ -305,21 +308,21 @@ fn push_all(
     if let Some(pem) = crate::trust::extra_ca_pem() {
         options = options.with_ca_pem(pem.to_vec());
     }
-    let registry = oci::Registry::new(&host, credentials, options)
-        .map_err(|source| BuildOpError::Client {
+    let registry =
+        oci::Registry::new(&host, credentials, options).map_err(|source| BuildOpError::Client {
             host: host.clone(),
             source,
         })?;
     let runtime = runtime()?;
     for a in assembled {
-        let target =
-            a.image_name
-                .with_tag(tag)
-                .map_err(|source| BuildOpError::Registry {
-                    registry: a.image_name.to_string(),
-                    tag: tag.to_owned(),
-                    source,
-                })?;
+        let target = a
+            .image_name
+            .with_tag(tag)
+            .map_err(|source| BuildOpError::Registry {
+                registry: a.image_name.to_string(),
+                tag: tag.to_owned(),
+                source,
+            })?;
         // Layers already pushed for another component can be mounted instead of uploaded.
         let mount_from = assembled
             .iter()

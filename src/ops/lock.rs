@@ -27,12 +27,17 @@ pub enum LockError {
     #[error("{shown} already exists with different content:\n{changes}")]
     #[diagnostic(
         code(rel::lock::changed),
-        help("a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)")
+        help(
+            "a lockfile is the record of a release: cut a new version, or pass --force to replace it (allowed only while the version is not validated)"
+        )
     )]
     Changed { shown: String, changes: String },
 
     #[error("{source_name} names component `{name}`, which rel.toml does not define")]
-    #[diagnostic(code(rel::lock::unknown_component), help("components in rel.toml: {known}"))]
+    #[diagnostic(
+        code(rel::lock::unknown_component),
+        help("components in rel.toml: {known}")
+    )]
     UnknownComponent {
         name: String,
         source_name: String,

@@ -165,6 +165,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
 }
 
@@ -215,6 +219,7 @@ impl Error {
             Error::Promote(e) => e.exit(),
             Error::Lock(e) => e.exit(),
             Error::BuildOp(e) => e.exit(),
+            Error::Secrets(e) => e.exit(),
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }

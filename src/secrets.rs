@@ -17,6 +17,109 @@ use zeroize::Zeroizing;
 use crate::config::{SecretsConfig, StoreKind};
 use crate::{Error, env_vars};
 
+/// A genesis error (opening, sealing, re-sealing an envelope, or a master key), kept typed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GenesisError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Open(#[from] genesis::OpenError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Seal(#[from] genesis::SealError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Reseal(#[from] genesis::ResealError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Key(#[from] genesis::KeyError),
+}
+
+/// Why a secrets command could not do its job. The genesis and store errors keep their own help
+/// and code (`forward`); rel adds what it was doing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SecretsError {
+    #[error("no master key: REL_MASTER_KEY is not set")]
+    #[diagnostic(
+        code(rel::secrets::no_master_key),
+        help("set REL_MASTER_KEY, or pass --key-file FILE or --key-stdin (a key is never a flag value); create one with `rel keygen -o FILE`")
+    )]
+    NoMasterKey,
+
+    #[error("REL_MASTER_KEY is not valid UTF-8")]
+    #[diagnostic(code(rel::secrets::key_not_text), help("a master key is 44 base64 characters"))]
+    KeyVarNotText,
+
+    #[error("the key file {} is not text", path.display())]
+    #[diagnostic(
+        code(rel::secrets::key_file_not_text),
+        help("a key file holds 44 base64 characters, as `rel keygen` writes it")
+    )]
+    KeyFileNotText { path: PathBuf },
+
+    #[error("the master key from {from} is unusable")]
+    #[diagnostic(forward(source))]
+    UnusableKey {
+        from: String,
+        #[source]
+        source: genesis::KeyError,
+    },
+
+    #[error("{}:{}: {}", path.display(), source.line, source.kind)]
+    #[diagnostic(forward(source))]
+    Dotenv {
+        path: PathBuf,
+        #[source]
+        source: genesis::DotenvError,
+    },
+
+    #[error("{context}")]
+    #[diagnostic(forward(source))]
+    Genesis {
+        context: String,
+        #[source]
+        source: GenesisError,
+    },
+
+    #[error("could not {action}")]
+    #[diagnostic(forward(source))]
+    Store {
+        action: String,
+        #[source]
+        source: secret_store::StoreError,
+    },
+
+    #[error("refusing to print secret values to a terminal")]
+    #[diagnostic(
+        code(rel::secrets::terminal),
+        help("write them to a file with `-o FILE` (mode 0600) or pipe them (`| ...`); `--force` prints to the terminal anyway")
+    )]
+    RevealToTerminal,
+
+    #[error("no Key Vault for environment `{env}`")]
+    #[diagnostic(
+        code(rel::secrets::no_vault),
+        help("pass --vault https://NAME.vault.azure.net, or set it in rel.toml:\n  [secrets.vaults]\n  {env} = \"https://NAME.vault.azure.net\"")
+    )]
+    NoVault { env: String },
+
+    #[error("both the envelope and the master key would be read from standard input")]
+    #[diagnostic(
+        code(rel::secrets::one_stdin),
+        help("give the key with --key-file FILE or REL_MASTER_KEY, or the envelope as a file")
+    )]
+    OneStdin,
+}
+
+impl SecretsError {
+    /// Printing secrets to a terminal is refused (exit 1); the rest could not be done (exit 2).
+    pub fn exit(&self) -> crate::error::Exit {
+        match self {
+            SecretsError::RevealToTerminal => crate::error::Exit::Failed,
+            _ => crate::error::Exit::Error,
+        }
+    }
+}
+
 /// The secret name of the sealed envelope, in every store (Key Vault: one vault per environment;
 /// file store: one directory per environment).
 pub const GENESIS_SECRET: &str = "rel-genesis-b64";
@@ -69,16 +172,10 @@ pub fn load_key(source: &KeySource) -> Result<MasterKey, Error> {
         KeySource::Env => match std::env::var(env_vars::MASTER_KEY) {
             Ok(v) => Zeroizing::new(v),
             Err(std::env::VarError::NotPresent) => {
-                return Err(Error::usage(
-                    "no master key: REL_MASTER_KEY is not set",
-                    "set REL_MASTER_KEY, or pass --key-file FILE or --key-stdin (a key is never a flag value); create one with `rel keygen -o FILE`",
-                ));
+                return Err(SecretsError::NoMasterKey.into());
             }
             Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Error::usage(
-                    "REL_MASTER_KEY is not valid UTF-8",
-                    "a master key is 44 base64 characters",
-                ));
+                return Err(SecretsError::KeyVarNotText.into());
             }
         },
         KeySource::File(path) => {
@@ -88,12 +185,7 @@ pub fn load_key(source: &KeySource) -> Result<MasterKey, Error> {
             );
             Zeroizing::new(
                 std::str::from_utf8(&bytes)
-                    .map_err(|_| {
-                        Error::usage(
-                            format!("the key file {} is not text", path.display()),
-                            "a key file holds 44 base64 characters, as `rel keygen` writes it",
-                        )
-                    })?
+                    .map_err(|_| SecretsError::KeyFileNotText { path: path.clone() })?
                     .to_owned(),
             )
         }
@@ -106,13 +198,11 @@ pub fn load_key(source: &KeySource) -> Result<MasterKey, Error> {
         }
     };
     MasterKey::from_base64(&text).map_err(|e| {
-        let help = miette::Diagnostic::help(&e)
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        Error::usage(
-            format!("the master key from {} is unusable: {e}", source.describe()),
-            help,
-        )
+        SecretsError::UnusableKey {
+            from: source.describe(),
+            source: e,
+        }
+        .into()
     })
 }
 
@@ -151,21 +241,22 @@ pub fn read_source(path: &Path) -> Result<Entries, Error> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| Error::io("read the source", path, e))?,
     );
-    genesis::parse_dotenv(&text).map_err(|e| {
-        let help = miette::Diagnostic::help(&e)
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| "write each entry as NAME=value".to_owned());
-        Error::invalid(format!("{}:{}: {}", path.display(), e.line, e.kind), help)
+    genesis::parse_dotenv(&text).map_err(|source| {
+        SecretsError::Dotenv {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
     })
 }
 
 /// Map a genesis error (open, seal, reseal, key) to rel's error, keeping its message and help.
-pub fn genesis_error(context: &str, e: &(impl miette::Diagnostic + std::fmt::Display)) -> Error {
-    let help = e
-        .help()
-        .map(|h| h.to_string())
-        .unwrap_or_else(|| "see `rel seal --help`".to_owned());
-    Error::invalid(format!("{context}: {e}"), help)
+pub fn genesis_error(context: &str, e: impl Into<GenesisError>) -> Error {
+    SecretsError::Genesis {
+        context: context.to_owned(),
+        source: e.into(),
+    }
+    .into()
 }
 
 /// Render entries as a dotenv text that [`genesis::parse_dotenv`] reads back to the same values:
@@ -211,10 +302,7 @@ pub fn reveal_destination(
     match output {
         Some(p) => Ok(RevealTo::File(p.to_path_buf())),
         None if !stdout_is_terminal || force => Ok(RevealTo::Stdout),
-        None => Err(Error::refused(
-            "refusing to print secret values to a terminal",
-            "write them to a file with `-o FILE` (mode 0600) or pipe them (`| ...`); `--force` prints to the terminal anyway",
-        )),
+        None => Err(SecretsError::RevealToTerminal.into()),
     }
 }
 
@@ -278,11 +366,8 @@ impl StoreTarget {
                 Ok(StoreTarget::File(root.join(env.as_str())))
             }
             StoreKind::Azure => {
-                let url = vault.map(str::to_owned).or_else(|| config.vaults.get(env.as_str()).cloned()).ok_or_else(|| {
-                    Error::usage(
-                        format!("no Key Vault for environment `{env}`"),
-                        format!("pass --vault https://NAME.vault.azure.net, or set it in rel.toml:\n  [secrets.vaults]\n  {env} = \"https://NAME.vault.azure.net\""),
-                    )
+                let url = vault.map(str::to_owned).or_else(|| config.vaults.get(env.as_str()).cloned()).ok_or_else(|| SecretsError::NoVault {
+                    env: env.to_string(),
                 })?;
                 Ok(StoreTarget::Azure(url))
             }
@@ -313,12 +398,13 @@ impl StoreTarget {
     }
 }
 
-/// Map a store error, keeping its message and help.
+/// A store error with what rel was doing, kept typed (its help and code reach the user).
 pub fn store_error(action: &str, e: secret_store::StoreError) -> Error {
-    let help = miette::Diagnostic::help(&e)
-        .map(|h| h.to_string())
-        .unwrap_or_else(|| "see `rel secrets --help`".to_owned());
-    Error::invalid(format!("could not {action}: {e}"), help)
+    SecretsError::Store {
+        action: action.to_owned(),
+        source: e,
+    }
+    .into()
 }
 
 /// The genesis secret's name.
@@ -334,10 +420,7 @@ pub fn master_key_secret_name() -> SecretName {
 /// Standard input can feed one thing: refuse `-` for a file when the key comes from stdin too.
 pub fn one_stdin(file: Option<&Path>, key: &KeySource) -> Result<(), Error> {
     if file == Some(Path::new("-")) && *key == KeySource::Stdin {
-        return Err(Error::usage(
-            "both the envelope and the master key would be read from standard input",
-            "give the key with --key-file FILE or REL_MASTER_KEY, or the envelope as a file",
-        ));
+        return Err(SecretsError::OneStdin.into());
     }
     Ok(())
 }

@@ -176,7 +176,7 @@ pub fn cluster_secrets(config: &Config, opts: &UpOptions) -> Result<Vec<ClusterS
     }
     let key = secrets::load_key(&opts.key)?;
     genesis::check(&envelope, &key, &env)
-        .map_err(|e| secrets::genesis_error("open the environment's envelope", &e))?;
+        .map_err(|e| secrets::genesis_error("open the environment's envelope", e))?;
     let mut data = BTreeMap::new();
     data.insert(
         crate::env_vars::GENESIS_B64.to_owned(),

@@ -29,7 +29,7 @@ fn say(text: &str) {
 }
 
 pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
-    let key = MasterKey::generate().map_err(|e| genesis_error("generate a master key", &e))?;
+    let key = MasterKey::generate().map_err(|e| genesis_error("generate a master key", e))?;
     let mut text = Zeroizing::new(String::with_capacity(45));
     text.push_str(genesis::ExposeSecret::expose_secret(&key.to_base64()));
     text.push('\n');
@@ -82,7 +82,7 @@ pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
     let entries = secrets::read_source(&from)?;
     let key = secrets::load_key(&args.key.source())?;
     let text = genesis::seal(&key, &env, &entries, secrets::now_unix())
-        .map_err(|e| genesis_error("seal", &e))?;
+        .map_err(|e| genesis_error("seal", e))?;
     let summary = format!(
         "sealed {} entries for `{env}` under key id {}",
         entries.len(),
@@ -133,14 +133,14 @@ fn seal_check(
             Ok(Exit::Ok)
         }
         Err(e) => {
-            let err = genesis_error(&format!("{shown} does not pass the check"), &e);
+            let err = genesis_error(&format!("{shown} does not pass the check"), e);
             let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(err));
             Ok(Exit::Failed)
         }
     }
 }
 
-fn open_error(ctx: &Context, path: &Path, e: &OpenError) -> Error {
+fn open_error(ctx: &Context, path: &Path, e: OpenError) -> Error {
     genesis_error(&format!("cannot open {}", ctx.display(path)), e)
 }
 
@@ -150,7 +150,7 @@ fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
     let source = secrets::read_source(&args.from)?;
     let key = secrets::load_key(&args.key.source())?;
     let opened =
-        genesis::open(&text, &key, &args.env).map_err(|e| open_error(ctx, &args.envelope, &e))?;
+        genesis::open(&text, &key, &args.env).map_err(|e| open_error(ctx, &args.envelope, e))?;
     let d = genesis::diff(&key, &opened, &source);
     let width = d
         .added
@@ -226,7 +226,7 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
         Some(env) => genesis::open(&text, &key, env),
         None => genesis::open_any_env(&text, &key),
     }
-    .map_err(|e| open_error(ctx, &args.envelope, &e))?;
+    .map_err(|e| open_error(ctx, &args.envelope, e))?;
     let mut summary = format!(
         "envelope   {}\nenv        {}\nkey id     {}\nsealed at  {}\nentries    {}\n",
         ctx.display(&args.envelope),
@@ -283,10 +283,10 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
             Ok(text) => match genesis::reseal(&text, &old, &new) {
                 Ok(r) => ResealOutcome::Rotate(r),
                 Err(ResealError::AlreadyUnderNewKey { key_id }) => ResealOutcome::Skip(key_id),
-                Err(ResealError::Open(e)) => ResealOutcome::Fail(open_error(ctx, path, &e)),
+                Err(ResealError::Open(e)) => ResealOutcome::Fail(open_error(ctx, path, e)),
                 Err(e) => ResealOutcome::Fail(genesis_error(
                     &format!("cannot re-seal {}", ctx.display(path)),
-                    &e,
+                    e,
                 )),
             },
         };
@@ -448,7 +448,7 @@ fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
     let source = args.key.source();
     if source.is_available() {
         let key = secrets::load_key(&source)?;
-        genesis::check(text, &key, env).map_err(|e| open_error(ctx, &path, &e))?;
+        genesis::check(text, &key, env).map_err(|e| open_error(ctx, &path, e))?;
     } else {
         say(&format!(
             "note: no master key given, so {shown} was not checked to open for `{env}` (set REL_MASTER_KEY or --key-file to check)\n"

@@ -33,7 +33,7 @@ fn dir(ws: &Workspace, env: &str) -> PathBuf {
 
 fn random_b64() -> Result<Zeroizing<String>, Error> {
     let key = MasterKey::generate()
-        .map_err(|e| crate::secrets::genesis_error("generate random bytes", &e))?;
+        .map_err(|e| crate::secrets::genesis_error("generate random bytes", e))?;
     Ok(Zeroizing::new(key.to_base64().expose_secret().to_owned()))
 }
 
@@ -130,7 +130,7 @@ pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecre
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let sealed = genesis::seal(&master, &env_name, &entries, now)
-        .map_err(|e| crate::secrets::genesis_error("seal the local envelope", &e))?;
+        .map_err(|e| crate::secrets::genesis_error("seal the local envelope", e))?;
     store
         .put(&name, &SecretString::from(sealed))
         .map_err(|e| crate::secrets::store_error("store the local envelope", e))?;

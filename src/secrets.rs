@@ -102,6 +102,78 @@ pub enum SecretsError {
     )]
     NoVault { env: String },
 
+    #[error("{shown} already exists; rel keygen never replaces a key")]
+    #[diagnostic(
+        code(rel::secrets::key_exists),
+        help("losing a master key loses every envelope sealed under it: pick another file name, or move the old key away yourself")
+    )]
+    KeyExists { shown: String },
+
+    #[error("--{flag} is required")]
+    #[diagnostic(code(rel::secrets::required), help("{example}"))]
+    Required {
+        flag: &'static str,
+        example: &'static str,
+    },
+
+    #[error("-o {shown} is {what} itself")]
+    #[diagnostic(
+        code(rel::secrets::output_is_input),
+        help("write to another file: {why}")
+    )]
+    OutputIsInput {
+        shown: String,
+        what: &'static str,
+        why: &'static str,
+    },
+
+    #[error("the new key is the current key (key id {key_id})")]
+    #[diagnostic(
+        code(rel::secrets::same_key),
+        help("generate a new key with `rel keygen -o FILE` and pass it with --new-key FILE")
+    )]
+    SameKey { key_id: String },
+
+    #[error("{failed} of {total} envelopes cannot be re-sealed; nothing was written")]
+    #[diagnostic(
+        code(rel::secrets::reseal_failed),
+        help("fix or leave out the envelopes marked `failed` (each names its reason) and run again")
+    )]
+    ResealFailed { failed: usize, total: usize },
+
+    #[error("{shown} is not a sealed envelope; rel pushes only sealed envelopes")]
+    #[diagnostic(
+        code(rel::secrets::not_sealed),
+        help("seal the source first: `rel seal --env {env} --from SOURCE -o {shown}`")
+    )]
+    NotSealed {
+        shown: String,
+        env: String,
+        #[source]
+        source: genesis::OpenError,
+    },
+
+    #[error("{name} version {version} in {location} is not a sealed envelope")]
+    #[diagnostic(
+        code(rel::secrets::stored_not_sealed),
+        help("push a sealed envelope with `rel secrets push`")
+    )]
+    StoredNotSealed {
+        name: String,
+        version: String,
+        location: String,
+        #[source]
+        source: genesis::OpenError,
+    },
+
+    #[error("no versions of {name} in {location}")]
+    #[diagnostic(code(rel::secrets::no_versions), help("push one with `rel secrets push --env {env}`"))]
+    NoVersions {
+        name: String,
+        location: String,
+        env: String,
+    },
+
     #[error("both the envelope and the master key would be read from standard input")]
     #[diagnostic(
         code(rel::secrets::one_stdin),
@@ -114,7 +186,9 @@ impl SecretsError {
     /// Printing secrets to a terminal is refused (exit 1); the rest could not be done (exit 2).
     pub fn exit(&self) -> crate::error::Exit {
         match self {
-            SecretsError::RevealToTerminal => crate::error::Exit::Failed,
+            SecretsError::RevealToTerminal | SecretsError::KeyExists { .. } => {
+                crate::error::Exit::Failed
+            }
             _ => crate::error::Exit::Error,
         }
     }

@@ -17,7 +17,9 @@ use crate::cli::{
 };
 use crate::commands::{Context, print_stdout};
 use crate::config::SecretsConfig;
-use crate::secrets::{self, KeySource, RevealTo, StoreTarget, genesis_error, store_error};
+use crate::secrets::{
+    self, KeySource, RevealTo, SecretsError, StoreTarget, genesis_error, store_error,
+};
 use crate::{Error, Exit};
 
 /// Talk (not data) goes to stderr, unless `--quiet`.
@@ -37,10 +39,10 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
     match crate::atomic_write::create_new(&args.output, text.as_bytes(), Some(0o600)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::refused(
-                format!("{shown} already exists; rel keygen never replaces a key"),
-                "losing a master key loses every envelope sealed under it: pick another file name, or move the old key away yourself",
-            ));
+            return Err(SecretsError::KeyExists {
+                shown: shown.to_string(),
+            }
+            .into());
         }
         Err(e) => return Err(Error::io("write the master key", &args.output, e)),
     }
@@ -56,28 +58,26 @@ pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
     if let Some(SealCommand::Diff(diff)) = args.command {
         return seal_diff(ctx, diff);
     }
-    let env = args.env.ok_or_else(|| {
-        Error::usage(
-            "--env is required",
-            "name the environment: `rel seal --env staging ...`",
-        )
+    let env = args.env.ok_or(SecretsError::Required {
+        flag: "env",
+        example: "name the environment: `rel seal --env staging ...`",
     })?;
     if let Some(envelope) = &args.check {
         return seal_check(ctx, envelope, &env, &args.key.source());
     }
-    let from = args.from.ok_or_else(|| {
-        Error::usage(
-            "--from is required",
-            "name the dotenv source: `rel seal --env staging --from staging.env.source`",
-        )
+    let from = args.from.ok_or(SecretsError::Required {
+        flag: "from",
+        example: "name the dotenv source: `rel seal --env staging --from staging.env.source`",
     })?;
     if let Some(out) = &args.output
         && same_file(out, &from)
     {
-        return Err(Error::usage(
-            format!("-o {} is the source itself", ctx.display(out)),
-            "write the envelope to another file: the source would be replaced by its sealed form",
-        ));
+        return Err(SecretsError::OutputIsInput {
+            shown: ctx.display(out).to_string(),
+            what: "the source",
+            why: "the source would be replaced by its sealed form",
+        }
+        .into());
     }
     let entries = secrets::read_source(&from)?;
     let key = secrets::load_key(&args.key.source())?;
@@ -211,13 +211,12 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
         && (same_file(out, &args.envelope)
             || matches!(&args.key.source(), KeySource::File(k) if same_file(out, k)))
     {
-        return Err(Error::usage(
-            format!(
-                "-o {} is the envelope or the key itself: revealing into it would replace it with plaintext",
-                ctx.display(out)
-            ),
-            "write the revealed values to another file (e.g. `-o staging.env.source`, which .gitignore covers)",
-        ));
+        return Err(SecretsError::OutputIsInput {
+            shown: ctx.display(out).to_string(),
+            what: "the envelope or the key",
+            why: "revealing into it would replace it with plaintext (e.g. `-o staging.env.source`, which .gitignore covers)",
+        }
+        .into());
     }
     secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
     let text = secrets::read_envelope(&args.envelope)?;
@@ -270,10 +269,10 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
     let old = secrets::load_key(&args.key.source())?;
     let new = secrets::load_key(&KeySource::File(args.new_key.clone()))?;
     if old.key_id() == new.key_id() {
-        return Err(Error::usage(
-            format!("the new key is the current key (key id {})", new.key_id()),
-            "generate a new key with `rel keygen -o FILE` and pass it with --new-key FILE",
-        ));
+        return Err(SecretsError::SameKey {
+            key_id: new.key_id().to_string(),
+        }
+        .into());
     }
     // Phase 1: open and re-seal everything in memory; nothing is written if any envelope fails.
     let mut outcomes = Vec::with_capacity(args.envelopes.len());
@@ -318,13 +317,11 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
     }
     if failed > 0 {
         print_stdout(&report);
-        return Err(Error::invalid(
-            format!(
-                "{failed} of {} envelopes cannot be re-sealed; nothing was written",
-                outcomes.len()
-            ),
-            "fix or leave out the envelopes marked `failed` (each names its reason) and run again",
-        ));
+        return Err(SecretsError::ResealFailed {
+            failed,
+            total: outcomes.len(),
+        }
+        .into());
     }
     if !args.dry_run {
         // Phase 2: replace each file atomically, keeping its permissions.
@@ -439,11 +436,10 @@ fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
     let text = secrets::read_envelope(&path)?;
     let text = text.trim();
     // Only sealed envelopes leave this machine: a dotenv source or a key given by mistake stops here.
-    let header = genesis::inspect(text).map_err(|e| {
-        Error::invalid(
-            format!("{shown} is not a sealed envelope ({e}); rel pushes only sealed envelopes"),
-            format!("seal the source first: `rel seal --env {env} --from SOURCE -o {shown}`"),
-        )
+    let header = genesis::inspect(text).map_err(|source| SecretsError::NotSealed {
+        shown: shown.to_string(),
+        env: env.to_string(),
+        source,
     })?;
     let source = args.key.source();
     if source.is_available() {
@@ -500,15 +496,11 @@ fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
     let text = genesis::ExposeSecret::expose_secret(&secret.value)
         .trim()
         .to_owned();
-    let header = genesis::inspect(&text).map_err(|e| {
-        Error::invalid(
-            format!(
-                "{name} version {} in {} is not a sealed envelope ({e})",
-                secret.version,
-                store.location()
-            ),
-            "push a sealed envelope with `rel secrets push`",
-        )
+    let header = genesis::inspect(&text).map_err(|source| SecretsError::StoredNotSealed {
+        name: name.to_string(),
+        version: secret.version.to_string(),
+        location: store.location().to_string(),
+        source,
     })?;
     let summary = format!(
         "{name} version {} from {} (key id {})",
@@ -542,10 +534,12 @@ fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
         .versions(&name)
         .map_err(|e| store_error("list the versions", e))?;
     if versions.is_empty() {
-        return Err(Error::invalid(
-            format!("no versions of {name} in {}", store.location()),
-            format!("push one with `rel secrets push --env {}`", args.store.env),
-        ));
+        return Err(SecretsError::NoVersions {
+            name: name.to_string(),
+            location: store.location().to_string(),
+            env: args.store.env.to_string(),
+        }
+        .into());
     }
     let width = versions
         .iter()

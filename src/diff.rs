@@ -13,6 +13,38 @@ use std::path::{Path, PathBuf};
 use manifest_diff::{ImageMove, ManifestDiff, Masker, View};
 
 use crate::Error;
+
+/// What `rel diff` was asked that it cannot compare.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DiffInputError {
+    #[error("nothing to compare against")]
+    #[diagnostic(
+        code(rel::diff::nothing),
+        help("pass --version V (the release to pin), --from V1 --to V2, or --rev GIT_REV (the overlay at a commit)")
+    )]
+    Nothing,
+
+    #[error("--from needs --to")]
+    #[diagnostic(
+        code(rel::diff::from_without_to),
+        help("pass --from V1 --to V2 to compare two releases pinned into the overlay")
+    )]
+    FromWithoutTo,
+
+    #[error("{overlay} does not exist at {rev}")]
+    #[diagnostic(
+        code(rel::diff::no_overlay_at),
+        help("pick a revision where the environment's overlay exists (`git log -- {overlay}`)")
+    )]
+    NoOverlayAt { overlay: String, rev: String },
+
+    #[error("{} is outside the project at {}", overlay.display(), root.display())]
+    #[diagnostic(
+        code(rel::diff::outside),
+        help("keep the environment's overlay inside the repository")
+    )]
+    Outside { overlay: PathBuf, root: PathBuf },
+}
 use crate::config::Config;
 use crate::lockfile::Lockfile;
 use crate::overlay_pin::{PinPlan, kustomization_file, pins_of, plan_text};
@@ -82,16 +114,10 @@ pub fn diff(config: &Config, opts: &DiffOptions) -> Result<DiffOutcome, Error> {
     let overlay = config.overlay_dir(env);
     let shown = env.overlay.display().to_string();
     if opts.version.is_none() && opts.rev.is_none() {
-        return Err(Error::usage(
-            "nothing to compare against",
-            "pass --version V (the release to pin), --from V1 --to V2, or --rev GIT_REV (the overlay at a commit)",
-        ));
+        return Err(DiffInputError::Nothing.into());
     }
     if opts.from.is_some() && opts.version.is_none() {
-        return Err(Error::usage(
-            "--from needs --to",
-            "pass --from V1 --to V2 to compare two releases pinned into the overlay",
-        ));
+        return Err(DiffInputError::FromWithoutTo.into());
     }
     let load = |v: &Version| Lockfile::load(&crate::releases::lockfile_path(&config.root, v));
     let to = opts.version.as_ref().map(load).transpose()?;
@@ -341,10 +367,11 @@ impl Tree {
         write_tree(repo.raw(), commit, dir.path())?;
         let overlay = dir.path().join(&rel);
         if !overlay.is_dir() {
-            return Err(Error::usage(
-                format!("{rel} does not exist at {rev}"),
-                "pick a revision where the environment's overlay exists (`git log -- OVERLAY`)",
-            ));
+            return Err(DiffInputError::NoOverlayAt {
+                overlay: rel.to_string(),
+                rev: rev.to_string(),
+            }
+            .into());
         }
         Ok(Tree {
             overlay,
@@ -383,16 +410,12 @@ impl Tree {
 /// down are real, their other entries are symbolic links to the originals, and the overlay
 /// directory itself is copied. Returns the overlay's path in the mirror.
 fn mirror_tree(root: &Path, overlay: &Path, into: &Path) -> Result<PathBuf, Error> {
-    let rel = overlay.strip_prefix(root).map_err(|_| {
-        Error::usage(
-            format!(
-                "{} is outside the project at {}",
-                overlay.display(),
-                root.display()
-            ),
-            "keep the environment's overlay inside the repository",
-        )
-    })?;
+    let rel = overlay
+        .strip_prefix(root)
+        .map_err(|_| DiffInputError::Outside {
+            overlay: overlay.to_owned(),
+            root: root.to_owned(),
+        })?;
     let mut real = root.to_path_buf();
     let mut copy = into.to_path_buf();
     for part in rel.components() {
@@ -454,12 +477,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
 /// Write the tree of `commit` under `into` (files and symbolic links; submodules are skipped).
 fn write_tree(repo: &git2::Repository, commit: git2::Oid, into: &Path) -> Result<(), Error> {
     let git = |action: &'static str| {
-        move |e: git2::Error| {
-            Error::invalid(
-                format!("git: could not {action}: {}", e.message()),
-                "check that the repository is readable (`git fsck`)",
-            )
-        }
+        move |source: git2::Error| Error::from(crate::git_repo::GitError::Libgit2 { action, source })
     };
     let tree = repo
         .find_commit(commit)

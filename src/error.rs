@@ -169,6 +169,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    DiffInput(#[from] crate::diff::DiffInputError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
 }
 

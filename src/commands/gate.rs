@@ -99,10 +99,9 @@ fn load_workloads(
     Ok(crate::manifests::workloads(&objects))
 }
 
+/// A Kubernetes API error, kept typed (its help, code and cause reach the user).
 fn kube_error(e: KubeError) -> Error {
-    use miette::Diagnostic as _;
-    let help = e.help().map(|h| h.to_string()).unwrap_or_default();
-    Error::invalid(e.to_string(), help)
+    Error::from(e)
 }
 
 fn kube_options(args: &KubeArgs) -> KubeOptions {

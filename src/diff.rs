@@ -20,7 +20,9 @@ pub enum DiffInputError {
     #[error("nothing to compare against")]
     #[diagnostic(
         code(rel::diff::nothing),
-        help("pass --version V (the release to pin), --from V1 --to V2, or --rev GIT_REV (the overlay at a commit)")
+        help(
+            "pass --version V (the release to pin), --from V1 --to V2, or --rev GIT_REV (the overlay at a commit)"
+        )
     )]
     Nothing,
 
@@ -477,7 +479,9 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
 /// Write the tree of `commit` under `into` (files and symbolic links; submodules are skipped).
 fn write_tree(repo: &git2::Repository, commit: git2::Oid, into: &Path) -> Result<(), Error> {
     let git = |action: &'static str| {
-        move |source: git2::Error| Error::from(crate::git_repo::GitError::Libgit2 { action, source })
+        move |source: git2::Error| {
+            Error::from(crate::git_repo::GitError::Libgit2 { action, source })
+        }
     };
     let tree = repo
         .find_commit(commit)

@@ -41,12 +41,17 @@ pub enum SecretsError {
     #[error("no master key: REL_MASTER_KEY is not set")]
     #[diagnostic(
         code(rel::secrets::no_master_key),
-        help("set REL_MASTER_KEY, or pass --key-file FILE or --key-stdin (a key is never a flag value); create one with `rel keygen -o FILE`")
+        help(
+            "set REL_MASTER_KEY, or pass --key-file FILE or --key-stdin (a key is never a flag value); create one with `rel keygen -o FILE`"
+        )
     )]
     NoMasterKey,
 
     #[error("REL_MASTER_KEY is not valid UTF-8")]
-    #[diagnostic(code(rel::secrets::key_not_text), help("a master key is 44 base64 characters"))]
+    #[diagnostic(
+        code(rel::secrets::key_not_text),
+        help("a master key is 44 base64 characters")
+    )]
     KeyVarNotText,
 
     #[error("the key file {} is not text", path.display())]
@@ -91,21 +96,27 @@ pub enum SecretsError {
     #[error("refusing to print secret values to a terminal")]
     #[diagnostic(
         code(rel::secrets::terminal),
-        help("write them to a file with `-o FILE` (mode 0600) or pipe them (`| ...`); `--force` prints to the terminal anyway")
+        help(
+            "write them to a file with `-o FILE` (mode 0600) or pipe them (`| ...`); `--force` prints to the terminal anyway"
+        )
     )]
     RevealToTerminal,
 
     #[error("no Key Vault for environment `{env}`")]
     #[diagnostic(
         code(rel::secrets::no_vault),
-        help("pass --vault https://NAME.vault.azure.net, or set it in rel.toml:\n  [secrets.vaults]\n  {env} = \"https://NAME.vault.azure.net\"")
+        help(
+            "pass --vault https://NAME.vault.azure.net, or set it in rel.toml:\n  [secrets.vaults]\n  {env} = \"https://NAME.vault.azure.net\""
+        )
     )]
     NoVault { env: String },
 
     #[error("{shown} already exists; rel keygen never replaces a key")]
     #[diagnostic(
         code(rel::secrets::key_exists),
-        help("losing a master key loses every envelope sealed under it: pick another file name, or move the old key away yourself")
+        help(
+            "losing a master key loses every envelope sealed under it: pick another file name, or move the old key away yourself"
+        )
     )]
     KeyExists { shown: String },
 
@@ -137,7 +148,9 @@ pub enum SecretsError {
     #[error("{failed} of {total} envelopes cannot be re-sealed; nothing was written")]
     #[diagnostic(
         code(rel::secrets::reseal_failed),
-        help("fix or leave out the envelopes marked `failed` (each names its reason) and run again")
+        help(
+            "fix or leave out the envelopes marked `failed` (each names its reason) and run again"
+        )
     )]
     ResealFailed { failed: usize, total: usize },
 
@@ -167,7 +180,10 @@ pub enum SecretsError {
     },
 
     #[error("no versions of {name} in {location}")]
-    #[diagnostic(code(rel::secrets::no_versions), help("push one with `rel secrets push --env {env}`"))]
+    #[diagnostic(
+        code(rel::secrets::no_versions),
+        help("push one with `rel secrets push --env {env}`")
+    )]
     NoVersions {
         name: String,
         location: String,
@@ -440,9 +456,12 @@ impl StoreTarget {
                 Ok(StoreTarget::File(root.join(env.as_str())))
             }
             StoreKind::Azure => {
-                let url = vault.map(str::to_owned).or_else(|| config.vaults.get(env.as_str()).cloned()).ok_or_else(|| SecretsError::NoVault {
-                    env: env.to_string(),
-                })?;
+                let url = vault
+                    .map(str::to_owned)
+                    .or_else(|| config.vaults.get(env.as_str()).cloned())
+                    .ok_or_else(|| SecretsError::NoVault {
+                        env: env.to_string(),
+                    })?;
                 Ok(StoreTarget::Azure(url))
             }
         }

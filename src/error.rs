@@ -229,3 +229,19 @@ impl Error {
         }
     }
 }
+
+/// An error and its sources on one line, `: `-joined (a source whose text the line already holds
+/// is left out): for one-line reports, where miette's multi-line rendering does not fit, and for
+/// clients whose top-level message alone hides the cause (reqwest).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

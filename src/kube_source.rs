@@ -622,12 +622,9 @@ impl KubeClient {
         } else {
             Auth::None
         };
-        let http = builder.build().map_err(|e| {
-            err(format!(
-                "cannot set up TLS: {}",
-                crate::gate::smoke::error_chain(&e)
-            ))
-        })?;
+        let http = builder
+            .build()
+            .map_err(|e| err(format!("cannot set up TLS: {}", crate::error::chain(&e))))?;
         Ok(KubeClient {
             http,
             server: cluster.server.trim_end_matches('/').to_owned(),
@@ -696,7 +693,7 @@ impl KubeClient {
             }
             Ok(Err(e)) => {
                 return Err(api_err(
-                    crate::gate::smoke::error_chain(&e),
+                    crate::error::chain(&e),
                     "check the cluster's `server` in the kubeconfig and that it is reachable",
                 ));
             }
@@ -780,7 +777,7 @@ impl KubeClient {
                             String::new()
                         };
                         return Err(api_err(
-                            format!("{}{tries}", crate::gate::smoke::error_chain(&e)),
+                            format!("{}{tries}", crate::error::chain(&e)),
                             "check the cluster's `server` in the kubeconfig and that it is reachable",
                         ));
                     }
@@ -800,7 +797,7 @@ impl KubeClient {
                 }
                 Ok(Err(e)) => {
                     return Err(api_err(
-                        crate::gate::smoke::error_chain(&e),
+                        crate::error::chain(&e),
                         "retry; the connection broke",
                     ));
                 }

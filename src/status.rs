@@ -170,7 +170,7 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
                 }
                 s.pins = pins;
             }
-            Err(e) => s.error = Some(e.to_string()),
+            Err(e) => s.error = Some(crate::error::chain(&e)),
         }
         out.push(s);
     }

@@ -312,7 +312,11 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
                 "{:<12}  {shown}  already under key id {id}\n",
                 "skipped"
             )),
-            ResealOutcome::Fail(e) => report.push_str(&format!("{:<12}  {shown}  {e}\n", "failed")),
+            ResealOutcome::Fail(e) => report.push_str(&format!(
+                "{:<12}  {shown}  {}\n",
+                "failed",
+                crate::error::chain(e)
+            )),
         }
     }
     if failed > 0 {

@@ -232,7 +232,7 @@ pub fn deploy(
             format!("the genesis envelope of {} opens with the key", env.name),
         ),
         Ok(_) => missing_secrets(opts, &env.name, "the secret store has no genesis envelope"),
-        Err(e) => missing_secrets(opts, &env.name, &e.to_string()),
+        Err(e) => missing_secrets(opts, &env.name, &crate::error::chain(e)),
     };
     if !run.row(row) {
         return Ok(done(run));
@@ -276,7 +276,7 @@ pub fn deploy(
                     let hook = crate::stage::status(config, &env.name)
                         .ok()
                         .flatten()
-                        .is_some_and(|state| failed_hook(&state, &e.to_string()));
+                        .is_some_and(|state| failed_hook(&state, &crate::error::chain(&e)));
                     // What runs is what ran before: so is the overlay, and nothing is committed.
                     let restored = match &pinned {
                         Some(plan) => {
@@ -867,7 +867,7 @@ async fn run_job(client: &KubeClient, job: &Value, version: &Version, timeout: D
                 ),
             );
         }
-        Err(e) => return Check::fail("migrate", e.to_string()),
+        Err(e) => return Check::fail("migrate", crate::error::chain(&e)),
     }
     let start = Instant::now();
     loop {
@@ -910,7 +910,7 @@ async fn run_job(client: &KubeClient, job: &Value, version: &Version, timeout: D
                     format!("reading Job {ns}/{name} answered {status}"),
                 );
             }
-            Err(e) => return Check::fail("migrate", e.to_string()),
+            Err(e) => return Check::fail("migrate", crate::error::chain(&e)),
         }
         if start.elapsed() >= timeout {
             return Check::fail(
@@ -1023,7 +1023,7 @@ async fn wait_synced(
                 ));
             }
             Ok((status, _)) => last = format!("the API answered {status}"),
-            Err(e) => last = e.to_string(),
+            Err(e) => last = crate::error::chain(&e),
         }
         if start.elapsed() >= timeout {
             return Synced::from(Check::fail(

@@ -174,7 +174,7 @@ pub fn stage_token(state: &stage::StageState, client_secret: &str) -> Result<Str
         .send()
         .map_err(|e| {
             Error::usage(
-                format!("POST {url}: {}", crate::gate::smoke::error_chain(&e)),
+                format!("POST {url}: {}", crate::error::chain(&e)),
                 "is the stage's identity ready? `rel up status --env ENV`",
             )
         })?;

@@ -245,7 +245,7 @@ async fn component_checks(
                     }
                     Err(reason) => reasons.push(reason),
                 },
-                Err(e) => reasons.push(e.to_string()),
+                Err(e) => reasons.push(crate::error::chain(&e)),
             }
         }
         match ok {
@@ -279,7 +279,7 @@ async fn component_checks(
                     format!("the SBOM attached to {at} is not CycloneDX JSON"),
                 ),
             },
-            Err(e) => Check::fail(format!("{name}: sbom"), e.to_string()),
+            Err(e) => Check::fail(format!("{name}: sbom"), crate::error::chain(&e)),
         },
     };
     checks.push(check);

@@ -206,21 +206,7 @@ fn client(input: &Input) -> Result<reqwest::Client, SmokeError> {
     }
     builder
         .build()
-        .map_err(|e| SmokeError::Client(error_chain(&e)))
-}
-
-/// An error and its sources, joined: reqwest's top-level message alone hides the cause.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+        .map_err(|e| SmokeError::Client(crate::error::chain(&e)))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -371,7 +357,7 @@ impl Runner {
             match make().send().await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_connect() && attempt < self.input.smoke.retries => {
-                    tracing::debug!("{what} {url}: {}; retrying", error_chain(&e));
+                    tracing::debug!("{what} {url}: {}; retrying", crate::error::chain(&e));
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                     attempt += 1;
                 }
@@ -381,7 +367,10 @@ impl Runner {
                     } else {
                         String::new()
                     };
-                    return Err(format!("{what} {url} failed{tries}: {}", error_chain(&e)));
+                    return Err(format!(
+                        "{what} {url} failed{tries}: {}",
+                        crate::error::chain(&e)
+                    ));
                 }
             }
         }
@@ -394,10 +383,12 @@ impl Runner {
     /// A response body, with the token scrubbed out *before* anything cuts or quotes it (a
     /// server that reflects the token must not leak any part of it into the report).
     async fn body(&self, url: &str, r: reqwest::Response) -> Result<String, String> {
-        let text = r
-            .text()
-            .await
-            .map_err(|e| format!("GET {url}: reading the body failed: {}", error_chain(&e)))?;
+        let text = r.text().await.map_err(|e| {
+            format!(
+                "GET {url}: reading the body failed: {}",
+                crate::error::chain(&e)
+            )
+        })?;
         Ok(self.scrubbed(text))
     }
 
@@ -646,10 +637,10 @@ impl Runner {
                     Ok(r) if r.status().is_success() => match r.bytes().await {
                         Ok(b) if !b.is_empty() => Ok(()),
                         Ok(_) => Err("empty body".to_owned()),
-                        Err(e) => Err(error_chain(&e)),
+                        Err(e) => Err(crate::error::chain(&e)),
                     },
                     Ok(r) => Err(r.status().to_string()),
-                    Err(e) => Err(error_chain(&e)),
+                    Err(e) => Err(crate::error::chain(&e)),
                 };
                 (asset, result)
             });

@@ -82,15 +82,65 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The log lines a child has written so far, shared with the thread that reads them: a waiter is
+/// woken by each new line (or the end of the log), never by a timer.
+#[derive(Clone, Default)]
+pub struct LogWatch(std::sync::Arc<(std::sync::Mutex<(String, bool)>, std::sync::Condvar)>);
+
+impl LogWatch {
+    fn push(&self, line: &str) {
+        let (lock, cvar) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        state.0.push_str(line);
+        state.0.push('\n');
+        cvar.notify_all();
+    }
+
+    fn close(&self) {
+        let (lock, cvar) = &*self.0;
+        lock.lock().unwrap().1 = true;
+        cvar.notify_all();
+    }
+
+    /// Waits until a line containing `needle` has been logged. `Err` with the log so far when
+    /// `within` passes, or the log ends (the process exited), first.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let (lock, cvar) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if state.0.contains(needle) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if state.1 || now >= deadline {
+                return Err(state.0.clone());
+            }
+            state = cvar.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
 /// Spawns `cmd` with its stderr read to the end by a thread that copies it to `log` and sends
 /// the first port `port_of` finds in a line. Returns the child and the port, or the log when the
 /// process exits (or says nothing) before `within` is over.
 pub fn spawn_reporting_port(
-    mut cmd: Command,
+    cmd: Command,
     log: &Path,
     within: Duration,
     port_of: fn(&str) -> Option<u16>,
 ) -> Result<(Child, u16), String> {
+    spawn_watching(cmd, log, within, port_of).map(|(child, port, _)| (child, port))
+}
+
+/// As [`spawn_reporting_port`], with a [`LogWatch`] of the child's log for waiting on the events
+/// it reports.
+pub fn spawn_watching(
+    mut cmd: Command,
+    log: &Path,
+    within: Duration,
+    port_of: fn(&str) -> Option<u16>,
+) -> Result<(Child, u16, LogWatch), String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -105,11 +155,14 @@ pub fn spawn_reporting_port(
     let stderr = child.stderr.take().unwrap();
     let mut file = std::fs::File::create(log).unwrap();
     let (tx, rx) = mpsc::channel::<u16>();
+    let watch = LogWatch::default();
+    let lines = watch.clone();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let _ = writeln!(file, "{line}");
+            lines.push(&line);
             if let Some(port) = port_of(&line) {
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(port);
@@ -118,9 +171,10 @@ pub fn spawn_reporting_port(
         }
         // The sender is dropped here, after the whole log is written: a process that exits
         // without reporting a port ends the wait below at once.
+        lines.close();
     });
     match rx.recv_timeout(within) {
-        Ok(port) => Ok((child, port)),
+        Ok(port) => Ok((child, port, watch)),
         Err(timeout_or_exit) => {
             let _ = child.kill();
             let status = child

@@ -129,6 +129,8 @@ pub struct Service {
     pub url: String,
     child: Child,
     log: PathBuf,
+    /// The log as the service writes it, to wait on the events it reports.
+    watch: test_support::LogWatch,
 }
 
 impl Service {
@@ -167,8 +169,8 @@ impl Service {
         for (key, value) in envs {
             cmd.env(key, value);
         }
-        let (child, port) =
-            test_support::spawn_reporting_port(cmd, &log, Duration::from_secs(20), |line| {
+        let (child, port, watch) =
+            test_support::spawn_watching(cmd, &log, Duration::from_secs(20), |line| {
                 line.contains("listening")
                     .then(|| test_support::port_after(line, "addr=127.0.0.1:"))
                     .flatten()
@@ -184,23 +186,18 @@ impl Service {
             },
             child,
             log,
+            watch,
         }
     }
 
     /// Waits until the service's log has a line containing `needle` (an event the service
     /// reports, e.g. `shutdown requested`), up to `within`.
     pub fn wait_log(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        let mut pause = Duration::from_millis(1);
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log `{needle}` within {within:?}; log:\n{}",
-                self.name,
-                self.log()
+        if let Err(log) = self.watch.wait_for(needle, within) {
+            panic!(
+                "{} did not log `{needle}` within {within:?} (or exited); log:\n{log}",
+                self.name
             );
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 

@@ -95,6 +95,25 @@ pub struct BaseImage {
     pub origin: String,
 }
 
+impl BaseImage {
+    /// A base from its parsed config and its layers (one per `rootfs.diff_ids` entry, checked by
+    /// the reader), wherever it was read from.
+    pub(crate) fn from_config(
+        config: crate::spec::ImageConfig,
+        layers: Vec<LayerBlob>,
+        origin: String,
+    ) -> BaseImage {
+        BaseImage {
+            layers,
+            env: config.config.env.unwrap_or_default(),
+            history: config.history,
+            architecture: config.architecture,
+            os: config.os,
+            origin,
+        }
+    }
+}
+
 /// An assembled image: exact config and manifest bytes, and the layer blobs they name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {

@@ -294,16 +294,10 @@ pub fn read_base(dir: &Path, reference: Option<&str>) -> Result<BaseImage, Layou
             path,
         });
     }
-    Ok(BaseImage {
-        layers,
-        env: config.config.env.unwrap_or_default(),
-        history: config.history,
-        architecture: config.architecture,
-        os: config.os,
-        origin: format!(
-            "oci:{}{}",
-            dir.display(),
-            reference.map(|r| format!(":{r}")).unwrap_or_default()
-        ),
-    })
+    let origin = format!(
+        "oci:{}{}",
+        dir.display(),
+        reference.map(|r| format!(":{r}")).unwrap_or_default()
+    );
+    Ok(BaseImage::from_config(config, layers, origin))
 }

@@ -182,14 +182,7 @@ impl Registry {
                 path,
             });
         }
-        Ok(BaseImage {
-            layers,
-            env: config.config.env.unwrap_or_default(),
-            history: config.history,
-            architecture: config.architecture,
-            os: config.os,
-            origin,
-        })
+        Ok(BaseImage::from_config(config, layers, origin))
     }
 
     /// A manifest or index by digest, from the store or the registry; its media type and bytes.

@@ -7,7 +7,12 @@
 
 use std::time::Duration;
 
+use retry::{Backoff, Verdict};
+
 use crate::config::{ForgeConfig, ForgeKind};
+
+/// Forge calls: 3 attempts, waits of 0.5 s and 1 s.
+const RETRY: Backoff = Backoff::exponential(3, Duration::from_millis(500));
 
 /// What can go wrong finding the forge or talking to its API.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -308,53 +313,64 @@ impl Client {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value, Error> {
+        /// An attempt's failure: worth another try (the last one is reported), or not.
+        enum Failure {
+            Retryable(String),
+            Final(ForgeError),
+        }
         let endpoint = format!("{method} {}", url.split('?').next().unwrap_or(url));
-        let mut last = String::new();
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(500 * (1 << (attempt - 1))));
-            }
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .header(self.auth.0, &self.auth.1);
-            for (k, v) in &self.extra {
-                req = req.header(*k, *v);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            tracing::debug!("{endpoint} (attempt {})", attempt + 1);
-            match req.send() {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().unwrap_or_default();
-                    if status.is_success() {
-                        if text.trim().is_empty() {
-                            return Ok(serde_json::Value::Null);
-                        }
-                        return serde_json::from_str(&text).map_err(|source| ForgeError::NotJson {
+        let answer = retry::retry(
+            &RETRY,
+            |attempt| {
+                let mut req = self
+                    .http
+                    .request(method.clone(), url)
+                    .header(self.auth.0, &self.auth.1);
+                for (k, v) in &self.extra {
+                    req = req.header(*k, *v);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                tracing::debug!("{endpoint} (attempt {attempt})");
+                let resp = req
+                    .send()
+                    .map_err(|e| Failure::Retryable(format!("{endpoint}: {}", without_url(&e))))?;
+                let status = resp.status();
+                let text = resp.text().unwrap_or_default();
+                if status.is_success() {
+                    if text.trim().is_empty() {
+                        return Ok(serde_json::Value::Null);
+                    }
+                    return serde_json::from_str(&text).map_err(|source| {
+                        Failure::Final(ForgeError::NotJson {
                             endpoint: endpoint.clone(),
                             source,
-                        });
-                    }
-                    let detail: String = text.chars().take(300).collect();
-                    last = format!("{endpoint}: HTTP {status}: {detail}");
-                    if status.as_u16() == 429 || status.is_server_error() {
-                        continue;
-                    }
-                    return Err(ForgeError::Http {
-                        endpoint: endpoint.clone(),
-                        status,
-                        detail,
+                        })
                     });
                 }
-                Err(e) => {
-                    last = format!("{endpoint}: {}", without_url(&e));
+                let detail: String = text.chars().take(300).collect();
+                if status.as_u16() == 429 || status.is_server_error() {
+                    return Err(Failure::Retryable(format!(
+                        "{endpoint}: HTTP {status}: {detail}"
+                    )));
                 }
-            }
+                Err(Failure::Final(ForgeError::Http {
+                    endpoint: endpoint.clone(),
+                    status,
+                    detail,
+                }))
+            },
+            |answer, _| match answer {
+                Err(Failure::Retryable(_)) => Verdict::Retry,
+                _ => Verdict::Stop,
+            },
+        );
+        match answer {
+            Ok(value) => Ok(value),
+            Err(Failure::Final(e)) => Err(e),
+            Err(Failure::Retryable(last)) => Err(ForgeError::Unreachable { last }),
         }
-        Err(ForgeError::Unreachable { last })
     }
 }
 

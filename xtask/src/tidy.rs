@@ -25,6 +25,28 @@ const DIRECT_WRITE_ALLOWED: &[&str] = &[
 /// contract (`REL_MASTER_KEY`, `REL_GENESIS_B64`, `REL_ENV` are what a pod's manifest sets).
 const REL_NAMES_ALLOWED: &[&str] = &["crates/service-runtime/"];
 
+/// Files that may sleep outside `crates/retry` (whose `Backoff` and `retry`/`retry_async` are
+/// the one way to wait between attempts), each for a wait that is not a retry's backoff.
+const SLEEP_ALLOWED: &[&str] = &[
+    // The retry loops themselves.
+    "crates/retry/src/lib.rs",
+    // Polls of state another process changes, each to a deadline: Argo CD's Application and the
+    // migration Job (deploy), the detached supervisor's state file (stage, `rel down`).
+    "src/ops/deploy.rs",
+    "src/stage.rs",
+    "crates/stage/src/state.rs",
+    // The stage's kubelet: readiness probe periods, and the CrashLoopBackOff wait (its delay is
+    // `retry::Backoff::delay`; the wait races the stop signal, so it is not a `retry` loop).
+    "crates/stage/src/run.rs",
+    // A failed `accept` (out of file descriptors) pauses instead of spinning.
+    "crates/stage/src/proxy.rs",
+    // The drain delay and shutdown budget are timers by design (Kubernetes' preStop contract);
+    // a failed `accept` pauses instead of spinning.
+    "crates/service-runtime/src/serve.rs",
+    // The worker's simulated work (`delayMs` of the request).
+    "services/node/src/worker.rs",
+];
+
 /// Files whose error variants still lack a help text, each a debt to pay (the list only
 /// shrinks: a file that no longer needs its entry makes the check fail until it is removed).
 const HELP_DEBT: &[&str] = &[];
@@ -51,6 +73,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         check_env_literals(&rel, &lines, &mut problems);
         check_crate_wording(&rel, &lines, &mut problems);
         check_error_help(&rel, &lines, &mut problems);
+        check_sleeps(&rel, &lines, &mut problems);
     }
     check_help_debt(root, &mut problems);
     check_architecture_map(root, &mut problems);
@@ -114,6 +137,19 @@ fn check_direct_writes(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<St
         if l.contains("fs::write(") || l.contains("File::create(") {
             problems.push(format!(
                 "{rel}:{n}: a direct file write; write through `atomic_file::write`/`create_new` (temp + fsync + rename) so a crash never leaves half a file"
+            ));
+        }
+    }
+}
+
+fn check_sleeps(rel: &str, lines: &[(usize, &str)], problems: &mut Vec<String>) {
+    if SLEEP_ALLOWED.contains(&rel) {
+        return;
+    }
+    for (n, l) in lines {
+        if l.contains("sleep(") {
+            problems.push(format!(
+                "{rel}:{n}: a sleep in library code; wait between attempts with `retry::retry`/`retry_async` (a `retry::Backoff` policy), or, for a poll or a timer that is no retry, add the file to SLEEP_ALLOWED in xtask/src/tidy.rs with the reason"
             ));
         }
     }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::Method;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
+use retry::{Backoff, Verdict};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -48,10 +49,9 @@ pub struct AzureOptions {
     /// Whole-request timeout.
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Attempts per request, first try included (at least 1).
-    pub max_attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Retries of connection errors, timeouts, 429 and 5xx: 4 attempts, waits doubling from
+    /// 500 ms, at most 8 s.
+    pub retry: Backoff,
     /// Accept any scope from the 401 challenge (see the module docs).
     pub disable_challenge_resource_verification: bool,
     /// Allow an `http://` vault URL whose host is this machine (`localhost`, `127.0.0.0/8`,
@@ -94,9 +94,8 @@ impl Default for AzureOptions {
             api_version: API_VERSION.to_owned(),
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
+            retry: Backoff::exponential(4, Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(8)),
             disable_challenge_resource_verification: false,
             allow_insecure_http: false,
             ca_pem: Vec::new(),
@@ -649,53 +648,50 @@ impl AzureKeyVaultStore {
         Ok((token, lifetime))
     }
 
-    /// Send with bounded retries on connection errors, timeouts, 429 and 5xx.
+    /// Send with bounded retries on connection errors, timeouts, 429 and 5xx; the last answer
+    /// is returned when the attempts are spent.
     fn send_with_retry(
         &self,
         endpoint: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, AzureError> {
-        let max = self.options.max_attempts.max(1);
-        let mut backoff = self.options.initial_backoff;
-        for attempt in 1..=max {
-            let last = attempt == max;
-            match build().send() {
-                Ok(resp) => {
-                    let s = resp.status();
-                    let retryable = s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS;
-                    if !retryable || last {
-                        return Ok(resp);
-                    }
+        let sent = retry::retry(
+            &self.options.retry,
+            |attempt| build().send().map_err(|e| (e, attempt)),
+            |sent, attempt| match sent {
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
+                {
                     tracing::debug!(
                         endpoint,
-                        status = s.as_u16(),
+                        status = resp.status().as_u16(),
                         attempt,
                         "retrying after a server error"
                     );
+                    Verdict::Retry
                 }
-                Err(e) => {
-                    if let Some(cause) = tls_failure(&e, 0) {
-                        return Err(AzureError::Tls {
-                            endpoint: endpoint.to_owned(),
-                            cause: cause.to_string(),
-                        });
-                    }
-                    let retryable =
-                        e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
-                    if !retryable || last {
-                        return Err(AzureError::Connection {
-                            endpoint: endpoint.to_owned(),
-                            attempts: attempt,
-                            detail: error_chain(&e),
-                        });
-                    }
-                    tracing::debug!(endpoint, attempt, error = %error_chain(&e), "retrying after a connection error");
+                Err((e, _))
+                    if tls_failure(e, 0).is_none()
+                        && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()) =>
+                {
+                    tracing::debug!(endpoint, attempt, error = %error_chain(e), "retrying after a connection error");
+                    Verdict::Retry
                 }
-            }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(self.options.max_backoff);
-        }
-        unreachable!("the last attempt returns")
+                _ => Verdict::Stop,
+            },
+        );
+        sent.map_err(|(e, attempts)| match tls_failure(&e, 0) {
+            Some(cause) => AzureError::Tls {
+                endpoint: endpoint.to_owned(),
+                cause: cause.to_string(),
+            },
+            None => AzureError::Connection {
+                endpoint: endpoint.to_owned(),
+                attempts,
+                detail: error_chain(&e),
+            },
+        })
     }
 
     fn service_error(status: StatusCode, bytes: &[u8], endpoint: String) -> AzureError {

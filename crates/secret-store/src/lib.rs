@@ -19,6 +19,7 @@ pub use azure::{
     is_loopback_http,
 };
 pub use file::FileStore;
+pub use retry::Backoff;
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// Largest value a store accepts: Key Vault's limit of 25 KB (25,600 bytes), applied to every

@@ -971,12 +971,10 @@ impl ContainerRun {
             if started.elapsed() >= BACKOFF_RESET {
                 delay_step = 0;
             }
-            let delay = self
-                .inner
-                .opts
-                .backoff_base
-                .saturating_mul(1u32 << delay_step.min(20))
-                .min(self.inner.opts.backoff_cap);
+            // The kubelet's CrashLoopBackOff: doubling from the base, capped, for ever.
+            let delay = retry::Backoff::exponential(u32::MAX, self.inner.opts.backoff_base)
+                .with_max_delay(self.inner.opts.backoff_cap)
+                .delay(delay_step.saturating_add(1));
             delay_step += 1;
             self.inner
                 .container(&self.pod, self.ci, |c| c.restarts = restarts);

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser;
+use retry::{Backoff, Verdict};
 use serde_json::json;
 use service_runtime::config::ServeArgs;
 use service_runtime::database::{DatabaseUrl, rusqlite};
@@ -37,7 +38,8 @@ pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(2);
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Attempts per upstream call (identity's JWKS, the worker).
 pub const ATTEMPTS: u32 = 3;
-const BACKOFF: Duration = Duration::from_millis(100);
+/// Upstream calls: [`ATTEMPTS`] tries, waits doubling from 100 ms.
+const RETRY: Backoff = Backoff::exponential(ATTEMPTS, Duration::from_millis(100));
 
 #[derive(Debug, Parser)]
 #[command(
@@ -219,40 +221,51 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
 {
+    /// Why an attempt failed, and whether another may help.
+    enum Failure {
+        Retryable(String),
+        Final(String),
+    }
     let fail = |reason: String| UpstreamError {
         endpoint: endpoint.to_string(),
         reason,
     };
-    let mut backoff = BACKOFF;
-    let mut last_reason = String::new();
-    for attempt in 1..=ATTEMPTS {
-        if attempt > 1 {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
+    let send = &send;
+    let answer = retry::retry_async(
+        &RETRY,
+        |attempt| async move {
+            let reason = match send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().is_server_error() => format!("HTTP {}", resp.status()),
+                Ok(resp) => return Err(Failure::Final(format!("HTTP {}", resp.status()))),
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    if e.is_timeout() {
+                        "timed out".to_owned()
+                    } else {
+                        format!("{e}")
+                    }
+                }
+                Err(e) => return Err(Failure::Final(e.to_string())),
+            };
+            tracing::warn!(%endpoint, attempt, %reason, "upstream call failed");
+            Err(Failure::Retryable(reason))
+        },
+        |answer, _| match answer {
+            Err(Failure::Retryable(_)) => Verdict::Retry,
+            _ => Verdict::Stop,
+        },
+    )
+    .await;
+    match answer {
+        Ok(resp) => resp
+            .json::<T>()
+            .await
+            .map_err(|e| fail(format!("unexpected response body: {e}"))),
+        Err(Failure::Final(reason)) => Err(fail(reason)),
+        Err(Failure::Retryable(reason)) => {
+            Err(fail(format!("{reason} (after {ATTEMPTS} attempts)")))
         }
-        match send().await {
-            Ok(resp) if resp.status().is_success() => {
-                return resp
-                    .json::<T>()
-                    .await
-                    .map_err(|e| fail(format!("unexpected response body: {e}")));
-            }
-            Ok(resp) if resp.status().is_server_error() => {
-                last_reason = format!("HTTP {}", resp.status());
-            }
-            Ok(resp) => return Err(fail(format!("HTTP {}", resp.status()))),
-            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                last_reason = if e.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    format!("{e}")
-                };
-            }
-            Err(e) => return Err(fail(e.to_string())),
-        }
-        tracing::warn!(%endpoint, attempt, reason = %last_reason, "upstream call failed");
     }
-    Err(fail(format!("{last_reason} (after {ATTEMPTS} attempts)")))
 }
 
 #[derive(Clone)]

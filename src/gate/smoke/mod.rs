@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use retry::{Backoff, Verdict};
 use serde_json::Value;
 use sha1::Digest as _;
 
@@ -352,28 +353,32 @@ impl Runner {
         url: &str,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, String> {
-        let mut attempt = 0;
-        loop {
-            match make().send().await {
-                Ok(r) => return Ok(r),
-                Err(e) if e.is_connect() && attempt < self.input.smoke.retries => {
-                    tracing::debug!("{what} {url}: {}; retrying", crate::error::chain(&e));
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    attempt += 1;
+        // `retries` more attempts after the first, waits doubling from 100 ms.
+        let policy = Backoff::exponential(
+            self.input.smoke.retries.saturating_add(1),
+            Duration::from_millis(100),
+        );
+        let make = &make;
+        retry::retry_async(
+            &policy,
+            |attempt| async move { make().send().await.map_err(|e| (e, attempt)) },
+            |sent, _| match sent {
+                Err((e, _)) if e.is_connect() => {
+                    tracing::debug!("{what} {url}: {}; retrying", crate::error::chain(e));
+                    Verdict::Retry
                 }
-                Err(e) => {
-                    let tries = if attempt > 0 {
-                        format!(" (after {} attempts)", attempt + 1)
-                    } else {
-                        String::new()
-                    };
-                    return Err(format!(
-                        "{what} {url} failed{tries}: {}",
-                        crate::error::chain(&e)
-                    ));
-                }
-            }
-        }
+                _ => Verdict::Stop,
+            },
+        )
+        .await
+        .map_err(|(e, attempts)| {
+            let tries = if attempts > 1 {
+                format!(" (after {attempts} attempts)")
+            } else {
+                String::new()
+            };
+            format!("{what} {url} failed{tries}: {}", crate::error::chain(&e))
+        })
     }
 
     async fn get(&self, url: &str) -> Result<reqwest::Response, String> {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
+use retry::{Backoff, Verdict};
 use url::Url;
 
 use super::challenge::{self, Challenge};
@@ -29,36 +30,10 @@ use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
 use super::tls;
 
-/// Bounded exponential backoff for 5xx, 429, timeouts and dropped connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries in all, the first included (≥ 1).
-    pub attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after failed attempt `attempt` (1-based).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-}
+/// The registry client's retry policy (5xx, 429, timeouts and dropped connections): 5 attempts,
+/// waits doubling from 200 ms, at most 5 s.
+pub const DEFAULT_RETRY: Backoff =
+    Backoff::exponential(5, Duration::from_millis(200)).with_max_delay(Duration::from_secs(5));
 
 /// How to talk to a registry.
 #[derive(Debug, Clone)]
@@ -71,7 +46,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// The slowest upload rate tolerated before a blob upload times out, bytes per second.
     pub min_upload_rate: u64,
-    pub retry: RetryPolicy,
+    /// Retries of 5xx, 429, timeouts and dropped connections ([`DEFAULT_RETRY`]).
+    pub retry: Backoff,
     /// Extra trusted CA certificates, PEM (each entry may hold several), trusted besides the
     /// platform store and the bundled roots: a registry behind a private CA.
     pub ca_pem: Vec<Vec<u8>>,
@@ -86,7 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             min_upload_rate: 256 * 1024,
-            retry: RetryPolicy::default(),
+            retry: DEFAULT_RETRY,
             ca_pem: Vec::new(),
             resolve: Vec::new(),
         }
@@ -293,7 +269,7 @@ impl Transport {
         }
     }
 
-    /// The one retry loop: sends what `build` makes until it gets an answer that is not a 5xx
+    /// Sends what `build` makes under the retry policy until it gets an answer that is not a 5xx
     /// or 429, or the policy's attempts are spent (then the last answer is returned). Transport
     /// errors are retried too, except TLS failures, which no retry fixes.
     async fn with_retry(
@@ -301,37 +277,44 @@ impl Transport {
         endpoint: &str,
         build: impl Fn() -> Result<RequestBuilder, RegistryError>,
     ) -> Result<Response, RegistryError> {
-        let policy = &self.options.retry;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= policy.attempts.max(1);
-            match build()?.send().await {
-                Ok(resp) if is_retryable_status(resp.status()) && !last => {
-                    tracing::debug!(%endpoint, status = %resp.status(), attempt, "retrying");
-                }
-                Ok(resp) => return Ok(resp),
-                Err(e) => {
-                    if let Some(cause) = tls::failure(&e) {
-                        return Err(RegistryError::Tls {
-                            endpoint: endpoint.to_owned(),
-                            cause,
-                        });
+        let build = &build;
+        let sent = retry::retry_async(
+            &self.options.retry,
+            |attempt| async move { Ok::<_, RegistryError>((build()?.send().await, attempt)) },
+            |sent, attempt| {
+                let retrying = match sent {
+                    Ok((Ok(resp), _)) if is_retryable_status(resp.status()) => {
+                        tracing::debug!(%endpoint, status = %resp.status(), attempt, "retrying");
+                        true
                     }
-                    let retryable =
-                        e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
-                    if last || !retryable {
-                        return Err(RegistryError::Transport {
-                            endpoint: endpoint.to_owned(),
-                            attempts: attempt,
-                            cause: tls::chain(&e),
-                        });
+                    Ok((Err(e), _)) if tls::failure(e).is_none() && is_retryable_error(e) => {
+                        tracing::debug!(%endpoint, error = %tls::chain(e), attempt, "retrying");
+                        true
                     }
-                    tracing::debug!(%endpoint, error = %tls::chain(&e), attempt, "retrying");
+                    _ => false,
+                };
+                if retrying {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    Verdict::Retry
+                } else {
+                    Verdict::Stop
                 }
-            }
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(policy.backoff(attempt)).await;
+            },
+        )
+        .await?;
+        match sent {
+            (Ok(resp), _) => Ok(resp),
+            (Err(e), attempts) => Err(match tls::failure(&e) {
+                Some(cause) => RegistryError::Tls {
+                    endpoint: endpoint.to_owned(),
+                    cause,
+                },
+                None => RegistryError::Transport {
+                    endpoint: endpoint.to_owned(),
+                    attempts,
+                    cause: tls::chain(&e),
+                },
+            }),
         }
     }
 
@@ -458,6 +441,10 @@ impl Transport {
 
 fn is_retryable_status(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn is_retryable_error(e: &reqwest::Error) -> bool {
+    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
 }
 
 /// Follow up to 5 redirects, never from https to plain http. (reqwest drops `Authorization`

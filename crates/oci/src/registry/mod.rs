@@ -11,7 +11,7 @@ mod push;
 mod referrers;
 mod tls;
 
-pub use client::{ClientOptions, RetryPolicy};
+pub use client::{ClientOptions, DEFAULT_RETRY};
 pub use credentials::{
     CredentialError, CredentialSources, Credentials, Secret, resolve_credentials,
 };
@@ -24,3 +24,4 @@ pub use referrers::{
     MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag, fallback_tag,
     simple_signing_payload,
 };
+pub use retry::Backoff;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
-use oci::registry::{ClientOptions, Credentials, Registry, RetryPolicy, Secret};
+use oci::registry::{Backoff, ClientOptions, Credentials, Registry, Secret};
 use oci::{Digest, RegistryError};
 
 use crate::fake::{Answer, Fake, PrivateCa};
@@ -14,11 +14,8 @@ const HOST: &str = "registry.test";
 
 fn options() -> ClientOptions {
     ClientOptions {
-        retry: RetryPolicy {
-            attempts: 3,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(20),
-        },
+        retry: Backoff::exponential(3, Duration::from_millis(10))
+            .with_max_delay(Duration::from_millis(20)),
         timeout: Duration::from_secs(10),
         ..ClientOptions::default()
     }

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use oci::registry::{
-    BlobOutcome, ClientOptions, CredentialSources, PushOptions, Registry, RetryPolicy, Secret,
+    Backoff, BlobOutcome, ClientOptions, CredentialSources, PushOptions, Registry, Secret,
     TagStatus,
 };
 use oci::{
@@ -19,11 +19,8 @@ const MTIME: u64 = 1_700_000_000;
 
 fn options() -> ClientOptions {
     ClientOptions {
-        retry: RetryPolicy {
-            attempts: 4,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-        },
+        retry: Backoff::exponential(4, Duration::from_millis(10))
+            .with_max_delay(Duration::from_millis(50)),
         timeout: Duration::from_secs(20),
         ..ClientOptions::default()
     }

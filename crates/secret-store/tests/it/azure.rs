@@ -15,9 +15,8 @@ fn options() -> AzureOptions {
     AzureOptions {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
-        max_attempts: 3,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
+        retry: secret_store::Backoff::exponential(3, Duration::from_millis(10))
+            .with_max_delay(Duration::from_millis(40)),
         disable_challenge_resource_verification: true,
         allow_insecure_http: true,
         ..AzureOptions::default()
@@ -202,7 +201,7 @@ fn azure_server_errors_are_retried_with_backoff_then_reported() {
     assert_eq!(
         s.state.vault_requests.load(Ordering::SeqCst) - before,
         3,
-        "bounded to max_attempts"
+        "bounded to the retry policy's attempts"
     );
     let msg = err.to_string();
     assert!(

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use image_ref::Digest;
 use manifest_diff::{ImageMove, ManifestDiff, Masker, View};
 
 use crate::Error;
@@ -268,11 +269,12 @@ fn image_moves(
     let releases = crate::status::releases(&config.root);
     let lockfiles: Vec<&Lockfile> = known.iter().copied().chain(releases.iter()).collect();
     // digest → (component, source commit, repo)
-    let mut by_digest: BTreeMap<String, (String, Option<String>, Option<String>)> = BTreeMap::new();
+    let mut by_digest: BTreeMap<&Digest, (String, Option<String>, Option<String>)> =
+        BTreeMap::new();
     for l in lockfiles.iter().rev() {
         for (name, c) in &l.components {
             by_digest.insert(
-                c.digest.to_string(),
+                &c.digest,
                 (name.clone(), c.source_commit.clone(), c.repo.clone()),
             );
         }

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use image_ref::{Digest, DigestError};
+
 use crate::Error;
 use crate::config::Config;
 
@@ -38,6 +40,21 @@ pub enum PinFileError {
     Read {
         #[source]
         source: kustomize::Error,
+    },
+
+    #[error("{}: the entry for {image} pins `{digest}`, which is not a digest", file.display())]
+    #[diagnostic(
+        code(rel::pin::bad_digest),
+        help(
+            "an overlay pins images by `digest: sha256:<64 lowercase hex>`; fix the entry by hand, or pin a release over it with `rel pin`"
+        )
+    )]
+    BadDigest {
+        file: PathBuf,
+        image: String,
+        digest: String,
+        #[source]
+        source: DigestError,
     },
 
     #[error("{}: {source}", file.display())]
@@ -70,13 +87,20 @@ pub struct PinChange {
     /// The image name the overlay entry matches (`images[].name`).
     pub image: String,
     /// The digest the overlay pinned before (`None`: no entry, or an entry without a digest).
-    pub old_digest: Option<String>,
-    pub new_digest: String,
+    pub old_digest: Option<Digest>,
+    pub new_digest: Digest,
 }
 
 impl PinChange {
     pub fn changed(&self) -> bool {
-        self.old_digest.as_deref() != Some(self.new_digest.as_str())
+        self.old_digest.as_ref() != Some(&self.new_digest)
+    }
+
+    /// The old digest as people read it: the digest, or `(none)`.
+    pub fn old_shown(&self) -> String {
+        self.old_digest
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), Digest::to_string)
     }
 }
 
@@ -156,13 +180,25 @@ fn effective(entry: &kustomize::kustomization::ImageSpec) -> &str {
 }
 
 /// The digests an overlay pins, by the image the entry points at (`newName`, else `name`);
-/// entries without a digest are left out.
-pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, String>, Error> {
-    Ok(entries_of(text, file)?
+/// entries without a digest are left out; a digest that is not one is an error.
+pub fn pins_of(text: &str, file: &Path) -> Result<BTreeMap<String, Digest>, Error> {
+    entries_of(text, file)?
         .into_iter()
         .filter(|i| !i.digest.is_empty())
-        .map(|i| (effective(&i).to_owned(), i.digest))
-        .collect())
+        .map(|i| {
+            let image = effective(&i).to_owned();
+            match i.digest.parse::<Digest>() {
+                Ok(d) => Ok((image, d)),
+                Err(source) => Err(PinFileError::BadDigest {
+                    file: file.to_owned(),
+                    image,
+                    digest: i.digest,
+                    source,
+                }
+                .into()),
+            }
+        })
+        .collect()
 }
 
 /// The pin edit for one component: the entry that already points at the release's image; else
@@ -172,13 +208,15 @@ fn pin_for(
     entries: &[kustomize::kustomization::ImageSpec],
     image: &str,
     configured: Option<&str>,
-    digest: &str,
+    digest: &Digest,
 ) -> kustomize::Pin {
+    // The renderer's pin is text: the digest leaves its type here, at the crate's edge.
+    let digest = digest.to_string();
     if let Some(e) = entries.iter().find(|e| effective(e) == image) {
         return kustomize::Pin {
             name: e.name.clone(),
             new_name: None,
-            digest: digest.to_owned(),
+            digest,
         };
     }
     match configured.filter(|c| *c != image) {
@@ -186,12 +224,12 @@ fn pin_for(
         Some(configured) => kustomize::Pin {
             name: configured.to_owned(),
             new_name: Some(image.to_owned()),
-            digest: digest.to_owned(),
+            digest,
         },
         None => kustomize::Pin {
             name: image.to_owned(),
             new_name: None,
-            digest: digest.to_owned(),
+            digest,
         },
     }
 }
@@ -211,12 +249,7 @@ pub fn plan_text(
         .iter()
         .map(|(name, c)| {
             let configured = config.components.get(name).map(|k| k.image.to_string());
-            pin_for(
-                &entries,
-                &images[name],
-                configured.as_deref(),
-                &c.digest.to_string(),
-            )
+            pin_for(&entries, &images[name], configured.as_deref(), &c.digest)
         })
         .collect();
     let outcome = kustomize::pin(old_text, &pins).map_err(|source| PinFileError::Edit {
@@ -230,7 +263,7 @@ pub fn plan_text(
             component: name.clone(),
             image: images[name].clone(),
             old_digest: before.get(&images[name]).cloned(),
-            new_digest: c.digest.to_string(),
+            new_digest: c.digest.clone(),
         })
         .collect();
     let plan = PinPlan {
@@ -260,19 +293,16 @@ pub fn verify(text: &str, file: &Path, lockfile: &Lockfile, config: &Config) -> 
     let wrong: Vec<String> = lockfile
         .components
         .iter()
-        .filter_map(|(name, c)| {
-            let want = c.digest.to_string();
-            match pins.get(&images[name]) {
-                Some(d) if *d == want => None,
-                Some(d) => Some(format!(
-                    "{name}: overlay pins {d}, release {} has {want}",
-                    lockfile.version
-                )),
-                None => Some(format!(
-                    "{name}: overlay has no digest for {}",
-                    images[name]
-                )),
-            }
+        .filter_map(|(name, c)| match pins.get(&images[name]) {
+            Some(d) if *d == c.digest => None,
+            Some(d) => Some(format!(
+                "{name}: overlay pins {d}, release {} has {}",
+                lockfile.version, c.digest
+            )),
+            None => Some(format!(
+                "{name}: overlay has no digest for {}",
+                images[name]
+            )),
         })
         .collect();
     if wrong.is_empty() {
@@ -318,14 +348,14 @@ mod tests {
                 PinChange {
                     component: "api".into(),
                     image: "r.example.com/p/api".into(),
-                    old_digest: Some(A.into()),
-                    new_digest: B.into()
+                    old_digest: Some(A.parse().unwrap()),
+                    new_digest: B.parse().unwrap()
                 },
                 PinChange {
                     component: "web".into(),
                     image: "r.example.com/p/web".into(),
                     old_digest: None,
-                    new_digest: B.into()
+                    new_digest: B.parse().unwrap()
                 },
             ]
         );
@@ -333,7 +363,8 @@ mod tests {
         assert_eq!(plan.appended, vec!["r.example.com/p/web".to_owned()]);
         assert_eq!(plan.unmatched, vec!["other/thing".to_owned()]);
         assert_eq!(
-            pins_of(&plan.new_text, Path::new("k.yaml")).unwrap()["r.example.com/p/web"],
+            pins_of(&plan.new_text, Path::new("k.yaml")).unwrap()["r.example.com/p/web"]
+                .to_string(),
             B
         );
         // Pinning the same release again changes nothing.
@@ -344,6 +375,17 @@ mod tests {
         assert!(
             e.to_string()
                 .contains(&format!("api: overlay pins {A}, release 1.0.0 has {B}")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_overlay_digest_that_is_not_one_is_refused_with_the_entry() {
+        let text = "images:\n  - name: r.example.com/p/api\n    digest: sha256:abc\n";
+        let e = pins_of(text, Path::new("k.yaml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("r.example.com/p/api pins `sha256:abc`"),
             "{e}"
         );
     }

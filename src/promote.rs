@@ -438,14 +438,7 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         .changes
         .iter()
         .filter(|c| c.changed())
-        .map(|c| {
-            format!(
-                "{}: {} -> {}",
-                c.component,
-                c.old_digest.as_deref().unwrap_or("(none)"),
-                c.new_digest
-            )
-        })
+        .map(|c| format!("{}: {} -> {}", c.component, c.old_shown(), c.new_digest))
         .collect();
     let body = format!(
         "Pins the {} digests validated in {from_env} into {overlay_rel}\n(digest copy, no rebuild). {} of {} components change:\n\n{}",

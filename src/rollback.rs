@@ -127,8 +127,8 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PinDelta {
     pub image: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    pub before: Option<image_ref::Digest>,
+    pub after: Option<image_ref::Digest>,
 }
 
 /// Everything a rollback will do.

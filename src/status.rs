@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use image_ref::Digest;
+
 use crate::Error;
 use crate::config::Config;
 use crate::hold::Holds;
@@ -30,17 +32,16 @@ pub fn releases(root: &Path) -> Vec<Lockfile> {
 
 /// The release whose every component the overlay pins at exactly its digest.
 pub fn match_release<'a>(
-    pins: &BTreeMap<String, String>,
+    pins: &BTreeMap<String, Digest>,
     releases: &'a [Lockfile],
     config: &Config,
 ) -> Option<&'a Lockfile> {
     releases.iter().find(|l| {
         !l.components.is_empty()
             && component_images(l, config).is_ok_and(|images| {
-                l.components.iter().all(|(name, c)| {
-                    pins.get(&images[name])
-                        .is_some_and(|d| *d == c.digest.to_string())
-                })
+                l.components
+                    .iter()
+                    .all(|(name, c)| pins.get(&images[name]).is_some_and(|d| *d == c.digest))
             })
     })
 }
@@ -52,7 +53,7 @@ pub struct EnvStatus {
     pub env: String,
     pub overlay: String,
     /// `images[].name` → digest.
-    pub pins: BTreeMap<String, String>,
+    pub pins: BTreeMap<String, Digest>,
     /// The release the pins match exactly.
     pub release: Option<String>,
     /// Environments the matched release has a validation record for.

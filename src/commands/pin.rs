@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
         out.push_str(&format!(
             "  {:<12} {} -> {}\n",
             c.component,
-            c.old_digest.as_deref().unwrap_or("(none)"),
+            c.old_shown(),
             c.new_digest
         ));
     }

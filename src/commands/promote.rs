@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
         ));
     }
     for c in &plan.pin.changes {
-        let old = c.old_digest.as_deref().unwrap_or("(none)");
+        let old = c.old_shown();
         if c.changed() {
             out.push_str(&format!(
                 "  {:<w$}  {old} -> {}\n",

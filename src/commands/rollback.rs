@@ -215,8 +215,8 @@ fn describe(plan: &Plan, where_to: &str) -> String {
         s.push_str(&format!(
             "    {:<w$}  {} -> {}\n",
             d.image,
-            d.before.as_deref().unwrap_or("(none)"),
-            d.after.as_deref().unwrap_or("(none)")
+            shown(d.before.as_ref()),
+            shown(d.after.as_ref())
         ));
     }
     match (&plan.current, &plan.holds_text) {
@@ -311,4 +311,9 @@ fn confirm(question: &str) -> Result<bool, Error> {
         .read_line(&mut line)
         .map_err(|e| Error::io("read the answer", "stdin", e))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// A digest as people read it, or `(none)`.
+fn shown(d: Option<&image_ref::Digest>) -> String {
+    d.map_or_else(|| "(none)".to_owned(), ToString::to_string)
 }

@@ -4,13 +4,15 @@
 
 use std::fmt::Write as _;
 
+use image_ref::Digest;
+
 /// One component's change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub component: String,
     pub image: String,
-    pub old_digest: Option<String>,
-    pub new_digest: String,
+    pub old_digest: Option<Digest>,
+    pub new_digest: Digest,
     pub old_tag: Option<String>,
     pub new_tag: Option<String>,
     pub old_commit: Option<String>,
@@ -19,7 +21,7 @@ pub struct Row {
 
 impl Row {
     pub fn changed(&self) -> bool {
-        self.old_digest.as_deref() != Some(self.new_digest.as_str())
+        self.old_digest.as_ref() != Some(&self.new_digest)
     }
 }
 
@@ -99,7 +101,7 @@ fn render_at(input: &Input, detail: Detail) -> String {
                     r.image,
                     tags(r),
                     r.old_digest
-                        .as_deref()
+                        .as_ref()
                         .map(|d| format!("`{d}`"))
                         .unwrap_or_else(|| "(none)".into()),
                     format_args!("`{}`", r.new_digest),
@@ -117,11 +119,8 @@ fn render_at(input: &Input, detail: Detail) -> String {
                     "| {} | {} | `{}` | `{}` | {} |",
                     r.component,
                     tags(r),
-                    r.old_digest
-                        .as_deref()
-                        .map(short_digest)
-                        .unwrap_or("(none)"),
-                    short_digest(&r.new_digest),
+                    r.old_digest.as_ref().map_or("(none)", Digest::short),
+                    r.new_digest.short(),
                     commits(r, None),
                 );
             }
@@ -146,11 +145,6 @@ fn render_at(input: &Input, detail: Detail) -> String {
         }
     }
     out
-}
-
-fn short_digest(d: &str) -> &str {
-    let hex = d.strip_prefix("sha256:").unwrap_or(d);
-    &hex[..12.min(hex.len())]
 }
 
 fn tags(r: &Row) -> String {
@@ -187,8 +181,8 @@ mod tests {
         Row {
             component: format!("component-{i:03}"),
             image: format!("registry.example.com/platform/component-{i:03}"),
-            old_digest: Some(format!("sha256:{}", "a".repeat(64))),
-            new_digest: format!("sha256:{}", "b".repeat(64)),
+            old_digest: Some(format!("sha256:{}", "a".repeat(64)).parse().unwrap()),
+            new_digest: format!("sha256:{}", "b".repeat(64)).parse().unwrap(),
             old_tag: Some("0.3.0".into()),
             new_tag: Some("0.4.0".into()),
             old_commit: Some("0".repeat(40)),

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use image_ref::Digest;
+
 use crate::{Change, FieldChange, ImageChange, ManifestDiff, Node, ObjectDiff};
 
 /// One component's image moving between digests, with the source commits it was built from
@@ -13,8 +15,8 @@ pub struct ImageMove {
     pub component: String,
     /// The image name (no tag, no digest).
     pub image: String,
-    pub old_digest: Option<String>,
-    pub new_digest: Option<String>,
+    pub old_digest: Option<Digest>,
+    pub new_digest: Option<Digest>,
     pub old_commit: Option<String>,
     pub new_commit: Option<String>,
     /// Source repository (`org/name`) on GitHub, for a compare link in Markdown.
@@ -51,9 +53,12 @@ fn short(s: &str, n: usize) -> &str {
     }
 }
 
-/// `sha256:` and the first 12 hex digits.
-fn short_digest(d: &str) -> &str {
-    short(d, 19)
+/// `sha256:` and the first 12 hex digits; `(none)` for no digest.
+fn short_digest(d: Option<&Digest>) -> String {
+    d.map_or_else(
+        || "(none)".to_owned(),
+        |d| format!("{}:{}", d.algorithm(), d.short()),
+    )
 }
 
 /// A value on one line: scalars as YAML would show them, collections as JSON.
@@ -264,14 +269,8 @@ fn move_line(m: &ImageMove) -> String {
         "{}  {}  {} -> {}",
         m.component,
         m.image,
-        m.old_digest
-            .as_deref()
-            .map(short_digest)
-            .unwrap_or("(none)"),
-        m.new_digest
-            .as_deref()
-            .map(short_digest)
-            .unwrap_or("(none)"),
+        short_digest(m.old_digest.as_ref()),
+        short_digest(m.new_digest.as_ref()),
     );
     if let Some(r) = m.commit_range() {
         let _ = write!(s, "  commits {r}");
@@ -353,14 +352,8 @@ pub fn markdown(view: &View<'_>, budget: usize) -> String {
                 "| {} | `{}` | `{}` → `{}` | {} |",
                 md_cell(&m.component),
                 md_cell(&m.image),
-                m.old_digest
-                    .as_deref()
-                    .map(short_digest)
-                    .unwrap_or("(none)"),
-                m.new_digest
-                    .as_deref()
-                    .map(short_digest)
-                    .unwrap_or("(none)"),
+                short_digest(m.old_digest.as_ref()),
+                short_digest(m.new_digest.as_ref()),
                 commits
             );
         }

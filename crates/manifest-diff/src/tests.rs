@@ -315,8 +315,8 @@ fn markdown_stays_under_the_budget_and_says_what_it_left_out() {
     let moves = [ImageMove {
         component: "api".into(),
         image: "reg.example/api".into(),
-        old_digest: Some(format!("sha256:{}", "1".repeat(64))),
-        new_digest: Some(format!("sha256:{}", "2".repeat(64))),
+        old_digest: Some(format!("sha256:{}", "1".repeat(64)).parse().unwrap()),
+        new_digest: Some(format!("sha256:{}", "2".repeat(64)).parse().unwrap()),
         old_commit: Some("a".repeat(40)),
         new_commit: Some("b".repeat(40)),
         source_repo: Some("org/repo".into()),
@@ -376,8 +376,8 @@ fn snapshot_of_text_and_markdown() {
     let moves = [ImageMove {
         component: "api".into(),
         image: "reg.example/api".into(),
-        old_digest: Some(format!("sha256:{}", "1".repeat(64))),
-        new_digest: Some(format!("sha256:{}", "2".repeat(64))),
+        old_digest: Some(format!("sha256:{}", "1".repeat(64)).parse().unwrap()),
+        new_digest: Some(format!("sha256:{}", "2".repeat(64)).parse().unwrap()),
         old_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         new_commit: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
         source_repo: Some("org/repo".into()),

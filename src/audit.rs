@@ -10,6 +10,17 @@ use crate::Error;
 use crate::git_repo::Repo;
 use crate::trailers::{Trailers, key};
 
+/// An audit query rel cannot run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AuditError {
+    #[error("--since {text}: not a date")]
+    #[diagnostic(
+        code(rel::audit::since),
+        help("give a date as YYYY-MM-DD (UTC) or an RFC 3339 time such as 2026-03-01T12:00:00Z")
+    )]
+    Since { text: String },
+}
+
 /// One rel action found in the history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,10 +66,10 @@ pub fn parse_since(text: &str) -> Result<i64, Error> {
     if let Ok(d) = time::Date::parse(text, &fmt) {
         return Ok(d.midnight().assume_utc().unix_timestamp());
     }
-    Err(Error::usage(
-        format!("--since {text}: not a date"),
-        "give a date as YYYY-MM-DD (UTC) or an RFC 3339 time such as 2026-03-01T12:00:00Z",
-    ))
+    Err(AuditError::Since {
+        text: text.to_owned(),
+    }
+    .into())
 }
 
 pub fn format_time(seconds: i64) -> String {

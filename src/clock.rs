@@ -11,18 +11,49 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::Error;
+use crate::error::Exit;
+
+/// A time rel was given that it cannot use.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ClockError {
+    #[error("{var}={text} is not a time")]
+    #[diagnostic(
+        code(rel::clock::now),
+        help("set it to an RFC 3339 time such as 2026-12-02T10:00:00Z, or unset {var}")
+    )]
+    BadNow { var: &'static str, text: String },
+
+    #[error("--until {text}: not a time")]
+    #[diagnostic(code(rel::clock::until), help("{UNTIL_HELP}"))]
+    NotATime { text: String },
+
+    #[error("--until {text} is not in the future (it is {at}, now is {now})")]
+    #[diagnostic(code(rel::clock::until_past), help("{UNTIL_HELP}"))]
+    NotInFuture {
+        text: String,
+        at: String,
+        now: String,
+    },
+}
+
+impl ClockError {
+    /// Every one is an input error.
+    pub fn exit(&self) -> Exit {
+        Exit::Error
+    }
+}
+
+const UNTIL_HELP: &str = "give an RFC 3339 time (2026-12-24T18:00:00Z), a date (2026-12-24, midnight UTC) or a duration from now (4h, 2d, 1d12h)";
 
 /// Now, in UTC, second precision: `REL_NOW` (RFC 3339) when it is set, else the system clock.
 pub fn now() -> Result<OffsetDateTime, Error> {
     match injected() {
         Some(text) => parse_rfc3339(&text).ok_or_else(|| {
-            Error::usage(
-                format!("{}={text} is not a time", crate::env_vars::NOW),
-                format!(
-                    "set it to an RFC 3339 time such as 2026-12-02T10:00:00Z, or unset {}",
-                    crate::env_vars::NOW
-                ),
-            )
+            ClockError::BadNow {
+                var: crate::env_vars::NOW,
+                text,
+            }
+            .into()
         }),
         None => Ok(truncate(OffsetDateTime::now_utc())),
     }
@@ -121,7 +152,6 @@ pub fn format_duration_exact(d: Duration) -> String {
 /// (`4h`, `2d`, `1d12h`). The result must lie after `now`.
 pub fn parse_until(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Error> {
     let t = text.trim();
-    let help = "give an RFC 3339 time (2026-12-24T18:00:00Z), a date (2026-12-24, midnight UTC) or a duration from now (4h, 2d, 1d12h)";
     let at = if let Some(at) = parse_rfc3339(t) {
         at
     } else if let Ok(d) =
@@ -131,17 +161,15 @@ pub fn parse_until(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Er
     } else if let Some(d) = parse_duration(t) {
         now + d
     } else {
-        return Err(Error::usage(format!("--until {t}: not a time"), help));
+        return Err(ClockError::NotATime { text: t.to_owned() }.into());
     };
     if at <= now {
-        return Err(Error::usage(
-            format!(
-                "--until {t} is not in the future (it is {}, now is {})",
-                format(at),
-                format(now)
-            ),
-            help,
-        ));
+        return Err(ClockError::NotInFuture {
+            text: t.to_owned(),
+            at: format(at),
+            now: format(now),
+        }
+        .into());
     }
     Ok(at)
 }

@@ -174,6 +174,66 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Init(#[from] crate::init::InitError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Local(#[from] crate::ops::local::LocalError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    RecordOp(#[from] crate::ops::record::RecordError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Deploy(#[from] crate::ops::deploy::DeployError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifests(#[from] crate::manifests::ManifestError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    CommandLine(#[from] crate::commands::UsageError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Gate(#[from] crate::ops::gate::GateError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Hold(#[from] crate::hold::HoldError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Clock(#[from] crate::clock::ClockError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Soak(#[from] crate::soak::SoakError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Freeze(#[from] crate::freeze::FreezeError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Validated(#[from] crate::releases::ValidatedError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    CaFile(#[from] crate::trust::CaFileError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Reproduce(#[from] crate::ops::reproduce::ReproduceError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NoEnvironment(#[from] crate::ops::release::NoEnvironmentError),
 }
 
 impl From<SourceError> for Error {
@@ -224,6 +284,16 @@ impl Error {
             Error::Lock(e) => e.exit(),
             Error::BuildOp(e) => e.exit(),
             Error::Secrets(e) => e.exit(),
+            Error::Local(e) => e.exit(),
+            Error::RecordOp(e) => e.exit(),
+            Error::Deploy(e) => e.exit(),
+            Error::Gate(e) => e.exit(),
+            Error::Hold(e) => e.exit(),
+            Error::Clock(e) => e.exit(),
+            Error::Soak(e) => e.exit(),
+            Error::Freeze(e) => e.exit(),
+            // A validated lockfile is a refusal: rel checked and said no.
+            Error::Validated(_) => Exit::Failed,
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,
             _ => Exit::Error,
         }

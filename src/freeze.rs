@@ -14,6 +14,76 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::Error;
+use crate::error::Exit;
+
+/// A frozen environment, or a freezes file or change rel cannot make.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FreezeError {
+    #[error("{described}; {action} refused")]
+    #[diagnostic(
+        code(rel::freeze::frozen),
+        help(
+            "{wait}if the freeze no longer applies, lift it with `rel unfreeze --env {env}` (a reviewed, audited commit); `rel rollback` is never frozen"
+        )
+    )]
+    Frozen {
+        /// [`Freeze::describe`].
+        described: String,
+        action: String,
+        env: String,
+        /// `wait until U, or, ` when the freeze has an end.
+        wait: String,
+    },
+
+    #[error("{} is not a valid freezes file", path.display())]
+    #[diagnostic(
+        code(rel::freeze::invalid),
+        help(
+            "it is written by `rel freeze` and `rel unfreeze`; restore it from git (`git checkout -- releases/freezes.yaml`)"
+        )
+    )]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+
+    #[error("--reason is empty")]
+    #[diagnostic(
+        code(rel::freeze::no_reason),
+        help("say why the environment is frozen: `--reason \"incident 42: database failover\"`")
+    )]
+    EmptyReason,
+
+    #[error("{env} is not frozen{hint}")]
+    #[diagnostic(code(rel::freeze::not_frozen), help("`rel status` shows the freezes"))]
+    NotFrozen {
+        env: String,
+        /// Why, when the working tree disagrees with the last commit.
+        hint: String,
+    },
+
+    #[error("{path} has uncommitted changes")]
+    #[diagnostic(
+        code(rel::freeze::dirty),
+        help(
+            "commit or discard them first (`git diff {path}`); rel computes the new file from the last commit"
+        )
+    )]
+    Dirty { path: String },
+}
+
+impl FreezeError {
+    /// A freeze and uncommitted changes are refusals (1); the rest are input errors (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            FreezeError::Frozen { .. } | FreezeError::Dirty { .. } => Exit::Failed,
+            FreezeError::Invalid { .. }
+            | FreezeError::EmptyReason
+            | FreezeError::NotFrozen { .. } => Exit::Error,
+        }
+    }
+}
 
 /// `releases/freezes.yaml`, relative to the project root.
 pub const FILE: &str = "freezes.yaml";
@@ -62,19 +132,16 @@ impl Freeze {
 
     /// The refusal of an action into a frozen environment.
     pub fn refusal(&self, action: &str) -> Error {
-        Error::refused(
-            format!("{}; {action} refused", self.describe()),
-            match &self.until {
-                Some(u) => format!(
-                    "wait until {u}, or, if the freeze no longer applies, lift it with `rel unfreeze --env {}` (a reviewed, audited commit); `rel rollback` is never frozen",
-                    self.env
-                ),
-                None => format!(
-                    "if the freeze no longer applies, lift it with `rel unfreeze --env {}` (a reviewed, audited commit); `rel rollback` is never frozen",
-                    self.env
-                ),
+        FreezeError::Frozen {
+            described: self.describe(),
+            action: action.to_owned(),
+            env: self.env.clone(),
+            wait: match &self.until {
+                Some(u) => format!("wait until {u}, or, "),
+                None => String::new(),
             },
-        )
+        }
+        .into()
     }
 }
 
@@ -94,11 +161,12 @@ impl Freezes {
         {
             return Ok(Freezes::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            Error::invalid(
-                format!("{} is not a valid freezes file: {e}", path.display()),
-                "it is written by `rel freeze` and `rel unfreeze`; restore it from git (`git checkout -- releases/freezes.yaml`)",
-            )
+        serde_saphyr::from_str(text).map_err(|source| {
+            FreezeError::Invalid {
+                path: path.to_owned(),
+                source,
+            }
+            .into()
         })
     }
 

@@ -10,7 +10,47 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::Error;
+use crate::error::Exit;
 use crate::version::Version;
+
+/// A holds file rel cannot read, or a hold it cannot clear.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum HoldError {
+    #[error("{} is not a valid holds file", path.display())]
+    #[diagnostic(
+        code(rel::hold::invalid),
+        help("it is written by `rel rollback` and `rel hold clear`; restore it from git")
+    )]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+
+    #[error("release {version} is not on hold")]
+    #[diagnostic(
+        code(rel::hold::not_held),
+        help("`rel hold list` shows the versions on hold")
+    )]
+    NotHeld { version: Version },
+
+    #[error("{path} has uncommitted changes")]
+    #[diagnostic(
+        code(rel::hold::dirty),
+        help("commit or discard them first (`git diff {path}`)")
+    )]
+    Dirty { path: String },
+}
+
+impl HoldError {
+    /// Clearing over uncommitted changes is refused (1); the rest are input errors (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            HoldError::Dirty { .. } => Exit::Failed,
+            HoldError::Invalid { .. } | HoldError::NotHeld { .. } => Exit::Error,
+        }
+    }
+}
 
 /// `releases/holds.yaml`, relative to the project root.
 pub const FILE: &str = "holds.yaml";
@@ -47,11 +87,12 @@ impl Holds {
         {
             return Ok(Holds::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            Error::invalid(
-                format!("{} is not a valid holds file: {e}", path.display()),
-                "it is written by `rel rollback` and `rel hold clear`; restore it from git",
-            )
+        serde_saphyr::from_str(text).map_err(|source| {
+            HoldError::Invalid {
+                path: path.to_owned(),
+                source,
+            }
+            .into()
         })
     }
 

@@ -73,6 +73,20 @@ pub enum LockfileError {
         #[source]
         source: image_ref::ImageRefError,
     },
+
+    #[error("{}: component `{component}` has an invalid base image", path.display())]
+    #[diagnostic(
+        code(rel::lockfile::base),
+        help(
+            "the base is the registry image the component was built on, pinned by digest (`registry/repository@sha256:...`), as `rel lock` writes it"
+        )
+    )]
+    Base {
+        path: PathBuf,
+        component: String,
+        #[source]
+        source: image_ref::ImageRefError,
+    },
 }
 
 /// A lockfile as written, with positions, before validation.
@@ -282,8 +296,12 @@ impl Lockfile {
                         source_commit: c.source_commit.clone(),
                         krate: c.krate.clone(),
                         base: match &c.base {
-                            Some(b) => Some(b.value.parse::<ImageRef>().map_err(|e| {
-                                crate::Error::invalid(e.to_string(), "fix the lockfile")
+                            Some(b) => Some(b.value.parse::<ImageRef>().map_err(|source| {
+                                LockfileError::Base {
+                                    path: path.clone(),
+                                    component: name.clone(),
+                                    source,
+                                }
                             })?),
                             None => None,
                         },

@@ -14,6 +14,55 @@ use serde_json::Value;
 
 use crate::Error;
 
+/// Manifests the gates cannot read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ManifestError {
+    #[error("{} has no kustomization.yaml", dir.display())]
+    #[diagnostic(
+        code(rel::manifests::no_kustomization),
+        help(
+            "fix `overlay = ...` of the environment in rel.toml, or pass already-rendered manifests with --rendered FILE"
+        )
+    )]
+    NoKustomization { dir: PathBuf },
+
+    #[error("cannot render {}", dir.display())]
+    #[diagnostic(
+        code(rel::manifests::render),
+        help(
+            "fix the overlay named above (`rel render DIR` shows the same error), or pass already-rendered manifests with --rendered FILE"
+        )
+    )]
+    Render {
+        dir: PathBuf,
+        #[source]
+        source: kustomize::Error,
+    },
+
+    #[error("{origin}: invalid JSON")]
+    #[diagnostic(
+        code(rel::manifests::json),
+        help("pass the output of `kubectl kustomize` or `kubectl get -o json`")
+    )]
+    Json {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{origin}{at}: invalid YAML: {detail}")]
+    #[diagnostic(
+        code(rel::manifests::yaml),
+        help("pass the output of `kubectl kustomize DIR` (a multi-document YAML stream)")
+    )]
+    Yaml {
+        origin: String,
+        /// `:line:col`, when known.
+        at: String,
+        detail: String,
+    },
+}
+
 /// Where the manifests come from.
 #[derive(Debug, Clone)]
 pub enum ManifestSource {
@@ -52,41 +101,42 @@ pub fn render_overlay(dir: &Path) -> Result<String, Error> {
         .iter()
         .any(|n| dir.join(n).is_file())
     {
-        return Err(Error::usage(
-            format!("{} has no kustomization.yaml", dir.display()),
-            "fix `overlay = ...` of the environment in rel.toml, or pass already-rendered manifests with --rendered FILE",
-        ));
+        return Err(ManifestError::NoKustomization {
+            dir: dir.to_owned(),
+        }
+        .into());
     }
-    kustomize::render(dir).map(|r| r.to_yaml()).map_err(|e| {
-        Error::invalid(
-            format!("cannot render {}: {e}", dir.display()),
-            "fix the overlay named above (`rel render DIR` shows the same error), or pass already-rendered manifests with --rendered FILE",
-        )
-    })
+    kustomize::render(dir)
+        .map(|r| r.to_yaml())
+        .map_err(|source| {
+            ManifestError::Render {
+                dir: dir.to_owned(),
+                source,
+            }
+            .into()
+        })
 }
 
 /// Parse a multi-document YAML (or JSON) stream into objects.
 pub fn parse_manifests(text: &str, origin: &str) -> Result<Vec<Value>, Error> {
     let docs: Vec<Value> = if text.trim_start().starts_with('{') {
-        vec![serde_json::from_str(text).map_err(|e| {
-            Error::invalid(
-                format!("{origin}: invalid JSON: {e}"),
-                "pass the output of `kubectl kustomize` or `kubectl get -o json`",
-            )
-        })?]
+        vec![
+            serde_json::from_str(text).map_err(|source| ManifestError::Json {
+                origin: origin.to_owned(),
+                source,
+            })?,
+        ]
     } else {
         serde_saphyr::from_multiple(text).map_err(|e| {
             let at = e
                 .location()
                 .map(|l| format!(":{}:{}", l.line(), l.column()))
                 .unwrap_or_default();
-            Error::invalid(
-                format!(
-                    "{origin}{at}: invalid YAML: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-                "pass the output of `kubectl kustomize DIR` (a multi-document YAML stream)",
-            )
+            ManifestError::Yaml {
+                origin: origin.to_owned(),
+                at,
+                detail: e.to_string().lines().next().unwrap_or("").to_owned(),
+            }
         })?
     };
     let mut out = Vec::new();

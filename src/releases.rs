@@ -5,6 +5,19 @@ use std::path::{Path, PathBuf};
 
 use crate::version::Version;
 
+/// A change to a release that its validation forbids.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("release {version} is validated ({record}); a validated lockfile never changes")]
+#[diagnostic(
+    code(rel::releases::validated),
+    help("cut a new version instead (e.g. bump the patch version) and lock that")
+)]
+pub struct ValidatedError {
+    pub version: Version,
+    /// The first validation record, relative to the project root.
+    pub record: String,
+}
+
 /// The directory under the project root.
 pub const DIR: &str = "releases";
 
@@ -114,13 +127,15 @@ pub fn records_for(root: &Path, version: &Version) -> Vec<PathBuf> {
 pub fn ensure_mutable(root: &Path, version: &Version) -> Result<(), crate::Error> {
     let records = records_for(root, version);
     if let Some(first) = records.first() {
-        return Err(crate::Error::refused(
-            format!(
-                "release {version} is validated ({}); a validated lockfile never changes",
-                first.strip_prefix(root).unwrap_or(first).display()
-            ),
-            "cut a new version instead (e.g. bump the patch version) and lock that",
-        ));
+        return Err(ValidatedError {
+            version: version.clone(),
+            record: first
+                .strip_prefix(root)
+                .unwrap_or(first)
+                .display()
+                .to_string(),
+        }
+        .into());
     }
     Ok(())
 }

@@ -7,7 +7,52 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::Error;
+use crate::error::Exit;
 use crate::record::ValidationRecord;
+
+/// A soak window that cannot be measured, or that is not over.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SoakError {
+    #[error(
+        "{record}: recordedAt `{recorded_at}` is not an RFC 3339 time, so its soak cannot be measured"
+    )]
+    #[diagnostic(
+        code(rel::soak::recorded_at),
+        help(
+            "validation records are written by `rel record` and never edited: restore it from git"
+        )
+    )]
+    BadRecordedAt { record: String, recorded_at: String },
+
+    #[error(
+        "release {version} is still soaking in {env}: validated {validated_at}, soak {soak}; it may be promoted to {target} at {eligible_at} (in {left})"
+    )]
+    #[diagnostic(
+        code(rel::soak::soaking),
+        help(
+            "wait until {eligible_at}, or promote now with `rel promote --version {version} --env {target} --override-soak --reason \"why it cannot wait\"` (the override and its reason go into the commit trailers and `rel audit`)"
+        )
+    )]
+    Soaking {
+        version: String,
+        env: String,
+        validated_at: String,
+        soak: String,
+        target: String,
+        eligible_at: String,
+        left: String,
+    },
+}
+
+impl SoakError {
+    /// A version still soaking is a refusal (1); an unreadable record an input error (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            SoakError::Soaking { .. } => Exit::Failed,
+            SoakError::BadRecordedAt { .. } => Exit::Error,
+        }
+    }
+}
 
 /// Where a version stands in an environment's soak window.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -37,13 +82,10 @@ impl Soak {
         now: OffsetDateTime,
     ) -> Result<Soak, Error> {
         let validated = crate::clock::parse_rfc3339(&record.recorded_at).ok_or_else(|| {
-            Error::invalid(
-                format!(
-                    "{record_shown}: recordedAt `{}` is not an RFC 3339 time, so its soak cannot be measured",
-                    record.recorded_at
-                ),
-                "validation records are written by `rel record` and never edited: restore it from git",
-            )
+            SoakError::BadRecordedAt {
+                record: record_shown.to_owned(),
+                recorded_at: record.recorded_at.clone(),
+            }
         })?;
         let eligible_at = validated + window;
         let remaining = (eligible_at - now).whole_seconds().max(0);
@@ -66,22 +108,16 @@ impl Soak {
 
     /// The refusal of a promotion before the window is over.
     pub fn refusal(&self, target: &str) -> Error {
-        Error::refused(
-            format!(
-                "release {v} is still soaking in {env}: validated {at}, soak {soak}; it may be promoted to {target} at {eligible} (in {left})",
-                v = self.version,
-                env = self.env,
-                at = self.validated_at,
-                soak = self.soak,
-                eligible = self.eligible_at,
-                left = self.remaining(),
-            ),
-            format!(
-                "wait until {eligible}, or promote now with `rel promote --version {v} --env {target} --override-soak --reason \"why it cannot wait\"` (the override and its reason go into the commit trailers and `rel audit`)",
-                eligible = self.eligible_at,
-                v = self.version,
-            ),
-        )
+        SoakError::Soaking {
+            version: self.version.clone(),
+            env: self.env.clone(),
+            validated_at: self.validated_at.clone(),
+            soak: self.soak.clone(),
+            target: target.to_owned(),
+            eligible_at: self.eligible_at.clone(),
+            left: self.remaining(),
+        }
+        .into()
     }
 }
 

@@ -8,6 +8,22 @@ use std::sync::OnceLock;
 
 use crate::Error;
 
+/// A CA file rel cannot use.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error(
+    "{}: the CA file holds no usable PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+    path.display()
+)]
+#[diagnostic(
+    code(rel::trust::ca_file),
+    help(
+        "give --ca-file / REL_CA_FILE a PEM bundle of the private CA (convert DER with `openssl x509 -inform der -in ca.cer -out ca.pem`)"
+    )
+)]
+pub struct CaFileError {
+    pub path: std::path::PathBuf,
+}
+
 static EXTRA_CA: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// Read and check the extra CA file, once per process (before any client is built).
@@ -15,13 +31,10 @@ pub fn load_ca_file(path: &Path) -> Result<(), Error> {
     let pem = std::fs::read(path).map_err(|e| Error::io("read the CA file", path, e))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default();
     if certs.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "{}: the CA file holds no usable PEM certificate (`-----BEGIN CERTIFICATE-----`)",
-                path.display()
-            ),
-            "give --ca-file / REL_CA_FILE a PEM bundle of the private CA (convert DER with `openssl x509 -inform der -in ca.cer -out ca.pem`)",
-        ));
+        return Err(CaFileError {
+            path: path.to_owned(),
+        }
+        .into());
     }
     let _ = EXTRA_CA.set(pem);
     Ok(())

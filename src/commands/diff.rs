@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use crate::cli::{DiffArgs, DiffFormat};
-use crate::commands::{Context, print_stdout};
+use crate::commands::{Context, UsageError, print_stdout};
 use crate::diff::DiffOptions;
 use crate::{Error, Exit, env_vars};
 
@@ -19,12 +19,7 @@ pub fn run(ctx: &Context, args: DiffArgs) -> Result<Exit, Error> {
     let outcome = crate::diff::diff(&config, &opts)?;
     let text = match args.format {
         DiffFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&outcome).map_err(|e| {
-                Error::invalid(
-                    format!("cannot write the diff as JSON: {e}"),
-                    "this is a bug in rel; use --format text meanwhile",
-                )
-            })?;
+            let mut s = serde_json::to_string_pretty(&outcome).map_err(UsageError::DiffJson)?;
             s.push('\n');
             s
         }

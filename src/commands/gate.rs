@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::cli::{CoherenceArgs, DriftArgs, HeadroomArgs, KubeArgs, SmokeArgs};
-use crate::commands::{Context, emit_report};
+use crate::commands::{Context, UsageError, emit_report};
 use crate::config::{Config, Environment};
 use crate::kube_source::{KubeClient, KubeError, KubeOptions};
 use crate::manifests::{ManifestSource, Workload};
@@ -30,10 +30,7 @@ pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
             )
         }
         (None, None) => {
-            return Err(Error::usage(
-                "no lockfile given",
-                "pass LOCKFILE or --version VERSION",
-            ));
+            return Err(UsageError::NoLockfile.into());
         }
     };
     let loaded = crate::lockfile::read_raw(&path)?;
@@ -135,10 +132,11 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
     if args.rendered.as_deref() == Some(Path::new("-"))
         && args.pods.as_deref() == Some(Path::new("-"))
     {
-        return Err(Error::usage(
-            "--rendered and --pods cannot both read stdin",
-            "give one of them as a file",
-        ));
+        return Err(UsageError::StdinTwice {
+            first: "--rendered",
+            second: "--pods",
+        }
+        .into());
     }
     let live = match (&args.pods, args.live) {
         (Some(path), _) => LivePods::File {
@@ -160,13 +158,10 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
                     source: format!("the local stage `{}`", args.env),
                 },
                 None => {
-                    return Err(Error::usage(
-                        format!("--live: the local stage `{}` is not running", args.env),
-                        format!(
-                            "start it with `rel up --env {0} --detach` (or `rel deploy --env {0}`)",
-                            args.env
-                        ),
-                    ));
+                    return Err(UsageError::StageNotRunning {
+                        env: args.env.clone(),
+                    }
+                    .into());
                 }
             },
             crate::config::Runtime::Cluster(_) => LivePods::Kube(kube_options(&args.kube)),
@@ -193,10 +188,11 @@ pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
     if args.rendered.as_deref() == Some(Path::new("-"))
         && args.nodes.as_deref() == Some(Path::new("-"))
     {
-        return Err(Error::usage(
-            "--rendered and --nodes cannot both read stdin",
-            "give one of them as a file",
-        ));
+        return Err(UsageError::StdinTwice {
+            first: "--rendered",
+            second: "--nodes",
+        }
+        .into());
     }
     let workloads = load_workloads(ctx, &config, env, args.rendered.as_deref())?;
     let (nodes, pods) = match &args.nodes {

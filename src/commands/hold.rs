@@ -3,7 +3,7 @@
 use crate::cli::{HoldCommand, ListFormat};
 use crate::commands::{Context, print_stdout};
 use crate::git_repo::{FileChange, Repo, short};
-use crate::hold::Holds;
+use crate::hold::{HoldError, Holds};
 use crate::trailers::{Action, Trailers, key};
 use crate::{Error, Exit};
 
@@ -34,10 +34,7 @@ pub fn run(ctx: &Context, cmd: HoldCommand) -> Result<Exit, Error> {
         HoldCommand::Clear { version, no_commit } => {
             let mut holds = Holds::load(root)?;
             if !holds.clear(&version) {
-                return Err(Error::usage(
-                    format!("release {version} is not on hold"),
-                    "`rel hold list` shows the versions on hold",
-                ));
+                return Err(HoldError::NotHeld { version }.into());
             }
             let path = crate::hold::path(root);
             let text = holds.to_yaml();
@@ -57,10 +54,7 @@ pub fn run(ctx: &Context, cmd: HoldCommand) -> Result<Exit, Error> {
             };
             let rel = repo.rel_path(&path)?;
             if !repo.dirty_paths(std::slice::from_ref(&rel))?.is_empty() {
-                return Err(Error::refused(
-                    format!("{rel} has uncommitted changes"),
-                    format!("commit or discard them first (`git diff {rel}`)"),
-                ));
+                return Err(HoldError::Dirty { path: rel }.into());
             }
             let head = repo.head_commit()?;
             let actor = repo.actor();

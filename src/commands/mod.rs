@@ -34,6 +34,63 @@ mod stage;
 mod status;
 mod verify;
 
+/// A command line rel cannot act on: flags missing, or in a combination that cannot work.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum UsageError {
+    #[error("{} has no {}", dir.display(), crate::config::FILE_NAME)]
+    #[diagnostic(
+        code(rel::usage::no_project_file),
+        help("point -C / REL_PROJECT_DIR at the directory that holds rel.toml")
+    )]
+    NoProjectFile { dir: PathBuf },
+
+    #[error("no lockfile given")]
+    #[diagnostic(
+        code(rel::usage::no_lockfile),
+        help("pass LOCKFILE or --version VERSION")
+    )]
+    NoLockfile,
+
+    #[error("no overlay given")]
+    #[diagnostic(code(rel::usage::no_overlay), help("pass --env ENV or --overlay DIR"))]
+    NoOverlay,
+
+    #[error("no release given")]
+    #[diagnostic(
+        code(rel::usage::no_release),
+        help("pass --version VERSION or --lockfile FILE")
+    )]
+    NoRelease,
+
+    #[error("nothing to render")]
+    #[diagnostic(
+        code(rel::usage::nothing_to_render),
+        help("pass a kustomization directory or --env ENV")
+    )]
+    NothingToRender,
+
+    #[error("{first} and {second} cannot both read stdin")]
+    #[diagnostic(code(rel::usage::stdin_twice), help("give one of them as a file"))]
+    StdinTwice {
+        first: &'static str,
+        second: &'static str,
+    },
+
+    #[error("--live: the local stage `{env}` is not running")]
+    #[diagnostic(
+        code(rel::usage::stage_not_running),
+        help("start it with `rel up --env {env} --detach` (or `rel deploy --env {env}`)")
+    )]
+    StageNotRunning { env: String },
+
+    #[error("cannot write the diff as JSON")]
+    #[diagnostic(
+        code(rel::usage::diff_json),
+        help("this is a bug in rel; use --format text meanwhile")
+    )]
+    DiffJson(#[source] serde_json::Error),
+}
+
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     progress::set_verbosity(if cli.quiet {
@@ -172,10 +229,7 @@ impl Context {
         if let Some(d) = &project_dir
             && !d.join(crate::config::FILE_NAME).is_file()
         {
-            return Err(Error::usage(
-                format!("{} has no {}", d.display(), crate::config::FILE_NAME),
-                "point -C / REL_PROJECT_DIR at the directory that holds rel.toml",
-            ));
+            return Err(UsageError::NoProjectFile { dir: d.clone() }.into());
         }
         Ok(Context {
             cwd,

@@ -1,7 +1,7 @@
 //! `rel pin --env E --version V` (or `--overlay DIR --lockfile FILE`): set the overlay's digests.
 
 use crate::cli::PinArgs;
-use crate::commands::{Context, print_stdout};
+use crate::commands::{Context, UsageError, print_stdout};
 use crate::lockfile::Lockfile;
 use crate::{Error, Exit};
 
@@ -31,10 +31,7 @@ pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
         (Some(o), _) => abs(o),
         (None, Some(env)) => config.overlay_dir(config.environment(env)?),
         (None, None) => {
-            return Err(Error::usage(
-                "no overlay given",
-                "pass --env ENV or --overlay DIR",
-            ));
+            return Err(UsageError::NoOverlay.into());
         }
     };
     // A frozen environment takes no pins (nor a dry run of one): named, or found by its overlay.
@@ -57,10 +54,7 @@ pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
         (Some(l), _) => abs(l),
         (None, Some(v)) => crate::releases::lockfile_path(&config.root, v),
         (None, None) => {
-            return Err(Error::usage(
-                "no release given",
-                "pass --version VERSION or --lockfile FILE",
-            ));
+            return Err(UsageError::NoRelease.into());
         }
     };
     let lockfile = Lockfile::load(&lockfile_path)?;

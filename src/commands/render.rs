@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::RenderArgs;
-use crate::commands::{Context, print_stdout};
+use crate::commands::{Context, UsageError, print_stdout};
 use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
@@ -40,9 +40,6 @@ pub fn overlay_dir(ctx: &Context, dir: Option<&Path>, env: Option<&str>) -> Resu
             let e = config.environment(env)?;
             Ok(config.overlay_dir(e))
         }
-        (None, None) => Err(Error::usage(
-            "nothing to render",
-            "pass a kustomization directory or --env ENV",
-        )),
+        (None, None) => Err(UsageError::NothingToRender.into()),
     }
 }

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::config::{ArgoApp, Runtime};
+use crate::error::Exit;
 use crate::git_repo::{FileChange, Repo, short};
 use crate::kube_source::{KubeClient, KubeOptions};
 use crate::ops::build::{BuildEvent, BuildOptions};
@@ -37,6 +38,58 @@ use crate::report::{Check, Report, Status};
 use crate::secrets::KeySource;
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
+
+/// Why `rel deploy` stops before it changes anything.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DeployError {
+    #[error("--skip-build: there is no {lockfile}")]
+    #[diagnostic(
+        code(rel::deploy::no_lockfile),
+        help(
+            "lock the release first (`rel build` then `rel lock --version {version}`), or deploy without --skip-build"
+        )
+    )]
+    NoLockfile { lockfile: String, version: Version },
+
+    #[error(
+        "release {version} is validated: --allow-overwrite would move the tags of validated images"
+    )]
+    #[diagnostic(
+        code(rel::deploy::validated_overwrite),
+        help("deploy the validated release with --skip-build, or cut a new version")
+    )]
+    ValidatedOverwrite { version: Version },
+
+    #[error(
+        "a cluster environment is deployed through git, and this project is not a git repository"
+    )]
+    #[diagnostic(
+        code(rel::deploy::not_git),
+        help("run rel in a clone of the GitOps repository Argo CD watches")
+    )]
+    NotGit,
+
+    #[error("the current branch has no upstream: rel would not know where Argo CD reads from")]
+    #[diagnostic(
+        code(rel::deploy::no_upstream),
+        help(
+            "set one with `git branch --set-upstream-to origin/main` (or push it once with `git push -u`)"
+        )
+    )]
+    NoUpstream,
+}
+
+impl DeployError {
+    /// Overwriting a validated release is a refusal (1); the rest are input errors (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            DeployError::ValidatedOverwrite { .. } => Exit::Failed,
+            DeployError::NoLockfile { .. } | DeployError::NotGit | DeployError::NoUpstream => {
+                Exit::Error
+            }
+        }
+    }
+}
 
 /// What to deploy and how.
 #[derive(Debug, Clone)]
@@ -141,25 +194,20 @@ pub fn deploy(
     let already_locked = !opts.skip_build && lock_path.is_file();
     if opts.skip_build || already_locked {
         if !lock_path.is_file() {
-            return Err(Error::usage(
-                format!("--skip-build: there is no {}", ws.display(&lock_path)),
-                format!(
-                    "lock the release first (`rel build` then `rel lock --version {}`), or deploy without --skip-build",
-                    opts.version
-                ),
-            ));
+            return Err(DeployError::NoLockfile {
+                lockfile: ws.display(&lock_path),
+                version: opts.version.clone(),
+            }
+            .into());
         }
     } else {
         if crate::releases::ensure_mutable(&config.root, &opts.version).is_err()
             && opts.registry.allow_overwrite
         {
-            return Err(Error::refused(
-                format!(
-                    "release {} is validated: --allow-overwrite would move the tags of validated images",
-                    opts.version
-                ),
-                "deploy the validated release with --skip-build, or cut a new version",
-            ));
+            return Err(DeployError::ValidatedOverwrite {
+                version: opts.version.clone(),
+            }
+            .into());
         }
         let mut registry = opts.registry.clone();
         if registry.tag.is_none() {
@@ -712,10 +760,7 @@ fn pin_commit_push(
 ) -> Result<(String, String), Error> {
     let (said, repo) = pin_commit(ws, env, lockfile)?;
     let Some((repo, commit)) = repo else {
-        return Err(Error::usage(
-            "a cluster environment is deployed through git, and this project is not a git repository",
-            "run rel in a clone of the GitOps repository Argo CD watches",
-        ));
+        return Err(DeployError::NotGit.into());
     };
     let (remote, branch) = match (
         config.forge.as_ref().and_then(|f| f.remote.clone()),
@@ -724,10 +769,7 @@ fn pin_commit_push(
         (Some(r), Some((_, b))) => (r, b),
         (None, Some(up)) => up,
         (_, None) => {
-            return Err(Error::usage(
-                "the current branch has no upstream: rel would not know where Argo CD reads from",
-                "set one with `git branch --set-upstream-to origin/main` (or push it once with `git push -u`)",
-            ));
+            return Err(DeployError::NoUpstream.into());
         }
     };
     let expected = repo.tracking_tip(&remote, &branch);

@@ -10,7 +10,7 @@
 use git2::Oid;
 
 use crate::Error;
-use crate::freeze::{Freeze, Freezes};
+use crate::freeze::{Freeze, FreezeError, Freezes};
 use crate::git_repo::{FileChange, Repo};
 use crate::ops::Workspace;
 use crate::trailers::{Action, Trailers, key};
@@ -104,10 +104,7 @@ pub fn freeze(ws: &Workspace, opts: &FreezeOptions) -> Result<FreezeOutcome, Err
         Change::Freeze { reason, until } => {
             let reason = reason.trim();
             if reason.is_empty() {
-                return Err(Error::usage(
-                    "--reason is empty",
-                    "say why the environment is frozen: `--reason \"incident 42: database failover\"`",
-                ));
+                return Err(FreezeError::EmptyReason.into());
             }
             let until = until
                 .as_deref()
@@ -188,10 +185,11 @@ pub fn freeze(ws: &Workspace, opts: &FreezeOptions) -> Result<FreezeOutcome, Err
                     ),
                     _ => String::new(),
                 };
-                return Err(Error::usage(
-                    format!("{env} is not frozen{hint}"),
-                    "`rel status` shows the freezes",
-                ));
+                return Err(FreezeError::NotFrozen {
+                    env: env.clone(),
+                    hint,
+                }
+                .into());
             };
             t.push(key::ACTION, Action::Unfreeze).push(key::ENV, &env);
             let body = format!(
@@ -247,12 +245,7 @@ pub fn freeze(ws: &Workspace, opts: &FreezeOptions) -> Result<FreezeOutcome, Err
     }];
     let dirty = !repo.dirty_paths(std::slice::from_ref(&rel))?.is_empty();
     if dirty && !stale_after_kill(&repo, head, &rel, &path)? {
-        return Err(Error::refused(
-            format!("{rel} has uncommitted changes"),
-            format!(
-                "commit or discard them first (`git diff {rel}`); rel computes the new file from the last commit"
-            ),
-        ));
+        return Err(FreezeError::Dirty { path: rel }.into());
     }
     if unchanged {
         if dirty {

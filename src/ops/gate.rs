@@ -5,11 +5,39 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
+use crate::error::Exit;
 use crate::kube_source::{KubeClient, KubeError, KubeOptions, Pod};
 use crate::manifests::ManifestSource;
 use crate::ops::Workspace;
 use crate::report::Report;
 use crate::version::Version;
+
+/// Gate options that cannot work with the environment's rel.toml.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GateError {
+    #[error("environment `{env}` declares no smoke checks")]
+    #[diagnostic(
+        code(rel::gate::no_smoke_checks),
+        help(
+            "add `[environments.{env}.smoke]` with `[[environments.{env}.smoke.checks]]` to rel.toml (schema: src/config.rs)"
+        )
+    )]
+    NoSmokeChecks { env: String },
+
+    #[error("--base-url `{url}` is not an http(s) URL")]
+    #[diagnostic(code(rel::gate::base_url), help("write it as `https://host[:port]`"))]
+    BaseUrl {
+        /// Redacted: credentials in the URL never reach output.
+        url: String,
+    },
+}
+
+impl GateError {
+    /// Both are input errors: rel could not run the gate.
+    pub fn exit(&self) -> Exit {
+        Exit::Error
+    }
+}
 
 /// A runtime for the gates that talk to the network. Two workers: the work is I/O-bound.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -41,13 +69,10 @@ pub fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
     let config = &ws.config;
     let env = config.environment(&opts.env)?;
     let Some(mut declared) = env.smoke.clone() else {
-        return Err(Error::usage(
-            format!("environment `{}` declares no smoke checks", env.name),
-            format!(
-                "add `[environments.{0}.smoke]` with `[[environments.{0}.smoke.checks]]` to rel.toml (schema: src/config.rs)",
-                env.name
-            ),
-        ));
+        return Err(GateError::NoSmokeChecks {
+            env: env.name.clone(),
+        }
+        .into());
     };
     if let Some(t) = opts.timeout {
         declared.timeout = t;
@@ -57,13 +82,10 @@ pub fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
     }
     let base_url = match opts.base_url.clone().or_else(|| declared.base_url.clone()) {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-            return Err(Error::usage(
-                format!(
-                    "--base-url `{}` is not an http(s) URL",
-                    crate::redact::urls(&u)
-                ),
-                "write it as `https://host[:port]`",
-            ));
+            return Err(GateError::BaseUrl {
+                url: crate::redact::urls(&u),
+            }
+            .into());
         }
         other => other.map(|u| u.trim_end_matches('/').to_owned()),
     };

@@ -6,12 +6,86 @@
 
 use std::path::{Path, PathBuf};
 
-use genesis::{Entries, EntryName, EnvName, ExposeSecret, MasterKey, SecretString};
+use genesis::{Entries, EntryName, EnvName, ExposeSecret, MasterKey, NameError, SecretString};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::error::Exit;
 use crate::ops::Workspace;
 use crate::secrets::{KeySource, StoreTarget};
+
+/// What stops a local stage's secrets or the deep gate's token.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LocalError {
+    #[error("`{env}` is not a valid environment name")]
+    #[diagnostic(
+        code(rel::local::env_name),
+        help("use the environment's name from rel.toml")
+    )]
+    EnvName {
+        env: String,
+        #[source]
+        source: NameError,
+    },
+
+    #[error("entry {name}: not a valid envelope entry name")]
+    #[diagnostic(
+        code(rel::local::entry_name),
+        help("this is a bug in rel: its generated entry names are fixed; please report it")
+    )]
+    EntryName {
+        name: String,
+        #[source]
+        source: NameError,
+    },
+
+    #[error("the stage has no `identity` Service to issue the deep gate's token")]
+    #[diagnostic(
+        code(rel::local::no_identity),
+        help("pass a token with --token-file or REL_SMOKE_TOKEN")
+    )]
+    NoIdentity,
+
+    #[error("could not start an HTTP client")]
+    #[diagnostic(
+        code(rel::local::http_client),
+        help(
+            "the TLS backend could not start: check the platform's certificate store and free memory"
+        )
+    )]
+    HttpClient(#[source] reqwest::Error),
+
+    #[error("POST {url} failed")]
+    #[diagnostic(
+        code(rel::local::token_request),
+        help("is the stage's identity ready? `rel up status --env ENV`")
+    )]
+    TokenRequest {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("POST {url} → {status}: no token for `{client}`")]
+    #[diagnostic(
+        code(rel::local::no_token),
+        help(
+            "the local envelope predates rel's smoke client: delete it from the store (`.rel/secrets/<env>`) and .rel/local/<env>/, then deploy again"
+        )
+    )]
+    NoToken {
+        url: String,
+        status: reqwest::StatusCode,
+        client: &'static str,
+    },
+}
+
+impl LocalError {
+    /// Every one is an input or environment error: rel could not do its job.
+    pub fn exit(&self) -> Exit {
+        Exit::Error
+    }
+}
 
 /// The client id of the deep gate's service account on a local stage.
 pub const SMOKE_CLIENT: &str = "rel-smoke";
@@ -69,11 +143,9 @@ fn once(
 /// Make sure the local stage `env` has a key and an envelope: generate what is missing. The
 /// user's own key (REL_MASTER_KEY, --key-file) and envelope always win.
 pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecrets, Error> {
-    let env_name = EnvName::new(env).map_err(|e| {
-        Error::usage(
-            format!("`{env}` is not a valid environment name: {e}"),
-            "use the environment's name from rel.toml",
-        )
+    let env_name = EnvName::new(env).map_err(|source| LocalError::EnvName {
+        env: env.to_owned(),
+        source,
     })?;
     let dir = dir(ws, env);
     let mut created = Vec::new();
@@ -110,8 +182,10 @@ pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecre
     let seed = once(&dir.join("identity-signing-seed"), random_b64, &mut created)?;
     let mut entries = Entries::new();
     let entry = |n: &str| {
-        EntryName::new(n)
-            .map_err(|e| Error::usage(format!("entry {n}: {e}"), "this is a bug in rel"))
+        EntryName::new(n).map_err(|source| LocalError::EntryName {
+            name: n.to_owned(),
+            source,
+        })
     };
     entries.insert(
         entry("IDENTITY_SIGNING_KEY_B64")?,
@@ -148,22 +222,12 @@ pub fn stage_token(state: &stage::StageState, client_secret: &str) -> Result<Str
         .iter()
         .find(|s| s.name == "identity")
         .and_then(|s| s.ports.first())
-        .ok_or_else(|| {
-            Error::usage(
-                "the stage has no `identity` Service to issue the deep gate's token",
-                "pass a token with --token-file or REL_SMOKE_TOKEN",
-            )
-        })?;
+        .ok_or(LocalError::NoIdentity)?;
     let url = format!("http://{}/token", identity.address);
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
-        .map_err(|e| {
-            Error::usage(
-                format!("could not start an HTTP client: {e}"),
-                "this is a bug in rel",
-            )
-        })?;
+        .map_err(LocalError::HttpClient)?;
     let resp = client
         .post(&url)
         .form(&[
@@ -172,19 +236,19 @@ pub fn stage_token(state: &stage::StageState, client_secret: &str) -> Result<Str
             ("client_secret", client_secret),
         ])
         .send()
-        .map_err(|e| {
-            Error::usage(
-                format!("POST {url}: {}", crate::error::chain(&e)),
-                "is the stage's identity ready? `rel up status --env ENV`",
-            )
+        .map_err(|source| LocalError::TokenRequest {
+            url: url.clone(),
+            source,
         })?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().unwrap_or_default();
     match body["access_token"].as_str() {
         Some(t) if status.is_success() => Ok(t.to_owned()),
-        _ => Err(Error::usage(
-            format!("POST {url} → {status}: no token for `{SMOKE_CLIENT}`"),
-            "the local envelope predates rel's smoke client: delete it from the store (`.rel/secrets/<env>`) and .rel/local/<env>/, then deploy again",
-        )),
+        _ => Err(LocalError::NoToken {
+            url,
+            status,
+            client: SMOKE_CLIENT,
+        }
+        .into()),
     }
 }

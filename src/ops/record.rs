@@ -4,11 +4,62 @@
 use std::path::PathBuf;
 
 use crate::Error;
+use crate::error::Exit;
 use crate::git_repo::{FileChange, Repo, short};
 use crate::ops::Workspace;
 use crate::record::{ValidationRecord, check_evidence, now_rfc3339, sha256_hex};
 use crate::trailers::{Action, Trailers, key};
 use crate::version::Version;
+
+/// Why `rel record` does not write a validation record.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RecordError {
+    #[error("there is no {lockfile} to record")]
+    #[diagnostic(
+        code(rel::record::no_lockfile),
+        help("lock the release first: `rel lock --version {version}`")
+    )]
+    NoLockfile { lockfile: String, version: Version },
+
+    #[error(
+        "{record} already exists (recorded {recorded_at} by {actor}); a validation record never changes"
+    )]
+    #[diagnostic(
+        code(rel::record::exists),
+        help(
+            "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that"
+        )
+    )]
+    Exists {
+        record: String,
+        recorded_at: String,
+        actor: String,
+    },
+
+    #[error("{record} was written by someone else just now; a validation record never changes")]
+    #[diagnostic(
+        code(rel::record::raced),
+        help("look at it: it may already be the record you wanted")
+    )]
+    Raced { record: String },
+
+    #[error("HEAD is detached: rel would not know which branch to commit the record on")]
+    #[diagnostic(
+        code(rel::record::detached_head),
+        help("check out your branch (e.g. `git switch main`), or pass --no-commit")
+    )]
+    DetachedHead,
+}
+
+impl RecordError {
+    /// A record that exists or was raced is a refusal (1); the rest are input errors (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            RecordError::Exists { .. } | RecordError::Raced { .. } => Exit::Failed,
+            RecordError::NoLockfile { .. } | RecordError::DetachedHead => Exit::Error,
+        }
+    }
+}
 
 /// What to record.
 #[derive(Debug, Clone)]
@@ -41,10 +92,11 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
     let lock_bytes = match std::fs::read(&lock_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(
-                format!("there is no {lock_shown} to record"),
-                format!("lock the release first: `rel lock --version {version}`"),
-            ));
+            return Err(RecordError::NoLockfile {
+                lockfile: lock_shown,
+                version: version.clone(),
+            }
+            .into());
         }
         Err(e) => return Err(Error::io("read the lockfile", &lock_path, e)),
     };
@@ -98,13 +150,12 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
             }
             resume = Some((existing, text));
         } else {
-            return Err(Error::refused(
-                format!(
-                    "{record_shown} already exists (recorded {} by {}); a validation record never changes",
-                    existing.recorded_at, existing.actor
-                ),
-                "a record is evidence: to validate different bytes, cut a new version, lock it, run the deep gate and record that",
-            ));
+            return Err(RecordError::Exists {
+                record: record_shown,
+                recorded_at: existing.recorded_at.to_string(),
+                actor: existing.actor.clone(),
+            }
+            .into());
         }
     }
 
@@ -116,10 +167,7 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
     let head = match &repo {
         Some(r) => {
             if r.head_branch().is_none() {
-                return Err(Error::usage(
-                    "HEAD is detached: rel would not know which branch to commit the record on",
-                    "check out your branch (e.g. `git switch main`), or pass --no-commit",
-                ));
+                return Err(RecordError::DetachedHead.into());
             }
             Some(r.head_commit()?)
         }
@@ -141,7 +189,10 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
             let text = record.to_yaml();
             crate::atomic_write::create_new(&record_path, text.as_bytes(), None).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::refused(format!("{record_shown} was written by someone else just now; a validation record never changes"), "look at it: it may already be the record you wanted")
+                    RecordError::Raced {
+                        record: record_shown.clone(),
+                    }
+                    .into()
                 } else {
                     Error::io("write the validation record", &record_path, e)
                 }

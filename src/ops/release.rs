@@ -12,6 +12,15 @@ use crate::overlay_pin::PinPlan;
 use crate::report::Report;
 use crate::version::Version;
 
+/// A release rel.toml gives no place to go.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("rel.toml defines no environment to release into")]
+#[diagnostic(
+    code(rel::release::no_environment),
+    help("add `[environments.staging]` with `overlay = \"overlays/staging\"`, or pass --env")
+)]
+pub struct NoEnvironmentError;
+
 /// What to release.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseOptions {
@@ -169,12 +178,7 @@ pub fn first_environment(config: &Config) -> Result<String, Error> {
         .values()
         .find(|e| !targets.contains(&e.name.as_str()))
         .map(|e| e.name.clone())
-        .ok_or_else(|| {
-            Error::usage(
-                "rel.toml defines no environment to release into",
-                "add `[environments.staging]` with `overlay = \"overlays/staging\"`, or pass --env",
-            )
-        })
+        .ok_or_else(|| NoEnvironmentError.into())
 }
 
 /// `0.0.0-dev.g<12 hex>`: a development release of a commit (the `g` keeps it alphanumeric).

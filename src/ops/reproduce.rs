@@ -13,15 +13,47 @@ use crate::report::{Check, Report};
 use crate::version::Version;
 use crate::{Error, env_vars};
 
+/// Why the reproducibility check cannot run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ReproduceError {
+    #[error("there is no {lockfile} to rebuild")]
+    #[diagnostic(
+        code(rel::reproduce::no_lockfile),
+        help("lock the release first: `rel lock --version {version}`")
+    )]
+    NoLockfile { lockfile: String, version: Version },
+
+    #[error("git {args} failed: {stderr}")]
+    #[diagnostic(
+        code(rel::reproduce::git),
+        help(
+            "the reproducibility check needs the project in a git clone with the lockfile's commits"
+        )
+    )]
+    Git { args: String, stderr: String },
+
+    #[error("cannot check out {commit} for the rebuild")]
+    #[diagnostic(
+        code(rel::reproduce::checkout),
+        help("the lockfile's sourceCommit must be in this clone: `git fetch` it")
+    )]
+    Checkout {
+        commit: String,
+        #[source]
+        source: Box<ReproduceError>,
+    },
+}
+
 /// Rebuild and compare; `Err` only when the check cannot run (no lockfile, no git).
 pub fn verify_reproducible(ws: &Workspace, version: &Version) -> Result<Report, Error> {
     let root = ws.root();
     let lock_path = crate::releases::lockfile_path(root, version);
     if !lock_path.is_file() {
-        return Err(Error::usage(
-            format!("there is no {} to rebuild", ws.display(&lock_path)),
-            format!("lock the release first: `rel lock --version {version}`"),
-        ));
+        return Err(ReproduceError::NoLockfile {
+            lockfile: ws.display(&lock_path),
+            version: version.clone(),
+        }
+        .into());
     }
     let lockfile = Lockfile::load(&lock_path)?;
     let mut report = Report::new("reproducible", version.to_string());
@@ -56,10 +88,11 @@ pub fn verify_reproducible(ws: &Workspace, version: &Version) -> Result<Report, 
             ],
         )
         .map_err(|e| match e {
-            Error::Usage { message, .. } => Error::usage(
-                format!("cannot check out {commit} for the rebuild: {message}"),
-                "the lockfile's sourceCommit must be in this clone: `git fetch` it",
-            ),
+            Error::Reproduce(source @ ReproduceError::Git { .. }) => ReproduceError::Checkout {
+                commit: commit.clone(),
+                source: Box::new(source),
+            }
+            .into(),
             other => other,
         })?;
         let result = rebuild(ws, &dir.join(&prefix), &names, tag);
@@ -139,14 +172,11 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
         .output()
         .map_err(|e| Error::io("run git", dir, e))?;
     if !out.status.success() {
-        return Err(Error::usage(
-            format!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "the reproducibility check needs the project in a git clone with the lockfile's commits",
-        ));
+        return Err(ReproduceError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

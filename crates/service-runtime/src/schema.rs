@@ -120,6 +120,10 @@ pub fn migrate(db: &DatabaseUrl) -> Result<MigrationReport, SchemaError> {
 }
 
 pub fn migrate_connection(conn: &mut Connection) -> Result<MigrationReport, SchemaError> {
+    if write_lock_taken(conn)? {
+        // Another migration (or writer) holds the lock: say so, then wait for it below.
+        tracing::info!("waiting for the write lock: another migration or writer holds it");
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql("taking the write lock for migrations"))?;
@@ -169,6 +173,21 @@ pub fn migrate_connection(conn: &mut Connection) -> Result<MigrationReport, Sche
         applied,
         version: found.max(latest_version()),
     })
+}
+
+/// Whether another connection holds the write lock now: one `BEGIN IMMEDIATE` that does not wait
+/// (rolled back at once when it gets the lock). For telling operators why a migration waits.
+fn write_lock_taken(conn: &Connection) -> Result<bool, SchemaError> {
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(sql("setting the busy timeout"))?;
+    let probe = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+    conn.busy_timeout(crate::database::BUSY_TIMEOUT)
+        .map_err(sql("setting the busy timeout"))?;
+    match probe {
+        Ok(()) => Ok(false),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(true),
+        Err(e) => Err(sql("probing the write lock")(e)),
+    }
 }
 
 /// What one service needs of the schema: tables that must exist.

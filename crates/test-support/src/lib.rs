@@ -102,6 +102,48 @@ impl LogWatch {
         cvar.notify_all();
     }
 
+    /// Watches the stderr of `child` (spawned with `Stdio::piped()` stderr): a thread reads it to
+    /// the end, line by line.
+    pub fn stderr_of(child: &mut Child) -> LogWatch {
+        let stderr = child
+            .stderr
+            .take()
+            .expect("the child's stderr is piped (Stdio::piped())");
+        let watch = LogWatch::default();
+        let lines = watch.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                lines.push(&line);
+            }
+            lines.close();
+        });
+        watch
+    }
+
+    /// The log so far.
+    pub fn text(&self) -> String {
+        self.0.0.lock().unwrap().0.clone()
+    }
+
+    /// Waits until the log has ended (the process closed its stderr, e.g. by exiting), then
+    /// returns it whole. `Err` with the log so far when `within` passes first.
+    pub fn wait_closed(&self, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        let (lock, cvar) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if state.1 {
+                return Ok(state.0.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(state.0.clone());
+            }
+            state = cvar.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+
     /// Waits until a line containing `needle` has been logged. `Err` with the log so far when
     /// `within` passes, or the log ends (the process exited), first.
     pub fn wait_for(&self, needle: &str, within: Duration) -> Result<(), String> {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use service_runtime::database::DatabaseUrl;
 use service_runtime::schema::{self, MIGRATIONS};
 use service_runtime::token::{self, Jwks, KeySet, TokenClass};
+use test_support::LogWatch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_identity");
 const CLIENT_SECRET: &str = "ci-secret-5b0e";
@@ -69,20 +70,30 @@ fn two_migrations_at_once_both_succeed_and_leave_one_schema() {
                 .unwrap()
         };
         let (mut a, mut b) = (spawn(), spawn());
+        let (log_a, log_b) = (LogWatch::stderr_of(&mut a), LogWatch::stderr_of(&mut b));
         if let Some(holder) = holder {
-            std::thread::sleep(Duration::from_millis(500));
+            // Each says it found the lock taken before it waits on it: both are queued behind
+            // the holder, and neither can finish until it commits.
+            for log in [&log_a, &log_b] {
+                log.wait_for("waiting for the write lock", Duration::from_secs(30))
+                    .unwrap_or_else(|so_far| panic!("migrate did not report waiting: {so_far}"));
+            }
             assert!(
                 a.try_wait().unwrap().is_none() && b.try_wait().unwrap().is_none(),
-                "migrate must wait for the lock"
+                "migrate must wait for the lock: {}{}",
+                log_a.text(),
+                log_b.text()
             );
             holder.execute_batch("COMMIT").unwrap();
         }
         let mut applied_counts = Vec::new();
-        for (name, child) in [("first", a), ("second", b)] {
-            let out = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for (name, mut child, log) in [("first", a, log_a), ("second", b, log_b)] {
+            let status = child.wait().unwrap();
+            let stderr = log
+                .wait_closed(Duration::from_secs(30))
+                .unwrap_or_else(|so_far| panic!("{name}: stderr still open: {so_far}"));
             assert!(
-                out.status.success(),
+                status.success(),
                 "round {round}: {name} migrate failed: {stderr}"
             );
             applied_counts.push(stderr.contains("migrations applied"));

@@ -137,6 +137,20 @@ pub enum PromoteError {
         version: Version,
         env: String,
     },
+
+    #[error("release {version} is not trusted for {env} ([trust] in rel.toml):\n{failed}")]
+    #[diagnostic(
+        code(rel::promote::untrusted),
+        help(
+            "sign the release with a trusted key (REL_SIGNING_KEY=... `rel build --push`, `rel lock`, `rel record`), then check it with `rel verify --version {version} --env {env}`"
+        )
+    )]
+    Untrusted {
+        version: Version,
+        env: String,
+        /// The failed checks, one per line.
+        failed: String,
+    },
 }
 
 impl PromoteError {

@@ -89,6 +89,36 @@ pub enum RollbackError {
         help("`rel status` shows what each environment pins")
     )]
     Nothing { env: String, what: String },
+
+    #[error(
+        "rel rollback will not push without a confirmation, and there is no terminal to ask on"
+    )]
+    #[diagnostic(
+        code(rel::rollback::no_terminal),
+        help("pass --yes to push from a script or CI (or run it without --push and push by hand)")
+    )]
+    NoTerminal,
+
+    #[error("HEAD is detached: rel commits the rollback on the current branch")]
+    #[diagnostic(
+        code(rel::rollback::detached_head),
+        help("check out the branch Argo CD follows (e.g. `git switch main`), or use --open-pr")
+    )]
+    DetachedHead,
+
+    #[error("{paths} has uncommitted changes; rel will not commit over them")]
+    #[diagnostic(
+        code(rel::rollback::dirty),
+        help("commit or stash them first (`git stash`), then run the rollback again")
+    )]
+    Dirty { paths: String },
+
+    #[error("not confirmed: nothing was committed or pushed")]
+    #[diagnostic(
+        code(rel::rollback::not_confirmed),
+        help("run again and answer y, or pass --yes")
+    )]
+    NotConfirmed,
 }
 
 impl RollbackError {
@@ -98,7 +128,9 @@ impl RollbackError {
             RollbackError::NoTarget { .. }
             | RollbackError::NotValidated { .. }
             | RollbackError::Held { .. }
-            | RollbackError::Nothing { .. } => crate::error::Exit::Failed,
+            | RollbackError::Nothing { .. }
+            | RollbackError::Dirty { .. }
+            | RollbackError::NotConfirmed => crate::error::Exit::Failed,
             _ => crate::error::Exit::Error,
         }
     }
@@ -480,4 +512,118 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
         holds_text,
         message,
     })
+}
+
+/// What the rollback changes, in words and digests.
+pub fn describe(plan: &Plan, where_to: &str) -> String {
+    let from = plan
+        .current
+        .as_ref()
+        .map(|v| format!("release {v}"))
+        .unwrap_or_else(|| "pins that match no release".into());
+    let to = plan
+        .target
+        .as_ref()
+        .map(|v| format!("release {v}"))
+        .unwrap_or_else(|| "pins that match no release".into());
+    let how = match &plan.method {
+        Method::Revert { commit, subject } => format!("git revert of {} (\"{subject}\")", short(*commit)),
+        Method::RestoreVersion => "a forward commit pinning the release's digests (the last overlay change was not a pure promotion)".into(),
+        Method::RestoreCommit { commit } => format!("a forward commit restoring the overlay as it was at {}", short(*commit)),
+    };
+    let mut s = format!(
+        "rollback {}: {from} -> {to}\n  how: {how}\n  where: {where_to}\n  overlay: {}\n",
+        plan.env, plan.overlay_rel
+    );
+    let w = plan.deltas.iter().map(|d| d.image.len()).max().unwrap_or(0);
+    for d in &plan.deltas {
+        s.push_str(&format!(
+            "    {:<w$}  {} -> {}\n",
+            d.image,
+            shown(d.before.as_ref()),
+            shown(d.after.as_ref())
+        ));
+    }
+    match (&plan.current, &plan.holds_text) {
+        (Some(v), Some(_)) => s.push_str(&format!(
+            "  hold: {v} goes on hold in {} (promote refuses it until `rel hold clear {v}`)\n",
+            plan.holds_rel
+        )),
+        _ => s.push_str("  hold: none (the current pins match no release)\n"),
+    }
+    s
+}
+
+/// The steps to re-converge after the rollback, naming the environment's Argo CD Application
+/// and Rollouts (rel.toml's `argocd-app`; the rendered overlay) with the exact commands. rel runs
+/// none of them: it changed git, Argo CD applies it.
+pub fn steps(
+    plan: &Plan,
+    oncall: Option<&crate::oncall::OnCall>,
+    remote: &str,
+    branch: &str,
+    pushed: bool,
+) -> String {
+    let dir = plan
+        .overlay_rel
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .unwrap_or(&plan.overlay_rel);
+    let mut s = String::from("\nre-converge:\n");
+    let mut n = 1;
+    if !pushed {
+        s.push_str(&format!("  {n}. push it: `git push {remote} HEAD:{branch}` (or merge the pull request); Argo CD only sees what is on {branch}\n"));
+        n += 1;
+    }
+    match oncall {
+        Some(o) => {
+            let app = &o.app;
+            s.push_str(&format!(
+                "  {n}. Argo CD ({app}) reconciles {dir} on its next poll (auto-sync); to go now: `argocd app sync {app} --prune`\n"
+            ));
+            s.push_str(&format!("  {}. watch it converge: `argocd app wait {app} --sync --health --timeout 600`; pods roll one by one (maxUnavailable 0)\n", n + 1));
+            n += 2;
+            for r in &o.rollouts {
+                let t = match &r.namespace {
+                    Some(ns) => format!("{} -n {ns}", r.name),
+                    None => r.name.clone(),
+                };
+                let what = match r.strategy {
+                    crate::oncall::RolloutStrategy::BlueGreen => format!(
+                        "Rollout {}: blue/green, the restored version comes up as the preview and waits for a human: when deploy-gate passed, `kubectl argo rollouts promote {t}`",
+                        r.name
+                    ),
+                    crate::oncall::RolloutStrategy::Canary => format!(
+                        "Rollout {}: canary steps with deploy-gate in the background; to skip a pause, `kubectl argo rollouts promote {t}`",
+                        r.name
+                    ),
+                };
+                s.push_str(&format!(
+                    "  {n}. {what}; watch: `kubectl argo rollouts get rollout {t} --watch`\n"
+                ));
+                n += 1;
+            }
+        }
+        None => {
+            s.push_str(&format!(
+                "  {n}. {dir} runs on the local stage: restart it on the restored pins with `rel down --env {0}` then `rel up --env {0} --detach`\n",
+                plan.env
+            ));
+            n += 1;
+        }
+    }
+    s.push_str(&format!(
+        "  {n}. check every pod runs the restored digests: `rel gate drift --env {} --live` (or `kubectl get pods -o jsonpath='{{..imageID}}'`)\n",
+        plan.env
+    ));
+    s.push_str("  watch: pods in CrashLoopBackOff or ImagePullBackOff, readiness, error rates; if Argo CD auto-sync is off, the sync is yours to run\n");
+    if let (Some(v), Some(_)) = (&plan.current, &plan.holds_text) {
+        s.push_str(&format!("  {v} is on hold: fix it and cut a new version, or `rel hold clear {v}` when it is safe again\n"));
+    }
+    s
+}
+
+/// A digest as people read it, or `(none)`.
+fn shown(d: Option<&image_ref::Digest>) -> String {
+    d.map_or_else(|| "(none)".to_owned(), ToString::to_string)
 }

@@ -1,34 +1,48 @@
-//! `rel promote --version V --env E [--from S] [--push] [--open-pr] [--dry-run]`.
+//! `rel promote --version V --env E [--from S] [--push] [--open-pr] [--dry-run]`: flags →
+//! [`crate::ops::promote`] → the plan and what was done, as text or JSON.
 
 use crate::cli::{ListFormat, PromoteArgs};
 use crate::commands::{Context, print_stdout};
 use crate::config::ForgeKind;
-use crate::forge::{self, Proposal};
-use crate::git_repo::{Repo, short};
-use crate::promote::{BranchUpdate, Request, commit, plan};
+use crate::forge;
+use crate::git_repo::short;
+use crate::ops::promote::{PromoteOptions, PromoteOutcome, Promoted};
+use crate::promote::BranchUpdate;
 use crate::{Error, Exit};
 
 pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
-    let config = ctx.project()?;
-    let repo = Repo::open(&config.root)?;
-    let request = Request {
+    let ws = crate::ops::Workspace::new(ctx.project()?, ctx.cwd.clone());
+    let opts = PromoteOptions {
         version: args.version.clone(),
         env: args.env.clone(),
         from: args.from.clone(),
-        actor: repo.actor(),
         override_soak: args.reason.clone().filter(|_| args.override_soak),
+        push: args.push,
+        open_pr: args.open_pr,
+        dry_run: args.dry_run,
     };
-    let plan = plan(&repo, &config, &request)?;
-    if config.trust.is_some() {
-        refuse_untrusted(ctx, &config, &args)?;
+    let outcome = crate::ops::promote::promote(&ws, &opts)?;
+    let text = render(&args, &outcome);
+    let PromoteOutcome { plan, done } = outcome;
+    match done {
+        Promoted::Noop | Promoted::DryRun { .. } => emit(&args, &text, &plan, None, false, None),
+        Promoted::Committed {
+            commit, pushed, pr, ..
+        } => emit(
+            &args,
+            &text,
+            &plan,
+            Some(commit),
+            pushed,
+            pr.map(|(_, pr)| pr),
+        ),
     }
-    let remote = config
-        .forge
-        .as_ref()
-        .and_then(|f| f.remote.clone())
-        .unwrap_or_else(|| "origin".to_owned());
-    let push = args.push || args.open_pr;
+    Ok(Exit::Ok)
+}
 
+/// The plan and what was done, as people read it.
+fn render(args: &PromoteArgs, outcome: &PromoteOutcome) -> String {
+    let plan = &outcome.plan;
     let mut out = String::new();
     let changed = plan.pin.changes.iter().filter(|c| c.changed()).count();
     out.push_str(&format!(
@@ -90,140 +104,77 @@ pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
             plan.overlay_rel, plan.version
         ));
     }
-    if plan.is_noop() {
-        out.push_str(&format!(
+    match &outcome.done {
+        Promoted::Noop => out.push_str(&format!(
             "{} already pins release {}: nothing to promote\n",
             plan.env, plan.version
-        ));
-        emit(&args, &out, &plan, None, false, None);
-        return Ok(Exit::Ok);
-    }
-
-    // Everything that can fail before the commit is checked before the commit.
-    let forge_target = if args.open_pr || args.dry_run {
-        let t = forge::detect(repo.remote_url(&remote).as_deref(), config.forge.as_ref());
-        if args.open_pr { Some(t?) } else { t.ok() }
-    } else {
-        None
-    };
-    let token = match (&forge_target, args.open_pr && !args.dry_run) {
-        (Some(t), true) => Some(forge::token_from_env(t.kind)?),
-        _ => None,
-    };
-    let kind = forge_target
-        .as_ref()
-        .map(|t| t.kind)
-        .unwrap_or(ForgeKind::Github);
-    let source_repo = if kind == ForgeKind::Github {
-        config.repo.as_deref()
-    } else {
-        None
-    };
-    let mut body = plan.pr_body(kind.body_limit(), source_repo);
-    // What the promotion changes in the cluster, object by object (secrets masked), in what room
-    // the forge's body limit leaves; a diff that cannot be rendered never blocks a promotion.
-    let room = kind.body_limit().saturating_sub(body.len() + 2);
-    if room > 512 {
-        match crate::diff::promotion_markdown(&config, &plan, room) {
-            Ok(md) => {
-                body.push_str("\n\n");
-                body.push_str(&md);
-            }
-            Err(e) => tracing::warn!("the rendered diff is left out of the pull request: {e}"),
+        )),
+        Promoted::DryRun { pr } => {
+            out.push_str("\n--- diff\n");
+            out.push_str(&kustomize::unified_diff(
+                &plan.pin.old_text,
+                &plan.pin.new_text,
+                &plan.overlay_rel,
+            ));
+            out.push_str(&format!(
+                "\n--- commit on branch {} (from {})\n{}",
+                plan.branch,
+                short(plan.base),
+                plan.message
+            ));
+            out.push_str(&format!(
+                "\n--- pull request ({}: {} into {})\n{}\n\n{}",
+                pr.kind.name(),
+                plan.branch,
+                pr.base,
+                pr.title,
+                pr.body
+            ));
+            out.push_str("\ndry run: nothing was committed, pushed or opened\n");
         }
-    }
-
-    if args.dry_run {
-        out.push_str("\n--- diff\n");
-        out.push_str(&kustomize::unified_diff(
-            &plan.pin.old_text,
-            &plan.pin.new_text,
-            &plan.overlay_rel,
-        ));
-        out.push_str(&format!(
-            "\n--- commit on branch {} (from {})\n{}",
-            plan.branch,
-            short(plan.base),
-            plan.message
-        ));
-        out.push_str(&format!(
-            "\n--- pull request ({}: {} into {})\n{}\n\n{}",
-            kind.name(),
-            plan.branch,
-            forge_target
-                .as_ref()
-                .map(|t| t.base.as_str())
-                .unwrap_or("main"),
-            plan.title(),
-            body
-        ));
-        out.push_str("\ndry run: nothing was committed, pushed or opened\n");
-        emit(&args, &out, &plan, None, false, None);
-        return Ok(Exit::Ok);
-    }
-
-    let (oid, update) = commit(&repo, &plan)?;
-    out.push_str(&format!(
-        "{} {} on branch {} (your checkout is untouched)\n",
-        match update {
-            BranchUpdate::Created => "committed".to_owned(),
-            BranchUpdate::Reused => "reusing".to_owned(),
-            BranchUpdate::Replaced(old) =>
-                format!("rebuilt on the current base (was {})", short(old)),
-        },
-        short(oid),
-        plan.branch
-    ));
-    if push {
-        let expected = repo.tracking_tip(&remote, &plan.branch);
-        match repo.push_with_lease(&remote, oid, &plan.branch, expected) {
-            Ok(_) => out.push_str(&format!(
-                "pushed {} to {remote} (with a lease)\n",
-                plan.branch
-            )),
-            Err(e) => {
-                // Leave nothing behind: the branch goes back to what it was.
+        Promoted::Committed {
+            commit,
+            update,
+            remote,
+            pushed,
+            pr,
+        } => {
+            out.push_str(&format!(
+                "{} {} on branch {} (your checkout is untouched)\n",
                 match update {
-                    BranchUpdate::Created => repo.delete_branch_if_at(&plan.branch, oid),
-                    BranchUpdate::Replaced(old) => {
-                        let _ = repo.move_branch(&plan.branch, oid, old);
-                    }
-                    BranchUpdate::Reused => {}
-                }
-                return Err(e.into());
+                    BranchUpdate::Created => "committed".to_owned(),
+                    BranchUpdate::Reused => "reusing".to_owned(),
+                    BranchUpdate::Replaced(old) =>
+                        format!("rebuilt on the current base (was {})", short(*old)),
+                },
+                short(*commit),
+                plan.branch
+            ));
+            if *pushed {
+                out.push_str(&format!(
+                    "pushed {} to {remote} (with a lease)\n",
+                    plan.branch
+                ));
+            }
+            if let Some((kind, opened)) = pr {
+                out.push_str(&format!(
+                    "{} {} #{}: {}\n",
+                    if opened.created { "opened" } else { "updated" },
+                    if *kind == ForgeKind::Gitlab {
+                        "merge request"
+                    } else {
+                        "pull request"
+                    },
+                    opened.number,
+                    opened.url
+                ));
+            }
+            if !*pushed {
+                out.push_str(&format!("next: push it and open the pull request with `rel promote --version {} --env {} --open-pr`\n", plan.version, plan.env));
             }
         }
     }
-    let mut pr = None;
-    if let (Some(target), Some(token)) = (&forge_target, &token) {
-        let title = plan.title();
-        let opened = forge::open_or_update(
-            target,
-            token,
-            &Proposal {
-                head: &plan.branch,
-                title: &title,
-                body: &body,
-            },
-        )?;
-        out.push_str(&format!(
-            "{} {} #{}: {}\n",
-            if opened.created { "opened" } else { "updated" },
-            if target.kind == ForgeKind::Gitlab {
-                "merge request"
-            } else {
-                "pull request"
-            },
-            opened.number,
-            opened.url
-        ));
-        pr = Some(opened);
-    }
-    if !push {
-        out.push_str(&format!("next: push it and open the pull request with `rel promote --version {} --env {} --open-pr`\n", plan.version, plan.env));
-    }
-    emit(&args, &out, &plan, Some(oid), push, pr);
-    Ok(Exit::Ok)
+    out
 }
 
 fn emit(
@@ -258,43 +209,4 @@ fn emit(
             ));
         }
     }
-}
-
-/// With `[trust]` configured, promotion runs `verify` for the target environment first and
-/// refuses a release that is unsigned or does not match, naming each failed check.
-fn refuse_untrusted(
-    ctx: &Context,
-    config: &crate::config::Config,
-    args: &PromoteArgs,
-) -> Result<(), Error> {
-    let ws = crate::ops::Workspace::new(config.clone(), ctx.cwd.clone());
-    let report = crate::ops::verify::verify(
-        &ws,
-        &crate::ops::verify::VerifyOptions {
-            version: args.version.clone(),
-            env: Some(args.env.clone()),
-            insecure_registries: Vec::new(),
-        },
-    )?;
-    if report.passed() {
-        return Ok(());
-    }
-    let failed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == crate::report::Status::Fail)
-        .map(|c| format!("  {}: {}", c.name, c.detail))
-        .collect();
-    Err(Error::refused(
-        format!(
-            "release {} is not trusted for {} ([trust] in rel.toml):\n{}",
-            args.version,
-            args.env,
-            failed.join("\n")
-        ),
-        format!(
-            "sign the release with a trusted key (REL_SIGNING_KEY=... `rel build --push`, `rel lock`, `rel record`), then check it with `rel verify --version {} --env {}`",
-            args.version, args.env
-        ),
-    ))
 }

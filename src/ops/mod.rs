@@ -15,10 +15,12 @@ pub mod freeze;
 pub mod gate;
 pub mod local;
 pub mod lock;
+pub mod promote;
 pub mod record;
 pub mod release;
 pub mod render;
 pub mod reproduce;
+pub mod rollback;
 pub mod verify;
 
 /// The project an op works on, and where the user stands (for paths as they should see them).

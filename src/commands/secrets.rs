@@ -1,15 +1,13 @@
 //! Genesis envelopes and the secret store: `rel keygen`, `seal` (`--check`, `diff`), `unseal`,
-//! `reseal`, and `rel secrets push|pull|versions`.
+//! `reseal`, and `rel secrets push|pull|versions`: flags → [`crate::ops::secrets`] → output.
 //!
 //! Every command here keeps secret values out of its output: entry names, key ids, fingerprints
 //! and versions are printed; values only by `rel unseal --reveal`, to a file or a pipe.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use genesis::{EnvName, MasterKey, OpenError, ResealError, SecretString};
-use secret_store::VersionId;
-use zeroize::Zeroizing;
+use genesis::EnvName;
 
 use crate::cli::{
     KeygenArgs, ResealArgs, SealArgs, SealCommand, SealDiffArgs, SecretsCommand, SecretsPullArgs,
@@ -17,9 +15,8 @@ use crate::cli::{
 };
 use crate::commands::{Context, print_stdout};
 use crate::config::SecretsConfig;
-use crate::secrets::{
-    self, KeySource, RevealTo, SecretsError, StoreTarget, genesis_error, store_error,
-};
+use crate::ops::secrets::{self as op, ResealItem, ResealOptions, SealOptions, UnsealOptions};
+use crate::secrets::{self, KeySource, RevealTo, SecretsError, StoreTarget};
 use crate::{Error, Exit};
 
 /// Talk (not data) goes to stderr, unless `--quiet`.
@@ -31,24 +28,10 @@ fn say(text: &str) {
 }
 
 pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
-    let key = MasterKey::generate().map_err(|e| genesis_error("generate a master key", e))?;
-    let mut text = Zeroizing::new(String::with_capacity(45));
-    text.push_str(genesis::ExposeSecret::expose_secret(&key.to_base64()));
-    text.push('\n');
-    let shown = ctx.display(&args.output);
-    match crate::atomic_write::create_new(&args.output, text.as_bytes(), Some(0o600)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(SecretsError::KeyExists {
-                shown: shown.to_string(),
-            }
-            .into());
-        }
-        Err(e) => return Err(Error::io("write the master key", &args.output, e)),
-    }
+    let key_id = op::keygen(&ctx.cwd, &args.output)?;
     print_stdout(&format!(
-        "wrote {shown}: master key id {} (mode 0600)\n",
-        key.key_id()
+        "wrote {}: master key id {key_id} (mode 0600)\n",
+        ctx.display(&args.output)
     ));
     say("keep the key out of git; give it to rel as REL_MASTER_KEY, --key-file or --key-stdin\n");
     Ok(Exit::Ok)
@@ -69,62 +52,40 @@ pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
         flag: "from",
         example: "name the dotenv source: `rel seal --env staging --from staging.env.source`",
     })?;
-    if let Some(out) = &args.output
-        && same_file(out, &from)
-    {
-        return Err(SecretsError::OutputIsInput {
-            shown: ctx.display(out).to_string(),
-            what: "the source",
-            why: "the source would be replaced by its sealed form",
-        }
-        .into());
-    }
-    let entries = secrets::read_source(&from)?;
-    let key = secrets::load_key(&args.key.source())?;
-    let text = genesis::seal(&key, &env, &entries, secrets::now_unix())
-        .map_err(|e| genesis_error("seal", e))?;
+    let opts = SealOptions {
+        env,
+        from,
+        output: args.output.clone(),
+        key: args.key.source(),
+    };
+    let sealed = op::seal(&ctx.cwd, &opts)?;
     let summary = format!(
-        "sealed {} entries for `{env}` under key id {}",
-        entries.len(),
-        key.key_id()
+        "sealed {} entries for `{}` under key id {}",
+        sealed.entries, opts.env, sealed.key_id
     );
-    match &args.output {
-        Some(out) => {
-            crate::atomic_write::write_with_mode(out, format!("{text}\n").as_bytes(), Some(0o600))
-                .map_err(|e| Error::io("write the envelope", out, e))?;
-            print_stdout(&format!("{summary} to {}\n", ctx.display(out)));
-        }
+    match &opts.output {
+        Some(out) => print_stdout(&format!("{summary} to {}\n", ctx.display(out))),
         None => {
-            print_stdout(&format!("{text}\n"));
+            print_stdout(&format!("{}\n", sealed.text));
             say(&format!("{summary}\n"));
         }
     }
     Ok(Exit::Ok)
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
 /// `rel seal --check`: exit 0 when the envelope opens for `env`, 1 when it does not, 2 when the
 /// check cannot run (no key, unreadable file).
 fn seal_check(
     ctx: &Context,
-    envelope: &Path,
+    envelope: &std::path::Path,
     env: &EnvName,
     source: &KeySource,
 ) -> Result<Exit, Error> {
-    secrets::one_stdin(Some(envelope), source)?;
-    let text = secrets::read_envelope(envelope)?;
-    let key = secrets::load_key(source)?;
-    let shown = ctx.display(envelope);
-    match genesis::check(&text, &key, env) {
+    match op::check(&ctx.cwd, envelope, env, source)? {
         Ok(summary) => {
             print_stdout(&format!(
-                "ok: {shown} opens for `{}` with key id {}: {} entries, sealed at {}\n",
+                "ok: {} opens for `{}` with key id {}: {} entries, sealed at {}\n",
+                ctx.display(envelope),
                 summary.env,
                 summary.key_id,
                 summary.names.len(),
@@ -132,26 +93,21 @@ fn seal_check(
             ));
             Ok(Exit::Ok)
         }
-        Err(e) => {
-            let err = genesis_error(&format!("{shown} does not pass the check"), e);
+        Err(err) => {
             let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(err));
             Ok(Exit::Failed)
         }
     }
 }
 
-fn open_error(ctx: &Context, path: &Path, e: OpenError) -> Error {
-    genesis_error(&format!("cannot open {}", ctx.display(path)), e)
-}
-
 fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
-    secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
-    let text = secrets::read_envelope(&args.envelope)?;
-    let source = secrets::read_source(&args.from)?;
-    let key = secrets::load_key(&args.key.source())?;
-    let opened =
-        genesis::open(&text, &key, &args.env).map_err(|e| open_error(ctx, &args.envelope, e))?;
-    let d = genesis::diff(&key, &opened, &source);
+    let d = op::diff(
+        &ctx.cwd,
+        &args.envelope,
+        &args.from,
+        &args.env,
+        &args.key.source(),
+    )?;
     let width = d
         .added
         .iter()
@@ -207,25 +163,14 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     } else {
         None
     };
-    if let Some(RevealTo::File(out)) = &reveal_to
-        && (same_file(out, &args.envelope)
-            || matches!(&args.key.source(), KeySource::File(k) if same_file(out, k)))
-    {
-        return Err(SecretsError::OutputIsInput {
-            shown: ctx.display(out).to_string(),
-            what: "the envelope or the key",
-            why: "revealing into it would replace it with plaintext (e.g. `-o staging.env.source`, which .gitignore covers)",
-        }
-        .into());
-    }
-    secrets::one_stdin(Some(&args.envelope), &args.key.source())?;
-    let text = secrets::read_envelope(&args.envelope)?;
-    let key = secrets::load_key(&args.key.source())?;
-    let opened = match &args.env {
-        Some(env) => genesis::open(&text, &key, env),
-        None => genesis::open_any_env(&text, &key),
-    }
-    .map_err(|e| open_error(ctx, &args.envelope, e))?;
+    let opts = UnsealOptions {
+        envelope: args.envelope.clone(),
+        env: args.env.clone(),
+        key: args.key.source(),
+        reveal_to,
+    };
+    let unsealed = op::unseal(&ctx.cwd, &opts)?;
+    let opened = &unsealed.opened;
     let mut summary = format!(
         "envelope   {}\nenv        {}\nkey id     {}\nsealed at  {}\nentries    {}\n",
         ctx.display(&args.envelope),
@@ -237,82 +182,53 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     for name in opened.names() {
         summary.push_str(&format!("  {name}\n"));
     }
-    match reveal_to {
+    match &opts.reveal_to {
         None => print_stdout(&summary),
         Some(RevealTo::Stdout) => {
-            let dotenv = secrets::to_dotenv(opened.entries());
-            print_stdout(&dotenv);
+            if let Some(dotenv) = &unsealed.dotenv {
+                print_stdout(dotenv);
+            }
             say(&summary);
         }
         Some(RevealTo::File(path)) => {
-            let dotenv = secrets::to_dotenv(opened.entries());
-            crate::atomic_write::write_with_mode(&path, dotenv.as_bytes(), Some(0o600))
-                .map_err(|e| Error::io("write the revealed values", &path, e))?;
             print_stdout(&summary);
             say(&format!(
                 "wrote {} values to {} (mode 0600); delete it when done\n",
                 opened.entries().len(),
-                ctx.display(&path)
+                ctx.display(path)
             ));
         }
     }
     Ok(Exit::Ok)
 }
 
-enum ResealOutcome {
-    Rotate(genesis::Resealed),
-    Skip(genesis::KeyId),
-    Fail(Error),
-}
-
 pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
-    let old = secrets::load_key(&args.key.source())?;
-    let new = secrets::load_key(&KeySource::File(args.new_key.clone()))?;
-    if old.key_id() == new.key_id() {
-        return Err(SecretsError::SameKey {
-            key_id: new.key_id().to_string(),
-        }
-        .into());
-    }
-    // Phase 1: open and re-seal everything in memory; nothing is written if any envelope fails.
-    let mut outcomes = Vec::with_capacity(args.envelopes.len());
-    for path in &args.envelopes {
-        let outcome = match secrets::read_envelope(path) {
-            Err(e) => ResealOutcome::Fail(e),
-            Ok(text) => match genesis::reseal(&text, &old, &new) {
-                Ok(r) => ResealOutcome::Rotate(r),
-                Err(ResealError::AlreadyUnderNewKey { key_id }) => ResealOutcome::Skip(key_id),
-                Err(ResealError::Open(e)) => ResealOutcome::Fail(open_error(ctx, path, e)),
-                Err(e) => ResealOutcome::Fail(genesis_error(
-                    &format!("cannot re-seal {}", ctx.display(path)),
-                    e,
-                )),
-            },
-        };
-        outcomes.push(outcome);
-    }
-    let failed = outcomes
-        .iter()
-        .filter(|o| matches!(o, ResealOutcome::Fail(_)))
-        .count();
-    let verb = if args.dry_run || failed > 0 {
-        "would rotate"
-    } else {
+    let opts = ResealOptions {
+        key: args.key.source(),
+        new_key: args.new_key.clone(),
+        envelopes: args.envelopes.clone(),
+        dry_run: args.dry_run,
+    };
+    let outcome = op::reseal(&ctx.cwd, &opts)?;
+    let failed = outcome.failed();
+    let verb = if outcome.written {
         "rotated"
+    } else {
+        "would rotate"
     };
     let mut report = String::new();
-    for (path, outcome) in args.envelopes.iter().zip(&outcomes) {
+    for (path, item) in &outcome.items {
         let shown = ctx.display(path);
-        match outcome {
-            ResealOutcome::Rotate(r) => report.push_str(&format!(
+        match item {
+            ResealItem::Rotate(r) => report.push_str(&format!(
                 "{verb:<12}  {shown}  env `{}`, {} entries, key id {} -> {}\n",
                 r.env, r.entry_count, r.from, r.to
             )),
-            ResealOutcome::Skip(id) => report.push_str(&format!(
+            ResealItem::Skip(id) => report.push_str(&format!(
                 "{:<12}  {shown}  already under key id {id}\n",
                 "skipped"
             )),
-            ResealOutcome::Fail(e) => report.push_str(&format!(
+            ResealItem::Fail(e) => report.push_str(&format!(
                 "{:<12}  {shown}  {}\n",
                 "failed",
                 crate::error::chain(e)
@@ -323,28 +239,11 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
         print_stdout(&report);
         return Err(SecretsError::ResealFailed {
             failed,
-            total: outcomes.len(),
+            total: outcome.items.len(),
         }
         .into());
     }
-    if !args.dry_run {
-        // Phase 2: replace each file atomically, keeping its permissions.
-        for (path, outcome) in args.envelopes.iter().zip(&outcomes) {
-            if let ResealOutcome::Rotate(r) = outcome {
-                let mode = file_mode(path).unwrap_or(0o600);
-                crate::atomic_write::write_with_mode(
-                    path,
-                    format!("{}\n", r.text).as_bytes(),
-                    Some(mode),
-                )
-                .map_err(|e| Error::io("write the re-sealed envelope", path, e))?;
-            }
-        }
-    }
-    let rotated = outcomes
-        .iter()
-        .filter(|o| matches!(o, ResealOutcome::Rotate(_)))
-        .count();
+    let rotated = outcome.rotated();
     report.push_str(&format!(
         "{} {rotated}, skipped {} (new key id {}){}\n",
         if args.dry_run {
@@ -352,8 +251,8 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
         } else {
             "rotated"
         },
-        outcomes.len() - rotated,
-        new.key_id(),
+        outcome.items.len() - rotated,
+        outcome.new_key_id,
         if args.dry_run {
             "; dry run, nothing written"
         } else {
@@ -367,19 +266,6 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
         );
     }
     Ok(Exit::Ok)
-}
-
-#[cfg(unix)]
-fn file_mode(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o777)
-}
-
-#[cfg(not(unix))]
-fn file_mode(_: &Path) -> Option<u32> {
-    None
 }
 
 pub fn secrets(ctx: &Context, command: SecretsCommand) -> Result<Exit, Error> {
@@ -428,96 +314,41 @@ fn target(ctx: &Context, args: &StoreArgs) -> Result<(StoreTarget, SecretsConfig
 fn push(ctx: &Context, args: SecretsPushArgs) -> Result<Exit, Error> {
     let (target, config, base) = target(ctx, &args.store)?;
     if args.master_key {
-        return push_master_key(&target, &args);
+        let stored = op::push_master_key(&target, &args.key.source())?;
+        print_stdout(&format!(
+            "pushed master key id {} to {} as {} version {}\n",
+            stored.key_id, stored.location, stored.name, stored.version
+        ));
+        return Ok(Exit::Ok);
     }
     let env = &args.store.env;
-    secrets::one_stdin(args.envelope.as_deref(), &args.key.source())?;
     let path = args
         .envelope
         .clone()
         .unwrap_or_else(|| base.join(config.envelope_path(env.as_str())));
     let shown = ctx.display(&path);
-    let text = secrets::read_envelope(&path)?;
-    let text = text.trim();
-    // Only sealed envelopes leave this machine: a dotenv source or a key given by mistake stops here.
-    let header = genesis::inspect(text).map_err(|source| SecretsError::NotSealed {
-        shown: shown.to_string(),
-        env: env.to_string(),
-        source,
-    })?;
-    let source = args.key.source();
-    if source.is_available() {
-        let key = secrets::load_key(&source)?;
-        genesis::check(text, &key, env).map_err(|e| open_error(ctx, &path, e))?;
-    } else {
+    let (stored, checked) = op::push(&ctx.cwd, &target, &path, env, &args.key.source())?;
+    if !checked {
         say(&format!(
             "note: no master key given, so {shown} was not checked to open for `{env}` (set REL_MASTER_KEY or --key-file to check)\n"
         ));
     }
-    let store = target.open()?;
-    let name = secrets::genesis_secret_name();
-    let version = store
-        .put(&name, &SecretString::from(text.to_owned()))
-        .map_err(|e| store_error("push the envelope", e))?;
     print_stdout(&format!(
-        "pushed {shown} (key id {}) to {} as {name} version {version}\n",
-        header.key_id,
-        store.location()
-    ));
-    Ok(Exit::Ok)
-}
-
-/// `rel secrets push --master-key`: the key itself, as `rel-master-key` (the External Secrets
-/// template syncs it next to the envelope). Printed: its key id, never the key.
-fn push_master_key(target: &StoreTarget, args: &SecretsPushArgs) -> Result<Exit, Error> {
-    let key = secrets::load_key(&args.key.source())?;
-    let store = target.open()?;
-    let name = secrets::master_key_secret_name();
-    let version = store
-        .put(&name, &key.to_base64())
-        .map_err(|e| store_error("push the master key", e))?;
-    print_stdout(&format!(
-        "pushed master key id {} to {} as {name} version {version}\n",
-        key.key_id(),
-        store.location()
+        "pushed {shown} (key id {}) to {} as {} version {}\n",
+        stored.key_id, stored.location, stored.name, stored.version
     ));
     Ok(Exit::Ok)
 }
 
 fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
     let (target, _, _) = target(ctx, &args.store)?;
-    let version = args
-        .version
-        .as_deref()
-        .map(VersionId::new)
-        .transpose()
-        .map_err(|e| store_error("read --version", e))?;
-    let store = target.open()?;
-    let name = secrets::genesis_secret_name();
-    let secret = store
-        .get(&name, version.as_ref())
-        .map_err(|e| store_error("pull the envelope", e))?;
-    let text = genesis::ExposeSecret::expose_secret(&secret.value)
-        .trim()
-        .to_owned();
-    let header = genesis::inspect(&text).map_err(|source| SecretsError::StoredNotSealed {
-        name: name.to_string(),
-        version: secret.version.to_string(),
-        location: store.location().to_string(),
-        source,
-    })?;
+    let (stored, text) = op::pull(&target, args.version.as_deref(), args.output.as_deref())?;
     let summary = format!(
-        "{name} version {} from {} (key id {})",
-        secret.version,
-        store.location(),
-        header.key_id
+        "{} version {} from {} (key id {})",
+        stored.name, stored.version, stored.location, stored.key_id
     );
     match &args.output {
-        Some(out) => {
-            crate::atomic_write::write_with_mode(out, format!("{text}\n").as_bytes(), Some(0o600))
-                .map_err(|e| Error::io("write the envelope", out, e))?;
-            print_stdout(&format!("wrote {summary} to {}\n", ctx.display(out)));
-        }
+        Some(out) => print_stdout(&format!("wrote {summary} to {}\n", ctx.display(out))),
         None => {
             print_stdout(&format!("{text}\n"));
             say(&format!("pulled {summary}\n"));
@@ -528,23 +359,7 @@ fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<Exit, Error> {
 
 fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
     let (target, _, _) = target(ctx, &args.store)?;
-    let store = target.open()?;
-    let name = if args.master_key {
-        secrets::master_key_secret_name()
-    } else {
-        secrets::genesis_secret_name()
-    };
-    let versions = store
-        .versions(&name)
-        .map_err(|e| store_error("list the versions", e))?;
-    if versions.is_empty() {
-        return Err(SecretsError::NoVersions {
-            name: name.to_string(),
-            location: store.location().to_string(),
-            env: args.store.env.to_string(),
-        }
-        .into());
-    }
+    let (name, location, versions) = op::versions(&target, &args.store.env, args.master_key)?;
     let width = versions
         .iter()
         .map(|v| v.version.as_str().len())
@@ -568,9 +383,8 @@ fn versions(ctx: &Context, args: SecretsVersionsArgs) -> Result<Exit, Error> {
     }
     print_stdout(&out);
     say(&format!(
-        "{} versions of {name} in {}, oldest first\n",
+        "{} versions of {name} in {location}, oldest first\n",
         versions.len(),
-        store.location()
     ));
     Ok(Exit::Ok)
 }

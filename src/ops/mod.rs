@@ -21,6 +21,7 @@ pub mod release;
 pub mod render;
 pub mod reproduce;
 pub mod rollback;
+pub mod secrets;
 pub mod verify;
 
 /// The project an op works on, and where the user stands (for paths as they should see them).

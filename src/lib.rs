@@ -4,6 +4,10 @@
 //! thin function over the library modules below, which take typed values and return typed
 //! results; they never print. See `ARCHITECTURE.md` for the map.
 
+// Honest visibility: an item that is `pub` but not reachable from the crate's public paths says
+// `pub(crate)` (or narrower); `-D warnings` keeps it so.
+#![warn(unreachable_pub)]
+
 pub mod atomic_write;
 pub mod attest;
 pub mod audit;

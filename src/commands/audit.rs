@@ -6,7 +6,7 @@ use crate::commands::{Context, print_stdout};
 use crate::git_repo::Repo;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, Error> {
     let start = match ctx.project() {
         Ok(c) => {
             // An environment rel.toml does not define has no history to show: say so (exit 2)

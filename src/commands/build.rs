@@ -9,7 +9,7 @@ use crate::ops::build::{BuildEvent, BuildOptions};
 use crate::report::Format;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     if let Some(version) = &args.verify_reproducible {
         let report = crate::ops::reproduce::verify_reproducible(&ws, version)?;
@@ -52,23 +52,23 @@ pub fn run(ctx: &Context, args: BuildArgs) -> Result<Exit, Error> {
 
 /// cargo draws its own progress only with `--verbose` on a terminal (else its output is kept and
 /// shown when it fails): one display at a time.
-pub fn show_cargo() -> bool {
+pub(super) fn show_cargo() -> bool {
     progress::verbosity() == Verbosity::Verbose && std::io::stderr().is_terminal()
 }
 
 /// Build events shown as they happen: a spinner per component on a terminal, one plain line per
 /// event elsewhere, nothing with `--quiet` (see [`progress`](crate::commands::progress)).
 #[derive(Default)]
-pub struct ShowBuild {
+pub(super) struct ShowBuild {
     progress: Progress,
 }
 
 impl ShowBuild {
-    pub fn new() -> ShowBuild {
+    pub(super) fn new() -> ShowBuild {
         ShowBuild::default()
     }
 
-    pub fn event(&mut self, event: BuildEvent<'_>) {
+    pub(super) fn event(&mut self, event: BuildEvent<'_>) {
         let p = &mut self.progress;
         match event {
             BuildEvent::Compiling { component } => p.update(component, "compiling"),
@@ -114,7 +114,7 @@ impl ShowBuild {
     }
 
     /// A line above the spinners (a release or deploy step).
-    pub fn line(&self, text: &str) {
+    pub(super) fn line(&self, text: &str) {
         self.progress.line(text);
     }
 }

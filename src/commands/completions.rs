@@ -5,7 +5,7 @@ use clap::CommandFactory;
 use crate::cli::{Cli, CompletionsArgs, Shell};
 use crate::{Error, Exit};
 
-pub fn completions(args: CompletionsArgs) -> Result<Exit, Error> {
+pub(super) fn completions(args: CompletionsArgs) -> Result<Exit, Error> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
@@ -19,7 +19,7 @@ pub fn completions(args: CompletionsArgs) -> Result<Exit, Error> {
 }
 
 /// One page: rel(1) with every subcommand's flags as a section.
-pub fn man() -> Result<Exit, Error> {
+pub(super) fn man() -> Result<Exit, Error> {
     let cmd = Cli::command();
     let mut out = Vec::new();
     let write_err = |e: std::io::Error| Error::io("write the manual page", "<stdout>", e);

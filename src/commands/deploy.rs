@@ -9,7 +9,7 @@ use crate::ops::deploy::{DeployEvent, DeployOptions, STEPS};
 use crate::report::Status;
 use crate::{Error, Exit, env_vars};
 
-pub fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let smoke_token = match &args.token_file {
         Some(path) => Some(

@@ -8,7 +8,7 @@ use crate::commands::{Context, UsageError, print_stdout};
 use crate::diff::DiffOptions;
 use crate::{Error, Exit, env_vars};
 
-pub fn run(ctx: &Context, args: DiffArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: DiffArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let opts = DiffOptions {
         env: args.env,

@@ -5,7 +5,7 @@ use crate::commands::{Context, print_stdout};
 use crate::ops::freeze::{Change, Done, FreezeOptions, FreezeOutcome, freeze};
 use crate::{Error, Exit};
 
-pub fn freeze_run(ctx: &Context, args: FreezeArgs) -> Result<Exit, Error> {
+pub(super) fn freeze_run(ctx: &Context, args: FreezeArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let outcome = freeze(
         &ws,
@@ -23,7 +23,7 @@ pub fn freeze_run(ctx: &Context, args: FreezeArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-pub fn unfreeze_run(ctx: &Context, args: UnfreezeArgs) -> Result<Exit, Error> {
+pub(super) fn unfreeze_run(ctx: &Context, args: UnfreezeArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let outcome = freeze(
         &ws,

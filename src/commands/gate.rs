@@ -11,7 +11,7 @@ use crate::ops::gate::{DriftOptions, LivePods, SmokeOptions, runtime};
 use crate::{Error, Exit, env_vars};
 
 /// `rel gate coherence [LOCKFILE|--version V]`
-pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
+pub(super) fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
     let (path, config) = match (&args.lockfile, &args.version) {
         (Some(path), _) => {
             let path = if path.is_absolute() {
@@ -41,7 +41,7 @@ pub fn coherence(ctx: &Context, args: CoherenceArgs) -> Result<Exit, Error> {
 }
 
 /// `rel gate smoke --env E --profile baseline|deep`
-pub fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
+pub(super) fn smoke(ctx: &Context, args: SmokeArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     // A private CA comes from the global --ca-file / REL_CA_FILE (src/trust.rs), as for every
     // HTTPS client rel has.
@@ -127,7 +127,7 @@ fn manifest_source(ctx: &Context, p: &Path) -> ManifestSource {
 }
 
 /// `rel gate drift --env E [--version V] [--live | --pods FILE]`
-pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
+pub(super) fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     if args.rendered.as_deref() == Some(Path::new("-"))
         && args.pods.as_deref() == Some(Path::new("-"))
@@ -182,7 +182,7 @@ pub fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
 }
 
 /// `rel gate headroom --env E --nodes FILE|--live [--fail]`
-pub fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
+pub(super) fn headroom(ctx: &Context, args: HeadroomArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let env = config.environment(&args.env)?;
     if args.rendered.as_deref() == Some(Path::new("-"))

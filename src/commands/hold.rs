@@ -7,7 +7,7 @@ use crate::hold::{HoldError, Holds};
 use crate::trailers::{Action, Trailers, key};
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, cmd: HoldCommand) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, cmd: HoldCommand) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let root = &config.root;
     match cmd {

@@ -8,7 +8,7 @@ use crate::commands::progress::say;
 use crate::init::{Action, Plan};
 use crate::{Error, Exit};
 
-pub fn run(cwd: &Path, project_dir: Option<&Path>, args: InitArgs) -> Result<Exit, Error> {
+pub(super) fn run(cwd: &Path, project_dir: Option<&Path>, args: InitArgs) -> Result<Exit, Error> {
     let dir = match args.dir.as_deref().or(project_dir) {
         Some(d) if d.is_absolute() => d.to_path_buf(),
         Some(d) => cwd.join(d),

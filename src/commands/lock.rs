@@ -5,7 +5,7 @@ use crate::commands::{Context, print_stdout};
 use crate::ops::lock::{LockOptions, Locked};
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: LockArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let opts = LockOptions {
         version: args.version,

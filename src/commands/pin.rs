@@ -5,7 +5,7 @@ use crate::commands::{Context, UsageError, print_stdout};
 use crate::lockfile::Lockfile;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: PinArgs) -> Result<Exit, Error> {
     let abs = |p: &std::path::Path| {
         if p.is_absolute() {
             p.to_path_buf()

@@ -10,7 +10,7 @@ use crate::ops::promote::{PromoteOptions, PromoteOutcome, Promoted};
 use crate::promote::BranchUpdate;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: PromoteArgs) -> Result<Exit, Error> {
     let ws = crate::ops::Workspace::new(ctx.project()?, ctx.cwd.clone());
     let opts = PromoteOptions {
         version: args.version.clone(),

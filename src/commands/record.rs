@@ -5,7 +5,7 @@ use crate::commands::{Context, print_stdout};
 use crate::ops::record::RecordOptions;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: RecordArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let (args_version, args_env) = (args.version.clone(), args.env.clone());
     let outcome = crate::ops::record::record(

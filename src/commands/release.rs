@@ -9,7 +9,7 @@ use crate::ops::release::{ReleaseEvent, ReleaseOptions, ReleaseOutcome};
 use crate::report::Format;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: ReleaseArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let opts = ReleaseOptions {
         version: args.version,

@@ -6,7 +6,7 @@ use crate::cli::RenderArgs;
 use crate::commands::{Context, UsageError, print_stdout};
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
     let dir = overlay_dir(ctx, args.dir.as_deref(), args.env.as_deref())?;
     let rendered = crate::ops::render::render(&dir, &ctx.display(&dir))?;
     match &args.output {
@@ -28,7 +28,11 @@ pub fn run(ctx: &Context, args: RenderArgs) -> Result<Exit, Error> {
 }
 
 /// The directory to render: `DIR` as given, or the overlay of `--env`.
-pub fn overlay_dir(ctx: &Context, dir: Option<&Path>, env: Option<&str>) -> Result<PathBuf, Error> {
+pub(super) fn overlay_dir(
+    ctx: &Context,
+    dir: Option<&Path>,
+    env: Option<&str>,
+) -> Result<PathBuf, Error> {
     match (dir, env) {
         (Some(d), _) => Ok(if d.is_absolute() {
             d.to_path_buf()

@@ -12,7 +12,7 @@ use crate::ops::rollback::{RollbackEvent, RollbackOptions};
 use crate::rollback::{RollbackError, describe, steps};
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
     let push = args.push || args.open_pr;
     // Refuse early what cannot work, before showing anything.
     if push && !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {

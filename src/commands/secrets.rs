@@ -27,7 +27,7 @@ fn say(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
+pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
     let key_id = op::keygen(&ctx.cwd, &args.output)?;
     print_stdout(&format!(
         "wrote {}: master key id {key_id} (mode 0600)\n",
@@ -37,7 +37,7 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-pub fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
+pub(super) fn seal(ctx: &Context, args: SealArgs) -> Result<Exit, Error> {
     if let Some(SealCommand::Diff(diff)) = args.command {
         return seal_diff(ctx, diff);
     }
@@ -152,7 +152,7 @@ fn seal_diff(ctx: &Context, args: SealDiffArgs) -> Result<Exit, Error> {
     })
 }
 
-pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
+pub(super) fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     // Decide where values may go before reading any secret.
     let reveal_to = if args.reveal {
         Some(secrets::reveal_destination(
@@ -202,7 +202,7 @@ pub fn unseal(ctx: &Context, args: UnsealArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
+pub(super) fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
     let opts = ResealOptions {
         key: args.key.source(),
         new_key: args.new_key.clone(),
@@ -268,7 +268,7 @@ pub fn reseal(ctx: &Context, args: ResealArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-pub fn secrets(ctx: &Context, command: SecretsCommand) -> Result<Exit, Error> {
+pub(super) fn secrets(ctx: &Context, command: SecretsCommand) -> Result<Exit, Error> {
     match command {
         SecretsCommand::Push(args) => push(ctx, args),
         SecretsCommand::Pull(args) => pull(ctx, args),

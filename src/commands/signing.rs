@@ -12,7 +12,7 @@ use crate::commands::{Context, print_stdout};
 use crate::signing::SigningKey;
 use crate::{Error, Exit};
 
-pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
+pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
     let key = SigningKey::generate()?;
     let public = key.public();
     let pub_text = format!(

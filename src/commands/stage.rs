@@ -15,7 +15,7 @@ fn say(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-pub fn up(ctx: &Context, args: UpArgs) -> Result<Exit, Error> {
+pub(super) fn up(ctx: &Context, args: UpArgs) -> Result<Exit, Error> {
     match args.action {
         Some(UpAction::Status(a)) => status(ctx, a),
         Some(UpAction::Logs(a)) => logs(ctx, a),
@@ -190,7 +190,7 @@ fn logs(ctx: &Context, args: UpLogsArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-pub fn down(ctx: &Context, args: DownArgs) -> Result<Exit, Error> {
+pub(super) fn down(ctx: &Context, args: DownArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let report = ops::down(&config, &args.env, args.grace)?;
     if report.nothing {

@@ -4,7 +4,7 @@ use crate::cli::{ListFormat, StatusArgs};
 use crate::commands::{Context, print_stdout};
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
     let config = ctx.project()?;
     let statuses = crate::status::status(&config)?;
     match args.format {

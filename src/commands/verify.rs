@@ -5,7 +5,7 @@ use crate::commands::{Context, emit_report};
 use crate::ops::verify::VerifyOptions;
 use crate::{Error, Exit};
 
-pub fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
+pub(super) fn run(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
     let ws = ctx.workspace()?;
     let report = crate::ops::verify::verify(
         &ws,

@@ -4,7 +4,7 @@
 //! signature, issuer, validity SEQUENCE { notBefore Time, notAfter Time }, ... }, ... }`.
 
 /// Seconds since the Unix epoch at which the certificate expires.
-pub fn not_after(der: &[u8]) -> Option<i64> {
+pub(super) fn not_after(der: &[u8]) -> Option<i64> {
     let (tag, cert, _) = tlv(der)?;
     if tag != 0x30 {
         return None;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// What a JWKS document holds.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
+pub(super) struct Verdict {
     /// `kty/crv kid` of each usable key.
     pub usable: Vec<String>,
     /// Why each other key is not usable.
@@ -15,7 +15,7 @@ pub struct Verdict {
     pub private: Vec<String>,
 }
 
-pub fn inspect(doc: &Value) -> Result<Verdict, String> {
+pub(super) fn inspect(doc: &Value) -> Result<Verdict, String> {
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)

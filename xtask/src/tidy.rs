@@ -349,4 +349,16 @@ mod tests {
         assert!(found[0].starts_with("x.rs:2:"), "{found:?}");
         assert!(found[1].starts_with("x.rs:11:"), "{found:?}");
     }
+
+    #[test]
+    fn a_hand_written_backoff_sleep_is_found_outside_the_allowed_files() {
+        let text = "fn f() {\n    // a comment about sleep(1)\n    std::thread::sleep(d);\n}\n#[cfg(test)]\nmod tests {\n    fn t() { std::thread::sleep(d); }\n}\n";
+        let mut found = Vec::new();
+        check_sleeps("src/forge/mod.rs", &non_test_lines(text), &mut found);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("src/forge/mod.rs:3:"), "{found:?}");
+        let mut allowed = Vec::new();
+        check_sleeps("src/ops/deploy.rs", &non_test_lines(text), &mut allowed);
+        assert!(allowed.is_empty(), "{allowed:?}");
+    }
 }

@@ -96,6 +96,14 @@ fn repo_copy() -> tempfile::TempDir {
         std::fs::copy(&from, &to).unwrap();
     }
     let d = dir.path();
+    // Without rel's own component: the local overlay runs no deploy gate (it has no Rollouts),
+    // and a release build of rel at this new path would add minutes of compiling to every run.
+    // tests/it/build.rs builds, pushes, unpacks and runs the rel image.
+    let config = std::fs::read_to_string(d.join("rel.toml")).unwrap();
+    let (head, rest) = config
+        .split_once("[components.rel]\ncrate = \"rel\"\n")
+        .expect("rel.toml has the rel component");
+    std::fs::write(d.join("rel.toml"), format!("{head}{rest}")).unwrap();
     git(d, &["init", "--quiet", "--initial-branch=main"]);
     configure(d);
     git(d, &["add", "-A"]);

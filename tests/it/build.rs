@@ -120,7 +120,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let host = registry.host();
     let a = checkout(&host);
 
-    // Build and push the three services.
+    // Build and push the three services and rel itself.
     let run = rel_build(a.path(), &["build", "--push", "--tag", "1.0.0"], &[]);
     run.expect(0);
     let build = build_json(a.path());
@@ -130,7 +130,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
         .iter()
         .map(|c| c["component"].as_str().unwrap())
         .collect();
-    assert_eq!(components, ["gateway", "identity", "worker"]);
+    assert_eq!(components, ["gateway", "identity", "rel", "worker"]);
     assert!(
         build["components"]
             .as_array()
@@ -220,14 +220,94 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
         ],
     );
     wait_until_answers(service.port, "/healthz", 200, Duration::from_secs(20), &log);
+
+    // rel's own image (the in-cluster deploy gate runs it): unpacked the same way, its static
+    // binary runs `rel gate smoke` from the root filesystem with nothing else in the environment,
+    // against the identity service that runs from its image: exit 0 while it answers, 1 after.
+    let rel_image = format!("docker://{host}/platform/rel:1.0.0");
+    let rel_config: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--tls-verify=false", "--config", &rel_image],
+    ))
+    .unwrap();
+    assert_eq!(rel_config["config"]["User"], "65532");
+    assert_eq!(
+        rel_config["config"]["Entrypoint"],
+        serde_json::json!(["/app/rel"])
+    );
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &rel_image,
+            &format!("oci:{}:rel", layout.display()),
+        ],
+    );
+    let rel_bundle = work.path().join("rel-bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:rel", layout.display()),
+            rel_bundle.to_str().unwrap(),
+        ],
+    );
+    let rel_bin = rel_bundle.join("rootfs/app/rel");
+    let gate = |args: &[&str]| {
+        Command::new(&rel_bin)
+            .args(args)
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let help = gate(&["gate", "smoke", "--help"]);
+    assert!(help.status.success(), "{help:?}");
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        help.contains("--base-url") && help.contains("--token-file"),
+        "{help}"
+    );
+    let checks = work.path().join("gate");
+    std::fs::create_dir(&checks).unwrap();
+    std::fs::write(
+        checks.join("rel.toml"),
+        "[environments.identity.smoke]\ntimeout = \"5s\"\n\n\
+         [[environments.identity.smoke.checks]]\nkind = \"readyz\"\n\n\
+         [[environments.identity.smoke.checks]]\nkind = \"jwks\"\npath = \"/.well-known/jwks.json\"\n",
+    )
+    .unwrap();
+    let base_url = format!("http://127.0.0.1:{}", service.port);
+    let smoke = [
+        "-C",
+        checks.to_str().unwrap(),
+        "gate",
+        "smoke",
+        "--env",
+        "identity",
+        "--base-url",
+        &base_url,
+        "--format",
+        "json",
+    ];
+    let healthy = gate(&smoke);
+    assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
+    let report: serde_json::Value = serde_json::from_slice(&healthy.stdout).unwrap();
+    assert_eq!(report["checks"].as_array().unwrap().len(), 2, "{report}");
     drop(service);
+    let down = gate(&smoke);
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
 
     // The same push again uploads nothing.
     let again = rel_build(a.path(), &["build", "--push", "--tag", "1.0.0"], &[]);
     again.expect(0);
     let stderr = again.stderr();
-    assert_eq!(stderr.matches("(0 blobs uploaded").count(), 3, "{stderr}");
-    assert_eq!(stderr.matches("tag unchanged").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("(0 blobs uploaded").count(), 4, "{stderr}");
+    assert_eq!(stderr.matches("tag unchanged").count(), 4, "{stderr}");
 
     // The tag is immutable: another digest under the same tag is refused, naming both.
     let other = rel_build(
@@ -262,7 +342,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let b_ws = b.path().join("ws");
     rel_build(&b_ws, &["build", "--tag", "1.0.0"], &[]).expect(0);
     let build_b = build_json(&b_ws);
-    for c in ["identity", "gateway", "worker"] {
+    for c in ["identity", "gateway", "worker", "rel"] {
         assert_eq!(
             digest_of(&build_b, c),
             digest_of(&build, c),

@@ -96,6 +96,10 @@ fn repo_copy() -> tempfile::TempDir {
         std::fs::copy(&from, &to).unwrap();
     }
     let d = dir.path();
+    // Without rel's own component: the local overlay runs no deploy gate (it has no Rollouts),
+    // and a release build of rel at this new path would add minutes of compiling to every run.
+    // tests/it/build.rs builds, pushes, unpacks and runs the rel image.
+    std::fs::write(d.join("rel.toml"), crate::support::services_config()).unwrap();
     git(d, &["init", "--quiet", "--initial-branch=main"]);
     configure(d);
     git(d, &["add", "-A"]);
@@ -745,7 +749,7 @@ impl GitOps {
         );
         let work = tempfile::tempdir().unwrap();
         let w = work.path();
-        std::fs::copy(repo_root().join("rel.toml"), w.join("rel.toml")).unwrap();
+        std::fs::write(w.join("rel.toml"), crate::support::services_config()).unwrap();
         for sub in ["templates/base", "templates/rollouts", "overlays/staging"] {
             copy_dir(&repo_root().join(sub), &w.join(sub));
         }

@@ -201,7 +201,7 @@ fn bad_inputs_are_usage_errors_and_write_nothing() {
 fn external_components_need_built_against_engine() {
     let config = format!(
         "{}\n[components.console]\nrepo = \"example-org/console\"\nbuilt-against-engine = true\n",
-        std::fs::read_to_string(repo_root().join("rel.toml")).unwrap()
+        services_config()
     );
     let p = Project::with_config(&config);
     p.write("target/rel/build.json", &build_json(D1, D2, D3));

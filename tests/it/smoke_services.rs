@@ -121,7 +121,7 @@ fn token(identity: u16) -> String {
 }
 
 fn project(p: &Platform) -> Project {
-    let config = std::fs::read_to_string(repo_root().join("rel.toml")).unwrap();
+    let config = services_config();
     // This repository's rel.toml, with the staging smoke checks pointed at the local services.
     let config = config
         .split("\n[environments.staging.smoke]")

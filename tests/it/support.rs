@@ -16,6 +16,16 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
 }
 
+/// This repository's rel.toml without rel's own component: the three services. Tests of locking,
+/// pinning and gating reason with the services; tests/it/build.rs builds the rel image.
+pub fn services_config() -> String {
+    let config = std::fs::read_to_string(repo_root().join("rel.toml")).unwrap();
+    let (head, rest) = config
+        .split_once("[components.rel]\ncrate = \"rel\"\n")
+        .expect("rel.toml has the rel component");
+    format!("{head}{rest}")
+}
+
 /// A temporary project directory.
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -42,9 +52,9 @@ impl Project {
         p
     }
 
-    /// The three-component project of this repository's rel.toml.
+    /// The three-component project of this repository's rel.toml (its services).
     pub fn platform() -> Project {
-        Project::with_config(&std::fs::read_to_string(repo_root().join("rel.toml")).unwrap())
+        Project::with_config(&services_config())
     }
 
     pub fn path(&self) -> &Path {

@@ -86,6 +86,7 @@ const CUSTOM_KINDS: &[&str] = &[
     "AppProject",
     "ExternalSecret",
     "SecretStore",
+    "Webhook",
 ];
 
 /// Validates `objects` (YAML stream `text`) with `python3 -m kubernetes_validate` against
@@ -272,6 +273,7 @@ fn check_rollout_objects(objects: &[Value], ns: &str, gateway_replicas: u64) {
             assert!(*has_default || passed.contains(d), "arg {d} not passed");
         }
     }
+    check_gate_token(objects, at, "rel-gate-token", Some(ns));
     // The metric's Job spec is a real Kubernetes JobSpec: validate it as a Job.
     let job = json!({
         "apiVersion": "batch/v1",
@@ -281,6 +283,66 @@ fn check_rollout_objects(objects: &[Value], ns: &str, gateway_replicas: u64) {
     });
     validate_k8s(&serde_json::to_string(&job).unwrap())
         .unwrap_or_else(|e| panic!("the deploy-gate Job spec:\n{e}"));
+}
+
+/// The deploy gate's token reaches the Job: identity's `/token` in `ns` (when the overlay sets
+/// one) → the Webhook generator `generator` → the ExternalSecret that names it → the Secret (key
+/// `token`) the AnalysisTemplate mounts; refreshed well within identity's 15-minute token life.
+fn check_gate_token(objects: &[Value], at: &Value, generator: &str, ns: Option<&str>) {
+    let webhook = find(objects, "Webhook", generator);
+    assert_eq!(
+        webhook["apiVersion"],
+        "generators.external-secrets.io/v1alpha1"
+    );
+    let url = webhook["spec"]["url"].as_str().unwrap();
+    if let Some(ns) = ns {
+        assert_eq!(
+            url,
+            format!("http://identity.{ns}.svc.cluster.local/token"),
+            "identity in the environment's own namespace, never a public host"
+        );
+    }
+    assert_eq!(webhook["spec"]["method"], "POST");
+    let body: Value = serde_json::from_str(webhook["spec"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["grant_type"], "client_credentials");
+    assert_eq!(webhook["spec"]["result"]["jsonPath"], "$");
+    let client = webhook["spec"]["secrets"][0]["secretRef"]["name"]
+        .as_str()
+        .unwrap();
+    // The client secret comes from Key Vault, labelled so External Secrets lets a webhook read it.
+    let from_vault = objects
+        .iter()
+        .find(|o| o["kind"] == "ExternalSecret" && o["spec"]["target"]["name"] == client)
+        .unwrap_or_else(|| panic!("no ExternalSecret writes the Secret {client}"));
+    assert_eq!(
+        from_vault["spec"]["target"]["template"]["metadata"]["labels"]["external-secrets.io/type"],
+        "webhook"
+    );
+    let mounted =
+        at["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|v| v["secret"]["secretName"].as_str())
+            .unwrap();
+    let token = objects
+        .iter()
+        .find(|o| o["kind"] == "ExternalSecret" && o["spec"]["target"]["name"] == mounted)
+        .unwrap_or_else(|| panic!("no ExternalSecret writes the mounted Secret {mounted}"));
+    assert_eq!(
+        token["spec"]["dataFrom"][0]["sourceRef"]["generatorRef"]["name"],
+        generator
+    );
+    assert_eq!(
+        token["spec"]["target"]["template"]["data"]["token"],
+        "{{ .access_token }}"
+    );
+    let refresh = token["spec"]["refreshInterval"].as_str().unwrap();
+    let minutes: u64 = refresh.strip_suffix('m').unwrap().parse().unwrap();
+    assert!(
+        minutes <= 5,
+        "refreshed every {refresh}: a token lives 15 minutes"
+    );
 }
 
 #[test]
@@ -673,6 +735,9 @@ fn template_rollouts_component_follows_prefix_suffix_and_labels() {
     let volumes =
         &at["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["volumes"];
     assert_eq!(volumes[0]["configMap"]["name"], "blue-rel-gate-v2");
+    // The token's ExternalSecret follows its generator's new name; the Secrets it writes keep
+    // theirs (they are not resources of the kustomization).
+    check_gate_token(&objects, at, "blue-rel-gate-token-v2", None);
     check_shape(gw, &rollout_shape(), "Rollout/blue-gateway-v2");
 }
 

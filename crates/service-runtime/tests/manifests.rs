@@ -56,25 +56,23 @@ fn overlays_render_pinned_with_a_grace_period_that_covers_the_drain() {
     for env in ["staging", "prod"] {
         let rendered = render(env);
         let namespace = format!("platform-{env}");
-        // The workloads' images (the Rollouts adopt these Deployments through workloadRef; the
-        // deploy-gate AnalysisTemplate runs rel's image, which is not a component yet).
+        // Every image: the workloads' (the Rollouts adopt these Deployments through workloadRef)
+        // and rel's own, which the deploy-gate AnalysisTemplate runs (rel is a component too).
         let images: Vec<&str> = rendered
-            .split("\n---\n")
-            .filter(|d| d.contains("\nkind: Deployment\n") || d.contains("\nkind: Job\n"))
-            .flat_map(|d| d.lines())
+            .lines()
             .filter_map(|l| l.trim().strip_prefix("image: "))
             .collect();
         assert_eq!(
             images.len(),
-            4,
-            "{env}: three Deployments and the migration Job"
+            5,
+            "{env}: three Deployments, the migration Job and the deploy gate's Job"
         );
         for image in &images {
             let (name, digest) = image
                 .split_once("@sha256:")
                 .unwrap_or_else(|| panic!("{env}: {image} is not digest-pinned"));
             assert!(
-                ["identity", "gateway", "worker"]
+                ["identity", "gateway", "worker", "rel"]
                     .iter()
                     .any(|c| name == format!("registry.example.com/platform/{c}")),
                 "{env}: {image} belongs to no component"

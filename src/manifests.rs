@@ -177,6 +177,10 @@ pub enum WorkloadKind {
     CronJob,
     /// Argo Rollouts (`argoproj.io/v1alpha1`).
     Rollout,
+    /// An Argo Rollouts AnalysisTemplate or ClusterAnalysisTemplate: the pod templates of its
+    /// `job` metrics (the deploy gate runs rel's own image this way). Its pods come and go with
+    /// each analysis run, so it has no replicas and no rollout of its own.
+    AnalysisTemplate,
 }
 
 impl WorkloadKind {
@@ -188,6 +192,7 @@ impl WorkloadKind {
             "Job" => WorkloadKind::Job,
             "CronJob" => WorkloadKind::CronJob,
             "Rollout" => WorkloadKind::Rollout,
+            "AnalysisTemplate" | "ClusterAnalysisTemplate" => WorkloadKind::AnalysisTemplate,
             _ => return None,
         })
     }
@@ -200,6 +205,7 @@ impl WorkloadKind {
             WorkloadKind::Job => "Job",
             WorkloadKind::CronJob => "CronJob",
             WorkloadKind::Rollout => "Rollout",
+            WorkloadKind::AnalysisTemplate => "AnalysisTemplate",
         }
     }
 }
@@ -344,12 +350,30 @@ fn workload(obj: &Value) -> Option<Workload> {
         .and_then(Value::as_str)
         .map(str::to_owned);
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let pod_spec = match kind {
-        WorkloadKind::CronJob => spec.pointer("/jobTemplate/spec/template/spec"),
-        _ => spec.pointer("/template/spec"),
-    }
-    .cloned()
-    .unwrap_or(Value::Null);
+    let pod_specs: Vec<(Option<&str>, &Value)> = match kind {
+        WorkloadKind::CronJob => spec
+            .pointer("/jobTemplate/spec/template/spec")
+            .map(|p| (None, p))
+            .into_iter()
+            .collect(),
+        // One pod template per `job` metric; containers are named `<metric>/<container>`, as
+        // two metrics may each run a container of the same name.
+        WorkloadKind::AnalysisTemplate => spec
+            .get("metrics")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let pod = m.pointer("/provider/job/spec/template/spec")?;
+                Some((m.get("name").and_then(Value::as_str), pod))
+            })
+            .collect(),
+        _ => spec
+            .pointer("/template/spec")
+            .map(|p| (None, p))
+            .into_iter()
+            .collect(),
+    };
     let replicas = spec
         .get("replicas")
         .and_then(Value::as_u64)
@@ -379,7 +403,10 @@ fn workload(obj: &Value) -> Option<Workload> {
         _ => Strategy::Other,
     };
     let mut containers = Vec::new();
-    for (field, init) in [("initContainers", true), ("containers", false)] {
+    for ((metric, pod_spec), (field, init)) in pod_specs
+        .iter()
+        .flat_map(|p| [(*p, ("initContainers", true)), (*p, ("containers", false))])
+    {
         for c in pod_spec
             .get(field)
             .and_then(Value::as_array)
@@ -391,12 +418,12 @@ fn workload(obj: &Value) -> Option<Workload> {
                 .and_then(Value::as_object)
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect())
                 .unwrap_or_default();
+            let container = c.get("name").and_then(Value::as_str).unwrap_or("");
             containers.push(Container {
-                name: c
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
+                name: match metric {
+                    Some(metric) => format!("{metric}/{container}"),
+                    None => container.to_owned(),
+                },
                 image: c.get("image").map(scalar).unwrap_or_default(),
                 requests,
                 init,

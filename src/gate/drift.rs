@@ -60,7 +60,7 @@ pub fn check_static(
     let mut by_tag: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     if workloads.is_empty() {
-        report.push(Check::fail("workloads", "the rendered overlay has no workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, Rollout)"));
+        report.push(Check::fail("workloads", "the rendered overlay has no workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, Rollout, AnalysisTemplate)"));
     }
     for w in workloads {
         let mut by_container = BTreeMap::new();
@@ -254,6 +254,10 @@ pub fn check_live(report: &mut Report, workloads: &[Workload], pins: &Pins, live
                 WorkloadKind::Job | WorkloadKind::CronJob => {
                     report.push(Check::pass(name, "no running pods (not running now)"))
                 }
+                WorkloadKind::AnalysisTemplate => report.push(Check::pass(
+                    name,
+                    "no analysis running now (its Job pods live for one analysis run)",
+                )),
                 _ if w.replicas == Some(0) => {
                     report.push(Check::pass(name, "scaled to 0 replicas: no pods"))
                 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::gates_server::{KUBE_TOKEN, Server, kubeconfig};
 use crate::promote_support::git;
 use crate::promote_support::{D4, D5, D6};
-use crate::support::{Run, rel_command, repo_root, run_rel};
+use crate::support::{Run, copy_dir, rel_command, repo_root, run_rel};
 
 /// Run `rel ARGS` in `dir` with the shared cargo target directory of the release builds and none
 /// of the variables that would make the run depend on the caller's environment.
@@ -819,19 +819,6 @@ impl GitOps {
         ];
         args.extend_from_slice(extra);
         rel(w, &args)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

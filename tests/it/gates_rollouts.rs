@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const IDENTITY: &str = "sha256:6e09ce31e52f979c7c07d37d7670efd6ab7b3cd1e01f42bc15807d836a533f7b";
-const GATEWAY: &str = "sha256:62ae288d059f84a10e47af8945d1062c7fb84168577b7f5eed211d85e2686e19";
-const WORKER: &str = "sha256:3fb158f8a80b4b92fd150bdf689461968d23b80bbb9250e1fad5ba803590c416";
+const IDENTITY: &str = "sha256:06409e8cc96f0af0508f4dacc726c94317028ae5eadd76f2e5dac17f7df93b95";
+const GATEWAY: &str = "sha256:ae2403f44f5e208a70ace0cb090097015b764a4f2a221945d56c3c04dd06fb80";
+const WORKER: &str = "sha256:7d1584c8fe97bf98cd4f49fcb0ad9da9136e300f4d8de99062bb4380cb4f02c7";
+const REL: &str = "sha256:87a2dd0a34cc3ff942aec17962d914f53253cc2afdb785bf74891be4a205fff1";
 const OLD: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 
 /// A running pod of ReplicaSet `<component>-<hash>`; `rollout` picks the Rollout's hash label.
@@ -57,7 +58,7 @@ fn drift(pods: &Value) -> Run {
             "--env",
             "staging",
             "--version",
-            "0.1.0",
+            "0.2.0",
             "--pods",
             file.to_str().unwrap(),
         ],
@@ -90,7 +91,7 @@ fn drift_blue_green_mid_switch_fails_until_the_old_replica_set_is_gone() {
     assert_eq!(
         lines(&out, "FAIL"),
         [
-            "FAIL live/Rollout/gateway: 2/4 pods run the pinned digests; stale: gateway-5f7c9d8b4-1 (gateway runs sha256:eeeeeeeeeeee…, pinned sha256:62ae288d059f…); gateway-5f7c9d8b4-2 (gateway runs sha256:eeeeeeeeeeee…, pinned sha256:62ae288d059f…)"
+            "FAIL live/Rollout/gateway: 2/4 pods run the pinned digests; stale: gateway-5f7c9d8b4-1 (gateway runs sha256:eeeeeeeeeeee…, pinned sha256:ae2403f44f5e…); gateway-5f7c9d8b4-2 (gateway runs sha256:eeeeeeeeeeee…, pinned sha256:ae2403f44f5e…)"
         ],
         "{out}"
     );
@@ -101,6 +102,22 @@ fn drift_blue_green_mid_switch_fails_until_the_old_replica_set_is_gone() {
     );
     assert!(
         out.contains("PASS live/Rollout/worker: 2/2 pods run the pinned digests"),
+        "{out}"
+    );
+    // The deploy gate's AnalysisTemplate runs rel's own image, pinned like the services; its
+    // Job pods exist only during an analysis run.
+    assert!(
+        out.contains(&format!(
+            "PASS image/AnalysisTemplate/deploy-gate/deep-smoke/rel: rel @ {REL}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("PASS pin/rel: {REL} as in release 0.2.0")),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS live/AnalysisTemplate/deploy-gate: no analysis running now"),
         "{out}"
     );
 
@@ -136,7 +153,7 @@ fn drift_canary_at_25_percent_names_the_stable_pods_still_on_the_old_digest() {
     assert_eq!(
         lines(&out, "FAIL"),
         [
-            "FAIL live/Rollout/worker: 1/3 pods run the pinned digests; stale: worker-6b8f7d5c9-1 (worker runs sha256:eeeeeeeeeeee…, pinned sha256:3fb158f8a80b…); worker-6b8f7d5c9-2 (worker runs sha256:eeeeeeeeeeee…, pinned sha256:3fb158f8a80b…)"
+            "FAIL live/Rollout/worker: 1/3 pods run the pinned digests; stale: worker-6b8f7d5c9-1 (worker runs sha256:eeeeeeeeeeee…, pinned sha256:7d1584c8fe97…); worker-6b8f7d5c9-2 (worker runs sha256:eeeeeeeeeeee…, pinned sha256:7d1584c8fe97…)"
         ],
         "{out}"
     );
@@ -187,4 +204,36 @@ fn headroom_sizes_the_blue_green_preview_and_the_canary_surge_not_the_adopted_de
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     run.expect(0);
+}
+
+/// The staging overlay of this repository without its pin of rel's image: the deploy gate would
+/// run whatever `rel:0.1.0` means on the day. Drift refuses it, naming the AnalysisTemplate.
+#[test]
+fn drift_refuses_a_deploy_gate_image_pinned_by_tag_only() {
+    let p = Project::with_config(&std::fs::read_to_string(repo_root().join("rel.toml")).unwrap());
+    for dir in ["templates", "overlays/staging"] {
+        copy_dir(&repo_root().join(dir), &p.path().join(dir));
+    }
+    p.write(
+        "releases/0.2.0.yaml",
+        &std::fs::read_to_string(repo_root().join("releases/0.2.0.yaml")).unwrap(),
+    );
+    let overlay = p.read("overlays/staging/kustomization.yaml");
+    let unpinned: String = overlay
+        .split_inclusive('\n')
+        .filter(|l| !l.contains("platform/rel") && !l.contains(REL) && !l.contains("# rel:"))
+        .collect();
+    assert_ne!(unpinned, overlay);
+    p.write("overlays/staging/kustomization.yaml", &unpinned);
+    let run = p.rel(&["gate", "drift", "--env", "staging", "--version", "0.2.0"]);
+    run.expect(1);
+    let out = run.stdout();
+    assert!(
+        out.contains("FAIL image/AnalysisTemplate/deploy-gate/deep-smoke/rel: `registry.example.com/platform/rel:0.1.0` is pinned by tag `0.1.0` only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL pin/rel: release 0.2.0 pins sha256:87a2dd0a34cc"),
+        "{out}"
+    );
 }

@@ -114,6 +114,33 @@ fn tool(name: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `skopeo copy` of `reference` into an OCI layout under `work` (tag `name`), then `umoci unpack`
+/// into `work/<name>-bundle`: the image's root filesystem, as a runtime would see it.
+fn unpack(reference: &str, work: &Path, name: &str) -> PathBuf {
+    let layout = work.join("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            reference,
+            &format!("oci:{}:{name}", layout.display()),
+        ],
+    );
+    let bundle = work.join(format!("{name}-bundle"));
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{name}", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    bundle.join("rootfs")
+}
+
 #[test]
 fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let registry = Registry::start();
@@ -176,28 +203,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
 
     // skopeo copy + umoci unpack give a root filesystem whose binary starts and answers /healthz.
     let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    tool(
-        "skopeo",
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            &reference,
-            &format!("oci:{}:run", layout.display()),
-        ],
-    );
-    let bundle = work.path().join("bundle");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:run", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
-    let binary = bundle.join("rootfs/app/identity");
+    let binary = unpack(&reference, work.path(), "identity").join("app/identity");
     assert!(binary.is_file(), "{} missing", binary.display());
     // The binary from the image runs and answers: bound on port 0, its address read from its log.
     let log = work.path().join("identity.log");
@@ -235,27 +241,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
         rel_config["config"]["Entrypoint"],
         serde_json::json!(["/app/rel"])
     );
-    tool(
-        "skopeo",
-        &[
-            "copy",
-            "--src-tls-verify=false",
-            &rel_image,
-            &format!("oci:{}:rel", layout.display()),
-        ],
-    );
-    let rel_bundle = work.path().join("rel-bundle");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:rel", layout.display()),
-            rel_bundle.to_str().unwrap(),
-        ],
-    );
-    let rel_bin = rel_bundle.join("rootfs/app/rel");
+    let rel_bin = unpack(&rel_image, work.path(), "rel").join("app/rel");
     let gate = |args: &[&str]| {
         Command::new(&rel_bin)
             .args(args)

@@ -183,28 +183,40 @@ struct LockPackage {
     checksum: Option<String>,
 }
 
-/// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
-/// every package linked into it (normal dependencies, transitively, for the image's target).
-pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize), Error> {
+/// What `cargo metadata` and Cargo.lock say about one component's crate graph: read while the
+/// image is compiled and pushed (it needs no digest), turned into the SBOM afterwards.
+pub struct CrateGraph {
+    meta: Metadata,
+    checksums: BTreeMap<(String, String), String>,
+}
+
+/// The crate graph of `krate` with `features` for the image's target: `cargo metadata --locked
+/// --filter-platform` of the crate's manifest (features resolve for that package) and the
+/// checksums of Cargo.lock.
+pub fn crate_graph(
+    workspace: &Path,
+    component: &str,
+    krate: &str,
+    features: &[String],
+) -> Result<CrateGraph, Error> {
     let cargo = std::env::var_os(env_vars::CARGO).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // `cargo metadata` resolves features for the package of --manifest-path.
     env_vars::scrub_secrets(&mut cmd)
-        .current_dir(inputs.workspace)
+        .current_dir(workspace)
         .args(["metadata", "--format-version", "1", "--locked"])
         .args(["--filter-platform", TARGET, "--manifest-path"])
-        .arg(crate_manifest(inputs.workspace, &a.krate));
-    if !a.features.is_empty() {
-        cmd.arg("--features").arg(a.features.join(","));
+        .arg(crate_manifest(workspace, krate));
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
     }
     let out = cmd
         .output()
-        .map_err(|e| Error::io("run cargo metadata", inputs.workspace, e))?;
+        .map_err(|e| Error::io("run cargo metadata", workspace, e))?;
     if !out.status.success() {
         return Err(Error::usage(
             format!(
-                "cargo metadata for the SBOM of {} failed: {}",
-                a.component,
+                "cargo metadata for the SBOM of {component} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
             "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
@@ -216,19 +228,30 @@ pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize),
             "report this with your cargo version (`cargo -V`)",
         )
     })?;
-    let lock_text = std::fs::read_to_string(inputs.workspace.join("Cargo.lock"))
-        .map_err(|e| Error::io("read Cargo.lock", inputs.workspace.join("Cargo.lock"), e))?;
+    let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
+        .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
     let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
         Error::invalid(
             format!("Cargo.lock is not readable: {e}"),
             "regenerate it with `cargo generate-lockfile`",
         )
     })?;
-    let checksums: BTreeMap<(String, String), String> = lock
+    let checksums = lock
         .package
         .into_iter()
         .filter_map(|p| Some(((p.name, p.version), p.checksum?)))
         .collect();
+    Ok(CrateGraph { meta, checksums })
+}
+
+/// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
+/// every package linked into it (normal dependencies, transitively, for the image's target).
+pub fn sbom(
+    a: &Assembled,
+    inputs: &BuildInputs<'_>,
+    graph: &CrateGraph,
+) -> Result<(Vec<u8>, usize), Error> {
+    let (meta, checksums) = (&graph.meta, &graph.checksums);
     let packages: BTreeMap<&str, &Package> =
         meta.packages.iter().map(|p| (p.id.as_str(), p)).collect();
     let nodes: BTreeMap<&str, &Node> = meta
@@ -360,76 +383,160 @@ fn serial_number(digest: &Digest) -> String {
     )
 }
 
-/// Sign and attach everything for the pushed images.
+/// What signing needs besides the images, none of it depending on them: the toolchain, the
+/// hash of Cargo.lock and each component's crate graph. [`prepare`] makes it on threads of its
+/// own, so that it runs while the images are compiled and pushed.
+pub struct Prepared {
+    pub toolchain: String,
+    pub cargo_lock_sha256: String,
+    /// Per component.
+    graphs: BTreeMap<String, CrateGraph>,
+}
+
+/// One component to prepare: its name, crate and features.
+#[derive(Debug, Clone)]
+pub struct ToPrepare {
+    pub component: String,
+    pub krate: String,
+    pub features: Vec<String>,
+}
+
+/// Run `rustc -V`, hash Cargo.lock and read each component's crate graph, one thread each
+/// (`cargo metadata` is a child process that mostly waits).
+pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, Error> {
+    std::thread::scope(|s| {
+        let toolchain = s.spawn(|| toolchain_version(workspace));
+        let graphs: Vec<_> = components
+            .iter()
+            .map(|c| {
+                s.spawn(|| {
+                    crate_graph(workspace, &c.component, &c.krate, &c.features)
+                        .map(|g| (c.component.clone(), g))
+                })
+            })
+            .collect();
+        let cargo_lock_sha256 = cargo_lock_sha256(workspace)?;
+        let graphs = graphs
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<BTreeMap<_, _>, Error>>()?;
+        Ok(Prepared {
+            toolchain: toolchain
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            cargo_lock_sha256,
+            graphs,
+        })
+    })
+}
+
+/// Sign and attach everything for the pushed images: every component at once, and for each its
+/// cosign signature alongside one [`oci::Registry::attach_all`] of provenance and SBOM.
 pub fn publish(
     key: &SigningKey,
     registry: &oci::Registry,
     runtime: &tokio::runtime::Runtime,
     assembled: &[Assembled],
     inputs: &BuildInputs<'_>,
+    prepared: &Prepared,
 ) -> Result<Vec<Attested>, Error> {
-    let mut out = Vec::new();
-    for a in assembled {
-        let repository = a.image_name.repository();
-        let digest = &a.image.manifest_digest;
-        let push_err = |source| Error::Push {
-            component: a.component.clone(),
-            target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
-            source,
-        };
-        let payload = oci::registry::simple_signing_payload(&a.image_name.name(), digest);
-        let sig = base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
-        let statement = provenance(a, inputs);
-        let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &statement);
-        let (bom, dependencies) = sbom(a, inputs)?;
-        let subject = oci::spec::Descriptor::new(
-            oci::spec::MEDIA_TYPE_MANIFEST,
-            digest.clone(),
-            a.image.manifest.len() as u64,
-        );
-        // One after the other: the fallback tag's index is read, extended and written, so two
-        // attachments of one subject must not race.
-        let (signature, provenance, sbom) = runtime
-            .block_on(async {
-                let signature = registry
-                    .push_cosign_signature(repository, digest, &payload, &sig)
-                    .await?;
-                let provenance = registry
-                    .attach(
-                        repository,
-                        &subject,
-                        PROVENANCE_MEDIA_TYPE,
-                        PROVENANCE_MEDIA_TYPE,
-                        envelope.as_bytes(),
-                        BTreeMap::from([(
-                            "dev.rel.predicate-type".to_owned(),
-                            SLSA_PROVENANCE_V1.to_owned(),
-                        )]),
-                    )
-                    .await?;
-                let sbom = registry
-                    .attach(
-                        repository,
-                        &subject,
-                        SBOM_ARTIFACT_TYPE,
-                        SBOM_ARTIFACT_TYPE,
-                        &bom,
-                        BTreeMap::new(),
-                    )
-                    .await?;
-                Ok::<_, oci::RegistryError>((signature, provenance, sbom))
+    let documents = assembled
+        .iter()
+        .map(|a| {
+            let graph = prepared.graphs.get(&a.component).ok_or_else(|| {
+                Error::invalid(
+                    format!("no crate graph was read for {}", a.component),
+                    "report this: the build prepared other components than it pushed",
+                )
+            })?;
+            let payload = oci::registry::simple_signing_payload(
+                &a.image_name.name(),
+                &a.image.manifest_digest,
+            );
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
+            let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &provenance(a, inputs));
+            let (bom, dependencies) = sbom(a, inputs, graph)?;
+            Ok(Documents {
+                payload,
+                signature,
+                envelope,
+                bom,
+                dependencies,
             })
-            .map_err(push_err)?;
-        out.push(Attested {
-            component: a.component.clone(),
-            image: format!("{}@{digest}", a.image_name.name()),
-            signature,
-            provenance,
-            sbom,
-            dependencies,
-        });
-    }
-    Ok(out)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    runtime.block_on(futures_util::future::try_join_all(
+        assembled
+            .iter()
+            .zip(&documents)
+            .map(|(a, d)| publish_one(registry, a, d)),
+    ))
+}
+
+/// What is signed and attached for one image.
+struct Documents {
+    payload: Vec<u8>,
+    signature: String,
+    envelope: String,
+    bom: Vec<u8>,
+    dependencies: usize,
+}
+
+/// One image's cosign signature alongside one attachment of its provenance and SBOM.
+async fn publish_one(
+    registry: &oci::Registry,
+    a: &Assembled,
+    d: &Documents,
+) -> Result<Attested, Error> {
+    let repository = a.image_name.repository();
+    let digest = &a.image.manifest_digest;
+    let subject = oci::spec::Descriptor::new(
+        oci::spec::MEDIA_TYPE_MANIFEST,
+        digest.clone(),
+        a.image.manifest.len() as u64,
+    );
+    let artifacts = [
+        oci::registry::Artifact {
+            artifact_type: PROVENANCE_MEDIA_TYPE,
+            media_type: PROVENANCE_MEDIA_TYPE,
+            content: d.envelope.as_bytes(),
+            annotations: BTreeMap::from([(
+                "dev.rel.predicate-type".to_owned(),
+                SLSA_PROVENANCE_V1.to_owned(),
+            )]),
+        },
+        oci::registry::Artifact {
+            artifact_type: SBOM_ARTIFACT_TYPE,
+            media_type: SBOM_ARTIFACT_TYPE,
+            content: &d.bom,
+            annotations: BTreeMap::new(),
+        },
+    ];
+    let (signature, attached) = futures_util::future::try_join(
+        registry.push_cosign_signature(repository, digest, &d.payload, &d.signature),
+        registry.attach_all(repository, &subject, &artifacts),
+    )
+    .await
+    .map_err(|source| Error::Push {
+        component: a.component.clone(),
+        target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
+        source,
+    })?;
+    let [provenance, sbom]: [Digest; 2] = attached.try_into().map_err(|_| {
+        Error::invalid(
+            "the registry client returned another number of attachments than it was given",
+            "report this",
+        )
+    })?;
+    Ok::<_, Error>(Attested {
+        component: a.component.clone(),
+        image: format!("{}@{digest}", a.image_name.name()),
+        signature,
+        provenance,
+        sbom,
+        dependencies: d.dependencies,
+    })
 }
 
 /// SHA-256 (hex) of the workspace's Cargo.lock.

@@ -210,6 +210,26 @@ pub fn build(
             }),
         insecure_registries: opts.registry.insecure_registries.clone(),
     };
+    // What signing needs besides the images (the toolchain, Cargo.lock's hash, `cargo metadata`
+    // per component) is read on threads of its own while the images are compiled and pushed.
+    let preparing = (opts.registry.push && ws.signer.is_some()).then(|| {
+        let root = config.root.clone();
+        let list: Vec<crate::attest::ToPrepare> = plan
+            .components
+            .iter()
+            .filter_map(|c| match &c.source {
+                crate::config::ComponentSource::Built {
+                    krate, features, ..
+                } => Some(crate::attest::ToPrepare {
+                    component: c.name.clone(),
+                    krate: krate.clone(),
+                    features: features.clone(),
+                }),
+                crate::config::ComponentSource::External { .. } => None,
+            })
+            .collect();
+        std::thread::spawn(move || crate::attest::prepare(&root, &list))
+    });
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
         Progress::Compiled { .. } => {}
@@ -226,17 +246,21 @@ pub fn build(
     let mut attested = Vec::new();
     if opts.registry.push {
         let pushed = push_all(&assembled, &tag, &opts.registry, &mut events)?;
-        if let (Some(key), Some((registry, runtime))) = (&ws.signer, &pushed) {
-            let toolchain = crate::attest::toolchain_version(&config.root);
-            let lock_sha = crate::attest::cargo_lock_sha256(&config.root)?;
+        if let (Some(key), Some((registry, runtime)), Some(preparing)) =
+            (&ws.signer, &pushed, preparing)
+        {
+            let prepared = preparing
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             let inputs = crate::attest::BuildInputs {
                 workspace: &config.root,
                 repository: config.repo.as_deref(),
                 source: &source,
-                toolchain: &toolchain,
-                cargo_lock_sha256: &lock_sha,
+                toolchain: &prepared.toolchain,
+                cargo_lock_sha256: &prepared.cargo_lock_sha256,
             };
-            attested = crate::attest::publish(key, registry, runtime, &assembled, &inputs)?;
+            attested =
+                crate::attest::publish(key, registry, runtime, &assembled, &inputs, &prepared)?;
         }
         for a in &assembled {
             output

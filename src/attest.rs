@@ -430,17 +430,15 @@ pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, E
     })
 }
 
-/// Sign and attach everything for the pushed images: every component at once, and for each its
-/// cosign signature alongside one [`oci::Registry::attach_all`] of provenance and SBOM.
-pub fn publish(
+/// Sign what is published for each image, in the order of `assembled`: the cosign payload and
+/// its signature, the provenance envelope and the SBOM. No I/O: `prepared` read it all.
+pub fn documents(
     key: &SigningKey,
-    registry: &oci::Registry,
-    runtime: &tokio::runtime::Runtime,
     assembled: &[Assembled],
     inputs: &BuildInputs<'_>,
     prepared: &Prepared,
-) -> Result<Vec<Attested>, Error> {
-    let documents = assembled
+) -> Result<Vec<Documents>, Error> {
+    assembled
         .iter()
         .map(|a| {
             let graph = prepared.graphs.get(&a.component).ok_or_else(|| {
@@ -465,17 +463,11 @@ pub fn publish(
                 dependencies,
             })
         })
-        .collect::<Result<Vec<_>, Error>>()?;
-    runtime.block_on(futures_util::future::try_join_all(
-        assembled
-            .iter()
-            .zip(&documents)
-            .map(|(a, d)| publish_one(registry, a, d)),
-    ))
+        .collect()
 }
 
-/// What is signed and attached for one image.
-struct Documents {
+/// What is signed and attached for one image ([`documents`]).
+pub struct Documents {
     payload: Vec<u8>,
     signature: String,
     envelope: String,
@@ -483,8 +475,10 @@ struct Documents {
     dependencies: usize,
 }
 
-/// One image's cosign signature alongside one attachment of its provenance and SBOM.
-async fn publish_one(
+/// Push one image's cosign signature alongside one [`oci::Registry::attach_all`] of its
+/// provenance and SBOM. They name the image by digest, so they may go up while the image itself
+/// does (`rel build --push` runs them side by side).
+pub async fn publish_one(
     registry: &oci::Registry,
     a: &Assembled,
     d: &Documents,

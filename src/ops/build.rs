@@ -245,23 +245,31 @@ pub fn build(
     };
     let mut attested = Vec::new();
     if opts.registry.push {
-        let pushed = push_all(&assembled, &tag, &opts.registry, &mut events)?;
-        if let (Some(key), Some((registry, runtime)), Some(preparing)) =
-            (&ws.signer, &pushed, preparing)
-        {
-            let prepared = preparing
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            let inputs = crate::attest::BuildInputs {
-                workspace: &config.root,
-                repository: config.repo.as_deref(),
-                source: &source,
-                toolchain: &prepared.toolchain,
-                cargo_lock_sha256: &prepared.cargo_lock_sha256,
-            };
-            attested =
-                crate::attest::publish(key, registry, runtime, &assembled, &inputs, &prepared)?;
-        }
+        let documents = match (&ws.signer, preparing) {
+            (Some(key), Some(preparing)) => {
+                let prepared = preparing
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                let inputs = crate::attest::BuildInputs {
+                    workspace: &config.root,
+                    repository: config.repo.as_deref(),
+                    source: &source,
+                    toolchain: &prepared.toolchain,
+                    cargo_lock_sha256: &prepared.cargo_lock_sha256,
+                };
+                Some(crate::attest::documents(
+                    key, &assembled, &inputs, &prepared,
+                )?)
+            }
+            _ => None,
+        };
+        attested = push_all(
+            &assembled,
+            &tag,
+            &opts.registry,
+            documents.as_deref(),
+            &mut events,
+        )?;
         for a in &assembled {
             output
                 .components
@@ -302,16 +310,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
-/// Returns the client and runtime for what follows the push (signing), `None` when nothing was
-/// pushed.
+/// With `documents` (a signing key), each image's signature, provenance and SBOM go up while the
+/// image does; what was attached is returned.
 fn push_all(
     assembled: &[build::Assembled],
     tag: &str,
     opts: &RegistryOptions,
+    documents: Option<&[crate::attest::Documents]>,
     events: &mut impl FnMut(BuildEvent<'_>),
-) -> Result<Option<(oci::Registry, tokio::runtime::Runtime)>, Error> {
+) -> Result<Vec<crate::attest::Attested>, Error> {
+    let mut attested = Vec::new();
     let Some(first) = assembled.first() else {
-        return Ok(None);
+        return Ok(attested);
     };
     let host = first.image_name.registry().to_owned();
     let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -338,7 +348,7 @@ fn push_all(
             source,
         })?;
     let runtime = runtime()?;
-    for a in assembled {
+    for (i, a) in assembled.iter().enumerate() {
         let target = a
             .image_name
             .with_tag(tag)
@@ -360,32 +370,44 @@ fn push_all(
         events(BuildEvent::Pushing {
             component: &a.component,
         });
-        let report = runtime
-            .block_on(registry.push(&target, &a.image, &options))
-            .map_err(|e| match e {
-                oci::RegistryError::TagExists {
-                    reference,
-                    existing,
-                    ours,
-                } => BuildOpError::TagExists {
-                    component: a.component.clone(),
-                    reference,
-                    existing,
-                    ours,
+        let (report, attached) = runtime.block_on(async {
+            let push = registry.push(&target, &a.image, &options);
+            match documents.and_then(|d| d.get(i)) {
+                Some(d) => {
+                    let (report, attached) =
+                        tokio::join!(push, crate::attest::publish_one(&registry, a, d));
+                    (report, Some(attached))
                 }
-                .into(),
-                source => Error::Push {
-                    component: a.component.clone(),
-                    target: crate::redact::urls(&target.to_string()),
-                    source,
-                },
-            })?;
+                None => (push.await, None),
+            }
+        });
+        let report = report.map_err(|e| match e {
+            oci::RegistryError::TagExists {
+                reference,
+                existing,
+                ours,
+            } => BuildOpError::TagExists {
+                component: a.component.clone(),
+                reference,
+                existing,
+                ours,
+            }
+            .into(),
+            source => Error::Push {
+                component: a.component.clone(),
+                target: crate::redact::urls(&target.to_string()),
+                source,
+            },
+        })?;
         events(BuildEvent::Pushed {
             component: &a.component,
             report: &report,
         });
+        if let Some(attached) = attached {
+            attested.push(attached?);
+        }
     }
-    Ok(Some((registry, runtime)))
+    Ok(attested)
 }
 
 /// The components to build: the named ones, or every built component.

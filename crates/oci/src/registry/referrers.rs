@@ -102,11 +102,11 @@ pub struct Artifact<'a> {
 /// signature manifest) may take before giving up on a writer that keeps dropping our entries.
 pub const CONVERGE_ROUNDS: u32 = 8;
 
-/// After writing a shared manifest: wait as long as our read-modify-write took (at least 1 ms),
-/// so that a writer doing the same work, who read the old manifest before our write, has
+/// After writing a shared manifest: wait twice as long as our read and write took (at least
+/// 1 ms), so that a writer doing the same, who read the old manifest before our write, has
 /// written before we read back.
-async fn settle(cycle: std::time::Duration) {
-    tokio::time::sleep(cycle.max(std::time::Duration::from_millis(1))).await;
+async fn settle(read_and_write: std::time::Duration) {
+    tokio::time::sleep((read_and_write * 2).max(std::time::Duration::from_millis(1))).await;
 }
 
 fn manifest_bytes<T: Serialize>(value: &T) -> Vec<u8> {
@@ -609,8 +609,10 @@ impl Registry {
         signature_b64: &str,
     ) -> Result<Digest, RegistryError> {
         let tag = cosign_signature_tag(subject);
-        let mut read_at = std::time::Instant::now();
-        let (mut current, payload_digest) = futures_util::future::try_join(
+        // Read once ahead (while the payload goes up) to make the config blob for, then again
+        // just before writing: the window a concurrent writer can fall into is one GET and one
+        // PUT long, not the config's upload too.
+        let (mut ahead, payload_digest) = futures_util::future::try_join(
             self.signature_manifest(repository, &tag),
             self.put_blob(repository, payload),
         )
@@ -623,9 +625,9 @@ impl Registry {
                     == Some(signature_b64)
         };
         for _ in 0..CONVERGE_ROUNDS {
-            let mut layers = match current {
-                Some((digest, layers)) if layers.iter().any(is_ours) => return Ok(digest),
-                Some((_, layers)) => layers,
+            let mut layers = match &ahead {
+                Some((digest, layers)) if layers.iter().any(is_ours) => return Ok(digest.clone()),
+                Some((_, layers)) => layers.clone(),
                 None => Vec::new(),
             };
             let mut layer = Descriptor::new(
@@ -661,6 +663,13 @@ impl Registry {
                 subject: None,
             };
             let bytes = manifest_bytes(&manifest);
+            let read_at = std::time::Instant::now();
+            let now = self.signature_manifest(repository, &tag).await?;
+            if now.as_ref().map(|n| &n.0) != ahead.as_ref().map(|a| &a.0) {
+                // Someone wrote meanwhile: start over from what is there now.
+                ahead = now;
+                continue;
+            }
             self.put_manifest_over(
                 repository,
                 &tag,
@@ -670,8 +679,7 @@ impl Registry {
             )
             .await?;
             settle(read_at.elapsed()).await;
-            read_at = std::time::Instant::now();
-            current = self.signature_manifest(repository, &tag).await?;
+            ahead = self.signature_manifest(repository, &tag).await?;
         }
         Err(RegistryError::Contended {
             reference: format!("{repository}:{tag}"),

@@ -151,11 +151,12 @@ async fn signing_and_attaching_an_image_takes_few_requests() {
         );
     }
     let log = proxy.stats.log.lock().unwrap().join("\n");
-    // Signature: GET .sig, POST+PUT payload, POST+PUT config, PUT manifest, GET back = 7.
+    // Signature: GET .sig, POST+PUT payload, POST+PUT config, GET .sig again just before the
+    // PUT manifest, GET back = 8.
     // Attachments: POST+PUT of two layers and the empty config, two manifests, GET index,
     // PUT index, GET back = 11. No HEAD of a blob we are about to send anyway.
-    assert_eq!(counts[0], 18, "first image: {counts:?}\n{log}");
+    assert_eq!(counts[0], 19, "first image: {counts:?}\n{log}");
     // The second image: the empty config is known (-2) and the sbom layer "sbom" too (-2).
-    assert_eq!(counts[1], 14, "second image: {counts:?}\n{log}");
+    assert_eq!(counts[1], 15, "second image: {counts:?}\n{log}");
     assert!(!log.contains("HEAD "), "{log}");
 }

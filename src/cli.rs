@@ -826,6 +826,18 @@ pub struct DriftArgs {
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
 
+    /// With --live/--pods: also check that each component image a live pod runs has a cosign signature by a key [trust] trusts for ENV
+    #[arg(long)]
+    pub verify_signatures: bool,
+
+    /// A registry host (host[:port]) to read signatures from over plain HTTP; loopback registries always are (repeatable)
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        requires = "verify_signatures"
+    )]
+    pub insecure_registries: Vec<String>,
+
     #[command(flatten)]
     pub kube: KubeArgs,
 

@@ -761,3 +761,116 @@ fn verify_reproducible_rebuilds_from_the_source_commit_and_compares_digests() {
         "{detail}"
     );
 }
+
+/// `rel gate drift --pods FILE --verify-signatures` over a Deployment `hello` whose one pod runs
+/// `image` (the workload pinned to the same image).
+fn drift_with_signatures(s: &Signed, image: &str) -> (i32, serde_json::Value) {
+    let p = s.dir.path();
+    std::fs::write(
+        p.join("rendered.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hello\nspec:\n  selector:\n    matchLabels:\n      app: hello\n  template:\n    metadata:\n      labels:\n        app: hello\n    spec:\n      containers:\n      - name: hello\n        image: {image}\n"
+        ),
+    )
+    .unwrap();
+    let pods = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "hello-5d9c7b8f4-x2x7k",
+                "labels": {"app": "hello", "pod-template-hash": "5d9c7b8f4"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "hello-5d9c7b8f4", "controller": true, "uid": "0"}],
+            },
+            "spec": {"containers": [{"name": "hello", "image": image}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "hello", "image": image, "imageID": format!("docker-pullable://{image}"), "ready": true}],
+            },
+        }],
+    });
+    std::fs::write(p.join("pods.json"), pods.to_string()).unwrap();
+    let run = rel_in(
+        p,
+        &[
+            "gate",
+            "drift",
+            "--env",
+            "staging",
+            "--rendered",
+            "rendered.yaml",
+            "--pods",
+            "pods.json",
+            "--verify-signatures",
+            "--format",
+            "json",
+        ],
+    );
+    let json = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "drift printed no JSON ({e}):\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
+    (run.code(), json)
+}
+
+#[test]
+fn drift_live_verify_signatures_checks_what_the_pods_run() {
+    let s = signed_release();
+    let image = format!("{}/platform/hello@{}", s.registry.host(), s.digest);
+    let name = format!("signature/hello@{}", s.digest);
+    let (code, report) = drift_with_signatures(&s, &image);
+    assert_eq!(code, 0, "{report:#}");
+    let (status, detail) = check(&report, &name);
+    assert_eq!(status, "pass", "{detail}");
+    assert!(detail.contains("cosign signature"), "{detail}");
+    assert_eq!(
+        check(&report, "live/Deployment/hello").0,
+        "pass",
+        "{report:#}"
+    );
+
+    // The same digest with a tampered signature: the pods run what the release pins, but it is
+    // not signed by a trusted key any more.
+    let tag = sig_tag(&s.digest);
+    let mut manifest = get_manifest(&s, &tag, MANIFEST);
+    let sig = manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = match sig.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &sig[1..]),
+    };
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] = flipped.into();
+    put_manifest(&s, &tag, MANIFEST, &manifest);
+    let (code, report) = drift_with_signatures(&s, &image);
+    assert_eq!(code, 1, "{report:#}");
+    let (status, detail) = check(&report, &name);
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains("does not verify with any trusted key"),
+        "{detail}"
+    );
+    assert_eq!(check(&report, "live/Deployment/hello").0, "pass");
+
+    // Without live pods there is nothing to check the signatures of.
+    let run = rel_in(
+        s.dir.path(),
+        &[
+            "gate",
+            "drift",
+            "--env",
+            "staging",
+            "--rendered",
+            "rendered.yaml",
+            "--verify-signatures",
+        ],
+    );
+    run.expect(2);
+    assert!(run.stderr().contains("add --live"), "{}", run.stderr());
+}

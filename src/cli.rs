@@ -548,6 +548,18 @@ pub struct KeygenArgs {
     /// Make a release signing key (Ed25519) instead of a master key; `-o -` writes it to stdout
     #[arg(long)]
     pub signing: bool,
+
+    /// The signing key's algorithm: ed25519 signs images, provenance, lockfiles and records; ecdsa-p256 (cosign's default key type) signs images and provenance only (minisign, for lockfiles and records, is Ed25519 only)
+    #[arg(long, value_enum, default_value = "ed25519")]
+    pub algorithm: SigningAlgorithm,
+}
+
+/// `rel keygen --signing --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningAlgorithm {
+    Ed25519,
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
 }
 
 #[derive(Debug, Args)]

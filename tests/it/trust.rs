@@ -43,7 +43,13 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 fn keygen(dir: &Path, name: &str) -> (String, String) {
-    rel_in(dir, &["keygen", "--signing", "-o", name]).expect(0);
+    keygen_with(dir, name, &[])
+}
+
+fn keygen_with(dir: &Path, name: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["keygen", "--signing", "-o", name];
+    args.extend_from_slice(extra);
+    rel_in(dir, &args).expect(0);
     let key_text = std::fs::read_to_string(dir.join(name)).unwrap();
     let pub_file = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
     let public = pub_file.lines().nth(1).unwrap().to_owned();
@@ -57,6 +63,12 @@ fn signed_rel(s: &Signed, args: &[&str]) -> Run {
 }
 
 fn signed_release() -> Signed {
+    signed_release_with(&[])
+}
+
+/// [`signed_release`] with a key made by `rel keygen --signing EXTRA...`. An ECDSA key cannot
+/// sign the lockfile (minisign is Ed25519 only): then the lock is made without the key.
+fn signed_release_with(keygen_extra: &[&str]) -> Signed {
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
@@ -89,7 +101,7 @@ fn signed_release() -> Signed {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (key_text, public) = keygen(keys.path(), "release.key");
+    let (key_text, public) = keygen_with(keys.path(), "release.key", keygen_extra);
     std::fs::write(
         p.join("rel.toml"),
         format!(
@@ -120,7 +132,12 @@ fn signed_release() -> Signed {
         "{}",
         build.stderr()
     );
-    let lock = signed_rel(&s, &["lock", "--version", "1.0.0"]);
+    let ecdsa = keygen_extra.contains(&"ecdsa-p256");
+    let lock = if ecdsa {
+        rel_in(s.dir.path(), &["lock", "--version", "1.0.0"])
+    } else {
+        signed_rel(&s, &["lock", "--version", "1.0.0"])
+    };
     lock.expect(0);
     // The secret key never reaches output.
     let seed = s.key_text.lines().nth(1).unwrap();
@@ -873,4 +890,71 @@ fn drift_live_verify_signatures_checks_what_the_pods_run() {
     );
     run.expect(2);
     assert!(run.stderr().contains("add --live"), "{}", run.stderr());
+}
+
+/// `openssl dgst -sha256 -verify` of a DER ECDSA signature over `message` with a PEM public key.
+fn openssl_verifies_ecdsa(pem: &Path, message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("msg"), message).unwrap();
+    std::fs::write(dir.path().join("sig"), signature).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(pem)
+        .arg("-signature")
+        .arg(dir.path().join("sig"))
+        .arg(dir.path().join("msg"))
+        .output()
+        .expect("openssl is needed (Debian package `openssl`)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Verified OK") || text.contains("Verification failure"),
+        "openssl could not run the check: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success() && text.contains("Verified OK")
+}
+
+#[test]
+fn an_ecdsa_p256_key_signs_images_openssl_verifies_and_lockfiles_stay_ed25519() {
+    let s = signed_release_with(&["--algorithm", "ecdsa-p256"]);
+    assert!(s.public.starts_with("MFkw"), "{}", s.public);
+    assert!(s.key_text.contains("\necdsa-p256:"));
+    let pem = s.keys.path().join("release.key.pem");
+
+    // The cosign signature: ECDSA P-256 over SHA-256 of the payload, DER, checked by OpenSSL.
+    let manifest = get_manifest(&s, &sig_tag(&s.digest), MANIFEST);
+    let layer = &manifest["layers"][0];
+    let payload = get_blob(&s, layer["digest"].as_str().unwrap());
+    let sig = base64_decode(
+        layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(openssl_verifies_ecdsa(&pem, &payload, &sig));
+    let mut tampered = payload.clone();
+    tampered.push(b' ');
+    assert!(!openssl_verifies_ecdsa(&pem, &tampered, &sig));
+
+    // rel verify: the image's signature and provenance pass; the lockfile, locked without the
+    // key, has no minisign signature (an ECDSA key cannot make one).
+    let (code, report) = verify(&s, "1.0.0");
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(check(&report, "hello: signature").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "hello: provenance").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "hello: sbom").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "lockfile signature").0, "fail");
+
+    // Signing a lockfile with it is refused, with the reason and the way out.
+    let lock = signed_rel(&s, &["lock", "--version", "1.0.1"]);
+    lock.expect(2);
+    let err = lock.stderr();
+    assert!(
+        err.contains("minisign, which has only Ed25519 keys"),
+        "{err}"
+    );
+    assert!(err.contains("rel keygen --signing"), "{err}");
+    assert!(
+        !s.dir.path().join("releases/1.0.1.yaml").exists(),
+        "a refused lock leaves no lockfile"
+    );
 }

@@ -310,7 +310,12 @@ pub fn sbom(
         .filter(|id| **id != root.id)
         .map(|id| component(packages[id]))
         .collect();
+    // Crates counted; the base image (and its layers) listed too.
     let count = components.len();
+    let mut components = components;
+    if let Some(base) = &a.base {
+        components.push(base_component(base, &a.base_layers));
+    }
     let mut main = component(root);
     main["type"] = "application".into();
     main["properties"] = serde_json::json!([
@@ -349,6 +354,49 @@ pub fn sbom(
         "version": 1,
     });
     Ok((serde_json::to_vec(&bom).expect("json"), count))
+}
+
+/// The registry base image as a CycloneDX `container` component (its manifest digest as version
+/// and hash, an OCI purl), with one `file` component per layer (digest, diff id, media type, size).
+fn base_component(base: &image_ref::ImageRef, layers: &[oci::LayerBlob]) -> serde_json::Value {
+    let name = base.name();
+    let digest = base.digest().map(ToString::to_string).unwrap_or_default();
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    let last = base
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bom_ref = format!("{name}@{digest}");
+    let layers: Vec<_> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::json!({
+                "bom-ref": format!("{bom_ref}#layer-{i}"),
+                "hashes": [{"alg": "SHA-256", "content": l.descriptor.digest.hex()}],
+                "name": format!("layer {i}"),
+                "properties": [
+                    {"name": "rel:diff-id", "value": l.diff_id.to_string()},
+                    {"name": "rel:digest", "value": l.descriptor.digest.to_string()},
+                    {"name": "rel:media-type", "value": l.descriptor.media_type},
+                    {"name": "rel:size", "value": l.descriptor.size.to_string()},
+                ],
+                "type": "file",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "bom-ref": bom_ref,
+        "components": layers,
+        "hashes": [{"alg": "SHA-256", "content": hex}],
+        "name": name,
+        "properties": [{"name": "rel:role", "value": "base image"}],
+        "purl": format!("pkg:oci/{last}@sha256%3A{hex}?repository_url={name}"),
+        "type": "container",
+        "version": digest,
+    })
 }
 
 fn crate_manifest(workspace: &Path, krate: &str) -> std::path::PathBuf {

@@ -442,7 +442,7 @@ fn openssl_verifies(pem: &Path, message: &[u8], signature: &[u8]) -> bool {
     out.status.success()
 }
 
-fn cyclonedx_schema_accepts(sbom: &[u8]) {
+pub(crate) fn cyclonedx_schema_accepts(sbom: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sbom.json");
     std::fs::write(&file, sbom).unwrap();

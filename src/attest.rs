@@ -58,8 +58,32 @@ pub struct Attested {
     pub dependencies: usize,
 }
 
-/// `rustc -V` of the toolchain cargo builds with.
-pub fn toolchain_version(workspace: &Path) -> String {
+/// `rustc -V` of the toolchain cargo just built with: the first line of the `rustc -vV` answer
+/// cargo keeps in `<target dir>/.rustc_info.json` (cargo checks it against the compiler on every
+/// build), else `rustc -V` run here.
+pub fn toolchain_version(workspace: &Path, cargo_target_dir: &Path) -> String {
+    #[derive(Deserialize)]
+    struct RustcInfo {
+        outputs: BTreeMap<String, Output>,
+    }
+    #[derive(Deserialize)]
+    struct Output {
+        success: bool,
+        stdout: String,
+    }
+    let cached = std::fs::read(cargo_target_dir.join(".rustc_info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RustcInfo>(&b).ok())
+        .and_then(|info| {
+            info.outputs.into_values().find_map(|o| {
+                let first = o.stdout.lines().next()?.to_owned();
+                (o.success && first.starts_with("rustc ") && o.stdout.contains("\nbinary: rustc"))
+                    .then_some(first)
+            })
+        });
+    if let Some(version) = cached {
+        return version;
+    }
     let rustc = std::env::var_os(env_vars::RUSTC).unwrap_or_else(|| "rustc".into());
     env_vars::scrub_secrets(&mut Command::new(rustc))
         .current_dir(workspace)
@@ -199,6 +223,112 @@ pub fn crate_graph(
     krate: &str,
     features: &[String],
 ) -> Result<CrateGraph, Error> {
+    let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
+        .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
+    let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
+        Error::invalid(
+            format!("Cargo.lock is not readable: {e}"),
+            "regenerate it with `cargo generate-lockfile`",
+        )
+    })?;
+    let checksums = lock
+        .package
+        .into_iter()
+        .filter_map(|p| Some(((p.name, p.version), p.checksum?)))
+        .collect();
+    let cache = workspace
+        .join(crate::build::OUT_DIR)
+        .join("cache/crate-graph")
+        .join(format!(
+            "{}.json",
+            graph_key(workspace, krate, features, &lock_text)
+        ));
+    if let Some(meta) = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Metadata>(&b).ok())
+    {
+        return Ok(CrateGraph { meta, checksums });
+    }
+    let stdout = cargo_metadata(workspace, component, krate, features)?;
+    let meta: Metadata = serde_json::from_slice(&stdout).map_err(|e| {
+        Error::invalid(
+            format!("cargo metadata printed something rel cannot read: {e}"),
+            "report this with your cargo version (`cargo -V`)",
+        )
+    })?;
+    // A cache that cannot be written only costs the next build a `cargo metadata`.
+    if let Err(e) = cache
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| crate::atomic_write::write(&cache, &stdout))
+    {
+        tracing::debug!(path = %cache.display(), error = %e, "crate graph not cached");
+    }
+    Ok(CrateGraph { meta, checksums })
+}
+
+/// What `cargo metadata --locked` for the SBOM depends on: the crate, its features, the target,
+/// Cargo.lock and every `Cargo.toml` and `.cargo/config.toml` of the workspace (a new or edited
+/// manifest, tracked or not, is another key).
+fn graph_key(workspace: &Path, krate: &str, features: &[String], lock: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(
+        format!(
+            "rel crate graph v1\0{TARGET}\0{krate}\0{}\0",
+            features.join(",")
+        )
+        .as_bytes(),
+    );
+    h.update(lock.as_bytes());
+    let mut manifests = Vec::new();
+    let mut dirs = vec![workspace.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t)
+                    if t.is_dir()
+                        && (name == ".cargo" || !(name.starts_with('.') || name == "target")) =>
+                {
+                    dirs.push(path);
+                }
+                Ok(t) if t.is_file() => {
+                    let in_cargo_dir = dir.file_name().is_some_and(|d| d == ".cargo");
+                    if name == "Cargo.toml" || (in_cargo_dir && name.starts_with("config")) {
+                        manifests.push(path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    manifests.sort();
+    for m in manifests {
+        h.update(
+            m.strip_prefix(workspace)
+                .unwrap_or(&m)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.update(b"\0");
+        h.update(std::fs::read(&m).unwrap_or_default());
+        h.update(b"\0");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The JSON `cargo metadata --locked --filter-platform` prints for `krate` with `features`.
+fn cargo_metadata(
+    workspace: &Path,
+    component: &str,
+    krate: &str,
+    features: &[String],
+) -> Result<Vec<u8>, Error> {
     let cargo = std::env::var_os(env_vars::CARGO).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // `cargo metadata` resolves features for the package of --manifest-path.
@@ -222,26 +352,7 @@ pub fn crate_graph(
             "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
         ));
     }
-    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::invalid(
-            format!("cargo metadata printed something rel cannot read: {e}"),
-            "report this with your cargo version (`cargo -V`)",
-        )
-    })?;
-    let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
-        .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
-    let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
-        Error::invalid(
-            format!("Cargo.lock is not readable: {e}"),
-            "regenerate it with `cargo generate-lockfile`",
-        )
-    })?;
-    let checksums = lock
-        .package
-        .into_iter()
-        .filter_map(|p| Some(((p.name, p.version), p.checksum?)))
-        .collect();
-    Ok(CrateGraph { meta, checksums })
+    Ok(out.stdout)
 }
 
 /// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
@@ -431,11 +542,10 @@ fn serial_number(digest: &Digest) -> String {
     )
 }
 
-/// What signing needs besides the images, none of it depending on them: the toolchain, the
-/// hash of Cargo.lock and each component's crate graph. [`prepare`] makes it on threads of its
-/// own, so that it runs while the images are compiled and pushed.
+/// What signing needs besides the images, none of it depending on them: the hash of Cargo.lock
+/// and each component's crate graph. [`prepare`] makes it on threads of its own, so that it runs
+/// while the images are compiled.
 pub struct Prepared {
-    pub toolchain: String,
     pub cargo_lock_sha256: String,
     /// Per component.
     graphs: BTreeMap<String, CrateGraph>,
@@ -449,11 +559,11 @@ pub struct ToPrepare {
     pub features: Vec<String>,
 }
 
-/// Run `rustc -V`, hash Cargo.lock and read each component's crate graph, one thread each
-/// (`cargo metadata` is a child process that mostly waits).
+/// Hash Cargo.lock and read each component's crate graph (cached under
+/// `target/rel/cache/crate-graph`, else `cargo metadata`, one thread each: a child process that
+/// mostly waits).
 pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, Error> {
     std::thread::scope(|s| {
-        let toolchain = s.spawn(|| toolchain_version(workspace));
         let graphs: Vec<_> = components
             .iter()
             .map(|c| {
@@ -469,9 +579,6 @@ pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, E
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
         Ok(Prepared {
-            toolchain: toolchain
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
             cargo_lock_sha256,
             graphs,
         })
@@ -586,4 +693,48 @@ pub fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
     let path = workspace.join("Cargo.lock");
     let bytes = std::fs::read(&path).map_err(|e| Error::io("read Cargo.lock", &path, e))?;
     Ok(crate::record::sha256_hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crate_graph_key_changes_with_any_manifest_the_lock_or_the_features() {
+        let ws = tempfile::tempdir().unwrap();
+        let p = ws.path();
+        std::fs::create_dir_all(p.join("crates/a")).unwrap();
+        std::fs::create_dir_all(p.join("target/rel")).unwrap();
+        std::fs::write(
+            p.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"crates/*\"]\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("crates/a/Cargo.toml"), "[package]\nname = \"a\"\n").unwrap();
+        let key = |features: &[String], lock: &str| graph_key(p, "a", features, lock);
+        let first = key(&[], "lock");
+        assert_eq!(first, key(&[], "lock"), "a function of the files");
+        assert_ne!(first, key(&["loud".to_owned()], "lock"));
+        assert_ne!(first, key(&[], "lock 2"));
+        // Build output and hidden directories are not the workspace's manifests.
+        std::fs::write(p.join("target/rel/Cargo.toml"), "x").unwrap();
+        std::fs::create_dir_all(p.join(".git")).unwrap();
+        std::fs::write(p.join(".git/Cargo.toml"), "x").unwrap();
+        assert_eq!(first, key(&[], "lock"));
+        // A new member (tracked or not), an edited manifest, cargo's config: another key.
+        std::fs::create_dir_all(p.join("crates/b")).unwrap();
+        std::fs::write(p.join("crates/b/Cargo.toml"), "[package]\nname = \"b\"\n").unwrap();
+        let with_b = key(&[], "lock");
+        assert_ne!(first, with_b);
+        std::fs::write(
+            p.join("crates/a/Cargo.toml"),
+            "[package]\nname = \"a\"\n# x\n",
+        )
+        .unwrap();
+        assert_ne!(with_b, key(&[], "lock"));
+        let edited = key(&[], "lock");
+        std::fs::create_dir_all(p.join(".cargo")).unwrap();
+        std::fs::write(p.join(".cargo/config.toml"), "[net]\noffline = true\n").unwrap();
+        assert_ne!(edited, key(&[], "lock"));
+    }
 }

@@ -210,8 +210,8 @@ pub fn build(
             }),
         insecure_registries: opts.registry.insecure_registries.clone(),
     };
-    // What signing needs besides the images (the toolchain, Cargo.lock's hash, `cargo metadata`
-    // per component) is read on threads of its own while the images are compiled and pushed.
+    // What signing needs besides the images (Cargo.lock's hash, the crate graph per component)
+    // is read on threads of its own while the images are compiled.
     let preparing = (opts.registry.push && ws.signer.is_some()).then(|| {
         let root = config.root.clone();
         let list: Vec<crate::attest::ToPrepare> = plan
@@ -250,11 +250,16 @@ pub fn build(
                 let prepared = preparing
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                let target_dir = opts
+                    .cargo_target_dir
+                    .clone()
+                    .unwrap_or_else(|| config.root.join(build::OUT_DIR).join("cargo"));
+                let toolchain = crate::attest::toolchain_version(&config.root, &target_dir);
                 let inputs = crate::attest::BuildInputs {
                     workspace: &config.root,
                     repository: config.repo.as_deref(),
                     source: &source,
-                    toolchain: &prepared.toolchain,
+                    toolchain: &toolchain,
                     cargo_lock_sha256: &prepared.cargo_lock_sha256,
                 };
                 Some(crate::attest::documents(

@@ -144,6 +144,9 @@ fn signed_release_with(keygen_extra: &[&str]) -> Signed {
     for out in [build.stdout(), build.stderr(), lock.stdout(), lock.stderr()] {
         assert!(!out.contains(seed), "the signing key leaked: {out}");
     }
+    // The crate graph the SBOM came from is kept for the next build of the same manifests.
+    let graphs = s.dir.path().join("target/rel/cache/crate-graph");
+    assert_eq!(std::fs::read_dir(&graphs).unwrap().count(), 1, "{graphs:?}");
     let build_json = s.dir.path().join("target/rel/build.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(build_json).unwrap()).unwrap();
@@ -399,6 +402,12 @@ fn a_signed_release_verifies_with_rel_and_independent_verifiers() {
     assert_eq!(params["source"]["repository"], "example-org/hello");
     assert_eq!(params["source"]["commit"], commit.trim());
     assert_eq!(params["features"], serde_json::json!(["loud"]));
+    // The toolchain cargo built with: the first line of `rustc -vV`, as `rustc -V` prints it.
+    let rustc_v = Command::new("rustc").arg("-V").output().unwrap().stdout;
+    assert_eq!(
+        statement["predicate"]["buildDefinition"]["internalParameters"]["toolchain"],
+        String::from_utf8_lossy(&rustc_v).trim()
+    );
 
     // A second push with the same key converges: the same signature and attachments, no duplicates.
     signed_rel(&s, &["build", "--push", "--tag", "1.0.0"]).expect(0);

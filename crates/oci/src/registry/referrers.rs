@@ -102,11 +102,11 @@ pub struct Artifact<'a> {
 /// signature manifest) may take before giving up on a writer that keeps dropping our entries.
 pub const CONVERGE_ROUNDS: u32 = 8;
 
-/// After writing a shared manifest: wait twice as long as our read and write took (at least
-/// 1 ms), so that a writer doing the same, who read the old manifest before our write, has
-/// written before we read back.
+/// After writing a shared manifest: wait as long as our read and write took (at least 1 ms), so
+/// that a writer doing the same, who read the old manifest before our write, has written before
+/// we read back.
 async fn settle(read_and_write: std::time::Duration) {
-    tokio::time::sleep((read_and_write * 2).max(std::time::Duration::from_millis(1))).await;
+    tokio::time::sleep(read_and_write.max(std::time::Duration::from_millis(1))).await;
 }
 
 fn manifest_bytes<T: Serialize>(value: &T) -> Vec<u8> {

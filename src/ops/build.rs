@@ -250,6 +250,7 @@ pub fn build(
                 let prepared = preparing
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                tracing::debug!("signing inputs prepared");
                 let target_dir = opts
                     .cargo_target_dir
                     .clone()
@@ -262,9 +263,9 @@ pub fn build(
                     toolchain: &toolchain,
                     cargo_lock_sha256: &prepared.cargo_lock_sha256,
                 };
-                Some(crate::attest::documents(
-                    key, &assembled, &inputs, &prepared,
-                )?)
+                let documents = crate::attest::documents(key, &assembled, &inputs, &prepared)?;
+                tracing::debug!("signatures, provenance and SBOMs made");
+                Some(documents)
             }
             _ => None,
         };

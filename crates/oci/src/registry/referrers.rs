@@ -102,11 +102,11 @@ pub struct Artifact<'a> {
 /// signature manifest) may take before giving up on a writer that keeps dropping our entries.
 pub const CONVERGE_ROUNDS: u32 = 8;
 
-/// After writing a shared manifest: wait as long as our read and write took (at least 1 ms), so
-/// that a writer doing the same, who read the old manifest before our write, has written before
-/// we read back.
+/// After writing a shared manifest: wait twice as long as our read and write took (at least
+/// 1 ms), so that a writer doing the same, who read the old manifest before our write, has
+/// written before we read back. (Once as long loses one race in a few dozen in the tests.)
 async fn settle(read_and_write: std::time::Duration) {
-    tokio::time::sleep(read_and_write.max(std::time::Duration::from_millis(1))).await;
+    tokio::time::sleep((read_and_write * 2).max(std::time::Duration::from_millis(1))).await;
 }
 
 fn manifest_bytes<T: Serialize>(value: &T) -> Vec<u8> {
@@ -609,12 +609,22 @@ impl Registry {
         signature_b64: &str,
     ) -> Result<Digest, RegistryError> {
         let tag = cosign_signature_tag(subject);
-        // Read once ahead (while the payload goes up) to make the config blob for, then again
-        // just before writing: the window a concurrent writer can fall into is one GET and one
-        // PUT long, not the config's upload too.
-        let (mut ahead, payload_digest) = futures_util::future::try_join(
+        let mut layer = Descriptor::new(
+            MEDIA_TYPE_SIMPLE_SIGNING,
+            Digest::of(payload),
+            payload.len() as u64,
+        );
+        layer.annotations.insert(
+            ANNOTATION_COSIGN_SIGNATURE.to_owned(),
+            signature_b64.to_owned(),
+        );
+        // Read once ahead (while the payload goes up, and the config of a manifest holding our
+        // signature alone: the usual case of a new image), then again just before writing: the
+        // window a concurrent writer can fall into is one GET and one PUT long.
+        let (mut ahead, payload_digest, _) = futures_util::future::try_join3(
             self.signature_manifest(repository, &tag),
             self.put_blob(repository, payload),
+            self.put_blob(repository, &signature_config(std::slice::from_ref(&layer))),
         )
         .await?;
         let is_ours = |l: &Descriptor| {
@@ -630,28 +640,9 @@ impl Registry {
                 Some((_, layers)) => layers.clone(),
                 None => Vec::new(),
             };
-            let mut layer = Descriptor::new(
-                MEDIA_TYPE_SIMPLE_SIGNING,
-                payload_digest.clone(),
-                payload.len() as u64,
-            );
-            layer.annotations.insert(
-                ANNOTATION_COSIGN_SIGNATURE.to_owned(),
-                signature_b64.to_owned(),
-            );
-            layers.push(layer);
-            // The config lists the layers as diff ids (they are not compressed), as cosign
-            // writes it.
-            let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
-            let config = serde_json::to_vec(&serde_json::json!({
-                "architecture": "",
-                "config": {},
-                "created": "0001-01-01T00:00:00Z",
-                "history": [{"created": "0001-01-01T00:00:00Z"}],
-                "os": "",
-                "rootfs": {"diff_ids": diff_ids, "type": "layers"},
-            }))
-            .expect("json");
+            layers.push(layer.clone());
+            // Already up when the manifest held no other signature.
+            let config = signature_config(&layers);
             let config_digest = self.put_blob(repository, &config).await?;
             let manifest = ArtifactManifest {
                 annotations: BTreeMap::new(),
@@ -736,6 +727,21 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// The config of a cosign signature manifest: the layers as diff ids (they are not compressed),
+/// as cosign writes it.
+fn signature_config(layers: &[Descriptor]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}],
+        "os": "",
+        "rootfs": {"diff_ids": diff_ids, "type": "layers"},
+    }))
+    .expect("json")
 }
 
 /// cosign's signature tag of `digest`: `sha256-<hex>.sig`.

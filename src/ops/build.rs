@@ -316,8 +316,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
-/// With `documents` (a signing key), each image's signature, provenance and SBOM go up while the
-/// image does; what was attached is returned.
+/// With `documents` (a signing key), every image's signature, provenance and SBOM go up while
+/// the images do; what was attached is returned.
 fn push_all(
     assembled: &[build::Assembled],
     tag: &str,
@@ -354,65 +354,68 @@ fn push_all(
             source,
         })?;
     let runtime = runtime()?;
-    for (i, a) in assembled.iter().enumerate() {
-        let target = a
-            .image_name
-            .with_tag(tag)
-            .map_err(|source| BuildOpError::Registry {
-                registry: a.image_name.to_string(),
-                tag: tag.to_owned(),
-                source,
-            })?;
-        // Layers already pushed for another component can be mounted instead of uploaded.
-        let mount_from = assembled
-            .iter()
-            .filter(|o| o.component != a.component && o.image_name.registry() == host)
-            .map(|o| o.image_name.repository().to_owned())
-            .collect();
-        let options = oci::PushOptions {
-            allow_overwrite: opts.allow_overwrite,
-            mount_from,
-        };
-        events(BuildEvent::Pushing {
-            component: &a.component,
-        });
-        let (report, attached) = runtime.block_on(async {
-            let push = registry.push(&target, &a.image, &options);
-            match documents.and_then(|d| d.get(i)) {
-                Some(d) => {
-                    let (report, attached) =
-                        tokio::join!(push, crate::attest::publish_one(&registry, a, d));
-                    (report, Some(attached))
-                }
-                None => (push.await, None),
-            }
-        });
-        let report = report.map_err(|e| match e {
-            oci::RegistryError::TagExists {
-                reference,
-                existing,
-                ours,
-            } => BuildOpError::TagExists {
-                component: a.component.clone(),
-                reference,
-                existing,
-                ours,
-            }
-            .into(),
-            source => Error::Push {
-                component: a.component.clone(),
-                target: crate::redact::urls(&target.to_string()),
-                source,
-            },
-        })?;
-        events(BuildEvent::Pushed {
-            component: &a.component,
-            report: &report,
-        });
-        if let Some(attached) = attached {
-            attested.push(attached?);
+    // The images one after the other (each mounts what the earlier ones pushed); the signatures
+    // and attachments of all of them at once beside.
+    let pushes = async {
+        for a in assembled {
+            let target = a
+                .image_name
+                .with_tag(tag)
+                .map_err(|source| BuildOpError::Registry {
+                    registry: a.image_name.to_string(),
+                    tag: tag.to_owned(),
+                    source,
+                })?;
+            // Layers already pushed for another component can be mounted instead of uploaded.
+            let mount_from = assembled
+                .iter()
+                .filter(|o| o.component != a.component && o.image_name.registry() == host)
+                .map(|o| o.image_name.repository().to_owned())
+                .collect();
+            let options = oci::PushOptions {
+                allow_overwrite: opts.allow_overwrite,
+                mount_from,
+            };
+            events(BuildEvent::Pushing {
+                component: &a.component,
+            });
+            let report = registry
+                .push(&target, &a.image, &options)
+                .await
+                .map_err(|e| match e {
+                    oci::RegistryError::TagExists {
+                        reference,
+                        existing,
+                        ours,
+                    } => BuildOpError::TagExists {
+                        component: a.component.clone(),
+                        reference,
+                        existing,
+                        ours,
+                    }
+                    .into(),
+                    source => Error::Push {
+                        component: a.component.clone(),
+                        target: crate::redact::urls(&target.to_string()),
+                        source,
+                    },
+                })?;
+            events(BuildEvent::Pushed {
+                component: &a.component,
+                report: &report,
+            });
         }
-    }
+        Ok::<_, Error>(())
+    };
+    let signing = futures_util::future::try_join_all(
+        assembled
+            .iter()
+            .zip(documents.unwrap_or_default())
+            .map(|(a, d)| crate::attest::publish_one(&registry, a, d)),
+    );
+    let (pushed, signed) = runtime.block_on(async { tokio::join!(pushes, signing) });
+    pushed?;
+    attested.extend(signed?);
     Ok(attested)
 }
 

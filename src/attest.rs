@@ -58,8 +58,32 @@ pub struct Attested {
     pub dependencies: usize,
 }
 
-/// `rustc -V` of the toolchain cargo builds with.
-pub fn toolchain_version(workspace: &Path) -> String {
+/// `rustc -V` of the toolchain cargo just built with: the first line of the `rustc -vV` answer
+/// cargo keeps in `<target dir>/.rustc_info.json` (cargo checks it against the compiler on every
+/// build), else `rustc -V` run here.
+pub fn toolchain_version(workspace: &Path, cargo_target_dir: &Path) -> String {
+    #[derive(Deserialize)]
+    struct RustcInfo {
+        outputs: BTreeMap<String, Output>,
+    }
+    #[derive(Deserialize)]
+    struct Output {
+        success: bool,
+        stdout: String,
+    }
+    let cached = std::fs::read(cargo_target_dir.join(".rustc_info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RustcInfo>(&b).ok())
+        .and_then(|info| {
+            info.outputs.into_values().find_map(|o| {
+                let first = o.stdout.lines().next()?.to_owned();
+                (o.success && first.starts_with("rustc ") && o.stdout.contains("\nbinary: rustc"))
+                    .then_some(first)
+            })
+        });
+    if let Some(version) = cached {
+        return version;
+    }
     let rustc = std::env::var_os(env_vars::RUSTC).unwrap_or_else(|| "rustc".into());
     env_vars::scrub_secrets(&mut Command::new(rustc))
         .current_dir(workspace)
@@ -183,52 +207,162 @@ struct LockPackage {
     checksum: Option<String>,
 }
 
-/// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
-/// every package linked into it (normal dependencies, transitively, for the image's target).
-pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize), Error> {
-    let cargo = std::env::var_os(env_vars::CARGO).unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    // `cargo metadata` resolves features for the package of --manifest-path.
-    env_vars::scrub_secrets(&mut cmd)
-        .current_dir(inputs.workspace)
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .args(["--filter-platform", TARGET, "--manifest-path"])
-        .arg(crate_manifest(inputs.workspace, &a.krate));
-    if !a.features.is_empty() {
-        cmd.arg("--features").arg(a.features.join(","));
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io("run cargo metadata", inputs.workspace, e))?;
-    if !out.status.success() {
-        return Err(Error::usage(
-            format!(
-                "cargo metadata for the SBOM of {} failed: {}",
-                a.component,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
-        ));
-    }
-    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::invalid(
-            format!("cargo metadata printed something rel cannot read: {e}"),
-            "report this with your cargo version (`cargo -V`)",
-        )
-    })?;
-    let lock_text = std::fs::read_to_string(inputs.workspace.join("Cargo.lock"))
-        .map_err(|e| Error::io("read Cargo.lock", inputs.workspace.join("Cargo.lock"), e))?;
+/// What `cargo metadata` and Cargo.lock say about one component's crate graph: read while the
+/// image is compiled and pushed (it needs no digest), turned into the SBOM afterwards.
+pub struct CrateGraph {
+    meta: Metadata,
+    checksums: BTreeMap<(String, String), String>,
+}
+
+/// The crate graph of `krate` with `features` for the image's target: `cargo metadata --locked
+/// --filter-platform` of the crate's manifest (features resolve for that package) and the
+/// checksums of Cargo.lock.
+pub fn crate_graph(
+    workspace: &Path,
+    component: &str,
+    krate: &str,
+    features: &[String],
+) -> Result<CrateGraph, Error> {
+    let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
+        .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
     let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
         Error::invalid(
             format!("Cargo.lock is not readable: {e}"),
             "regenerate it with `cargo generate-lockfile`",
         )
     })?;
-    let checksums: BTreeMap<(String, String), String> = lock
+    let checksums = lock
         .package
         .into_iter()
         .filter_map(|p| Some(((p.name, p.version), p.checksum?)))
         .collect();
+    let cache = workspace
+        .join(crate::build::OUT_DIR)
+        .join("cache/crate-graph")
+        .join(format!(
+            "{}.json",
+            graph_key(workspace, krate, features, &lock_text)
+        ));
+    if let Some(meta) = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Metadata>(&b).ok())
+    {
+        return Ok(CrateGraph { meta, checksums });
+    }
+    let stdout = cargo_metadata(workspace, component, krate, features)?;
+    let meta: Metadata = serde_json::from_slice(&stdout).map_err(|e| {
+        Error::invalid(
+            format!("cargo metadata printed something rel cannot read: {e}"),
+            "report this with your cargo version (`cargo -V`)",
+        )
+    })?;
+    // A cache that cannot be written only costs the next build a `cargo metadata`.
+    if let Err(e) = cache
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| crate::atomic_write::write(&cache, &stdout))
+    {
+        tracing::debug!(path = %cache.display(), error = %e, "crate graph not cached");
+    }
+    Ok(CrateGraph { meta, checksums })
+}
+
+/// What `cargo metadata --locked` for the SBOM depends on: the crate, its features, the target,
+/// Cargo.lock and every `Cargo.toml` and `.cargo/config.toml` of the workspace (a new or edited
+/// manifest, tracked or not, is another key).
+fn graph_key(workspace: &Path, krate: &str, features: &[String], lock: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(
+        format!(
+            "rel crate graph v1\0{TARGET}\0{krate}\0{}\0",
+            features.join(",")
+        )
+        .as_bytes(),
+    );
+    h.update(lock.as_bytes());
+    let mut manifests = Vec::new();
+    let mut dirs = vec![workspace.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t)
+                    if t.is_dir()
+                        && (name == ".cargo" || !(name.starts_with('.') || name == "target")) =>
+                {
+                    dirs.push(path);
+                }
+                Ok(t) if t.is_file() => {
+                    let in_cargo_dir = dir.file_name().is_some_and(|d| d == ".cargo");
+                    if name == "Cargo.toml" || (in_cargo_dir && name.starts_with("config")) {
+                        manifests.push(path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    manifests.sort();
+    for m in manifests {
+        h.update(
+            m.strip_prefix(workspace)
+                .unwrap_or(&m)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.update(b"\0");
+        h.update(std::fs::read(&m).unwrap_or_default());
+        h.update(b"\0");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The JSON `cargo metadata --locked --filter-platform` prints for `krate` with `features`.
+fn cargo_metadata(
+    workspace: &Path,
+    component: &str,
+    krate: &str,
+    features: &[String],
+) -> Result<Vec<u8>, Error> {
+    let cargo = std::env::var_os(env_vars::CARGO).unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // `cargo metadata` resolves features for the package of --manifest-path.
+    env_vars::scrub_secrets(&mut cmd)
+        .current_dir(workspace)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", TARGET, "--manifest-path"])
+        .arg(crate_manifest(workspace, krate));
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io("run cargo metadata", workspace, e))?;
+    if !out.status.success() {
+        return Err(Error::usage(
+            format!(
+                "cargo metadata for the SBOM of {component} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
+/// every package linked into it (normal dependencies, transitively, for the image's target).
+pub fn sbom(
+    a: &Assembled,
+    inputs: &BuildInputs<'_>,
+    graph: &CrateGraph,
+) -> Result<(Vec<u8>, usize), Error> {
+    let (meta, checksums) = (&graph.meta, &graph.checksums);
     let packages: BTreeMap<&str, &Package> =
         meta.packages.iter().map(|p| (p.id.as_str(), p)).collect();
     let nodes: BTreeMap<&str, &Node> = meta
@@ -287,7 +421,12 @@ pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize),
         .filter(|id| **id != root.id)
         .map(|id| component(packages[id]))
         .collect();
+    // Crates counted; the base image (and its layers) listed too.
     let count = components.len();
+    let mut components = components;
+    if let Some(base) = &a.base {
+        components.push(base_component(base, &a.base_layers));
+    }
     let mut main = component(root);
     main["type"] = "application".into();
     main["properties"] = serde_json::json!([
@@ -328,6 +467,49 @@ pub fn sbom(a: &Assembled, inputs: &BuildInputs<'_>) -> Result<(Vec<u8>, usize),
     Ok((serde_json::to_vec(&bom).expect("json"), count))
 }
 
+/// The registry base image as a CycloneDX `container` component (its manifest digest as version
+/// and hash, an OCI purl), with one `file` component per layer (digest, diff id, media type, size).
+fn base_component(base: &image_ref::ImageRef, layers: &[oci::LayerBlob]) -> serde_json::Value {
+    let name = base.name();
+    let digest = base.digest().map(ToString::to_string).unwrap_or_default();
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    let last = base
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bom_ref = format!("{name}@{digest}");
+    let layers: Vec<_> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::json!({
+                "bom-ref": format!("{bom_ref}#layer-{i}"),
+                "hashes": [{"alg": "SHA-256", "content": l.descriptor.digest.hex()}],
+                "name": format!("layer {i}"),
+                "properties": [
+                    {"name": "rel:diff-id", "value": l.diff_id.to_string()},
+                    {"name": "rel:digest", "value": l.descriptor.digest.to_string()},
+                    {"name": "rel:media-type", "value": l.descriptor.media_type},
+                    {"name": "rel:size", "value": l.descriptor.size.to_string()},
+                ],
+                "type": "file",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "bom-ref": bom_ref,
+        "components": layers,
+        "hashes": [{"alg": "SHA-256", "content": hex}],
+        "name": name,
+        "properties": [{"name": "rel:role", "value": "base image"}],
+        "purl": format!("pkg:oci/{last}@sha256%3A{hex}?repository_url={name}"),
+        "type": "container",
+        "version": digest,
+    })
+}
+
 fn crate_manifest(workspace: &Path, krate: &str) -> std::path::PathBuf {
     for dir in ["crates", "services"] {
         let p = workspace.join(dir).join(krate).join("Cargo.toml");
@@ -360,76 +542,150 @@ fn serial_number(digest: &Digest) -> String {
     )
 }
 
-/// Sign and attach everything for the pushed images.
-pub fn publish(
+/// What signing needs besides the images, none of it depending on them: the hash of Cargo.lock
+/// and each component's crate graph. [`prepare`] makes it on threads of its own, so that it runs
+/// while the images are compiled.
+pub struct Prepared {
+    pub cargo_lock_sha256: String,
+    /// Per component.
+    graphs: BTreeMap<String, CrateGraph>,
+}
+
+/// One component to prepare: its name, crate and features.
+#[derive(Debug, Clone)]
+pub struct ToPrepare {
+    pub component: String,
+    pub krate: String,
+    pub features: Vec<String>,
+}
+
+/// Hash Cargo.lock and read each component's crate graph (cached under
+/// `target/rel/cache/crate-graph`, else `cargo metadata`, one thread each: a child process that
+/// mostly waits).
+pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, Error> {
+    std::thread::scope(|s| {
+        let graphs: Vec<_> = components
+            .iter()
+            .map(|c| {
+                s.spawn(|| {
+                    crate_graph(workspace, &c.component, &c.krate, &c.features)
+                        .map(|g| (c.component.clone(), g))
+                })
+            })
+            .collect();
+        let cargo_lock_sha256 = cargo_lock_sha256(workspace)?;
+        let graphs = graphs
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<BTreeMap<_, _>, Error>>()?;
+        Ok(Prepared {
+            cargo_lock_sha256,
+            graphs,
+        })
+    })
+}
+
+/// Sign what is published for each image, in the order of `assembled`: the cosign payload and
+/// its signature, the provenance envelope and the SBOM. No I/O: `prepared` read it all.
+pub fn documents(
     key: &SigningKey,
-    registry: &oci::Registry,
-    runtime: &tokio::runtime::Runtime,
     assembled: &[Assembled],
     inputs: &BuildInputs<'_>,
-) -> Result<Vec<Attested>, Error> {
-    let mut out = Vec::new();
-    for a in assembled {
-        let repository = a.image_name.repository();
-        let digest = &a.image.manifest_digest;
-        let push_err = |source| Error::Push {
-            component: a.component.clone(),
-            target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
-            source,
-        };
-        let payload = oci::registry::simple_signing_payload(&a.image_name.name(), digest);
-        let sig = base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
-        let statement = provenance(a, inputs);
-        let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &statement);
-        let (bom, dependencies) = sbom(a, inputs)?;
-        let subject = oci::spec::Descriptor::new(
-            oci::spec::MEDIA_TYPE_MANIFEST,
-            digest.clone(),
-            a.image.manifest.len() as u64,
-        );
-        // One after the other: the fallback tag's index is read, extended and written, so two
-        // attachments of one subject must not race.
-        let (signature, provenance, sbom) = runtime
-            .block_on(async {
-                let signature = registry
-                    .push_cosign_signature(repository, digest, &payload, &sig)
-                    .await?;
-                let provenance = registry
-                    .attach(
-                        repository,
-                        &subject,
-                        PROVENANCE_MEDIA_TYPE,
-                        PROVENANCE_MEDIA_TYPE,
-                        envelope.as_bytes(),
-                        BTreeMap::from([(
-                            "dev.rel.predicate-type".to_owned(),
-                            SLSA_PROVENANCE_V1.to_owned(),
-                        )]),
-                    )
-                    .await?;
-                let sbom = registry
-                    .attach(
-                        repository,
-                        &subject,
-                        SBOM_ARTIFACT_TYPE,
-                        SBOM_ARTIFACT_TYPE,
-                        &bom,
-                        BTreeMap::new(),
-                    )
-                    .await?;
-                Ok::<_, oci::RegistryError>((signature, provenance, sbom))
+    prepared: &Prepared,
+) -> Result<Vec<Documents>, Error> {
+    assembled
+        .iter()
+        .map(|a| {
+            let graph = prepared.graphs.get(&a.component).ok_or_else(|| {
+                Error::invalid(
+                    format!("no crate graph was read for {}", a.component),
+                    "report this: the build prepared other components than it pushed",
+                )
+            })?;
+            let payload = oci::registry::simple_signing_payload(
+                &a.image_name.name(),
+                &a.image.manifest_digest,
+            );
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
+            let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &provenance(a, inputs));
+            let (bom, dependencies) = sbom(a, inputs, graph)?;
+            Ok(Documents {
+                payload,
+                signature,
+                envelope,
+                bom,
+                dependencies,
             })
-            .map_err(push_err)?;
-        out.push(Attested {
-            component: a.component.clone(),
-            image: format!("{}@{digest}", a.image_name.name()),
-            signature,
-            provenance,
-            sbom,
-            dependencies,
-        });
-    }
-    Ok(out)
+        })
+        .collect()
+}
+
+/// What is signed and attached for one image ([`documents`]).
+pub struct Documents {
+    payload: Vec<u8>,
+    signature: String,
+    envelope: String,
+    bom: Vec<u8>,
+    dependencies: usize,
+}
+
+/// Push one image's cosign signature alongside one [`oci::Registry::attach_all`] of its
+/// provenance and SBOM. They name the image by digest, so they may go up while the image itself
+/// does (`rel build --push` runs them side by side).
+pub async fn publish_one(
+    registry: &oci::Registry,
+    a: &Assembled,
+    d: &Documents,
+) -> Result<Attested, Error> {
+    let repository = a.image_name.repository();
+    let digest = &a.image.manifest_digest;
+    let subject = oci::spec::Descriptor::new(
+        oci::spec::MEDIA_TYPE_MANIFEST,
+        digest.clone(),
+        a.image.manifest.len() as u64,
+    );
+    let artifacts = [
+        oci::registry::Artifact {
+            artifact_type: PROVENANCE_MEDIA_TYPE,
+            media_type: PROVENANCE_MEDIA_TYPE,
+            content: d.envelope.as_bytes(),
+            annotations: BTreeMap::from([(
+                "dev.rel.predicate-type".to_owned(),
+                SLSA_PROVENANCE_V1.to_owned(),
+            )]),
+        },
+        oci::registry::Artifact {
+            artifact_type: SBOM_ARTIFACT_TYPE,
+            media_type: SBOM_ARTIFACT_TYPE,
+            content: &d.bom,
+            annotations: BTreeMap::new(),
+        },
+    ];
+    let (signature, attached) = futures_util::future::try_join(
+        registry.push_cosign_signature(repository, digest, &d.payload, &d.signature),
+        registry.attach_all(repository, &subject, &artifacts),
+    )
+    .await
+    .map_err(|source| Error::Push {
+        component: a.component.clone(),
+        target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
+        source,
+    })?;
+    let [provenance, sbom]: [Digest; 2] = attached.try_into().map_err(|_| {
+        Error::invalid(
+            "the registry client returned another number of attachments than it was given",
+            "report this",
+        )
+    })?;
+    Ok::<_, Error>(Attested {
+        component: a.component.clone(),
+        image: format!("{}@{digest}", a.image_name.name()),
+        signature,
+        provenance,
+        sbom,
+        dependencies: d.dependencies,
+    })
 }
 
 /// SHA-256 (hex) of the workspace's Cargo.lock.
@@ -437,4 +693,48 @@ pub fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
     let path = workspace.join("Cargo.lock");
     let bytes = std::fs::read(&path).map_err(|e| Error::io("read Cargo.lock", &path, e))?;
     Ok(crate::record::sha256_hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crate_graph_key_changes_with_any_manifest_the_lock_or_the_features() {
+        let ws = tempfile::tempdir().unwrap();
+        let p = ws.path();
+        std::fs::create_dir_all(p.join("crates/a")).unwrap();
+        std::fs::create_dir_all(p.join("target/rel")).unwrap();
+        std::fs::write(
+            p.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"crates/*\"]\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("crates/a/Cargo.toml"), "[package]\nname = \"a\"\n").unwrap();
+        let key = |features: &[String], lock: &str| graph_key(p, "a", features, lock);
+        let first = key(&[], "lock");
+        assert_eq!(first, key(&[], "lock"), "a function of the files");
+        assert_ne!(first, key(&["loud".to_owned()], "lock"));
+        assert_ne!(first, key(&[], "lock 2"));
+        // Build output and hidden directories are not the workspace's manifests.
+        std::fs::write(p.join("target/rel/Cargo.toml"), "x").unwrap();
+        std::fs::create_dir_all(p.join(".git")).unwrap();
+        std::fs::write(p.join(".git/Cargo.toml"), "x").unwrap();
+        assert_eq!(first, key(&[], "lock"));
+        // A new member (tracked or not), an edited manifest, cargo's config: another key.
+        std::fs::create_dir_all(p.join("crates/b")).unwrap();
+        std::fs::write(p.join("crates/b/Cargo.toml"), "[package]\nname = \"b\"\n").unwrap();
+        let with_b = key(&[], "lock");
+        assert_ne!(first, with_b);
+        std::fs::write(
+            p.join("crates/a/Cargo.toml"),
+            "[package]\nname = \"a\"\n# x\n",
+        )
+        .unwrap();
+        assert_ne!(with_b, key(&[], "lock"));
+        let edited = key(&[], "lock");
+        std::fs::create_dir_all(p.join(".cargo")).unwrap();
+        std::fs::write(p.join(".cargo/config.toml"), "[net]\noffline = true\n").unwrap();
+        assert_ne!(edited, key(&[], "lock"));
+    }
 }

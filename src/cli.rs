@@ -548,6 +548,18 @@ pub struct KeygenArgs {
     /// Make a release signing key (Ed25519) instead of a master key; `-o -` writes it to stdout
     #[arg(long)]
     pub signing: bool,
+
+    /// The signing key's algorithm: ed25519 signs images, provenance, lockfiles and records; ecdsa-p256 (cosign's default key type) signs images and provenance only (minisign, for lockfiles and records, is Ed25519 only)
+    #[arg(long, value_enum, default_value = "ed25519")]
+    pub algorithm: SigningAlgorithm,
+}
+
+/// `rel keygen --signing --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningAlgorithm {
+    Ed25519,
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
 }
 
 #[derive(Debug, Args)]
@@ -825,6 +837,18 @@ pub struct DriftArgs {
     /// Namespace of workloads the manifests leave unqualified [default: the context's namespace]
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
+
+    /// With --live/--pods: also check that each component image a live pod runs has a cosign signature by a key [trust] trusts for ENV
+    #[arg(long)]
+    pub verify_signatures: bool,
+
+    /// A registry host (host[:port]) to read signatures from over plain HTTP; loopback registries always are (repeatable)
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        requires = "verify_signatures"
+    )]
+    pub insecure_registries: Vec<String>,
 
     #[command(flatten)]
     pub kube: KubeArgs,

@@ -1,4 +1,6 @@
-//! The release signing key and the three signature formats it makes, all over one Ed25519 key pair:
+//! The release signing key and the three signature formats it makes, all over one key pair:
+//! Ed25519 (`rel keygen --signing`, the default) or ECDSA P-256 (`--algorithm ecdsa-p256`,
+//! cosign's default key type).
 //!
 //! - **minisign** detached signatures (`releases/<v>.yaml.minisig`, records): algorithm `ED`
 //!   (Ed25519 over BLAKE2b-512 of the file), key id, trusted comment and global signature, as
@@ -10,6 +12,12 @@
 //! The public key is written the minisign way (`RW...`, base64 of `Ed` + key id + key) in
 //! rel.toml's `[trust]`; [`PublicKey::to_pem`] gives the same key for cosign-style verifiers.
 //! The secret key never reaches `Debug`, output or a child process.
+//!
+//! An ECDSA P-256 key signs over SHA-256 of the message, DER-encoded (what cosign, `openssl dgst
+//! -sha256 -verify` and DSSE verifiers expect); its public key in `[trust]` is the base64 of its
+//! SubjectPublicKeyInfo (the PEM body on one line, `MFkw...`). minisign has no ECDSA, so an ECDSA
+//! key signs images (cosign) and provenance (DSSE) only: signing a lockfile or a record with it
+//! is refused, and a release whose lockfile must verify needs an Ed25519 key trusted as well.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -28,13 +36,41 @@ const SECRET_COMMENT: &str = "untrusted comment: rel signing secret key";
 const SPKI_ED25519_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+/// DER prefix of a P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1): the 65-byte
+/// uncompressed point follows.
+const SPKI_P256_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+/// How an ECDSA P-256 secret key line starts (an Ed25519 one is the bare base64 seed).
+const ECDSA_SECRET_PREFIX: &str = "ecdsa-p256:";
 /// DSSE payload type of in-toto statements.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
-/// An Ed25519 signing key with its minisign key id. Wiped on drop; `Debug` shows the id only.
+/// The algorithm of a release signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Ed25519: minisign, cosign and DSSE.
+    Ed25519,
+    /// ECDSA P-256 over SHA-256: cosign and DSSE (minisign has no ECDSA).
+    EcdsaP256,
+}
+
+/// A signing key with its key id. Wiped on drop; `Debug` shows the id only.
 pub struct SigningKey {
-    key: ed25519_dalek::SigningKey,
+    key: Secret,
     id: [u8; 8],
+}
+
+enum Secret {
+    Ed25519(ed25519_dalek::SigningKey),
+    EcdsaP256(p256::ecdsa::SigningKey),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Verifying {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    EcdsaP256(p256::ecdsa::VerifyingKey),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -43,10 +79,10 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-/// A trusted Ed25519 public key with its minisign key id.
+/// A trusted public key (Ed25519 or ECDSA P-256) with its key id.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
-    key: ed25519_dalek::VerifyingKey,
+    key: Verifying,
     id: [u8; 8],
 }
 
@@ -66,40 +102,87 @@ pub enum KeyError {
     #[diagnostic(help("copy the whole line `rel keygen --signing` printed"))]
     Length(usize, usize),
     #[error("not an Ed25519 minisign key (algorithm `{0}`)")]
-    #[diagnostic(help("rel trusts Ed25519 keys: `rel keygen --signing` makes one"))]
+    #[diagnostic(help(
+        "rel trusts Ed25519 keys (`RW...`) and ECDSA P-256 keys (`MFkw...`): `rel keygen --signing` makes one"
+    ))]
     Algorithm(String),
     #[error("the key's bytes are not an Ed25519 public key")]
     #[diagnostic(help("copy the whole line `rel keygen --signing` printed"))]
     Point,
+    #[error("the key's bytes are not an ECDSA P-256 key")]
+    #[diagnostic(help(
+        "copy the whole line `rel keygen --signing --algorithm ecdsa-p256` printed"
+    ))]
+    EcdsaPoint,
 }
 
 impl SigningKey {
-    /// A new key from the operating system's random source.
+    /// A new Ed25519 key from the operating system's random source.
     pub fn generate() -> Result<SigningKey, Error> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::getrandom(seed.as_mut()).map_err(|e| {
-            Error::usage(
-                format!("cannot draw random bytes for a signing key: {e}"),
-                "the operating system's random source failed; try again",
-            )
-        })?;
-        Ok(SigningKey::from_seed(&seed))
+        SigningKey::generate_with(Algorithm::Ed25519)
+    }
+
+    /// A new key of `algorithm` from the operating system's random source.
+    pub fn generate_with(algorithm: Algorithm) -> Result<SigningKey, Error> {
+        loop {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            getrandom::getrandom(seed.as_mut()).map_err(|e| {
+                Error::usage(
+                    format!("cannot draw random bytes for a signing key: {e}"),
+                    "the operating system's random source failed; try again",
+                )
+            })?;
+            match algorithm {
+                Algorithm::Ed25519 => return Ok(SigningKey::from_seed(&seed)),
+                // A scalar of 0 or ≥ n (chance about 2^-32) is drawn again.
+                Algorithm::EcdsaP256 => {
+                    if let Ok(key) = p256::ecdsa::SigningKey::from_slice(seed.as_ref()) {
+                        return Ok(SigningKey::from_ecdsa(key));
+                    }
+                }
+            }
+        }
     }
 
     fn from_seed(seed: &[u8; 32]) -> SigningKey {
         let key = ed25519_dalek::SigningKey::from_bytes(seed);
-        let id = key_id(&key.verifying_key());
-        SigningKey { key, id }
+        let id = key_id(&Verifying::Ed25519(key.verifying_key()));
+        SigningKey {
+            key: Secret::Ed25519(key),
+            id,
+        }
     }
 
-    /// The secret key file's text: a comment line and the 32-byte seed in base64.
+    fn from_ecdsa(key: p256::ecdsa::SigningKey) -> SigningKey {
+        let id = key_id(&Verifying::EcdsaP256(*key.verifying_key()));
+        SigningKey {
+            key: Secret::EcdsaP256(key),
+            id,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self.key {
+            Secret::Ed25519(_) => Algorithm::Ed25519,
+            Secret::EcdsaP256(_) => Algorithm::EcdsaP256,
+        }
+    }
+
+    /// The secret key file's text: a comment line and the secret in base64 (the Ed25519 seed, or
+    /// `ecdsa-p256:` and the P-256 scalar).
     pub fn to_secret_text(&self) -> Zeroizing<String> {
-        let mut text = Zeroizing::new(String::with_capacity(100));
+        let mut text = Zeroizing::new(String::with_capacity(120));
         text.push_str(SECRET_COMMENT);
         text.push(' ');
         text.push_str(&self.public().id_hex());
         text.push('\n');
-        text.push_str(&B64.encode(self.key.to_bytes()));
+        match &self.key {
+            Secret::Ed25519(k) => text.push_str(&B64.encode(k.to_bytes())),
+            Secret::EcdsaP256(k) => {
+                text.push_str(ECDSA_SECRET_PREFIX);
+                text.push_str(&B64.encode(Zeroizing::new(k.to_bytes().to_vec()).as_slice()));
+            }
+        }
         text.push('\n');
         text
     }
@@ -111,7 +194,16 @@ impl SigningKey {
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
             .unwrap_or_default();
+        let (ecdsa, line) = match line.strip_prefix(ECDSA_SECRET_PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
         let bytes = Zeroizing::new(B64.decode(line).map_err(|_| KeyError::Base64)?);
+        if ecdsa {
+            let key =
+                p256::ecdsa::SigningKey::from_slice(&bytes).map_err(|_| KeyError::EcdsaPoint)?;
+            return Ok(SigningKey::from_ecdsa(key));
+        }
         let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
             bytes
                 .as_slice()
@@ -123,21 +215,36 @@ impl SigningKey {
 
     pub fn public(&self) -> PublicKey {
         PublicKey {
-            key: self.key.verifying_key(),
+            key: match &self.key {
+                Secret::Ed25519(k) => Verifying::Ed25519(k.verifying_key()),
+                Secret::EcdsaP256(k) => Verifying::EcdsaP256(*k.verifying_key()),
+            },
             id: self.id,
         }
     }
 
-    /// Ed25519 over `message` itself (cosign's signature over the simple-signing payload).
-    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
-        self.key.sign(message).to_bytes()
+    /// A signature over `message` itself (cosign's over the simple-signing payload, DSSE's over
+    /// the pre-authentication encoding): Ed25519's 64 bytes, or ECDSA P-256 over SHA-256 of
+    /// `message`, DER-encoded.
+    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        match &self.key {
+            Secret::Ed25519(k) => k.sign(message).to_bytes().to_vec(),
+            Secret::EcdsaP256(k) => {
+                let sig: p256::ecdsa::Signature = k.sign(message);
+                sig.to_der().as_bytes().to_vec()
+            }
+        }
     }
 
     /// A minisign detached signature of `message` (algorithm `ED`: the BLAKE2b-512 prehash).
-    /// Deterministic: the same key, bytes and comment give the same signature file.
-    pub fn sign_minisign(&self, message: &[u8], trusted_comment: &str) -> String {
+    /// Deterministic: the same key, bytes and comment give the same signature file. `None` for
+    /// an ECDSA key: minisign has only Ed25519.
+    pub fn sign_minisign(&self, message: &[u8], trusted_comment: &str) -> Option<String> {
+        let Secret::Ed25519(key) = &self.key else {
+            return None;
+        };
         let hash = blake2::Blake2b512::digest(message);
-        let sig = self.key.sign(&hash).to_bytes();
+        let sig = key.sign(&hash).to_bytes();
         let mut line = Vec::with_capacity(74);
         line.extend_from_slice(b"ED");
         line.extend_from_slice(&self.id);
@@ -145,18 +252,18 @@ impl SigningKey {
         let mut global = Vec::with_capacity(64 + trusted_comment.len());
         global.extend_from_slice(&sig);
         global.extend_from_slice(trusted_comment.as_bytes());
-        let global_sig = self.key.sign(&global).to_bytes();
-        format!(
+        let global_sig = key.sign(&global).to_bytes();
+        Some(format!(
             "untrusted comment: signature from rel secret key {}\n{}\ntrusted comment: {trusted_comment}\n{}\n",
             self.public().id_hex(),
             B64.encode(&line),
             B64.encode(global_sig)
-        )
+        ))
     }
 
     /// A DSSE envelope (JSON) of `payload`, signed over its pre-authentication encoding.
     pub fn dsse_envelope(&self, payload_type: &str, payload: &[u8]) -> String {
-        let sig = self.key.sign(&pae(payload_type, payload)).to_bytes();
+        let sig = self.sign_raw(&pae(payload_type, payload));
         serde_json::json!({
             "payload": B64.encode(payload),
             "payloadType": payload_type,
@@ -178,16 +285,43 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Key ids are derived from the public key (the first 8 bytes of its SHA-256), so the same seed
-/// always has the same id.
-fn key_id(key: &ed25519_dalek::VerifyingKey) -> [u8; 8] {
-    let hash = sha2::Sha256::digest(key.as_bytes());
+/// Key ids are derived from the public key (the first 8 bytes of the SHA-256 of its bytes: the
+/// Ed25519 key, or the uncompressed P-256 point), so the same secret always has the same id.
+fn key_id(key: &Verifying) -> [u8; 8] {
+    let hash = match key {
+        Verifying::Ed25519(k) => sha2::Sha256::digest(k.as_bytes()),
+        Verifying::EcdsaP256(k) => sha2::Sha256::digest(k.to_encoded_point(false).as_bytes()),
+    };
     let mut id = [0u8; 8];
     id.copy_from_slice(&hash[..8]);
     id
 }
 
 impl PublicKey {
+    /// Parse a public key as `[trust]` lists it: a minisign line (`RW...`, Ed25519) or the base64
+    /// SubjectPublicKeyInfo of an ECDSA P-256 key (`MFkw...`, the PEM body on one line). A
+    /// leading `untrusted comment:` line is skipped.
+    pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .unwrap_or_default();
+        let bytes = B64.decode(line).map_err(|_| KeyError::Base64)?;
+        match bytes.strip_prefix(&SPKI_P256_PREFIX[..]) {
+            Some(point) => {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| KeyError::EcdsaPoint)?;
+                let key = Verifying::EcdsaP256(key);
+                Ok(PublicKey {
+                    id: key_id(&key),
+                    key,
+                })
+            }
+            None => PublicKey::from_minisign(line),
+        }
+    }
+
     /// Parse a minisign public key line (`RW...`; a leading `untrusted comment:` line is skipped).
     pub fn from_minisign(text: &str) -> Result<PublicKey, KeyError> {
         let line = text
@@ -208,25 +342,56 @@ impl PublicKey {
         id.copy_from_slice(&bytes[2..10]);
         let raw: [u8; 32] = bytes[10..].try_into().expect("32 bytes");
         let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::Point)?;
-        Ok(PublicKey { key, id })
+        Ok(PublicKey {
+            key: Verifying::Ed25519(key),
+            id,
+        })
     }
 
-    /// The minisign public key line (base64 of `Ed` + key id + key).
+    /// The key as `[trust]` lists it: the minisign line of an Ed25519 key, the base64
+    /// SubjectPublicKeyInfo of an ECDSA P-256 key.
+    pub fn to_text(&self) -> String {
+        match &self.key {
+            Verifying::Ed25519(_) => self.to_minisign(),
+            Verifying::EcdsaP256(_) => B64.encode(self.spki_der()),
+        }
+    }
+
+    /// The minisign public key line (base64 of `Ed` + key id + key); an ECDSA key has none and
+    /// gives its [`PublicKey::to_text`].
     pub fn to_minisign(&self) -> String {
-        let mut bytes = Vec::with_capacity(42);
-        bytes.extend_from_slice(b"Ed");
-        bytes.extend_from_slice(&self.id);
-        bytes.extend_from_slice(self.key.as_bytes());
-        B64.encode(bytes)
+        match &self.key {
+            Verifying::Ed25519(k) => {
+                let mut bytes = Vec::with_capacity(42);
+                bytes.extend_from_slice(b"Ed");
+                bytes.extend_from_slice(&self.id);
+                bytes.extend_from_slice(k.as_bytes());
+                B64.encode(bytes)
+            }
+            Verifying::EcdsaP256(_) => self.to_text(),
+        }
     }
 
-    /// The key in PEM (SubjectPublicKeyInfo), as cosign and containers/image read it.
+    fn spki_der(&self) -> Vec<u8> {
+        match &self.key {
+            Verifying::Ed25519(k) => {
+                let mut der = SPKI_ED25519_PREFIX.to_vec();
+                der.extend_from_slice(k.as_bytes());
+                der
+            }
+            Verifying::EcdsaP256(k) => {
+                let mut der = SPKI_P256_PREFIX.to_vec();
+                der.extend_from_slice(k.to_encoded_point(false).as_bytes());
+                der
+            }
+        }
+    }
+
+    /// The key in PEM (SubjectPublicKeyInfo), as cosign, OpenSSL and containers/image read it.
     pub fn to_pem(&self) -> String {
-        let mut der = SPKI_ED25519_PREFIX.to_vec();
-        der.extend_from_slice(self.key.as_bytes());
         format!(
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            B64.encode(der)
+            B64.encode(self.spki_der())
         )
     }
 
@@ -235,17 +400,26 @@ impl PublicKey {
         format!("{:016X}", u64::from_le_bytes(self.id))
     }
 
-    /// Whether `sig` is this key's Ed25519 signature of `message`.
+    /// Whether `sig` is this key's signature of `message` (Ed25519, or ECDSA P-256 over SHA-256,
+    /// DER-encoded).
     pub fn verify_raw(&self, message: &[u8], sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-            return false;
-        };
-        self.key.verify(message, &sig).is_ok()
+        match &self.key {
+            Verifying::Ed25519(k) => ed25519_dalek::Signature::from_slice(sig)
+                .is_ok_and(|sig| k.verify(message, &sig).is_ok()),
+            Verifying::EcdsaP256(k) => p256::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|sig| k.verify(message, &sig).is_ok()),
+        }
     }
 
     /// Check a minisign signature file over `message` with `minisign-verify`; the trusted
     /// comment on success.
     pub fn verify_minisign(&self, message: &[u8], sig_text: &str) -> Result<String, String> {
+        if let Verifying::EcdsaP256(_) = self.key {
+            return Err(format!(
+                "key {} is ECDSA P-256, and minisign signatures are Ed25519 only",
+                self.id_hex()
+            ));
+        }
         let pk = minisign_verify::PublicKey::from_base64(&self.to_minisign())
             .map_err(|e| format!("public key: {e}"))?;
         let sig = minisign_verify::Signature::decode(sig_text)
@@ -353,6 +527,25 @@ pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
     })
 }
 
+/// Refuse an ECDSA key before anything is written: `what` (a lockfile, a record) is signed with
+/// minisign, which has only Ed25519 keys.
+pub fn ensure_minisign(key: &SigningKey, what: &str) -> Result<(), Error> {
+    match key.algorithm() {
+        Algorithm::Ed25519 => Ok(()),
+        Algorithm::EcdsaP256 => Err(minisign_refusal(key, what)),
+    }
+}
+
+fn minisign_refusal(key: &SigningKey, what: &str) -> Error {
+    Error::usage(
+        format!(
+            "{what} is signed with minisign, which has only Ed25519 keys; signing key {} is ECDSA P-256",
+            key.public().id_hex()
+        ),
+        "sign lockfiles and records with an Ed25519 key (`rel keygen --signing`); an ECDSA P-256 key signs images and their provenance (`rel build --push`) only",
+    )
+}
+
 /// `releases/<file>.minisig`: the detached signature next to the signed file.
 pub fn signature_path(signed: &Path) -> PathBuf {
     let mut name = signed.file_name().unwrap_or_default().to_os_string();
@@ -373,7 +566,9 @@ pub fn trusted_comment(signed: &Path) -> String {
 /// there. Returns the signature's path.
 pub fn write_detached(key: &SigningKey, signed: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
     let path = signature_path(signed);
-    let text = key.sign_minisign(bytes, &trusted_comment(signed));
+    let Some(text) = key.sign_minisign(bytes, &trusted_comment(signed)) else {
+        return Err(minisign_refusal(key, &signed.display().to_string()));
+    };
     if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
         return Ok(path);
     }
@@ -393,7 +588,10 @@ mod tests {
         assert_eq!(key.public(), again.public());
         let public = PublicKey::from_minisign(&key.public().to_minisign()).unwrap();
         assert_eq!(public, key.public());
-        assert!(!format!("{key:?}").contains(&B64.encode(key.key.to_bytes())));
+        let Secret::Ed25519(secret) = &key.key else {
+            panic!("an Ed25519 key")
+        };
+        assert!(!format!("{key:?}").contains(&B64.encode(secret.to_bytes())));
         assert!(
             key.public()
                 .to_pem()
@@ -404,7 +602,9 @@ mod tests {
     #[test]
     fn minisign_signatures_verify_and_tampering_is_caught() {
         let key = SigningKey::generate().unwrap();
-        let sig = key.sign_minisign(b"version: 1.0.0\n", "file:1.0.0.yaml");
+        let sig = key
+            .sign_minisign(b"version: 1.0.0\n", "file:1.0.0.yaml")
+            .unwrap();
         let pk = key.public();
         assert_eq!(
             pk.verify_minisign(b"version: 1.0.0\n", &sig).unwrap(),
@@ -466,6 +666,36 @@ mod tests {
     }
 
     #[test]
+    fn ecdsa_p256_keys_round_trip_sign_der_and_refuse_minisign() {
+        let key = SigningKey::generate_with(Algorithm::EcdsaP256).unwrap();
+        let text = key.to_secret_text();
+        assert!(text.contains("\necdsa-p256:"), "{}", text.as_str());
+        let again = SigningKey::from_secret_text(&text).unwrap();
+        assert_eq!(again.public(), key.public());
+        assert_eq!(again.algorithm(), Algorithm::EcdsaP256);
+        let public = PublicKey::parse(&key.public().to_text()).unwrap();
+        assert_eq!(public, key.public());
+        assert!(key.public().to_text().starts_with("MFkw"));
+        assert!(
+            key.public()
+                .to_pem()
+                .starts_with("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE")
+        );
+        let sig = key.sign_raw(b"payload");
+        assert_eq!(sig[0], 0x30, "DER SEQUENCE");
+        assert!(public.verify_raw(b"payload", &sig));
+        assert!(!public.verify_raw(b"other", &sig));
+        let ed = SigningKey::generate().unwrap().public();
+        assert!(!ed.verify_raw(b"payload", &sig));
+        let env = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, b"{}");
+        assert!(public.verify_dsse(env.as_bytes()).is_ok());
+        assert!(key.sign_minisign(b"x", "file:x").is_none());
+        assert!(public.verify_minisign(b"x", "").is_err());
+        // Both kinds side by side in [trust].
+        assert_eq!(PublicKey::parse(&ed.to_text()).unwrap(), ed);
+    }
+
+    #[test]
     fn dsse_envelopes_verify_with_the_signing_key_only() {
         let key = SigningKey::generate().unwrap();
         let env = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, b"{}");
@@ -520,11 +750,11 @@ impl RawTrust {
         let parse = |keys: Vec<toml::Spanned<String>>| {
             keys.into_iter()
                 .map(|k| {
-                    PublicKey::from_minisign(k.get_ref()).map_err(|e| {
+                    PublicKey::parse(k.get_ref()).map_err(|e| {
                         (
                             k.span(),
                             format!("`{}` is not a signing public key: {e}", k.get_ref()),
-                            "paste the public key `rel keygen --signing` printed (base64, starting with `RW`)",
+                            "paste the public key `rel keygen --signing` printed (base64, starting with `RW`, or `MFkw` for ECDSA P-256)",
                         )
                     })
                 })

@@ -139,6 +139,8 @@ pub struct Assembled {
     pub features: Vec<String>,
     /// The registry base, pinned by digest (`None`: FROM scratch or an OCI layout base).
     pub base: Option<ImageRef>,
+    /// The base image's layers (registry or OCI layout base), first in `image`.
+    pub base_layers: Vec<oci::LayerBlob>,
 }
 
 impl Assembled {
@@ -269,6 +271,7 @@ pub fn assemble_all(
             bin: bin.clone(),
             features: features.clone(),
             base: base_ref,
+            base_layers: base_image.map(|b| b.layers).unwrap_or_default(),
         });
     }
     Ok(results)

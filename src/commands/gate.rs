@@ -176,6 +176,8 @@ pub(super) fn drift(ctx: &Context, args: DriftArgs) -> Result<Exit, Error> {
             manifests: args.rendered.as_deref().map(|p| manifest_source(ctx, p)),
             live,
             namespace: args.namespace,
+            verify_signatures: args.verify_signatures,
+            insecure_registries: args.insecure_registries,
         },
     )?;
     emit_report(&report, &args.output)

@@ -1,8 +1,9 @@
-//! `rel keygen --signing -o FILE`: a new Ed25519 release signing key.
+//! `rel keygen --signing [--algorithm ed25519|ecdsa-p256] -o FILE`: a new release signing key.
 //!
 //! The secret key goes to FILE (mode 0600, never replacing a file) or, with `-o -`, to standard
-//! output only; the public key (minisign line for rel.toml's `[trust]`, PEM for cosign-style
-//! verifiers) is printed and written next to the key as `FILE.pub` and `FILE.pem`.
+//! output only; the public key (the line for rel.toml's `[trust]`: minisign for Ed25519, base64
+//! SubjectPublicKeyInfo for ECDSA P-256; PEM for cosign-style verifiers and OpenSSL) is printed
+//! and written next to the key as `FILE.pub` and `FILE.pem`.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,12 +14,15 @@ use crate::signing::SigningKey;
 use crate::{Error, Exit};
 
 pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
-    let key = SigningKey::generate()?;
+    let key = SigningKey::generate_with(match args.algorithm {
+        crate::cli::SigningAlgorithm::Ed25519 => crate::signing::Algorithm::Ed25519,
+        crate::cli::SigningAlgorithm::EcdsaP256 => crate::signing::Algorithm::EcdsaP256,
+    })?;
     let public = key.public();
     let pub_text = format!(
         "untrusted comment: rel signing public key {}\n{}\n",
         public.id_hex(),
-        public.to_minisign()
+        public.to_text()
     );
     if args.output == Path::new("-") {
         print_stdout(&key.to_secret_text());
@@ -26,7 +30,7 @@ pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
             std::io::stderr(),
             "signing key id {}\npublic key for rel.toml [trust] keys: {}\n{}",
             public.id_hex(),
-            public.to_minisign(),
+            public.to_text(),
             public.to_pem()
         );
         return Ok(Exit::Ok);
@@ -60,7 +64,7 @@ pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
          trust it in rel.toml:\n\n[trust]\nkeys = [\"{}\"]\n",
         public.id_hex(),
         written.join(" and "),
-        public.to_minisign()
+        public.to_text()
     ));
     let _ = writeln!(
         std::io::stderr(),

@@ -210,6 +210,26 @@ pub fn build(
             }),
         insecure_registries: opts.registry.insecure_registries.clone(),
     };
+    // What signing needs besides the images (Cargo.lock's hash, the crate graph per component)
+    // is read on threads of its own while the images are compiled.
+    let preparing = (opts.registry.push && ws.signer.is_some()).then(|| {
+        let root = config.root.clone();
+        let list: Vec<crate::attest::ToPrepare> = plan
+            .components
+            .iter()
+            .filter_map(|c| match &c.source {
+                crate::config::ComponentSource::Built {
+                    krate, features, ..
+                } => Some(crate::attest::ToPrepare {
+                    component: c.name.clone(),
+                    krate: krate.clone(),
+                    features: features.clone(),
+                }),
+                crate::config::ComponentSource::External { .. } => None,
+            })
+            .collect();
+        std::thread::spawn(move || crate::attest::prepare(&root, &list))
+    });
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
         Progress::Compiled { .. } => {}
@@ -225,19 +245,37 @@ pub fn build(
     };
     let mut attested = Vec::new();
     if opts.registry.push {
-        let pushed = push_all(&assembled, &tag, &opts.registry, &mut events)?;
-        if let (Some(key), Some((registry, runtime))) = (&ws.signer, &pushed) {
-            let toolchain = crate::attest::toolchain_version(&config.root);
-            let lock_sha = crate::attest::cargo_lock_sha256(&config.root)?;
-            let inputs = crate::attest::BuildInputs {
-                workspace: &config.root,
-                repository: config.repo.as_deref(),
-                source: &source,
-                toolchain: &toolchain,
-                cargo_lock_sha256: &lock_sha,
-            };
-            attested = crate::attest::publish(key, registry, runtime, &assembled, &inputs)?;
-        }
+        let documents = match (&ws.signer, preparing) {
+            (Some(key), Some(preparing)) => {
+                let prepared = preparing
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                tracing::debug!("signing inputs prepared");
+                let target_dir = opts
+                    .cargo_target_dir
+                    .clone()
+                    .unwrap_or_else(|| config.root.join(build::OUT_DIR).join("cargo"));
+                let toolchain = crate::attest::toolchain_version(&config.root, &target_dir);
+                let inputs = crate::attest::BuildInputs {
+                    workspace: &config.root,
+                    repository: config.repo.as_deref(),
+                    source: &source,
+                    toolchain: &toolchain,
+                    cargo_lock_sha256: &prepared.cargo_lock_sha256,
+                };
+                let documents = crate::attest::documents(key, &assembled, &inputs, &prepared)?;
+                tracing::debug!("signatures, provenance and SBOMs made");
+                Some(documents)
+            }
+            _ => None,
+        };
+        attested = push_all(
+            &assembled,
+            &tag,
+            &opts.registry,
+            documents.as_deref(),
+            &mut events,
+        )?;
         for a in &assembled {
             output
                 .components
@@ -278,16 +316,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 /// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
-/// Returns the client and runtime for what follows the push (signing), `None` when nothing was
-/// pushed.
+/// With `documents` (a signing key), every image's signature, provenance and SBOM go up while
+/// the images do; what was attached is returned.
 fn push_all(
     assembled: &[build::Assembled],
     tag: &str,
     opts: &RegistryOptions,
+    documents: Option<&[crate::attest::Documents]>,
     events: &mut impl FnMut(BuildEvent<'_>),
-) -> Result<Option<(oci::Registry, tokio::runtime::Runtime)>, Error> {
+) -> Result<Vec<crate::attest::Attested>, Error> {
+    let mut attested = Vec::new();
     let Some(first) = assembled.first() else {
-        return Ok(None);
+        return Ok(attested);
     };
     let host = first.image_name.registry().to_owned();
     let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -314,54 +354,69 @@ fn push_all(
             source,
         })?;
     let runtime = runtime()?;
-    for a in assembled {
-        let target = a
-            .image_name
-            .with_tag(tag)
-            .map_err(|source| BuildOpError::Registry {
-                registry: a.image_name.to_string(),
-                tag: tag.to_owned(),
-                source,
-            })?;
-        // Layers already pushed for another component can be mounted instead of uploaded.
-        let mount_from = assembled
-            .iter()
-            .filter(|o| o.component != a.component && o.image_name.registry() == host)
-            .map(|o| o.image_name.repository().to_owned())
-            .collect();
-        let options = oci::PushOptions {
-            allow_overwrite: opts.allow_overwrite,
-            mount_from,
-        };
-        events(BuildEvent::Pushing {
-            component: &a.component,
-        });
-        let report = runtime
-            .block_on(registry.push(&target, &a.image, &options))
-            .map_err(|e| match e {
-                oci::RegistryError::TagExists {
-                    reference,
-                    existing,
-                    ours,
-                } => BuildOpError::TagExists {
-                    component: a.component.clone(),
-                    reference,
-                    existing,
-                    ours,
-                }
-                .into(),
-                source => Error::Push {
-                    component: a.component.clone(),
-                    target: crate::redact::urls(&target.to_string()),
+    // The images one after the other (each mounts what the earlier ones pushed); the signatures
+    // and attachments of all of them at once beside.
+    let pushes = async {
+        for a in assembled {
+            let target = a
+                .image_name
+                .with_tag(tag)
+                .map_err(|source| BuildOpError::Registry {
+                    registry: a.image_name.to_string(),
+                    tag: tag.to_owned(),
                     source,
-                },
-            })?;
-        events(BuildEvent::Pushed {
-            component: &a.component,
-            report: &report,
-        });
-    }
-    Ok(Some((registry, runtime)))
+                })?;
+            // Layers already pushed for another component can be mounted instead of uploaded.
+            let mount_from = assembled
+                .iter()
+                .filter(|o| o.component != a.component && o.image_name.registry() == host)
+                .map(|o| o.image_name.repository().to_owned())
+                .collect();
+            let options = oci::PushOptions {
+                allow_overwrite: opts.allow_overwrite,
+                mount_from,
+            };
+            events(BuildEvent::Pushing {
+                component: &a.component,
+            });
+            let report = registry
+                .push(&target, &a.image, &options)
+                .await
+                .map_err(|e| match e {
+                    oci::RegistryError::TagExists {
+                        reference,
+                        existing,
+                        ours,
+                    } => BuildOpError::TagExists {
+                        component: a.component.clone(),
+                        reference,
+                        existing,
+                        ours,
+                    }
+                    .into(),
+                    source => Error::Push {
+                        component: a.component.clone(),
+                        target: crate::redact::urls(&target.to_string()),
+                        source,
+                    },
+                })?;
+            events(BuildEvent::Pushed {
+                component: &a.component,
+                report: &report,
+            });
+        }
+        Ok::<_, Error>(())
+    };
+    let signing = futures_util::future::try_join_all(
+        assembled
+            .iter()
+            .zip(documents.unwrap_or_default())
+            .map(|(a, d)| crate::attest::publish_one(&registry, a, d)),
+    );
+    let (pushed, signed) = runtime.block_on(async { tokio::join!(pushes, signing) });
+    pushed?;
+    attested.extend(signed?);
+    Ok(attested)
 }
 
 /// The components to build: the named ones, or every built component.

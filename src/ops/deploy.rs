@@ -442,6 +442,8 @@ pub fn deploy(
             manifests: None,
             live,
             namespace: None,
+            verify_signatures: false,
+            insecure_registries: Vec::new(),
         },
     )?;
     let failed: Vec<String> = drift

@@ -141,6 +141,11 @@ pub struct DriftOptions {
     pub live: LivePods,
     /// The namespace of workloads that name none [default: the kubeconfig's].
     pub namespace: Option<String>,
+    /// With live pods: every image of a component they run carries a cosign signature by a key
+    /// `[trust]` trusts for the environment.
+    pub verify_signatures: bool,
+    /// Registry hosts spoken to over plain HTTP for the signature check (loopback always is).
+    pub insecure_registries: Vec<String>,
 }
 
 /// Static drift (every workload image pinned, owned, equal to the release) and, when asked, live
@@ -168,6 +173,22 @@ pub fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
             drift::Release::AnyOf(&all)
         }
     };
+    let trusted = match (opts.verify_signatures, &config.trust) {
+        (false, _) => None,
+        (true, Some(trust)) => Some(trust.keys_for(Some(&env.name))),
+        (true, None) => {
+            return Err(Error::usage(
+                "--verify-signatures: rel.toml has no [trust], so no key is trusted",
+                "add `[trust] keys = [\"RW...\"]` with the public key `rel keygen --signing` printed",
+            ));
+        }
+    };
+    if trusted.is_some() && matches!(opts.live, LivePods::None) {
+        return Err(Error::usage(
+            "--verify-signatures checks the images live pods run, and no live pods were asked for",
+            "add --live (the cluster or the local stage) or --pods FILE",
+        ));
+    }
     let (mut report, pins) = drift::check_static(&env.name, &workloads, config, release);
     let (pods, namespace, source) = match &opts.live {
         LivePods::None => return Ok(report),
@@ -212,5 +233,15 @@ pub fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
             source,
         },
     );
+    if let Some(keys) = trusted {
+        for check in crate::ops::verify::live_signature_checks(
+            config,
+            &pods,
+            keys,
+            &opts.insecure_registries,
+        )? {
+            report.push(check);
+        }
+    }
     Ok(report)
 }

@@ -123,6 +123,9 @@ impl Locked {
 /// Compose, check and write the lockfile; sign it (`releases/<v>.yaml.minisig`) when the
 /// workspace has a signing key.
 pub fn lock(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
+    if let Some(key) = &ws.signer {
+        crate::signing::ensure_minisign(key, "a lockfile")?;
+    }
     let locked = write_lockfile(ws, args)?;
     if let Some(key) = &ws.signer {
         let path = locked.path();

@@ -83,6 +83,9 @@ pub struct RecordOutcome {
 }
 
 pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Error> {
+    if let Some(key) = &ws.signer {
+        crate::signing::ensure_minisign(key, "a validation record")?;
+    }
     let config = &ws.config;
     config.environment(&args.env)?;
     let root = &config.root;

@@ -199,7 +199,8 @@ async fn component_checks(
     let repository = image.repository();
     let digest = &c.digest;
     let at = format!("{}@{digest}", image.name());
-    let mut checks = vec![signature_check(registry, name, image, digest, keys).await];
+    let mut checks =
+        vec![signature_check(registry, format!("{name}: signature"), image, digest, keys).await];
     if c.krate.is_none() {
         checks.push(Check::skip(
             format!("{name}: provenance"),
@@ -288,12 +289,11 @@ async fn component_checks(
 
 async fn signature_check(
     registry: &oci::Registry,
-    name: &str,
+    check: String,
     image: &ImageRef,
     digest: &Digest,
     keys: &[PublicKey],
 ) -> Check {
-    let check = format!("{name}: signature");
     let tag = oci::registry::cosign_signature_tag(digest);
     let sigs = match registry.cosign_signatures(image.repository(), digest).await {
         Ok(s) => s,
@@ -421,6 +421,71 @@ fn provenance_matches(
             ))
         }
     }
+}
+
+/// `rel gate drift --live --verify-signatures`: one check per image of a rel.toml component that
+/// a live pod runs (each `image@digest` once, named `signature/<component>@<digest>`): the
+/// registry holds a cosign signature over that digest by one of `keys`, as `rel verify` checks
+/// a locked digest. Containers of other images are not rel's to judge and are left out.
+pub(crate) fn live_signature_checks(
+    config: &crate::config::Config,
+    pods: &[crate::kube_source::Pod],
+    keys: &[PublicKey],
+    insecure: &[String],
+) -> Result<Vec<Check>, Error> {
+    let components: BTreeMap<String, &str> = config
+        .components
+        .values()
+        .map(|c| (c.image.name(), c.name.as_str()))
+        .collect();
+    let mut running: std::collections::BTreeSet<(&str, String, Digest)> = Default::default();
+    for pod in pods.iter().filter(|p| !p.is_terminated()) {
+        let specs = pod.spec.containers.iter().chain(&pod.spec.init_containers);
+        let statuses = pod
+            .status
+            .container_statuses
+            .iter()
+            .chain(&pod.status.init_container_statuses);
+        for status in statuses {
+            let Some(digest) = status.digest().and_then(|d| d.parse::<Digest>().ok()) else {
+                continue;
+            };
+            let spec_image = specs
+                .clone()
+                .find(|c| c.name == status.name)
+                .map_or(status.image.as_str(), |c| c.image.as_str());
+            let Ok(image) = spec_image.parse::<ImageRef>() else {
+                continue;
+            };
+            if let Some(component) = components.get(&image.name()) {
+                running.insert((component, image.name(), digest));
+            }
+        }
+    }
+    let runtime = crate::ops::build::runtime()?;
+    let mut clients: BTreeMap<String, oci::Registry> = BTreeMap::new();
+    let mut checks = Vec::new();
+    for (component, name, digest) in running {
+        let image: ImageRef = name.parse().map_err(|e| {
+            Error::invalid(
+                format!("`{name}` is not an image name: {e}"),
+                "check the component's image in rel.toml",
+            )
+        })?;
+        let host = image.registry().to_owned();
+        if !clients.contains_key(&host) {
+            clients.insert(host.clone(), registry_client(&host, insecure)?);
+        }
+        let check = format!("signature/{component}@{digest}");
+        checks.push(runtime.block_on(signature_check(
+            &clients[&host],
+            check,
+            &image,
+            &digest,
+            keys,
+        )));
+    }
+    Ok(checks)
 }
 
 /// A registry client for reading (credentials as for pushing: `REL_REGISTRY_USERNAME`/`_PASSWORD`

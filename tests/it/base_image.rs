@@ -256,3 +256,87 @@ fn a_wrong_or_unpinned_base_is_refused() {
         r.stdout()
     );
 }
+
+#[test]
+fn a_signed_build_on_a_registry_base_lists_the_base_and_its_layers_in_the_sbom() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let work = tempfile::tempdir().unwrap();
+    let base_digest = push_base(&host, work.path());
+    let base = format!("{host}/base/static@{base_digest}");
+    let base_layers = layer_digests(work.path(), &format!("docker://{base}"));
+    let p = project(&host, &base);
+    rel_in(work.path(), &["keygen", "--signing", "-o", "release.key"]).expect(0);
+    let key = std::fs::read_to_string(work.path().join("release.key")).unwrap();
+    let mut cmd = rel_command(p.path());
+    cmd.args(["build", "--push", "--tag", "1.0.0"])
+        .env("REL_SIGNING_KEY", &key);
+    run_rel(cmd).expect(0);
+    let build: serde_json::Value = serde_json::from_str(&p.read("target/rel/build.json")).unwrap();
+    let digest = build["components"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The SBOM attached to the image (the registry has no referrers API: the fallback tag).
+    let get = |path: &str, accept: &str| {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("http://{host}/v2/app/hello/{path}"))
+            .header("Accept", accept)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.bytes().unwrap().to_vec()
+    };
+    let index: serde_json::Value = serde_json::from_slice(&get(
+        &format!("manifests/{}", digest.replacen(':', "-", 1)),
+        "application/vnd.oci.image.index.v1+json",
+    ))
+    .unwrap();
+    let sbom_manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["artifactType"] == "application/vnd.cyclonedx+json")
+        .unwrap_or_else(|| panic!("no SBOM in {index:#}"));
+    let manifest: serde_json::Value = serde_json::from_slice(&get(
+        &format!("manifests/{}", sbom_manifest["digest"].as_str().unwrap()),
+        "application/vnd.oci.image.manifest.v1+json",
+    ))
+    .unwrap();
+    let sbom = get(
+        &format!(
+            "blobs/{}",
+            manifest["layers"][0]["digest"].as_str().unwrap()
+        ),
+        "*/*",
+    );
+    crate::trust::cyclonedx_schema_accepts(&sbom);
+    let bom: serde_json::Value = serde_json::from_slice(&sbom).unwrap();
+    let container = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "container")
+        .unwrap_or_else(|| panic!("no container component in {bom:#}"));
+    assert_eq!(container["name"], format!("{host}/base/static"));
+    assert_eq!(container["version"], base_digest.as_str());
+    assert_eq!(
+        container["hashes"][0]["content"],
+        base_digest.strip_prefix("sha256:").unwrap()
+    );
+    assert!(
+        container["purl"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:oci/static@sha256%3A"),
+        "{container:#}"
+    );
+    let layers: Vec<String> = container["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("sha256:{}", l["hashes"][0]["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(layers, base_layers);
+}

@@ -43,7 +43,13 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 fn keygen(dir: &Path, name: &str) -> (String, String) {
-    rel_in(dir, &["keygen", "--signing", "-o", name]).expect(0);
+    keygen_with(dir, name, &[])
+}
+
+fn keygen_with(dir: &Path, name: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["keygen", "--signing", "-o", name];
+    args.extend_from_slice(extra);
+    rel_in(dir, &args).expect(0);
     let key_text = std::fs::read_to_string(dir.join(name)).unwrap();
     let pub_file = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
     let public = pub_file.lines().nth(1).unwrap().to_owned();
@@ -57,6 +63,12 @@ fn signed_rel(s: &Signed, args: &[&str]) -> Run {
 }
 
 fn signed_release() -> Signed {
+    signed_release_with(&[])
+}
+
+/// [`signed_release`] with a key made by `rel keygen --signing EXTRA...`. An ECDSA key cannot
+/// sign the lockfile (minisign is Ed25519 only): then the lock is made without the key.
+fn signed_release_with(keygen_extra: &[&str]) -> Signed {
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
@@ -89,7 +101,7 @@ fn signed_release() -> Signed {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (key_text, public) = keygen(keys.path(), "release.key");
+    let (key_text, public) = keygen_with(keys.path(), "release.key", keygen_extra);
     std::fs::write(
         p.join("rel.toml"),
         format!(
@@ -120,13 +132,21 @@ fn signed_release() -> Signed {
         "{}",
         build.stderr()
     );
-    let lock = signed_rel(&s, &["lock", "--version", "1.0.0"]);
+    let ecdsa = keygen_extra.contains(&"ecdsa-p256");
+    let lock = if ecdsa {
+        rel_in(s.dir.path(), &["lock", "--version", "1.0.0"])
+    } else {
+        signed_rel(&s, &["lock", "--version", "1.0.0"])
+    };
     lock.expect(0);
     // The secret key never reaches output.
     let seed = s.key_text.lines().nth(1).unwrap();
     for out in [build.stdout(), build.stderr(), lock.stdout(), lock.stderr()] {
         assert!(!out.contains(seed), "the signing key leaked: {out}");
     }
+    // The crate graph the SBOM came from is kept for the next build of the same manifests.
+    let graphs = s.dir.path().join("target/rel/cache/crate-graph");
+    assert_eq!(std::fs::read_dir(&graphs).unwrap().count(), 1, "{graphs:?}");
     let build_json = s.dir.path().join("target/rel/build.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(build_json).unwrap()).unwrap();
@@ -382,6 +402,12 @@ fn a_signed_release_verifies_with_rel_and_independent_verifiers() {
     assert_eq!(params["source"]["repository"], "example-org/hello");
     assert_eq!(params["source"]["commit"], commit.trim());
     assert_eq!(params["features"], serde_json::json!(["loud"]));
+    // The toolchain cargo built with: the first line of `rustc -vV`, as `rustc -V` prints it.
+    let rustc_v = Command::new("rustc").arg("-V").output().unwrap().stdout;
+    assert_eq!(
+        statement["predicate"]["buildDefinition"]["internalParameters"]["toolchain"],
+        String::from_utf8_lossy(&rustc_v).trim()
+    );
 
     // A second push with the same key converges: the same signature and attachments, no duplicates.
     signed_rel(&s, &["build", "--push", "--tag", "1.0.0"]).expect(0);
@@ -425,7 +451,7 @@ fn openssl_verifies(pem: &Path, message: &[u8], signature: &[u8]) -> bool {
     out.status.success()
 }
 
-fn cyclonedx_schema_accepts(sbom: &[u8]) {
+pub(crate) fn cyclonedx_schema_accepts(sbom: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sbom.json");
     std::fs::write(&file, sbom).unwrap();
@@ -759,5 +785,185 @@ fn verify_reproducible_rebuilds_from_the_source_commit_and_compares_digests() {
     assert!(
         detail.contains(&format!("to {}, the lockfile pins {other}", s.digest)),
         "{detail}"
+    );
+}
+
+/// `rel gate drift --pods FILE --verify-signatures` over a Deployment `hello` whose one pod runs
+/// `image` (the workload pinned to the same image).
+fn drift_with_signatures(s: &Signed, image: &str) -> (i32, serde_json::Value) {
+    let p = s.dir.path();
+    std::fs::write(
+        p.join("rendered.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hello\nspec:\n  selector:\n    matchLabels:\n      app: hello\n  template:\n    metadata:\n      labels:\n        app: hello\n    spec:\n      containers:\n      - name: hello\n        image: {image}\n"
+        ),
+    )
+    .unwrap();
+    let pods = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "hello-5d9c7b8f4-x2x7k",
+                "labels": {"app": "hello", "pod-template-hash": "5d9c7b8f4"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "hello-5d9c7b8f4", "controller": true, "uid": "0"}],
+            },
+            "spec": {"containers": [{"name": "hello", "image": image}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "hello", "image": image, "imageID": format!("docker-pullable://{image}"), "ready": true}],
+            },
+        }],
+    });
+    std::fs::write(p.join("pods.json"), pods.to_string()).unwrap();
+    let run = rel_in(
+        p,
+        &[
+            "gate",
+            "drift",
+            "--env",
+            "staging",
+            "--rendered",
+            "rendered.yaml",
+            "--pods",
+            "pods.json",
+            "--verify-signatures",
+            "--format",
+            "json",
+        ],
+    );
+    let json = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
+        panic!(
+            "drift printed no JSON ({e}):\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        )
+    });
+    (run.code(), json)
+}
+
+#[test]
+fn drift_live_verify_signatures_checks_what_the_pods_run() {
+    let s = signed_release();
+    let image = format!("{}/platform/hello@{}", s.registry.host(), s.digest);
+    let name = format!("signature/hello@{}", s.digest);
+    let (code, report) = drift_with_signatures(&s, &image);
+    assert_eq!(code, 0, "{report:#}");
+    let (status, detail) = check(&report, &name);
+    assert_eq!(status, "pass", "{detail}");
+    assert!(detail.contains("cosign signature"), "{detail}");
+    assert_eq!(
+        check(&report, "live/Deployment/hello").0,
+        "pass",
+        "{report:#}"
+    );
+
+    // The same digest with a tampered signature: the pods run what the release pins, but it is
+    // not signed by a trusted key any more.
+    let tag = sig_tag(&s.digest);
+    let mut manifest = get_manifest(&s, &tag, MANIFEST);
+    let sig = manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = match sig.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &sig[1..]),
+    };
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] = flipped.into();
+    put_manifest(&s, &tag, MANIFEST, &manifest);
+    let (code, report) = drift_with_signatures(&s, &image);
+    assert_eq!(code, 1, "{report:#}");
+    let (status, detail) = check(&report, &name);
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains("does not verify with any trusted key"),
+        "{detail}"
+    );
+    assert_eq!(check(&report, "live/Deployment/hello").0, "pass");
+
+    // Without live pods there is nothing to check the signatures of.
+    let run = rel_in(
+        s.dir.path(),
+        &[
+            "gate",
+            "drift",
+            "--env",
+            "staging",
+            "--rendered",
+            "rendered.yaml",
+            "--verify-signatures",
+        ],
+    );
+    run.expect(2);
+    assert!(run.stderr().contains("add --live"), "{}", run.stderr());
+}
+
+/// `openssl dgst -sha256 -verify` of a DER ECDSA signature over `message` with a PEM public key.
+fn openssl_verifies_ecdsa(pem: &Path, message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("msg"), message).unwrap();
+    std::fs::write(dir.path().join("sig"), signature).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(pem)
+        .arg("-signature")
+        .arg(dir.path().join("sig"))
+        .arg(dir.path().join("msg"))
+        .output()
+        .expect("openssl is needed (Debian package `openssl`)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Verified OK") || text.contains("Verification failure"),
+        "openssl could not run the check: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success() && text.contains("Verified OK")
+}
+
+#[test]
+fn an_ecdsa_p256_key_signs_images_openssl_verifies_and_lockfiles_stay_ed25519() {
+    let s = signed_release_with(&["--algorithm", "ecdsa-p256"]);
+    assert!(s.public.starts_with("MFkw"), "{}", s.public);
+    assert!(s.key_text.contains("\necdsa-p256:"));
+    let pem = s.keys.path().join("release.key.pem");
+
+    // The cosign signature: ECDSA P-256 over SHA-256 of the payload, DER, checked by OpenSSL.
+    let manifest = get_manifest(&s, &sig_tag(&s.digest), MANIFEST);
+    let layer = &manifest["layers"][0];
+    let payload = get_blob(&s, layer["digest"].as_str().unwrap());
+    let sig = base64_decode(
+        layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(openssl_verifies_ecdsa(&pem, &payload, &sig));
+    let mut tampered = payload.clone();
+    tampered.push(b' ');
+    assert!(!openssl_verifies_ecdsa(&pem, &tampered, &sig));
+
+    // rel verify: the image's signature and provenance pass; the lockfile, locked without the
+    // key, has no minisign signature (an ECDSA key cannot make one).
+    let (code, report) = verify(&s, "1.0.0");
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(check(&report, "hello: signature").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "hello: provenance").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "hello: sbom").0, "pass", "{report:#}");
+    assert_eq!(check(&report, "lockfile signature").0, "fail");
+
+    // Signing a lockfile with it is refused, with the reason and the way out.
+    let lock = signed_rel(&s, &["lock", "--version", "1.0.1"]);
+    lock.expect(2);
+    let err = lock.stderr();
+    assert!(
+        err.contains("minisign, which has only Ed25519 keys"),
+        "{err}"
+    );
+    assert!(err.contains("rel keygen --signing"), "{err}");
+    assert!(
+        !s.dir.path().join("releases/1.0.1.yaml").exists(),
+        "a refused lock leaves no lockfile"
     );
 }

@@ -2,21 +2,30 @@
 //! (cosign signature, SLSA provenance in DSSE, CycloneDX SBOM from `cargo metadata`, all pushed
 //! and attached), and what `rel verify` of that release costs.
 //!
-//! A small cargo workspace whose one binary embeds the bench's 10 MiB payload (an image the size
-//! of a service), committed in git, built once to warm cargo and the layer cache. Each round then
-//! pushes to two new repositories, one without and one with `REL_SIGNING_KEY`: both runs are
-//! cargo's freshness check + a layer cache hit + a cold push, so their difference is the signing.
-//! The rel binary is built in release mode.
+//! A small cargo workspace of three binaries (`app`, `app2`, `app3`: three services), each
+//! embedding the bench's 10 MiB payload (an image the size of a service), committed in git,
+//! built once to warm cargo and the layer cache. Each round then pushes to new repositories
+//! without and with `REL_SIGNING_KEY`, once one component (`--component app`) and once all three:
+//! every run is cargo's freshness check + a layer cache hit + a cold push, so the difference of
+//! a pair is the signing. The rel binary is built in release mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 pub struct Rows {
+    /// One component, without and with a signing key.
     pub plain: f64,
     pub signed: f64,
+    /// All three components, without and with a signing key.
+    pub plain_all: f64,
+    pub signed_all: f64,
+    /// `rel verify` of the three-image release.
     pub verify: f64,
 }
+
+/// The bench workspace's components.
+const APPS: [&str; 3] = ["app", "app2", "app3"];
 
 pub fn run(
     root: &Path,
@@ -53,17 +62,20 @@ pub fn run(
         "Cargo.toml",
         "[workspace]\nmembers = [\"crates/*\"]\nresolver = \"2\"\n".into(),
     )?;
-    write(
-        "crates/app/Cargo.toml",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n".into(),
-    )?;
-    write(
-        "crates/app/src/main.rs",
-        format!(
-            "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{{}}\", PAYLOAD.len()); }}\n",
-            payload.display().to_string()
-        ),
-    )?;
+    for app in APPS {
+        std::fs::create_dir_all(ws.join(format!("crates/{app}/src"))).map_err(|e| e.to_string())?;
+        write(
+            &format!("crates/{app}/Cargo.toml"),
+            format!("[package]\nname = \"{app}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        )?;
+        write(
+            &format!("crates/{app}/src/main.rs"),
+            format!(
+                "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{app} {{}}\", PAYLOAD.len()); }}\n",
+                payload.display().to_string()
+            ),
+        )?;
+    }
     write(".gitignore", "/target\n".into())?;
     quiet(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -85,10 +97,14 @@ pub fn run(
         .nth(1)
         .unwrap_or_default()
         .to_owned();
+    let components: String = APPS
+        .iter()
+        .map(|app| format!("[components.{app}]\ncrate = \"{app}\"\n\n"))
+        .collect();
     write(
         "rel.toml",
         format!(
-            "registry = \"{host}/warm\"\nrepo = \"example-org/app\"\n\n[components.app]\ncrate = \"app\"\n\n\
+            "registry = \"{host}/warm\"\nrepo = \"example-org/app\"\n\n{components}\
              [environments.prod]\noverlay = \"overlays/prod\"\n\n[trust]\nkeys = [\"{public}\"]\n"
         ),
     )?;
@@ -113,14 +129,18 @@ pub fn run(
         cmd.current_dir(&ws)
             .args(["build", "--push", "--tag", "v1", "--registry", registry])
             .env_remove("REL_SIGNING_KEY");
+        // `one-*` registries: only the first component; the others: all three.
+        if registry.contains("/one-") {
+            cmd.args(["--component", APPS[0]]);
+        }
         if signed {
             cmd.env("REL_SIGNING_KEY", &key);
         }
         let started = Instant::now();
         quiet(&mut cmd)?;
         let secs = started.elapsed().as_secs_f64();
-        if signed {
-            // The lock below takes the signed build's result, whichever run came last.
+        if signed && !registry.contains("/one-") {
+            // The lock below takes the signed three-image build's result.
             let round = registry.rsplit('-').next().unwrap_or_default();
             std::fs::copy(
                 ws.join("target/rel/build.json"),
@@ -133,15 +153,23 @@ pub fn run(
     eprintln!("warming cargo and the layer cache...");
     rel_build(&format!("{host}/warm"), false)?;
     let (mut plain, mut signed, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_all, mut signed_all) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         eprintln!("signing round {}/{rounds}...", round + 1);
         // Alternate the order so neither run always follows the other.
-        if round % 2 == 0 {
-            plain.push(rel_build(&format!("{host}/plain-{round}"), false)?);
-            signed.push(rel_build(&format!("{host}/signed-{round}"), true)?);
-        } else {
-            signed.push(rel_build(&format!("{host}/signed-{round}"), true)?);
-            plain.push(rel_build(&format!("{host}/plain-{round}"), false)?);
+        let mut runs = [
+            (format!("{host}/one-plain-{round}"), false, &mut plain),
+            (format!("{host}/one-signed-{round}"), true, &mut signed),
+            (format!("{host}/plain-{round}"), false, &mut plain_all),
+            // The lock below takes this (three-image) build's result.
+            (format!("{host}/signed-{round}"), true, &mut signed_all),
+        ];
+        if round % 2 == 1 {
+            runs.swap(0, 1);
+            runs.swap(2, 3);
+        }
+        for (registry, sign, into) in runs {
+            into.push(rel_build(&registry, sign)?);
         }
         let version = format!("1.0.{round}");
         quiet(
@@ -163,6 +191,8 @@ pub fn run(
     Ok(Rows {
         plain: median(&mut plain),
         signed: median(&mut signed),
+        plain_all: median(&mut plain_all),
+        signed_all: median(&mut signed_all),
         verify: median(&mut verify),
     })
 }

@@ -43,6 +43,9 @@ const SLEEP_ALLOWED: &[&str] = &[
     // The drain delay and shutdown budget are timers by design (Kubernetes' preStop contract);
     // a failed `accept` pauses instead of spinning.
     "crates/service-runtime/src/serve.rs",
+    // After writing a shared manifest (the referrers fallback index, the cosign `.sig`), wait
+    // twice our read+write before reading it back, so a concurrent writer's PUT lands first.
+    "crates/oci/src/registry/referrers.rs",
     // The worker's simulated work (`delayMs` of the request).
     "services/node/src/worker.rs",
 ];

@@ -116,6 +116,13 @@ pub enum RegistryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "`{reference}` kept losing our entries to concurrent writers ({rounds} writes, each read back without them)"
+    )]
+    #[diagnostic(help(
+        "other builders are attaching to the same image at this moment; run again (a rerun adds what is missing and keeps the rest)"
+    ))]
+    Contended { reference: String, rounds: u32 },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Credentials(#[from] CredentialError),

@@ -20,8 +20,8 @@ pub use pull::PullError;
 pub(crate) use push::Known;
 pub use push::{BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus};
 pub use referrers::{
-    ANNOTATION_COSIGN_SIGNATURE, ArtifactManifest, EMPTY_CONFIG, MEDIA_TYPE_EMPTY,
-    MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag, fallback_tag,
-    simple_signing_payload,
+    ANNOTATION_COSIGN_SIGNATURE, Artifact, ArtifactManifest, CONVERGE_ROUNDS, EMPTY_CONFIG,
+    MEDIA_TYPE_EMPTY, MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag,
+    fallback_tag, simple_signing_payload,
 };
 pub use retry::Backoff;

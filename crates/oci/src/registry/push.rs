@@ -80,6 +80,8 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 /// A client for one registry host.
 pub struct Registry {
     pub(super) t: Transport,
+    /// Small blobs this client put (or found) per repository: not sent or asked for again.
+    pub(super) known_blobs: std::sync::Mutex<std::collections::HashSet<(String, Digest)>>,
 }
 
 enum BlobData<'a> {
@@ -96,6 +98,7 @@ impl Registry {
     ) -> Result<Self, RegistryError> {
         Ok(Registry {
             t: Transport::new(registry, credentials, options)?,
+            known_blobs: Default::default(),
         })
     }
 
@@ -680,7 +683,11 @@ impl Registry {
 impl Registry {
     /// The upload `Location` of `resp`, resolved against the registry and checked (no
     /// downgrade from https to http).
-    fn location(&self, resp: &reqwest::Response, ep: &str) -> Result<String, RegistryError> {
+    pub(super) fn location(
+        &self,
+        resp: &reqwest::Response,
+        ep: &str,
+    ) -> Result<String, RegistryError> {
         let raw = resp
             .headers()
             .get(header::LOCATION)
@@ -705,9 +712,9 @@ pub(crate) struct Known {
 /// An upload session opened with [`Registry::begin_upload`].
 #[derive(Debug)]
 pub struct BlobUpload {
-    repository: String,
-    location: String,
-    sent: u64,
+    pub(super) repository: String,
+    pub(super) location: String,
+    pub(super) sent: u64,
 }
 
 impl BlobUpload {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Call, endpoint};
 use super::error::RegistryError;
-use super::push::Registry;
+use super::push::{BlobUpload, Registry};
 use crate::spec::{Descriptor, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
 /// The OCI empty descriptor's media type (an artifact without a config).
@@ -88,6 +88,27 @@ pub fn fallback_tag(digest: &Digest) -> String {
     digest.to_string().replacen(':', "-", 1)
 }
 
+/// One artifact for [`Registry::attach_all`]: its type, the media type and bytes of its one layer,
+/// and the annotations of its manifest (also copied into the fallback index).
+#[derive(Debug, Clone)]
+pub struct Artifact<'a> {
+    pub artifact_type: &'a str,
+    pub media_type: &'a str,
+    pub content: &'a [u8],
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// How many writes a read-merge-write of a shared manifest (the fallback index, the cosign
+/// signature manifest) may take before giving up on a writer that keeps dropping our entries.
+pub const CONVERGE_ROUNDS: u32 = 8;
+
+/// After writing a shared manifest: wait twice as long as our read and write took (at least
+/// 1 ms), so that a writer doing the same, who read the old manifest before our write, has
+/// written before we read back. (Once as long loses one race in a few dozen in the tests.)
+async fn settle(read_and_write: std::time::Duration) {
+    tokio::time::sleep((read_and_write * 2).max(std::time::Duration::from_millis(1))).await;
+}
+
 fn manifest_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("manifests serialize")
 }
@@ -101,13 +122,67 @@ impl Registry {
         vec![format!("repository:{repository}:pull,push")]
     }
 
-    /// Upload `bytes` as a blob unless the repository has it; its digest.
+    /// Upload `bytes` (a small blob: a config, a signature payload, an attestation) unless this
+    /// client already put it in `repository`; its digest. There is no HEAD first: the blob goes
+    /// in one POST with `?digest=` (a registry that takes it whole answers 201; one that does
+    /// not opens an upload session, which one PUT closes). Sending a blob the registry already
+    /// has is harmless and costs what the HEAD would have.
     pub async fn put_blob(&self, repository: &str, bytes: &[u8]) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
-        if !self.blob_exists(repository, &digest).await? {
-            let session = self.begin_upload(repository).await?;
-            self.upload_into(&session, &digest, bytes).await?;
+        let key = (repository.to_owned(), digest.clone());
+        if self.known_blobs.lock().expect("known blobs").contains(&key) {
+            return Ok(digest);
         }
+        let mut url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"))?;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let scopes = Self::push_scopes(repository);
+        let call = Call {
+            method: Method::POST,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: bytes.len() as u64,
+        };
+        let headers = [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, bytes.len().to_string()),
+        ];
+        let owned = bytes::Bytes::copy_from_slice(bytes);
+        let resp = self
+            .t
+            .send(
+                &call,
+                &|| Ok(Some(reqwest::Body::from(owned.clone()))),
+                &headers,
+            )
+            .await?;
+        let ep = endpoint(&Method::POST, &url);
+        match resp.status() {
+            StatusCode::CREATED => {
+                if let Some(got) = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    && got != digest.to_string()
+                {
+                    return Err(RegistryError::DigestMismatch {
+                        endpoint: ep,
+                        expected: digest,
+                        got: got.to_owned(),
+                    });
+                }
+            }
+            StatusCode::ACCEPTED => {
+                let upload = BlobUpload {
+                    repository: repository.to_owned(),
+                    location: self.location(&resp, &ep)?,
+                    sent: 0,
+                };
+                self.upload_into(&upload, &digest, bytes).await?;
+            }
+            _ => return Err(RegistryError::from_response(&ep, resp).await),
+        }
+        self.known_blobs.lock().expect("known blobs").insert(key);
         Ok(digest)
     }
 
@@ -189,6 +264,43 @@ impl Registry {
             });
         }
         Ok(resp.headers().contains_key("oci-subject"))
+    }
+
+    /// Put a manifest whose blobs (`blobs`) this client has just put. A registry may not see a
+    /// blob for a moment while another client commits the same bytes (distribution then answers
+    /// MANIFEST_BLOB_UNKNOWN): the blobs are sent again and the manifest once more.
+    async fn put_manifest_over(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+        blobs: &[&[u8]],
+    ) -> Result<bool, RegistryError> {
+        match self
+            .put_manifest_bytes(repository, reference, media_type, bytes)
+            .await
+        {
+            Err(RegistryError::Status {
+                status: 400,
+                detail,
+                ..
+            }) if detail.contains("BLOB_UNKNOWN") => {
+                {
+                    let mut known = self.known_blobs.lock().expect("known blobs");
+                    for b in blobs {
+                        known.remove(&(repository.to_owned(), Digest::of(b)));
+                    }
+                }
+                futures_util::future::try_join_all(
+                    blobs.iter().map(|b| self.put_blob(repository, b)),
+                )
+                .await?;
+                self.put_manifest_bytes(repository, reference, media_type, bytes)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// The manifest `reference` names, with its media type, or `None`.
@@ -306,9 +418,8 @@ impl Registry {
             })
     }
 
-    /// Attach `content` (of `media_type`) to `subject` as an artifact of `artifact_type`: the
-    /// blob, the empty config, the manifest by digest; then, unless the registry indexed the
-    /// subject itself, the fallback tag's index gains the artifact. Rerunning converges.
+    /// Attach `content` (of `media_type`) to `subject` as an artifact of `artifact_type`; see
+    /// [`Registry::attach_all`].
     pub async fn attach(
         &self,
         repository: &str,
@@ -318,58 +429,141 @@ impl Registry {
         content: &[u8],
         annotations: BTreeMap<String, String>,
     ) -> Result<Digest, RegistryError> {
-        let (blob, config) = futures_util::future::try_join(
-            self.put_blob(repository, content),
-            self.put_blob(repository, EMPTY_CONFIG),
-        )
-        .await?;
-        let manifest = ArtifactManifest {
-            annotations: annotations.clone(),
-            artifact_type: Some(artifact_type.to_owned()),
-            config: Descriptor::new(MEDIA_TYPE_EMPTY, config, EMPTY_CONFIG.len() as u64),
-            layers: vec![Descriptor::new(media_type, blob, content.len() as u64)],
-            media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
-            schema_version: 2,
-            subject: Some(Descriptor::new(
-                &subject.media_type,
-                subject.digest.clone(),
-                subject.size,
-            )),
+        let artifact = Artifact {
+            artifact_type,
+            media_type,
+            content,
+            annotations,
         };
-        let bytes = manifest_bytes(&manifest);
-        let digest = Digest::of(&bytes);
-        let indexed = self
-            .put_manifest_bytes(repository, &digest.to_string(), MEDIA_TYPE_MANIFEST, &bytes)
+        let digests = self
+            .attach_all(repository, subject, std::slice::from_ref(&artifact))
             .await?;
-        if indexed {
-            return Ok(digest);
+        Ok(digests
+            .into_iter()
+            .next()
+            .expect("one artifact, one digest"))
+    }
+
+    /// Attach `artifacts` to `subject`, each an OCI 1.1 manifest of one layer: every blob (and
+    /// the one empty config) at once, then every manifest at once, by digest; then, unless the
+    /// registry indexed the subject itself (`OCI-Subject`), one update of the fallback tag's
+    /// index that adds them all. Returns the manifests' digests in the order of `artifacts`.
+    /// Rerunning converges.
+    ///
+    /// The fallback index is read, extended and written, which two writers can interleave so
+    /// that one drops the other's entries. After writing, the index is read back (after waiting
+    /// as long as the write took, so a writer that read before ours has written) and what is
+    /// missing of ours is merged in again, up to a bounded number of rounds. A writer that read
+    /// before our write and writes after our read-back can still drop our entries: the fallback
+    /// has no compare-and-swap. Registries with the referrers API have no such window.
+    pub async fn attach_all(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        artifacts: &[Artifact<'_>],
+    ) -> Result<Vec<Digest>, RegistryError> {
+        let blobs = futures_util::future::try_join_all(
+            artifacts
+                .iter()
+                .map(|a| self.put_blob(repository, a.content)),
+        );
+        let (blobs, config) =
+            futures_util::future::try_join(blobs, self.put_blob(repository, EMPTY_CONFIG)).await?;
+        let manifests: Vec<Vec<u8>> = artifacts
+            .iter()
+            .zip(blobs)
+            .map(|(a, blob)| {
+                manifest_bytes(&ArtifactManifest {
+                    annotations: a.annotations.clone(),
+                    artifact_type: Some(a.artifact_type.to_owned()),
+                    config: Descriptor::new(
+                        MEDIA_TYPE_EMPTY,
+                        config.clone(),
+                        EMPTY_CONFIG.len() as u64,
+                    ),
+                    layers: vec![Descriptor::new(a.media_type, blob, a.content.len() as u64)],
+                    media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
+                    schema_version: 2,
+                    subject: Some(Descriptor::new(
+                        &subject.media_type,
+                        subject.digest.clone(),
+                        subject.size,
+                    )),
+                })
+            })
+            .collect();
+        let digests: Vec<Digest> = manifests.iter().map(|m| Digest::of(m)).collect();
+        let indexed =
+            futures_util::future::try_join_all(manifests.iter().zip(&digests).zip(artifacts).map(
+                |((bytes, digest), a)| async move {
+                    self.put_manifest_over(
+                        repository,
+                        &digest.to_string(),
+                        MEDIA_TYPE_MANIFEST,
+                        bytes,
+                        &[a.content, EMPTY_CONFIG],
+                    )
+                    .await
+                },
+            ))
+            .await?;
+        let ours: Vec<Referrer> = artifacts
+            .iter()
+            .zip(&manifests)
+            .zip(&digests)
+            .zip(indexed)
+            .filter(|(_, indexed)| !indexed)
+            .map(|(((a, bytes), digest), _)| Referrer {
+                annotations: a.annotations.clone(),
+                artifact_type: Some(a.artifact_type.to_owned()),
+                digest: digest.clone(),
+                media_type: MEDIA_TYPE_MANIFEST.to_owned(),
+                size: bytes.len() as u64,
+            })
+            .collect();
+        if !ours.is_empty() {
+            self.converge_fallback_index(repository, &subject.digest, &ours)
+                .await?;
         }
-        let mut index = self
-            .fallback_index(repository, &subject.digest)
-            .await?
-            .unwrap_or(ReferrerIndex {
+        Ok(digests)
+    }
+
+    /// Read, merge `ours` into, write and read back the fallback index of `subject` until it
+    /// lists every one of `ours` (at most [`CONVERGE_ROUNDS`] writes).
+    async fn converge_fallback_index(
+        &self,
+        repository: &str,
+        subject: &Digest,
+        ours: &[Referrer],
+    ) -> Result<(), RegistryError> {
+        let tag = fallback_tag(subject);
+        let mut read_at = std::time::Instant::now();
+        let mut current = self.fallback_index(repository, subject).await?;
+        for _ in 0..CONVERGE_ROUNDS {
+            let mut index = current.unwrap_or_else(|| ReferrerIndex {
                 manifests: Vec::new(),
                 media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
                 schema_version: 2,
             });
-        if index.manifests.iter().any(|m| m.digest == digest) {
-            return Ok(digest);
+            let missing: Vec<Referrer> = ours
+                .iter()
+                .filter(|r| !index.manifests.iter().any(|m| m.digest == r.digest))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            index.manifests.extend(missing);
+            self.put_manifest_bytes(repository, &tag, MEDIA_TYPE_INDEX, &manifest_bytes(&index))
+                .await?;
+            settle(read_at.elapsed()).await;
+            read_at = std::time::Instant::now();
+            current = self.fallback_index(repository, subject).await?;
         }
-        index.manifests.push(Referrer {
-            annotations,
-            artifact_type: Some(artifact_type.to_owned()),
-            digest: digest.clone(),
-            media_type: MEDIA_TYPE_MANIFEST.to_owned(),
-            size: bytes.len() as u64,
-        });
-        self.put_manifest_bytes(
-            repository,
-            &fallback_tag(&subject.digest),
-            MEDIA_TYPE_INDEX,
-            &manifest_bytes(&index),
-        )
-        .await?;
-        Ok(digest)
+        Err(RegistryError::Contended {
+            reference: format!("{repository}:{tag}"),
+            rounds: CONVERGE_ROUNDS,
+        })
     }
 
     /// The manifest of an attached artifact and the bytes of its first layer.
@@ -403,7 +597,10 @@ impl Registry {
     }
 
     /// Add a cosign signature (`signature_b64` over `payload`) to the `sha256-<hex>.sig` manifest
-    /// of `subject`, keeping the signatures already there. Rerunning converges.
+    /// of `subject`, keeping the signatures already there; the manifest's digest once it lists
+    /// ours. The manifest is read (while the payload blob goes up), extended, written and read
+    /// back until it holds our signature, as [`Registry::attach_all`] converges its index.
+    /// Rerunning converges.
     pub async fn push_cosign_signature(
         &self,
         repository: &str,
@@ -412,60 +609,90 @@ impl Registry {
         signature_b64: &str,
     ) -> Result<Digest, RegistryError> {
         let tag = cosign_signature_tag(subject);
-        let mut layers = match self
-            .get_manifest(repository, &tag, MEDIA_TYPE_MANIFEST)
-            .await?
-        {
-            Some((_, bytes)) => serde_json::from_slice::<ArtifactManifest>(&bytes)
-                .map(|m| m.layers)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let payload_digest = self.put_blob(repository, payload).await?;
-        let ours = layers.iter().any(|l| {
+        let mut layer = Descriptor::new(
+            MEDIA_TYPE_SIMPLE_SIGNING,
+            Digest::of(payload),
+            payload.len() as u64,
+        );
+        layer.annotations.insert(
+            ANNOTATION_COSIGN_SIGNATURE.to_owned(),
+            signature_b64.to_owned(),
+        );
+        // Read once ahead (while the payload goes up, and the config of a manifest holding our
+        // signature alone: the usual case of a new image), then again just before writing: the
+        // window a concurrent writer can fall into is one GET and one PUT long.
+        let (mut ahead, payload_digest, _) = futures_util::future::try_join3(
+            self.signature_manifest(repository, &tag),
+            self.put_blob(repository, payload),
+            self.put_blob(repository, &signature_config(std::slice::from_ref(&layer))),
+        )
+        .await?;
+        let is_ours = |l: &Descriptor| {
             l.digest == payload_digest
                 && l.annotations
                     .get(ANNOTATION_COSIGN_SIGNATURE)
                     .map(String::as_str)
                     == Some(signature_b64)
-        });
-        if !ours {
-            let mut layer = Descriptor::new(
-                MEDIA_TYPE_SIMPLE_SIGNING,
-                payload_digest,
-                payload.len() as u64,
-            );
-            layer.annotations.insert(
-                ANNOTATION_COSIGN_SIGNATURE.to_owned(),
-                signature_b64.to_owned(),
-            );
-            layers.push(layer);
-        }
-        // The config lists the layers as diff ids (they are not compressed), as cosign writes it.
-        let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "",
-            "config": {},
-            "created": "0001-01-01T00:00:00Z",
-            "history": [{"created": "0001-01-01T00:00:00Z"}],
-            "os": "",
-            "rootfs": {"diff_ids": diff_ids, "type": "layers"},
-        }))
-        .expect("json");
-        let config_digest = self.put_blob(repository, &config).await?;
-        let manifest = ArtifactManifest {
-            annotations: BTreeMap::new(),
-            artifact_type: None,
-            config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config.len() as u64),
-            layers,
-            media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
-            schema_version: 2,
-            subject: None,
         };
-        let bytes = manifest_bytes(&manifest);
-        self.put_manifest_bytes(repository, &tag, MEDIA_TYPE_MANIFEST, &bytes)
+        for _ in 0..CONVERGE_ROUNDS {
+            let mut layers = match &ahead {
+                Some((digest, layers)) if layers.iter().any(is_ours) => return Ok(digest.clone()),
+                Some((_, layers)) => layers.clone(),
+                None => Vec::new(),
+            };
+            layers.push(layer.clone());
+            // Already up when the manifest held no other signature.
+            let config = signature_config(&layers);
+            let config_digest = self.put_blob(repository, &config).await?;
+            let manifest = ArtifactManifest {
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+                config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config.len() as u64),
+                layers,
+                media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
+                schema_version: 2,
+                subject: None,
+            };
+            let bytes = manifest_bytes(&manifest);
+            let read_at = std::time::Instant::now();
+            let now = self.signature_manifest(repository, &tag).await?;
+            if now.as_ref().map(|n| &n.0) != ahead.as_ref().map(|a| &a.0) {
+                // Someone wrote meanwhile: start over from what is there now.
+                ahead = now;
+                continue;
+            }
+            self.put_manifest_over(
+                repository,
+                &tag,
+                MEDIA_TYPE_MANIFEST,
+                &bytes,
+                &[payload, &config],
+            )
             .await?;
-        Ok(Digest::of(&bytes))
+            settle(read_at.elapsed()).await;
+            ahead = self.signature_manifest(repository, &tag).await?;
+        }
+        Err(RegistryError::Contended {
+            reference: format!("{repository}:{tag}"),
+            rounds: CONVERGE_ROUNDS,
+        })
+    }
+
+    /// The cosign signature manifest under `tag`: its digest and layers.
+    async fn signature_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<(Digest, Vec<Descriptor>)>, RegistryError> {
+        Ok(self
+            .get_manifest(repository, tag, MEDIA_TYPE_MANIFEST)
+            .await?
+            .map(|(_, bytes)| {
+                let layers = serde_json::from_slice::<ArtifactManifest>(&bytes)
+                    .map(|m| m.layers)
+                    .unwrap_or_default();
+                (Digest::of(&bytes), layers)
+            }))
     }
 
     /// The cosign signatures of `subject`: each layer's payload and its base64 signature.
@@ -500,6 +727,21 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// The config of a cosign signature manifest: the layers as diff ids (they are not compressed),
+/// as cosign writes it.
+fn signature_config(layers: &[Descriptor]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}],
+        "os": "",
+        "rootfs": {"diff_ids": diff_ids, "type": "layers"},
+    }))
+    .expect("json")
 }
 
 /// cosign's signature tag of `digest`: `sha256-<hex>.sig`.

@@ -7,5 +7,6 @@ mod layout;
 mod origin;
 mod proxy;
 mod pull;
+mod referrers;
 mod registry;
 mod support;

@@ -214,6 +214,54 @@ pub struct CrateGraph {
     checksums: BTreeMap<(String, String), String>,
 }
 
+/// What stops rel from describing or attaching what it built (SBOM, provenance, signature).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AttestError {
+    #[error("Cargo.lock is not readable as TOML")]
+    #[diagnostic(
+        code(rel::attest::cargo_lock),
+        help("regenerate it with `cargo generate-lockfile`")
+    )]
+    CargoLock(#[source] toml::de::Error),
+
+    #[error("cargo metadata printed something rel cannot read")]
+    #[diagnostic(
+        code(rel::attest::metadata_json),
+        help("report this with your cargo version (`cargo -V`)")
+    )]
+    MetadataJson(#[source] serde_json::Error),
+
+    #[error("cargo metadata for the SBOM of {component} failed: {stderr}")]
+    #[diagnostic(
+        code(rel::attest::metadata_failed),
+        help(
+            "the SBOM is read from `cargo metadata --locked`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)"
+        )
+    )]
+    MetadataFailed { component: String, stderr: String },
+
+    #[error("cargo metadata does not list the crate `{krate}`")]
+    #[diagnostic(
+        code(rel::attest::no_crate),
+        help("check the component's `crate` in rel.toml: it names a package of this workspace")
+    )]
+    NoCrate { krate: String },
+
+    #[error("no crate graph was read for {component}")]
+    #[diagnostic(
+        code(rel::attest::no_crate_graph),
+        help("a bug in rel: the build prepared other components than it pushed; please report it")
+    )]
+    NoCrateGraph { component: String },
+
+    #[error("the registry client returned {got} attachments for 2 artifacts")]
+    #[diagnostic(
+        code(rel::attest::attachments),
+        help("a bug in rel's registry client; please report it")
+    )]
+    AttachmentCount { got: usize },
+}
+
 /// The crate graph of `krate` with `features` for the image's target: `cargo metadata --locked
 /// --filter-platform` of the crate's manifest (features resolve for that package) and the
 /// checksums of Cargo.lock.
@@ -225,12 +273,7 @@ pub fn crate_graph(
 ) -> Result<CrateGraph, Error> {
     let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
         .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
-    let lock: CargoLock = toml::from_str(&lock_text).map_err(|e| {
-        Error::invalid(
-            format!("Cargo.lock is not readable: {e}"),
-            "regenerate it with `cargo generate-lockfile`",
-        )
-    })?;
+    let lock: CargoLock = toml::from_str(&lock_text).map_err(AttestError::CargoLock)?;
     let checksums = lock
         .package
         .into_iter()
@@ -250,12 +293,7 @@ pub fn crate_graph(
         return Ok(CrateGraph { meta, checksums });
     }
     let stdout = cargo_metadata(workspace, component, krate, features)?;
-    let meta: Metadata = serde_json::from_slice(&stdout).map_err(|e| {
-        Error::invalid(
-            format!("cargo metadata printed something rel cannot read: {e}"),
-            "report this with your cargo version (`cargo -V`)",
-        )
-    })?;
+    let meta: Metadata = serde_json::from_slice(&stdout).map_err(AttestError::MetadataJson)?;
     // A cache that cannot be written only costs the next build a `cargo metadata`.
     if let Err(e) = cache
         .parent()
@@ -344,13 +382,11 @@ fn cargo_metadata(
         .output()
         .map_err(|e| Error::io("run cargo metadata", workspace, e))?;
     if !out.status.success() {
-        return Err(Error::usage(
-            format!(
-                "cargo metadata for the SBOM of {component} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "the SBOM is read from `cargo metadata --locked --offline`: make Cargo.lock current and the dependencies fetched (`cargo fetch`)",
-        ));
+        return Err(AttestError::MetadataFailed {
+            component: component.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+        .into());
     }
     Ok(out.stdout)
 }
@@ -374,11 +410,8 @@ pub fn sbom(
         .packages
         .iter()
         .find(|p| p.name == a.krate && p.source.is_none())
-        .ok_or_else(|| {
-            Error::invalid(
-                format!("cargo metadata does not list the crate `{}`", a.krate),
-                "check the component's `crate` in rel.toml",
-            )
+        .ok_or_else(|| AttestError::NoCrate {
+            krate: a.krate.to_owned(),
         })?;
     // Normal dependencies only: build scripts and proc macros run at build time, they are not
     // in the binary.
@@ -596,12 +629,13 @@ pub fn documents(
     assembled
         .iter()
         .map(|a| {
-            let graph = prepared.graphs.get(&a.component).ok_or_else(|| {
-                Error::invalid(
-                    format!("no crate graph was read for {}", a.component),
-                    "report this: the build prepared other components than it pushed",
-                )
-            })?;
+            let graph =
+                prepared
+                    .graphs
+                    .get(&a.component)
+                    .ok_or_else(|| AttestError::NoCrateGraph {
+                        component: a.component.clone(),
+                    })?;
             let payload = oci::registry::simple_signing_payload(
                 &a.image_name.name(),
                 &a.image.manifest_digest,
@@ -672,12 +706,9 @@ pub async fn publish_one(
         target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
         source,
     })?;
-    let [provenance, sbom]: [Digest; 2] = attached.try_into().map_err(|_| {
-        Error::invalid(
-            "the registry client returned another number of attachments than it was given",
-            "report this",
-        )
-    })?;
+    let [provenance, sbom]: [Digest; 2] = attached
+        .try_into()
+        .map_err(|got: Vec<Digest>| AttestError::AttachmentCount { got: got.len() })?;
     Ok::<_, Error>(Attested {
         component: a.component.clone(),
         image: format!("{}@{digest}", a.image_name.name()),

@@ -106,19 +106,6 @@ pub enum Error {
     #[diagnostic(transparent)]
     Headroom(#[from] crate::gate::headroom::BadQuantities),
 
-    #[error("{message}")]
-    #[diagnostic(help("{help}"))]
-    Usage { message: String, help: String },
-
-    /// rel refused to do something unsafe (exit 1): it checked and said no.
-    #[error("{message}")]
-    #[diagnostic(help("{help}"))]
-    Refused { message: String, help: String },
-
-    #[error("{message}")]
-    #[diagnostic(help("{help}"))]
-    Invalid { message: String, help: String },
-
     #[error(transparent)]
     #[diagnostic(transparent)]
     Stage(#[from] stage::StageError),
@@ -234,6 +221,18 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     NoEnvironment(#[from] crate::ops::release::NoEnvironmentError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Attest(#[from] crate::attest::AttestError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Verify(#[from] crate::ops::verify::VerifyError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 impl From<SourceError> for Error {
@@ -243,27 +242,6 @@ impl From<SourceError> for Error {
 }
 
 impl Error {
-    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Usage {
-            message: message.into(),
-            help: help.into(),
-        }
-    }
-
-    pub fn refused(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Refused {
-            message: message.into(),
-            help: help.into(),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Error::Invalid {
-            message: message.into(),
-            help: help.into(),
-        }
-    }
-
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,
@@ -275,7 +253,6 @@ impl Error {
     /// The exit code this error maps to.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Refused { .. } => Exit::Failed,
             Error::Git(e) => e.exit(),
             Error::LocalStage(e) => e.exit(),
             Error::Rollback(e) => e.exit(),
@@ -292,6 +269,7 @@ impl Error {
             Error::Clock(e) => e.exit(),
             Error::Soak(e) => e.exit(),
             Error::Freeze(e) => e.exit(),
+            Error::Signing(e) => e.exit(),
             // A validated lockfile is a refusal: rel checked and said no.
             Error::Validated(_) => Exit::Failed,
             Error::Init(crate::init::InitError::Exists { .. }) => Exit::Failed,

@@ -92,6 +92,62 @@ impl std::fmt::Debug for PublicKey {
     }
 }
 
+/// What goes wrong with the release signing key (never carries the key text).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SigningError {
+    #[error("cannot draw random bytes for a signing key")]
+    #[diagnostic(
+        code(rel::signing::random),
+        help("the operating system's random source failed; try again")
+    )]
+    Random(#[source] getrandom::Error),
+
+    #[error("REL_SIGNING_KEY is not set or not UTF-8")]
+    #[diagnostic(
+        code(rel::signing::no_env_key),
+        help("give the key `rel keygen --signing` wrote, or pass --signing-key-file FILE")
+    )]
+    NoEnvKey,
+
+    #[error("the signing key from {from} is unusable")]
+    #[diagnostic(code(rel::signing::unusable), forward(source))]
+    Unusable {
+        from: String,
+        #[source]
+        source: KeyError,
+    },
+
+    #[error(
+        "{what} is signed with minisign, which has only Ed25519 keys; signing key {key_id} is ECDSA P-256"
+    )]
+    #[diagnostic(
+        code(rel::signing::minisign_ed25519),
+        help(
+            "sign lockfiles and records with an Ed25519 key (`rel keygen --signing`); an ECDSA P-256 key signs images and their provenance (`rel build --push`) only"
+        )
+    )]
+    MinisignNeedsEd25519 { what: String, key_id: String },
+
+    #[error("{path} already exists; rel keygen never replaces a key")]
+    #[diagnostic(
+        code(rel::signing::key_exists),
+        help(
+            "a lost signing key cannot sign again: pick another file name, or move the old key away yourself"
+        )
+    )]
+    KeyExists { path: String },
+}
+
+impl SigningError {
+    /// An existing key is a refusal (exit 1); the rest are input or environment errors.
+    pub fn exit(&self) -> crate::Exit {
+        match self {
+            SigningError::KeyExists { .. } => crate::Exit::Failed,
+            _ => crate::Exit::Error,
+        }
+    }
+}
+
 /// Why a key text is unusable. Never carries the key text itself.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum KeyError {
@@ -126,12 +182,7 @@ impl SigningKey {
     pub fn generate_with(algorithm: Algorithm) -> Result<SigningKey, Error> {
         loop {
             let mut seed = Zeroizing::new([0u8; 32]);
-            getrandom::getrandom(seed.as_mut()).map_err(|e| {
-                Error::usage(
-                    format!("cannot draw random bytes for a signing key: {e}"),
-                    "the operating system's random source failed; try again",
-                )
-            })?;
+            getrandom::getrandom(seed.as_mut()).map_err(SigningError::Random)?;
             match algorithm {
                 Algorithm::Ed25519 => return Ok(SigningKey::from_seed(&seed)),
                 // A scalar of 0 or ≥ n (chance about 2^-32) is drawn again.
@@ -491,14 +542,9 @@ impl SigningKeySource {
 /// Read and parse the signing key; the text is wiped once parsed.
 pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
     let text: Zeroizing<String> = match source {
-        SigningKeySource::Env => {
-            Zeroizing::new(std::env::var(env_vars::SIGNING_KEY).map_err(|_| {
-                Error::usage(
-                    format!("{} is not set or not UTF-8", env_vars::SIGNING_KEY),
-                    "give the key `rel keygen --signing` wrote, or pass --signing-key-file FILE",
-                )
-            })?)
-        }
+        SigningKeySource::Env => Zeroizing::new(
+            std::env::var(env_vars::SIGNING_KEY).map_err(|_| SigningError::NoEnvKey)?,
+        ),
         SigningKeySource::File(p) if p == Path::new("-") => {
             let mut buf = Zeroizing::new(String::new());
             std::io::stdin()
@@ -514,16 +560,11 @@ pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
         }
     };
     SigningKey::from_secret_text(&text).map_err(|e| {
-        let help = miette::Diagnostic::help(&e)
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        Error::usage(
-            format!(
-                "the signing key from {} is unusable: {e}",
-                source.describe()
-            ),
-            help,
-        )
+        SigningError::Unusable {
+            from: source.describe(),
+            source: e,
+        }
+        .into()
     })
 }
 
@@ -537,13 +578,11 @@ pub fn ensure_minisign(key: &SigningKey, what: &str) -> Result<(), Error> {
 }
 
 fn minisign_refusal(key: &SigningKey, what: &str) -> Error {
-    Error::usage(
-        format!(
-            "{what} is signed with minisign, which has only Ed25519 keys; signing key {} is ECDSA P-256",
-            key.public().id_hex()
-        ),
-        "sign lockfiles and records with an Ed25519 key (`rel keygen --signing`); an ECDSA P-256 key signs images and their provenance (`rel build --push`) only",
-    )
+    SigningError::MinisignNeedsEd25519 {
+        what: what.to_owned(),
+        key_id: key.public().id_hex(),
+    }
+    .into()
 }
 
 /// `releases/<file>.minisig`: the detached signature next to the signed file.

@@ -43,10 +43,7 @@ pub(super) fn keygen(ctx: &Context, args: KeygenArgs) -> Result<Exit, Error> {
     ) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::refused(
-                format!("{shown} already exists; rel keygen never replaces a key"),
-                "a lost signing key cannot sign again: pick another file name, or move the old key away yourself",
-            ));
+            return Err(crate::signing::SigningError::KeyExists { path: shown }.into());
         }
         Err(e) => return Err(Error::io("write the signing key", &args.output, e)),
     }

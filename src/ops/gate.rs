@@ -30,10 +30,26 @@ pub enum GateError {
         /// Redacted: credentials in the URL never reach output.
         url: String,
     },
+
+    #[error("--verify-signatures: rel.toml has no [trust], so no key is trusted")]
+    #[diagnostic(
+        code(rel::gate::verify_no_trust),
+        help(
+            "add `[trust] keys = [\"RW...\"]` with the public key `rel keygen --signing` printed"
+        )
+    )]
+    VerifyNoTrust,
+
+    #[error("--verify-signatures checks the images live pods run, and no live pods were asked for")]
+    #[diagnostic(
+        code(rel::gate::verify_no_pods),
+        help("add --live (the cluster or the local stage) or --pods FILE")
+    )]
+    VerifyNoPods,
 }
 
 impl GateError {
-    /// Both are input errors: rel could not run the gate.
+    /// All are input errors: rel could not run the gate.
     pub fn exit(&self) -> Exit {
         Exit::Error
     }
@@ -177,17 +193,11 @@ pub fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
         (false, _) => None,
         (true, Some(trust)) => Some(trust.keys_for(Some(&env.name))),
         (true, None) => {
-            return Err(Error::usage(
-                "--verify-signatures: rel.toml has no [trust], so no key is trusted",
-                "add `[trust] keys = [\"RW...\"]` with the public key `rel keygen --signing` printed",
-            ));
+            return Err(GateError::VerifyNoTrust.into());
         }
     };
     if trusted.is_some() && matches!(opts.live, LivePods::None) {
-        return Err(Error::usage(
-            "--verify-signatures checks the images live pods run, and no live pods were asked for",
-            "add --live (the cluster or the local stage) or --pods FILE",
-        ));
+        return Err(GateError::VerifyNoPods.into());
     }
     let (mut report, pins) = drift::check_static(&env.name, &workloads, config, release);
     let (pods, namespace, source) = match &opts.live {

@@ -20,6 +20,68 @@ use crate::signing::{IN_TOTO_PAYLOAD_TYPE, PublicKey};
 use crate::version::Version;
 use crate::{Error, env_vars};
 
+/// What keeps `rel verify` (and the signature checks of promote and drift) from running.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum VerifyError {
+    #[error("rel.toml has no [trust]: there are no trusted keys to verify against")]
+    #[diagnostic(
+        code(rel::verify::no_trust),
+        help(
+            "make a key with `rel keygen --signing -o FILE` and add its public key: `[trust] keys = [\"RW...\"]`"
+        )
+    )]
+    NoTrust,
+
+    #[error("[trust] gives no key for {scope}")]
+    #[diagnostic(
+        code(rel::verify::no_keys),
+        help("list keys under [trust] keys or [trust.environments.<env>] keys")
+    )]
+    NoKeys { scope: String },
+
+    #[error("there is no {path} to verify")]
+    #[diagnostic(
+        code(rel::verify::no_lockfile),
+        help("lock the release first: `rel lock --version {version}`")
+    )]
+    NoLockfile { path: String, version: String },
+
+    #[error("`{name}` is not an image name")]
+    #[diagnostic(
+        code(rel::verify::image_name),
+        help("check the component's image in rel.toml")
+    )]
+    ImageName {
+        name: String,
+        #[source]
+        source: image_ref::ImageRefError,
+    },
+
+    #[error("registry credentials for {host} are unusable")]
+    #[diagnostic(
+        code(rel::verify::credentials),
+        help(
+            "set both REL_REGISTRY_USERNAME and REL_REGISTRY_PASSWORD, or fix ~/.docker/config.json"
+        )
+    )]
+    Credentials {
+        host: String,
+        #[source]
+        source: oci::registry::CredentialError,
+    },
+
+    #[error("cannot talk to registry {host}")]
+    #[diagnostic(
+        code(rel::verify::registry),
+        help("check the lockfile's image names and the registry's address")
+    )]
+    Registry {
+        host: String,
+        #[source]
+        source: oci::RegistryError,
+    },
+}
+
 /// What to verify.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -33,35 +95,25 @@ pub struct VerifyOptions {
 /// Run every check; `Err` only when verification cannot run (no `[trust]`, no lockfile).
 pub fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Error> {
     let config = &ws.config;
-    let trust = config.trust.as_ref().ok_or_else(|| {
-        Error::usage(
-            "rel.toml has no [trust]: there are no trusted keys to verify against",
-            "make a key with `rel keygen --signing -o FILE` and add its public key: `[trust] keys = [\"RW...\"]`",
-        )
-    })?;
+    let trust = config.trust.as_ref().ok_or(VerifyError::NoTrust)?;
     if let Some(env) = &opts.env {
         config.environment(env)?;
     }
     let keys = trust.keys_for(opts.env.as_deref());
     if keys.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "[trust] gives no key for {}",
-                opts.env.as_deref().unwrap_or("the project")
-            ),
-            "list keys under [trust] keys or [trust.environments.<env>] keys",
-        ));
+        return Err(VerifyError::NoKeys {
+            scope: opts.env.as_deref().unwrap_or("the project").to_owned(),
+        }
+        .into());
     }
     let lock_path = crate::releases::lockfile_path(&config.root, &opts.version);
     let lock_bytes = std::fs::read(&lock_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::usage(
-                format!("there is no {} to verify", ws.display(&lock_path)),
-                format!(
-                    "lock the release first: `rel lock --version {}`",
-                    opts.version
-                ),
-            )
+            VerifyError::NoLockfile {
+                path: ws.display(&lock_path),
+                version: opts.version.to_string(),
+            }
+            .into()
         } else {
             Error::io("read the lockfile", &lock_path, e)
         }
@@ -466,11 +518,9 @@ pub(crate) fn live_signature_checks(
     let mut clients: BTreeMap<String, oci::Registry> = BTreeMap::new();
     let mut checks = Vec::new();
     for (component, name, digest) in running {
-        let image: ImageRef = name.parse().map_err(|e| {
-            Error::invalid(
-                format!("`{name}` is not an image name: {e}"),
-                "check the component's image in rel.toml",
-            )
+        let image: ImageRef = name.parse().map_err(|source| VerifyError::ImageName {
+            name: name.clone(),
+            source,
         })?;
         let host = image.registry().to_owned();
         if !clients.contains_key(&host) {
@@ -495,16 +545,11 @@ pub(crate) fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Re
     let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
     sources.username = non_empty(env_vars::REGISTRY_USERNAME);
     sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials = oci::resolve_credentials(host, &sources).map_err(|e| {
-        Error::usage(
-            format!("registry credentials for {host}: {e}"),
-            format!(
-                "set both {} and {}, or fix ~/.docker/config.json",
-                env_vars::REGISTRY_USERNAME,
-                env_vars::REGISTRY_PASSWORD
-            ),
-        )
-    })?;
+    let credentials =
+        oci::resolve_credentials(host, &sources).map_err(|source| VerifyError::Credentials {
+            host: host.to_owned(),
+            source,
+        })?;
     let mut options = oci::ClientOptions {
         insecure: insecure.to_vec(),
         ..Default::default()
@@ -512,10 +557,11 @@ pub(crate) fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Re
     if let Some(pem) = crate::trust::extra_ca_pem() {
         options = options.with_ca_pem(pem.to_vec());
     }
-    oci::Registry::new(host, credentials, options).map_err(|e| {
-        Error::usage(
-            format!("registry {host}: {e}"),
-            "check the lockfile's image names",
-        )
+    oci::Registry::new(host, credentials, options).map_err(|source| {
+        VerifyError::Registry {
+            host: host.to_owned(),
+            source,
+        }
+        .into()
     })
 }

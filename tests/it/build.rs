@@ -262,7 +262,8 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     std::fs::create_dir(&checks).unwrap();
     std::fs::write(
         checks.join("rel.toml"),
-        "[environments.identity.smoke]\ntimeout = \"5s\"\n\n\
+        "registry = \"registry.example.com/platform\"\n\n\
+         [environments.identity.smoke]\ntimeout = \"5s\"\n\n\
          [[environments.identity.smoke.checks]]\nkind = \"readyz\"\n\n\
          [[environments.identity.smoke.checks]]\nkind = \"jwks\"\npath = \"/.well-known/jwks.json\"\n",
     )

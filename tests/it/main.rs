@@ -25,6 +25,7 @@ mod render;
 mod rollback;
 mod secrets;
 mod smoke_services;
+mod snapshots;
 mod soak_freeze;
 mod stage;
 mod support;

@@ -264,7 +264,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
         checks.join("rel.toml"),
         "registry = \"registry.example.com/platform\"\n\n\
          [environments.identity.smoke]\ntimeout = \"5s\"\n\n\
-         [[environments.identity.smoke.checks]]\nkind = \"readyz\"\n\n\
+         [[environments.identity.smoke.checks]]\nname = \"identity healthz\"\nkind = \"readyz\"\npath = \"/healthz\"\n\n\
          [[environments.identity.smoke.checks]]\nkind = \"jwks\"\npath = \"/.well-known/jwks.json\"\n",
     )
     .unwrap();

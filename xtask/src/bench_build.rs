@@ -7,6 +7,8 @@
 //! (c2) the N-core floor: rel's block-parallel gzip on every core + sha256, in memory.
 //! (d) rel, no change: the same push again; it must upload zero blobs.
 //! (e) `rel build --push` without and with a signing key, and `rel verify` (bench_trust.rs).
+//! (f) `rel build --push` of three services with no change: warm cargo, layer cache hits, no
+//!     compression (bench_warm.rs).
 //!
 //! Flags: `--binary PATH` (default: the first 10 MiB of `/usr/bin/docker-registry`, a real Go
 //! binary), `--rounds N` (default 5; medians are reported).
@@ -268,6 +270,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         added_all * 100.0,
         verdict(added < 0.10),
         verdict(added_all < 0.10)
+    );
+
+    // (f) A no-change `rel build --push` of three services (bench_warm.rs).
+    let w = crate::bench_warm::run(&root, &host, &bin, &work.0, rounds)?;
+    println!();
+    println!(
+        "{:<58} {:>7.3} s",
+        "(f) rel build --push of 3 services, no change (warm)", w.no_change
+    );
+    println!(
+        "(f) = {:.3} s   (goal < 2 s: {}); layers compressed by it: {}   (goal 0: {})",
+        w.no_change,
+        verdict(w.no_change < 2.0),
+        w.blobs_rewritten,
+        verdict(w.blobs_rewritten == 0)
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ mod bench_git;
 mod bench_render;
 mod bench_stage;
 mod bench_trust;
+mod bench_warm;
 mod fuzz;
 mod kustomize;
 mod kustomize_corpus;

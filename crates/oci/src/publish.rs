@@ -96,19 +96,25 @@ pub async fn build_and_push(
         .map(|m| m.len())
         .sum();
     let repository = target.repository();
-    // The upload session opens once the key says miss, and drains what the build produced.
+    // The layer's upload session opens at once, beside the key pass (a round trip off the
+    // critical path); once the key says miss it drains what the build produced. On a hit it is
+    // cancelled and no layer byte is sent.
     let upload = async {
-        if miss_rx.await != Ok(true) {
-            drop(rx);
-            return None;
-        }
-        let session = match registry.begin_upload(repository).await {
+        let (session, miss) =
+            futures_util::future::join(registry.begin_upload(repository), miss_rx).await;
+        let session = match session {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot open an upload session; pushing after the build");
+                drop(rx);
                 return None;
             }
         };
+        if miss != Ok(true) {
+            drop(rx);
+            registry.abort_upload(session).await;
+            return None;
+        }
         let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx))
         });
@@ -120,16 +126,22 @@ pub async fn build_and_push(
             }
         }
     };
-    // The config names only diff ids: once the key is known it is uploaded during the build.
+    // The config names only diff ids: once the key is known it is uploaded during the build,
+    // into a session opened beside the key pass.
     let key_then_config = async {
-        let (key, hit) = key_and_hit.await?;
+        let (session, keyed) =
+            futures_util::future::join(registry.begin_upload(repository), key_and_hit).await;
+        let (key, hit) = keyed?;
         if hit.is_some() {
+            if let Ok(session) = session {
+                registry.abort_upload(session).await;
+            }
             return Ok::<_, PublishError>((key, hit, None));
         }
         let config = image::config(base, std::slice::from_ref(&key.diff_id), image_spec)?;
         let digest = image_ref::Digest::of(&config);
         let sent = async {
-            let session = registry.begin_upload(repository).await.ok()?;
+            let session = session.ok()?;
             registry
                 .upload_into(&session, &digest, &config)
                 .await

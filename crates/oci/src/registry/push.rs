@@ -286,6 +286,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Cancel an upload session opened with [`Registry::begin_upload`] that will not be used
+    /// (the blob turned out to be cached and present). Best effort: a registry purges stale
+    /// sessions itself, so a failure is only logged.
+    pub async fn abort_upload(&self, upload: BlobUpload) {
+        let Ok(url) = self.t.url(&upload.location) else {
+            return;
+        };
+        let scopes = Self::scopes(&upload.repository);
+        let call = Call {
+            method: Method::DELETE,
+            url: url.clone(),
+            scopes: &scopes,
+            body_len: 0,
+        };
+        match self.t.send(&call, &|| Ok(None), &[]).await {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::debug!(status = %resp.status(), "cancelling an upload session"),
+            Err(e) => tracing::debug!(error = %e, "cancelling an upload session"),
+        }
+    }
+
     /// Upload `bytes` (a small blob such as a config) into a session opened earlier.
     pub(crate) async fn upload_into(
         &self,

@@ -749,18 +749,18 @@ impl GitOps {
         );
         let work = tempfile::tempdir().unwrap();
         let w = work.path();
-        std::fs::write(w.join("rel.toml"), crate::support::services_config()).unwrap();
+        // This repository's rel.toml: staging's deploy gate runs rel's own image, a component.
+        std::fs::copy(repo_root().join("rel.toml"), w.join("rel.toml")).unwrap();
         for sub in ["templates/base", "templates/rollouts", "overlays/staging"] {
             copy_dir(&repo_root().join(sub), &w.join(sub));
         }
         if let Some(patch) = overlay_patch {
             let path = w.join("overlays/staging/kustomization.yaml");
             let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(
-                &path,
-                text.replace("\nimages:\n", &format!("{patch}\nimages:\n")),
-            )
-            .unwrap();
+            // After the overlay's own patch (REL_ENV), in its `patches:` list.
+            let own = "        REL_ENV: staging\n";
+            assert!(text.contains(own), "{text}");
+            std::fs::write(&path, text.replace(own, &format!("{own}{patch}"))).unwrap();
         }
         std::fs::write(w.join(".gitignore"), "/kubeconfig.yaml\n/target\n/.rel/\n").unwrap();
         git(w, &["init", "--quiet", "--initial-branch=main"]);
@@ -777,6 +777,8 @@ impl GitOps {
                 &format!("gateway={D5}"),
                 "--digest",
                 &format!("worker={D6}"),
+                "--digest",
+                &format!("rel={REL_IMAGE}"),
             ],
         )
         .expect(0);
@@ -821,6 +823,9 @@ impl GitOps {
         rel(w, &args)
     }
 }
+
+/// The deploy gate's image (rel's own) in release 1.0.0 of [`GitOps`].
+const REL_IMAGE: &str = "sha256:7777777777777777777777777777777777777777777777777777777777777777";
 
 /// The migration Job as a plain Job (labelled, no PreSync hook): rel runs it itself.
 const PLAIN_MIGRATION: &str = r#"  - patch: |-

@@ -22,20 +22,20 @@ use crate::{Error, env_vars};
 
 /// The artifact type (and layer media type) of the provenance attachment: a DSSE envelope of an
 /// in-toto statement.
-pub const PROVENANCE_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const PROVENANCE_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
 /// The artifact type (and layer media type) of the SBOM attachment.
-pub const SBOM_ARTIFACT_TYPE: &str = "application/vnd.cyclonedx+json";
+pub(crate) const SBOM_ARTIFACT_TYPE: &str = "application/vnd.cyclonedx+json";
 /// in-toto statement and SLSA predicate types.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// Who built it: rel's builder, versioned with rel.
-pub const BUILDER_ID: &str = "urn:rel:builder:rel-build";
+pub(crate) const BUILDER_ID: &str = "urn:rel:builder:rel-build";
 /// How it was built: `cargo build --release --locked` into a reproducible OCI image.
-pub const BUILD_TYPE: &str = "urn:rel:build-type:cargo-oci:v1";
+pub(crate) const BUILD_TYPE: &str = "urn:rel:build-type:cargo-oci:v1";
 
 /// What the build of one image used: the inputs provenance and the SBOM describe.
 #[derive(Debug, Clone)]
-pub struct BuildInputs<'a> {
+pub(crate) struct BuildInputs<'a> {
     pub workspace: &'a Path,
     /// The source repository (`org/name`, rel.toml's `repo`).
     pub repository: Option<&'a str>,
@@ -48,7 +48,7 @@ pub struct BuildInputs<'a> {
 
 /// What was published for one image.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Attested {
+pub(crate) struct Attested {
     pub component: String,
     pub image: String,
     pub signature: Digest,
@@ -61,7 +61,7 @@ pub struct Attested {
 /// `rustc -V` of the toolchain cargo just built with: the first line of the `rustc -vV` answer
 /// cargo keeps in `<target dir>/.rustc_info.json` (cargo checks it against the compiler on every
 /// build), else `rustc -V` run here.
-pub fn toolchain_version(workspace: &Path, cargo_target_dir: &Path) -> String {
+pub(crate) fn toolchain_version(workspace: &Path, cargo_target_dir: &Path) -> String {
     #[derive(Deserialize)]
     struct RustcInfo {
         outputs: BTreeMap<String, Output>,
@@ -96,7 +96,7 @@ pub fn toolchain_version(workspace: &Path, cargo_target_dir: &Path) -> String {
 }
 
 /// The in-toto statement (SLSA provenance v1) of one image, as canonical JSON bytes.
-pub fn provenance(a: &Assembled, inputs: &BuildInputs<'_>) -> Vec<u8> {
+pub(crate) fn provenance(a: &Assembled, inputs: &BuildInputs<'_>) -> Vec<u8> {
     let digest = &a.image.manifest_digest;
     let mut command = vec![
         "cargo",
@@ -209,7 +209,7 @@ struct LockPackage {
 
 /// What `cargo metadata` and Cargo.lock say about one component's crate graph: read while the
 /// image is compiled and pushed (it needs no digest), turned into the SBOM afterwards.
-pub struct CrateGraph {
+pub(crate) struct CrateGraph {
     meta: Metadata,
     checksums: BTreeMap<(String, String), String>,
 }
@@ -265,7 +265,7 @@ pub enum AttestError {
 /// The crate graph of `krate` with `features` for the image's target: `cargo metadata --locked
 /// --filter-platform` of the crate's manifest (features resolve for that package) and the
 /// checksums of Cargo.lock.
-pub fn crate_graph(
+pub(crate) fn crate_graph(
     workspace: &Path,
     component: &str,
     krate: &str,
@@ -393,7 +393,7 @@ fn cargo_metadata(
 
 /// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
 /// every package linked into it (normal dependencies, transitively, for the image's target).
-pub fn sbom(
+pub(crate) fn sbom(
     a: &Assembled,
     inputs: &BuildInputs<'_>,
     graph: &CrateGraph,
@@ -578,7 +578,7 @@ fn serial_number(digest: &Digest) -> String {
 /// What signing needs besides the images, none of it depending on them: the hash of Cargo.lock
 /// and each component's crate graph. [`prepare`] makes it on threads of its own, so that it runs
 /// while the images are compiled.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub cargo_lock_sha256: String,
     /// Per component.
     graphs: BTreeMap<String, CrateGraph>,
@@ -586,7 +586,7 @@ pub struct Prepared {
 
 /// One component to prepare: its name, crate and features.
 #[derive(Debug, Clone)]
-pub struct ToPrepare {
+pub(crate) struct ToPrepare {
     pub component: String,
     pub krate: String,
     pub features: Vec<String>,
@@ -595,7 +595,7 @@ pub struct ToPrepare {
 /// Hash Cargo.lock and read each component's crate graph (cached under
 /// `target/rel/cache/crate-graph`, else `cargo metadata`, one thread each: a child process that
 /// mostly waits).
-pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, Error> {
+pub(crate) fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, Error> {
     std::thread::scope(|s| {
         let graphs: Vec<_> = components
             .iter()
@@ -620,7 +620,7 @@ pub fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prepared, E
 
 /// Sign what is published for each image, in the order of `assembled`: the cosign payload and
 /// its signature, the provenance envelope and the SBOM. No I/O: `prepared` read it all.
-pub fn documents(
+pub(crate) fn documents(
     key: &SigningKey,
     assembled: &[Assembled],
     inputs: &BuildInputs<'_>,
@@ -656,7 +656,7 @@ pub fn documents(
 }
 
 /// What is signed and attached for one image ([`documents`]).
-pub struct Documents {
+pub(crate) struct Documents {
     payload: Vec<u8>,
     signature: String,
     envelope: String,
@@ -667,7 +667,7 @@ pub struct Documents {
 /// Push one image's cosign signature alongside one [`oci::Registry::attach_all`] of its
 /// provenance and SBOM. They name the image by digest, so they may go up while the image itself
 /// does (`rel build --push` runs them side by side).
-pub async fn publish_one(
+pub(crate) async fn publish_one(
     registry: &oci::Registry,
     a: &Assembled,
     d: &Documents,
@@ -720,7 +720,7 @@ pub async fn publish_one(
 }
 
 /// SHA-256 (hex) of the workspace's Cargo.lock.
-pub fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
+pub(crate) fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
     let path = workspace.join("Cargo.lock");
     let bytes = std::fs::read(&path).map_err(|e| Error::io("read Cargo.lock", &path, e))?;
     Ok(crate::record::sha256_hex(&bytes))

@@ -24,7 +24,7 @@ pub enum AuditError {
 /// One rel action found in the history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub(crate) struct Entry {
     pub commit: String,
     /// Committer time, RFC 3339 UTC.
     pub time: String,
@@ -50,14 +50,14 @@ pub struct Entry {
 
 /// Which entries to return.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pub env: Option<String>,
     /// Only commits at or after this time (seconds since the epoch).
     pub since: Option<i64>,
 }
 
 /// Parse `--since`: `YYYY-MM-DD` (UTC midnight) or RFC 3339.
-pub fn parse_since(text: &str) -> Result<i64, Error> {
+pub(crate) fn parse_since(text: &str) -> Result<i64, Error> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(t.unix_timestamp());
@@ -72,7 +72,7 @@ pub fn parse_since(text: &str) -> Result<i64, Error> {
     .into())
 }
 
-pub fn format_time(seconds: i64) -> String {
+pub(crate) fn format_time(seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
         .and_then(|t| {
@@ -83,7 +83,7 @@ pub fn format_time(seconds: i64) -> String {
 }
 
 /// The rel actions in the history of `from`, newest first.
-pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> {
+pub(crate) fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> {
     let mut out = Vec::new();
     repo.walk(from, "rel-action", |c| {
         if let Some(since) = query.since
@@ -133,7 +133,7 @@ pub fn read(repo: &Repo, from: Oid, query: &Query) -> Result<Vec<Entry>, Error> 
 }
 
 /// A table: TIME ACTION VERSION ENV ACTOR COMMIT SUBJECT.
-pub fn to_table(entries: &[Entry]) -> String {
+pub(crate) fn to_table(entries: &[Entry]) -> String {
     let rows: Vec<[String; 6]> = entries
         .iter()
         .map(|e| {

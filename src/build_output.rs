@@ -6,12 +6,12 @@ use image_ref::{Digest, ImageRef};
 use serde::{Deserialize, Serialize};
 
 /// The default location under the project root.
-pub const DEFAULT_PATH: &str = "target/rel/build.json";
+pub(crate) const DEFAULT_PATH: &str = "target/rel/build.json";
 
 /// The result of one `rel build` run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BuildOutput {
+pub(crate) struct BuildOutput {
     /// Format version of this file.
     pub schema: u32,
     pub components: Vec<BuiltImage>,
@@ -20,7 +20,7 @@ pub struct BuildOutput {
 /// One built image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BuiltImage {
+pub(crate) struct BuiltImage {
     pub component: String,
     /// Image repository, without tag or digest.
     pub image: ImageRef,
@@ -39,10 +39,10 @@ pub struct BuiltImage {
     pub base: Option<ImageRef>,
 }
 
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 impl BuildOutput {
-    pub fn read(path: &Path) -> Result<BuildOutput, crate::Error> {
+    pub(crate) fn read(path: &Path) -> Result<BuildOutput, crate::Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| crate::Error::io("read the build result", path, e))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -58,7 +58,7 @@ impl BuildOutput {
         })
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');
         s

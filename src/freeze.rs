@@ -86,16 +86,16 @@ impl FreezeError {
 }
 
 /// `releases/freezes.yaml`, relative to the project root.
-pub const FILE: &str = "freezes.yaml";
+pub(crate) const FILE: &str = "freezes.yaml";
 
-pub fn path(root: &Path) -> PathBuf {
+pub(crate) fn path(root: &Path) -> PathBuf {
     root.join(crate::releases::DIR).join(FILE)
 }
 
 /// One frozen environment.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Freeze {
+pub(crate) struct Freeze {
     pub env: String,
     pub reason: String,
     /// RFC 3339, UTC.
@@ -108,7 +108,7 @@ pub struct Freeze {
 
 impl Freeze {
     /// Whether the freeze holds at `now` (an unreadable `until` counts as holding: fail closed).
-    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn is_active(&self, now: OffsetDateTime) -> bool {
         match &self.until {
             None => true,
             Some(u) => crate::clock::parse_rfc3339(u).is_none_or(|u| now < u),
@@ -116,7 +116,7 @@ impl Freeze {
     }
 
     /// "frozen since S by A: REASON (until U)" for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{} is frozen: {} (by {}, since {}, {})",
             self.env,
@@ -131,7 +131,7 @@ impl Freeze {
     }
 
     /// The refusal of an action into a frozen environment.
-    pub fn refusal(&self, action: &str) -> Error {
+    pub(crate) fn refusal(&self, action: &str) -> Error {
         FreezeError::Frozen {
             described: self.describe(),
             action: action.to_owned(),
@@ -148,13 +148,13 @@ impl Freeze {
 /// The set of freezes, one per environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Freezes {
+pub(crate) struct Freezes {
     #[serde(default)]
     pub freezes: Vec<Freeze>,
 }
 
 impl Freezes {
-    pub fn parse(path: &Path, text: &str) -> Result<Freezes, Error> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Freezes, Error> {
         if text
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -171,7 +171,7 @@ impl Freezes {
     }
 
     /// The freezes of the project's working tree (none when the file does not exist).
-    pub fn load(root: &Path) -> Result<Freezes, Error> {
+    pub(crate) fn load(root: &Path) -> Result<Freezes, Error> {
         let p = path(root);
         match std::fs::read_to_string(&p) {
             Ok(text) => Freezes::parse(&p, &text),
@@ -181,29 +181,29 @@ impl Freezes {
     }
 
     /// The freeze entry of `env`, active or expired.
-    pub fn get(&self, env: &str) -> Option<&Freeze> {
+    pub(crate) fn get(&self, env: &str) -> Option<&Freeze> {
         self.freezes.iter().find(|f| f.env == env)
     }
 
     /// The freeze of `env` that holds at `now`.
-    pub fn active(&self, env: &str, now: OffsetDateTime) -> Option<&Freeze> {
+    pub(crate) fn active(&self, env: &str, now: OffsetDateTime) -> Option<&Freeze> {
         self.get(env).filter(|f| f.is_active(now))
     }
 
     /// Add a freeze (replacing the environment's older one).
-    pub fn add(&mut self, freeze: Freeze) {
+    pub(crate) fn add(&mut self, freeze: Freeze) {
         self.freezes.retain(|f| f.env != freeze.env);
         self.freezes.push(freeze);
         self.freezes.sort_by(|a, b| a.env.cmp(&b.env));
     }
 
     /// Remove the freeze of `env`; the one removed.
-    pub fn remove(&mut self, env: &str) -> Option<Freeze> {
+    pub(crate) fn remove(&mut self, env: &str) -> Option<Freeze> {
         let at = self.freezes.iter().position(|f| f.env == env)?;
         Some(self.freezes.remove(at))
     }
 
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         let mut out = String::from(
             "# Frozen environments: rel refuses to promote, pin or deploy into them (rollbacks stay allowed).\n# `rel freeze --env E --reason R [--until T]` adds one, `rel unfreeze --env E` lifts it.\n# Written by rel; every change is a commit with trailers.\n",
         );
@@ -230,7 +230,7 @@ impl Freezes {
 }
 
 /// Refuse `action` into `env` when a freeze holds there now (the working tree's freezes file).
-pub fn ensure_not_frozen(root: &Path, env: &str, action: &str) -> Result<(), Error> {
+pub(crate) fn ensure_not_frozen(root: &Path, env: &str, action: &str) -> Result<(), Error> {
     let freezes = Freezes::load(root)?;
     let Some(f) = freezes.get(env) else {
         return Ok(());
@@ -243,7 +243,7 @@ pub fn ensure_not_frozen(root: &Path, env: &str, action: &str) -> Result<(), Err
 
 /// Like [`ensure_not_frozen`], for the freezes file as committed in `commit` (what a promotion
 /// branch is built on): an uncommitted edit of the working tree's file does not lift a freeze.
-pub fn ensure_not_frozen_at(
+pub(crate) fn ensure_not_frozen_at(
     repo: &crate::git_repo::Repo,
     commit: git2::Oid,
     root: &Path,

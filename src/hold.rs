@@ -53,16 +53,16 @@ impl HoldError {
 }
 
 /// `releases/holds.yaml`, relative to the project root.
-pub const FILE: &str = "holds.yaml";
+pub(crate) const FILE: &str = "holds.yaml";
 
-pub fn path(root: &Path) -> PathBuf {
+pub(crate) fn path(root: &Path) -> PathBuf {
     root.join(crate::releases::DIR).join(FILE)
 }
 
 /// One held version.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Hold {
+pub(crate) struct Hold {
     pub version: String,
     /// The environment it was rolled back in.
     pub env: String,
@@ -74,13 +74,13 @@ pub struct Hold {
 /// The set of holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Holds {
+pub(crate) struct Holds {
     #[serde(default)]
     pub holds: Vec<Hold>,
 }
 
 impl Holds {
-    pub fn parse(path: &Path, text: &str) -> Result<Holds, Error> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Holds, Error> {
         if text
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -97,7 +97,7 @@ impl Holds {
     }
 
     /// The holds of the project (none when the file does not exist).
-    pub fn load(root: &Path) -> Result<Holds, Error> {
+    pub(crate) fn load(root: &Path) -> Result<Holds, Error> {
         let p = path(root);
         match std::fs::read_to_string(&p) {
             Ok(text) => Holds::parse(&p, &text),
@@ -106,27 +106,27 @@ impl Holds {
         }
     }
 
-    pub fn get(&self, version: &Version) -> Option<&Hold> {
+    pub(crate) fn get(&self, version: &Version) -> Option<&Hold> {
         let v = version.to_string();
         self.holds.iter().find(|h| h.version == v)
     }
 
     /// Add a hold (replacing an older hold of the same version).
-    pub fn add(&mut self, hold: Hold) {
+    pub(crate) fn add(&mut self, hold: Hold) {
         self.holds.retain(|h| h.version != hold.version);
         self.holds.push(hold);
         self.holds.sort_by(|a, b| a.version.cmp(&b.version));
     }
 
     /// Remove the hold of `version`; whether there was one.
-    pub fn clear(&mut self, version: &Version) -> bool {
+    pub(crate) fn clear(&mut self, version: &Version) -> bool {
         let v = version.to_string();
         let before = self.holds.len();
         self.holds.retain(|h| h.version != v);
         before != self.holds.len()
     }
 
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         let mut out = String::from(
             "# Versions rel will not promote: `rel rollback` holds the version it took out,\n# `rel hold clear <version>` releases it. Written by rel; every change is a commit with trailers.\n",
         );

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A digest that pins nothing yet: `rel release` / `rel pin` replace it in place.
-pub const PLACEHOLDER_DIGEST: &str =
+pub(crate) const PLACEHOLDER_DIGEST: &str =
     "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The environments `rel init` writes, in promotion order.
-pub const ENVIRONMENTS: [&str; 3] = ["local", "staging", "prod"];
+pub(crate) const ENVIRONMENTS: [&str; 3] = ["local", "staging", "prod"];
 
 /// Packages whose bins are developer tools, not services (the cargo-xtask convention).
 const TOOL_PACKAGES: [&str; 1] = ["xtask"];
@@ -67,7 +67,7 @@ pub enum InitError {
 
 /// The workspace as `rel init` sees it.
 #[derive(Debug, Clone)]
-pub struct Workspace {
+pub(crate) struct Workspace {
     /// `workspace_root` of `cargo metadata`: where rel.toml goes.
     pub root: PathBuf,
     /// A DNS label for namespaces and the registry placeholder (the root directory's name).
@@ -83,7 +83,7 @@ pub struct Workspace {
 
 /// One component inferred from one bin target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inferred {
+pub(crate) struct Inferred {
     /// The component (and image, Deployment, Service) name: a DNS label.
     pub name: String,
     pub krate: String,
@@ -94,7 +94,7 @@ pub struct Inferred {
 }
 
 /// Read the workspace at (or above) `dir`.
-pub fn inspect(dir: &Path) -> Result<Workspace, InitError> {
+pub(crate) fn inspect(dir: &Path) -> Result<Workspace, InitError> {
     let cargo = std::env::var_os(crate::env_vars::CARGO).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     crate::env_vars::scrub_secrets(&mut cmd);
@@ -250,7 +250,7 @@ fn origin_repo(root: &Path) -> Option<String> {
 
 /// What writing one file does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Create,
     /// The file exists with this content already.
     Unchanged,
@@ -261,7 +261,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Unchanged => "unchanged",
@@ -273,7 +273,7 @@ impl Action {
 
 /// One file of the plan.
 #[derive(Debug, Clone)]
-pub struct PlannedFile {
+pub(crate) struct PlannedFile {
     /// Relative to the workspace root.
     pub path: PathBuf,
     /// What the file holds after the write (for `Append`, the whole new file).
@@ -285,14 +285,14 @@ pub struct PlannedFile {
 
 /// Every file `rel init` writes, and what writing it does.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub workspace: Workspace,
     pub files: Vec<PlannedFile>,
 }
 
 impl Plan {
     /// Files that exist with other content.
-    pub fn conflicts(&self) -> Vec<&PlannedFile> {
+    pub(crate) fn conflicts(&self) -> Vec<&PlannedFile> {
         self.files
             .iter()
             .filter(|f| f.action == Action::Overwrite)
@@ -301,7 +301,7 @@ impl Plan {
 }
 
 /// The files for `ws`, each compared with what is on disk.
-pub fn plan(ws: Workspace) -> Result<Plan, InitError> {
+pub(crate) fn plan(ws: Workspace) -> Result<Plan, InitError> {
     let mut files = Vec::new();
     let registry = format!("registry.example.com/{}", ws.name);
     for c in &ws.components {
@@ -402,7 +402,7 @@ fn read_existing(path: &Path) -> Result<Option<String>, InitError> {
 
 /// Write the plan: refused as a whole when a file exists with other content and `force` is off.
 /// Returns the files written (unchanged ones are not).
-pub fn apply(plan: &Plan, force: bool) -> Result<Vec<PathBuf>, InitError> {
+pub(crate) fn apply(plan: &Plan, force: bool) -> Result<Vec<PathBuf>, InitError> {
     let conflicts = plan.conflicts();
     if !force && !conflicts.is_empty() {
         return Err(InitError::Exists {
@@ -438,7 +438,7 @@ const GITIGNORE_HEADER: &str =
 
 /// What must never be committed: build output, the local stage's keys and seeds (`.rel/`),
 /// dotenv sources of sealed envelopes, master keys, and interrupted atomic writes.
-pub const GITIGNORE_LINES: [&str; 5] =
+pub(crate) const GITIGNORE_LINES: [&str; 5] =
     ["/target", "/.rel/", "*.env.source", "*.key", ".*.rel-tmp-*"];
 
 fn cargo_build_line(c: &Inferred) -> String {

@@ -11,7 +11,7 @@ use crate::config::{Config, Environment, Runtime};
 /// The Argo objects of one cluster environment.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OnCall {
+pub(crate) struct OnCall {
     /// The Application as the `argocd` CLI names it: `name`, or `namespace/name` when it lives
     /// outside the `argocd` namespace (Argo CD's applications in any namespace).
     pub app: String,
@@ -22,7 +22,7 @@ pub struct OnCall {
 /// One Argo Rollout of an overlay.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RolloutRef {
+pub(crate) struct RolloutRef {
     pub name: String,
     pub namespace: Option<String>,
     pub strategy: RolloutStrategy,
@@ -31,21 +31,21 @@ pub struct RolloutRef {
 /// How a Rollout rolls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum RolloutStrategy {
+pub(crate) enum RolloutStrategy {
     BlueGreen,
     Canary,
 }
 
 /// One command on-call may run, and what for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Command {
+pub(crate) struct Command {
     pub purpose: &'static str,
     pub line: String,
 }
 
 /// The Argo objects of `env`: `None` for a local stage (no Argo CD). `objects` are the
 /// environment's rendered manifests (the Rollouts come from them; none when `None`).
-pub fn for_env(env: &Environment, objects: Option<&[Value]>) -> Option<OnCall> {
+pub(crate) fn for_env(env: &Environment, objects: Option<&[Value]>) -> Option<OnCall> {
     let Runtime::Cluster(app) = &env.runtime else {
         return None;
     };
@@ -62,7 +62,7 @@ pub fn for_env(env: &Environment, objects: Option<&[Value]>) -> Option<OnCall> {
 
 /// [`for_env`] with the environment's overlay rendered; a render error leaves the Rollouts out
 /// (and is logged): the Application's commands are still right.
-pub fn for_env_rendered(config: &Config, env: &Environment) -> Option<OnCall> {
+pub(crate) fn for_env_rendered(config: &Config, env: &Environment) -> Option<OnCall> {
     if env.runtime == Runtime::Stage {
         return None;
     }
@@ -79,7 +79,7 @@ pub fn for_env_rendered(config: &Config, env: &Environment) -> Option<OnCall> {
 }
 
 /// The Rollouts among `objects`.
-pub fn rollouts(objects: &[Value]) -> Vec<RolloutRef> {
+pub(crate) fn rollouts(objects: &[Value]) -> Vec<RolloutRef> {
     objects
         .iter()
         .filter(|o| {
@@ -120,7 +120,7 @@ impl RolloutRef {
 
 impl OnCall {
     /// Looking at and re-converging the Application.
-    pub fn app_commands(&self) -> Vec<Command> {
+    pub(crate) fn app_commands(&self) -> Vec<Command> {
         let app = &self.app;
         vec![
             Command {
@@ -143,7 +143,7 @@ impl OnCall {
     }
 
     /// Watching and deciding the Rollouts (promote and abort are human decisions).
-    pub fn rollout_commands(&self) -> Vec<Command> {
+    pub(crate) fn rollout_commands(&self) -> Vec<Command> {
         let mut out = Vec::new();
         for r in &self.rollouts {
             let t = r.target();
@@ -169,7 +169,7 @@ impl OnCall {
     }
 
     /// Break-glass: stop Argo CD from self-healing, and hand control back to git afterwards.
-    pub fn break_glass_commands(&self) -> Vec<Command> {
+    pub(crate) fn break_glass_commands(&self) -> Vec<Command> {
         let app = &self.app;
         vec![
             Command {
@@ -186,7 +186,7 @@ impl OnCall {
     }
 
     /// Every command, in the order on-call needs them.
-    pub fn all_commands(&self) -> Vec<Command> {
+    pub(crate) fn all_commands(&self) -> Vec<Command> {
         let mut all = self.app_commands();
         all.extend(self.rollout_commands());
         all.extend(self.break_glass_commands());

@@ -174,11 +174,11 @@ impl EvidenceError {
 }
 
 /// The gate whose green deep run is the evidence.
-pub const GATE: &str = "smoke";
+pub(crate) const GATE: &str = "smoke";
 /// The report context key binding a smoke report to the lockfile bytes it ran against.
-pub const LOCKFILE_SHA256: &str = "lockfileSha256";
+pub(crate) const LOCKFILE_SHA256: &str = "lockfileSha256";
 /// The profile it must have run with.
-pub const PROFILE: &str = "deep";
+pub(crate) const PROFILE: &str = "deep";
 
 /// A validation record.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -202,7 +202,7 @@ pub struct ValidationRecord {
 }
 
 /// Lowercase hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {
@@ -212,7 +212,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Now, RFC 3339 in UTC, second precision.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
@@ -221,7 +221,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Parse evidence (a gate report in JSON) and check it is a green deep gate for `version` in `env`.
-pub fn check_evidence(
+pub(crate) fn check_evidence(
     text: &str,
     shown: &str,
     version: &Version,

@@ -22,7 +22,7 @@ const SECRET_PARAMS: &[&str] = &[
 ];
 
 /// Every URL in `text` (anything after `scheme://`) with its credentials replaced by `***`.
-pub fn urls(text: &str) -> String {
+pub(crate) fn urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {

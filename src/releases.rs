@@ -19,22 +19,22 @@ pub struct ValidatedError {
 }
 
 /// The directory under the project root.
-pub const DIR: &str = "releases";
+pub(crate) const DIR: &str = "releases";
 
 /// `releases/<version>.yaml`
-pub fn lockfile_path(root: &Path, version: &Version) -> PathBuf {
+pub(crate) fn lockfile_path(root: &Path, version: &Version) -> PathBuf {
     root.join(DIR).join(format!("{version}.yaml"))
 }
 
 /// `releases/<version>.<env>.validation.yaml`: evidence that `version` passed the deep gate in `env`.
-pub fn record_path(root: &Path, version: &Version, env: &str) -> PathBuf {
+pub(crate) fn record_path(root: &Path, version: &Version, env: &str) -> PathBuf {
     root.join(DIR)
         .join(format!("{version}.{env}.validation.yaml"))
 }
 
 /// What `releases/` holds, classified once: the one scanner every command uses.
 #[derive(Debug, Default)]
-pub struct Index {
+pub(crate) struct Index {
     /// `<version>.yaml`, sorted by version, newest first.
     pub lockfiles: Vec<(Version, PathBuf)>,
     /// `<version>.<env>.validation.yaml`, sorted by version then environment.
@@ -50,7 +50,7 @@ pub struct Index {
 
 /// A validation record found by [`index`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordEntry {
+pub(crate) struct RecordEntry {
     pub version: Version,
     pub env: String,
     pub path: PathBuf,
@@ -62,7 +62,7 @@ const RECORD_SUFFIX: &str = ".validation.yaml";
 /// Scan `releases/` under `root`. A missing directory is an empty index. Names are unambiguous by
 /// construction: environment names have no dots, and no version ends in `.validation`
 /// ([`crate::version::RESERVED_SUFFIX`]).
-pub fn index(root: &Path) -> Index {
+pub(crate) fn index(root: &Path) -> Index {
     let mut index = Index::default();
     let Ok(entries) = std::fs::read_dir(root.join(DIR)) else {
         return index;
@@ -113,7 +113,7 @@ pub fn index(root: &Path) -> Index {
 }
 
 /// The validation records that exist for `version`, in any environment.
-pub fn records_for(root: &Path, version: &Version) -> Vec<PathBuf> {
+pub(crate) fn records_for(root: &Path, version: &Version) -> Vec<PathBuf> {
     index(root)
         .records
         .into_iter()
@@ -124,7 +124,7 @@ pub fn records_for(root: &Path, version: &Version) -> Vec<PathBuf> {
 
 /// Whether the lockfile of `version` may still be rewritten: only while no validation record exists.
 /// Every command that would change a lockfile asks this one function.
-pub fn ensure_mutable(root: &Path, version: &Version) -> Result<(), crate::Error> {
+pub(crate) fn ensure_mutable(root: &Path, version: &Version) -> Result<(), crate::Error> {
     let records = records_for(root, version);
     if let Some(first) = records.first() {
         return Err(ValidatedError {

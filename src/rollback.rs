@@ -137,7 +137,7 @@ impl RollbackError {
 }
 
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub env: String,
     /// `--to VERSION|COMMIT`.
     pub to: Option<String>,
@@ -146,7 +146,7 @@ pub struct Request {
 
 /// How the overlay gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     /// `git revert` of a pure promotion commit.
     Revert { commit: Oid, subject: String },
     /// A forward commit pinning a validated release.
@@ -157,7 +157,7 @@ pub enum Method {
 
 /// One image pin, before and after.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PinDelta {
+pub(crate) struct PinDelta {
     pub image: String,
     pub before: Option<image_ref::Digest>,
     pub after: Option<image_ref::Digest>,
@@ -165,7 +165,7 @@ pub struct PinDelta {
 
 /// Everything a rollback will do.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub env: String,
     pub overlay_rel: String,
     /// The commit the rollback is built on (HEAD).
@@ -185,7 +185,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn changes(&self) -> Vec<FileChange> {
+    pub(crate) fn changes(&self) -> Vec<FileChange> {
         let mut out = vec![FileChange {
             path: self.overlay_rel.clone(),
             contents: Some(self.new_text.clone().into_bytes()),
@@ -200,7 +200,7 @@ impl Plan {
     }
 
     /// The same files as they are now (to undo a local commit whose push was refused).
-    pub fn undo_changes(&self, repo: &Repo) -> Result<Vec<FileChange>, Error> {
+    pub(crate) fn undo_changes(&self, repo: &Repo) -> Result<Vec<FileChange>, Error> {
         Ok(vec![
             FileChange {
                 path: self.overlay_rel.clone(),
@@ -214,7 +214,7 @@ impl Plan {
     }
 
     /// A name for the branch of `--open-pr`.
-    pub fn branch(&self) -> String {
+    pub(crate) fn branch(&self) -> String {
         match &self.target {
             Some(v) => format!("rel/rollback/{}/{v}", self.env),
             None => format!("rel/rollback/{}/{}", self.env, short(self.base)),
@@ -227,7 +227,7 @@ fn validated(root: &Path, version: &Version) -> bool {
 }
 
 /// Work out the rollback. Changes nothing.
-pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> {
+pub(crate) fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> {
     let root = &config.root;
     let env = config.environment(&req.env)?;
     let overlay_file = kustomization_file(&config.overlay_dir(env))?;
@@ -515,7 +515,7 @@ pub fn plan(repo: &Repo, config: &Config, req: &Request) -> Result<Plan, Error> 
 }
 
 /// What the rollback changes, in words and digests.
-pub fn describe(plan: &Plan, where_to: &str) -> String {
+pub(crate) fn describe(plan: &Plan, where_to: &str) -> String {
     let from = plan
         .current
         .as_ref()
@@ -557,7 +557,7 @@ pub fn describe(plan: &Plan, where_to: &str) -> String {
 /// The steps to re-converge after the rollback, naming the environment's Argo CD Application
 /// and Rollouts (rel.toml's `argocd-app`; the rendered overlay) with the exact commands. rel runs
 /// none of them: it changed git, Argo CD applies it.
-pub fn steps(
+pub(crate) fn steps(
     plan: &Plan,
     oncall: Option<&crate::oncall::OnCall>,
     remote: &str,

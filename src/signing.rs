@@ -45,7 +45,7 @@ const SPKI_P256_PREFIX: [u8; 26] = [
 /// How an ECDSA P-256 secret key line starts (an Ed25519 one is the bare base64 seed).
 const ECDSA_SECRET_PREFIX: &str = "ecdsa-p256:";
 /// DSSE payload type of in-toto statements.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// The algorithm of a release signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,7 +512,7 @@ impl PublicKey {
 
 /// Where the signing key comes from. Never a flag value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigningKeySource {
+pub(crate) enum SigningKeySource {
     /// `REL_SIGNING_KEY`.
     Env,
     /// `--signing-key-file FILE`; `-` is standard input.
@@ -521,7 +521,7 @@ pub enum SigningKeySource {
 
 impl SigningKeySource {
     /// `--signing-key-file` when given, else `REL_SIGNING_KEY` when set, else no key.
-    pub fn pick(file: Option<&Path>) -> Option<SigningKeySource> {
+    pub(crate) fn pick(file: Option<&Path>) -> Option<SigningKeySource> {
         match file {
             Some(p) => Some(SigningKeySource::File(p.to_path_buf())),
             None => std::env::var_os(env_vars::SIGNING_KEY)
@@ -540,7 +540,7 @@ impl SigningKeySource {
 }
 
 /// Read and parse the signing key; the text is wiped once parsed.
-pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
+pub(crate) fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
     let text: Zeroizing<String> = match source {
         SigningKeySource::Env => Zeroizing::new(
             std::env::var(env_vars::SIGNING_KEY).map_err(|_| SigningError::NoEnvKey)?,
@@ -570,7 +570,7 @@ pub fn load(source: &SigningKeySource) -> Result<SigningKey, Error> {
 
 /// Refuse an ECDSA key before anything is written: `what` (a lockfile, a record) is signed with
 /// minisign, which has only Ed25519 keys.
-pub fn ensure_minisign(key: &SigningKey, what: &str) -> Result<(), Error> {
+pub(crate) fn ensure_minisign(key: &SigningKey, what: &str) -> Result<(), Error> {
     match key.algorithm() {
         Algorithm::Ed25519 => Ok(()),
         Algorithm::EcdsaP256 => Err(minisign_refusal(key, what)),
@@ -586,7 +586,7 @@ fn minisign_refusal(key: &SigningKey, what: &str) -> Error {
 }
 
 /// `releases/<file>.minisig`: the detached signature next to the signed file.
-pub fn signature_path(signed: &Path) -> PathBuf {
+pub(crate) fn signature_path(signed: &Path) -> PathBuf {
     let mut name = signed.file_name().unwrap_or_default().to_os_string();
     name.push(".minisig");
     signed.with_file_name(name)
@@ -594,7 +594,7 @@ pub fn signature_path(signed: &Path) -> PathBuf {
 
 /// The trusted comment of a detached signature: the signed file's name (no time, so a rerun
 /// writes the same bytes).
-pub fn trusted_comment(signed: &Path) -> String {
+pub(crate) fn trusted_comment(signed: &Path) -> String {
     format!(
         "file:{}",
         signed.file_name().unwrap_or_default().to_string_lossy()
@@ -603,7 +603,11 @@ pub fn trusted_comment(signed: &Path) -> String {
 
 /// Write the detached signature of `bytes` (the content of `signed`) unless an identical one is
 /// there. Returns the signature's path.
-pub fn write_detached(key: &SigningKey, signed: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+pub(crate) fn write_detached(
+    key: &SigningKey,
+    signed: &Path,
+    bytes: &[u8],
+) -> Result<PathBuf, Error> {
     let path = signature_path(signed);
     let Some(text) = key.sign_minisign(bytes, &trusted_comment(signed)) else {
         return Err(minisign_refusal(key, &signed.display().to_string()));

@@ -16,7 +16,7 @@ use crate::overlay_pin::{component_images, kustomization_file, pins_of};
 
 /// Every release lockfile in `releases/`, newest version first. Files that do not parse are
 /// skipped (the coherence gate reports them).
-pub fn releases(root: &Path) -> Vec<Lockfile> {
+pub(crate) fn releases(root: &Path) -> Vec<Lockfile> {
     crate::releases::index(root)
         .lockfiles
         .into_iter()
@@ -31,7 +31,7 @@ pub fn releases(root: &Path) -> Vec<Lockfile> {
 }
 
 /// The release whose every component the overlay pins at exactly its digest.
-pub fn match_release<'a>(
+pub(crate) fn match_release<'a>(
     pins: &BTreeMap<String, Digest>,
     releases: &'a [Lockfile],
     config: &Config,
@@ -49,7 +49,7 @@ pub fn match_release<'a>(
 /// One environment's state.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EnvStatus {
+pub(crate) struct EnvStatus {
     pub env: String,
     pub overlay: String,
     /// `images[].name` → digest.
@@ -80,7 +80,7 @@ pub struct EnvStatus {
 /// A freeze and whether it holds now.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FreezeStatus {
+pub(crate) struct FreezeStatus {
     #[serde(flatten)]
     pub freeze: crate::freeze::Freeze,
     /// False once `until` has passed (the entry stays until `rel unfreeze`).
@@ -90,14 +90,14 @@ pub struct FreezeStatus {
 /// The Argo objects of a cluster environment and the commands for them.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArgoStatus {
+pub(crate) struct ArgoStatus {
     #[serde(flatten)]
     pub objects: crate::oncall::OnCall,
     pub commands: Vec<crate::oncall::Command>,
 }
 
 /// The status of every environment, from the working tree.
-pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
+pub(crate) fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
     let all = releases(&config.root);
     let holds = Holds::load(&config.root)?;
     let freezes = crate::freeze::Freezes::load(&config.root)?;
@@ -179,7 +179,7 @@ pub fn status(config: &Config) -> Result<Vec<EnvStatus>, Error> {
 }
 
 /// The status as a table.
-pub fn to_table(statuses: &[EnvStatus]) -> String {
+pub(crate) fn to_table(statuses: &[EnvStatus]) -> String {
     let mut out = String::new();
     for s in statuses {
         let release = s.release.as_deref().unwrap_or("(no release matches)");

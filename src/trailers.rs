@@ -8,41 +8,41 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The trailer keys rel writes.
-pub mod key {
-    pub const ACTION: &str = "Rel-Action";
-    pub const VERSION: &str = "Rel-Version";
-    pub const ENV: &str = "Rel-Env";
-    pub const FROM_ENV: &str = "Rel-From-Env";
-    pub const LOCKFILE_SHA256: &str = "Rel-Lockfile-Sha256";
-    pub const ACTOR: &str = "Rel-Actor";
+pub(crate) mod key {
+    pub(crate) const ACTION: &str = "Rel-Action";
+    pub(crate) const VERSION: &str = "Rel-Version";
+    pub(crate) const ENV: &str = "Rel-Env";
+    pub(crate) const FROM_ENV: &str = "Rel-From-Env";
+    pub(crate) const LOCKFILE_SHA256: &str = "Rel-Lockfile-Sha256";
+    pub(crate) const ACTOR: &str = "Rel-Actor";
     /// Gate evidence: `smoke/deep pass=12 fail=0 warn=1 skip=0`.
-    pub const EVIDENCE: &str = "Rel-Evidence";
+    pub(crate) const EVIDENCE: &str = "Rel-Evidence";
     /// The version the environment ran before this change, when it matched a release.
-    pub const PREVIOUS_VERSION: &str = "Rel-Previous-Version";
+    pub(crate) const PREVIOUS_VERSION: &str = "Rel-Previous-Version";
     /// On a rollback: the version taken out of the environment (and put on hold).
-    pub const ROLLED_BACK: &str = "Rel-Rolled-Back";
+    pub(crate) const ROLLED_BACK: &str = "Rel-Rolled-Back";
     /// On a rollback that is a revert: the commit it reverts.
-    pub const REVERTS: &str = "Rel-Reverts";
+    pub(crate) const REVERTS: &str = "Rel-Reverts";
     /// On a rollback to a commit: the commit whose pins were restored.
-    pub const RESTORES: &str = "Rel-Restores";
+    pub(crate) const RESTORES: &str = "Rel-Restores";
     /// Why (a freeze's reason).
-    pub const REASON: &str = "Rel-Reason";
+    pub(crate) const REASON: &str = "Rel-Reason";
     /// On a freeze: when it ends by itself (RFC 3339); absent: until `rel unfreeze`.
-    pub const UNTIL: &str = "Rel-Until";
+    pub(crate) const UNTIL: &str = "Rel-Until";
     /// On a promotion out of an environment with a soak window: the window (`24h`).
-    pub const SOAK: &str = "Rel-Soak";
+    pub(crate) const SOAK: &str = "Rel-Soak";
     /// ... and when the version became (or becomes) eligible (RFC 3339).
-    pub const SOAK_ELIGIBLE: &str = "Rel-Soak-Eligible";
+    pub(crate) const SOAK_ELIGIBLE: &str = "Rel-Soak-Eligible";
     /// On a promotion made before the soak was over (`--override-soak`): the reason given.
-    pub const SOAK_OVERRIDE: &str = "Rel-Soak-Override";
+    pub(crate) const SOAK_OVERRIDE: &str = "Rel-Soak-Override";
     /// When the decision used an injected clock (`REL_NOW`): the time it used.
-    pub const CLOCK: &str = "Rel-Clock";
+    pub(crate) const CLOCK: &str = "Rel-Clock";
 }
 
 /// What a rel commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub(crate) enum Action {
     Deploy,
     Record,
     Promote,
@@ -53,7 +53,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Deploy => "deploy",
             Action::Record => "record",
@@ -90,22 +90,22 @@ impl FromStr for Action {
 
 /// An ordered list of trailers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Trailers(pub Vec<(String, String)>);
+pub(crate) struct Trailers(pub Vec<(String, String)>);
 
 impl Trailers {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Trailers(Vec::new())
     }
 
     /// Add a trailer; newlines in the value are flattened so the trailer stays one line.
-    pub fn push(&mut self, key: &str, value: impl fmt::Display) -> &mut Self {
+    pub(crate) fn push(&mut self, key: &str, value: impl fmt::Display) -> &mut Self {
         let value = value.to_string().replace(['\n', '\r'], " ");
         self.0.push((key.to_owned(), value.trim().to_owned()));
         self
     }
 
     /// The first value of `key` (case-insensitive, as git compares trailer keys).
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -113,12 +113,12 @@ impl Trailers {
     }
 
     /// The `Rel-Action`, when it is one rel knows.
-    pub fn action(&self) -> Option<Action> {
+    pub(crate) fn action(&self) -> Option<Action> {
         self.get(key::ACTION).and_then(|a| a.parse().ok())
     }
 
     /// A full commit message: subject, optional body, a blank line, the trailers.
-    pub fn message(&self, subject: &str, body: &str) -> String {
+    pub(crate) fn message(&self, subject: &str, body: &str) -> String {
         let mut out = String::with_capacity(subject.len() + body.len() + 64 * self.0.len());
         out.push_str(subject.trim());
         out.push_str("\n\n");
@@ -138,7 +138,7 @@ impl Trailers {
 
     /// The trailers of a commit message: its last paragraph, when every line of it is a
     /// `Key: value` trailer (or an indented continuation). A message with only a subject has none.
-    pub fn parse(message: &str) -> Trailers {
+    pub(crate) fn parse(message: &str) -> Trailers {
         let trimmed = message.trim_end();
         let Some(start) = trimmed.rfind("\n\n") else {
             return Trailers::new();

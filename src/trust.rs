@@ -27,7 +27,7 @@ pub struct CaFileError {
 static EXTRA_CA: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// Read and check the extra CA file, once per process (before any client is built).
-pub fn load_ca_file(path: &Path) -> Result<(), Error> {
+pub(crate) fn load_ca_file(path: &Path) -> Result<(), Error> {
     let pem = std::fs::read(path).map_err(|e| Error::io("read the CA file", path, e))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default();
     if certs.is_empty() {
@@ -41,7 +41,7 @@ pub fn load_ca_file(path: &Path) -> Result<(), Error> {
 }
 
 /// The extra CA bundle (PEM), when one was given.
-pub fn extra_ca_pem() -> Option<&'static [u8]> {
+pub(crate) fn extra_ca_pem() -> Option<&'static [u8]> {
     EXTRA_CA.get().map(Vec::as_slice)
 }
 
@@ -52,7 +52,7 @@ fn certificates() -> Vec<reqwest::Certificate> {
 }
 
 /// An async client builder that trusts the extra CA too.
-pub fn client(mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+pub(crate) fn client(mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     for c in certificates() {
         builder = builder.add_root_certificate(c);
     }
@@ -60,7 +60,7 @@ pub fn client(mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
 }
 
 /// A blocking client builder that trusts the extra CA too.
-pub fn blocking_client(
+pub(crate) fn blocking_client(
     mut builder: reqwest::blocking::ClientBuilder,
 ) -> reqwest::blocking::ClientBuilder {
     for c in certificates() {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The ending that validation record names use (`<v>.<env>.validation.yaml`).
-pub const RESERVED_SUFFIX: &str = ".validation";
+pub(crate) const RESERVED_SUFFIX: &str = ".validation";
 
 /// A release version (semver 2.0).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,10 +11,10 @@ use super::BuildError;
 use crate::env_vars;
 
 /// Where pulled base blobs live, under the project root.
-pub const STORE: &str = "target/rel/cache/base";
+pub(crate) const STORE: &str = "target/rel/cache/base";
 
 /// The pinned base reference of `base` (a registry reference with a digest).
-pub fn parse(component: &str, base: &str) -> Result<ImageRef, BuildError> {
+pub(crate) fn parse(component: &str, base: &str) -> Result<ImageRef, BuildError> {
     let err = |message: String| BuildError::Base {
         component: component.to_owned(),
         base: base.to_owned(),
@@ -35,7 +35,7 @@ pub fn parse(component: &str, base: &str) -> Result<ImageRef, BuildError> {
 
 /// Pull `reference` (pinned) as a base. Credentials: the docker config's for the base's host;
 /// `REL_REGISTRY_USERNAME`/`_PASSWORD` only when the base lives on the registry rel pushes to.
-pub fn pull(
+pub(crate) fn pull(
     root: &Path,
     component: &str,
     reference: &ImageRef,

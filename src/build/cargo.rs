@@ -5,11 +5,11 @@ use std::process::{Command, Stdio};
 
 /// The target we build images for. `+crt-static` on the gnu target gives a static binary that runs
 /// `FROM scratch` (the musl target is not assumed to be installed).
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// One binary to compile.
 #[derive(Debug, Clone)]
-pub struct CompileRequest<'a> {
+pub(crate) struct CompileRequest<'a> {
     /// The workspace root (holds `Cargo.toml` and `Cargo.lock`).
     pub workspace: &'a Path,
     pub krate: &'a str,
@@ -61,7 +61,7 @@ pub enum CompileError {
 /// the flags only remap the cargo home and the toolchain. Keeping the workspace path out of the
 /// flags also keeps them equal across checkouts, so a shared `REL_CARGO_TARGET_DIR` reuses every
 /// compiled dependency.
-pub fn rustflags(_workspace: &Path) -> Vec<String> {
+pub(crate) fn rustflags(_workspace: &Path) -> Vec<String> {
     let mut flags = vec!["-C".to_owned(), "target-feature=+crt-static".to_owned()];
     if let Some(home) = cargo_home() {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
@@ -85,7 +85,7 @@ fn cargo_home() -> Option<PathBuf> {
 }
 
 /// Compile one binary; returns its path.
-pub fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
+pub(crate) fn compile(req: &CompileRequest<'_>) -> Result<PathBuf, CompileError> {
     let cargo = std::env::var_os(crate::env_vars::CARGO).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     crate::env_vars::scrub_secrets(&mut cmd);

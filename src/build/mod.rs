@@ -5,9 +5,9 @@
 //! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
 //! binary hits the layer cache and is neither re-tarred nor re-gzipped.
 
-pub mod base;
-pub mod cargo;
-pub mod source;
+pub(crate) mod base;
+pub(crate) mod cargo;
+pub(crate) mod source;
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +17,11 @@ use crate::build_output::BuiltImage;
 use crate::config::{Component, ComponentSource, Config};
 
 /// Where build products go, under the project root.
-pub const OUT_DIR: &str = "target/rel";
+pub(crate) const OUT_DIR: &str = "target/rel";
 
 /// What to build, and how.
 #[derive(Debug, Clone)]
-pub struct BuildPlan<'a> {
+pub(crate) struct BuildPlan<'a> {
     pub config: &'a Config,
     /// The components to build, in order.
     pub components: Vec<&'a Component>,
@@ -42,13 +42,9 @@ pub struct BuildPlan<'a> {
 
 /// Progress events, so the command can show progress without the library printing.
 #[derive(Debug, Clone)]
-pub enum Progress<'a> {
+pub(crate) enum Progress<'a> {
     Compiling {
         component: &'a str,
-    },
-    Compiled {
-        component: &'a str,
-        binary: &'a Path,
     },
     Layer {
         component: &'a str,
@@ -130,7 +126,7 @@ pub enum BuildError {
 
 /// One assembled image, before it is published.
 #[derive(Debug, Clone)]
-pub struct Assembled {
+pub(crate) struct Assembled {
     pub component: String,
     pub image_name: ImageRef,
     pub image: oci::Image,
@@ -145,7 +141,7 @@ pub struct Assembled {
 
 impl Assembled {
     /// The build result entry for this image, published at `published`.
-    pub fn record(&self, tag: &str, commit: Option<&str>, published: String) -> BuiltImage {
+    pub(crate) fn record(&self, tag: &str, commit: Option<&str>, published: String) -> BuiltImage {
         BuiltImage {
             component: self.component.clone(),
             image: self.image_name.clone(),
@@ -162,7 +158,7 @@ impl Assembled {
 }
 
 /// Compile and assemble every component of the plan.
-pub fn assemble_all(
+pub(crate) fn assemble_all(
     plan: &BuildPlan<'_>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<Vec<Assembled>, BuildError> {
@@ -202,10 +198,6 @@ pub fn assemble_all(
             component: name.to_owned(),
             source,
         })?;
-        progress(Progress::Compiled {
-            component: name,
-            binary: &binary,
-        });
 
         let epoch = u64::try_from(plan.source.epoch).unwrap_or(0);
         let (layer, outcome) = cache
@@ -303,12 +295,12 @@ fn read_base(root: &Path, component: &str, base: &str) -> Result<oci::BaseImage,
 }
 
 /// The OCI layout directory a component's image is written to (the embedded default registry).
-pub fn layout_dir(root: &Path, component: &str) -> PathBuf {
+pub(crate) fn layout_dir(root: &Path, component: &str) -> PathBuf {
     root.join(OUT_DIR).join("oci").join(component)
 }
 
 /// The default tag: `git-<12 hex of the commit>` (`-dirty` with uncommitted changes), or `dev`.
-pub fn default_tag(source: &source::SourceInfo) -> String {
+pub(crate) fn default_tag(source: &source::SourceInfo) -> String {
     match &source.commit {
         Some(c) => format!(
             "git-{}{}",

@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// The commit a build is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceInfo {
+pub(crate) struct SourceInfo {
     /// Full commit id, when the workspace is a git checkout.
     pub commit: Option<String>,
     /// Uncommitted changes to tracked files: the image is then not a pure function of `commit`.
@@ -16,7 +16,7 @@ pub struct SourceInfo {
 }
 
 /// Environment variable that fixes build timestamps (<https://reproducible-builds.org/specs/source-date-epoch/>).
-pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let out = crate::env_vars::scrub_secrets(&mut Command::new("git"))
@@ -31,7 +31,7 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// Inspect the workspace at `dir`. `source_date_epoch` is the value of `SOURCE_DATE_EPOCH`, if set.
-pub fn inspect(dir: &Path, source_date_epoch: Option<&str>) -> Result<SourceInfo, String> {
+pub(crate) fn inspect(dir: &Path, source_date_epoch: Option<&str>) -> Result<SourceInfo, String> {
     let commit = git(dir, &["rev-parse", "--verify", "HEAD"]);
     let dirty = commit.is_some()
         && git(dir, &["status", "--porcelain", "--untracked-files=no"])

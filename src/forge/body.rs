@@ -8,7 +8,7 @@ use image_ref::Digest;
 
 /// One component's change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub component: String,
     pub image: String,
     pub old_digest: Option<Digest>,
@@ -20,14 +20,14 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         self.old_digest.as_ref() != Some(&self.new_digest)
     }
 }
 
 /// What the body describes.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub(crate) struct Input {
     /// The first line, e.g. `Promote release **0.4.0** to **prod** (from staging): digest copy, no rebuild.`
     pub headline: String,
     /// The release the environment ran before, when the old pins matched one.
@@ -42,7 +42,7 @@ pub struct Input {
 }
 
 /// The body, as long as it fits in `limit` characters.
-pub fn render(input: &Input, limit: usize) -> String {
+pub(crate) fn render(input: &Input, limit: usize) -> String {
     for detail in [Detail::Full, Detail::Short, Detail::Names] {
         let text = render_at(input, detail);
         if text.chars().count() <= limit {

@@ -103,14 +103,14 @@ fn http_help(status: u16) -> &'static str {
 
 type Error = ForgeError;
 
-pub mod body;
+pub(crate) mod body;
 mod gitea;
 mod github;
 mod gitlab;
 
 /// Where to open pull requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub kind: ForgeKind,
     /// The API base, e.g. `https://api.github.com`.
     pub api_url: String,
@@ -122,7 +122,7 @@ pub struct Target {
 
 /// An open pull request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PullRequest {
+pub(crate) struct PullRequest {
     pub number: u64,
     pub url: String,
     /// Whether rel created it now (else it updated an open one).
@@ -131,7 +131,7 @@ pub struct PullRequest {
 
 /// What the pull request says.
 #[derive(Debug, Clone)]
-pub struct Proposal<'a> {
+pub(crate) struct Proposal<'a> {
     pub head: &'a str,
     pub title: &'a str,
     pub body: &'a str,
@@ -169,7 +169,7 @@ impl ForgeKind {
 }
 
 /// Host and `owner/name` path of a git remote URL (https, ssh, scp-like). `None` for file paths.
-pub fn parse_remote(url: &str) -> Option<(String, String)> {
+pub(crate) fn parse_remote(url: &str) -> Option<(String, String)> {
     let (host, path) = if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
         if url.starts_with("file:") {
             return None;
@@ -193,7 +193,10 @@ pub fn parse_remote(url: &str) -> Option<(String, String)> {
 }
 
 /// The forge for a remote URL and the optional `[forge]` of rel.toml (which wins, field by field).
-pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<Target, Error> {
+pub(crate) fn detect(
+    remote_url: Option<&str>,
+    config: Option<&ForgeConfig>,
+) -> Result<Target, Error> {
     let cfg = config.cloned().unwrap_or_default();
     let parsed = remote_url.and_then(parse_remote);
     let host = parsed
@@ -246,7 +249,7 @@ pub fn detect(remote_url: Option<&str>, config: Option<&ForgeConfig>) -> Result<
 }
 
 /// The token for `kind`, from its environment variable.
-pub fn token_from_env(kind: ForgeKind) -> Result<String, Error> {
+pub(crate) fn token_from_env(kind: ForgeKind) -> Result<String, Error> {
     match std::env::var(kind.token_var()) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
         _ => Err(ForgeError::NoToken {
@@ -257,7 +260,7 @@ pub fn token_from_env(kind: ForgeKind) -> Result<String, Error> {
 }
 
 /// Open the pull request for `proposal.head`, or update the open one.
-pub fn open_or_update(
+pub(crate) fn open_or_update(
     target: &Target,
     token: &str,
     proposal: &Proposal<'_>,

@@ -93,7 +93,7 @@ impl BuildOpError {
 
 /// What to build and where it goes.
 #[derive(Debug, Clone, Default)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     /// Only these components [default: every built component of rel.toml].
     pub components: Vec<String>,
     pub registry: RegistryOptions,
@@ -110,7 +110,7 @@ pub struct BuildOptions {
 
 impl BuildOptions {
     /// Options from the process environment (`SOURCE_DATE_EPOCH`, `REL_CARGO_TARGET_DIR`).
-    pub fn from_env(components: Vec<String>, registry: RegistryOptions) -> BuildOptions {
+    pub(crate) fn from_env(components: Vec<String>, registry: RegistryOptions) -> BuildOptions {
         BuildOptions {
             components,
             registry,
@@ -124,7 +124,7 @@ impl BuildOptions {
 
 /// What happens, as it happens.
 #[derive(Debug)]
-pub enum BuildEvent<'a> {
+pub(crate) enum BuildEvent<'a> {
     Compiling {
         component: &'a str,
     },
@@ -152,7 +152,7 @@ pub enum BuildEvent<'a> {
 
 /// The build result and where it was recorded.
 #[derive(Debug)]
-pub struct BuildOutcome {
+pub(crate) struct BuildOutcome {
     pub output: BuildOutput,
     pub path: PathBuf,
     /// Signatures, provenance and SBOMs attached to the pushed images (a push with a signing key).
@@ -160,7 +160,7 @@ pub struct BuildOutcome {
 }
 
 /// Build, publish and record.
-pub fn build(
+pub(crate) fn build(
     ws: &Workspace,
     opts: &BuildOptions,
     mut events: impl FnMut(BuildEvent<'_>),
@@ -232,7 +232,6 @@ pub fn build(
     });
     let assembled = build::assemble_all(&plan, |p| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
-        Progress::Compiled { .. } => {}
         Progress::Layer { component, cached } => events(BuildEvent::Layer { component, cached }),
         Progress::Assembled { component, digest } => {
             events(BuildEvent::Assembled { component, digest })
@@ -308,7 +307,7 @@ pub fn build(
 }
 
 /// A current-thread async runtime for the registry client.
-pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -20,7 +20,6 @@
 //! existing lockfile, deployed as locked and not rebuilt; a pinned overlay; a pushed commit; a
 //! synced Application; an existing record) and moves on.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -93,7 +92,7 @@ impl DeployError {
 
 /// What to deploy and how.
 #[derive(Debug, Clone)]
-pub struct DeployOptions {
+pub(crate) struct DeployOptions {
     pub version: Version,
     pub env: String,
     /// Use the existing lockfile; build nothing.
@@ -118,7 +117,7 @@ pub struct DeployOptions {
 
 /// Progress of a deploy.
 #[derive(Debug)]
-pub enum DeployEvent<'a> {
+pub(crate) enum DeployEvent<'a> {
     Step { n: u8, name: &'static str },
     Done(&'a Check),
     Build(BuildEvent<'a>),
@@ -126,13 +125,13 @@ pub enum DeployEvent<'a> {
 
 /// The report of every step that ran, and what on-call runs if the gate failed.
 #[derive(Debug)]
-pub struct DeployOutcome {
+pub(crate) struct DeployOutcome {
     pub report: Report,
     /// The exact rollback, when the deploy changed the environment and a gate then failed.
     pub rollback: Option<String>,
 }
 
-pub const STEPS: [&str; 6] = ["build", "secrets", "migrate", "apply", "gate", "record"];
+pub(crate) const STEPS: [&str; 6] = ["build", "secrets", "migrate", "apply", "gate", "record"];
 
 struct Run<'e, F: FnMut(DeployEvent<'_>)> {
     report: Report,
@@ -156,7 +155,7 @@ impl<F: FnMut(DeployEvent<'_>)> Run<'_, F> {
     }
 }
 
-pub fn deploy(
+pub(crate) fn deploy(
     ws: &Workspace,
     opts: &DeployOptions,
     mut events: impl FnMut(DeployEvent<'_>),
@@ -1088,9 +1087,4 @@ async fn wait_synced(
 
 fn short_rev(rev: &str) -> &str {
     &rev[..rev.len().min(12)]
-}
-
-/// Where deploys keep their smoke reports.
-pub fn evidence_dir(ws: &Workspace) -> PathBuf {
-    ws.root().join(crate::build::OUT_DIR).join("evidence")
 }

@@ -17,7 +17,7 @@ use crate::trailers::{Action, Trailers, key};
 
 /// What to change.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(crate) enum Change {
     /// Freeze `env` (replacing its freeze, if any).
     Freeze {
         reason: String,
@@ -29,7 +29,7 @@ pub enum Change {
 }
 
 #[derive(Debug, Clone)]
-pub struct FreezeOptions {
+pub(crate) struct FreezeOptions {
     pub env: String,
     pub change: Change,
     /// Compute and describe; change nothing.
@@ -41,7 +41,7 @@ pub struct FreezeOptions {
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Done {
+pub(crate) enum Done {
     /// Committed on the current branch.
     Committed,
     /// Written to the working tree only (`--no-commit`, or not a git repository).
@@ -54,7 +54,7 @@ pub enum Done {
 
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FreezeOutcome {
+pub(crate) struct FreezeOutcome {
     pub env: String,
     pub action: Action,
     /// The freeze set (freeze) or lifted (unfreeze).
@@ -71,7 +71,7 @@ pub struct FreezeOutcome {
     pub message: String,
 }
 
-pub fn freeze(ws: &Workspace, opts: &FreezeOptions) -> Result<FreezeOutcome, Error> {
+pub(crate) fn freeze(ws: &Workspace, opts: &FreezeOptions) -> Result<FreezeOutcome, Error> {
     let config = &ws.config;
     let env = config.environment(&opts.env)?.name.clone();
     let now = crate::clock::now()?;

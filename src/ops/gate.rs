@@ -56,7 +56,7 @@ impl GateError {
 }
 
 /// A runtime for the gates that talk to the network. Two workers: the work is I/O-bound.
-pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,7 +66,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// `smoke` options.
 #[derive(Debug, Clone)]
-pub struct SmokeOptions {
+pub(crate) struct SmokeOptions {
     pub env: String,
     pub profile: crate::gate::smoke::Profile,
     /// [default: the environment's `base-url`]
@@ -80,7 +80,7 @@ pub struct SmokeOptions {
 }
 
 /// Run the environment's smoke checks.
-pub fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
+pub(crate) fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
     use crate::gate::smoke;
     let config = &ws.config;
     let env = config.environment(&opts.env)?;
@@ -135,7 +135,7 @@ pub fn smoke(ws: &Workspace, opts: &SmokeOptions) -> Result<Report, Error> {
 
 /// Where the drift gate's live pods come from.
 #[derive(Debug, Clone)]
-pub enum LivePods {
+pub(crate) enum LivePods {
     /// Static checks only.
     None,
     /// A `kubectl get pods -o json` file (`-`: stdin), as the user named it.
@@ -148,7 +148,7 @@ pub enum LivePods {
 
 /// `drift` options.
 #[derive(Debug, Clone)]
-pub struct DriftOptions {
+pub(crate) struct DriftOptions {
     pub env: String,
     /// The release the overlay must pin [default: the release whose lockfile the pins match].
     pub version: Option<Version>,
@@ -166,7 +166,7 @@ pub struct DriftOptions {
 
 /// Static drift (every workload image pinned, owned, equal to the release) and, when asked, live
 /// drift (pods on the pinned digests).
-pub fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
+pub(crate) fn drift(ws: &Workspace, opts: &DriftOptions) -> Result<Report, Error> {
     use crate::gate::drift;
     let config = &ws.config;
     let env = config.environment(&opts.env)?;

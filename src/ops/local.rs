@@ -88,17 +88,15 @@ impl LocalError {
 }
 
 /// The client id of the deep gate's service account on a local stage.
-pub const SMOKE_CLIENT: &str = "rel-smoke";
+pub(crate) const SMOKE_CLIENT: &str = "rel-smoke";
 
 /// What the bootstrap settled on.
 #[derive(Debug)]
-pub struct LocalSecrets {
+pub(crate) struct LocalSecrets {
     /// Where the master key comes from (the given one, or the generated file).
     pub key: KeySource,
     /// The deep gate's client secret, when rel generated the client.
     pub smoke_client_secret: Option<Zeroizing<String>>,
-    /// Files rel created this time (empty on a rerun).
-    pub created: Vec<PathBuf>,
 }
 
 fn dir(ws: &Workspace, env: &str) -> PathBuf {
@@ -115,7 +113,6 @@ fn random_b64() -> Result<Zeroizing<String>, Error> {
 fn once(
     path: &Path,
     make: impl FnOnce() -> Result<Zeroizing<String>, Error>,
-    created: &mut Vec<PathBuf>,
 ) -> Result<Zeroizing<String>, Error> {
     match std::fs::read_to_string(path) {
         Ok(text) => return Ok(Zeroizing::new(text.trim().to_owned())),
@@ -128,10 +125,7 @@ fn once(
         format!("{}\n", value.as_str()).as_bytes(),
         Some(0o600),
     ) {
-        Ok(()) => {
-            created.push(path.to_path_buf());
-            Ok(value)
-        }
+        Ok(()) => Ok(value),
         // Another run made it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
             .map(|t| Zeroizing::new(t.trim().to_owned()))
@@ -142,18 +136,17 @@ fn once(
 
 /// Make sure the local stage `env` has a key and an envelope: generate what is missing. The
 /// user's own key (REL_MASTER_KEY, --key-file) and envelope always win.
-pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecrets, Error> {
+pub(crate) fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecrets, Error> {
     let env_name = EnvName::new(env).map_err(|source| LocalError::EnvName {
         env: env.to_owned(),
         source,
     })?;
     let dir = dir(ws, env);
-    let mut created = Vec::new();
     let key = if given.is_available() {
         given.clone()
     } else {
         let path = dir.join("master.key");
-        once(&path, random_b64, &mut created)?;
+        once(&path, random_b64)?;
         KeySource::File(path)
     };
     let store =
@@ -166,20 +159,14 @@ pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecre
     };
     if exists {
         // Theirs (or ours from an earlier run): the stage opens it with the key, or says why not.
-        let secret = once(
-            &dir.join("smoke-client-secret"),
-            random_b64,
-            &mut Vec::new(),
-        )
-        .ok();
+        let secret = once(&dir.join("smoke-client-secret"), random_b64).ok();
         return Ok(LocalSecrets {
             key,
             smoke_client_secret: secret,
-            created,
         });
     }
-    let client_secret = once(&dir.join("smoke-client-secret"), random_b64, &mut created)?;
-    let seed = once(&dir.join("identity-signing-seed"), random_b64, &mut created)?;
+    let client_secret = once(&dir.join("smoke-client-secret"), random_b64)?;
+    let seed = once(&dir.join("identity-signing-seed"), random_b64)?;
     let mut entries = Entries::new();
     let entry = |n: &str| {
         EntryName::new(n).map_err(|source| LocalError::EntryName {
@@ -211,12 +198,11 @@ pub fn ensure(ws: &Workspace, env: &str, given: &KeySource) -> Result<LocalSecre
     Ok(LocalSecrets {
         key,
         smoke_client_secret: Some(client_secret),
-        created,
     })
 }
 
 /// A token for the deep gate from the stage's own identity Service (client credentials).
-pub fn stage_token(state: &stage::StageState, client_secret: &str) -> Result<String, Error> {
+pub(crate) fn stage_token(state: &stage::StageState, client_secret: &str) -> Result<String, Error> {
     let identity = state
         .services
         .iter()

@@ -85,7 +85,7 @@ impl LockError {
 
 /// What to lock.
 #[derive(Debug, Clone)]
-pub struct LockOptions {
+pub(crate) struct LockOptions {
     pub version: Version,
     /// [default: the release version]
     pub engine_version: Option<Version>,
@@ -101,19 +101,19 @@ pub struct LockOptions {
 
 /// What `lock` did.
 #[derive(Debug)]
-pub enum Locked {
+pub(crate) enum Locked {
     Wrote { path: PathBuf, lockfile: Lockfile },
     UpToDate { path: PathBuf, lockfile: Lockfile },
 }
 
 impl Locked {
-    pub fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         match self {
             Locked::Wrote { path, .. } | Locked::UpToDate { path, .. } => path,
         }
     }
 
-    pub fn lockfile(&self) -> &Lockfile {
+    pub(crate) fn lockfile(&self) -> &Lockfile {
         match self {
             Locked::Wrote { lockfile, .. } | Locked::UpToDate { lockfile, .. } => lockfile,
         }
@@ -122,7 +122,7 @@ impl Locked {
 
 /// Compose, check and write the lockfile; sign it (`releases/<v>.yaml.minisig`) when the
 /// workspace has a signing key.
-pub fn lock(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
+pub(crate) fn lock(ws: &Workspace, args: &LockOptions) -> Result<Locked, Error> {
     if let Some(key) = &ws.signer {
         crate::signing::ensure_minisign(key, "a lockfile")?;
     }

@@ -9,20 +9,20 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
-pub mod build;
-pub mod deploy;
-pub mod freeze;
-pub mod gate;
-pub mod local;
-pub mod lock;
-pub mod promote;
-pub mod record;
-pub mod release;
-pub mod render;
-pub mod reproduce;
-pub mod rollback;
-pub mod secrets;
-pub mod verify;
+pub(crate) mod build;
+pub(crate) mod deploy;
+pub(crate) mod freeze;
+pub(crate) mod gate;
+pub(crate) mod local;
+pub(crate) mod lock;
+pub(crate) mod promote;
+pub(crate) mod record;
+pub(crate) mod release;
+pub(crate) mod render;
+pub(crate) mod reproduce;
+pub(crate) mod rollback;
+pub(crate) mod secrets;
+pub(crate) mod verify;
 
 /// The project an op works on, and where the user stands (for paths as they should see them).
 pub struct Workspace {

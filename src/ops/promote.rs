@@ -15,7 +15,7 @@ use crate::version::Version;
 
 /// What to promote, where, and how far to go.
 #[derive(Debug, Clone)]
-pub struct PromoteOptions {
+pub(crate) struct PromoteOptions {
     pub version: Version,
     pub env: String,
     /// `--from`: the environment the release was validated in [default: the one that promotes to
@@ -33,14 +33,14 @@ pub struct PromoteOptions {
 
 /// What a promotion did.
 #[derive(Debug)]
-pub struct PromoteOutcome {
+pub(crate) struct PromoteOutcome {
     pub plan: Plan,
     pub done: Promoted,
 }
 
 /// How far the promotion went.
 #[derive(Debug)]
-pub enum Promoted {
+pub(crate) enum Promoted {
     /// The environment already pins the release.
     Noop,
     /// `--dry-run`: the pull request it would open.
@@ -59,7 +59,7 @@ pub enum Promoted {
 
 /// A pull request's text, as a dry run shows it.
 #[derive(Debug, Clone)]
-pub struct PrText {
+pub(crate) struct PrText {
     pub kind: ForgeKind,
     /// The branch it would merge into.
     pub base: String,
@@ -68,7 +68,7 @@ pub struct PrText {
 }
 
 /// Promote `opts.version` to `opts.env`.
-pub fn promote(ws: &Workspace, opts: &PromoteOptions) -> Result<PromoteOutcome, Error> {
+pub(crate) fn promote(ws: &Workspace, opts: &PromoteOptions) -> Result<PromoteOutcome, Error> {
     let config = &ws.config;
     let repo = Repo::open(&config.root)?;
     let request = Request {

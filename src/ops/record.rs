@@ -63,7 +63,7 @@ impl RecordError {
 
 /// What to record.
 #[derive(Debug, Clone)]
-pub struct RecordOptions {
+pub(crate) struct RecordOptions {
     pub version: Version,
     pub env: String,
     /// The deep smoke report (JSON), relative to the working directory or absolute.
@@ -74,15 +74,13 @@ pub struct RecordOptions {
 
 /// What `record` did.
 #[derive(Debug)]
-pub struct RecordOutcome {
+pub(crate) struct RecordOutcome {
     /// What happened, for people.
     pub message: String,
     pub record_path: PathBuf,
-    /// False when the record was already there and committed.
-    pub recorded: bool,
 }
 
-pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Error> {
+pub(crate) fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Error> {
     if let Some(key) = &ws.signer {
         crate::signing::ensure_minisign(key, "a validation record")?;
     }
@@ -148,7 +146,6 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
                         "{record_shown} already records this evidence; nothing to do\n"
                     ),
                     record_path,
-                    recorded: false,
                 });
             }
             resume = Some((existing, text));
@@ -276,7 +273,6 @@ pub fn record(ws: &Workspace, args: &RecordOptions) -> Result<RecordOutcome, Err
     Ok(RecordOutcome {
         message: out,
         record_path,
-        recorded: true,
     })
 }
 

@@ -23,7 +23,7 @@ pub struct NoEnvironmentError;
 
 /// What to release.
 #[derive(Debug, Clone, Default)]
-pub struct ReleaseOptions {
+pub(crate) struct ReleaseOptions {
     /// [default: `0.0.0-dev.g<commit>`, a development version that may be rebuilt]
     pub version: Option<Version>,
     /// [default: the head of the promotion chain]
@@ -33,7 +33,7 @@ pub struct ReleaseOptions {
 
 /// Progress of a release.
 #[derive(Debug)]
-pub enum ReleaseEvent<'a> {
+pub(crate) enum ReleaseEvent<'a> {
     /// Step `n` of `total` starts.
     Step {
         n: u8,
@@ -45,7 +45,7 @@ pub enum ReleaseEvent<'a> {
 
 /// The steps that ran, up to the first that stopped the release.
 #[derive(Debug)]
-pub struct ReleaseOutcome {
+pub(crate) struct ReleaseOutcome {
     pub env: String,
     pub build: BuildOutcome,
     pub locked: Locked,
@@ -56,15 +56,15 @@ pub struct ReleaseOutcome {
 
 /// The overlay pinned and rendered.
 #[derive(Debug)]
-pub struct Pinned {
+pub(crate) struct Pinned {
     pub plan: PinPlan,
     pub rendered_objects: usize,
     pub out_dir: PathBuf,
 }
 
-pub const STEPS: u8 = 5;
+pub(crate) const STEPS: u8 = 5;
 
-pub fn release(
+pub(crate) fn release(
     ws: &Workspace,
     opts: &ReleaseOptions,
     mut events: impl FnMut(ReleaseEvent<'_>),
@@ -167,7 +167,7 @@ pub fn release(
 }
 
 /// The environment nothing promotes into: the head of the chain.
-pub fn first_environment(config: &Config) -> Result<String, Error> {
+pub(crate) fn first_environment(config: &Config) -> Result<String, Error> {
     let targets: Vec<&str> = config
         .environments
         .values()
@@ -182,7 +182,7 @@ pub fn first_environment(config: &Config) -> Result<String, Error> {
 }
 
 /// `0.0.0-dev.g<12 hex>`: a development release of a commit (the `g` keeps it alphanumeric).
-pub fn dev_version(commit: Option<&str>) -> Version {
+pub(crate) fn dev_version(commit: Option<&str>) -> Version {
     let id = commit
         .map(|c| format!("dev.g{}", &c[..12.min(c.len())]))
         .unwrap_or_else(|| "dev".to_owned());

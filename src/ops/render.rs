@@ -6,7 +6,7 @@ use crate::Error;
 
 /// Render the kustomization in `dir`; its errors name the file (and line) at fault, with the
 /// renderer's own help.
-pub fn render(dir: &Path, shown: &str) -> Result<kustomize::Rendered, Error> {
+pub(crate) fn render(dir: &Path, shown: &str) -> Result<kustomize::Rendered, Error> {
     let rendered = kustomize::render(dir).map_err(|source| Error::Render {
         dir: if shown.is_empty() {
             ".".to_owned()
@@ -27,7 +27,7 @@ pub fn render(dir: &Path, shown: &str) -> Result<kustomize::Rendered, Error> {
 /// before anything is written (`Rendered::output_files`): a resource whose name, kind or namespace
 /// is not one plain path component (`a/../../releases/x`, `..`, an empty name) is refused, naming
 /// the resource, and nothing is written.
-pub fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
+pub(crate) fn write_objects(rendered: &kustomize::Rendered, out: &Path) -> Result<usize, Error> {
     let files = rendered.output_files().map_err(|source| Error::Render {
         dir: out.display().to_string(),
         source,

@@ -45,7 +45,7 @@ pub enum ReproduceError {
 }
 
 /// Rebuild and compare; `Err` only when the check cannot run (no lockfile, no git).
-pub fn verify_reproducible(ws: &Workspace, version: &Version) -> Result<Report, Error> {
+pub(crate) fn verify_reproducible(ws: &Workspace, version: &Version) -> Result<Report, Error> {
     let root = ws.root();
     let lock_path = crate::releases::lockfile_path(root, version);
     if !lock_path.is_file() {

@@ -14,7 +14,7 @@ use crate::rollback::{Plan, Request, RollbackError, describe, plan, steps};
 
 /// Which environment to roll back, to what, and how far to go.
 #[derive(Debug, Clone)]
-pub struct RollbackOptions {
+pub(crate) struct RollbackOptions {
     pub env: String,
     /// `--to VERSION|COMMIT` [default: the previous validated version the environment ran].
     pub to: Option<String>,
@@ -30,7 +30,7 @@ pub struct RollbackOptions {
 
 /// What the rollback will do or did.
 #[derive(Debug)]
-pub struct RollbackOutcome {
+pub(crate) struct RollbackOutcome {
     pub plan: Plan,
     /// Where the commit goes, in words.
     pub where_to: String,
@@ -45,7 +45,7 @@ pub struct RollbackOutcome {
 
 /// The commit made, and where it went.
 #[derive(Debug)]
-pub struct RolledBack {
+pub(crate) struct RolledBack {
     pub commit: Oid,
     /// The branch committed on: the current one, or the pull request's.
     pub branch: String,
@@ -55,14 +55,14 @@ pub struct RolledBack {
 }
 
 /// What the op asks its caller on the way.
-pub enum RollbackEvent<'a> {
+pub(crate) enum RollbackEvent<'a> {
     /// The plan, before anything changes (not on a dry run): show it.
     Planned { plan: &'a Plan, where_to: &'a str },
 }
 
 /// Roll `opts.env` back. `confirm` is asked (with the question) before a push unless
 /// `opts.yes`; `false` changes nothing.
-pub fn rollback(
+pub(crate) fn rollback(
     ws: &Workspace,
     opts: &RollbackOptions,
     mut events: impl FnMut(RollbackEvent<'_>),

@@ -31,7 +31,7 @@ fn open_error(cwd: &Path, path: &Path, e: OpenError) -> Error {
 }
 
 /// Generate a master key into `output` (created new, mode 0600); its key id.
-pub fn keygen(cwd: &Path, output: &Path) -> Result<KeyId, Error> {
+pub(crate) fn keygen(cwd: &Path, output: &Path) -> Result<KeyId, Error> {
     let key = MasterKey::generate().map_err(|e| genesis_error("generate a master key", e))?;
     let mut text = Zeroizing::new(String::with_capacity(45));
     text.push_str(genesis::ExposeSecret::expose_secret(&key.to_base64()));
@@ -48,7 +48,7 @@ pub fn keygen(cwd: &Path, output: &Path) -> Result<KeyId, Error> {
 
 /// `seal`: a dotenv source sealed for one environment.
 #[derive(Debug, Clone)]
-pub struct SealOptions {
+pub(crate) struct SealOptions {
     pub env: EnvName,
     pub from: PathBuf,
     /// Where the envelope goes (mode 0600); `None`: returned only.
@@ -58,13 +58,13 @@ pub struct SealOptions {
 
 /// A sealed envelope.
 #[derive(Debug)]
-pub struct Sealed {
+pub(crate) struct Sealed {
     pub text: String,
     pub entries: usize,
     pub key_id: KeyId,
 }
 
-pub fn seal(cwd: &Path, opts: &SealOptions) -> Result<Sealed, Error> {
+pub(crate) fn seal(cwd: &Path, opts: &SealOptions) -> Result<Sealed, Error> {
     if let Some(out) = &opts.output
         && same_file(out, &opts.from)
     {
@@ -92,7 +92,7 @@ pub fn seal(cwd: &Path, opts: &SealOptions) -> Result<Sealed, Error> {
 
 /// `seal --check`: `Ok(Ok(summary))` when the envelope opens for `env`, `Ok(Err(why))` when it
 /// does not, `Err` when the check cannot run (no key, unreadable file).
-pub fn check(
+pub(crate) fn check(
     cwd: &Path,
     envelope: &Path,
     env: &EnvName,
@@ -110,7 +110,7 @@ pub fn check(
 }
 
 /// `seal diff`: what sealing `from` would change in `envelope`, values as keyed fingerprints.
-pub fn diff(
+pub(crate) fn diff(
     cwd: &Path,
     envelope: &Path,
     from: &Path,
@@ -127,7 +127,7 @@ pub fn diff(
 
 /// `unseal`: open an envelope; with `reveal_to` a file, its values are written there (0600).
 #[derive(Debug, Clone)]
-pub struct UnsealOptions {
+pub(crate) struct UnsealOptions {
     pub envelope: PathBuf,
     /// The environment it must be sealed for; `None`: any.
     pub env: Option<EnvName>,
@@ -137,13 +137,13 @@ pub struct UnsealOptions {
 }
 
 /// An opened envelope, and the dotenv text of its values when they are revealed on stdout.
-pub struct Unsealed {
+pub(crate) struct Unsealed {
     pub opened: Opened,
     /// `reveal_to` stdout: the values as dotenv.
     pub dotenv: Option<Zeroizing<String>>,
 }
 
-pub fn unseal(cwd: &Path, opts: &UnsealOptions) -> Result<Unsealed, Error> {
+pub(crate) fn unseal(cwd: &Path, opts: &UnsealOptions) -> Result<Unsealed, Error> {
     if let Some(RevealTo::File(out)) = &opts.reveal_to
         && (same_file(out, &opts.envelope)
             || matches!(&opts.key, KeySource::File(k) if same_file(out, k)))
@@ -178,7 +178,7 @@ pub fn unseal(cwd: &Path, opts: &UnsealOptions) -> Result<Unsealed, Error> {
 
 /// `reseal`: envelopes re-sealed from one master key to another.
 #[derive(Debug, Clone)]
-pub struct ResealOptions {
+pub(crate) struct ResealOptions {
     pub key: KeySource,
     pub new_key: PathBuf,
     pub envelopes: Vec<PathBuf>,
@@ -186,14 +186,14 @@ pub struct ResealOptions {
 }
 
 /// What happened (or would happen) to one envelope.
-pub enum ResealItem {
+pub(crate) enum ResealItem {
     Rotate(genesis::Resealed),
     Skip(KeyId),
     Fail(Error),
 }
 
 /// Every envelope's fate. When any failed, nothing was written.
-pub struct Resealed {
+pub(crate) struct Resealed {
     /// In the order given.
     pub items: Vec<(PathBuf, ResealItem)>,
     pub new_key_id: KeyId,
@@ -202,14 +202,14 @@ pub struct Resealed {
 }
 
 impl Resealed {
-    pub fn failed(&self) -> usize {
+    pub(crate) fn failed(&self) -> usize {
         self.items
             .iter()
             .filter(|(_, i)| matches!(i, ResealItem::Fail(_)))
             .count()
     }
 
-    pub fn rotated(&self) -> usize {
+    pub(crate) fn rotated(&self) -> usize {
         self.items
             .iter()
             .filter(|(_, i)| matches!(i, ResealItem::Rotate(_)))
@@ -217,7 +217,7 @@ impl Resealed {
     }
 }
 
-pub fn reseal(cwd: &Path, opts: &ResealOptions) -> Result<Resealed, Error> {
+pub(crate) fn reseal(cwd: &Path, opts: &ResealOptions) -> Result<Resealed, Error> {
     let old = secrets::load_key(&opts.key)?;
     let new = secrets::load_key(&KeySource::File(opts.new_key.clone()))?;
     if old.key_id() == new.key_id() {
@@ -282,7 +282,7 @@ fn file_mode(_: &Path) -> Option<u32> {
 
 /// A secret stored: which, where, and its new version.
 #[derive(Debug)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub name: SecretName,
     pub location: String,
     pub version: VersionId,
@@ -292,7 +292,7 @@ pub struct Stored {
 /// `secrets push`: the sealed envelope at `envelope` for `env` into the store. Only a sealed
 /// envelope leaves this machine; with a key available it must also open for `env`.
 /// `checked` in the answer says whether it was opened.
-pub fn push(
+pub(crate) fn push(
     cwd: &Path,
     target: &StoreTarget,
     envelope: &Path,
@@ -331,7 +331,7 @@ pub fn push(
 
 /// `secrets push --master-key`: the key itself, as `rel-master-key` (the External Secrets
 /// template syncs it next to the envelope). Only its key id is returned.
-pub fn push_master_key(target: &StoreTarget, key: &KeySource) -> Result<Stored, Error> {
+pub(crate) fn push_master_key(target: &StoreTarget, key: &KeySource) -> Result<Stored, Error> {
     let key = secrets::load_key(key)?;
     let store = target.open()?;
     let name = secrets::master_key_secret_name();
@@ -348,7 +348,7 @@ pub fn push_master_key(target: &StoreTarget, key: &KeySource) -> Result<Stored, 
 
 /// `secrets pull`: an envelope from the store (a version, or the latest); written to `output`
 /// (0600) when given.
-pub fn pull(
+pub(crate) fn pull(
     target: &StoreTarget,
     version: Option<&str>,
     output: Option<&Path>,
@@ -388,7 +388,7 @@ pub fn pull(
 
 /// `secrets versions`: the versions of the envelope (or the master key) in the store, oldest
 /// first; none is an error.
-pub fn versions(
+pub(crate) fn versions(
     target: &StoreTarget,
     env: &EnvName,
     master_key: bool,

@@ -84,7 +84,7 @@ pub enum VerifyError {
 
 /// What to verify.
 #[derive(Debug, Clone)]
-pub struct VerifyOptions {
+pub(crate) struct VerifyOptions {
     pub version: Version,
     /// Use the keys `[trust]` gives this environment (and name it in the report).
     pub env: Option<String>,
@@ -93,7 +93,7 @@ pub struct VerifyOptions {
 }
 
 /// Run every check; `Err` only when verification cannot run (no `[trust]`, no lockfile).
-pub fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Error> {
+pub(crate) fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Error> {
     let config = &ws.config;
     let trust = config.trust.as_ref().ok_or(VerifyError::NoTrust)?;
     if let Some(env) = &opts.env {

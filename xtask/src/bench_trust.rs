@@ -108,22 +108,7 @@ pub fn run(
              [environments.prod]\noverlay = \"overlays/prod\"\n\n[trust]\nkeys = [\"{public}\"]\n"
         ),
     )?;
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "bench",
-        ],
-    ] {
-        quiet(Command::new("git").args(&args).current_dir(&ws))?;
-    }
+    commit_all(&ws)?;
     let rel_build = |registry: &str, signed: bool| -> Result<f64, String> {
         let mut cmd = Command::new(&rel);
         cmd.current_dir(&ws)
@@ -197,7 +182,8 @@ pub fn run(
     })
 }
 
-fn quiet(cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd`; its output only when it fails.
+pub(crate) fn quiet(cmd: &mut Command) -> Result<(), String> {
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
@@ -207,6 +193,27 @@ fn quiet(cmd: &mut Command) -> Result<(), String> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+    Ok(())
+}
+
+/// `git init` the bench workspace `ws` and commit everything in it (rel builds from a commit).
+pub(crate) fn commit_all(ws: &std::path::Path) -> Result<(), String> {
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "-A"],
+        vec![
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "bench",
+        ],
+    ] {
+        quiet(Command::new("git").args(&args).current_dir(ws))?;
     }
     Ok(())
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
+use crate::bench_trust::{commit_all, quiet};
+
 /// The services of the workspace, as in the repository's `rel.toml`.
 const SERVICES: [&str; 3] = ["identity", "gateway", "worker"];
 
@@ -70,22 +72,7 @@ pub fn run(
             .args(["generate-lockfile", "--offline"])
             .current_dir(&ws),
     )?;
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "bench",
-        ],
-    ] {
-        quiet(Command::new("git").args(&args).current_dir(&ws))?;
-    }
+    commit_all(&ws)?;
     let rel_build = || -> Result<f64, String> {
         let started = Instant::now();
         quiet(
@@ -127,18 +114,4 @@ fn mtimes(dir: &Path) -> Result<Vec<(PathBuf, SystemTime)>, String> {
     }
     out.sort();
     Ok(out)
-}
-
-fn quiet(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
 }

@@ -157,18 +157,83 @@ impl Assembled {
     }
 }
 
-/// Compile and assemble every component of the plan.
-pub(crate) fn assemble_all(
+/// One compiled component: everything its image is made of, before the layer is built.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub component: String,
+    pub image_name: ImageRef,
+    /// The layer: the binary at `/app/<bin>`, every time the commit time.
+    pub layer: oci::LayerSpec,
+    /// The base image's layers and settings (registry or OCI layout base).
+    pub base_image: Option<oci::BaseImage>,
+    pub spec: oci::ImageSpec,
+    pub krate: String,
+    pub bin: String,
+    pub features: Vec<String>,
+    /// The registry base, pinned by digest (`None`: FROM scratch or an OCI layout base).
+    pub base: Option<ImageRef>,
+}
+
+impl Compiled {
+    /// The assembled image of this component.
+    pub(crate) fn into_assembled(self, image: oci::Image) -> Assembled {
+        Assembled {
+            component: self.component,
+            image_name: self.image_name,
+            image,
+            krate: self.krate,
+            bin: self.bin,
+            features: self.features,
+            base: self.base,
+            base_layers: self.base_image.map(|b| b.layers).unwrap_or_default(),
+        }
+    }
+}
+
+/// The layer cache of the project.
+pub(crate) fn layer_cache(root: &Path) -> oci::LayerCache {
+    oci::LayerCache::new(root.join(OUT_DIR).join("cache"))
+}
+
+/// Build (or take from the cache) the layer of `c` and assemble its image.
+pub(crate) fn assemble(
+    cache: &oci::LayerCache,
+    c: Compiled,
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<Assembled, BuildError> {
+    let name = c.component.clone();
+    let (layer, outcome) = cache.layer(&c.layer).map_err(|source| BuildError::Layer {
+        component: name.clone(),
+        source,
+    })?;
+    progress(Progress::Layer {
+        component: &name,
+        cached: matches!(outcome, oci::CacheOutcome::Hit),
+    });
+    let image = oci::assemble(c.base_image.as_ref(), &[layer], &c.spec).map_err(|source| {
+        BuildError::Assemble {
+            component: name.clone(),
+            source,
+        }
+    })?;
+    progress(Progress::Assembled {
+        component: &name,
+        digest: &image.manifest_digest,
+    });
+    Ok(c.into_assembled(image))
+}
+
+/// Compile every component of the plan and resolve its base: what [`assemble`] (or a streamed
+/// push) needs.
+pub(crate) fn compile_all(
     plan: &BuildPlan<'_>,
-    mut progress: impl FnMut(Progress<'_>),
-) -> Result<Vec<Assembled>, BuildError> {
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<Vec<Compiled>, BuildError> {
     let root = &plan.config.root;
-    let out = root.join(OUT_DIR);
-    let cache = oci::LayerCache::new(out.join("cache"));
     let target_dir = plan
         .cargo_target_dir
         .clone()
-        .unwrap_or_else(|| out.join("cargo"));
+        .unwrap_or_else(|| root.join(OUT_DIR).join("cargo"));
     let mut results = Vec::new();
     for component in &plan.components {
         let name = component.name.as_str();
@@ -200,17 +265,6 @@ pub(crate) fn assemble_all(
         })?;
 
         let epoch = u64::try_from(plan.source.epoch).unwrap_or(0);
-        let (layer, outcome) = cache
-            .layer(&oci::LayerSpec::binary(&binary, bin, epoch))
-            .map_err(|source| BuildError::Layer {
-                component: name.to_owned(),
-                source,
-            })?;
-        progress(Progress::Layer {
-            component: name,
-            cached: matches!(outcome, oci::CacheOutcome::Hit),
-        });
-
         let (base_image, base_ref) = match base {
             Some(b) if b.starts_with("oci:") => (Some(read_base(root, name, b)?), None),
             Some(b) => {
@@ -238,32 +292,22 @@ pub(crate) fn assemble_all(
         spec.version = Some(plan.tag.clone());
         spec.labels
             .insert("dev.rel.component".to_owned(), name.to_owned());
-        let image = oci::assemble(base_image.as_ref(), &[layer], &spec).map_err(|source| {
-            BuildError::Assemble {
-                component: name.to_owned(),
-                source,
-            }
-        })?;
-        progress(Progress::Assembled {
-            component: name,
-            digest: &image.manifest_digest,
-        });
-
         let image_name =
             ImageRef::new(&plan.registry, name).map_err(|source| BuildError::Name {
                 component: name.to_owned(),
                 registry: plan.registry.clone(),
                 source,
             })?;
-        results.push(Assembled {
+        results.push(Compiled {
             component: name.to_owned(),
             image_name,
-            image,
+            layer: oci::LayerSpec::binary(&binary, bin, epoch),
+            base_image,
+            spec,
             krate: krate.clone(),
             bin: bin.clone(),
             features: features.clone(),
             base: base_ref,
-            base_layers: base_image.map(|b| b.layers).unwrap_or_default(),
         });
     }
     Ok(results)

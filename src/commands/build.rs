@@ -84,6 +84,10 @@ impl ShowBuild {
                 p.finish(component, &format!("image {digest}"))
             }
             BuildEvent::Pushing { component } => p.update(component, "pushing"),
+            BuildEvent::Sending { component, bytes } => p.tick(
+                component,
+                &format!("pushing: {} sent", progress::bytes(bytes)),
+            ),
             BuildEvent::Pushed { component, report } => {
                 let uploaded = report.count(|o| matches!(o, oci::BlobOutcome::Uploaded));
                 let present = report.count(|o| matches!(o, oci::BlobOutcome::AlreadyPresent));

@@ -117,6 +117,14 @@ impl Progress {
         }
     }
 
+    /// `component` is still doing what it was, now `what` far (bytes sent): drawn on a
+    /// terminal only, never a log line (a line per tick would flood CI logs).
+    pub fn tick(&mut self, component: &str, what: &str) {
+        if self.multi.is_some() {
+            self.bar(component).set_message(plain(what));
+        }
+    }
+
     /// `component` is done: `what`, with the time it took.
     pub fn finish(&mut self, component: &str, what: &str) {
         if self.last.get(component).is_some_and(|l| l == what) {

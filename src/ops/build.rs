@@ -140,6 +140,11 @@ pub(crate) enum BuildEvent<'a> {
     Pushing {
         component: &'a str,
     },
+    /// Layer bytes sent so far by the push of one image (while it runs).
+    Sending {
+        component: &'a str,
+        bytes: u64,
+    },
     Pushed {
         component: &'a str,
         report: &'a oci::PushReport,
@@ -230,13 +235,15 @@ pub(crate) fn build(
             .collect();
         std::thread::spawn(move || crate::attest::prepare(&root, &list))
     });
-    let assembled = build::assemble_all(&plan, |p| match p {
+    let mut progress = |p: Progress<'_>| match p {
         Progress::Compiling { component } => events(BuildEvent::Compiling { component }),
         Progress::Layer { component, cached } => events(BuildEvent::Layer { component, cached }),
         Progress::Assembled { component, digest } => {
             events(BuildEvent::Assembled { component, digest })
         }
-    })?;
+    };
+    let compiled = build::compile_all(&plan, &mut progress)?;
+    let cache = build::layer_cache(&config.root);
 
     let mut output = BuildOutput {
         schema: build_output::SCHEMA,
@@ -244,7 +251,7 @@ pub(crate) fn build(
     };
     let mut attested = Vec::new();
     if opts.registry.push {
-        let documents = match (&ws.signer, preparing) {
+        let signing = match (&ws.signer, preparing) {
             (Some(key), Some(preparing)) => {
                 let prepared = preparing
                     .join()
@@ -255,33 +262,38 @@ pub(crate) fn build(
                     .clone()
                     .unwrap_or_else(|| config.root.join(build::OUT_DIR).join("cargo"));
                 let toolchain = crate::attest::toolchain_version(&config.root, &target_dir);
-                let inputs = crate::attest::BuildInputs {
-                    workspace: &config.root,
-                    repository: config.repo.as_deref(),
-                    source: &source,
-                    toolchain: &toolchain,
-                    cargo_lock_sha256: &prepared.cargo_lock_sha256,
-                };
-                let documents = crate::attest::documents(key, &assembled, &inputs, &prepared)?;
-                tracing::debug!("signatures, provenance and SBOMs made");
-                Some(documents)
+                Some((key, prepared, toolchain))
             }
             _ => None,
         };
-        attested = push_all(
-            &assembled,
+        let signing = signing.as_ref().map(|(key, prepared, toolchain)| Signing {
+            key,
+            prepared,
+            inputs: crate::attest::BuildInputs {
+                workspace: &config.root,
+                repository: config.repo.as_deref(),
+                source: &source,
+                toolchain,
+                cargo_lock_sha256: &prepared.cargo_lock_sha256,
+            },
+        });
+        let (assembled, signed) = push_all(
+            compiled,
+            &cache,
             &tag,
             &opts.registry,
-            documents.as_deref(),
+            signing.as_ref(),
             &mut events,
         )?;
+        attested = signed;
         for a in &assembled {
             output
                 .components
                 .push(a.record(&tag, source.commit.as_deref(), "registry".to_owned()));
         }
     } else {
-        for a in &assembled {
+        for c in compiled {
+            let a = build::assemble(&cache, c, &mut progress)?;
             let dir = build::layout_dir(&config.root, &a.component);
             oci::write_layout(&dir, &a.image, &tag).map_err(|source| Error::Layout {
                 component: a.component.clone(),
@@ -314,19 +326,52 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// Push every image, manifest last and verified; tags are immutable unless `allow_overwrite`.
-/// With `documents` (a signing key), every image's signature, provenance and SBOM go up while
-/// the images do; what was attached is returned.
+/// What signing an image needs: the key, and the inputs read while the images compiled.
+struct Signing<'a> {
+    key: &'a crate::signing::SigningKey,
+    prepared: &'a crate::attest::Prepared,
+    inputs: crate::attest::BuildInputs<'a>,
+}
+
+impl Signing<'_> {
+    /// Sign `a` and push its signature, provenance and SBOM.
+    async fn publish(
+        &self,
+        registry: &oci::Registry,
+        a: &build::Assembled,
+    ) -> Result<crate::attest::Attested, Error> {
+        let documents = crate::attest::documents(
+            self.key,
+            std::slice::from_ref(a),
+            &self.inputs,
+            self.prepared,
+        )?;
+        let d = documents
+            .first()
+            .ok_or(crate::attest::AttestError::NoCrateGraph {
+                component: a.component.clone(),
+            })?;
+        crate::attest::publish_one(registry, a, d).await
+    }
+}
+
+/// How often a push's bytes are reported while it runs.
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Build and push every image at once, each layer streamed into the registry while it is
+/// compressed (a cache hit sends nothing that is there), manifest last and verified; tags are
+/// immutable unless `allow_overwrite`. With `signing`, each image is signed as soon as its
+/// digest is known and its signature, provenance and SBOM go up while the push finishes.
 fn push_all(
-    assembled: &[build::Assembled],
+    compiled: Vec<build::Compiled>,
+    cache: &oci::LayerCache,
     tag: &str,
     opts: &RegistryOptions,
-    documents: Option<&[crate::attest::Documents]>,
+    signing: Option<&Signing<'_>>,
     events: &mut impl FnMut(BuildEvent<'_>),
-) -> Result<Vec<crate::attest::Attested>, Error> {
-    let mut attested = Vec::new();
-    let Some(first) = assembled.first() else {
-        return Ok(attested);
+) -> Result<(Vec<build::Assembled>, Vec<crate::attest::Attested>), Error> {
+    let Some(first) = compiled.first() else {
+        return Ok((Vec::new(), Vec::new()));
     };
     let host = first.image_name.registry().to_owned();
     let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -352,70 +397,148 @@ fn push_all(
             host: host.clone(),
             source,
         })?;
+    let repositories: Vec<String> = compiled
+        .iter()
+        .filter(|c| c.image_name.registry() == host)
+        .map(|c| c.image_name.repository().to_owned())
+        .collect();
     let runtime = runtime()?;
-    // The images one after the other (each mounts what the earlier ones pushed); the signatures
-    // and attachments of all of them at once beside.
-    let pushes = async {
-        for a in assembled {
-            let target = a
+    // Events come from every push at once, on this one thread.
+    let events = std::cell::RefCell::new(events);
+    let emit = |e: BuildEvent<'_>| (events.borrow_mut())(e);
+    let counters: Vec<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)> = compiled
+        .iter()
+        .map(|c| (c.component.clone(), Default::default()))
+        .collect();
+    let pushes = compiled.into_iter().zip(&counters).map(|(c, (_, sent))| {
+        let (registry, emit, repositories) = (&registry, &emit, &repositories);
+        async move {
+            let target = c
                 .image_name
                 .with_tag(tag)
                 .map_err(|source| BuildOpError::Registry {
-                    registry: a.image_name.to_string(),
+                    registry: c.image_name.to_string(),
                     tag: tag.to_owned(),
                     source,
                 })?;
-            // Layers already pushed for another component can be mounted instead of uploaded.
-            let mount_from = assembled
+            // A blob another component of the release already has is mounted, not uploaded.
+            let mount_from = repositories
                 .iter()
-                .filter(|o| o.component != a.component && o.image_name.registry() == host)
-                .map(|o| o.image_name.repository().to_owned())
+                .filter(|r| r.as_str() != c.image_name.repository())
+                .cloned()
                 .collect();
             let options = oci::PushOptions {
                 allow_overwrite: opts.allow_overwrite,
                 mount_from,
             };
-            events(BuildEvent::Pushing {
-                component: &a.component,
+            let (tell, told) = tokio::sync::oneshot::channel();
+            let watch = oci::Watch {
+                image: Some(tell),
+                sent: sent.clone(),
+            };
+            emit(BuildEvent::Pushing {
+                component: &c.component,
             });
-            let report = registry
-                .push(&target, &a.image, &options)
-                .await
-                .map_err(|e| match e {
-                    oci::RegistryError::TagExists {
-                        reference,
-                        existing,
-                        ours,
-                    } => BuildOpError::TagExists {
-                        component: a.component.clone(),
-                        reference,
-                        existing,
-                        ours,
-                    }
-                    .into(),
-                    source => Error::Push {
-                        component: a.component.clone(),
-                        target: crate::redact::urls(&target.to_string()),
-                        source,
-                    },
-                })?;
-            events(BuildEvent::Pushed {
-                component: &a.component,
-                report: &report,
+            let push = oci::build_and_push(
+                cache,
+                &c.layer,
+                c.base_image.as_ref(),
+                &c.spec,
+                registry,
+                &target,
+                &options,
+                watch,
+            );
+            // The signature, provenance and SBOM go up while the image does.
+            let sign = async {
+                let Some(s) = signing else {
+                    return Ok(None);
+                };
+                // No image: the push failed, and says why.
+                let Ok(image) = told.await else {
+                    return Ok(None);
+                };
+                let a = c.clone().into_assembled(image);
+                s.publish(registry, &a).await.map(Some)
+            };
+            let (published, signed) = futures_util::future::join(push, sign).await;
+            let published = published.map_err(|e| push_error(&c, &target, e))?;
+            let signed = signed?;
+            emit(BuildEvent::Layer {
+                component: &c.component,
+                cached: matches!(published.cache, oci::CacheOutcome::Hit),
             });
+            emit(BuildEvent::Pushed {
+                component: &c.component,
+                report: &published.push,
+            });
+            Ok::<_, Error>((c.into_assembled(published.image), signed))
         }
-        Ok::<_, Error>(())
+    });
+    let all = futures_util::future::try_join_all(pushes);
+    let ticks = async {
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last = vec![0u64; counters.len()];
+        loop {
+            tick.tick().await;
+            for ((component, sent), last) in counters.iter().zip(&mut last) {
+                let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+                if now != *last {
+                    *last = now;
+                    emit(BuildEvent::Sending {
+                        component,
+                        bytes: now,
+                    });
+                }
+            }
+        }
     };
-    let signing = futures_util::future::try_join_all(
-        assembled
-            .iter()
-            .zip(documents.unwrap_or_default())
-            .map(|(a, d)| crate::attest::publish_one(&registry, a, d)),
-    );
-    let (pushed, signed) = runtime.block_on(async { tokio::join!(pushes, signing) });
-    pushed?;
-    attested.extend(signed?);
-    Ok(attested)
+    let done = runtime.block_on(async {
+        tokio::select! {
+            done = all => done,
+            never = ticks => never,
+        }
+    })?;
+    let mut assembled = Vec::new();
+    let mut attested = Vec::new();
+    for (a, signed) in done {
+        assembled.push(a);
+        attested.extend(signed);
+    }
+    Ok((assembled, attested))
+}
+
+/// A failed push as the command reports it: a moved tag is refused, the rest names the image.
+fn push_error(c: &build::Compiled, target: &image_ref::ImageRef, e: oci::PublishError) -> Error {
+    match e {
+        oci::PublishError::Registry(oci::RegistryError::TagExists {
+            reference,
+            existing,
+            ours,
+        }) => BuildOpError::TagExists {
+            component: c.component.clone(),
+            reference,
+            existing,
+            ours,
+        }
+        .into(),
+        oci::PublishError::Registry(source) => Error::Push {
+            component: c.component.clone(),
+            target: crate::redact::urls(&target.to_string()),
+            source,
+        },
+        oci::PublishError::Layer(source) => build::BuildError::Layer {
+            component: c.component.clone(),
+            source,
+        }
+        .into(),
+        oci::PublishError::Image(source) => build::BuildError::Assemble {
+            component: c.component.clone(),
+            source,
+        }
+        .into(),
+    }
 }
 
 /// The components to build: the named ones, or every built component.

@@ -11,7 +11,8 @@
 //!     compression (bench_warm.rs).
 //!
 //! Flags: `--binary PATH` (default: the first 10 MiB of `/usr/bin/docker-registry`, a real Go
-//! binary), `--rounds N` (default 5; medians are reported).
+//! binary), `--rounds N` (default 5; medians are reported), `--rows LETTERS` (default `abcdef`:
+//! the rows to run; (a) to (d) run together).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ const TEN_MIB: usize = 10 << 20;
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut binary: Option<PathBuf> = None;
     let mut rounds = 5usize;
+    let mut rows = "abcdef".to_owned();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -34,9 +36,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .filter(|n| *n > 0)
                     .ok_or("--rounds needs a number > 0")?
             }
+            "--rows" => rows = it.next().ok_or("--rows needs letters, e.g. `ae`")?.clone(),
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; usage: cargo xtask bench build [--binary PATH] [--rounds N]"
+                    "unknown argument `{other}`; usage: cargo xtask bench build [--binary PATH] [--rounds N] [--rows abcdef]"
                 ));
             }
         }
@@ -112,180 +115,186 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let registry = RegistryProcess::start(&registry_bin, &work.0)?;
     let host = format!("127.0.0.1:{}", registry.port);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut c2 = Vec::new();
-    let mut repush_uploads = 0u64;
-    let mut layer_size = 0u64;
-    for round in 0..rounds {
-        eprintln!("round {}/{rounds}...", round + 1);
-        let floor = run_json(Command::new(&driver).arg("floor").arg(&bin).arg("1"))?;
-        c.push(number(&floor, "secs")?);
-        let floor_n = run_json(
-            Command::new(&driver)
-                .arg("floor")
-                .arg(&bin)
-                .arg("1")
-                .arg(threads.to_string()),
-        )?;
-        c2.push(number(&floor_n, "secs")?);
-
-        let cache = work.0.join(format!("cache-{round}"));
-        let repo = format!("bench/rel-{round}:v1");
-        let started = Instant::now();
-        let cold = run_json(
-            Command::new(&driver)
-                .arg("push")
-                .arg(&bin)
-                .arg(&host)
-                .arg(&repo)
-                .arg(&cache),
-        )?;
-        a.push(started.elapsed().as_secs_f64());
-        if number(&cold, "uploaded")? < 1.0 {
-            return Err(format!("the cold push uploaded nothing: {cold}"));
-        }
-        layer_size = number(&cold, "layer_size")? as u64;
-
-        let started = Instant::now();
-        let again = run_json(
-            Command::new(&driver)
-                .arg("push")
-                .arg(&bin)
-                .arg(&host)
-                .arg(&repo)
-                .arg(&cache),
-        )?;
-        d.push(started.elapsed().as_secs_f64());
-        repush_uploads += number(&again, "uploaded")? as u64;
-
-        let layout = work.0.join(format!("umoci-{round}"));
-        let image = format!("{}:latest", layout.display());
-        let started = Instant::now();
-        quiet(Command::new(&umoci).args(["init", "--layout"]).arg(&layout))?;
-        quiet(Command::new(&umoci).args(["new", "--image"]).arg(&image))?;
-        quiet(
-            Command::new(&umoci)
-                .args(["insert", "--rootless", "--image"])
-                .arg(&image)
-                .arg(&bin)
-                .arg("/app/app"),
-        )?;
-        quiet(
-            Command::new(&skopeo)
-                .args(["copy", "--quiet", "--dest-tls-verify=false"])
-                .arg(format!("oci:{image}"))
-                .arg(format!("docker://{host}/bench/umoci-{round}:v1")),
-        )?;
-        b.push(started.elapsed().as_secs_f64());
-    }
-    let (a, b, c, c2, d) = (
-        median(&mut a),
-        median(&mut b),
-        median(&mut c),
-        median(&mut c2),
-        median(&mut d),
-    );
-    println!(
-        "cargo xtask bench build: {:.1} MiB binary ({what}), layer {:.1} MiB gzip, {rounds} round(s), medians",
-        size as f64 / 1048576.0,
-        layer_size as f64 / 1048576.0
-    );
-    println!();
-    println!("{:<58} {:>9}", "step", "time");
-    println!(
-        "{:<58} {:>7.3} s",
-        "(a) rel: layer + image + push, cold cache, new repository", a
-    );
-    println!(
-        "{:<58} {:>7.3} s",
-        "(b) umoci init/new/insert + skopeo copy", b
-    );
-    println!(
-        "{:<58} {:>7.3} s",
-        "(c) floor: one-core gzip (one stream, level 1) + sha256", c
-    );
-    println!(
-        "{:<58} {:>7.3} s",
-        format!("(c2) floor: rel's block gzip on {threads} core(s) + sha256"),
-        c2
-    );
-    println!("{:<58} {:>7.3} s", "(d) rel: no-change re-push", d);
-    println!();
-    let speedup = b / a;
-    let over_floor = a / c;
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-    println!(
-        "(b)/(a) = {speedup:.1}x faster than umoci + skopeo   (goal >= 3x: {})",
-        verdict(speedup >= 3.0)
-    );
-    println!(
-        "(a)/(c) = {over_floor:.2}x the one-core floor          (goal <= 1.0x: {})",
-        verdict(over_floor <= 1.0)
-    );
-    println!("(a)/(c2) = {:.2}x the {threads}-core floor", a / c2);
-    println!(
-        "(d) uploaded {repush_uploads} blob(s) over {rounds} re-push(es)   (goal 0: {})",
-        verdict(repush_uploads == 0)
-    );
-    if repush_uploads > 0 {
-        return Err("a no-change re-push uploaded blobs".into());
+    if rows.contains(['a', 'b', 'c', 'd']) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut c2 = Vec::new();
+        let mut repush_uploads = 0u64;
+        let mut layer_size = 0u64;
+        for round in 0..rounds {
+            eprintln!("round {}/{rounds}...", round + 1);
+            let floor = run_json(Command::new(&driver).arg("floor").arg(&bin).arg("1"))?;
+            c.push(number(&floor, "secs")?);
+            let floor_n = run_json(
+                Command::new(&driver)
+                    .arg("floor")
+                    .arg(&bin)
+                    .arg("1")
+                    .arg(threads.to_string()),
+            )?;
+            c2.push(number(&floor_n, "secs")?);
+
+            let cache = work.0.join(format!("cache-{round}"));
+            let repo = format!("bench/rel-{round}:v1");
+            let started = Instant::now();
+            let cold = run_json(
+                Command::new(&driver)
+                    .arg("push")
+                    .arg(&bin)
+                    .arg(&host)
+                    .arg(&repo)
+                    .arg(&cache),
+            )?;
+            a.push(started.elapsed().as_secs_f64());
+            if number(&cold, "uploaded")? < 1.0 {
+                return Err(format!("the cold push uploaded nothing: {cold}"));
+            }
+            layer_size = number(&cold, "layer_size")? as u64;
+
+            let started = Instant::now();
+            let again = run_json(
+                Command::new(&driver)
+                    .arg("push")
+                    .arg(&bin)
+                    .arg(&host)
+                    .arg(&repo)
+                    .arg(&cache),
+            )?;
+            d.push(started.elapsed().as_secs_f64());
+            repush_uploads += number(&again, "uploaded")? as u64;
+
+            let layout = work.0.join(format!("umoci-{round}"));
+            let image = format!("{}:latest", layout.display());
+            let started = Instant::now();
+            quiet(Command::new(&umoci).args(["init", "--layout"]).arg(&layout))?;
+            quiet(Command::new(&umoci).args(["new", "--image"]).arg(&image))?;
+            quiet(
+                Command::new(&umoci)
+                    .args(["insert", "--rootless", "--image"])
+                    .arg(&image)
+                    .arg(&bin)
+                    .arg("/app/app"),
+            )?;
+            quiet(
+                Command::new(&skopeo)
+                    .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                    .arg(format!("oci:{image}"))
+                    .arg(format!("docker://{host}/bench/umoci-{round}:v1")),
+            )?;
+            b.push(started.elapsed().as_secs_f64());
+        }
+        let (a, b, c, c2, d) = (
+            median(&mut a),
+            median(&mut b),
+            median(&mut c),
+            median(&mut c2),
+            median(&mut d),
+        );
+        println!(
+            "cargo xtask bench build: {:.1} MiB binary ({what}), layer {:.1} MiB gzip, {rounds} round(s), medians",
+            size as f64 / 1048576.0,
+            layer_size as f64 / 1048576.0
+        );
+        println!();
+        println!("{:<58} {:>9}", "step", "time");
+        println!(
+            "{:<58} {:>7.3} s",
+            "(a) rel: layer + image + push, cold cache, new repository", a
+        );
+        println!(
+            "{:<58} {:>7.3} s",
+            "(b) umoci init/new/insert + skopeo copy", b
+        );
+        println!(
+            "{:<58} {:>7.3} s",
+            "(c) floor: one-core gzip (one stream, level 1) + sha256", c
+        );
+        println!(
+            "{:<58} {:>7.3} s",
+            format!("(c2) floor: rel's block gzip on {threads} core(s) + sha256"),
+            c2
+        );
+        println!("{:<58} {:>7.3} s", "(d) rel: no-change re-push", d);
+        println!();
+        let speedup = b / a;
+        let over_floor = a / c;
+        println!(
+            "(b)/(a) = {speedup:.1}x faster than umoci + skopeo   (goal >= 3x: {})",
+            verdict(speedup >= 3.0)
+        );
+        println!(
+            "(a)/(c) = {over_floor:.2}x the one-core floor          (goal <= 1.0x: {})",
+            verdict(over_floor <= 1.0)
+        );
+        println!("(a)/(c2) = {:.2}x the {threads}-core floor", a / c2);
+        println!(
+            "(d) uploaded {repush_uploads} blob(s) over {rounds} re-push(es)   (goal 0: {})",
+            verdict(repush_uploads == 0)
+        );
+        if repush_uploads > 0 {
+            return Err("a no-change re-push uploaded blobs".into());
+        }
     }
 
-    // (e) What a signing key adds to `rel build --push` (see bench_trust.rs).
-    let t = crate::bench_trust::run(&root, &host, &bin, &work.0, rounds)?;
-    let added = (t.signed - t.plain) / t.plain;
-    let added_all = (t.signed_all - t.plain_all) / t.plain_all;
-    println!();
-    println!(
-        "{:<58} {:>9} {:>9} {:>9}",
-        "(e) rel build --push, warm cargo + cache, new repository", "no key", "signed", "added"
-    );
-    for (row, plain, signed, pct) in [
-        (
-            "(e1) one component (10 MiB image)",
-            t.plain,
-            t.signed,
-            added,
-        ),
-        (
-            "(e2) three components (3 x 10 MiB)",
-            t.plain_all,
-            t.signed_all,
-            added_all,
-        ),
-    ] {
+    if rows.contains('e') {
+        // (e) What a signing key adds to `rel build --push` (see bench_trust.rs).
+        let t = crate::bench_trust::run(&root, &host, &bin, &work.0, rounds)?;
+        let added = (t.signed - t.plain) / t.plain;
+        let added_all = (t.signed_all - t.plain_all) / t.plain_all;
+        println!();
         println!(
-            "{row:<58} {plain:>7.3} s {signed:>7.3} s {:>+8.1}%",
-            pct * 100.0
+            "{:<58} {:>9} {:>9} {:>9}",
+            "(e) rel build --push, warm cargo + cache, new repository", "no key", "signed", "added"
+        );
+        for (row, plain, signed, pct) in [
+            (
+                "(e1) one component (10 MiB image)",
+                t.plain,
+                t.signed,
+                added,
+            ),
+            (
+                "(e2) three components (3 x 10 MiB)",
+                t.plain_all,
+                t.signed_all,
+                added_all,
+            ),
+        ] {
+            println!(
+                "{row:<58} {plain:>7.3} s {signed:>7.3} s {:>+8.1}%",
+                pct * 100.0
+            );
+        }
+        println!(
+            "{:<58} {:>7.3} s",
+            "(e3) rel verify of the three-image release", t.verify
+        );
+        println!(
+            "(e1) signing adds {:+.1}%, (e2) {:+.1}%   (goal < 10%: {}, {})",
+            added * 100.0,
+            added_all * 100.0,
+            verdict(added < 0.10),
+            verdict(added_all < 0.10)
         );
     }
-    println!(
-        "{:<58} {:>7.3} s",
-        "(e3) rel verify of the three-image release", t.verify
-    );
-    println!(
-        "(e1) signing adds {:+.1}%, (e2) {:+.1}%   (goal < 10%: {}, {})",
-        added * 100.0,
-        added_all * 100.0,
-        verdict(added < 0.10),
-        verdict(added_all < 0.10)
-    );
 
-    // (f) A no-change `rel build --push` of three services (bench_warm.rs).
-    let w = crate::bench_warm::run(&root, &host, &bin, &work.0, rounds)?;
-    println!();
-    println!(
-        "{:<58} {:>7.3} s",
-        "(f) rel build --push of 3 services, no change (warm)", w.no_change
-    );
-    println!(
-        "(f) = {:.3} s   (goal < 2 s: {}); layers compressed by it: {}   (goal 0: {})",
-        w.no_change,
-        verdict(w.no_change < 2.0),
-        w.blobs_rewritten,
-        verdict(w.blobs_rewritten == 0)
-    );
+    if rows.contains('f') {
+        // (f) A no-change `rel build --push` of three services (bench_warm.rs).
+        let w = crate::bench_warm::run(&root, &host, &bin, &work.0, rounds)?;
+        println!();
+        println!(
+            "{:<58} {:>7.3} s",
+            "(f) rel build --push of 3 services, no change (warm)", w.no_change
+        );
+        println!(
+            "(f) = {:.3} s   (goal < 2 s: {}); layers compressed by it: {}   (goal 0: {})",
+            w.no_change,
+            verdict(w.no_change < 2.0),
+            w.blobs_rewritten,
+            verdict(w.blobs_rewritten == 0)
+        );
+    }
     Ok(())
 }
 

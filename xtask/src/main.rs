@@ -48,7 +48,7 @@ tasks:
       random overlays over a base, rendered by rel and by `kubectl kustomize`; any difference is kept.
   bench render [--sizes 500,1000,2000]
       rel's renderer against `kubectl kustomize` on generated overlays, side by side.
-  bench build [--binary PATH] [--rounds N]
+  bench build [--binary PATH] [--rounds N] [--rows abcdef]
       assembling and pushing an image with rel against umoci + skopeo, the gzip+sha256 floor,
       and a no-change re-push, against a local docker-registry.
   bench git [--dev]

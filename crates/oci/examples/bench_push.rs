@@ -50,6 +50,7 @@ fn push(binary: &str, registry: &str, repo_tag: &str, cache_dir: &str) {
             &client,
             &target,
             &PushOptions::default(),
+            oci::Watch::default(),
         )
         .await
         .expect("build and push")

@@ -4,6 +4,14 @@
 //! id). The diff id hashes the uncompressed tar, so it covers each file's content (the binary's
 //! bytes), path and mode and the mtime. Value: diff id, digest, size. Blobs
 //! live under `<cache>/blobs/sha256/<hex>`, entries under `<cache>/layers/<key hex>.json`.
+//!
+//! Computing the key reads every byte of the files. A stamp (`<cache>/stamps/<hex>.json`, one per
+//! layer spec) remembers the key with each file's identity as the filesystem reports it (size,
+//! modification and change time in nanoseconds, inode, device), as git's index does: while
+//! none of them moved, the key is taken from the stamp without reading the files. A write to a
+//! file moves its ctime, which no tool can set back. A stamp is only written for files whose
+//! ctime is a few seconds old, so that a rewrite within the same clock tick cannot go unseen
+//! (git's "racy" rule); a younger file is hashed again next time.
 
 use std::fs;
 use std::io;
@@ -18,6 +26,8 @@ use crate::layer::{self, COMPRESSOR, LAYOUT_VERSION, Layer, LayerError, LayerSpe
 #[derive(Debug, Clone)]
 pub struct LayerCache {
     root: PathBuf,
+    /// How old a file's change time must be before a stamp vouches for it.
+    racy: std::time::Duration,
 }
 
 /// Whether a layer came from the cache or was built now.
@@ -53,7 +63,17 @@ struct Entry {
 
 impl LayerCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LayerCache { root: root.into() }
+        LayerCache {
+            root: root.into(),
+            racy: RACY,
+        }
+    }
+
+    /// Stamp files whose change time is at least `window` old (default 3 s). Tests use zero; a
+    /// filesystem with coarse timestamps needs more than its tick.
+    pub fn with_racy_window(mut self, window: std::time::Duration) -> Self {
+        self.racy = window;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -67,7 +87,10 @@ impl LayerCache {
 
     /// The layer for `spec`: from the cache when the inputs are unchanged, else built and stored.
     pub fn layer(&self, spec: &LayerSpec) -> Result<(Layer, CacheOutcome), LayerError> {
-        let key = cache_key(spec)?;
+        if let Some(layer) = self.stamped(spec)? {
+            return Ok((layer, CacheOutcome::Hit));
+        }
+        let key = self.key(spec)?;
         if let Some(layer) = self.get(&key.key)? {
             return Ok((layer, CacheOutcome::Hit));
         }
@@ -84,6 +107,70 @@ impl LayerCache {
             tracing::debug!(digest = %layer.digest, "layer cache hit");
         }
         Ok(found)
+    }
+
+    /// The cached layer for `spec` if its stamp says no file changed since the key was computed
+    /// (no file is read); `None` means: compute the key.
+    pub fn stamped(&self, spec: &LayerSpec) -> Result<Option<Layer>, LayerError> {
+        let path = self.stamp_path(spec);
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(None);
+        };
+        let Ok(stamp) = serde_json::from_slice::<Stamp>(&bytes) else {
+            return Ok(None);
+        };
+        match file_stats(spec) {
+            Some(now) if now == stamp.files => self.get(&stamp.key),
+            _ => Ok(None),
+        }
+    }
+
+    /// The cache key of `spec` (one hashing pass over its files), remembered in its stamp.
+    pub(crate) fn key(&self, spec: &LayerSpec) -> Result<LayerKey, LayerError> {
+        let before = file_stats(spec);
+        let key = cache_key(spec)?;
+        // Only if nothing moved while we read, and every file is old enough that a rewrite
+        // would show in its times.
+        if let Some(files) =
+            before.filter(|b| Some(b) == file_stats(spec).as_ref() && settled(b, self.racy))
+        {
+            let stamp = Stamp {
+                files,
+                key: key.key.clone(),
+            };
+            let path = self.stamp_path(spec);
+            let written = serde_json::to_vec(&stamp)
+                .map_err(io::Error::from)
+                .and_then(|bytes| atomic_file::write_unsynced(&path, &bytes));
+            if let Err(e) = written {
+                tracing::debug!(path = %path.display(), error = %e, "layer stamp not written");
+            }
+        }
+        Ok(key)
+    }
+
+    fn stamp_path(&self, spec: &LayerSpec) -> PathBuf {
+        let id = StampId {
+            layout_version: LAYOUT_VERSION,
+            compressor: COMPRESSOR,
+            gzip_level: spec.gzip_level,
+            mtime: spec.mtime,
+            files: spec
+                .files
+                .iter()
+                .map(|f| {
+                    (
+                        f.source.to_string_lossy().into_owned(),
+                        f.dest.as_str(),
+                        f.mode,
+                    )
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&id).expect("stamp id serialises");
+        self.root
+            .join("stamps")
+            .join(format!("{}.json", Digest::of(&bytes).hex()))
     }
 
     fn entry_path(&self, key: &Digest) -> PathBuf {
@@ -150,6 +237,71 @@ impl LayerCache {
             _ => Ok(None),
         }
     }
+}
+
+/// What a stamp is for: the spec without the files' bytes.
+#[derive(Serialize)]
+struct StampId<'a> {
+    layout_version: u32,
+    compressor: &'a str,
+    gzip_level: u32,
+    mtime: u64,
+    files: Vec<(String, &'a str, u32)>,
+}
+
+/// A layer key and the identity of each file it was computed from.
+#[derive(Serialize, Deserialize)]
+struct Stamp {
+    files: Vec<FileStat>,
+    key: Digest,
+}
+
+/// A file as `stat` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileStat {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+/// How old a file's change time must be before a stamp vouches for it, by default.
+const RACY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Every file of `spec` as `stat` sees it (`None`: one cannot be read, or not on Unix).
+fn file_stats(spec: &LayerSpec) -> Option<Vec<FileStat>> {
+    spec.files.iter().map(|f| stat(&f.source)).collect()
+}
+
+#[cfg(unix)]
+fn stat(path: &Path) -> Option<FileStat> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    Some(FileStat {
+        len: m.len(),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        ino: m.ino(),
+        dev: m.dev(),
+    })
+}
+
+#[cfg(not(unix))]
+fn stat(_: &Path) -> Option<FileStat> {
+    None
+}
+
+/// Whether every file last changed `window` ago or earlier.
+fn settled(files: &[FileStat], window: std::time::Duration) -> bool {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
+    let limit = i128::try_from(now.saturating_sub(window).as_nanos()).unwrap_or(i128::MAX);
+    files
+        .iter()
+        .all(|f| f.ctime_ns <= limit && f.mtime_ns <= limit)
 }
 
 /// The cache key of `spec`: its diff id (sha256 of the uncompressed tar, which covers every

@@ -41,7 +41,7 @@ pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};
 pub use image_ref::{Digest, ImageRef};
 pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};
 pub use layout::{LayoutError, LayoutWrite, read_base, write_layout};
-pub use publish::{PublishError, Published, build_and_push};
+pub use publish::{PublishError, Published, Watch, build_and_push};
 pub use registry::{
     BlobOutcome, ClientOptions, CredentialSources, Credentials, PullError, PushOptions, PushReport,
     Registry, RegistryError, TagStatus, resolve_credentials,

@@ -4,13 +4,13 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use image_ref::ImageRef;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cache::{self, CacheOutcome, LayerCache};
+use crate::cache::{CacheOutcome, LayerCache};
 use crate::image::{self, BaseImage, Image, ImageError, ImageSpec};
 use crate::layer::{self, Layer, LayerError, LayerSpec};
 use crate::registry::{Known, PushOptions, PushReport, Registry, RegistryError};
@@ -22,6 +22,16 @@ pub struct Published {
     pub layer: Layer,
     pub cache: CacheOutcome,
     pub push: PushReport,
+}
+
+/// What a caller can follow while [`build_and_push`] works.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Told the image as soon as its digest is known, before its manifest is pushed (e.g. to
+    /// sign it while the push finishes). Dropped unsent when the build or push fails first.
+    pub image: Option<oneshot::Sender<Image>>,
+    /// Layer bytes sent to the registry so far (streamed or uploaded), for a progress display.
+    pub sent: Arc<AtomicU64>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -39,6 +49,8 @@ pub enum PublishError {
 
 /// Build (or take from `cache`) the layer of `layer_spec`, assemble it over `base` with
 /// `image_spec`, and push the image to `target`. Needs a tokio runtime with the blocking pool.
+/// `watch` hears of the image once its digest is known and counts the layer bytes sent.
+#[allow(clippy::too_many_arguments)] // each is one input of a different kind; a struct would only rename them
 pub async fn build_and_push(
     cache: &LayerCache,
     layer_spec: &LayerSpec,
@@ -47,7 +59,31 @@ pub async fn build_and_push(
     registry: &Registry,
     target: &ImageRef,
     options: &PushOptions,
+    watch: Watch,
 ) -> Result<Published, PublishError> {
+    let Watch {
+        image: mut tell_image,
+        sent: sent_bytes,
+    } = watch;
+    // A stamp that says no file changed: the cached layer, with no file read and no
+    // speculative work.
+    if let Some(layer) = cache.stamped(layer_spec)? {
+        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+        if let Some(tell) = tell_image.take() {
+            let _ = tell.send(image.clone());
+        }
+        let known = Known {
+            progress: Some(sent_bytes),
+            ..Known::default()
+        };
+        let push = registry.push_with(target, &image, options, known).await?;
+        return Ok(Published {
+            image,
+            layer,
+            cache: CacheOutcome::Hit,
+            push,
+        });
+    }
     // Three things start at once: the cache key (one hashing pass over the tar), the tag lookup,
     // and — speculatively — the layer build. On a cache hit the build is cancelled (it has spent
     // at most the key's hashing time); on a miss it is already that far along.
@@ -77,7 +113,7 @@ pub async fn build_and_push(
     let key_and_hit = async {
         let (cache, spec) = (cache.clone(), layer_spec.clone());
         let result = blocking(move || {
-            let key = cache::cache_key(&spec)?;
+            let key = cache.key(&spec)?;
             let hit = cache.get(&key.key)?;
             Ok::<_, LayerError>((key, hit))
         })
@@ -115,8 +151,14 @@ pub async fn build_and_push(
             registry.abort_upload(session).await;
             return None;
         }
-        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok::<_, io::Error>(b), rx))
+        let counter = sent_bytes.clone();
+        let chunks = futures_util::stream::unfold(rx, move |mut rx| {
+            let counter = counter.clone();
+            async move {
+                let chunk = rx.recv().await?;
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Some((Ok::<_, io::Error>(chunk), rx))
+            }
         });
         match registry.stream_upload(session, chunks, size_hint).await {
             Ok(s) => Some(s),
@@ -162,9 +204,13 @@ pub async fn build_and_push(
     if let Some(layer) = hit {
         let _ = built; // cancelled, or finished into an unused temp file that it removed
         let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+        if let Some(tell) = tell_image.take() {
+            let _ = tell.send(image.clone());
+        }
         let known = Known {
             sent: Vec::new(),
             tag_digest,
+            progress: Some(sent_bytes),
         };
         let push = registry.push_with(target, &image, options, known).await?;
         return Ok(Published {
@@ -179,6 +225,9 @@ pub async fn build_and_push(
     layer.diff_id = key.diff_id.clone();
     cache.insert(&key, &layer)?;
     let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+    if let Some(tell) = tell_image.take() {
+        let _ = tell.send(image.clone());
+    }
     let config_sent = config_sent.filter(|d| *d == image.config_digest);
     let layer_sent = match streamed.filter(|u| u.sent() == layer.size) {
         Some(upload) => match registry.commit_upload(&upload, &layer.digest).await {
@@ -190,9 +239,14 @@ pub async fn build_and_push(
         },
         None => None,
     };
+    if layer_sent.is_none() {
+        // The push uploads the layer from its file: count from zero again.
+        sent_bytes.store(0, Ordering::Relaxed);
+    }
     let known = Known {
         sent: layer_sent.into_iter().chain(config_sent).collect(),
         tag_digest,
+        progress: Some(sent_bytes),
     };
     let push = registry.push_with(target, &image, options, known).await?;
     Ok(Published {

@@ -3,6 +3,8 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::try_join_all;
 use image_ref::{Digest, ImageRef};
@@ -85,7 +87,8 @@ pub struct Registry {
 }
 
 enum BlobData<'a> {
-    File(&'a Path),
+    /// A file, and a counter of the bytes sent from it (a caller's progress).
+    File(&'a Path, Option<&'a Arc<AtomicU64>>),
     Bytes(&'a [u8]),
 }
 
@@ -429,7 +432,7 @@ impl Registry {
                 repository,
                 &l.descriptor.digest,
                 l.descriptor.size,
-                BlobData::File(&l.path),
+                BlobData::File(&l.path, known.progress.as_ref()),
                 options,
                 sent,
             ));
@@ -676,7 +679,7 @@ impl Registry {
         let body = || -> Result<Option<reqwest::Body>, RegistryError> {
             Ok(Some(match data {
                 BlobData::Bytes(b) => reqwest::Body::from(b.to_vec()),
-                BlobData::File(p) => file_body(p)?,
+                BlobData::File(p, progress) => file_body(p, progress.cloned())?,
             }))
         };
         let resp = self.t.send(&call, &body, &headers).await?;
@@ -728,6 +731,8 @@ pub(crate) struct Known {
     pub sent: Vec<Digest>,
     /// The tag's digest, looked up while the layer was being built.
     pub tag_digest: Option<Option<Digest>>,
+    /// Counts the layer bytes uploaded (for a caller's progress display).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// An upload session opened with [`Registry::begin_upload`].
@@ -759,8 +764,12 @@ fn header_digest(resp: &reqwest::Response) -> Option<Digest> {
         .ok()
 }
 
-/// A streamed request body: 1 MiB reads on the blocking pool, never the whole blob in memory.
-fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
+/// A streamed request body: 1 MiB reads on the blocking pool, never the whole blob in memory;
+/// each chunk is added to `progress` as it is handed to the connection.
+fn file_body(
+    path: &Path,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<reqwest::Body, RegistryError> {
     let file = std::fs::File::open(path).map_err(|source| RegistryError::ReadBlob {
         path: path.to_owned(),
         source,
@@ -789,6 +798,11 @@ fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
             Ok::<_, io::Error>(None)
         } else {
             Ok(Some((bytes::Bytes::from(chunk), (file, path))))
+        }
+    });
+    let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+        if let (Some(p), Ok(b)) = (&progress, chunk) {
+            p.fetch_add(b.len() as u64, Ordering::Relaxed);
         }
     });
     Ok(reqwest::Body::wrap_stream(stream))

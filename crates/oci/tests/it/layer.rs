@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use oci::{CacheOutcome, ImageSpec, LayerCache, LayerSpec, assemble};
 
@@ -272,4 +273,67 @@ fn image_config_and_manifest_are_canonical() {
         ),
         Err(oci::ImageError::BadPort(_))
     ));
+}
+
+#[test]
+fn a_stamp_answers_for_an_unchanged_file_and_any_write_voids_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("hello");
+    std::fs::copy(static_binary(), &bin).unwrap();
+    let spec = LayerSpec::binary(&bin, "hello", MTIME);
+
+    // By default a file changed in the last seconds is not stamped: it is hashed every time.
+    let careful = LayerCache::new(dir.path().join("cache"));
+    let (first, outcome) = careful.layer(&spec).unwrap();
+    assert_eq!(outcome, CacheOutcome::Built);
+    assert_eq!(
+        careful.stamped(&spec).unwrap(),
+        None,
+        "a fresh file is not stamped"
+    );
+
+    // With no racy window (the file counts as old), the key pass leaves a stamp ...
+    let cache = LayerCache::new(dir.path().join("cache")).with_racy_window(Duration::ZERO);
+    let (second, outcome) = cache.layer(&spec).unwrap();
+    assert_eq!((outcome, &second), (CacheOutcome::Hit, &first));
+    assert_eq!(cache.stamped(&spec).unwrap().as_ref(), Some(&first));
+    // ... for this spec only: another mtime, level or destination is another layer.
+    let mut other = LayerSpec::binary(&bin, "hello", MTIME + 1);
+    assert_eq!(cache.stamped(&other).unwrap(), None);
+    other = LayerSpec::binary(&bin, "other", MTIME);
+    assert_eq!(cache.stamped(&other).unwrap(), None);
+
+    // Same size, other bytes, the old modification time put back: the change time still moved,
+    // so the stamp no longer answers and the new bytes are built.
+    let modified = std::fs::metadata(&bin).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&bin, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&bin)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    assert_eq!(
+        cache.stamped(&spec).unwrap(),
+        None,
+        "a rewrite voids the stamp"
+    );
+    let (third, outcome) = cache.layer(&spec).unwrap();
+    assert_eq!(outcome, CacheOutcome::Built);
+    assert_ne!(third.digest, first.digest);
+    assert_eq!(cache.stamped(&spec).unwrap().as_ref(), Some(&third));
+
+    // A stamp whose layer blob is gone is not trusted either.
+    std::fs::remove_file(&third.path).unwrap();
+    assert_eq!(cache.stamped(&spec).unwrap(), None);
+    // Nor is a corrupt stamp.
+    for entry in std::fs::read_dir(dir.path().join("cache/stamps")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"{not json").unwrap();
+    }
+    assert_eq!(cache.stamped(&spec).unwrap(), None);
+    let (again, outcome) = cache.layer(&spec).unwrap();
+    assert_eq!((outcome, again.digest), (CacheOutcome::Built, third.digest));
 }

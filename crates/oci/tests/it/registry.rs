@@ -584,10 +584,18 @@ async fn an_unreachable_registry_fails_naming_the_endpoint_after_bounded_retries
     hang_up.abort();
 }
 
+/// `build_and_push`, checking what its watch saw: the image (before the push ended) and every
+/// layer byte the push uploaded.
 async fn publish(host: &str, cache: &Path, repo_tag: &str) -> oci::Published {
     let client = Registry::new(host, None, options()).unwrap();
     let spec = ImageSpec::new(vec!["/app/hello".into()], MTIME);
-    oci::build_and_push(
+    let (tell, told) = tokio::sync::oneshot::channel();
+    let watch = oci::Watch {
+        image: Some(tell),
+        ..Default::default()
+    };
+    let sent = watch.sent.clone();
+    let published = oci::build_and_push(
         &LayerCache::new(cache),
         &LayerSpec::binary(static_binary(), "hello", MTIME),
         None,
@@ -595,9 +603,20 @@ async fn publish(host: &str, cache: &Path, repo_tag: &str) -> oci::Published {
         &client,
         &target(host, repo_tag),
         &PushOptions::default(),
+        watch,
     )
     .await
-    .unwrap()
+    .unwrap();
+    assert_eq!(told.await.unwrap(), published.image);
+    let layer_bytes = published
+        .push
+        .blobs
+        .iter()
+        .filter(|b| b.outcome == oci::BlobOutcome::Uploaded && b.digest == published.layer.digest)
+        .map(|b| b.size)
+        .sum::<u64>();
+    assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), layer_bytes);
+    published
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,6 +704,7 @@ async fn build_and_push_streams_a_new_layer_and_skips_it_next_time() {
         &client,
         &target(&reg.host(), "team/hello:v9"),
         &PushOptions::default(),
+        oci::Watch::default(),
     )
     .await
     .unwrap_err();

@@ -11,7 +11,8 @@
 //! none of them moved, the key is taken from the stamp without reading the files. A write to a
 //! file moves its ctime, which no tool can set back. A stamp is only written for files whose
 //! ctime is a few seconds old, so that a rewrite within the same clock tick cannot go unseen
-//! (git's "racy" rule); a younger file is hashed again next time.
+//! (git's "racy" rule); a younger file is hashed again next time (its stamp only says that a
+//! cache hit is likely, so no speculative work starts).
 
 use std::fs;
 use std::io;
@@ -120,21 +121,31 @@ impl LayerCache {
             return Ok(None);
         };
         match file_stats(spec) {
-            Some(now) if now == stamp.files => self.get(&stamp.key),
+            Some(now) if now == stamp.files && !stamp.racy => self.get(&stamp.key),
             _ => Ok(None),
         }
+    }
+
+    /// Whether no file of `spec` moved since its key was last computed, even when the stamp
+    /// cannot vouch for it (a file changed just before): the key must still be computed, but a
+    /// cache hit is the likely answer, not worth speculative work.
+    pub fn likely_unchanged(&self, spec: &LayerSpec) -> bool {
+        let Ok(bytes) = fs::read(self.stamp_path(spec)) else {
+            return false;
+        };
+        serde_json::from_slice::<Stamp>(&bytes)
+            .is_ok_and(|stamp| file_stats(spec).is_some_and(|now| now == stamp.files))
     }
 
     /// The cache key of `spec` (one hashing pass over its files), remembered in its stamp.
     pub(crate) fn key(&self, spec: &LayerSpec) -> Result<LayerKey, LayerError> {
         let before = file_stats(spec);
         let key = cache_key(spec)?;
-        // Only if nothing moved while we read, and every file is old enough that a rewrite
-        // would show in its times.
-        if let Some(files) =
-            before.filter(|b| Some(b) == file_stats(spec).as_ref() && settled(b, self.racy))
-        {
+        // Only if nothing moved while we read; it vouches for the key only if every file is old
+        // enough that a rewrite would show in its times.
+        if let Some(files) = before.filter(|b| Some(b) == file_stats(spec).as_ref()) {
             let stamp = Stamp {
+                racy: !settled(&files, self.racy),
                 files,
                 key: key.key.clone(),
             };
@@ -254,6 +265,8 @@ struct StampId<'a> {
 struct Stamp {
     files: Vec<FileStat>,
     key: Digest,
+    /// A file had changed within the racy window: the stamp only says "likely unchanged".
+    racy: bool,
 }
 
 /// A file as `stat` reports it.

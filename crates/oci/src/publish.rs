@@ -84,6 +84,27 @@ pub async fn build_and_push(
             push,
         });
     }
+    // Stamped, but too recently changed to be trusted: a hit is likely, so the key is computed
+    // first and nothing is built or uploaded speculatively.
+    if cache.likely_unchanged(layer_spec) {
+        let (cache, spec) = (cache.clone(), layer_spec.clone());
+        let (layer, outcome) = blocking(move || cache.layer(&spec)).await?;
+        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
+        if let Some(tell) = tell_image.take() {
+            let _ = tell.send(image.clone());
+        }
+        let known = Known {
+            progress: Some(sent_bytes),
+            ..Known::default()
+        };
+        let push = registry.push_with(target, &image, options, known).await?;
+        return Ok(Published {
+            image,
+            layer,
+            cache: outcome,
+            push,
+        });
+    }
     // Three things start at once: the cache key (one hashing pass over the tar), the tag lookup,
     // and — speculatively — the layer build. On a cache hit the build is cancelled (it has spent
     // at most the key's hashing time); on a miss it is already that far along.

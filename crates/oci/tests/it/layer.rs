@@ -282,14 +282,22 @@ fn a_stamp_answers_for_an_unchanged_file_and_any_write_voids_it() {
     std::fs::copy(static_binary(), &bin).unwrap();
     let spec = LayerSpec::binary(&bin, "hello", MTIME);
 
-    // By default a file changed in the last seconds is not stamped: it is hashed every time.
+    // By default a file changed in the last seconds is not vouched for: it is hashed every
+    // time, though its stamp says a hit is likely.
     let careful = LayerCache::new(dir.path().join("cache"));
+    assert!(!careful.likely_unchanged(&spec), "no key was computed yet");
     let (first, outcome) = careful.layer(&spec).unwrap();
     assert_eq!(outcome, CacheOutcome::Built);
+    let (_, outcome) = careful.layer(&spec).unwrap();
+    assert_eq!(outcome, CacheOutcome::Hit);
     assert_eq!(
         careful.stamped(&spec).unwrap(),
         None,
-        "a fresh file is not stamped"
+        "a fresh file is not vouched for"
+    );
+    assert!(
+        careful.likely_unchanged(&spec),
+        "but it is likely unchanged"
     );
 
     // With no racy window (the file counts as old), the key pass leaves a stamp ...
@@ -321,6 +329,7 @@ fn a_stamp_answers_for_an_unchanged_file_and_any_write_voids_it() {
         None,
         "a rewrite voids the stamp"
     );
+    assert!(!cache.likely_unchanged(&spec));
     let (third, outcome) = cache.layer(&spec).unwrap();
     assert_eq!(outcome, CacheOutcome::Built);
     assert_ne!(third.digest, first.digest);

@@ -5,6 +5,7 @@
 //! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
 //! binary hits the layer cache and is neither re-tarred nor re-gzipped.
 
+pub(crate) mod auditable;
 pub(crate) mod base;
 pub(crate) mod cargo;
 pub(crate) mod source;
@@ -66,6 +67,13 @@ pub enum BuildError {
         component: String,
         #[source]
         source: cargo::CompileError,
+    },
+    #[error("component `{component}`: could not add the dependency list (.dep-v0) to its binary")]
+    #[diagnostic(forward(source))]
+    DepList {
+        component: String,
+        #[source]
+        source: auditable::AuditableError,
     },
     #[error("component `{component}`: could not build its image layer: {source}")]
     #[diagnostic(help("check that the binary exists and target/rel/cache is writable"))]
@@ -195,6 +203,19 @@ pub(crate) fn assemble_all(
             release_version: plan.release_version.as_deref(),
         })
         .map_err(|source| BuildError::Compile {
+            component: name.to_owned(),
+            source,
+        })?;
+        // The layer is made from a copy that carries the dependency list (`.dep-v0`).
+        let binary = auditable::embed(&auditable::Embed {
+            root,
+            component: name,
+            krate,
+            features,
+            bin,
+            binary: &binary,
+        })
+        .map_err(|source| BuildError::DepList {
             component: name.to_owned(),
             source,
         })?;

@@ -109,6 +109,7 @@ pub(crate) struct Embed<'a> {
 /// binary has the section already). The copy is written atomically, and only when its bytes
 /// differ from the last build's.
 pub(crate) fn embed(e: &Embed<'_>) -> Result<PathBuf, AuditableError> {
+    let started = std::time::Instant::now();
     let graph =
         crate::attest::crate_graph(e.root, e.component, e.krate, e.features).map_err(|source| {
             AuditableError::Graph {
@@ -123,7 +124,10 @@ pub(crate) fn embed(e: &Embed<'_>) -> Result<PathBuf, AuditableError> {
     })?;
     let out = match elf_section::add_section(&elf, SECTION, &section) {
         Ok(elf_section::Added::New(out)) => out,
-        Ok(elf_section::Added::AlreadyPresent) => return Ok(e.binary.to_owned()),
+        Ok(elf_section::Added::AlreadyPresent) => {
+            tracing::debug!(component = e.component, "the binary has {SECTION} already");
+            return Ok(e.binary.to_owned());
+        }
         Err(source) => {
             return Err(AuditableError::Elf {
                 path: e.binary.to_owned(),
@@ -132,7 +136,8 @@ pub(crate) fn embed(e: &Embed<'_>) -> Result<PathBuf, AuditableError> {
         }
     };
     let path = copy_path(e.root, e.component, e.bin);
-    if std::fs::read(&path).ok().as_deref() != Some(out.as_slice()) {
+    let unchanged = std::fs::read(&path).ok().as_deref() == Some(out.as_slice());
+    if !unchanged {
         crate::atomic_write::write_with_mode(&path, &out, Some(0o755)).map_err(|source| {
             AuditableError::Io {
                 action: "write",
@@ -141,6 +146,13 @@ pub(crate) fn embed(e: &Embed<'_>) -> Result<PathBuf, AuditableError> {
             }
         })?;
     }
+    tracing::debug!(
+        component = e.component,
+        section_bytes = section.len(),
+        unchanged,
+        elapsed = ?started.elapsed(),
+        "{SECTION} added"
+    );
     Ok(path)
 }
 

@@ -3,7 +3,9 @@
 //! The image digest is a pure function of the source: the binary is built with fixed flags and
 //! remapped paths ([`cargo`]), every timestamp is the commit time or `SOURCE_DATE_EPOCH`
 //! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
-//! binary hits the layer cache and is neither re-tarred nor re-gzipped.
+//! binary hits the layer cache and is neither re-tarred nor re-gzipped. The layer holds a copy of
+//! cargo's binary with its dependency list added as cargo auditable's `.dep-v0` section
+//! ([`auditable`]).
 
 pub(crate) mod auditable;
 pub(crate) mod base;

@@ -153,45 +153,56 @@ pub(crate) fn provenance(a: &Assembled, inputs: &BuildInputs<'_>) -> Vec<u8> {
     .expect("json")
 }
 
+/// What rel reads of `cargo metadata --format-version 1` (the SBOM here, the `.dep-v0` list in
+/// `build::auditable`).
 #[derive(Deserialize)]
-struct Metadata {
-    packages: Vec<Package>,
-    resolve: Option<Resolve>,
+pub(crate) struct Metadata {
+    pub(crate) packages: Vec<Package>,
+    pub(crate) resolve: Option<Resolve>,
 }
 
 #[derive(Deserialize)]
-struct Package {
-    id: String,
-    name: String,
-    version: String,
-    source: Option<String>,
+pub(crate) struct Package {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) source: Option<String>,
     license: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Resolve {
-    nodes: Vec<Node>,
-}
-
-#[derive(Deserialize)]
-struct Node {
-    id: String,
     #[serde(default)]
-    deps: Vec<NodeDep>,
+    pub(crate) targets: Vec<Target>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Target {
+    #[serde(default)]
+    pub(crate) kind: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Resolve {
+    pub(crate) nodes: Vec<Node>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Node {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) deps: Vec<NodeDep>,
     #[serde(default)]
     features: Vec<String>,
 }
 
 #[derive(Deserialize)]
-struct NodeDep {
-    pkg: String,
+pub(crate) struct NodeDep {
+    pub(crate) pkg: String,
     #[serde(default)]
-    dep_kinds: Vec<DepKind>,
+    pub(crate) dep_kinds: Vec<DepKind>,
 }
 
+/// `null` (normal), `"build"` or `"dev"`.
 #[derive(Deserialize)]
-struct DepKind {
-    kind: Option<String>,
+pub(crate) struct DepKind {
+    pub(crate) kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +223,13 @@ struct LockPackage {
 pub(crate) struct CrateGraph {
     meta: Metadata,
     checksums: BTreeMap<(String, String), String>,
+}
+
+impl CrateGraph {
+    /// What `cargo metadata` said.
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
 }
 
 /// What stops rel from describing or attaching what it built (SBOM, provenance, signature).
@@ -303,6 +321,18 @@ pub(crate) fn crate_graph(
         tracing::debug!(path = %cache.display(), error = %e, "crate graph not cached");
     }
     Ok(CrateGraph { meta, checksums })
+}
+
+/// The key [`crate_graph`] caches the graph of `krate` with `features` under: it moves with
+/// Cargo.lock, any manifest or cargo config of the workspace, the crate, features and target.
+pub(crate) fn crate_graph_key(
+    workspace: &Path,
+    krate: &str,
+    features: &[String],
+) -> Result<String, Error> {
+    let lock_text = std::fs::read_to_string(workspace.join("Cargo.lock"))
+        .map_err(|e| Error::io("read Cargo.lock", workspace.join("Cargo.lock"), e))?;
+    Ok(graph_key(workspace, krate, features, &lock_text))
 }
 
 /// What `cargo metadata --locked` for the SBOM depends on: the crate, its features, the target,

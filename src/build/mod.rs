@@ -3,8 +3,11 @@
 //! The image digest is a pure function of the source: the binary is built with fixed flags and
 //! remapped paths ([`cargo`]), every timestamp is the commit time or `SOURCE_DATE_EPOCH`
 //! ([`source`]), and the layer, config and manifest are deterministic (`crates/oci`). An unchanged
-//! binary hits the layer cache and is neither re-tarred nor re-gzipped.
+//! binary hits the layer cache and is neither re-tarred nor re-gzipped. The layer holds a copy of
+//! cargo's binary with its dependency list added as cargo auditable's `.dep-v0` section
+//! ([`auditable`]).
 
+pub(crate) mod auditable;
 pub(crate) mod base;
 pub(crate) mod cargo;
 pub(crate) mod source;
@@ -66,6 +69,13 @@ pub enum BuildError {
         component: String,
         #[source]
         source: cargo::CompileError,
+    },
+    #[error("component `{component}`: could not add the dependency list (.dep-v0) to its binary")]
+    #[diagnostic(forward(source))]
+    DepList {
+        component: String,
+        #[source]
+        source: auditable::AuditableError,
     },
     #[error("component `{component}`: could not build its image layer: {source}")]
     #[diagnostic(help("check that the binary exists and target/rel/cache is writable"))]
@@ -263,6 +273,21 @@ pub(crate) fn compile_all(
             component: name.to_owned(),
             source,
         })?;
+        // The layer is made from a copy that carries the dependency list (`.dep-v0`).
+        let binary = auditable::embed(&auditable::Embed {
+            root,
+            component: name,
+            krate,
+            features,
+            bin,
+            binary: &binary,
+            racy: oci::cache::RACY,
+        })
+        .map_err(|source| BuildError::DepList {
+            component: name.to_owned(),
+            source,
+        })?
+        .0;
 
         let epoch = u64::try_from(plan.source.epoch).unwrap_or(0);
         let (base_image, base_ref) = match base {

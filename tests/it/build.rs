@@ -141,6 +141,47 @@ fn unpack(reference: &str, work: &Path, name: &str) -> PathBuf {
     bundle.join("rootfs")
 }
 
+/// The `.dep-v0` list of `binary`, read by cargo auditable's own reader (which checks one root
+/// and no cycle), checked against the workspace at `ws`: the root is the crate `root`, a path
+/// package; every package is at its Cargo.lock version; no dev-dependency is listed.
+fn dep_list(binary: &Path, ws: &Path, root: &str) -> serde_json::Value {
+    let info = auditable_info::audit_info_from_file(binary, Default::default())
+        .unwrap_or_else(|e| panic!("{}: no dependency list: {e}", binary.display()));
+    let info = serde_json::to_value(&info).unwrap();
+    let lock: toml::Table = std::fs::read_to_string(ws.join("Cargo.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let locked: std::collections::BTreeSet<(&str, &str)> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap()))
+        .collect();
+    let packages = info["packages"].as_array().unwrap();
+    for p in packages {
+        let key = (p["name"].as_str().unwrap(), p["version"].as_str().unwrap());
+        assert!(locked.contains(&key), "{key:?} is not in Cargo.lock");
+        assert_ne!(key.0, "test-support", "a dev-dependency is listed");
+    }
+    let roots: Vec<_> = packages.iter().filter(|p| p["root"] == true).collect();
+    assert_eq!(roots.len(), 1, "{info:#}");
+    assert_eq!(roots[0]["name"], root);
+    assert_eq!(roots[0]["source"], "local");
+    info
+}
+
+/// The package `name` of a `.dep-v0` list.
+fn package(info: &serde_json::Value, name: &str) -> serde_json::Value {
+    info["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in the dependency list"))
+        .clone()
+}
+
 #[test]
 fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let registry = Registry::start();
@@ -205,6 +246,19 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
     let work = tempfile::tempdir().unwrap();
     let binary = unpack(&reference, work.path(), "identity").join("app/identity");
     assert!(binary.is_file(), "{} missing", binary.display());
+    // It carries its dependency list as cargo auditable does (`.dep-v0`).
+    let deps = dep_list(&binary, a.path(), "identity");
+    let serde = package(&deps, "serde");
+    assert_eq!(
+        serde["kind"],
+        serde_json::Value::Null,
+        "a runtime dependency: {serde}"
+    );
+    assert_eq!(
+        package(&deps, "serde_derive")["kind"],
+        "build",
+        "a proc macro"
+    );
     // The binary from the image runs and answers: bound on port 0, its address read from its log.
     let log = work.path().join("identity.log");
     let service = Service::spawn(
@@ -242,6 +296,7 @@ fn build_push_lock_gate_inspect_run_and_reproduce_from_a_second_checkout() {
         serde_json::json!(["/app/rel"])
     );
     let rel_bin = unpack(&rel_image, work.path(), "rel").join("app/rel");
+    package(&dep_list(&rel_bin, a.path(), "rel"), "oci");
     let gate = |args: &[&str]| {
         Command::new(&rel_bin)
             .args(args)

@@ -367,6 +367,81 @@ fn a_signed_release_verifies_with_rel_and_independent_verifiers() {
     // The CycloneDX 1.5 JSON schema (cyclonedx-python-lib's strict validator) accepts it.
     cyclonedx_schema_accepts(&sbom);
 
+    // The image's binary carries its dependency list as cargo auditable does (`.dep-v0`), and
+    // cargo auditable's own reader finds the same packages as the SBOM, at Cargo.lock's versions.
+    let image = get_manifest(&s, &s.digest, MANIFEST);
+    let layer = get_blob(&s, image["layers"][0]["digest"].as_str().unwrap());
+    let rootfs = tempfile::tempdir().unwrap();
+    let tar = Command::new("tar")
+        .arg("-xzf")
+        .arg("-")
+        .arg("-C")
+        .arg(rootfs.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&layer)?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(tar.success());
+    let binary = rootfs.path().join("app/hello");
+    assert_eq!(
+        std::fs::read(&binary).unwrap(),
+        std::fs::read(p.join("target/rel/bin/hello/hello")).unwrap(),
+        "the layer holds rel's copy with the section"
+    );
+    let info = auditable_info::audit_info_from_file(&binary, Default::default()).unwrap();
+    let info = serde_json::to_value(&info).unwrap();
+    assert_eq!(info["format"], 1);
+    let listed: std::collections::BTreeSet<(String, String)> = info["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let field = |k: &str| p[k].as_str().unwrap().to_owned();
+            (field("name"), field("version"))
+        })
+        .collect();
+    let mut in_sbom: std::collections::BTreeSet<(String, String)> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap().to_owned();
+            (field("name"), field("version"))
+        })
+        .collect();
+    in_sbom.insert(("hello".to_owned(), "0.3.0".to_owned()));
+    assert_eq!(listed, in_sbom, "{info:#}");
+    let package = |name: &str| {
+        info["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from .dep-v0: {info:#}"))
+            .clone()
+    };
+    let hello = package("hello");
+    assert_eq!(hello["source"], "local");
+    assert_eq!(hello["root"], true);
+    let fastrand = package("fastrand");
+    assert_eq!(fastrand["source"], "crates.io");
+    assert!(
+        lock_text.contains(&format!(
+            "name = \"fastrand\"\nversion = {}",
+            fastrand["version"]
+        )),
+        "{fastrand} not as in Cargo.lock"
+    );
+    assert_eq!(hello["dependencies"], serde_json::json!([0]), "{info:#}");
+    // The binary with the section runs.
+    let run = Command::new(&binary).output().unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("hello "));
+
     // The provenance is a DSSE envelope whose signature OpenSSL accepts over the DSSE
     // pre-authentication encoding, holding an in-toto v1 statement about this digest.
     let prov_manifest = get_manifest(

@@ -12,6 +12,7 @@ const TARGETS: &[&str] = &[
     "image_ref",
     "envelope",
     "kube_inputs",
+    "elf_section",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -269,9 +269,11 @@ struct Stamp {
     racy: bool,
 }
 
-/// A file as `stat` reports it.
+/// A file as `stat` reports it: size, modification and change time (ns), inode, device. Equal
+/// stats mean an unchanged file, as in git's index, once the file is older than the racy window
+/// ([`FileStat::settled`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct FileStat {
+pub struct FileStat {
     len: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -280,11 +282,23 @@ struct FileStat {
 }
 
 /// How old a file's change time must be before a stamp vouches for it, by default.
-const RACY: std::time::Duration = std::time::Duration::from_secs(3);
+pub const RACY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Every file of `spec` as `stat` sees it (`None`: one cannot be read, or not on Unix).
 fn file_stats(spec: &LayerSpec) -> Option<Vec<FileStat>> {
     spec.files.iter().map(|f| stat(&f.source)).collect()
+}
+
+impl FileStat {
+    /// `path`'s stat (`None`: it cannot be read, or not on Unix).
+    pub fn of(path: &Path) -> Option<FileStat> {
+        stat(path)
+    }
+
+    /// Whether the file last changed `window` ago or earlier (so a rewrite would show).
+    pub fn settled(&self, window: std::time::Duration) -> bool {
+        settled(std::slice::from_ref(self), window)
+    }
 }
 
 #[cfg(unix)]

@@ -36,7 +36,7 @@ mod tar;
 pub mod timestamp;
 pub mod unpack;
 
-pub use cache::{CacheOutcome, LayerCache};
+pub use cache::{CacheOutcome, FileStat, LayerCache};
 pub use image::{BaseImage, Image, ImageError, ImageSpec, LayerBlob, assemble};
 pub use image_ref::{Digest, ImageRef};
 pub use layer::{Layer, LayerError, LayerFile, LayerSpec, build_layer};

@@ -421,6 +421,43 @@ fn cargo_metadata(
     Ok(out.stdout)
 }
 
+/// The packages linked into the binary of `root` (ids, `root` included) and the edges between
+/// them (by purl).
+fn linked<'m>(
+    packages: &BTreeMap<&'m str, &'m Package>,
+    nodes: &BTreeMap<&'m str, &'m Node>,
+    root: &'m str,
+) -> (BTreeSet<&'m str>, BTreeMap<String, BTreeSet<String>>) {
+    // Normal dependencies only: build scripts and proc macros run at build time, they are not
+    // in the binary. A proc-macro crate is a normal dependency in cargo's graph, but it runs in
+    // the compiler: neither it nor what only it uses is linked.
+    let proc_macro = |id: &str| {
+        packages.get(id).is_some_and(|p| {
+            !p.targets.is_empty() && p.targets.iter().all(|t| t.kind == ["proc-macro"])
+        })
+    };
+    let normal =
+        |d: &&NodeDep| d.dep_kinds.iter().any(|k| k.kind.is_none()) && !proc_macro(d.pkg.as_str());
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root];
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        let from = purl(packages[id]);
+        let entry = edges.entry(from).or_default();
+        for dep in node.deps.iter().filter(normal) {
+            if let Some(p) = packages.get(dep.pkg.as_str()) {
+                entry.insert(purl(p));
+                stack.push(dep.pkg.as_str());
+            }
+        }
+    }
+    (seen, edges)
+}
+
 /// The CycloneDX 1.5 SBOM (JSON bytes) of one image's binary: the crate with its features and
 /// every package linked into it (normal dependencies, transitively, for the image's target).
 pub(crate) fn sbom(
@@ -443,26 +480,7 @@ pub(crate) fn sbom(
         .ok_or_else(|| AttestError::NoCrate {
             krate: a.krate.to_owned(),
         })?;
-    // Normal dependencies only: build scripts and proc macros run at build time, they are not
-    // in the binary.
-    let normal = |d: &&NodeDep| d.dep_kinds.iter().any(|k| k.kind.is_none());
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![root.id.as_str()];
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        let Some(node) = nodes.get(id) else { continue };
-        let from = purl(packages[id]);
-        let entry = edges.entry(from).or_default();
-        for dep in node.deps.iter().filter(normal) {
-            if let Some(p) = packages.get(dep.pkg.as_str()) {
-                entry.insert(purl(p));
-                stack.push(dep.pkg.as_str());
-            }
-        }
-    }
+    let (seen, edges) = linked(&packages, &nodes, root.id.as_str());
     let component = |p: &Package| {
         let mut c = serde_json::json!({
             "bom-ref": purl(p),
@@ -759,6 +777,55 @@ pub(crate) fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proc_macro_and_what_only_it_uses_are_not_linked() {
+        let pkg = |name: &str, kind: &str| {
+            serde_json::json!({
+                "id": format!("registry+https://github.com/rust-lang/crates.io-index#{name}@1.0.0"),
+                "name": name, "version": "1.0.0",
+                "source": "registry+https://github.com/rust-lang/crates.io-index",
+                "targets": [{"kind": [kind]}],
+            })
+        };
+        let id = |name: &str| {
+            format!("registry+https://github.com/rust-lang/crates.io-index#{name}@1.0.0")
+        };
+        let dep = |name: &str, kind: Option<&str>| serde_json::json!({"pkg": id(name), "dep_kinds": [{"kind": kind}]});
+        let meta: Metadata = serde_json::from_value(serde_json::json!({
+            "packages": [
+                {"id": "path+file:///w/app#0.1.0", "name": "app", "version": "0.1.0",
+                 "source": null, "targets": [{"kind": ["bin"]}]},
+                pkg("serde", "lib"), pkg("serde_derive", "proc-macro"), pkg("syn", "lib"),
+                pkg("shared", "lib"), pkg("cc", "lib"),
+            ],
+            "resolve": {"nodes": [
+                {"id": "path+file:///w/app#0.1.0",
+                 "deps": [dep("serde", None), dep("serde_derive", None), dep("cc", Some("build"))]},
+                {"id": id("serde"), "deps": [dep("serde_derive", None), dep("shared", None)]},
+                {"id": id("serde_derive"), "deps": [dep("syn", None), dep("shared", None)]},
+                {"id": id("syn"), "deps": []},
+                {"id": id("shared"), "deps": []},
+                {"id": id("cc"), "deps": []},
+            ]},
+        }))
+        .unwrap();
+        let packages: BTreeMap<&str, &Package> =
+            meta.packages.iter().map(|p| (p.id.as_str(), p)).collect();
+        let nodes: BTreeMap<&str, &Node> = meta
+            .resolve
+            .as_ref()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n))
+            .collect();
+        let (seen, _) = linked(&packages, &nodes, "path+file:///w/app#0.1.0");
+        let names: Vec<&str> = seen.iter().map(|id| packages[id].name.as_str()).collect();
+        // serde and what it links (shared); not the proc macro, not syn (only the macro uses
+        // it), not the build dependency.
+        assert_eq!(names, ["app", "serde", "shared"]);
+    }
 
     #[test]
     fn the_crate_graph_key_changes_with_any_manifest_the_lock_or_the_features() {

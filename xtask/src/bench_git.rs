@@ -200,10 +200,23 @@ fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         sh(dir, rel.to_str().unwrap_or("rel"), &refs)?;
     }
+    // The deep gate's evidence names the lockfile it ran against (`rel record` checks it).
+    let sum = Command::new("sha256sum")
+        .arg(dir.join("releases/0.2.0.yaml"))
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let lock_sha = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .filter(|h| h.len() == 64)
+        .ok_or("sha256sum printed no digest")?
+        .to_owned();
     let evidence = dir.join("evidence.json");
     std::fs::write(
         &evidence,
-        r#"{"gate":"smoke","target":"staging","status":"pass","summary":{"pass":1,"fail":0,"warn":0,"skip":0},"checks":[{"name":"ok","status":"pass","detail":"ok"}],"context":{"profile":"deep","env":"staging","version":"0.2.0"}}"#,
+        format!(
+            r#"{{"gate":"smoke","target":"staging","status":"pass","summary":{{"pass":1,"fail":0,"warn":0,"skip":0}},"checks":[{{"name":"ok","status":"pass","detail":"ok"}}],"context":{{"profile":"deep","env":"staging","version":"0.2.0","lockfileSha256":"{lock_sha}"}}}}"#
+        ),
     )
     .map_err(|e| e.to_string())?;
     sh(

@@ -65,45 +65,30 @@ pub async fn build_and_push(
         image: mut tell_image,
         sent: sent_bytes,
     } = watch;
-    // A stamp that says no file changed: the cached layer, with no file read and no
-    // speculative work.
-    if let Some(layer) = cache.stamped(layer_spec)? {
-        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        if let Some(tell) = tell_image.take() {
-            let _ = tell.send(image.clone());
-        }
-        let known = Known {
-            progress: Some(sent_bytes),
-            ..Known::default()
-        };
-        let push = registry.push_with(target, &image, options, known).await?;
-        return Ok(Published {
-            image,
-            layer,
-            cache: CacheOutcome::Hit,
-            push,
-        });
-    }
-    // Stamped, but too recently changed to be trusted: a hit is likely, so the key is computed
+    let to = Destination {
+        base,
+        image_spec,
+        registry,
+        target,
+        options,
+    };
+    // A stamp that says no file changed: the cached layer, with no file read and no speculative
+    // work. A stamp too recent to vouch for the files: a hit is likely, so the key is computed
     // first and nothing is built or uploaded speculatively.
-    if cache.likely_unchanged(layer_spec) {
-        let (cache, spec) = (cache.clone(), layer_spec.clone());
-        let (layer, outcome) = blocking(move || cache.layer(&spec)).await?;
-        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        if let Some(tell) = tell_image.take() {
-            let _ = tell.send(image.clone());
+    let cached = match cache.stamped(layer_spec)? {
+        Some(layer) => Some((layer, CacheOutcome::Hit)),
+        None if cache.likely_unchanged(layer_spec) => {
+            let (cache, spec) = (cache.clone(), layer_spec.clone());
+            Some(blocking(move || cache.layer(&spec)).await?)
         }
+        None => None,
+    };
+    if let Some((layer, outcome)) = cached {
         let known = Known {
             progress: Some(sent_bytes),
             ..Known::default()
         };
-        let push = registry.push_with(target, &image, options, known).await?;
-        return Ok(Published {
-            image,
-            layer,
-            cache: outcome,
-            push,
-        });
+        return to.push(layer, outcome, known, tell_image).await;
     }
     // Three things start at once: the cache key (one hashing pass over the tar), the tag lookup,
     // and — speculatively — the layer build. On a cache hit the build is cancelled (it has spent
@@ -224,22 +209,12 @@ pub async fn build_and_push(
 
     if let Some(layer) = hit {
         let _ = built; // cancelled, or finished into an unused temp file that it removed
-        let image = image::assemble(base, std::slice::from_ref(&layer), image_spec)?;
-        if let Some(tell) = tell_image.take() {
-            let _ = tell.send(image.clone());
-        }
         let known = Known {
             sent: Vec::new(),
             tag_digest,
             progress: Some(sent_bytes),
         };
-        let push = registry.push_with(target, &image, options, known).await?;
-        return Ok(Published {
-            image,
-            layer,
-            cache: CacheOutcome::Hit,
-            push,
-        });
+        return to.push(layer, CacheOutcome::Hit, known, tell_image).await;
     }
 
     let mut layer = built?;
@@ -276,6 +251,41 @@ pub async fn build_and_push(
         cache: CacheOutcome::Built,
         push,
     })
+}
+
+/// Where a built or cached layer goes: the image around it, and the push.
+struct Destination<'a> {
+    base: Option<&'a BaseImage>,
+    image_spec: &'a ImageSpec,
+    registry: &'a Registry,
+    target: &'a ImageRef,
+    options: &'a PushOptions,
+}
+
+impl Destination<'_> {
+    /// Assemble the image of `layer` (the cache's), tell the watcher its digest, push it.
+    async fn push(
+        &self,
+        layer: Layer,
+        cache: CacheOutcome,
+        known: Known,
+        tell_image: Option<oneshot::Sender<Image>>,
+    ) -> Result<Published, PublishError> {
+        let image = image::assemble(self.base, std::slice::from_ref(&layer), self.image_spec)?;
+        if let Some(tell) = tell_image {
+            let _ = tell.send(image.clone());
+        }
+        let push = self
+            .registry
+            .push_with(self.target, &image, self.options, known)
+            .await?;
+        Ok(Published {
+            image,
+            layer,
+            cache,
+            push,
+        })
+    }
 }
 
 /// Stands in for the diff id while the speculative build runs (it is never stored).

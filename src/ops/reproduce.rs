@@ -108,7 +108,7 @@ pub(crate) fn verify_reproducible(ws: &Workspace, version: &Version) -> Result<R
                 Some(d) => report.push(Check::fail(
                     name,
                     format!(
-                        "rebuilt from {} to {d}, the lockfile pins {locked}: the image is not reproducible from its commit (or the lockfile names another image)",
+                        "rebuilt from {} to {d}, the lockfile pins {locked}: the image is not reproducible from its commit (or the lockfile names another image, or another rel version built it: the layer is rel's format, and this rel adds `.dep-v0` to every binary)",
                         short(&commit)
                     ),
                 )),

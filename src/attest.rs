@@ -666,41 +666,32 @@ pub(crate) fn prepare(workspace: &Path, components: &[ToPrepare]) -> Result<Prep
     })
 }
 
-/// Sign what is published for each image, in the order of `assembled`: the cosign payload and
-/// its signature, the provenance envelope and the SBOM. No I/O: `prepared` read it all.
+/// Sign what is published for one image: the cosign payload and its signature, the provenance
+/// envelope and the SBOM. No I/O: `prepared` read it all.
 pub(crate) fn documents(
     key: &SigningKey,
-    assembled: &[Assembled],
+    a: &Assembled,
     inputs: &BuildInputs<'_>,
     prepared: &Prepared,
-) -> Result<Vec<Documents>, Error> {
-    assembled
-        .iter()
-        .map(|a| {
-            let graph =
-                prepared
-                    .graphs
-                    .get(&a.component)
-                    .ok_or_else(|| AttestError::NoCrateGraph {
-                        component: a.component.clone(),
-                    })?;
-            let payload = oci::registry::simple_signing_payload(
-                &a.image_name.name(),
-                &a.image.manifest_digest,
-            );
-            let signature =
-                base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
-            let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &provenance(a, inputs));
-            let (bom, dependencies) = sbom(a, inputs, graph)?;
-            Ok(Documents {
-                payload,
-                signature,
-                envelope,
-                bom,
-                dependencies,
-            })
-        })
-        .collect()
+) -> Result<Documents, Error> {
+    let graph = prepared
+        .graphs
+        .get(&a.component)
+        .ok_or_else(|| AttestError::NoCrateGraph {
+            component: a.component.clone(),
+        })?;
+    let payload =
+        oci::registry::simple_signing_payload(&a.image_name.name(), &a.image.manifest_digest);
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign_raw(&payload));
+    let envelope = key.dsse_envelope(IN_TOTO_PAYLOAD_TYPE, &provenance(a, inputs));
+    let (bom, dependencies) = sbom(a, inputs, graph)?;
+    Ok(Documents {
+        payload,
+        signature,
+        envelope,
+        bom,
+        dependencies,
+    })
 }
 
 /// What is signed and attached for one image ([`documents`]).

@@ -340,18 +340,8 @@ impl Signing<'_> {
         registry: &oci::Registry,
         a: &build::Assembled,
     ) -> Result<crate::attest::Attested, Error> {
-        let documents = crate::attest::documents(
-            self.key,
-            std::slice::from_ref(a),
-            &self.inputs,
-            self.prepared,
-        )?;
-        let d = documents
-            .first()
-            .ok_or(crate::attest::AttestError::NoCrateGraph {
-                component: a.component.clone(),
-            })?;
-        crate::attest::publish_one(registry, a, d).await
+        let d = crate::attest::documents(self.key, a, &self.inputs, self.prepared)?;
+        crate::attest::publish_one(registry, a, &d).await
     }
 }
 

@@ -161,16 +161,18 @@ pub(crate) fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Err
 
     let runtime = crate::ops::build::runtime()?;
     let mut clients: BTreeMap<String, oci::Registry> = BTreeMap::new();
+    // Each component's checks, in the lockfile's order: the registry's run all at once.
+    let mut per_component = Vec::new();
     for (name, c) in &lockfile.components {
         let image = c
             .image
             .clone()
             .or_else(|| config.components.get(name).map(|comp| comp.image.clone()));
         let Some(image) = image else {
-            report.push(Check::fail(
+            per_component.push(Err(Check::fail(
                 format!("{name}: signature"),
                 "the lockfile names no image for this component, and rel.toml has none",
-            ));
+            )));
             continue;
         };
         let host = image.registry().to_owned();
@@ -180,10 +182,24 @@ pub(crate) fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Err
                 registry_client(&host, &opts.insecure_registries)?,
             );
         }
-        let registry = &clients[&host];
-        for check in runtime.block_on(component_checks(registry, name, &image, c, keys)) {
-            report.push(check);
-        }
+        per_component.push(Ok((name, image, c)));
+    }
+    let checks = runtime.block_on(futures_util::future::join_all(per_component.into_iter().map(
+        |entry| {
+            let clients = &clients;
+            async move {
+                match entry {
+                    Ok((name, image, c)) => {
+                        let registry = &clients[image.registry()];
+                        component_checks(registry, name, &image, c, keys).await
+                    }
+                    Err(check) => vec![check],
+                }
+            }
+        },
+    )));
+    for check in checks.into_iter().flatten() {
+        report.push(check);
     }
     Ok(report)
 }
@@ -251,16 +267,21 @@ async fn component_checks(
     let repository = image.repository();
     let digest = &c.digest;
     let at = format!("{}@{digest}", image.name());
-    let mut checks =
-        vec![signature_check(registry, format!("{name}: signature"), image, digest, keys).await];
+    let signature = signature_check(registry, format!("{name}: signature"), image, digest, keys);
     if c.krate.is_none() {
-        checks.push(Check::skip(
-            format!("{name}: provenance"),
-            "external component: rel did not build it",
-        ));
-        return checks;
+        return vec![
+            signature.await,
+            Check::skip(
+                format!("{name}: provenance"),
+                "external component: rel did not build it",
+            ),
+        ];
     }
-    let referrers = match registry.referrers(repository, digest).await {
+    // The signature and the attachments are read at once.
+    let (signature, referrers) =
+        futures_util::future::join(signature, registry.referrers(repository, digest)).await;
+    let mut checks = vec![signature];
+    let referrers = match referrers {
         Ok((r, _)) => r,
         Err(e) => {
             let detail = format!("cannot list what is attached to {at}: {e}");
@@ -279,7 +300,8 @@ async fn component_checks(
 
     // Provenance: signed by a trusted key, about this digest, from this repository and commit.
     let provenances = of_type(PROVENANCE_MEDIA_TYPE);
-    let check = if provenances.is_empty() {
+    let provenance = async {
+        if provenances.is_empty() {
         Check::fail(
             format!("{name}: provenance"),
             format!(
@@ -305,12 +327,13 @@ async fn component_checks(
             Some(detail) => Check::pass(format!("{name}: provenance"), detail),
             None => Check::fail(format!("{name}: provenance"), reasons.join("; ")),
         }
+    }
     };
-    checks.push(check);
 
     // SBOM: a CycloneDX document is attached to this digest.
     let sboms = of_type(SBOM_ARTIFACT_TYPE);
-    let check = match sboms.first() {
+    let sbom = async {
+    match sboms.first() {
         None => Check::fail(
             format!("{name}: sbom"),
             format!(
@@ -334,8 +357,11 @@ async fn component_checks(
             },
             Err(e) => Check::fail(format!("{name}: sbom"), crate::error::chain(&e)),
         },
+    }
     };
-    checks.push(check);
+    // Both are read at once.
+    let (provenance, sbom) = futures_util::future::join(provenance, sbom).await;
+    checks.extend([provenance, sbom]);
     checks
 }
 

@@ -22,7 +22,14 @@ pub struct Rows {
     pub signed_all: f64,
     /// `rel verify` of the three-image release.
     pub verify: f64,
+    /// `rel promote` of a signed three-image release (commit on the promotion branch), without
+    /// `[trust]` and with it (which runs `rel verify` first).
+    pub promote: f64,
+    pub promote_trusted: f64,
 }
+
+/// The registry (path prefix) of the release the promotion rows promote.
+const PROMOTE_REGISTRY: &str = "promote";
 
 /// The bench workspace's components.
 const APPS: [&str; 3] = ["app", "app2", "app3"];
@@ -105,9 +112,39 @@ pub fn run(
         "rel.toml",
         format!(
             "registry = \"{host}/warm\"\nrepo = \"example-org/app\"\n\n{components}\
+             [environments.staging]\noverlay = \"overlays/staging\"\npromotes-to = \"prod\"\n\n\
              [environments.prod]\noverlay = \"overlays/prod\"\n\n[trust]\nkeys = [\"{public}\"]\n"
         ),
     )?;
+    // The overlays the promotion rows pin: each names the three images of the `promote`
+    // registry at an older digest.
+    let images: String = APPS
+        .iter()
+        .map(|app| {
+            format!(
+                "  - name: {host}/{PROMOTE_REGISTRY}/{app}\n    digest: sha256:{}\n",
+                "0".repeat(64)
+            )
+        })
+        .collect();
+    for env in ["staging", "prod"] {
+        std::fs::create_dir_all(ws.join(format!("overlays/{env}"))).map_err(|e| e.to_string())?;
+        write(
+            &format!("overlays/{env}/kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployments.yaml\nimages:\n{images}"
+            ),
+        )?;
+        let deployments: String = APPS
+            .iter()
+            .map(|app| {
+                format!(
+                    "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}\nspec:\n  selector:\n    matchLabels: {{app: {app}}}\n  template:\n    metadata:\n      labels: {{app: {app}}}\n    spec:\n      containers:\n        - name: {app}\n          image: {host}/{PROMOTE_REGISTRY}/{app}\n"
+                )
+            })
+            .collect();
+        write(&format!("overlays/{env}/deployments.yaml"), deployments)?;
+    }
     commit_all(&ws)?;
     let rel_build = |registry: &str, signed: bool| -> Result<f64, String> {
         let mut cmd = Command::new(&rel);
@@ -173,13 +210,122 @@ pub fn run(
         )?;
         verify.push(started.elapsed().as_secs_f64());
     }
+    let (promote, promote_trusted) = promote_rows(&rel, &ws, work, host, &key, rounds)?;
     Ok(Rows {
+        promote,
+        promote_trusted,
         plain: median(&mut plain),
         signed: median(&mut signed),
         plain_all: median(&mut plain_all),
         signed_all: median(&mut signed_all),
         verify: median(&mut verify),
     })
+}
+
+/// `rel promote --version 2.0.0 --env prod` of a signed three-image release validated in staging
+/// (signed lockfile and record), in the bench workspace (with `[trust]`) and in a clone of it
+/// without `[trust]`: medians of `rounds` runs each, alternating. Each run commits the pin on the
+/// promotion branch (the branch is deleted between runs, so every run does the same work).
+fn promote_rows(
+    rel: &Path,
+    ws: &Path,
+    work: &Path,
+    host: &str,
+    key: &str,
+    rounds: usize,
+) -> Result<(f64, f64), String> {
+    eprintln!("preparing the promotion rows...");
+    let signed = |args: &[&str]| {
+        quiet(
+            Command::new(rel)
+                .current_dir(ws)
+                .args(args)
+                .env("REL_SIGNING_KEY", key),
+        )
+    };
+    let registry = format!("{host}/{PROMOTE_REGISTRY}");
+    signed(&["build", "--push", "--tag", "v2", "--registry", &registry])?;
+    signed(&["lock", "--version", "2.0.0", "--from", "target/rel/build.json"])?;
+    git(ws, &["add", "releases"])?;
+    git(ws, &["commit", "-q", "-m", "release 2.0.0"])?;
+    let lock_sha = sha256_hex(ws, "releases/2.0.0.yaml")?;
+    let evidence = work.join("promote-evidence.json");
+    std::fs::write(
+        &evidence,
+        format!(
+            r#"{{"gate":"smoke","target":"staging","status":"pass","summary":{{"pass":1,"fail":0,"warn":0,"skip":0}},"checks":[{{"name":"ok","status":"pass","detail":"ok"}}],"context":{{"profile":"deep","env":"staging","version":"2.0.0","lockfileSha256":"{lock_sha}"}}}}"#
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let evidence = evidence.to_string_lossy().into_owned();
+    signed(&[
+        "record", "--version", "2.0.0", "--env", "staging", "--evidence", &evidence,
+    ])?;
+    // The same repository without [trust].
+    let plain_ws = work.join("signing-ws-untrusted");
+    let _ = std::fs::remove_dir_all(&plain_ws);
+    quiet(Command::new("git").arg("clone").arg("-q").arg(ws).arg(&plain_ws))?;
+    let config = std::fs::read_to_string(plain_ws.join("rel.toml")).map_err(|e| e.to_string())?;
+    let untrusted = config
+        .split("[trust]")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    std::fs::write(plain_ws.join("rel.toml"), untrusted).map_err(|e| e.to_string())?;
+    git(&plain_ws, &["commit", "-q", "-am", "no trust"])?;
+
+    let promote = |dir: &Path| -> Result<f64, String> {
+        // A fresh promotion each time: the previous run's branch goes first.
+        let _ = Command::new("git")
+            .args(["branch", "-q", "-D", "rel/promote/prod/2.0.0"])
+            .current_dir(dir)
+            .output();
+        let mut cmd = Command::new(rel);
+        cmd.current_dir(dir)
+            .args(["promote", "--version", "2.0.0", "--env", "prod"])
+            .env_remove("REL_SIGNING_KEY");
+        let started = Instant::now();
+        quiet(&mut cmd)?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    // One untimed run each: git's and the page cache's first touches.
+    promote(&plain_ws)?;
+    promote(ws)?;
+    let (mut plain, mut trusted) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            plain.push(promote(&plain_ws)?);
+            trusted.push(promote(ws)?);
+        } else {
+            trusted.push(promote(ws)?);
+            plain.push(promote(&plain_ws)?);
+        }
+    }
+    Ok((median(&mut plain), median(&mut trusted)))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    quiet(
+        Command::new("git")
+            .args(["-c", "user.name=bench", "-c", "user.email=bench@example.com"])
+            .args(args)
+            .current_dir(dir),
+    )
+}
+
+/// The sha256 of `file` (relative to `dir`), by `sha256sum`.
+fn sha256_hex(dir: &Path, file: &str) -> Result<String, String> {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .filter(|h| h.len() == 64)
+        .map(str::to_owned)
+        .ok_or_else(|| "sha256sum printed no digest".to_owned())
 }
 
 /// Runs `cmd`; its output only when it fails.

@@ -351,11 +351,32 @@ impl Registry {
     }
 
     /// The artifacts that name `subject`: from the referrers API, else from the fallback tag.
+    /// Both are asked at once (one round trip on a registry without the API, not two).
     pub async fn referrers(
         &self,
         repository: &str,
         subject: &Digest,
     ) -> Result<(Vec<Referrer>, ReferrersSource), RegistryError> {
+        let (api, fallback) = futures_util::future::join(
+            self.referrers_api(repository, subject),
+            self.fallback_index(repository, subject),
+        )
+        .await;
+        if let Some(list) = api? {
+            return Ok((list, ReferrersSource::Api));
+        }
+        Ok((
+            fallback?.map(|i| i.manifests).unwrap_or_default(),
+            ReferrersSource::FallbackTag,
+        ))
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>`: the list, or `None` when the registry has no such API.
+    async fn referrers_api(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Option<Vec<Referrer>>, RegistryError> {
         let url = self
             .t
             .url(&format!("/v2/{repository}/referrers/{subject}"))?;
@@ -380,22 +401,16 @@ impl Registry {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with(MEDIA_TYPE_INDEX));
-        if resp.status().is_success() && is_index {
-            let bytes = body(resp, &ep).await?;
-            let index: ReferrerIndex =
-                serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
-                    endpoint: ep,
-                    detail: format!("the referrers list is not an image index: {e}"),
-                })?;
-            return Ok((index.manifests, ReferrersSource::Api));
+        if !(resp.status().is_success() && is_index) {
+            return Ok(None);
         }
-        Ok((
-            self.fallback_index(repository, subject)
-                .await?
-                .map(|i| i.manifests)
-                .unwrap_or_default(),
-            ReferrersSource::FallbackTag,
-        ))
+        let bytes = body(resp, &ep).await?;
+        let index: ReferrerIndex =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadResponse {
+                endpoint: ep,
+                detail: format!("the referrers list is not an image index: {e}"),
+            })?;
+        Ok(Some(index.manifests))
     }
 
     async fn fallback_index(
@@ -713,19 +728,19 @@ impl Registry {
                 endpoint: format!("GET {repository}:{tag}"),
                 detail: format!("the signature manifest is not an OCI manifest: {e}"),
             })?;
-        let mut out = Vec::new();
-        for layer in manifest
-            .layers
-            .iter()
-            .filter(|l| l.media_type == MEDIA_TYPE_SIMPLE_SIGNING)
-        {
-            let Some(sig) = layer.annotations.get(ANNOTATION_COSIGN_SIGNATURE) else {
-                continue;
-            };
-            let payload = self.get_blob(repository, &layer.digest).await?;
-            out.push((payload, sig.clone()));
-        }
-        Ok(out)
+        // Every payload at once.
+        futures_util::future::try_join_all(
+            manifest
+                .layers
+                .iter()
+                .filter(|l| l.media_type == MEDIA_TYPE_SIMPLE_SIGNING)
+                .filter_map(|l| Some((l, l.annotations.get(ANNOTATION_COSIGN_SIGNATURE)?)))
+                .map(|(layer, sig)| async move {
+                    let payload = self.get_blob(repository, &layer.digest).await?;
+                    Ok::<_, RegistryError>((payload, sig.clone()))
+                }),
+        )
+        .await
     }
 }
 

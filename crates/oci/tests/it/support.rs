@@ -23,7 +23,11 @@ pub fn static_binary() -> PathBuf {
         if out.is_file() {
             return out;
         }
-        let tmp = dir.join(format!("rel-oci-fixture-hello.{}", std::process::id()));
+        // Every test process may build it at once: each in a directory of its own, since rustc
+        // names its intermediate objects after the output's stem (a shared stem had one
+        // process's linker read objects another was rewriting: a bus error).
+        let work = tempfile::tempdir_in(dir).unwrap();
+        let tmp = work.path().join("hello");
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let status = Command::new(rustc)
             .args([

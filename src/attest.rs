@@ -703,6 +703,10 @@ pub(crate) struct Documents {
     dependencies: usize,
 }
 
+/// The blobs [`publish_one`] puts per image besides the empty config: the signature's payload
+/// and config, the provenance envelope and the SBOM.
+pub(crate) const BLOBS_PER_IMAGE: usize = 4;
+
 /// Push one image's cosign signature alongside one [`oci::Registry::attach_all`] of its
 /// provenance and SBOM. They name the image by digest, so they may go up while the image itself
 /// does (`rel build --push` runs them side by side).

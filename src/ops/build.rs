@@ -242,7 +242,33 @@ pub(crate) fn build(
             events(BuildEvent::Assembled { component, digest })
         }
     };
-    let compiled = build::compile_all(&plan, &mut progress)?;
+    // Signing's small uploads are prepared meanwhile, on the registry the images go to.
+    let ahead = (opts.registry.push && ws.signer.is_some()).then(|| {
+        let names: Vec<image_ref::ImageRef> = plan
+            .components
+            .iter()
+            .filter(|c| matches!(c.source, crate::config::ComponentSource::Built { .. }))
+            .filter_map(|c| image_ref::ImageRef::new(&plan.registry, &c.name).ok())
+            .collect();
+        let host = names.first().map(|n| n.registry().to_owned());
+        let repositories = names
+            .iter()
+            .filter(|n| Some(n.registry()) == host.as_deref())
+            .map(|n| n.repository().to_owned())
+            .collect();
+        Ahead::start(
+            host.unwrap_or_default(),
+            repositories,
+            opts.registry.insecure_registries.clone(),
+        )
+    });
+    let compiled = match build::compile_all(&plan, &mut progress) {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            ahead.into_iter().for_each(Ahead::abandon);
+            return Err(e.into());
+        }
+    };
     let cache = build::layer_cache(&config.root);
 
     let mut output = BuildOutput {
@@ -253,9 +279,16 @@ pub(crate) fn build(
     if opts.registry.push {
         let signing = match (&ws.signer, preparing) {
             (Some(key), Some(preparing)) => {
-                let prepared = preparing
+                let prepared = match preparing
                     .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                {
+                    Ok(prepared) => prepared,
+                    Err(e) => {
+                        ahead.into_iter().for_each(Ahead::abandon);
+                        return Err(e);
+                    }
+                };
                 tracing::debug!("signing inputs prepared");
                 let target_dir = opts
                     .cargo_target_dir
@@ -283,6 +316,7 @@ pub(crate) fn build(
             &tag,
             &opts.registry,
             signing.as_ref(),
+            ahead,
             &mut events,
         )?;
         attested = signed;
@@ -345,6 +379,111 @@ impl Signing<'_> {
     }
 }
 
+/// A client for the registry at `host`, with the credentials of the environment (or docker's).
+fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Registry, Error> {
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
+    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
+    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
+    let credentials =
+        oci::resolve_credentials(host, &sources).map_err(|source| BuildOpError::Credentials {
+            host: host.to_owned(),
+            user_var: env_vars::REGISTRY_USERNAME,
+            password_var: env_vars::REGISTRY_PASSWORD,
+            source,
+        })?;
+    let mut options = oci::ClientOptions {
+        insecure: insecure.to_vec(),
+        ..Default::default()
+    };
+    if let Some(pem) = crate::trust::extra_ca_pem() {
+        options = options.with_ca_pem(pem.to_vec());
+    }
+    oci::Registry::new(host, credentials, options).map_err(|source| {
+        BuildOpError::Client {
+            host: host.to_owned(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// Signing's small uploads, prepared on a thread of its own while the images compile (the
+/// registry has nothing to do then): in each repository, the upload sessions signing will use
+/// are opened and the empty config its attachments share is put. What could not be prepared is
+/// done later the usual way; what is left unused is cancelled.
+struct Ahead {
+    host: String,
+    insecure: Vec<String>,
+    thread: std::thread::JoinHandle<oci::registry::UploadsAhead>,
+}
+
+impl Ahead {
+    fn start(host: String, repositories: Vec<String>, insecure: Vec<String>) -> Ahead {
+        let (h, i) = (host.clone(), insecure.clone());
+        let thread = std::thread::spawn(move || {
+            let prepare = || -> Result<oci::registry::UploadsAhead, Error> {
+                let registry = registry_client(&h, &i)?;
+                let runtime = runtime()?;
+                runtime.block_on(futures_util::future::join_all(repositories.iter().map(
+                    |repository| {
+                        let registry = &registry;
+                        async move {
+                            // The config's put looks for a spare session at once, before any
+                            // is open: it opens its own, and the spares are left for signing.
+                            let (sessions, empty) = futures_util::future::join(
+                                registry
+                                    .open_spare_uploads(repository, crate::attest::BLOBS_PER_IMAGE),
+                                registry.put_blob(repository, oci::registry::EMPTY_CONFIG),
+                            )
+                            .await;
+                            for e in [sessions.err(), empty.err()].into_iter().flatten() {
+                                tracing::debug!(error = %e, "preparing the signing uploads");
+                            }
+                        }
+                    },
+                )));
+                Ok(registry.take_ahead())
+            };
+            prepare().unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "preparing the signing uploads");
+                oci::registry::UploadsAhead::default()
+            })
+        });
+        Ahead {
+            host,
+            insecure,
+            thread,
+        }
+    }
+
+    /// What was prepared, for `registry` to use.
+    fn adopt_into(self, registry: &oci::Registry) {
+        registry.adopt(
+            self.thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+    }
+
+    /// The build stopped before pushing: cancel the sessions.
+    fn abandon(self) {
+        let ahead = self
+            .thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if ahead.is_empty() {
+            return;
+        }
+        if let (Ok(registry), Ok(runtime)) =
+            (registry_client(&self.host, &self.insecure), runtime())
+        {
+            registry.adopt(ahead);
+            runtime.block_on(registry.abort_spare_uploads());
+        }
+    }
+}
+
 /// How often a push's bytes are reported while it runs.
 const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -358,41 +497,23 @@ fn push_all(
     tag: &str,
     opts: &RegistryOptions,
     signing: Option<&Signing<'_>>,
+    ahead: Option<Ahead>,
     events: &mut impl FnMut(BuildEvent<'_>),
 ) -> Result<(Vec<build::Assembled>, Vec<crate::attest::Attested>), Error> {
     let Some(first) = compiled.first() else {
         return Ok((Vec::new(), Vec::new()));
     };
     let host = first.image_name.registry().to_owned();
-    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
-    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
-    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials =
-        oci::resolve_credentials(&host, &sources).map_err(|source| BuildOpError::Credentials {
-            host: host.clone(),
-            user_var: env_vars::REGISTRY_USERNAME,
-            password_var: env_vars::REGISTRY_PASSWORD,
-            source,
-        })?;
-    let mut options = oci::ClientOptions {
-        insecure: opts.insecure_registries.clone(),
-        ..Default::default()
-    };
-    if let Some(pem) = crate::trust::extra_ca_pem() {
-        options = options.with_ca_pem(pem.to_vec());
-    }
-    let registry =
-        oci::Registry::new(&host, credentials, options).map_err(|source| BuildOpError::Client {
-            host: host.clone(),
-            source,
-        })?;
+    let registry = registry_client(&host, &opts.insecure_registries)?;
     let repositories: Vec<String> = compiled
         .iter()
         .filter(|c| c.image_name.registry() == host)
         .map(|c| c.image_name.repository().to_owned())
         .collect();
     let runtime = runtime()?;
+    if let Some(ahead) = ahead {
+        ahead.adopt_into(&registry);
+    }
     // Events come from every push at once, on this one thread.
     let events = std::cell::RefCell::new(events);
     let emit = |e: BuildEvent<'_>| (events.borrow_mut())(e);
@@ -485,10 +606,13 @@ fn push_all(
         }
     };
     let done = runtime.block_on(async {
-        tokio::select! {
+        let done = tokio::select! {
             done = all => done,
             never = ticks => never,
-        }
+        };
+        // Sessions opened ahead that no blob took (a failed push, a signature already there).
+        registry.abort_spare_uploads().await;
+        done
     })?;
     let mut assembled = Vec::new();
     let mut attested = Vec::new();

@@ -184,8 +184,8 @@ pub(crate) fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Err
         }
         per_component.push(Ok((name, image, c)));
     }
-    let checks = runtime.block_on(futures_util::future::join_all(per_component.into_iter().map(
-        |entry| {
+    let checks = runtime.block_on(futures_util::future::join_all(
+        per_component.into_iter().map(|entry| {
             let clients = &clients;
             async move {
                 match entry {
@@ -196,8 +196,8 @@ pub(crate) fn verify(ws: &Workspace, opts: &VerifyOptions) -> Result<Report, Err
                     Err(check) => vec![check],
                 }
             }
-        },
-    )));
+        }),
+    ));
     for check in checks.into_iter().flatten() {
         report.push(check);
     }
@@ -302,62 +302,62 @@ async fn component_checks(
     let provenances = of_type(PROVENANCE_MEDIA_TYPE);
     let provenance = async {
         if provenances.is_empty() {
-        Check::fail(
-            format!("{name}: provenance"),
-            format!(
-                "no provenance is attached to {at}; build and push it with a signing key (`rel build --push`)"
-            ),
-        )
-    } else {
-        let mut reasons = Vec::new();
-        let mut ok = None;
-        for d in &provenances {
-            match registry.artifact_content(repository, d).await {
-                Ok((_, envelope)) => match provenance_matches(&envelope, digest, c, keys) {
-                    Ok(detail) => {
-                        ok = Some(detail);
-                        break;
-                    }
-                    Err(reason) => reasons.push(reason),
-                },
-                Err(e) => reasons.push(crate::error::chain(&e)),
+            Check::fail(
+                format!("{name}: provenance"),
+                format!(
+                    "no provenance is attached to {at}; build and push it with a signing key (`rel build --push`)"
+                ),
+            )
+        } else {
+            let mut reasons = Vec::new();
+            let mut ok = None;
+            for d in &provenances {
+                match registry.artifact_content(repository, d).await {
+                    Ok((_, envelope)) => match provenance_matches(&envelope, digest, c, keys) {
+                        Ok(detail) => {
+                            ok = Some(detail);
+                            break;
+                        }
+                        Err(reason) => reasons.push(reason),
+                    },
+                    Err(e) => reasons.push(crate::error::chain(&e)),
+                }
+            }
+            match ok {
+                Some(detail) => Check::pass(format!("{name}: provenance"), detail),
+                None => Check::fail(format!("{name}: provenance"), reasons.join("; ")),
             }
         }
-        match ok {
-            Some(detail) => Check::pass(format!("{name}: provenance"), detail),
-            None => Check::fail(format!("{name}: provenance"), reasons.join("; ")),
-        }
-    }
     };
 
     // SBOM: a CycloneDX document is attached to this digest.
     let sboms = of_type(SBOM_ARTIFACT_TYPE);
     let sbom = async {
-    match sboms.first() {
-        None => Check::fail(
-            format!("{name}: sbom"),
-            format!(
-                "no SBOM is attached to {at}; build and push it with a signing key (`rel build --push`)"
+        match sboms.first() {
+            None => Check::fail(
+                format!("{name}: sbom"),
+                format!(
+                    "no SBOM is attached to {at}; build and push it with a signing key (`rel build --push`)"
+                ),
             ),
-        ),
-        Some(d) => match registry.artifact_content(repository, d).await {
-            Ok((_, bytes)) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(bom) if bom["bomFormat"] == "CycloneDX" => Check::pass(
-                    format!("{name}: sbom"),
-                    format!(
-                        "CycloneDX {} with {} components",
-                        bom["specVersion"].as_str().unwrap_or("?"),
-                        bom["components"].as_array().map_or(0, Vec::len)
+            Some(d) => match registry.artifact_content(repository, d).await {
+                Ok((_, bytes)) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(bom) if bom["bomFormat"] == "CycloneDX" => Check::pass(
+                        format!("{name}: sbom"),
+                        format!(
+                            "CycloneDX {} with {} components",
+                            bom["specVersion"].as_str().unwrap_or("?"),
+                            bom["components"].as_array().map_or(0, Vec::len)
+                        ),
                     ),
-                ),
-                _ => Check::fail(
-                    format!("{name}: sbom"),
-                    format!("the SBOM attached to {at} is not CycloneDX JSON"),
-                ),
+                    _ => Check::fail(
+                        format!("{name}: sbom"),
+                        format!("the SBOM attached to {at} is not CycloneDX JSON"),
+                    ),
+                },
+                Err(e) => Check::fail(format!("{name}: sbom"), crate::error::chain(&e)),
             },
-            Err(e) => Check::fail(format!("{name}: sbom"), crate::error::chain(&e)),
-        },
-    }
+        }
     };
     // Both are read at once.
     let (provenance, sbom) = futures_util::future::join(provenance, sbom).await;

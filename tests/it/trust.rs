@@ -144,6 +144,18 @@ fn signed_release_with(keygen_extra: &[&str]) -> Signed {
     for out in [build.stdout(), build.stderr(), lock.stdout(), lock.stderr()] {
         assert!(!out.contains(seed), "the signing key leaked: {out}");
     }
+    // Every upload session opened ahead for the signing blobs was used: none is left open in
+    // the registry (distribution keeps each under the repository's `_uploads`).
+    let uploads = s
+        .registry
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/platform/hello/_uploads");
+    assert!(uploads.with_file_name("_layers").is_dir(), "{uploads:?}");
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "upload sessions left open: {left:?}");
     // The crate graph the SBOM came from is kept for the next build of the same manifests.
     let graphs = s.dir.path().join("target/rel/cache/crate-graph");
     assert_eq!(std::fs::read_dir(&graphs).unwrap().count(), 1, "{graphs:?}");

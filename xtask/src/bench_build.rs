@@ -273,12 +273,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "{:<58} {:>7.3} s",
             "(e3) rel verify of the three-image release", t.verify
         );
+        let added_promote = (t.promote_trusted - t.promote) / t.promote;
         println!(
-            "(e1) signing adds {:+.1}%, (e2) {:+.1}%   (goal < 10%: {}, {})",
+            "{:<58} {:>7.3} s {:>7.3} s {:>+8.1}%",
+            "(e4) rel promote of the signed release: no [trust], [trust]",
+            t.promote,
+            t.promote_trusted,
+            added_promote * 100.0
+        );
+        println!(
+            "(e1) signing adds {:+.1}%, (e2) {:+.1}%, (e4) verifying adds {:+.1}%   (goal < 10%: {}, {}, {})",
             added * 100.0,
             added_all * 100.0,
+            added_promote * 100.0,
             verdict(added < 0.10),
-            verdict(added_all < 0.10)
+            verdict(added_all < 0.10),
+            verdict(added_promote < 0.10)
         );
     }
 

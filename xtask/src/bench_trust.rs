@@ -78,7 +78,7 @@ pub fn run(
         write(
             &format!("crates/{app}/src/main.rs"),
             format!(
-                "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{app} {{}}\", PAYLOAD.len()); }}\n",
+                "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{app} {{}}\", std::hint::black_box(PAYLOAD).len()); }}\n",
                 payload.display().to_string()
             ),
         )?;
@@ -174,6 +174,17 @@ pub fn run(
     };
     eprintln!("warming cargo and the layer cache...");
     rel_build(&format!("{host}/warm"), false)?;
+    // The image must be the payload's size: an optimizer that drops the unused bytes would
+    // make every row measure a small image.
+    let built = std::fs::metadata(ws.join("target/rel/bin/app/app"))
+        .map_err(|e| format!("the built app: {e}"))?
+        .len();
+    let wanted = std::fs::metadata(payload).map_err(|e| e.to_string())?.len();
+    if built < wanted {
+        return Err(format!(
+            "the bench binary is {built} bytes, smaller than its {wanted}-byte payload"
+        ));
+    }
     let (mut plain, mut signed, mut verify) = (Vec::new(), Vec::new(), Vec::new());
     let (mut plain_all, mut signed_all) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -245,7 +256,13 @@ fn promote_rows(
     };
     let registry = format!("{host}/{PROMOTE_REGISTRY}");
     signed(&["build", "--push", "--tag", "v2", "--registry", &registry])?;
-    signed(&["lock", "--version", "2.0.0", "--from", "target/rel/build.json"])?;
+    signed(&[
+        "lock",
+        "--version",
+        "2.0.0",
+        "--from",
+        "target/rel/build.json",
+    ])?;
     git(ws, &["add", "releases"])?;
     git(ws, &["commit", "-q", "-m", "release 2.0.0"])?;
     let lock_sha = sha256_hex(ws, "releases/2.0.0.yaml")?;
@@ -259,12 +276,24 @@ fn promote_rows(
     .map_err(|e| e.to_string())?;
     let evidence = evidence.to_string_lossy().into_owned();
     signed(&[
-        "record", "--version", "2.0.0", "--env", "staging", "--evidence", &evidence,
+        "record",
+        "--version",
+        "2.0.0",
+        "--env",
+        "staging",
+        "--evidence",
+        &evidence,
     ])?;
     // The same repository without [trust].
     let plain_ws = work.join("signing-ws-untrusted");
     let _ = std::fs::remove_dir_all(&plain_ws);
-    quiet(Command::new("git").arg("clone").arg("-q").arg(ws).arg(&plain_ws))?;
+    quiet(
+        Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(ws)
+            .arg(&plain_ws),
+    )?;
     let config = std::fs::read_to_string(plain_ws.join("rel.toml")).map_err(|e| e.to_string())?;
     let untrusted = config
         .split("[trust]")
@@ -307,7 +336,12 @@ fn promote_rows(
 fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
     quiet(
         Command::new("git")
-            .args(["-c", "user.name=bench", "-c", "user.email=bench@example.com"])
+            .args([
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.com",
+            ])
             .args(args)
             .current_dir(dir),
     )

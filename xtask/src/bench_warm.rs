@@ -58,7 +58,7 @@ pub fn run(
         write(
             &format!("crates/{name}/src/main.rs"),
             format!(
-                "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{name} {{}}\", PAYLOAD.len()); }}\n",
+                "static PAYLOAD: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{name} {{}}\", std::hint::black_box(PAYLOAD).len()); }}\n",
                 payload.display().to_string()
             ),
         )?;

@@ -18,7 +18,9 @@ pub use credentials::{
 pub use error::RegistryError;
 pub use pull::PullError;
 pub(crate) use push::Known;
-pub use push::{BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus};
+pub use push::{
+    BlobOutcome, BlobPush, BlobUpload, PushOptions, PushReport, Registry, TagStatus, UploadsAhead,
+};
 pub use referrers::{
     ANNOTATION_COSIGN_SIGNATURE, Artifact, ArtifactManifest, CONVERGE_ROUNDS, EMPTY_CONFIG,
     MEDIA_TYPE_EMPTY, MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag,

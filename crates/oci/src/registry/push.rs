@@ -1,6 +1,7 @@
 //! Pushing an image: blobs first (HEAD → skip, cross-repository mount, or monolithic upload),
 //! the manifest last, its digest checked against ours; tags are immutable unless told otherwise.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +85,24 @@ pub struct Registry {
     pub(super) t: Transport,
     /// Small blobs this client put (or found) per repository: not sent or asked for again.
     pub(super) known_blobs: std::sync::Mutex<std::collections::HashSet<(String, Digest)>>,
+    /// Upload sessions opened ahead per repository ([`Registry::open_spare_uploads`]), each
+    /// taken by one [`Registry::put_blob`].
+    pub(super) spare_uploads: std::sync::Mutex<HashMap<String, Vec<BlobUpload>>>,
+}
+
+/// What one client prepared for another ([`Registry::take_ahead`], [`Registry::adopt`]): upload
+/// sessions opened and small blobs put while the other had nothing to send yet.
+#[derive(Debug, Default)]
+pub struct UploadsAhead {
+    sessions: HashMap<String, Vec<BlobUpload>>,
+    known: std::collections::HashSet<(String, Digest)>,
+}
+
+impl UploadsAhead {
+    /// No session is open.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.values().all(Vec::is_empty)
+    }
 }
 
 enum BlobData<'a> {
@@ -102,7 +121,69 @@ impl Registry {
         Ok(Registry {
             t: Transport::new(registry, credentials, options)?,
             known_blobs: Default::default(),
+            spare_uploads: Default::default(),
         })
+    }
+
+    /// Open `count` upload sessions in `repository` now and keep them for
+    /// [`Registry::put_blob`]: each small blob put later is one request (a PUT) instead of two.
+    /// For a caller with idle time before its blobs exist (signatures, attestations).
+    pub async fn open_spare_uploads(
+        &self,
+        repository: &str,
+        count: usize,
+    ) -> Result<(), RegistryError> {
+        let opened =
+            futures_util::future::join_all((0..count).map(|_| self.begin_upload(repository))).await;
+        let mut first_error = None;
+        let mut spare = self.spare_uploads.lock().expect("spare uploads");
+        for session in opened {
+            match session {
+                Ok(s) => spare.entry(repository.to_owned()).or_default().push(s),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The spare sessions and known blobs of this client, for another ([`Registry::adopt`]):
+    /// e.g. made on a thread of its own while the caller's runtime was busy elsewhere.
+    pub fn take_ahead(&self) -> UploadsAhead {
+        UploadsAhead {
+            sessions: std::mem::take(&mut *self.spare_uploads.lock().expect("spare uploads")),
+            known: std::mem::take(&mut *self.known_blobs.lock().expect("known blobs")),
+        }
+    }
+
+    /// Use what another client of the same registry prepared ([`Registry::take_ahead`]).
+    pub fn adopt(&self, ahead: UploadsAhead) {
+        let mut spare = self.spare_uploads.lock().expect("spare uploads");
+        for (repository, sessions) in ahead.sessions {
+            spare.entry(repository).or_default().extend(sessions);
+        }
+        self.known_blobs
+            .lock()
+            .expect("known blobs")
+            .extend(ahead.known);
+    }
+
+    /// Cancel the spare upload sessions no blob took.
+    pub async fn abort_spare_uploads(&self) {
+        let spare: Vec<BlobUpload> =
+            std::mem::take(&mut *self.spare_uploads.lock().expect("spare uploads"))
+                .into_values()
+                .flatten()
+                .collect();
+        futures_util::future::join_all(spare.into_iter().map(|s| self.abort_upload(s))).await;
+    }
+
+    /// A spare upload session of `repository`, if one is left.
+    pub(super) fn spare_upload(&self, repository: &str) -> Option<BlobUpload> {
+        self.spare_uploads
+            .lock()
+            .expect("spare uploads")
+            .get_mut(repository)
+            .and_then(Vec::pop)
     }
 
     pub fn registry(&self) -> &str {

@@ -124,14 +124,26 @@ impl Registry {
 
     /// Upload `bytes` (a small blob: a config, a signature payload, an attestation) unless this
     /// client already put it in `repository`; its digest. There is no HEAD first: the blob goes
-    /// in one POST with `?digest=` (a registry that takes it whole answers 201; one that does
-    /// not opens an upload session, which one PUT closes). Sending a blob the registry already
-    /// has is harmless and costs what the HEAD would have.
+    /// into a spare session opened ahead ([`Registry::open_spare_uploads`]) in one PUT, else in
+    /// one POST with `?digest=` (a registry that takes it whole answers 201; one that does not
+    /// opens an upload session, which one PUT closes). Sending a blob the registry already has
+    /// is harmless and costs what the HEAD would have.
     pub async fn put_blob(&self, repository: &str, bytes: &[u8]) -> Result<Digest, RegistryError> {
         let digest = Digest::of(bytes);
         let key = (repository.to_owned(), digest.clone());
         if self.known_blobs.lock().expect("known blobs").contains(&key) {
             return Ok(digest);
+        }
+        if let Some(upload) = self.spare_upload(repository) {
+            match self.upload_into(&upload, &digest, bytes).await {
+                Ok(()) => {
+                    self.known_blobs.lock().expect("known blobs").insert(key);
+                    return Ok(digest);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a spare upload session failed; opening another");
+                }
+            }
         }
         let mut url = self.t.url(&format!("/v2/{repository}/blobs/uploads/"))?;
         url.query_pairs_mut()

@@ -162,3 +162,97 @@ async fn signing_and_attaching_an_image_takes_few_requests() {
     assert_eq!(counts[1], 15, "second image: {counts:?}\n{log}");
     assert!(!log.contains("HEAD "), "{log}");
 }
+
+/// Upload sessions opened ahead by another client (as `rel build --push` does while cargo runs)
+/// make each small blob one PUT: signing and attaching a first image then sends no POST, and
+/// the empty config put ahead is not sent again. The session left over is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_opened_ahead_make_each_blob_one_request() {
+    let reg = support::Registry::start();
+    let proxy = Proxy::start(reg.port, Vec::new(), None).await;
+    let ahead = client(&proxy.host());
+    // The empty config first: a put takes a spare session when there is one.
+    ahead
+        .put_blob(REPO, oci::registry::EMPTY_CONFIG)
+        .await
+        .unwrap();
+    ahead.open_spare_uploads(REPO, 5).await.unwrap();
+    let client = client(&proxy.host());
+    client.adopt(ahead.take_ahead());
+    assert!(ahead.take_ahead().is_empty());
+
+    let subject = subject("ahead");
+    let payload = oci::registry::simple_signing_payload("127.0.0.1/team/app", &subject.digest);
+    let artifacts = [
+        artifact("application/vnd.test.provenance", b"provenance"),
+        artifact("application/vnd.test.sbom", b"sbom"),
+    ];
+    let before = proxy.stats.log.lock().unwrap().len();
+    let (sig, attached) = tokio::join!(
+        client.push_cosign_signature(REPO, &subject.digest, &payload, "c2ln"),
+        client.attach_all(REPO, &subject, &artifacts),
+    );
+    sig.unwrap();
+    let attached = attached.unwrap();
+    let log = proxy.stats.log.lock().unwrap()[before..].join("\n");
+    // 19 (see above) less four POSTs and the empty config's POST and PUT.
+    assert_eq!(log.lines().count(), 13, "{log}");
+    assert!(!log.contains("POST "), "{log}");
+    // What went up is there.
+    let (manifest, content) = client.artifact_content(REPO, &attached[1]).await.unwrap();
+    assert_eq!(content, b"sbom");
+    assert_eq!(
+        manifest.subject.map(|s| s.digest),
+        Some(subject.digest.clone())
+    );
+    assert_eq!(
+        client
+            .cosign_signatures(REPO, &subject.digest)
+            .await
+            .unwrap(),
+        vec![(payload, "c2ln".to_owned())]
+    );
+
+    // One of the five sessions is left: cancelling it sends one DELETE.
+    let before = proxy.stats.log.lock().unwrap().len();
+    client.abort_spare_uploads().await;
+    let log = proxy.stats.log.lock().unwrap()[before..].join("\n");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(
+        log.starts_with("DELETE /v2/team/app/blobs/uploads/"),
+        "{log}"
+    );
+}
+
+/// A session opened ahead that fails (the registry forgot it, or answers 503 until the retries
+/// are spent) costs the blob nothing: it goes up in a new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_session_opened_ahead_falls_back_to_a_new_one() {
+    let reg = support::Registry::start();
+    let proxy = Proxy::start(
+        reg.port,
+        vec![crate::proxy::Fault {
+            kind: crate::proxy::FaultKind::Unavailable,
+            method: "PUT",
+            path_contains: "/blobs/uploads/",
+            // The client's three attempts.
+            times: 3,
+        }],
+        None,
+    )
+    .await;
+    let client = client(&proxy.host());
+    client.open_spare_uploads(REPO, 1).await.unwrap();
+    let digest = client.put_blob(REPO, b"payload").await.unwrap();
+    assert_eq!(
+        proxy.stats.faults.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert_eq!(client.get_blob(REPO, &digest).await.unwrap(), b"payload");
+    let log = proxy.stats.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("POST /v2/team/app/blobs/uploads/?digest="),
+        "{log}"
+    );
+    assert!(client.take_ahead().is_empty());
+}

@@ -703,18 +703,19 @@ pub(crate) struct Documents {
     dependencies: usize,
 }
 
-/// The blobs [`publish_one`] puts per image besides the empty config: the signature's payload
+/// The blobs [`stage_one`] puts per image besides the empty config: the signature's payload
 /// and config, the provenance envelope and the SBOM.
 pub(crate) const BLOBS_PER_IMAGE: usize = 4;
 
-/// Push one image's cosign signature alongside one [`oci::Registry::attach_all`] of its
-/// provenance and SBOM. They name the image by digest, so they may go up while the image itself
-/// does (`rel build --push` runs them side by side).
-pub(crate) async fn publish_one(
+/// Put one image's signature payload, provenance and SBOM (blobs and artifact manifests, by
+/// digest). They name the image by digest, so they may go up while the image itself does
+/// (`rel build --push` runs them side by side); [`Staged::finish`] then lists them in the tags
+/// verifiers read, once the image is up.
+pub(crate) async fn stage_one(
     registry: &oci::Registry,
     a: &Assembled,
     d: &Documents,
-) -> Result<Attested, Error> {
+) -> Result<Staged, Error> {
     let repository = a.image_name.repository();
     let digest = &a.image.manifest_digest;
     let subject = oci::spec::Descriptor::new(
@@ -739,27 +740,78 @@ pub(crate) async fn publish_one(
             annotations: BTreeMap::new(),
         },
     ];
-    let (signature, attached) = futures_util::future::try_join(
-        registry.push_cosign_signature(repository, digest, &d.payload, &d.signature),
-        registry.attach_all(repository, &subject, &artifacts),
+    let (signature, attachments) = futures_util::future::try_join(
+        registry.stage_cosign_signature(repository, digest, &d.payload, &d.signature),
+        registry.stage_attachments(repository, &subject, &artifacts),
     )
     .await
-    .map_err(|source| Error::Push {
-        component: a.component.clone(),
-        target: crate::redact::urls(&format!("{}@{digest}", a.image_name.name())),
-        source,
-    })?;
-    let [provenance, sbom]: [Digest; 2] = attached
+    .map_err(|source| push_error(a, source))?;
+    let [provenance, sbom]: [Digest; 2] = attachments
+        .digests
+        .clone()
         .try_into()
         .map_err(|got: Vec<Digest>| AttestError::AttachmentCount { got: got.len() })?;
-    Ok::<_, Error>(Attested {
+    Ok(Staged {
         component: a.component.clone(),
-        image: format!("{}@{digest}", a.image_name.name()),
+        image: a.image_name.name(),
+        digest: digest.clone(),
         signature,
+        attachments,
         provenance,
         sbom,
         dependencies: d.dependencies,
     })
+}
+
+fn push_error(a: &Assembled, source: oci::RegistryError) -> Error {
+    Error::Push {
+        component: a.component.clone(),
+        target: crate::redact::urls(&format!(
+            "{}@{}",
+            a.image_name.name(),
+            a.image.manifest_digest
+        )),
+        source,
+    }
+}
+
+/// One image's signature, provenance and SBOM in the registry, not yet in the tags verifiers read.
+pub(crate) struct Staged {
+    component: String,
+    /// The image's name, without tag or digest.
+    image: String,
+    digest: Digest,
+    signature: oci::registry::StagedSignature,
+    attachments: oci::registry::StagedAttachments,
+    provenance: Digest,
+    sbom: Digest,
+    dependencies: usize,
+}
+
+impl Staged {
+    /// Add the signature to the image's `sha256-<hex>.sig` manifest and the provenance and SBOM
+    /// to its fallback index (read, merge, write, read back: see
+    /// [`oci::Registry::list_attachments`]).
+    pub(crate) async fn finish(self, registry: &oci::Registry) -> Result<Attested, Error> {
+        let (signature, ()) = futures_util::future::try_join(
+            registry.add_cosign_signature(&self.signature),
+            registry.list_attachments(&self.attachments),
+        )
+        .await
+        .map_err(|source| Error::Push {
+            component: self.component.clone(),
+            target: crate::redact::urls(&format!("{}@{}", self.image, self.digest)),
+            source,
+        })?;
+        Ok(Attested {
+            component: self.component,
+            image: format!("{}@{}", self.image, self.digest),
+            signature,
+            provenance: self.provenance,
+            sbom: self.sbom,
+            dependencies: self.dependencies,
+        })
+    }
 }
 
 /// SHA-256 (hex) of the workspace's Cargo.lock.

@@ -368,14 +368,14 @@ struct Signing<'a> {
 }
 
 impl Signing<'_> {
-    /// Sign `a` and push its signature, provenance and SBOM.
-    async fn publish(
+    /// Sign `a` and put its signature, provenance and SBOM ([`crate::attest::stage_one`]).
+    async fn stage(
         &self,
         registry: &oci::Registry,
         a: &build::Assembled,
-    ) -> Result<crate::attest::Attested, Error> {
+    ) -> Result<crate::attest::Staged, Error> {
         let d = crate::attest::documents(self.key, a, &self.inputs, self.prepared)?;
-        crate::attest::publish_one(registry, a, &d).await
+        crate::attest::stage_one(registry, a, &d).await
     }
 }
 
@@ -570,7 +570,7 @@ fn push_all(
                     return Ok(None);
                 };
                 let a = c.clone().into_assembled(image);
-                s.publish(registry, &a).await.map(Some)
+                s.stage(registry, &a).await.map(Some)
             };
             let (published, signed) = futures_util::future::join(push, sign).await;
             let published = published.map_err(|e| push_error(&c, &target, e))?;
@@ -612,15 +612,21 @@ fn push_all(
         };
         // Sessions opened ahead that no blob took (a failed push, a signature already there).
         registry.abort_spare_uploads().await;
-        done
+        let mut assembled = Vec::new();
+        let mut staged = Vec::new();
+        for (a, signed) in done? {
+            assembled.push(a);
+            staged.extend(signed);
+        }
+        // Every image is up: the signatures and attachments go into the tags verifiers read.
+        // Each is a read-merge-write of a shared manifest whose wait for other writers is as long
+        // as its read and write took, so it runs once the layers no longer load the registry.
+        let attested =
+            futures_util::future::try_join_all(staged.into_iter().map(|s| s.finish(&registry)))
+                .await?;
+        Ok::<_, Error>((assembled, attested))
     })?;
-    let mut assembled = Vec::new();
-    let mut attested = Vec::new();
-    for (a, signed) in done {
-        assembled.push(a);
-        attested.extend(signed);
-    }
-    Ok((assembled, attested))
+    Ok(done)
 }
 
 /// A failed push as the command reports it: a moved tag is refused, the rest names the image.

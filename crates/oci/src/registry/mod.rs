@@ -23,7 +23,7 @@ pub use push::{
 };
 pub use referrers::{
     ANNOTATION_COSIGN_SIGNATURE, Artifact, ArtifactManifest, CONVERGE_ROUNDS, EMPTY_CONFIG,
-    MEDIA_TYPE_EMPTY, MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, cosign_signature_tag,
-    fallback_tag, simple_signing_payload,
+    MEDIA_TYPE_EMPTY, MEDIA_TYPE_SIMPLE_SIGNING, Referrer, ReferrersSource, StagedAttachments,
+    StagedSignature, cosign_signature_tag, fallback_tag, simple_signing_payload,
 };
 pub use retry::Backoff;

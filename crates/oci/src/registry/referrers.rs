@@ -98,6 +98,30 @@ pub struct Artifact<'a> {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Attachments whose blobs and manifests are in the registry ([`Registry::stage_attachments`]),
+/// to be listed in the fallback index ([`Registry::list_attachments`]).
+#[derive(Debug, Clone)]
+pub struct StagedAttachments {
+    repository: String,
+    subject: Digest,
+    /// Entries the registry did not index itself.
+    unlisted: Vec<Referrer>,
+    /// The artifacts' manifest digests, in the order they were given.
+    pub digests: Vec<Digest>,
+}
+
+/// A cosign signature whose payload is in the registry ([`Registry::stage_cosign_signature`]),
+/// to be added to the signature manifest ([`Registry::add_cosign_signature`]).
+#[derive(Debug, Clone)]
+pub struct StagedSignature {
+    repository: String,
+    tag: String,
+    /// The simple-signing layer, its signature annotated.
+    layer: Descriptor,
+    payload: Vec<u8>,
+    signature_b64: String,
+}
+
 /// How many writes a read-merge-write of a shared manifest (the fallback index, the cosign
 /// signature manifest) may take before giving up on a writer that keeps dropping our entries.
 pub const CONVERGE_ROUNDS: u32 = 8;
@@ -471,24 +495,33 @@ impl Registry {
             .expect("one artifact, one digest"))
     }
 
-    /// Attach `artifacts` to `subject`, each an OCI 1.1 manifest of one layer: every blob (and
-    /// the one empty config) at once, then every manifest at once, by digest; then, unless the
-    /// registry indexed the subject itself (`OCI-Subject`), one update of the fallback tag's
-    /// index that adds them all. Returns the manifests' digests in the order of `artifacts`.
-    /// Rerunning converges.
-    ///
-    /// The fallback index is read, extended and written, which two writers can interleave so
-    /// that one drops the other's entries. After writing, the index is read back (after waiting
-    /// as long as the write took, so a writer that read before ours has written) and what is
-    /// missing of ours is merged in again, up to a bounded number of rounds. A writer that read
-    /// before our write and writes after our read-back can still drop our entries: the fallback
-    /// has no compare-and-swap. Registries with the referrers API have no such window.
+    /// Attach `artifacts` to `subject`, each an OCI 1.1 manifest of one layer:
+    /// [`Registry::stage_attachments`], then [`Registry::list_attachments`]. Returns the
+    /// manifests' digests in the order of `artifacts`. Rerunning converges.
     pub async fn attach_all(
         &self,
         repository: &str,
         subject: &Descriptor,
         artifacts: &[Artifact<'_>],
     ) -> Result<Vec<Digest>, RegistryError> {
+        let staged = self
+            .stage_attachments(repository, subject, artifacts)
+            .await?;
+        self.list_attachments(&staged).await?;
+        Ok(staged.digests)
+    }
+
+    /// Put every blob of `artifacts` (and the one empty config) at once, then every manifest at
+    /// once, by digest. Nothing lists them yet (unless the registry indexed the subject itself:
+    /// `OCI-Subject`): [`Registry::list_attachments`] adds them to the fallback index. A caller
+    /// with other uploads in flight may stage during them and list after, when the registry is
+    /// quieter and the read-merge-write of the shared index is short.
+    pub async fn stage_attachments(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        artifacts: &[Artifact<'_>],
+    ) -> Result<StagedAttachments, RegistryError> {
         let blobs = futures_util::future::try_join_all(
             artifacts
                 .iter()
@@ -548,11 +581,29 @@ impl Registry {
                 size: bytes.len() as u64,
             })
             .collect();
-        if !ours.is_empty() {
-            self.converge_fallback_index(repository, &subject.digest, &ours)
-                .await?;
+        Ok(StagedAttachments {
+            repository: repository.to_owned(),
+            subject: subject.digest.clone(),
+            unlisted: ours,
+            digests,
+        })
+    }
+
+    /// List staged attachments in the fallback index of their subject (nothing to do where the
+    /// registry indexed them itself). Rerunning converges.
+    ///
+    /// The fallback index is read, extended and written, which two writers can interleave so
+    /// that one drops the other's entries. After writing, the index is read back (after waiting
+    /// twice as long as the read and write took, so a writer that read before ours has written)
+    /// and what is missing of ours is merged in again, up to a bounded number of rounds. A writer
+    /// that read before our write and writes after our read-back can still drop our entries: the
+    /// fallback has no compare-and-swap. Registries with the referrers API have no such window.
+    pub async fn list_attachments(&self, staged: &StagedAttachments) -> Result<(), RegistryError> {
+        if staged.unlisted.is_empty() {
+            return Ok(());
         }
-        Ok(digests)
+        self.converge_fallback_index(&staged.repository, &staged.subject, &staged.unlisted)
+            .await
     }
 
     /// Read, merge `ours` into, write and read back the fallback index of `subject` until it
@@ -624,10 +675,8 @@ impl Registry {
     }
 
     /// Add a cosign signature (`signature_b64` over `payload`) to the `sha256-<hex>.sig` manifest
-    /// of `subject`, keeping the signatures already there; the manifest's digest once it lists
-    /// ours. The manifest is read (while the payload blob goes up), extended, written and read
-    /// back until it holds our signature, as [`Registry::attach_all`] converges its index.
-    /// Rerunning converges.
+    /// of `subject`, keeping the signatures already there: [`Registry::stage_cosign_signature`],
+    /// then [`Registry::add_cosign_signature`]. Rerunning converges.
     pub async fn push_cosign_signature(
         &self,
         repository: &str,
@@ -635,7 +684,21 @@ impl Registry {
         payload: &[u8],
         signature_b64: &str,
     ) -> Result<Digest, RegistryError> {
-        let tag = cosign_signature_tag(subject);
+        let staged = self
+            .stage_cosign_signature(repository, subject, payload, signature_b64)
+            .await?;
+        self.add_cosign_signature(&staged).await
+    }
+
+    /// Put a signature's payload, and the config of a signature manifest holding it alone (the
+    /// usual case of a new image). Nothing names them until [`Registry::add_cosign_signature`].
+    pub async fn stage_cosign_signature(
+        &self,
+        repository: &str,
+        subject: &Digest,
+        payload: &[u8],
+        signature_b64: &str,
+    ) -> Result<StagedSignature, RegistryError> {
         let mut layer = Descriptor::new(
             MEDIA_TYPE_SIMPLE_SIGNING,
             Digest::of(payload),
@@ -645,26 +708,46 @@ impl Registry {
             ANNOTATION_COSIGN_SIGNATURE.to_owned(),
             signature_b64.to_owned(),
         );
-        // Read once ahead (while the payload goes up, and the config of a manifest holding our
-        // signature alone: the usual case of a new image), then again just before writing: the
-        // window a concurrent writer can fall into is one GET and one PUT long.
-        let (mut ahead, payload_digest, _) = futures_util::future::try_join3(
-            self.signature_manifest(repository, &tag),
+        futures_util::future::try_join(
             self.put_blob(repository, payload),
             self.put_blob(repository, &signature_config(std::slice::from_ref(&layer))),
         )
         .await?;
+        Ok(StagedSignature {
+            repository: repository.to_owned(),
+            tag: cosign_signature_tag(subject),
+            layer,
+            payload: payload.to_vec(),
+            signature_b64: signature_b64.to_owned(),
+        })
+    }
+
+    /// Add a staged signature to the signature manifest: read it, add ours, write it, and read it
+    /// back (after waiting as [`Registry::list_attachments`] does) until it holds our signature;
+    /// the manifest's digest then. Rerunning converges.
+    pub async fn add_cosign_signature(
+        &self,
+        staged: &StagedSignature,
+    ) -> Result<Digest, RegistryError> {
+        let StagedSignature {
+            repository,
+            tag,
+            layer,
+            payload,
+            signature_b64,
+        } = staged;
         let is_ours = |l: &Descriptor| {
-            l.digest == payload_digest
+            l.digest == layer.digest
                 && l.annotations
                     .get(ANNOTATION_COSIGN_SIGNATURE)
                     .map(String::as_str)
-                    == Some(signature_b64)
+                    == Some(signature_b64.as_str())
         };
         for _ in 0..CONVERGE_ROUNDS {
-            let mut layers = match &ahead {
-                Some((digest, layers)) if layers.iter().any(is_ours) => return Ok(digest.clone()),
-                Some((_, layers)) => layers.clone(),
+            let read_at = std::time::Instant::now();
+            let mut layers = match self.signature_manifest(repository, tag).await? {
+                Some((digest, layers)) if layers.iter().any(is_ours) => return Ok(digest),
+                Some((_, layers)) => layers,
                 None => Vec::new(),
             };
             layers.push(layer.clone());
@@ -680,29 +763,23 @@ impl Registry {
                 schema_version: 2,
                 subject: None,
             };
-            let bytes = manifest_bytes(&manifest);
-            let read_at = std::time::Instant::now();
-            let now = self.signature_manifest(repository, &tag).await?;
-            if now.as_ref().map(|n| &n.0) != ahead.as_ref().map(|a| &a.0) {
-                // Someone wrote meanwhile: start over from what is there now.
-                ahead = now;
-                continue;
-            }
             self.put_manifest_over(
                 repository,
-                &tag,
+                tag,
                 MEDIA_TYPE_MANIFEST,
-                &bytes,
+                &manifest_bytes(&manifest),
                 &[payload, &config],
             )
             .await?;
             settle(read_at.elapsed()).await;
-            ahead = self.signature_manifest(repository, &tag).await?;
         }
-        Err(RegistryError::Contended {
-            reference: format!("{repository}:{tag}"),
-            rounds: CONVERGE_ROUNDS,
-        })
+        match self.signature_manifest(repository, tag).await? {
+            Some((digest, layers)) if layers.iter().any(is_ours) => Ok(digest),
+            _ => Err(RegistryError::Contended {
+                reference: format!("{repository}:{tag}"),
+                rounds: CONVERGE_ROUNDS,
+            }),
+        }
     }
 
     /// The cosign signature manifest under `tag`: its digest and layers.

@@ -153,13 +153,12 @@ async fn signing_and_attaching_an_image_takes_few_requests() {
         );
     }
     let log = proxy.stats.log.lock().unwrap().join("\n");
-    // Signature: GET .sig, POST+PUT payload, POST+PUT config, GET .sig again just before the
-    // PUT manifest, GET back = 8.
+    // Signature: POST+PUT payload, POST+PUT config, GET .sig, PUT manifest, GET back = 7.
     // Attachments: POST+PUT of two layers and the empty config, two manifests, GET index,
     // PUT index, GET back = 11. No HEAD of a blob we are about to send anyway.
-    assert_eq!(counts[0], 19, "first image: {counts:?}\n{log}");
+    assert_eq!(counts[0], 18, "first image: {counts:?}\n{log}");
     // The second image: the empty config is known (-2) and the sbom layer "sbom" too (-2).
-    assert_eq!(counts[1], 15, "second image: {counts:?}\n{log}");
+    assert_eq!(counts[1], 14, "second image: {counts:?}\n{log}");
     assert!(!log.contains("HEAD "), "{log}");
 }
 
@@ -195,8 +194,8 @@ async fn uploads_opened_ahead_make_each_blob_one_request() {
     sig.unwrap();
     let attached = attached.unwrap();
     let log = proxy.stats.log.lock().unwrap()[before..].join("\n");
-    // 19 (see above) less four POSTs and the empty config's POST and PUT.
-    assert_eq!(log.lines().count(), 13, "{log}");
+    // 18 (see above) less four POSTs and the empty config's POST and PUT.
+    assert_eq!(log.lines().count(), 12, "{log}");
     assert!(!log.contains("POST "), "{log}");
     // What went up is there.
     let (manifest, content) = client.artifact_content(REPO, &attached[1]).await.unwrap();

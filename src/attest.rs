@@ -310,7 +310,9 @@ pub(crate) fn crate_graph(
     {
         return Ok(CrateGraph { meta, checksums });
     }
-    let stdout = cargo_metadata(workspace, component, krate, features)?;
+    let stdout = once_per_process(&cache, || {
+        cargo_metadata(workspace, component, krate, features)
+    })?;
     let meta: Metadata = serde_json::from_slice(&stdout).map_err(AttestError::MetadataJson)?;
     // A cache that cannot be written only costs the next build a `cargo metadata`.
     if let Err(e) = cache
@@ -321,6 +323,38 @@ pub(crate) fn crate_graph(
         tracing::debug!(path = %cache.display(), error = %e, "crate graph not cached");
     }
     Ok(CrateGraph { meta, checksums })
+}
+
+/// `run`'s answer for `key`, computed once in this process: a signed build's preparing thread
+/// and its `.dep-v0` step ask for the same crate graph at once on a cold cache, and one
+/// `cargo metadata` answers both (the other waits for it). A failure is not kept: each caller
+/// that finds none runs `run` itself, for its own error.
+fn once_per_process(
+    key: &Path,
+    run: impl Fn() -> Result<Vec<u8>, Error>,
+) -> Result<Vec<u8>, Error> {
+    type Cell = std::sync::Arc<std::sync::OnceLock<Option<Vec<u8>>>>;
+    static RUNS: std::sync::Mutex<BTreeMap<std::path::PathBuf, Cell>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let cell = RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.to_owned())
+        .or_default()
+        .clone();
+    let mut failed = None;
+    let answer = cell.get_or_init(|| match run() {
+        Ok(out) => Some(out),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    match (answer, failed) {
+        (Some(out), _) => Ok(out.clone()),
+        (None, Some(e)) => Err(e),
+        (None, None) => run(),
+    }
 }
 
 /// The key [`crate_graph`] caches the graph of `krate` with `features` under: it moves with
@@ -824,6 +858,33 @@ pub(crate) fn cargo_lock_sha256(workspace: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_threads_asking_for_one_graph_run_cargo_once() {
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let key = std::path::Path::new("/nonexistent/two-threads-one-graph.json");
+        let run = || {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(b"{}".to_vec())
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| once_per_process(key, run));
+            let b = s.spawn(|| once_per_process(key, run));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.unwrap(), b"{}");
+        assert_eq!(b.unwrap(), b"{}");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A failure is not kept: the next caller runs again.
+        let other = std::path::Path::new("/nonexistent/failing-graph.json");
+        let failing = || {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(Error::from(AttestError::AttachmentCount { got: 0 }))
+        };
+        assert!(once_per_process(other, failing).is_err());
+        assert!(once_per_process(other, failing).is_err());
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn a_proc_macro_and_what_only_it_uses_are_not_linked() {

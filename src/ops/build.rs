@@ -243,32 +243,28 @@ pub(crate) fn build(
         }
     };
     // Signing's small uploads are prepared meanwhile, on the registry the images go to.
-    let ahead = (opts.registry.push && ws.signer.is_some()).then(|| {
-        let names: Vec<image_ref::ImageRef> = plan
-            .components
-            .iter()
-            .filter(|c| matches!(c.source, crate::config::ComponentSource::Built { .. }))
-            .filter_map(|c| image_ref::ImageRef::new(&plan.registry, &c.name).ok())
-            .collect();
-        let host = names.first().map(|n| n.registry().to_owned());
-        let repositories = names
-            .iter()
-            .filter(|n| Some(n.registry()) == host.as_deref())
-            .map(|n| n.repository().to_owned())
-            .collect();
-        Ahead::start(
-            host.unwrap_or_default(),
-            repositories,
-            opts.registry.insecure_registries.clone(),
-        )
-    });
-    let compiled = match build::compile_all(&plan, &mut progress) {
-        Ok(compiled) => compiled,
-        Err(e) => {
-            ahead.into_iter().for_each(Ahead::abandon);
-            return Err(e.into());
-        }
-    };
+    let ahead = (opts.registry.push && ws.signer.is_some())
+        .then(|| {
+            let names: Vec<image_ref::ImageRef> = plan
+                .components
+                .iter()
+                .filter(|c| matches!(c.source, crate::config::ComponentSource::Built { .. }))
+                .filter_map(|c| image_ref::ImageRef::new(&plan.registry, &c.name).ok())
+                .collect();
+            let host = names.first()?.registry().to_owned();
+            let repositories = names
+                .iter()
+                .filter(|n| n.registry() == host)
+                .map(|n| n.repository().to_owned())
+                .collect();
+            Some(Ahead::start(
+                host,
+                repositories,
+                opts.registry.insecure_registries.clone(),
+            ))
+        })
+        .flatten();
+    let compiled = build::compile_all(&plan, &mut progress)?;
     let cache = build::layer_cache(&config.root);
 
     let mut output = BuildOutput {
@@ -279,16 +275,9 @@ pub(crate) fn build(
     if opts.registry.push {
         let signing = match (&ws.signer, preparing) {
             (Some(key), Some(preparing)) => {
-                let prepared = match preparing
+                let prepared = preparing
                     .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-                {
-                    Ok(prepared) => prepared,
-                    Err(e) => {
-                        ahead.into_iter().for_each(Ahead::abandon);
-                        return Err(e);
-                    }
-                };
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
                 tracing::debug!("signing inputs prepared");
                 let target_dir = opts
                     .cargo_target_dir
@@ -411,11 +400,13 @@ fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Registry, Err
 /// Signing's small uploads, prepared on a thread of its own while the images compile (the
 /// registry has nothing to do then): in each repository, the upload sessions signing will use
 /// are opened and the empty config its attachments share is put. What could not be prepared is
-/// done later the usual way; what is left unused is cancelled.
+/// done later the usual way; what is left unused is cancelled, also when the build stops before
+/// pushing (dropped unadopted).
 struct Ahead {
     host: String,
     insecure: Vec<String>,
-    thread: std::thread::JoinHandle<oci::registry::UploadsAhead>,
+    /// Taken by [`Ahead::adopt_into`].
+    thread: Option<std::thread::JoinHandle<oci::registry::UploadsAhead>>,
 }
 
 impl Ahead {
@@ -453,25 +444,28 @@ impl Ahead {
         Ahead {
             host,
             insecure,
-            thread,
+            thread: Some(thread),
         }
     }
 
     /// What was prepared, for `registry` to use.
-    fn adopt_into(self, registry: &oci::Registry) {
-        registry.adopt(
-            self.thread
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        );
+    fn adopt_into(mut self, registry: &oci::Registry) {
+        if let Some(thread) = self.thread.take() {
+            registry.adopt(
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
     }
+}
 
-    /// The build stopped before pushing: cancel the sessions.
-    fn abandon(self) {
-        let ahead = self
-            .thread
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+impl Drop for Ahead {
+    /// The build stopped before pushing: cancel the sessions (a few requests, on error paths).
+    fn drop(&mut self) {
+        let Some(Ok(ahead)) = self.thread.take().map(std::thread::JoinHandle::join) else {
+            return;
+        };
         if ahead.is_empty() {
             return;
         }

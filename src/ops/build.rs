@@ -370,24 +370,13 @@ impl Signing<'_> {
 
 /// A client for the registry at `host`, with the credentials of the environment (or docker's).
 fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Registry, Error> {
-    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
-    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
-    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials =
-        oci::resolve_credentials(host, &sources).map_err(|source| BuildOpError::Credentials {
+    let (credentials, options) =
+        super::registry_setup(host, insecure).map_err(|source| BuildOpError::Credentials {
             host: host.to_owned(),
             user_var: env_vars::REGISTRY_USERNAME,
             password_var: env_vars::REGISTRY_PASSWORD,
             source,
         })?;
-    let mut options = oci::ClientOptions {
-        insecure: insecure.to_vec(),
-        ..Default::default()
-    };
-    if let Some(pem) = crate::trust::extra_ca_pem() {
-        options = options.with_ca_pem(pem.to_vec());
-    }
     oci::Registry::new(host, credentials, options).map_err(|source| {
         BuildOpError::Client {
             host: host.to_owned(),

@@ -70,3 +70,26 @@ pub struct RegistryOptions {
     /// Registry hosts spoken to over plain HTTP (loopback always is).
     pub insecure_registries: Vec<String>,
 }
+
+/// What a registry client of rel's is made with: credentials from `REL_REGISTRY_USERNAME` and
+/// `REL_REGISTRY_PASSWORD` (both, non-empty) or the Docker config, and client options naming the
+/// `insecure` hosts and trusting the extra CA certificates (`trust::extra_ca_pem`).
+pub(crate) fn registry_setup(
+    host: &str,
+    insecure: &[String],
+) -> Result<(Option<oci::Credentials>, oci::ClientOptions), oci::registry::CredentialError> {
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
+    sources.username = non_empty(crate::env_vars::REGISTRY_USERNAME);
+    sources.password =
+        non_empty(crate::env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
+    let credentials = oci::resolve_credentials(host, &sources)?;
+    let mut options = oci::ClientOptions {
+        insecure: insecure.to_vec(),
+        ..Default::default()
+    };
+    if let Some(pem) = crate::trust::extra_ca_pem() {
+        options = options.with_ca_pem(pem.to_vec());
+    }
+    Ok((credentials, options))
+}

@@ -10,6 +10,7 @@ use std::path::Path;
 use base64::Engine as _;
 use image_ref::{Digest, ImageRef};
 
+use crate::Error;
 use crate::attest::{
     PROVENANCE_MEDIA_TYPE, SBOM_ARTIFACT_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE,
 };
@@ -18,7 +19,6 @@ use crate::ops::Workspace;
 use crate::report::{Check, Report};
 use crate::signing::{IN_TOTO_PAYLOAD_TYPE, PublicKey};
 use crate::version::Version;
-use crate::{Error, env_vars};
 
 /// What keeps `rel verify` (and the signature checks of promote and drift) from running.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -567,22 +567,11 @@ pub(crate) fn live_signature_checks(
 /// A registry client for reading (credentials as for pushing: `REL_REGISTRY_USERNAME`/`_PASSWORD`
 /// or the Docker config).
 pub(crate) fn registry_client(host: &str, insecure: &[String]) -> Result<oci::Registry, Error> {
-    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut sources = oci::CredentialSources::docker(|k| std::env::var_os(k));
-    sources.username = non_empty(env_vars::REGISTRY_USERNAME);
-    sources.password = non_empty(env_vars::REGISTRY_PASSWORD).map(oci::registry::Secret::new);
-    let credentials =
-        oci::resolve_credentials(host, &sources).map_err(|source| VerifyError::Credentials {
+    let (credentials, options) =
+        super::registry_setup(host, insecure).map_err(|source| VerifyError::Credentials {
             host: host.to_owned(),
             source,
         })?;
-    let mut options = oci::ClientOptions {
-        insecure: insecure.to_vec(),
-        ..Default::default()
-    };
-    if let Some(pem) = crate::trust::extra_ca_pem() {
-        options = options.with_ca_pem(pem.to_vec());
-    }
     oci::Registry::new(host, credentials, options).map_err(|source| {
         VerifyError::Registry {
             host: host.to_owned(),

@@ -200,25 +200,8 @@ fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         sh(dir, rel.to_str().unwrap_or("rel"), &refs)?;
     }
-    // The deep gate's evidence names the lockfile it ran against (`rel record` checks it).
-    let sum = Command::new("sha256sum")
-        .arg(dir.join("releases/0.2.0.yaml"))
-        .output()
-        .map_err(|e| format!("sha256sum: {e}"))?;
-    let lock_sha = String::from_utf8_lossy(&sum.stdout)
-        .split_whitespace()
-        .next()
-        .filter(|h| h.len() == 64)
-        .ok_or("sha256sum printed no digest")?
-        .to_owned();
     let evidence = dir.join("evidence.json");
-    std::fs::write(
-        &evidence,
-        format!(
-            r#"{{"gate":"smoke","target":"staging","status":"pass","summary":{{"pass":1,"fail":0,"warn":0,"skip":0}},"checks":[{{"name":"ok","status":"pass","detail":"ok"}}],"context":{{"profile":"deep","env":"staging","version":"0.2.0","lockfileSha256":"{lock_sha}"}}}}"#
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    write_evidence(&dir.join("releases/0.2.0.yaml"), "0.2.0", &evidence)?;
     sh(
         dir,
         "git",
@@ -287,6 +270,28 @@ fn bench_promote(rel: &Path, dir: &Path) -> Result<String, String> {
         "promote --dry-run, {COMPONENTS} components, median of {RUNS}:\n  rel promote --dry-run {:>7.1} ms   ({verdict})\n",
         ms(t)
     ))
+}
+
+/// A green deep smoke report in staging for `version`, naming the sha256 of `lockfile` as the
+/// deep gate's evidence does (`rel record` checks it), written to `to`.
+pub(crate) fn write_evidence(lockfile: &Path, version: &str, to: &Path) -> Result<(), String> {
+    let sum = Command::new("sha256sum")
+        .arg(lockfile)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let lock_sha = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .filter(|h| h.len() == 64)
+        .ok_or("sha256sum printed no digest")?
+        .to_owned();
+    std::fs::write(
+        to,
+        format!(
+            r#"{{"gate":"smoke","target":"staging","status":"pass","summary":{{"pass":1,"fail":0,"warn":0,"skip":0}},"checks":[{{"name":"ok","status":"pass","detail":"ok"}}],"context":{{"profile":"deep","env":"staging","version":"{version}","lockfileSha256":"{lock_sha}"}}}}"#
+        ),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -265,15 +265,8 @@ fn promote_rows(
     ])?;
     git(ws, &["add", "releases"])?;
     git(ws, &["commit", "-q", "-m", "release 2.0.0"])?;
-    let lock_sha = sha256_hex(ws, "releases/2.0.0.yaml")?;
     let evidence = work.join("promote-evidence.json");
-    std::fs::write(
-        &evidence,
-        format!(
-            r#"{{"gate":"smoke","target":"staging","status":"pass","summary":{{"pass":1,"fail":0,"warn":0,"skip":0}},"checks":[{{"name":"ok","status":"pass","detail":"ok"}}],"context":{{"profile":"deep","env":"staging","version":"2.0.0","lockfileSha256":"{lock_sha}"}}}}"#
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    crate::bench_git::write_evidence(&ws.join("releases/2.0.0.yaml"), "2.0.0", &evidence)?;
     let evidence = evidence.to_string_lossy().into_owned();
     signed(&[
         "record",
@@ -345,21 +338,6 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
             .args(args)
             .current_dir(dir),
     )
-}
-
-/// The sha256 of `file` (relative to `dir`), by `sha256sum`.
-fn sha256_hex(dir: &Path, file: &str) -> Result<String, String> {
-    let out = Command::new("sha256sum")
-        .arg(file)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| format!("sha256sum: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .filter(|h| h.len() == 64)
-        .map(str::to_owned)
-        .ok_or_else(|| "sha256sum printed no digest".to_owned())
 }
 
 /// Runs `cmd`; its output only when it fails.

@@ -779,7 +779,7 @@ pub(crate) async fn stage_one(
         registry.stage_attachments(repository, &subject, &artifacts),
     )
     .await
-    .map_err(|source| push_error(a, source))?;
+    .map_err(|source| push_error(&a.component, &a.image_name.name(), digest, source))?;
     let [provenance, sbom]: [Digest; 2] = attachments
         .digests
         .clone()
@@ -797,14 +797,11 @@ pub(crate) async fn stage_one(
     })
 }
 
-fn push_error(a: &Assembled, source: oci::RegistryError) -> Error {
+/// A registry failure while signing `image@digest` of `component`.
+fn push_error(component: &str, image: &str, digest: &Digest, source: oci::RegistryError) -> Error {
     Error::Push {
-        component: a.component.clone(),
-        target: crate::redact::urls(&format!(
-            "{}@{}",
-            a.image_name.name(),
-            a.image.manifest_digest
-        )),
+        component: component.to_owned(),
+        target: crate::redact::urls(&format!("{image}@{digest}")),
         source,
     }
 }
@@ -832,11 +829,7 @@ impl Staged {
             registry.list_attachments(&self.attachments),
         )
         .await
-        .map_err(|source| Error::Push {
-            component: self.component.clone(),
-            target: crate::redact::urls(&format!("{}@{}", self.image, self.digest)),
-            source,
-        })?;
+        .map_err(|source| push_error(&self.component, &self.image, &self.digest, source))?;
         Ok(Attested {
             component: self.component,
             image: format!("{}@{}", self.image, self.digest),

@@ -542,7 +542,7 @@ pub(crate) fn live_signature_checks(
     }
     let runtime = crate::ops::build::runtime()?;
     let mut clients: BTreeMap<String, oci::Registry> = BTreeMap::new();
-    let mut checks = Vec::new();
+    let mut wanted = Vec::new();
     for (component, name, digest) in running {
         let image: ImageRef = name.parse().map_err(|source| VerifyError::ImageName {
             name: name.clone(),
@@ -552,16 +552,22 @@ pub(crate) fn live_signature_checks(
         if !clients.contains_key(&host) {
             clients.insert(host.clone(), registry_client(&host, insecure)?);
         }
-        let check = format!("signature/{component}@{digest}");
-        checks.push(runtime.block_on(signature_check(
-            &clients[&host],
-            check,
-            &image,
-            &digest,
-            keys,
-        )));
+        wanted.push((format!("signature/{component}@{digest}"), image, digest));
     }
-    Ok(checks)
+    // Every running digest is checked at once, in the order above.
+    Ok(
+        runtime.block_on(futures_util::future::join_all(wanted.iter().map(
+            |(check, image, digest)| {
+                signature_check(
+                    &clients[image.registry()],
+                    check.clone(),
+                    image,
+                    digest,
+                    keys,
+                )
+            },
+        ))),
+    )
 }
 
 /// A registry client for reading (credentials as for pushing: `REL_REGISTRY_USERNAME`/`_PASSWORD`
